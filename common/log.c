@@ -1,0 +1,61 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+int ts_log_level = TS_LOG_INFO;
+
+static const char *const level_names[8] = {
+    [TS_LOG_ERR] = "error", [TS_LOG_WARNING] = "warning", [TS_LOG_NOTICE] = "notice",
+    [TS_LOG_INFO] = "info", [TS_LOG_DEBUG] = "debug",
+};
+
+int ts_log_level_parse(const char *name)
+{
+    for (int i = 0; i < 8; i++)
+        if (level_names[i] && strcasecmp(level_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+void ts_log_write(int level, const char *fmt, ...)
+{
+    static int journal = -1;
+    char line[2048];
+    size_t n;
+    va_list ap;
+
+    if (journal < 0)
+        journal = getenv("JOURNAL_STREAM") != NULL;
+    if (level < TS_LOG_ERR)
+        level = TS_LOG_ERR;
+    if (level > TS_LOG_DEBUG)
+        level = TS_LOG_DEBUG;
+    if (journal) {
+        n = (size_t)snprintf(line, sizeof line, "<%d>", level);
+    } else {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+        n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %s: ",
+                              ts.tv_nsec / 1000000, level_names[level]);
+    }
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += (size_t)m;
+    if (n > sizeof line - 2)
+        n = sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}

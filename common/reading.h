@@ -1,0 +1,53 @@
+/* reading.h - the reading record and its CSV wire form.
+ *
+ * The wire form is one CSV line whose first 13 fields are the reference
+ * pipeline's schema, in order:
+ *   CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS,ID,TIMESTAMP
+ * DATE is MM-DD-YY, TIME HH:MM:SS, TIMESTAMP YYYY-MM-DD HH:MM:SS, all in the
+ * station's time zone (the process's TZ). ENTRIES and EXITS are deltas. ID is
+ * "<agent_id>:<seq>". Extension fields follow:
+ *   14 EPOCH_MS       UTC epoch milliseconds of the reading
+ *   15 ENTRIES_CUM    cumulative entries register value
+ *   16 EXITS_CUM      cumulative exits register value
+ *   17 FLAGS          anomaly flags, names joined by '|' (see counter.h)
+ * No field may hold a comma, a quote or a line break: config loading rejects
+ * such identifiers, and the codec refuses them. */
+#ifndef TS_READING_H
+#define TS_READING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_READING_FIELDS 17
+#define TS_READING_LINE_MAX 512
+#define TS_ID_MAX 64
+
+struct ts_reading {
+    char ca[16], unit[16], scp[16], station[64], linename[32], division[16];
+    char desc[16];            /* "REGULAR" or "RECOVR AUD" */
+    uint64_t entries, exits;  /* deltas (people) */
+    char agent_id[TS_ID_MAX];
+    uint64_t seq;             /* agent's sequence number, from 1 */
+    int64_t time_ms;          /* UTC epoch milliseconds */
+    uint64_t entries_cum, exits_cum;
+    uint32_t flags;           /* TS_FLAG_* */
+};
+
+/* Formats r into buf (NUL-terminated, no trailing newline). Returns the
+ * length, or -TS_EINVAL if a field holds a forbidden character, or
+ * -TS_EFULL if buf is too small. */
+int ts_reading_format(const struct ts_reading *r, char *buf, size_t size);
+
+/* Parses one line (no newline) into r. TS_OK, or TS_EPARSE with a reason
+ * (a static string) in *why. Checks field count, numbers, the formats of
+ * DATE/TIME/TIMESTAMP, the ID form and the extension fields. */
+int ts_reading_parse(const char *line, struct ts_reading *r, const char **why);
+
+/* True if s is a valid identifier for a CSV field: non-empty, printable,
+ * no comma, quote or line break. */
+int ts_field_ok(const char *s);
+
+/* True if s uses only letters, digits, '.', '_' and '-' (agent/station ids). */
+int ts_id_ok(const char *s);
+
+#endif

@@ -1,0 +1,126 @@
+/* hal.h - a source of gate counters.
+ *
+ * A device (a Modbus TCP gate controller, one slave on an RS-485 line, a
+ * gpiochip, the built-in simulator) serves the counters of one or more
+ * turnstiles. Each kind is a backend: a const table of function pointers,
+ * filled with designated initialisers, as libmodbus's modbus_backend_t.
+ *
+ * hal/ knows nothing of MQTT, SQLite or the reading record: it returns raw
+ * cumulative register values; counter.h turns them into people. */
+#ifndef TS_HAL_H
+#define TS_HAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "counter.h"
+#include "decode.h"
+
+#define TS_NAME_MAX 64
+#define TS_PATH_MAX 256
+
+enum ts_hal_kind { TS_HAL_MODBUS_TCP, TS_HAL_MODBUS_RTU, TS_HAL_GPIO, TS_HAL_SIM };
+enum ts_reg_type { TS_REG_HOLDING, TS_REG_INPUT };
+enum ts_gpio_edge { TS_EDGE_RISING, TS_EDGE_FALLING, TS_EDGE_BOTH };
+enum ts_gpio_bias { TS_BIAS_AS_IS, TS_BIAS_DISABLE, TS_BIAS_PULL_UP, TS_BIAS_PULL_DOWN };
+
+/* One device, as configured. */
+struct ts_device_cfg {
+    char name[TS_NAME_MAX];
+    enum ts_hal_kind kind;
+    /* modbus-tcp */
+    char host[TS_PATH_MAX];
+    int port;
+    /* modbus-rtu */
+    char serial_port[TS_PATH_MAX];
+    int baud;
+    char parity;              /* 'N', 'E' or 'O' */
+    int data_bits, stop_bits;
+    int frame_delay_ms;       /* silence between frames on the line */
+    /* modbus (both) */
+    int slave_id;
+    int response_timeout_ms, byte_timeout_ms;
+    int retries;              /* extra attempts per read before a fault */
+    int backoff_min_ms, backoff_max_ms;
+    /* gpio */
+    char chip[TS_PATH_MAX];   /* "gpiochip0" or "/dev/gpiochip0" */
+    int debounce_us;
+    /* sim */
+    char mta_file[TS_PATH_MAX];
+    double speed;             /* simulated seconds per real second */
+    int64_t sim_start_ms;     /* simulated time at start; 0: start of the file */
+};
+
+/* One turnstile, as configured. */
+struct ts_turnstile_cfg {
+    char name[TS_NAME_MAX];
+    char device[TS_NAME_MAX];
+    size_t device_index;      /* resolved by config loading */
+    /* reading identity (MTA columns) */
+    char ca[16], unit[16], scp[16], station[64], linename[32], division[16];
+    /* modbus register map */
+    enum ts_reg_type reg_type;
+    int entries_address, exits_address;
+    unsigned width;           /* 16, 32, 64 */
+    enum ts_word_order order;
+    /* gpio */
+    int entry_line, exit_line;
+    enum ts_gpio_edge edge;
+    bool active_low;
+    enum ts_gpio_bias bias;
+    /* counter semantics */
+    enum ts_direction direction;
+    double max_rate_per_min;
+};
+
+/* Per-device health, for logs and the status/state topics. */
+enum ts_link_state { TS_LINK_DOWN, TS_LINK_UP, TS_LINK_BACKOFF };
+struct ts_device_stats {
+    enum ts_link_state link;
+    uint64_t polls, errors;
+    uint64_t timeouts, exceptions, crc_errors, short_responses, connect_errors;
+    int last_error;           /* ts_err of the last fault, 0 if none */
+    int64_t last_rtt_us;      /* round-trip time of the last good read */
+};
+
+struct ts_source;
+
+/* A backend: one per kind. Hooks a backend does not need are NULL. All hooks
+ * run on the device's poll thread, except create/destroy. */
+struct ts_hal_backend {
+    const char *name;
+    /* Allocates backend state into src->data. TS_OK or an error. */
+    int (*create)(struct ts_source *src);
+    /* Opens the link (connect, open port, request lines). */
+    int (*open)(struct ts_source *src);
+    /* Reads the cumulative counters of turnstile i (index into src->turnstiles). */
+    int (*read)(struct ts_source *src, size_t i, uint64_t *entries, uint64_t *exits);
+    /* Closes the link; open may be called again later. */
+    void (*close)(struct ts_source *src);
+    /* Frees src->data. NULL-safe on a partly created source. */
+    void (*destroy)(struct ts_source *src);
+};
+
+/* A device at run time. The config pointers are lent by the caller and must
+ * outlive the source. */
+struct ts_source {
+    const struct ts_hal_backend *backend;
+    const struct ts_device_cfg *cfg;
+    const struct ts_turnstile_cfg *const *turnstiles; /* the device's turnstiles */
+    size_t n_turnstiles;
+    struct ts_device_stats stats;
+    void *data;               /* backend-owned */
+    void *shared;             /* lent: link shared with other sources (RS-485 line) */
+};
+
+const struct ts_hal_backend *ts_hal_backend_for(enum ts_hal_kind kind);
+const char *ts_hal_kind_name(enum ts_hal_kind kind);
+int ts_hal_kind_parse(const char *name, enum ts_hal_kind *out);
+
+extern const struct ts_hal_backend ts_backend_modbus_tcp;
+extern const struct ts_hal_backend ts_backend_modbus_rtu;
+extern const struct ts_hal_backend ts_backend_gpio;
+extern const struct ts_hal_backend ts_backend_sim;
+
+#endif
