@@ -1,1 +1,221 @@
-/* placeholder: to be written */
+#include "reading.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "flags.h"
+
+int ts_field_ok(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == ',' || c == '"' || c == '\'' || c < 0x20 || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int ts_id_ok(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-')
+            return 0;
+    return 1;
+}
+
+int ts_reading_format(const struct ts_reading *r, char *buf, size_t size)
+{
+    const char *fields[] = {r->ca, r->unit, r->scp, r->station, r->linename, r->division,
+                            r->desc, r->agent_id};
+    char date[48], tod[16], stamp[32], flags[128];
+    struct tm tm;
+    time_t secs = (time_t)(r->time_ms / 1000 - (r->time_ms % 1000 < 0));
+
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (!ts_field_ok(fields[i]))
+            return -TS_EINVAL;
+    if (!ts_id_ok(r->agent_id))
+        return -TS_EINVAL;
+    localtime_r(&secs, &tm);
+    /* MM-DD-YY is the reference schema's DATE; TIMESTAMP carries the full year */
+    snprintf(date, sizeof date, "%02d-%02d-%02d", tm.tm_mon + 1, tm.tm_mday, tm.tm_year % 100);
+    strftime(tod, sizeof tod, "%H:%M:%S", &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    ts_flags_format(r->flags, flags, sizeof flags);
+
+    int n = snprintf(buf, size,
+                     "%s,%s,%s,%s,%s,%s,%s,%s,%s,%llu,%llu,%s:%llu,%s,%lld,%llu,%llu,%s",
+                     r->ca, r->unit, r->scp, r->station, r->linename, r->division, date, tod,
+                     r->desc, (unsigned long long)r->entries, (unsigned long long)r->exits,
+                     r->agent_id, (unsigned long long)r->seq, stamp, (long long)r->time_ms,
+                     (unsigned long long)r->entries_cum, (unsigned long long)r->exits_cum, flags);
+    if (n < 0 || (size_t)n >= size)
+        return -TS_EFULL;
+    return n;
+}
+
+/* --- parsing ------------------------------------------------------------ */
+
+static int copy_field(char *dst, size_t size, const char *src, size_t len)
+{
+    if (len == 0 || len >= size)
+        return 0;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+    return ts_field_ok(dst);
+}
+
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_i64(const char *s, size_t len, int64_t *out)
+{
+    uint64_t v;
+    int neg = len > 0 && s[0] == '-';
+    if (!parse_u64(s + neg, len - (size_t)neg, &v) || v > (uint64_t)INT64_MAX)
+        return 0;
+    *out = neg ? -(int64_t)v : (int64_t)v;
+    return 1;
+}
+
+/* Checks s (len chars) against a pattern where 'D' is a digit and any other
+ * character must match itself. */
+static int matches(const char *s, size_t len, const char *pattern)
+{
+    if (len != strlen(pattern))
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (pattern[i] == 'D' ? !isdigit((unsigned char)s[i]) : s[i] != pattern[i])
+            return 0;
+    }
+    return 1;
+}
+
+static int two(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
+
+static int date_ok(int month, int day) { return month >= 1 && month <= 12 && day >= 1 && day <= 31; }
+static int time_ok(const char *s) { return two(s) <= 23 && two(s + 3) <= 59 && two(s + 6) <= 60; }
+
+int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
+{
+    const char *start[TS_READING_FIELDS + 1];
+    size_t len[TS_READING_FIELDS + 1];
+    int n = 0;
+    const char *p = line;
+    static const char *dummy;
+
+    if (!why)
+        why = &dummy;
+    memset(r, 0, sizeof *r);
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t l = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == TS_READING_FIELDS) {
+            *why = "too many fields";
+            return TS_EPARSE;
+        }
+        start[n] = p;
+        len[n++] = l;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    if (n < 13) {
+        *why = "fewer than 13 fields";
+        return TS_EPARSE;
+    }
+    if (n != 13 && n != TS_READING_FIELDS) {
+        *why = "extension fields incomplete";
+        return TS_EPARSE;
+    }
+    if (!copy_field(r->ca, sizeof r->ca, start[0], len[0]) ||
+        !copy_field(r->unit, sizeof r->unit, start[1], len[1]) ||
+        !copy_field(r->scp, sizeof r->scp, start[2], len[2]) ||
+        !copy_field(r->station, sizeof r->station, start[3], len[3]) ||
+        !copy_field(r->linename, sizeof r->linename, start[4], len[4]) ||
+        !copy_field(r->division, sizeof r->division, start[5], len[5])) {
+        *why = "bad identifier field (CA..DIVISION)";
+        return TS_EPARSE;
+    }
+    const char *d = start[6], *t = start[7], *ts = start[12];
+    if (!matches(d, len[6], "DD-DD-DD") || !date_ok(two(d), two(d + 3))) {
+        *why = "DATE is not MM-DD-YY";
+        return TS_EPARSE;
+    }
+    if (!matches(t, len[7], "DD:DD:DD") || !time_ok(t)) {
+        *why = "TIME is not HH:MM:SS";
+        return TS_EPARSE;
+    }
+    if (!copy_field(r->desc, sizeof r->desc, start[8], len[8]) ||
+        (strcmp(r->desc, "REGULAR") != 0 && strcmp(r->desc, "RECOVR AUD") != 0)) {
+        *why = "DESC is not REGULAR or RECOVR AUD";
+        return TS_EPARSE;
+    }
+    if (!parse_u64(start[9], len[9], &r->entries) || !parse_u64(start[10], len[10], &r->exits) ||
+        r->entries > INT32_MAX || r->exits > INT32_MAX) {
+        *why = "ENTRIES/EXITS not a number in range";
+        return TS_EPARSE;
+    }
+    const char *colon = memchr(start[11], ':', len[11]);
+    size_t idlen = colon ? (size_t)(colon - start[11]) : 0;
+    if (!colon || !copy_field(r->agent_id, sizeof r->agent_id, start[11], idlen) ||
+        !ts_id_ok(r->agent_id) ||
+        !parse_u64(colon + 1, len[11] - idlen - 1, &r->seq) || r->seq == 0) {
+        *why = "ID is not AGENT:SEQ";
+        return TS_EPARSE;
+    }
+    if (!matches(ts, len[12], "DDDD-DD-DD DD:DD:DD") || !date_ok(two(ts + 5), two(ts + 8)) ||
+        !time_ok(ts + 11) || two(ts + 2) != two(d + 6) || two(ts + 5) != two(d) ||
+        two(ts + 8) != two(d + 3) || memcmp(ts + 11, t, 8) != 0) {
+        *why = "TIMESTAMP is not YYYY-MM-DD HH:MM:SS matching DATE and TIME";
+        return TS_EPARSE;
+    }
+    if (n == 13) {
+        /* reference form: recover the time from TIMESTAMP in the local zone */
+        struct tm tm = {0};
+        tm.tm_year = atoi(ts) - 1900;
+        tm.tm_mon = two(ts + 5) - 1;
+        tm.tm_mday = two(ts + 8);
+        tm.tm_hour = two(ts + 11);
+        tm.tm_min = two(ts + 14);
+        tm.tm_sec = two(ts + 17);
+        tm.tm_isdst = -1;
+        r->time_ms = (int64_t)mktime(&tm) * 1000;
+        return TS_OK;
+    }
+    if (!parse_i64(start[13], len[13], &r->time_ms) ||
+        !parse_u64(start[14], len[14], &r->entries_cum) ||
+        !parse_u64(start[15], len[15], &r->exits_cum)) {
+        *why = "extension fields EPOCH_MS/ENTRIES_CUM/EXITS_CUM not numbers";
+        return TS_EPARSE;
+    }
+    /* FLAGS is the last field: it runs to the end of the line */
+    if (ts_flags_parse(start[16], &r->flags) != TS_OK) {
+        *why = "unknown flag in FLAGS";
+        return TS_EPARSE;
+    }
+    return TS_OK;
+}

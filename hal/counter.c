@@ -1,1 +1,207 @@
-/* placeholder: to be written */
+/* counter.c - cumulative counter registers to people; rules in docs/counters.md. */
+#include "counter.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define INT31_MASK UINT64_C(0x7FFFFFFF)
+
+static uint64_t width_mask(unsigned width)
+{
+    return width >= 64 ? UINT64_MAX : (UINT64_C(1) << width) - 1;
+}
+
+/* People that can plausibly pass in dt_ms: the rate over the interval, at
+ * least min_plausible. A negative interval (clock stepped back) counts as 0. */
+static uint64_t plausible(const struct ts_counter *c, int64_t dt_ms)
+{
+    double n = dt_ms > 0 ? c->cfg.max_rate_per_min * (double)dt_ms / 60000.0 : 0.0;
+
+    if (!(n < 1.8e19)) /* beyond uint64_t */
+        return UINT64_MAX;
+    return (uint64_t)n > c->cfg.min_plausible ? (uint64_t)n : c->cfg.min_plausible;
+}
+
+enum ts_direction ts_counter_direction(const struct ts_counter *c)
+{
+    if (c->cfg.direction != TS_DIR_AUTO)
+        return c->cfg.direction;
+    if (c->up_votes >= c->down_votes + TS_COUNTER_VOTE_LEAD)
+        return TS_DIR_UP;
+    if (c->down_votes >= c->up_votes + TS_COUNTER_VOTE_LEAD)
+        return TS_DIR_DOWN;
+    return TS_DIR_AUTO;
+}
+
+/* Votes on the move from the last reading (accepted or withheld) to raw:
+ * a plausible move up or down adds a vote that way; no move or an
+ * implausible one adds none. */
+static void vote(struct ts_counter *c, uint64_t raw, int64_t time_ms)
+{
+    uint64_t last = c->have_pending ? c->pending : c->prev;
+    int64_t last_ms = c->have_pending ? c->pending_time_ms : c->prev_time_ms;
+    uint64_t m = width_mask(c->cfg.width), lim = plausible(c, time_ms - last_ms);
+    uint64_t up = (raw - last) & m, down = (last - raw) & m;
+
+    if (raw == last)
+        return;
+    c->up_votes += up <= down && up <= lim;
+    c->down_votes += down < up && down <= lim;
+    if (c->up_votes + c->down_votes > TS_COUNTER_VOTE_CAP) {
+        c->up_votes /= 2;
+        c->down_votes /= 2;
+    }
+}
+
+/* People counted from `from` to `to`, if plausible in the interval and
+ * direction: modulo the width (TS_FLAG_WRAP when it crosses it), or else
+ * modulo 2^31 for a signed 32-bit counter that wraps to 0 (TS_FLAG_WRAP|SIGNED). */
+struct count {
+    bool ok;
+    uint64_t people;
+    uint32_t flags;
+};
+
+static struct count count_from(const struct ts_counter *c, uint64_t from, int64_t from_ms,
+                               uint64_t to, int64_t to_ms, bool down)
+{
+    uint64_t m = width_mask(c->cfg.width), lim = plausible(c, to_ms - from_ms);
+    uint64_t diff = down ? from - to : to - from;
+
+    if ((diff & m) <= lim)
+        return (struct count){true, diff & m, (down ? to > from : to < from) ? TS_FLAG_WRAP : 0};
+    if (c->cfg.width >= 32 && from <= INT31_MASK && to <= INT31_MASK && (diff & INT31_MASK) <= lim)
+        return (struct count){true, diff & INT31_MASK, TS_FLAG_WRAP | TS_FLAG_SIGNED};
+    return (struct count){false, 0, 0};
+}
+
+/* Interprets raw against the baseline and the withheld value. Returns the
+ * flags; sets *delta, and *accept when raw becomes the baseline. */
+static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_t *delta, bool *accept)
+{
+    vote(c, raw, t);
+    enum ts_direction dir = ts_counter_direction(c);
+    bool down = dir == TS_DIR_DOWN, hold;
+    uint32_t down_flag = down ? TS_FLAG_DOWNWARD : 0;
+    uint64_t lim = plausible(c, t - c->prev_time_ms);
+    struct count b = count_from(c, c->prev, c->prev_time_ms, raw, t, down), p = {false, 0, 0};
+
+    if (c->have_pending) {
+        p = count_from(c, c->pending, c->pending_time_ms, raw, t, down);
+        /* a count from the baseline must not pass through a withheld jump */
+        if (b.ok && p.ok && p.people < b.people &&
+            !count_from(c, c->prev, c->prev_time_ms, c->pending, c->pending_time_ms, down).ok)
+            b.ok = false;
+    }
+    *accept = true;
+    if (b.ok) {
+        *delta = b.people;
+        return b.flags | down_flag;
+    }
+    /* while the vote is open, a count down from the baseline is held, unless
+     * the reading moved up from the withheld value */
+    hold = dir == TS_DIR_AUTO && count_from(c, c->prev, c->prev_time_ms, raw, t, true).ok;
+    if (hold && !(p.ok && raw != c->pending)) {
+        *accept = false;
+        return TS_FLAG_DOWNWARD;
+    }
+    if (p.ok) { /* the withheld level persists: it becomes the baseline */
+        *delta = p.people;
+        return p.flags | down_flag | TS_FLAG_REBASED;
+    }
+    if (!down && raw <= lim && ((c->prev - raw) & width_mask(c->cfg.width)) > lim) {
+        *delta = raw; /* reset to 0, then counted up to raw */
+        return TS_FLAG_RESET;
+    }
+    *accept = false;
+    return TS_FLAG_GLITCH;
+}
+
+static void count_flags(struct ts_counter *c, uint32_t f)
+{
+    c->n_wrap += (f & TS_FLAG_WRAP) != 0;
+    c->n_reset += (f & TS_FLAG_RESET) != 0;
+    c->n_glitch += (f & TS_FLAG_GLITCH) != 0;
+    c->n_signed += (f & TS_FLAG_SIGNED) != 0;
+    c->n_downward += (f & TS_FLAG_DOWNWARD) != 0;
+    c->n_rebased += (f & TS_FLAG_REBASED) != 0;
+}
+
+/* Bits above the width: a sign extension is cut off (TS_FLAG_SIGNED); any
+ * other value does not fit the register. */
+static bool fit_width(const struct ts_counter *c, uint64_t *raw, uint32_t *f)
+{
+    uint64_t m = width_mask(c->cfg.width);
+
+    if (*raw <= m)
+        return true;
+    if ((*raw | m) != UINT64_MAX || c->cfg.width == 0 || !((*raw >> (c->cfg.width - 1)) & 1))
+        return false;
+    *raw &= m;
+    *f |= TS_FLAG_SIGNED;
+    return true;
+}
+
+uint64_t ts_counter_step(struct ts_counter *c, uint64_t raw, int64_t time_ms, uint32_t *flags)
+{
+    uint32_t f = 0;
+    uint64_t delta = 0;
+    bool accept = true;
+
+    if (!fit_width(c, &raw, &f)) {
+        f = TS_FLAG_GLITCH; /* not a value of this register: state untouched */
+        accept = false;
+    } else if (!c->have_prev) {
+        f |= TS_FLAG_FIRST;
+    } else {
+        f |= interpret(c, raw, time_ms, &delta, &accept);
+        if (!accept) {
+            c->have_pending = true;
+            c->pending = raw;
+            c->pending_time_ms = time_ms;
+        }
+    }
+    if (accept) {
+        c->have_prev = true;
+        c->prev = raw;
+        c->prev_time_ms = time_ms;
+        c->have_pending = false;
+    }
+    count_flags(c, f);
+    *flags |= f;
+    return delta;
+}
+
+int ts_counter_init(struct ts_counter *c, const struct ts_counter_cfg *cfg)
+{
+    int err = TS_OK;
+
+    memset(c, 0, sizeof *c);
+    c->cfg = *cfg;
+    if (c->cfg.width == 0)
+        c->cfg.width = TS_COUNTER_DEFAULT_WIDTH;
+    if (c->cfg.max_rate_per_min == 0)
+        c->cfg.max_rate_per_min = TS_COUNTER_DEFAULT_RATE;
+    if (c->cfg.min_plausible == 0)
+        c->cfg.min_plausible = TS_COUNTER_DEFAULT_MIN_PLAUSIBLE;
+    if (c->cfg.width != 16 && c->cfg.width != 32 && c->cfg.width != 64) {
+        c->cfg.width = TS_COUNTER_DEFAULT_WIDTH;
+        err = TS_EINVAL;
+    }
+    if (c->cfg.direction != TS_DIR_UP && c->cfg.direction != TS_DIR_DOWN &&
+        c->cfg.direction != TS_DIR_AUTO) {
+        c->cfg.direction = TS_DIR_UP;
+        err = TS_EINVAL;
+    }
+    if (!isfinite(c->cfg.max_rate_per_min) || c->cfg.max_rate_per_min < 0) {
+        c->cfg.max_rate_per_min = TS_COUNTER_DEFAULT_RATE;
+        err = TS_EINVAL;
+    }
+    return err;
+}
+

@@ -96,7 +96,7 @@ struct ts_hal_backend {
     int (*open)(struct ts_source *src);
     /* Reads the cumulative counters of turnstile i (index into src->turnstiles). */
     int (*read)(struct ts_source *src, size_t i, uint64_t *entries, uint64_t *exits);
-    /* Closes the link; open may be called again later. */
+    /* Closes the link; open may be called again later. Safe when not open. */
     void (*close)(struct ts_source *src);
     /* Frees src->data. NULL-safe on a partly created source. */
     void (*destroy)(struct ts_source *src);
@@ -115,6 +115,17 @@ struct ts_source {
 };
 
 const struct ts_hal_backend *ts_hal_backend_for(enum ts_hal_kind kind);
+
+/* Devices with the same bus key must be polled one after the other by one
+ * thread (the slaves of one RS-485 line); every other device has a key of its
+ * own. Writes the key into buf. */
+void ts_hal_bus_key(const struct ts_device_cfg *cfg, char *buf, size_t size);
+
+/* Creates the source of device cfg serving turnstiles (lent, must outlive it).
+ * TS_OK with *out set, or an error with nothing allocated. */
+int ts_source_new(const struct ts_device_cfg *cfg, const struct ts_turnstile_cfg *const *turnstiles,
+                  size_t n, struct ts_source **out);
+void ts_source_free(struct ts_source *src);
 const char *ts_hal_kind_name(enum ts_hal_kind kind);
 int ts_hal_kind_parse(const char *name, enum ts_hal_kind *out);
 

@@ -1,1 +1,628 @@
-/* placeholder: to be written */
+#include "mta_file.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "err.h"
+
+#define LINE_MAX_LEN 4096
+#define N_COLS 11             /* without the pandas index column */
+
+/* ---- New York time ------------------------------------------------------ */
+
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    int64_t yy = m <= 2 ? y - 1 : y;
+    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+    int64_t yoe = yy - era * 400;
+    int64_t mp = (m + 9) % 12; /* March = 0 */
+    int64_t doy = (153 * mp + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* 0 = Sunday. */
+static int weekday(int64_t days)
+{
+    int64_t w = (days + 4) % 7; /* 1970-01-01 was a Thursday */
+    return (int)(w < 0 ? w + 7 : w);
+}
+
+/* Day of month of the n-th Sunday of y-m. */
+static int nth_sunday(int y, int m, int n)
+{
+    int first = 1 + (7 - weekday(days_from_civil(y, m, 1))) % 7;
+    return first + 7 * (n - 1);
+}
+
+int64_t ts_mta_ny_to_ms(int year, int month, int day, int hour, int min, int sec)
+{
+    int64_t local = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
+    /* Daylight time runs from 03:00 local on the second Sunday of March
+     * (02:00-03:00 does not exist; read as standard time) to 02:00 local
+     * daylight time on the first Sunday of November. */
+    int64_t on = days_from_civil(year, 3, nth_sunday(year, 3, 2)) * 86400 + 3 * 3600;
+    int64_t off = days_from_civil(year, 11, nth_sunday(year, 11, 1)) * 86400 + 2 * 3600;
+    int offset_h = (local >= on && local < off) ? 4 : 5;
+    return (local + offset_h * 3600) * 1000;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return 29;
+    return dm[m - 1];
+}
+
+/* Reads min_digits..max_digits decimal digits into *v; NULL if too few. */
+static const char *parse_uint(const char *s, int min_digits, int max_digits, int *v)
+{
+    int n = 0, x = 0;
+    while (n < max_digits && s[n] >= '0' && s[n] <= '9') {
+        x = x * 10 + (s[n] - '0');
+        n++;
+    }
+    if (n < min_digits)
+        return NULL;
+    *v = x;
+    return s + n;
+}
+
+static int valid_civil(int y, int mo, int d, int h, int mi, int s)
+{
+    return y >= 1970 && y <= 9999 && mo >= 1 && mo <= 12 && d >= 1 &&
+           d <= days_in_month(y, mo) && h >= 0 && h <= 23 && mi >= 0 && mi <= 59 && s >= 0 &&
+           s <= 59;
+}
+
+int ts_mta_parse_time(const char *date, const char *time, int64_t *ms)
+{
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+    const char *p;
+
+    if (!time || !ms)
+        return TS_EINVAL;
+    if (date) {
+        p = parse_uint(date, 1, 2, &mo);
+        if (!p || *p++ != '/' || !(p = parse_uint(p, 1, 2, &d)) || *p++ != '/' ||
+            !(p = parse_uint(p, 4, 4, &y)) || *p)
+            return TS_EINVAL;
+        p = time;
+    } else {
+        p = parse_uint(time, 4, 4, &y);
+        if (!p || *p++ != '-' || !(p = parse_uint(p, 1, 2, &mo)) || *p++ != '-' ||
+            !(p = parse_uint(p, 1, 2, &d)) || (*p != ' ' && *p != 'T'))
+            return TS_EINVAL;
+        p++;
+    }
+    p = parse_uint(p, 1, 2, &h);
+    if (!p || *p++ != ':' || !(p = parse_uint(p, 2, 2, &mi)) || *p++ != ':' ||
+        !(p = parse_uint(p, 2, 2, &s)) || *p)
+        return TS_EINVAL;
+    if (!valid_civil(y, mo, d, h, mi, s))
+        return TS_EINVAL;
+    *ms = ts_mta_ny_to_ms(y, mo, d, h, mi, s);
+    return TS_OK;
+}
+
+/* ---- data set ----------------------------------------------------------- */
+
+void ts_mta_free(struct ts_mta_data *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n_turnstiles; i++)
+        free(d->turnstiles[i].readings);
+    free(d->turnstiles);
+    free(d);
+}
+
+const struct ts_mta_turnstile *ts_mta_find(const struct ts_mta_data *d, const char *ca,
+                                           const char *unit, const char *scp)
+{
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < d->n_turnstiles; i++) {
+        const struct ts_mta_turnstile *t = &d->turnstiles[i];
+        if (strcmp(t->ca, ca) == 0 && strcmp(t->unit, unit) == 0 && strcmp(t->scp, scp) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+/* Loader state: the data set being built, reading capacities and a hash of
+ * "ca,unit,scp" -> turnstile index. */
+struct loader {
+    const char *path;
+    unsigned long line_no;
+    const struct ts_mta_filter *filter;
+    struct ts_mta_data *d;
+    size_t cap_turnstiles;
+    size_t *cap_readings;
+    size_t *hash;             /* index + 1; 0 = empty */
+    size_t hash_size;         /* power of two */
+    char *err;
+    size_t errlen;
+    /* decision for the previous row's key (rows come grouped by turnstile) */
+    char last_key[64];
+    long last_index;          /* -1: rejected by the filter */
+    bool any_row, any_kept;
+};
+
+static int fail(struct loader *l, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct loader *l, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    if (!l->err || l->errlen == 0)
+        return rc;
+    if (l->line_no)
+        n = (size_t)snprintf(l->err, l->errlen, "%s:%lu: ", l->path, l->line_no);
+    else
+        n = (size_t)snprintf(l->err, l->errlen, "%s: ", l->path);
+    if (n < l->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(l->err + n, l->errlen - n, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void key_of(const struct ts_mta_turnstile *t, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s,%s,%s", t->ca, t->unit, t->scp);
+}
+
+static void hash_put(size_t *tab, size_t size, const char *key, size_t index)
+{
+    size_t i = (size_t)fnv1a(key) & (size - 1);
+    while (tab[i])
+        i = (i + 1) & (size - 1);
+    tab[i] = index + 1;
+}
+
+static long hash_get(const struct loader *l, const char *key)
+{
+    char k[64];
+
+    if (!l->hash_size)
+        return -1;
+    for (size_t i = (size_t)fnv1a(key) & (l->hash_size - 1); l->hash[i];
+         i = (i + 1) & (l->hash_size - 1)) {
+        key_of(&l->d->turnstiles[l->hash[i] - 1], k, sizeof k);
+        if (strcmp(k, key) == 0)
+            return (long)(l->hash[i] - 1);
+    }
+    return -1;
+}
+
+/* Keeps the hash at most half full. */
+static int hash_grow(struct loader *l)
+{
+    char k[64];
+    size_t size = l->hash_size ? l->hash_size * 2 : 1024;
+    size_t *tab;
+
+    if (l->d->n_turnstiles * 2 < l->hash_size)
+        return TS_OK;
+    tab = calloc(size, sizeof *tab);
+    if (!tab)
+        return TS_ENOMEM;
+    for (size_t i = 0; i < l->d->n_turnstiles; i++) {
+        key_of(&l->d->turnstiles[i], k, sizeof k);
+        hash_put(tab, size, k, i);
+    }
+    free(l->hash);
+    l->hash = tab;
+    l->hash_size = size;
+    return TS_OK;
+}
+
+static int filter_accepts(const struct loader *l, char *const *f)
+{
+    const struct ts_mta_filter *flt = l->filter;
+    bool ok;
+
+    if (!flt)
+        return 1;
+    if (flt->max_turnstiles && l->d->n_turnstiles >= flt->max_turnstiles)
+        return 0;
+    if (flt->n_stations) {
+        ok = false;
+        for (size_t i = 0; i < flt->n_stations && !ok; i++)
+            ok = strcmp(flt->stations[i], f[3]) == 0;
+        if (!ok)
+            return 0;
+    }
+    if (flt->n_keys) {
+        ok = false;
+        for (size_t i = 0; i < flt->n_keys && !ok; i++)
+            ok = strcmp(flt->keys[i].ca, f[0]) == 0 && strcmp(flt->keys[i].unit, f[1]) == 0 &&
+                 strcmp(flt->keys[i].scp, f[2]) == 0;
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int copy_field(struct loader *l, char *dst, size_t size, const char *src, const char *name)
+{
+    size_t n = strlen(src);
+    if (n == 0 || n >= size)
+        return fail(l, TS_EPARSE, "%s '%s' is empty or longer than %zu characters", name, src,
+                    size - 1);
+    memcpy(dst, src, n + 1);
+    return TS_OK;
+}
+
+/* Index of the turnstile for the row's identity fields f[0..5], creating it
+ * if the filter accepts it; -1 if filtered out. */
+static int turnstile_for(struct loader *l, char *const *f, long *index)
+{
+    char key[64];
+    struct ts_mta_turnstile *t;
+    int rc;
+
+    if (strlen(f[0]) >= 16 || strlen(f[1]) >= 16 || strlen(f[2]) >= 16)
+        return fail(l, TS_EPARSE, "C/A, UNIT or SCP longer than 15 characters");
+    snprintf(key, sizeof key, "%s,%s,%s", f[0], f[1], f[2]);
+    if (strcmp(key, l->last_key) == 0) {
+        *index = l->last_index;
+        return TS_OK;
+    }
+    *index = hash_get(l, key);
+    if (*index < 0 && filter_accepts(l, f)) {
+        if (l->d->n_turnstiles == l->cap_turnstiles) {
+            size_t cap = l->cap_turnstiles ? l->cap_turnstiles * 2 : 256;
+            void *p = realloc(l->d->turnstiles, cap * sizeof *l->d->turnstiles);
+            void *q = p ? realloc(l->cap_readings, cap * sizeof *l->cap_readings) : NULL;
+            if (p)
+                l->d->turnstiles = p;
+            if (!q)
+                return fail(l, TS_ENOMEM, "out of memory");
+            l->cap_readings = q;
+            l->cap_turnstiles = cap;
+        }
+        t = &l->d->turnstiles[l->d->n_turnstiles];
+        memset(t, 0, sizeof *t);
+        l->cap_readings[l->d->n_turnstiles] = 0;
+        l->d->n_turnstiles++; /* counted first so that ts_mta_free sees it */
+        if ((rc = copy_field(l, t->ca, sizeof t->ca, f[0], "C/A")) ||
+            (rc = copy_field(l, t->unit, sizeof t->unit, f[1], "UNIT")) ||
+            (rc = copy_field(l, t->scp, sizeof t->scp, f[2], "SCP")) ||
+            (rc = copy_field(l, t->station, sizeof t->station, f[3], "STATION")) ||
+            (rc = copy_field(l, t->linename, sizeof t->linename, f[4], "LINENAME")) ||
+            (rc = copy_field(l, t->division, sizeof t->division, f[5], "DIVISION")))
+            return rc;
+        if (hash_grow(l))
+            return fail(l, TS_ENOMEM, "out of memory");
+        hash_put(l->hash, l->hash_size, key, l->d->n_turnstiles - 1);
+        *index = (long)(l->d->n_turnstiles - 1);
+    }
+    snprintf(l->last_key, sizeof l->last_key, "%s", key);
+    l->last_index = *index;
+    return TS_OK;
+}
+
+static int parse_count(const char *s, uint64_t *v)
+{
+    uint64_t x = 0;
+
+    if (!*s)
+        return TS_EPARSE;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || x > (UINT64_MAX - 9) / 10)
+            return TS_EPARSE;
+        x = x * 10 + (uint64_t)(*s - '0');
+    }
+    *v = x;
+    return TS_OK;
+}
+
+/* Splits line at commas into at most max fields; returns the field count. */
+static int split(char *line, char **f, int max)
+{
+    int n = 0;
+    for (char *p = line;; p++) {
+        if (n == max)
+            return max + 1;
+        f[n++] = p;
+        p = strchr(p, ',');
+        if (!p)
+            return n;
+        *p = '\0';
+    }
+}
+
+static void rtrim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+}
+
+/* Returns the column offset (0 or 1: pandas index) or -1. */
+static int parse_header(char *line)
+{
+    static const char *const names[N_COLS] = {"C/A",  "UNIT", "SCP",  "STATION",
+                                              "LINENAME", "DIVISION", "DATE", "TIME",
+                                              "DESC", "ENTRIES", "EXITS"};
+    char *f[N_COLS + 2];
+    int n = split(line, f, N_COLS + 1), off;
+
+    for (int i = 0; i < n && i < N_COLS + 1; i++)
+        rtrim(f[i]);
+    off = n == N_COLS + 1 ? 1 : 0;
+    if (n != N_COLS + off)
+        return -1;
+    for (int i = 0; i < N_COLS; i++)
+        if (strcmp(f[i + off], names[i]) != 0)
+            return -1;
+    return off;
+}
+
+static int add_reading(struct loader *l, size_t ti, const struct ts_mta_reading *r)
+{
+    struct ts_mta_turnstile *t = &l->d->turnstiles[ti];
+
+    if (t->n_readings == l->cap_readings[ti]) {
+        size_t cap = t->n_readings ? t->n_readings * 2 : 64;
+        void *p = realloc(t->readings, cap * sizeof *t->readings);
+        if (!p)
+            return fail(l, TS_ENOMEM, "out of memory");
+        t->readings = p;
+        l->cap_readings[ti] = cap;
+    }
+    t->readings[t->n_readings++] = *r;
+    return TS_OK;
+}
+
+static int parse_row(struct loader *l, char *line, int off)
+{
+    char *f[N_COLS + 2];
+    struct ts_mta_reading r = {0};
+    long index;
+    int n = split(line, f, N_COLS + 1), rc;
+
+    if (n != N_COLS + off)
+        return fail(l, TS_EPARSE, "expected %d columns, found %d", N_COLS + off, n);
+    char **c = f + off;
+    if (ts_mta_parse_time(c[6], c[7], &r.time_ms))
+        return fail(l, TS_EPARSE, "bad DATE/TIME '%s %s' (want MM/DD/YYYY HH:MM:SS)", c[6], c[7]);
+    if (parse_count(c[9], &r.entries) || parse_count(c[10], &r.exits))
+        return fail(l, TS_EPARSE, "bad ENTRIES/EXITS '%s'/'%s' (want unsigned integers)", c[9],
+                    c[10]);
+    if (!*c[8])
+        return fail(l, TS_EPARSE, "empty DESC");
+    r.recovered = strcmp(c[8], "RECOVR AUD") == 0;
+    if (!l->any_row || r.time_ms < l->d->file_first_ms)
+        l->d->file_first_ms = r.time_ms;
+    if (!l->any_row || r.time_ms > l->d->file_last_ms)
+        l->d->file_last_ms = r.time_ms;
+    l->any_row = true;
+    if ((rc = turnstile_for(l, c, &index)))
+        return rc;
+    if (index < 0)
+        return TS_OK;
+    if ((rc = add_reading(l, (size_t)index, &r)))
+        return rc;
+    l->d->n_rows++;
+    if (!l->any_kept || r.time_ms < l->d->first_ms)
+        l->d->first_ms = r.time_ms;
+    if (!l->any_kept || r.time_ms > l->d->last_ms)
+        l->d->last_ms = r.time_ms;
+    l->any_kept = true;
+    return TS_OK;
+}
+
+/* Stable merge sort of readings by time (files are normally sorted already). */
+static void sort_readings(struct ts_mta_reading *r, struct ts_mta_reading *tmp, size_t n)
+{
+    size_t mid = n / 2, i = 0, j = mid, k = 0;
+
+    if (n < 2)
+        return;
+    sort_readings(r, tmp, mid);
+    sort_readings(r + mid, tmp, n - mid);
+    while (i < mid && j < n)
+        tmp[k++] = r[j].time_ms < r[i].time_ms ? r[j++] : r[i++];
+    while (i < mid)
+        tmp[k++] = r[i++];
+    while (j < n)
+        tmp[k++] = r[j++];
+    memcpy(r, tmp, n * sizeof *r);
+}
+
+static int finish(struct loader *l)
+{
+    for (size_t i = 0; i < l->d->n_turnstiles; i++) {
+        struct ts_mta_turnstile *t = &l->d->turnstiles[i];
+        size_t k = 1;
+        while (k < t->n_readings && t->readings[k - 1].time_ms <= t->readings[k].time_ms)
+            k++;
+        if (k < t->n_readings) {
+            struct ts_mta_reading *tmp = malloc(t->n_readings * sizeof *tmp);
+            if (!tmp)
+                return fail(l, TS_ENOMEM, "out of memory");
+            sort_readings(t->readings, tmp, t->n_readings);
+            free(tmp);
+        }
+    }
+    return TS_OK;
+}
+
+static int read_lines(struct loader *l, gzFile gz)
+{
+    char line[LINE_MAX_LEN];
+    int off = -1, rc, zerr;
+
+    while (gzgets(gz, line, sizeof line)) {
+        size_t n = strlen(line);
+        l->line_no++;
+        if (n && line[n - 1] != '\n') {
+            /* the last line, a truncated stream or a line too long */
+            gzerror(gz, &zerr);
+            if (zerr != Z_OK && zerr != Z_STREAM_END)
+                break;
+            if (n == sizeof line - 1 && !gzeof(gz))
+                return fail(l, TS_EPARSE, "line longer than %d characters", LINE_MAX_LEN - 2);
+        }
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (off < 0) {
+            if ((off = parse_header(line)) < 0)
+                return fail(l, TS_EPARSE,
+                            "bad header (want [index,]C/A,UNIT,SCP,STATION,LINENAME,DIVISION,"
+                            "DATE,TIME,DESC,ENTRIES,EXITS)");
+            continue;
+        }
+        if (n == 0)
+            continue;
+        if ((rc = parse_row(l, line, off)))
+            return rc;
+    }
+    const char *msg = gzerror(gz, &zerr);
+    if (zerr == Z_ERRNO)
+        return fail(l, TS_ESYS, "read error: %s", strerror(errno));
+    if (zerr != Z_OK && zerr != Z_STREAM_END)
+        return fail(l, TS_EPARSE, "bad gzip data: %s", msg);
+    if (off < 0) {
+        l->line_no = 0;
+        return fail(l, TS_EPARSE, "empty file (no header)");
+    }
+    return TS_OK;
+}
+
+int ts_mta_load(const char *path, const struct ts_mta_filter *filter,
+                struct ts_mta_data **out, char *err, size_t errlen)
+{
+    struct loader l = {.path = path, .filter = filter, .err = err, .errlen = errlen,
+                       .last_index = -1};
+    gzFile gz;
+    int rc;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!path || !out)
+        return fail(&l, TS_EINVAL, "invalid argument");
+    *out = NULL;
+    l.d = calloc(1, sizeof *l.d);
+    if (!l.d)
+        return fail(&l, TS_ENOMEM, "out of memory");
+    errno = 0;
+    gz = gzopen(path, "rb");
+    if (!gz) {
+        int e = errno ? errno : ENOMEM;
+        ts_mta_free(l.d);
+        fail(&l, TS_ESYS, "cannot open: %s", strerror(e));
+        errno = e;
+        return TS_ESYS;
+    }
+    gzbuffer(gz, 1 << 16);
+    rc = read_lines(&l, gz);
+    gzclose(gz);
+    if (rc == TS_OK)
+        rc = finish(&l);
+    free(l.hash);
+    free(l.cap_readings);
+    if (rc) {
+        ts_mta_free(l.d);
+        return rc;
+    }
+    *out = l.d;
+    return TS_OK;
+}
+
+/* ---- synthetic data ----------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi). */
+static double uniform(uint64_t *s, double lo, double hi)
+{
+    return lo + (hi - lo) * (double)(splitmix64(s) >> 11) / 9007199254740992.0;
+}
+
+/* People per hour through a busy turnstile, by hour of day. */
+static const double profile_in[24] = {6,  3,  2,  2,  6,   30,  90,  160, 200, 130, 70, 60,
+                                      65, 65, 70, 80, 100, 120, 100, 70,  45,  30, 20, 12};
+
+int ts_mta_generate(size_t n, uint64_t seed, int64_t start_ms, int days,
+                    struct ts_mta_data **out)
+{
+    struct ts_mta_data *d;
+    size_t hours = (size_t)days * 24;
+
+    if (!out || days < 1 || days > 3660 || n > 100000)
+        return TS_EINVAL;
+    *out = NULL;
+    d = calloc(1, sizeof *d);
+    if (!d || (n && !(d->turnstiles = calloc(n, sizeof *d->turnstiles)))) {
+        free(d);
+        return TS_ENOMEM;
+    }
+    d->n_turnstiles = n;
+    for (size_t k = 0; k < n; k++) {
+        struct ts_mta_turnstile *t = &d->turnstiles[k];
+        uint64_t s = seed ^ (0xA5A5A5A5ull * (k + 1));
+        uint64_t e = (uint64_t)uniform(&s, 0, 1 << 24), x = (uint64_t)uniform(&s, 0, 1 << 24);
+        double busy = uniform(&s, 0.2, 1.5);
+        int64_t hour0 = (start_ms / 3600000) % 24; /* UTC hour; shifted to NY below */
+
+        snprintf(t->ca, sizeof t->ca, "SIM");
+        snprintf(t->unit, sizeof t->unit, "R000");
+        snprintf(t->scp, sizeof t->scp, "00-%02zu-%02zu", (k / 100) % 100, k % 100);
+        snprintf(t->station, sizeof t->station, "SIMULATED");
+        snprintf(t->linename, sizeof t->linename, "S");
+        snprintf(t->division, sizeof t->division, "SIM");
+        t->readings = malloc((hours + 1) * sizeof *t->readings);
+        if (!t->readings) {
+            ts_mta_free(d);
+            return TS_ENOMEM;
+        }
+        t->n_readings = hours + 1;
+        for (size_t h = 0; h <= hours; h++) {
+            struct ts_mta_reading *r = &t->readings[h];
+            int hod = (int)((hour0 + 24 - 5 + (int64_t)h) % 24); /* approx. NY hour */
+            int dow = weekday((start_ms / 1000 + (int64_t)h * 3600 - 5 * 3600) / 86400);
+            double wk = (dow == 0 || dow == 6) ? 0.55 : 1.0;
+            r->time_ms = start_ms + (int64_t)h * 3600000;
+            r->entries = e;
+            r->exits = x;
+            r->recovered = false;
+            /* entries peak in the morning, exits in the evening */
+            e += (uint64_t)(busy * wk * profile_in[hod] * uniform(&s, 0.8, 1.2));
+            x += (uint64_t)(busy * wk * profile_in[(hod + 10) % 24] * uniform(&s, 0.8, 1.2));
+        }
+        d->n_rows += t->n_readings;
+    }
+    d->first_ms = d->file_first_ms = start_ms;
+    d->last_ms = d->file_last_ms = start_ms + (int64_t)hours * 3600000;
+    *out = d;
+    return TS_OK;
+}

@@ -1,1 +1,560 @@
-/* placeholder: to be written */
+/* turnstile-sim: a Modbus gate simulator replaying MTA turnstile data.
+ * Command line and the stdin control commands; serving is in sim_server.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "mta_file.h"
+#include "sim_server.h"
+
+#define MAX_STATIONS 64
+#define MAX_FAULTS 64
+#define GENERATE_DAYS 366
+#define DEFAULT_START "2023-05-27 00:00:00" /* the MTA week in shared/data */
+
+static const char usage_text[] =
+    "Usage: turnstile-sim (--tcp HOST:PORT | --rtu DEVICE [serial options])\n"
+    "                     [--mta FILE [--station NAME]... | --generate [--seed N]]\n"
+    "                     [--slaves 1,2,3] [--turnstiles N] [--speed X] [--start TIME]\n"
+    "                     [--width 16|32|64] [--order ABCD|CDAB|BADC|DCBA]\n"
+    "                     [--fault COMMAND]... [--verbose] [--log-level LEVEL]\n"
+    "\n"
+    "A Modbus server (libmodbus) serving turnstile counters replayed from an MTA\n"
+    "turnstile file, or generated, at an accelerated clock.\n"
+    "\n"
+    "Link:\n"
+    "  --tcp HOST:PORT      Modbus TCP; HOST empty = all addresses, PORT 0 = any\n"
+    "                       free port ([::1]:502 for IPv6)\n"
+    "  --rtu DEVICE         Modbus RTU on a serial line (e.g. one end of a socat pty pair)\n"
+    "  --baud N             19200      --parity N|E|O   N\n"
+    "  --data-bits 7|8      8          --stop-bits 1|2  1\n"
+    "Traffic:\n"
+    "  --mta FILE           MTA turnstile file (.csv.gz or .csv)\n"
+    "  --station NAME       only turnstiles of this STATION (repeatable)\n"
+    "  --generate           synthetic traffic (the default without --mta)\n"
+    "  --seed N             seed of the synthetic traffic (1)\n"
+    "  --slaves LIST        Modbus unit ids served, comma-separated (1)\n"
+    "  --turnstiles N       turnstiles per slave (4); slave i gets the next N\n"
+    "                       turnstiles of the file, in file order\n"
+    "  --speed X            simulated seconds per real second (1)\n"
+    "  --start TIME         'YYYY-MM-DD HH:MM:SS', New York time; default: the file's\n"
+    "                       first reading (generated: " DEFAULT_START ")\n"
+    "  --max-rate X         replay: largest plausible rise, people/min (60)\n"
+    "Register map (per slave; W = --width, R = W/16):\n"
+    "  turnstile k: entries at k*2*R, exits at k*2*R+R, in --order (ABCD)\n"
+    "  the same values in holding (FC 3) and input (FC 4) registers, masked to W bits\n"
+    "  holding 9000..9003: number of turnstiles, W, order (0 ABCD 1 CDAB 2 BADC\n"
+    "  3 DCBA), registers per turnstile\n"
+    "Faults (--fault 'COMMAND' at start, or one command per line on stdin; each\n"
+    "stdin command is answered with one line 'ok ...' or 'error ...'):\n"
+    "  set SLAVE K ENTRIES EXITS   counters show these values, then keep counting\n"
+    "  reset SLAVE K VALUE [EXITS] counters reset to VALUE (exits to EXITS or VALUE)\n"
+    "  reverse SLAVE K [on|off]    counters count downward (on) or upward again\n"
+    "  glitch SLAVE K VALUE [N]    entries register reads VALUE for the next N reads (1)\n"
+    "  silent SLAVE on|off         no answer at all (the client times out)\n"
+    "  exception SLAVE CODE|off    answer every request with exception CODE (1..11)\n"
+    "  slow SLAVE MS|off           delay every answer by MS milliseconds\n"
+    "  pause | resume              stop or restart the simulated clock\n"
+    "  get SLAVE K                 -> ok get SLAVE K ENTRIES EXITS (values served now)\n"
+    "  time                        -> ok time MS (simulated UTC epoch ms)\n"
+    "  list                        one 'turnstile SLAVE K C/A UNIT SCP STATION' line each\n"
+    "  quit                        exit\n"
+    "  K is the turnstile index within the slave, from 0.\n"
+    "Other:\n"
+    "  --verbose            log every request\n"
+    "  --log-level LEVEL    error, warning, notice, info (default), debug\n"
+    "  --help, --version\n"
+    "On start, prints 'listening tcp PORT' or 'listening rtu DEVICE' on stdout.\n";
+
+struct options {
+    struct ts_sim_cfg cfg;
+    const char *mta_file;
+    const char *stations[MAX_STATIONS];
+    size_t n_stations;
+    bool generate;
+    uint64_t seed;
+    int slave_ids[247];
+    size_t n_slaves;
+    size_t per_slave;
+    const char *start;
+    const char *faults[MAX_FAULTS];
+    size_t n_faults;
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+/* ---- small parsers ------------------------------------------------------ */
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return TS_EINVAL;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end)
+        return TS_EINVAL;
+    *v = x;
+    return TS_OK;
+}
+
+static int parse_int(const char *s, long min, long max, int *v)
+{
+    char *end;
+    if (!s || !*s)
+        return TS_EINVAL;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (errno || *end || x < min || x > max)
+        return TS_EINVAL;
+    *v = (int)x;
+    return TS_OK;
+}
+
+static int parse_double(const char *s, double *v)
+{
+    char *end;
+    if (!s || !*s)
+        return TS_EINVAL;
+    errno = 0;
+    *v = strtod(s, &end);
+    return errno || *end ? TS_EINVAL : TS_OK;
+}
+
+static int parse_slaves(const char *s, struct options *o)
+{
+    char buf[1024], *save = NULL;
+
+    snprintf(buf, sizeof buf, "%s", s);
+    o->n_slaves = 0;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->n_slaves == 247 || parse_int(t, 1, 247, &o->slave_ids[o->n_slaves]))
+            return TS_EINVAL;
+        o->n_slaves++;
+    }
+    return o->n_slaves ? TS_OK : TS_EINVAL;
+}
+
+/* HOST:PORT, [V6]:PORT, :PORT or PORT. */
+static int parse_tcp(const char *s, struct ts_sim_cfg *cfg)
+{
+    const char *colon = strrchr(s, ':');
+    const char *host = s;
+    size_t hlen = colon ? (size_t)(colon - s) : 0;
+    int port;
+
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return TS_EINVAL;
+        host = s + 1;
+        hlen = (size_t)(rb - host);
+        colon = rb + 1;
+    }
+    if (parse_int(colon ? colon + 1 : s, 0, 65535, &port) || hlen >= sizeof cfg->host)
+        return TS_EINVAL;
+    memcpy(cfg->host, host, hlen);
+    cfg->host[hlen] = '\0';
+    if (strcmp(cfg->host, "*") == 0)
+        cfg->host[0] = '\0';
+    snprintf(cfg->port, sizeof cfg->port, "%d", port);
+    return TS_OK;
+}
+
+/* ---- control commands --------------------------------------------------- */
+
+static int on_off(const char *s, bool *v)
+{
+    if (s && strcmp(s, "on") == 0)
+        return *v = true, TS_OK;
+    if (s && strcmp(s, "off") == 0)
+        return *v = false, TS_OK;
+    return TS_EINVAL;
+}
+
+/* "off" -> 0, else an integer in [min, max]. */
+static int off_or_int(const char *s, long min, long max, int *v)
+{
+    if (s && strcmp(s, "off") == 0)
+        return *v = 0, TS_OK;
+    return parse_int(s, min, max, v);
+}
+
+static void list(struct ts_sim_server *srv, const struct options *o, FILE *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_slaves; i++) {
+        const struct ts_mta_turnstile *t;
+        for (size_t k = 0; (t = ts_sim_turnstile(srv, o->slave_ids[i], k)); k++, n++)
+            fprintf(out, "turnstile %d %zu %s %s %s %s\n", o->slave_ids[i], k, t->ca, t->unit,
+                    t->scp, t->station);
+    }
+    fprintf(out, "ok list %zu\n", n);
+}
+
+/* Runs one control command and writes its answer line(s) to out. Returns 1
+ * for quit, else 0. */
+static int run_command(struct ts_sim_server *srv, const struct options *o, char *line, FILE *out)
+{
+    char *a[8] = {0}, *save = NULL;
+    int n = 0, slave = 0, v = 0, rc = TS_EINVAL;
+    uint64_t e = 0, x = 0, k = 0;
+    bool on = true;
+
+    for (char *t = strtok_r(line, " \t\r\n", &save); t && n < 8; t = strtok_r(NULL, " \t\r\n", &save))
+        a[n++] = t;
+    if (n == 0)
+        return 0;
+    if (n >= 2 && parse_int(a[1], 0, 255, &slave) != TS_OK)
+        return fprintf(out, "error bad slave id '%s'\n", a[1]), 0;
+    if (n >= 3 && strcmp(a[0], "silent") && strcmp(a[0], "exception") && strcmp(a[0], "slow") &&
+        parse_u64(a[2], &k) != TS_OK)
+        return fprintf(out, "error bad turnstile index '%s'\n", a[2]), 0;
+
+    if (strcmp(a[0], "quit") == 0 && n == 1) {
+        fprintf(out, "ok quit\n");
+        return 1;
+    } else if (strcmp(a[0], "pause") == 0 && n == 1) {
+        ts_sim_pause(srv, true);
+        rc = TS_OK;
+    } else if (strcmp(a[0], "resume") == 0 && n == 1) {
+        ts_sim_pause(srv, false);
+        rc = TS_OK;
+    } else if (strcmp(a[0], "time") == 0 && n == 1) {
+        return fprintf(out, "ok time %lld\n", (long long)ts_sim_now_ms(srv)), 0;
+    } else if (strcmp(a[0], "list") == 0 && n == 1) {
+        return list(srv, o, out), 0;
+    } else if (strcmp(a[0], "get") == 0 && n == 3) {
+        rc = ts_sim_get(srv, slave, k, &e, &x);
+        if (rc == TS_OK)
+            return fprintf(out, "ok get %d %llu %llu %llu\n", slave, (unsigned long long)k,
+                           (unsigned long long)e, (unsigned long long)x), 0;
+    } else if (strcmp(a[0], "set") == 0 && n == 5) {
+        if (!parse_u64(a[3], &e) && !parse_u64(a[4], &x))
+            rc = ts_sim_set(srv, slave, k, e, x);
+    } else if (strcmp(a[0], "reset") == 0 && (n == 4 || n == 5)) {
+        if (!parse_u64(a[3], &e) && !parse_u64(n == 5 ? a[4] : a[3], &x))
+            rc = ts_sim_set(srv, slave, k, e, x);
+    } else if (strcmp(a[0], "reverse") == 0 && (n == 3 || n == 4)) {
+        if (n == 3 || !on_off(a[3], &on))
+            rc = ts_sim_reverse(srv, slave, k, on);
+    } else if (strcmp(a[0], "glitch") == 0 && (n == 4 || n == 5)) {
+        v = 1;
+        if (!parse_u64(a[3], &e) && (n == 4 || !parse_int(a[4], 1, 1000000, &v)))
+            rc = ts_sim_glitch(srv, slave, k, e, (unsigned)v);
+    } else if (strcmp(a[0], "silent") == 0 && n == 3) {
+        if (!on_off(a[2], &on))
+            rc = ts_sim_silent(srv, slave, on);
+    } else if (strcmp(a[0], "exception") == 0 && n == 3) {
+        if (!off_or_int(a[2], 1, 11, &v))
+            rc = ts_sim_exception(srv, slave, v);
+    } else if (strcmp(a[0], "slow") == 0 && n == 3) {
+        if (!off_or_int(a[2], 1, 600000, &v))
+            rc = ts_sim_slow(srv, slave, v);
+    } else {
+        return fprintf(out, "error unknown command or wrong arguments: %s (see --help)\n", a[0]), 0;
+    }
+    if (rc == TS_ENOTFOUND && !ts_sim_turnstile(srv, slave, 0))
+        fprintf(out, "error no slave %d\n", slave);
+    else if (rc == TS_ENOTFOUND)
+        fprintf(out, "error no turnstile %llu on slave %d\n", (unsigned long long)k, slave);
+    else if (rc != TS_OK)
+        fprintf(out, "error bad arguments to %s\n", a[0]);
+    else {
+        fprintf(out, "ok");
+        for (int i = 0; i < n; i++)
+            fprintf(out, " %s", a[i]);
+        fprintf(out, "\n");
+    }
+    return 0;
+}
+
+/* Applies the --fault commands; the answers go to the log. */
+static int apply_faults(struct ts_sim_server *srv, const struct options *o)
+{
+    for (size_t i = 0; i < o->n_faults; i++) {
+        char line[512], answer[512] = "";
+        FILE *mem = fmemopen(answer, sizeof answer - 1, "w");
+        if (!mem)
+            return TS_ENOMEM;
+        snprintf(line, sizeof line, "%s", o->faults[i]);
+        run_command(srv, o, line, mem);
+        fclose(mem);
+        answer[strcspn(answer, "\n")] = '\0';
+        if (strncmp(answer, "ok", 2) != 0) {
+            TS_LOG(TS_LOG_ERR, "--fault '%s': %s", o->faults[i], answer);
+            return TS_EINVAL;
+        }
+        TS_LOG(TS_LOG_INFO, "fault at start: %s", answer + 3);
+    }
+    return TS_OK;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    enum { O_BAUD = 256, O_PARITY, O_DATA, O_STOP, O_STATION, O_SEED, O_SLAVES, O_TURNSTILES,
+           O_SPEED, O_START, O_WIDTH, O_ORDER, O_FAULT, O_RATE, O_LOGLEVEL, O_VERSION };
+    static const struct option opts[] = {
+        {"tcp", required_argument, NULL, 't'},       {"rtu", required_argument, NULL, 'r'},
+        {"baud", required_argument, NULL, O_BAUD},    {"parity", required_argument, NULL, O_PARITY},
+        {"data-bits", required_argument, NULL, O_DATA}, {"stop-bits", required_argument, NULL, O_STOP},
+        {"mta", required_argument, NULL, 'm'},       {"station", required_argument, NULL, O_STATION},
+        {"generate", no_argument, NULL, 'g'},        {"seed", required_argument, NULL, O_SEED},
+        {"slaves", required_argument, NULL, O_SLAVES},
+        {"turnstiles", required_argument, NULL, O_TURNSTILES},
+        {"speed", required_argument, NULL, O_SPEED}, {"start", required_argument, NULL, O_START},
+        {"width", required_argument, NULL, O_WIDTH}, {"order", required_argument, NULL, O_ORDER},
+        {"fault", required_argument, NULL, O_FAULT}, {"max-rate", required_argument, NULL, O_RATE},
+        {"verbose", no_argument, NULL, 'v'},         {"log-level", required_argument, NULL, O_LOGLEVEL},
+        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, O_VERSION},
+        {NULL, 0, NULL, 0}};
+    struct ts_sim_cfg *c = &o->cfg;
+    bool link = false;
+    int opt, n;
+
+    while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (opt) {
+        case 't':
+            c->transport = TS_SIM_TCP;
+            link = true;
+            if (parse_tcp(optarg, c))
+                bad = "--tcp (want HOST:PORT)";
+            break;
+        case 'r':
+            c->transport = TS_SIM_RTU;
+            link = true;
+            if (strlen(optarg) >= sizeof c->device)
+                bad = "--rtu";
+            else
+                snprintf(c->device, sizeof c->device, "%s", optarg);
+            break;
+        case O_BAUD: if (parse_int(optarg, 50, 4000000, &c->baud)) bad = "--baud"; break;
+        case O_PARITY:
+            c->parity = optarg[0];
+            if (strlen(optarg) != 1 || !strchr("NEO", optarg[0]))
+                bad = "--parity (N, E or O)";
+            break;
+        case O_DATA: if (parse_int(optarg, 5, 8, &c->data_bits)) bad = "--data-bits"; break;
+        case O_STOP: if (parse_int(optarg, 1, 2, &c->stop_bits)) bad = "--stop-bits"; break;
+        case 'm': o->mta_file = optarg; break;
+        case O_STATION:
+            if (o->n_stations == MAX_STATIONS)
+                bad = "--station (too many)";
+            else
+                o->stations[o->n_stations++] = optarg;
+            break;
+        case 'g': o->generate = true; break;
+        case O_SEED: if (parse_u64(optarg, &o->seed)) bad = "--seed"; break;
+        case O_SLAVES: if (parse_slaves(optarg, o)) bad = "--slaves (ids 1..247, comma-separated)"; break;
+        case O_TURNSTILES:
+            if (parse_int(optarg, 1, 4500, &n))
+                bad = "--turnstiles";
+            o->per_slave = (size_t)n;
+            break;
+        case O_SPEED:
+            if (parse_double(optarg, &c->speed) || !(c->speed > 0))
+                bad = "--speed (> 0)";
+            break;
+        case O_START: o->start = optarg; break;
+        case O_WIDTH:
+            if (parse_int(optarg, 16, 64, &n) || (n != 16 && n != 32 && n != 64))
+                bad = "--width (16, 32 or 64)";
+            c->width = (unsigned)n;
+            break;
+        case O_ORDER: if (ts_word_order_parse(optarg, &c->order)) bad = "--order"; break;
+        case O_FAULT:
+            if (o->n_faults == MAX_FAULTS)
+                bad = "--fault (too many)";
+            else
+                o->faults[o->n_faults++] = optarg;
+            break;
+        case O_RATE:
+            if (parse_double(optarg, &c->replay.max_rate_per_min) || !(c->replay.max_rate_per_min > 0))
+                bad = "--max-rate";
+            break;
+        case 'v': c->verbose = true; break;
+        case O_LOGLEVEL:
+            if ((n = ts_log_level_parse(optarg)) < 0)
+                bad = "--log-level";
+            else
+                ts_log_level = n;
+            break;
+        case 'h': fputs(usage_text, stdout); exit(0);
+        case O_VERSION: printf("turnstile-sim %s\n", TS_VERSION); exit(0);
+        default: return TS_EINVAL;
+        }
+        if (bad) {
+            fprintf(stderr, "turnstile-sim: bad value '%s' for %s\n", optarg, bad);
+            return TS_EINVAL;
+        }
+    }
+    if (optind < argc)
+        return fprintf(stderr, "turnstile-sim: unexpected argument '%s'\n", argv[optind]), TS_EINVAL;
+    if (!link)
+        return fprintf(stderr, "turnstile-sim: need --tcp HOST:PORT or --rtu DEVICE\n"), TS_EINVAL;
+    if (o->mta_file && o->generate)
+        return fprintf(stderr, "turnstile-sim: --mta and --generate exclude each other\n"), TS_EINVAL;
+    if (!o->mta_file)
+        o->generate = true;
+    return TS_OK;
+}
+
+/* Loads or generates the traffic; on success *data owns the turnstiles. */
+static int load_traffic(struct options *o, struct ts_mta_data **data)
+{
+    size_t need = o->n_slaves * o->per_slave;
+    char err[512];
+    int64_t start = 0;
+    int rc;
+
+    if (o->start && ts_mta_parse_time(NULL, o->start, &start)) {
+        TS_LOG(TS_LOG_ERR, "--start '%s': want 'YYYY-MM-DD HH:MM:SS'", o->start);
+        return TS_EINVAL;
+    }
+    if (o->generate) {
+        if (!o->start)
+            ts_mta_parse_time(NULL, DEFAULT_START, &start);
+        if ((rc = ts_mta_generate(need, o->seed, start, GENERATE_DAYS, data)))
+            TS_LOG(TS_LOG_ERR, "cannot generate traffic: %s", ts_strerror(rc));
+        o->cfg.start_ms = start;
+        return rc;
+    }
+    struct ts_mta_filter f = {.stations = o->stations, .n_stations = o->n_stations,
+                              .max_turnstiles = need};
+    if ((rc = ts_mta_load(o->mta_file, &f, data, err, sizeof err))) {
+        TS_LOG(TS_LOG_ERR, "%s", err);
+        return rc;
+    }
+    if ((*data)->n_turnstiles < need) {
+        TS_LOG(TS_LOG_ERR, "%s: %zu matching turnstiles, need %zu (%zu slaves x %zu)", o->mta_file,
+               (*data)->n_turnstiles, need, o->n_slaves, o->per_slave);
+        ts_mta_free(*data);
+        *data = NULL;
+        return TS_ENOTFOUND;
+    }
+    o->cfg.start_ms = o->start ? start : (*data)->file_first_ms;
+    return TS_OK;
+}
+
+/* Reads control commands from stdin until quit or a signal. Reads with
+ * read(2) into its own buffer, so that poll sees every line. */
+static int serve_stdin(struct ts_sim_server *srv, const struct options *o)
+{
+    char buf[4096];
+    size_t len = 0;
+    bool open_in = true;
+
+    while (!stop_signal) {
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+        int r = poll(&p, open_in ? 1 : 0, 500);
+        if (r <= 0)
+            continue;
+        ssize_t got = read(STDIN_FILENO, buf + len, sizeof buf - 1 - len);
+        if (got <= 0) {
+            if (got < 0 && errno == EINTR)
+                continue;
+            open_in = false; /* stdin closed: keep serving until a signal */
+            continue;
+        }
+        len += (size_t)got;
+        buf[len] = '\0';
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n'))) {
+            *nl = '\0';
+            if (run_command(srv, o, line, stdout))
+                return 0;
+            fflush(stdout);
+            line = nl + 1;
+        }
+        len = strlen(line);
+        memmove(buf, line, len + 1);
+        if (len == sizeof buf - 1) {
+            printf("error line too long\n");
+            len = 0;
+        }
+    }
+    TS_LOG(TS_LOG_INFO, "signal %d, exiting", (int)stop_signal);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.cfg = {.baud = 19200, .parity = 'N', .data_bits = 8, .stop_bits = 1,
+                                .width = 32, .order = TS_ORDER_ABCD, .speed = 1.0},
+                        .seed = 1, .slave_ids = {1}, .n_slaves = 1, .per_slave = 4};
+    struct ts_mta_data *data = NULL;
+    struct ts_sim_slave_cfg slaves[247];
+    const struct ts_mta_turnstile **ptrs = NULL;
+    struct ts_sim_server *srv = NULL;
+    struct sigaction sa = {.sa_handler = on_signal};
+    char err[512];
+    int rc;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (parse_args(argc, argv, &o))
+        return 2;
+    if (load_traffic(&o, &data))
+        return 1;
+    ptrs = calloc(data->n_turnstiles, sizeof *ptrs);
+    if (!ptrs) {
+        ts_mta_free(data);
+        return 1;
+    }
+    for (size_t i = 0; i < o.n_slaves; i++) {
+        slaves[i] = (struct ts_sim_slave_cfg){.id = o.slave_ids[i], .turnstiles = ptrs + i * o.per_slave,
+                                             .n_turnstiles = o.per_slave};
+        for (size_t k = 0; k < o.per_slave; k++) {
+            const struct ts_mta_turnstile *t = &data->turnstiles[i * o.per_slave + k];
+            ptrs[i * o.per_slave + k] = t;
+            TS_LOG(TS_LOG_INFO, "slave %d turnstile %zu: %s/%s/%s %s", o.slave_ids[i], k, t->ca,
+                   t->unit, t->scp, t->station);
+        }
+    }
+    o.cfg.slaves = slaves;
+    o.cfg.n_slaves = o.n_slaves;
+    rc = ts_sim_server_new(&o.cfg, &srv, err, sizeof err);
+    if (rc) {
+        TS_LOG(TS_LOG_ERR, "%s", err);
+    } else if ((rc = apply_faults(srv, &o)) == TS_OK && (rc = ts_sim_server_start(srv)) != TS_OK) {
+        TS_LOG(TS_LOG_ERR, "cannot start: %s", strerror(errno));
+    }
+    if (rc == TS_OK) {
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        char when[32];
+        time_t t = (time_t)(o.cfg.start_ms / 1000);
+        struct tm tm;
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        TS_LOG(TS_LOG_INFO, "%zu slaves x %zu turnstiles, width %u, order %s, speed %g, start %s",
+               o.n_slaves, o.per_slave, o.cfg.width, ts_word_order_name(o.cfg.order), o.cfg.speed,
+               when);
+        if (o.cfg.transport == TS_SIM_TCP)
+            printf("listening tcp %d\n", ts_sim_server_port(srv));
+        else
+            printf("listening rtu %s\n", o.cfg.device);
+        fflush(stdout);
+        rc = serve_stdin(srv, &o);
+    }
+    ts_sim_server_free(srv);
+    free(ptrs);
+    ts_mta_free(data);
+    return rc ? 1 : 0;
+}

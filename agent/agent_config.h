@@ -1,0 +1,45 @@
+/* agent_config.h - turnstile-agent's configuration: tables and validation.
+ *
+ * Sections: [agent], [device NAME] (one per gate controller, RS-485 slave,
+ * gpiochip or simulator), [turnstile NAME] (one per gate). The key tables in
+ * agent_config.c are the single source of parsing, defaults, ranges and the
+ * documentation printed by `turnstile-agent --config-doc`. */
+#ifndef TS_AGENT_CONFIG_H
+#define TS_AGENT_CONFIG_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "hal.h"
+
+struct ts_agent_settings {
+    char agent_id[TS_NAME_MAX];
+    char station_id[TS_NAME_MAX];
+    char timezone[TS_NAME_MAX];
+    int poll_interval_ms;
+    int recovered_after_polls;   /* gap (in missed polls) that makes a reading RECOVR AUD */
+    int log_level;            /* TS_LOG_* */
+    /* defaults for the turnstiles' identity fields */
+    char ca[16], unit[16], station[64], linename[32], division[16];
+    double max_rate_per_min;
+};
+
+struct ts_agent_cfg {
+    struct ts_agent_settings agent;
+    struct ts_device_cfg **devices;       /* owned */
+    size_t n_devices;
+    struct ts_turnstile_cfg **turnstiles; /* owned */
+    size_t n_turnstiles;
+    struct ts_cfg_file file;
+};
+
+/* Loads and validates path into cfg (zeroed by the call). TS_OK, or
+ * TS_ECONFIG with one line naming file, line and key in err. cfg must be
+ * freed with ts_agent_cfg_free in both cases. */
+int ts_agent_cfg_load(const char *path, struct ts_agent_cfg *cfg, char *err, size_t errsize);
+void ts_agent_cfg_free(struct ts_agent_cfg *cfg);
+
+/* Prints the documentation of every key (markdown). */
+void ts_agent_cfg_doc(FILE *out);
+
+#endif
