@@ -44,7 +44,7 @@ static const struct ts_cfg_key agent_keys[] = {
      .doc = "a reading after this many missed polls is marked RECOVR AUD"},
     {"log_level", TS_CFG_ENUM, NOSIZE(S, log_level), .def = "info", .choices = log_levels,
      .doc = "error, warning, notice, info or debug"},
-    {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(S, max_rate_per_min), 1, 100000, "120",
+    {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(S, max_rate_per_min), 1, 1e7, "120",
      .doc = "default plausible people per minute per turnstile; above it a delta is withheld as a glitch"},
     {"ca", TS_CFG_FIELD, OFF(S, ca), .doc = "default C/A (control area) of the turnstiles"},
     {"unit", TS_CFG_FIELD, OFF(S, unit), .doc = "default UNIT (remote unit) of the turnstiles"},
@@ -122,7 +122,7 @@ static const struct ts_cfg_key turnstile_keys[] = {
      .doc = "gpio: as-is, disable, pull-up or pull-down (where the kernel supports it)"},
     {"direction", TS_CFG_ENUM, NOSIZE(T, direction), .def = "auto", .choices = directions,
      .doc = "counter direction: up, down, or auto (detected from the data)"},
-    {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(T, max_rate_per_min), 0, 100000, "0",
+    {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(T, max_rate_per_min), 0, 1e7, "0",
      .doc = "plausible people per minute; 0: the [agent] default"},
 };
 #undef T

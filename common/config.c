@@ -124,6 +124,9 @@ static const char *set_value(const struct ts_cfg_key *k, void *instance, const c
     char *dst = (char *)instance + k->offset;
     char *end;
 
+    if (strstr(value, " #") || strstr(value, "\t#"))
+        return "holds ' #': inline comments start with ';' (a '#' comments whole lines only)";
+
     switch (k->type) {
     case TS_CFG_STRING:
     case TS_CFG_FIELD:

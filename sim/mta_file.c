@@ -170,7 +170,7 @@ static int fail(struct loader *l, int rc, const char *fmt, ...)
     if (l->line_no)
         n = (size_t)snprintf(l->err, l->errlen, "%s:%lu: ", l->path, l->line_no);
     else
-        n = (size_t)snprintf(l->err, l->errlen, "%s: ", l->path);
+        n = (size_t)snprintf(l->err, l->errlen, "%s: ", l->path ? l->path : "(no path)");
     if (n < l->errlen) {
         va_start(ap, fmt);
         vsnprintf(l->err + n, l->errlen - n, fmt, ap);
@@ -215,14 +215,14 @@ static long hash_get(const struct loader *l, const char *key)
     return -1;
 }
 
-/* Keeps the hash at most half full. */
+/* Makes room for one more turnstile, keeping the hash at most half full. */
 static int hash_grow(struct loader *l)
 {
     char k[64];
     size_t size = l->hash_size ? l->hash_size * 2 : 1024;
     size_t *tab;
 
-    if (l->d->n_turnstiles * 2 < l->hash_size)
+    if ((l->d->n_turnstiles + 1) * 2 <= l->hash_size)
         return TS_OK;
     tab = calloc(size, sizeof *tab);
     if (!tab)
@@ -264,10 +264,12 @@ static int filter_accepts(const struct loader *l, char *const *f)
     return 1;
 }
 
-static int copy_field(struct loader *l, char *dst, size_t size, const char *src, const char *name)
+/* Copies an identity field; C/A, UNIT and SCP (key) must not be empty. */
+static int copy_field(struct loader *l, char *dst, size_t size, const char *src, const char *name,
+                      bool key)
 {
     size_t n = strlen(src);
-    if (n == 0 || n >= size)
+    if ((key && n == 0) || n >= size)
         return fail(l, TS_EPARSE, "%s '%s' is empty or longer than %zu characters", name, src,
                     size - 1);
     memcpy(dst, src, n + 1);
@@ -282,8 +284,9 @@ static int turnstile_for(struct loader *l, char *const *f, long *index)
     struct ts_mta_turnstile *t;
     int rc;
 
-    if (strlen(f[0]) >= 16 || strlen(f[1]) >= 16 || strlen(f[2]) >= 16)
-        return fail(l, TS_EPARSE, "C/A, UNIT or SCP longer than 15 characters");
+    for (int i = 0; i < 3; i++)
+        if (!*f[i] || strlen(f[i]) >= 16)
+            return fail(l, TS_EPARSE, "C/A, UNIT or SCP empty or longer than 15 characters");
     snprintf(key, sizeof key, "%s,%s,%s", f[0], f[1], f[2]);
     if (strcmp(key, l->last_key) == 0) {
         *index = l->last_index;
@@ -291,6 +294,8 @@ static int turnstile_for(struct loader *l, char *const *f, long *index)
     }
     *index = hash_get(l, key);
     if (*index < 0 && filter_accepts(l, f)) {
+        if (hash_grow(l))
+            return fail(l, TS_ENOMEM, "out of memory");
         if (l->d->n_turnstiles == l->cap_turnstiles) {
             size_t cap = l->cap_turnstiles ? l->cap_turnstiles * 2 : 256;
             void *p = realloc(l->d->turnstiles, cap * sizeof *l->d->turnstiles);
@@ -306,15 +311,13 @@ static int turnstile_for(struct loader *l, char *const *f, long *index)
         memset(t, 0, sizeof *t);
         l->cap_readings[l->d->n_turnstiles] = 0;
         l->d->n_turnstiles++; /* counted first so that ts_mta_free sees it */
-        if ((rc = copy_field(l, t->ca, sizeof t->ca, f[0], "C/A")) ||
-            (rc = copy_field(l, t->unit, sizeof t->unit, f[1], "UNIT")) ||
-            (rc = copy_field(l, t->scp, sizeof t->scp, f[2], "SCP")) ||
-            (rc = copy_field(l, t->station, sizeof t->station, f[3], "STATION")) ||
-            (rc = copy_field(l, t->linename, sizeof t->linename, f[4], "LINENAME")) ||
-            (rc = copy_field(l, t->division, sizeof t->division, f[5], "DIVISION")))
+        if ((rc = copy_field(l, t->ca, sizeof t->ca, f[0], "C/A", true)) ||
+            (rc = copy_field(l, t->unit, sizeof t->unit, f[1], "UNIT", true)) ||
+            (rc = copy_field(l, t->scp, sizeof t->scp, f[2], "SCP", true)) ||
+            (rc = copy_field(l, t->station, sizeof t->station, f[3], "STATION", false)) ||
+            (rc = copy_field(l, t->linename, sizeof t->linename, f[4], "LINENAME", false)) ||
+            (rc = copy_field(l, t->division, sizeof t->division, f[5], "DIVISION", false)))
             return rc;
-        if (hash_grow(l))
-            return fail(l, TS_ENOMEM, "out of memory");
         hash_put(l->hash, l->hash_size, key, l->d->n_turnstiles - 1);
         *index = (long)(l->d->n_turnstiles - 1);
     }
@@ -400,7 +403,7 @@ static int parse_row(struct loader *l, char *line, int off)
 {
     char *f[N_COLS + 2];
     struct ts_mta_reading r = {0};
-    long index;
+    long index = -1;
     int n = split(line, f, N_COLS + 1), rc;
 
     if (n != N_COLS + off)

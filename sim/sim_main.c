@@ -27,10 +27,13 @@ static const char usage_text[] =
     "                     [--slaves 1,2,3] [--turnstiles N] [--speed X] [--start TIME]\n"
     "                     [--width 16|32|64] [--order ABCD|CDAB|BADC|DCBA]\n"
     "                     [--fault COMMAND]... [--verbose] [--log-level LEVEL]\n"
+    "                     [--agent-config FILE]\n"
     "\n"
     "A Modbus server (libmodbus) serving turnstile counters replayed from an MTA\n"
     "turnstile file, or generated, at an accelerated clock.\n"
     "\n"
+    "  --agent-config FILE  once listening, write the turnstile-agent [device] and\n"
+    "                       [turnstile] sections that poll this simulator to FILE\n"
     "Link:\n"
     "  --tcp HOST:PORT      Modbus TCP; HOST empty = all addresses, PORT 0 = any\n"
     "                       free port ([::1]:502 for IPv6)\n"
@@ -88,6 +91,7 @@ struct options {
     const char *start;
     const char *faults[MAX_FAULTS];
     size_t n_faults;
+    const char *agent_config; /* write [device]/[turnstile] sections here */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -304,12 +308,53 @@ static int apply_faults(struct ts_sim_server *srv, const struct options *o)
     return TS_OK;
 }
 
+/* Writes the agent config sections that poll this simulator: one [device]
+ * per slave, one [turnstile] per served turnstile, with the register map. */
+static int write_agent_config(struct ts_sim_server *srv, const struct options *o)
+{
+    FILE *f = fopen(o->agent_config, "w");
+    int regs = (int)o->cfg.width / 16;
+
+    if (!f) {
+        TS_LOG(TS_LOG_ERR, "--agent-config %s: %s", o->agent_config, strerror(errno));
+        return TS_ESYS;
+    }
+    fprintf(f, "# written by turnstile-sim --agent-config: polls this simulator\n");
+    char name[64];
+    for (size_t i = 0; i < o->n_slaves; i++) {
+        int id = o->slave_ids[i];
+        if (o->cfg.transport == TS_SIM_TCP)
+            snprintf(name, sizeof name, "sim-%d-slave-%d", ts_sim_server_port(srv), id);
+        else
+            snprintf(name, sizeof name, "sim-slave-%d", id);
+        fprintf(f, "\n[device %s]\n", name);
+        if (o->cfg.transport == TS_SIM_TCP)
+            fprintf(f, "kind = modbus-tcp\nhost = %s\nport = %d\n",
+                    o->cfg.host[0] ? o->cfg.host : "127.0.0.1", ts_sim_server_port(srv));
+        else
+            fprintf(f, "kind = modbus-rtu\nserial_port = %s  # the other end of the line\n"
+                       "baud = %d\nparity = %c\ndata_bits = %d\nstop_bits = %d\n",
+                    o->cfg.device, o->cfg.baud, o->cfg.parity, o->cfg.data_bits, o->cfg.stop_bits);
+        fprintf(f, "slave_id = %d\n", id);
+        const struct ts_mta_turnstile *t;
+        for (size_t k = 0; (t = ts_sim_turnstile(srv, id, k)); k++)
+            fprintf(f, "\n[turnstile %s/%s/%s]\ndevice = %s\nca = %s\nunit = %s\n"
+                       "scp = %s\nstation = %s\nlinename = %s\ndivision = %s\n"
+                       "entries_address = %zu\nexits_address = %zu\nwidth = %u\norder = %s\n",
+                    t->ca, t->unit, t->scp, name, t->ca, t->unit, t->scp, t->station, t->linename,
+                    t->division, k * 2 * (size_t)regs, k * 2 * (size_t)regs + (size_t)regs,
+                    o->cfg.width, ts_word_order_name(o->cfg.order));
+    }
+    return fclose(f) == 0 ? TS_OK : TS_ESYS;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { O_BAUD = 256, O_PARITY, O_DATA, O_STOP, O_STATION, O_SEED, O_SLAVES, O_TURNSTILES,
-           O_SPEED, O_START, O_WIDTH, O_ORDER, O_FAULT, O_RATE, O_LOGLEVEL, O_VERSION };
+           O_SPEED, O_START, O_WIDTH, O_ORDER, O_FAULT, O_RATE, O_LOGLEVEL, O_VERSION,
+           O_AGENT_CONFIG };
     static const struct option opts[] = {
         {"tcp", required_argument, NULL, 't'},       {"rtu", required_argument, NULL, 'r'},
         {"baud", required_argument, NULL, O_BAUD},    {"parity", required_argument, NULL, O_PARITY},
@@ -323,10 +368,11 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"fault", required_argument, NULL, O_FAULT}, {"max-rate", required_argument, NULL, O_RATE},
         {"verbose", no_argument, NULL, 'v'},         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, O_VERSION},
+        {"agent-config", required_argument, NULL, O_AGENT_CONFIG},
         {NULL, 0, NULL, 0}};
     struct ts_sim_cfg *c = &o->cfg;
     bool link = false;
-    int opt, n;
+    int opt, n = 0;
 
     while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
         const char *bad = NULL;
@@ -396,6 +442,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             else
                 ts_log_level = n;
             break;
+        case O_AGENT_CONFIG: o->agent_config = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("turnstile-sim %s\n", TS_VERSION); exit(0);
         default: return TS_EINVAL;
@@ -532,7 +579,9 @@ int main(int argc, char **argv)
     rc = ts_sim_server_new(&o.cfg, &srv, err, sizeof err);
     if (rc) {
         TS_LOG(TS_LOG_ERR, "%s", err);
-    } else if ((rc = apply_faults(srv, &o)) == TS_OK && (rc = ts_sim_server_start(srv)) != TS_OK) {
+    } else if ((rc = apply_faults(srv, &o)) == TS_OK &&
+               (!o.agent_config || (rc = write_agent_config(srv, &o)) == TS_OK) &&
+               (rc = ts_sim_server_start(srv)) != TS_OK) {
         TS_LOG(TS_LOG_ERR, "cannot start: %s", strerror(errno));
     }
     if (rc == TS_OK) {

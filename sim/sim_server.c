@@ -569,8 +569,6 @@ static void *rtu_main(void *arg)
     int fd = modbus_get_socket(s->line);
     bool down = false;
 
-    if (!map || !l)
-        TS_LOG(TS_LOG_ERR, "rtu: out of memory");
     while (map && l && !atomic_load(&s->stop)) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int r = poll(&p, 1, POLL_MS);
@@ -602,6 +600,8 @@ static void *rtu_main(void *arg)
             modbus_flush(l);
         }
     }
+    if (!map || !l)
+        TS_LOG(TS_LOG_ERR, "%s: out of memory, the line is no longer served", s->cfg.device);
     modbus_free(l);
     modbus_mapping_free(map);
     return NULL;

@@ -40,7 +40,7 @@ int proc_start(struct proc *p, char *const argv[])
     return 0;
 }
 
-static long long now_ms(void)
+long long mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -49,7 +49,7 @@ static long long now_ms(void)
 
 int proc_read_line(struct proc *p, char *line, size_t size, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = mono_ms() + timeout_ms;
 
     for (;;) {
         char *nl = memchr(p->buf, '\n', p->len);
@@ -60,7 +60,7 @@ int proc_read_line(struct proc *p, char *line, size_t size, int timeout_ms)
             p->len -= n + 1;
             return 1;
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - mono_ms();
         if (left <= 0 || p->len == sizeof p->buf)
             return 0;
         struct pollfd pfd = {p->out, POLLIN, 0};
@@ -76,9 +76,9 @@ int proc_read_line(struct proc *p, char *line, size_t size, int timeout_ms)
 
 int proc_expect(struct proc *p, const char *prefix, char *line, size_t size, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
-    while (now_ms() < deadline) {
-        if (!proc_read_line(p, line, size, (int)(deadline - now_ms())))
+    long long deadline = mono_ms() + timeout_ms;
+    while (mono_ms() < deadline) {
+        if (!proc_read_line(p, line, size, (int)(deadline - mono_ms())))
             return 0;
         if (strncmp(line, prefix, strlen(prefix)) == 0)
             return 1;
@@ -99,8 +99,8 @@ int proc_command(struct proc *p, const char *fmt, ...)
     cmd[n++] = '\n';
     if (write(p->in, cmd, (size_t)n) != n)
         return 0;
-    long long deadline = now_ms() + 5000;
-    while (now_ms() < deadline) {
+    long long deadline = mono_ms() + 5000;
+    while (mono_ms() < deadline) {
         if (!proc_read_line(p, line, sizeof line, 5000))
             return 0;
         if (strncmp(line, "ok", 2) == 0)

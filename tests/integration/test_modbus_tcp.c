@@ -156,7 +156,8 @@ static void faults_are_reported_and_survived(void **state)
 static void count_samples(struct ts_poller *p, int ms, size_t *per_device, const struct ts_agent_cfg *cfg)
 {
     struct ts_sample s[256];
-    for (int waited = 0; waited < ms; waited += 50) {
+    long long deadline = mono_ms() + ms;
+    while (mono_ms() < deadline) {
         size_t n = ts_poller_take(p, s, 256, 50);
         for (size_t i = 0; i < n; i++)
             per_device[cfg->turnstiles[s[i].turnstile]->device_index]++;
