@@ -124,7 +124,7 @@ static void value_out_of_range(void **state)
     EXPECT(good_head, "order = ABDC\n", ":20:", "order");
     EXPECT(good_head, "direction = sideways\n", ":20:", "direction");
     EXPECT(good_head, "max_rate_per_min = fast\n", ":20:", "max_rate_per_min", "not a number");
-    EXPECT(good_head, "device = gate   # the booth\n", ":20:", "device", "inline comments");
+    EXPECT(good_head, "linename = 7   # the flushing line\n", ":20:", "linename", "inline comments");
 }
 
 static void duplicate_turnstile(void **state)
