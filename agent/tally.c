@@ -17,7 +17,8 @@ int ts_tally_init(struct ts_tally *t, const struct ts_agent_cfg *cfg, uint64_t n
     for (size_t i = 0; i < cfg->n_turnstiles; i++) {
         const struct ts_turnstile_cfg *tc = cfg->turnstiles[i];
         struct ts_counter_cfg cc = {.width = tc->width, .direction = tc->direction,
-                                    .max_rate_per_min = tc->max_rate_per_min};
+                                    .max_rate_per_min = tc->max_rate_per_min,
+                                    .rebase_after = tc->rebase_after > 0 ? (unsigned)tc->rebase_after : 0};
         ts_counter_init(&t->turnstiles[i].entries, &cc);
         ts_counter_init(&t->turnstiles[i].exits, &cc);
     }

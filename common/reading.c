@@ -53,11 +53,12 @@ int ts_reading_format(const struct ts_reading *r, char *buf, size_t size)
     ts_flags_format(r->flags, flags, sizeof flags);
 
     int n = snprintf(buf, size,
-                     "%s,%s,%s,%s,%s,%s,%s,%s,%s,%llu,%llu,%s:%llu,%s,%lld,%llu,%llu,%s",
+                     "%s,%s,%s,%s,%s,%s,%s,%s,%s,%llu,%llu,%s:%llu,%s,%lld,%llu,%llu,%s,%llu",
                      r->ca, r->unit, r->scp, r->station, r->linename, r->division, date, tod,
                      r->desc, (unsigned long long)r->entries, (unsigned long long)r->exits,
                      r->agent_id, (unsigned long long)r->seq, stamp, (long long)r->time_ms,
-                     (unsigned long long)r->entries_cum, (unsigned long long)r->exits_cum, flags);
+                     (unsigned long long)r->entries_cum, (unsigned long long)r->exits_cum, flags,
+                     (unsigned long long)(r->merged_from ? r->merged_from : r->seq));
     if (n < 0 || (size_t)n >= size)
         return -TS_EFULL;
     return n;
@@ -194,6 +195,7 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         return TS_EPARSE;
     }
     if (n == 13) {
+        r->merged_from = r->seq;
         /* reference form: recover the time from TIMESTAMP in the local zone */
         struct tm tm = {0};
         tm.tm_year = atoi(ts) - 1900;
@@ -212,9 +214,20 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         *why = "extension fields EPOCH_MS/ENTRIES_CUM/EXITS_CUM not numbers";
         return TS_EPARSE;
     }
-    /* FLAGS is the last field: it runs to the end of the line */
-    if (ts_flags_parse(start[16], &r->flags) != TS_OK) {
+    char flags[128];
+    if (len[16] >= sizeof flags) {
+        *why = "FLAGS too long";
+        return TS_EPARSE;
+    }
+    memcpy(flags, start[16], len[16]);
+    flags[len[16]] = '\0';
+    if (ts_flags_parse(flags, &r->flags) != TS_OK) {
         *why = "unknown flag in FLAGS";
+        return TS_EPARSE;
+    }
+    if (!parse_u64(start[17], len[17], &r->merged_from) || r->merged_from == 0 ||
+        r->merged_from > r->seq) {
+        *why = "MERGED_FROM is not a sequence number up to SEQ";
         return TS_EPARSE;
     }
     return TS_OK;

@@ -9,7 +9,11 @@
  *   14 EPOCH_MS       UTC epoch milliseconds of the reading
  *   15 ENTRIES_CUM    cumulative entries register value
  *   16 EXITS_CUM      cumulative exits register value
- *   17 FLAGS          anomaly flags, names joined by '|' (see counter.h)
+ *   17 FLAGS          anomaly flags, names joined by '|' (see flags.h)
+ *   18 MERGED_FROM    first sequence number this reading accounts for: the
+ *                     numbers from it up to SEQ that were not published
+ *                     separately were merged into this one (store full);
+ *                     equal to SEQ for an ordinary reading
  * No field may hold a comma, a quote or a line break: config loading rejects
  * such identifiers, and the codec refuses them. */
 #ifndef TS_READING_H
@@ -18,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TS_READING_FIELDS 17
+#define TS_READING_FIELDS 18
 #define TS_READING_LINE_MAX 512
 #define TS_ID_MAX 64
 
@@ -31,6 +35,7 @@ struct ts_reading {
     int64_t time_ms;          /* UTC epoch milliseconds */
     uint64_t entries_cum, exits_cum;
     uint32_t flags;           /* TS_FLAG_* */
+    uint64_t merged_from;     /* <= seq; see MERGED_FROM above */
 };
 
 /* Formats r into buf (NUL-terminated, no trailing newline). Returns the

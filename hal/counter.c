@@ -38,13 +38,14 @@ enum ts_direction ts_counter_direction(const struct ts_counter *c)
     return TS_DIR_AUTO;
 }
 
-/* Votes on the move from the last reading (accepted or withheld) to raw:
+/* Votes on the move from the last reading (accepted, held or in the glitch
+ * run: whichever exists is the last one) to raw:
  * a plausible move up or down adds a vote that way; no move or an
  * implausible one adds none. */
 static void vote(struct ts_counter *c, uint64_t raw, int64_t time_ms)
 {
-    uint64_t last = c->have_pending ? c->pending : c->prev;
-    int64_t last_ms = c->have_pending ? c->pending_time_ms : c->prev_time_ms;
+    uint64_t last = c->have_held ? c->held : c->run_len ? c->run_last : c->prev;
+    int64_t last_ms = c->have_held ? c->held_time_ms : c->run_len ? c->run_last_time_ms : c->prev_time_ms;
     uint64_t m = width_mask(c->cfg.width), lim = plausible(c, time_ms - last_ms);
     uint64_t up = (raw - last) & m, down = (last - raw) & m;
 
@@ -80,45 +81,96 @@ static struct count count_from(const struct ts_counter *c, uint64_t from, int64_
     return (struct count){false, 0, 0};
 }
 
-/* Interprets raw against the baseline and the withheld value. Returns the
- * flags; sets *delta, and *accept when raw becomes the baseline. */
-static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_t *delta, bool *accept)
+static void set_baseline(struct ts_counter *c, uint64_t raw, int64_t t)
+{
+    c->have_prev = true;
+    c->prev = raw;
+    c->prev_time_ms = t;
+    c->have_held = false;
+    c->run_len = 0;
+}
+
+static void set_held(struct ts_counter *c, uint64_t raw, int64_t t)
+{
+    c->have_held = true;
+    c->held = raw;
+    c->held_time_ms = t;
+    c->run_len = 0;
+}
+
+/* raw goes on the glitch run: it starts a new one (step not ok) or extends
+ * the current one by the count step. */
+static void run_push(struct ts_counter *c, uint64_t raw, int64_t t, struct count step)
+{
+    if (!step.ok) {
+        c->run_len = 0;
+        c->run_first = raw;
+        c->run_first_time_ms = t;
+        c->run_people = 0;
+        c->run_flags = 0;
+    }
+    c->have_held = false;
+    c->run_len++;
+    c->run_last = raw;
+    c->run_last_time_ms = t;
+    c->run_people = step.people > UINT64_MAX - c->run_people ? UINT64_MAX : c->run_people + step.people;
+    c->run_flags |= step.flags;
+}
+
+/* Interprets raw (within the width) against the baseline, the held value and
+ * the glitch run, and updates them. Returns the flags and sets *delta. */
+static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_t *delta)
 {
     vote(c, raw, t);
     enum ts_direction dir = ts_counter_direction(c);
-    bool down = dir == TS_DIR_DOWN, hold;
+    bool down = dir == TS_DIR_DOWN;
     uint32_t down_flag = down ? TS_FLAG_DOWNWARD : 0;
     uint64_t lim = plausible(c, t - c->prev_time_ms);
-    struct count b = count_from(c, c->prev, c->prev_time_ms, raw, t, down), p = {false, 0, 0};
+    struct count b = count_from(c, c->prev, c->prev_time_ms, raw, t, down), none = {false, 0, 0};
+    struct count h = none, r = none;
 
-    if (c->have_pending) {
-        p = count_from(c, c->pending, c->pending_time_ms, raw, t, down);
-        /* a count from the baseline must not pass through a withheld jump */
-        if (b.ok && p.ok && p.people < b.people &&
-            !count_from(c, c->prev, c->prev_time_ms, c->pending, c->pending_time_ms, down).ok)
+    if (c->have_held)
+        h = count_from(c, c->held, c->held_time_ms, raw, t, down);
+    if (c->run_len) {
+        r = count_from(c, c->run_last, c->run_last_time_ms, raw, t, down);
+        /* a count from the baseline must not pass through the withheld jump */
+        if (b.ok && r.ok && r.people < b.people &&
+            !count_from(c, c->prev, c->prev_time_ms, c->run_first, c->run_first_time_ms, down).ok)
             b.ok = false;
     }
-    *accept = true;
-    if (b.ok) {
+    *delta = 0;
+    if (b.ok) { /* an ordinary count; ends any glitch run */
+        set_baseline(c, raw, t);
         *delta = b.people;
         return b.flags | down_flag;
     }
+    if (r.ok) { /* the glitch run goes on: a new level once confirmed */
+        run_push(c, raw, t, r);
+        if (c->run_len < c->cfg.rebase_after)
+            return TS_FLAG_GLITCH;
+        uint32_t f = c->run_flags | down_flag | TS_FLAG_REBASED;
+        *delta = c->run_people; /* from the first withheld value: nobody lost */
+        set_baseline(c, raw, t);
+        return f;
+    }
     /* while the vote is open, a count down from the baseline is held, unless
-     * the reading moved up from the withheld value */
-    hold = dir == TS_DIR_AUTO && count_from(c, c->prev, c->prev_time_ms, raw, t, true).ok;
-    if (hold && !(p.ok && raw != c->pending)) {
-        *accept = false;
+     * the reading moved up from the held value */
+    if (dir == TS_DIR_AUTO && count_from(c, c->prev, c->prev_time_ms, raw, t, true).ok &&
+        !(h.ok && raw != c->held)) {
+        set_held(c, raw, t);
         return TS_FLAG_DOWNWARD;
     }
-    if (p.ok) { /* the withheld level persists: it becomes the baseline */
-        *delta = p.people;
-        return p.flags | down_flag | TS_FLAG_REBASED;
+    if (h.ok) { /* counting on from the held level: it becomes the baseline */
+        set_baseline(c, raw, t);
+        *delta = h.people;
+        return h.flags | down_flag | TS_FLAG_REBASED;
     }
     if (!down && raw <= lim && ((c->prev - raw) & width_mask(c->cfg.width)) > lim) {
+        set_baseline(c, raw, t);
         *delta = raw; /* reset to 0, then counted up to raw */
         return TS_FLAG_RESET;
     }
-    *accept = false;
+    run_push(c, raw, t, none); /* a new glitch run starts here */
     return TS_FLAG_GLITCH;
 }
 
@@ -151,26 +203,14 @@ uint64_t ts_counter_step(struct ts_counter *c, uint64_t raw, int64_t time_ms, ui
 {
     uint32_t f = 0;
     uint64_t delta = 0;
-    bool accept = true;
 
     if (!fit_width(c, &raw, &f)) {
         f = TS_FLAG_GLITCH; /* not a value of this register: state untouched */
-        accept = false;
     } else if (!c->have_prev) {
         f |= TS_FLAG_FIRST;
+        set_baseline(c, raw, time_ms);
     } else {
-        f |= interpret(c, raw, time_ms, &delta, &accept);
-        if (!accept) {
-            c->have_pending = true;
-            c->pending = raw;
-            c->pending_time_ms = time_ms;
-        }
-    }
-    if (accept) {
-        c->have_prev = true;
-        c->prev = raw;
-        c->prev_time_ms = time_ms;
-        c->have_pending = false;
+        f |= interpret(c, raw, time_ms, &delta);
     }
     count_flags(c, f);
     *flags |= f;
@@ -189,6 +229,12 @@ int ts_counter_init(struct ts_counter *c, const struct ts_counter_cfg *cfg)
         c->cfg.max_rate_per_min = TS_COUNTER_DEFAULT_RATE;
     if (c->cfg.min_plausible == 0)
         c->cfg.min_plausible = TS_COUNTER_DEFAULT_MIN_PLAUSIBLE;
+    if (c->cfg.rebase_after == 0)
+        c->cfg.rebase_after = TS_COUNTER_DEFAULT_REBASE_AFTER;
+    if (c->cfg.rebase_after < TS_COUNTER_REBASE_MIN || c->cfg.rebase_after > TS_COUNTER_REBASE_MAX) {
+        c->cfg.rebase_after = TS_COUNTER_DEFAULT_REBASE_AFTER;
+        err = TS_EINVAL;
+    }
     if (c->cfg.width != 16 && c->cfg.width != 32 && c->cfg.width != 64) {
         c->cfg.width = TS_COUNTER_DEFAULT_WIDTH;
         err = TS_EINVAL;

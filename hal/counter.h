@@ -21,6 +21,12 @@ enum ts_direction { TS_DIR_UP, TS_DIR_DOWN, TS_DIR_AUTO };
 #define TS_COUNTER_DEFAULT_WIDTH 32
 #define TS_COUNTER_DEFAULT_RATE 60.0     /* people per minute: one a second */
 #define TS_COUNTER_DEFAULT_MIN_PLAUSIBLE 10
+/* A withheld level becomes the baseline after this many readings in a row
+ * (counting the first withheld one), each a plausible count from the one
+ * before; the allowed range is TS_COUNTER_REBASE_MIN..TS_COUNTER_REBASE_MAX. */
+#define TS_COUNTER_DEFAULT_REBASE_AFTER 3
+#define TS_COUNTER_REBASE_MIN 2
+#define TS_COUNTER_REBASE_MAX 100
 /* Auto direction: a direction is decided when its votes lead by this many;
  * both tallies are halved when their sum passes TS_COUNTER_VOTE_CAP. */
 #define TS_COUNTER_VOTE_LEAD 3
@@ -31,6 +37,7 @@ struct ts_counter_cfg {
     enum ts_direction direction;
     double max_rate_per_min;  /* plausible people per minute; above: glitch; 0 = 60 */
     uint64_t min_plausible;   /* a move up to this is always plausible; 0 = 10 */
+    unsigned rebase_after;    /* readings that confirm a new level, 2..100; 0 = 3 */
 };
 
 /* Internal state: call ts_counter_init, then only the functions below touch
@@ -41,18 +48,28 @@ struct ts_counter {
     uint64_t prev;                /* baseline: last accepted value (within width) */
     int64_t prev_time_ms;
     int64_t up_votes, down_votes; /* plausible moves seen each way (auto direction) */
-    /* last withheld value (glitch or held downward move), accepted as the new
-     * baseline when the next reading is a plausible step from it */
-    bool have_pending;
-    uint64_t pending;
-    int64_t pending_time_ms;
+    /* last held value: a plausible move down from the baseline while the
+     * auto vote is open; a plausible move up from it rebases at once */
+    bool have_held;
+    uint64_t held;
+    int64_t held_time_ms;
+    /* glitch run: readings withheld in a row, each a plausible count from the
+     * one before (run_len of them, 0 = none); its level becomes the baseline
+     * at the cfg.rebase_after-th, counting run_people from run_first. At most
+     * one of the held value and the run exists: the last reading's. */
+    unsigned run_len;
+    uint64_t run_first, run_last;
+    int64_t run_first_time_ms, run_last_time_ms;
+    uint64_t run_people;          /* counted from run_first to run_last */
+    uint32_t run_flags;           /* wrap/signed flags of those counts */
     /* readings flagged with each anomaly, for status */
     uint64_t n_wrap, n_reset, n_glitch, n_signed, n_downward, n_rebased;
 };
 
 /* Initialises *c for cfg (copied; zero fields take the defaults above).
  * Returns TS_OK, or TS_EINVAL if the width is not 0/16/32/64, the direction
- * is unknown or the rate is negative or not finite; *c is then initialised
+ * is unknown, the rate is negative or not finite, or rebase_after is not 0
+ * or 2..100; *c is then initialised
  * with the defaults in place of the invalid fields, so it is still safe. */
 int ts_counter_init(struct ts_counter *c, const struct ts_counter_cfg *cfg);
 

@@ -72,6 +72,7 @@ struct ts_turnstile_cfg {
     /* counter semantics */
     enum ts_direction direction;
     double max_rate_per_min;
+    int rebase_after;         /* readings that confirm a new counter level */
 };
 
 /* Per-device health, for logs and the status/state topics. */

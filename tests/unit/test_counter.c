@@ -146,8 +146,9 @@ static void test_reset_small_nonzero(void **state)
     /* a reset is not a step back that could be a count: 14400 can pass in 4 hours */
     expect(&c, 14412, 12 * HOUR_MS, 14400, 0);
     expect(&c, 20, 16 * HOUR_MS, 0, TS_FLAG_GLITCH); /* 14392 back */
-    expect(&c, 20, 20 * HOUR_MS, 0, TS_FLAG_REBASED);
-    expect(&c, 30, 24 * HOUR_MS, 10, 0);
+    expect(&c, 20, 20 * HOUR_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 20, 24 * HOUR_MS, 0, TS_FLAG_REBASED); /* the third reading confirms it */
+    expect(&c, 30, 28 * HOUR_MS, 10, 0);
     assert_int_equal(c.n_reset, 1);
 }
 
@@ -159,12 +160,13 @@ static void test_small_step_back_is_not_a_reset(void **state)
     expect(&c, 1000, 0, 0, TS_FLAG_FIRST);
     expect(&c, 997, 4 * HOUR_MS, 0, TS_FLAG_GLITCH);
     expect(&c, 1005, 8 * HOUR_MS, 5, 0); /* from 1000, the smaller count */
-    /* a step back that persists becomes the new baseline */
+    /* a step back that persists (three readings) becomes the new baseline */
     expect(&c, 990, 12 * HOUR_MS, 0, TS_FLAG_GLITCH);
-    expect(&c, 990, 16 * HOUR_MS, 0, TS_FLAG_REBASED);
-    expect(&c, 1000, 20 * HOUR_MS, 10, 0);
+    expect(&c, 990, 16 * HOUR_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 992, 20 * HOUR_MS, 2, TS_FLAG_REBASED);
+    expect(&c, 1000, 24 * HOUR_MS, 8, 0);
     assert_int_equal(c.n_reset, 0);
-    assert_int_equal(c.n_glitch, 2);
+    assert_int_equal(c.n_glitch, 3);
     assert_int_equal(c.n_rebased, 1);
 }
 
@@ -181,7 +183,8 @@ static void test_downward_configured(void **state)
     expect(&c, 885337080, 16 * HOUR_MS, 0, TS_FLAG_GLITCH);
     expect(&c, 885337070, 20 * HOUR_MS, 5, TS_FLAG_DOWNWARD);
     expect(&c, 900000000, 24 * HOUR_MS, 0, TS_FLAG_GLITCH);
-    expect(&c, 899999990, 28 * HOUR_MS, 10, TS_FLAG_REBASED | TS_FLAG_DOWNWARD);
+    expect(&c, 899999990, 28 * HOUR_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 899999985, 32 * HOUR_MS, 15, TS_FLAG_REBASED | TS_FLAG_DOWNWARD);
     assert_int_equal(ts_counter_direction(&c), TS_DIR_DOWN);
     assert_int_equal(c.n_downward, 5);
 }
@@ -312,11 +315,20 @@ static void test_withheld_never_published(void **state)
     struct ts_counter c = mk(32, TS_DIR_UP);
 
     /* the jump to 22618 is withheld; 8 hours later the same value would be a
-     * plausible 22611 from the baseline, but the withheld level wins: rebased */
+     * plausible 22611 from the baseline, but the withheld level wins: still
+     * withheld, then rebased by the third reading, counting 0 */
     expect(&c, 7, 0, 0, TS_FLAG_FIRST);
     expect(&c, 22618, 4 * HOUR_MS, 0, TS_FLAG_GLITCH);
-    expect(&c, 22618, 8 * HOUR_MS, 0, TS_FLAG_REBASED);
-    expect(&c, 22630, 12 * HOUR_MS, 12, 0);
+    expect(&c, 22618, 8 * HOUR_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 22618, 12 * HOUR_MS, 0, TS_FLAG_REBASED);
+    expect(&c, 22630, 16 * HOUR_MS, 12, 0);
+    /* the same when the run moves on: the count from the baseline must not
+     * pass through the first withheld value either */
+    c = mk(32, TS_DIR_UP);
+    expect(&c, 7, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 22618, 4 * HOUR_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 22620, 8 * HOUR_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 22625, 12 * HOUR_MS, 7, TS_FLAG_REBASED);
 }
 
 static void test_one_off_jump_persists(void **state)
@@ -325,14 +337,18 @@ static void test_one_off_jump_persists(void **state)
 
     expect(&c, 1000, 0, 0, TS_FLAG_FIRST);
     expect(&c, 1000 + 65536 + 4, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
-    expect(&c, 1000 + 65536 + 14, 30 * MIN_MS, 10, TS_FLAG_REBASED);
-    expect(&c, 1000 + 65536 + 20, 45 * MIN_MS, 6, 0);
-    /* N605/R024/00-05-00: 542824 at 09:00, 327680 at 09:15 (RECOVR AUD), 327684 at 12:00 */
-    expect(&c, 542824, 60 * MIN_MS, 0, TS_FLAG_GLITCH);
-    expect(&c, 542824, 75 * MIN_MS, 0, TS_FLAG_REBASED);
-    expect(&c, 327680, 90 * MIN_MS, 0, TS_FLAG_GLITCH);
-    expect(&c, 327684, 255 * MIN_MS, 4, TS_FLAG_REBASED);
-    assert_int_equal(c.n_glitch, 3);
+    expect(&c, 1000 + 65536 + 14, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 1000 + 65536 + 20, 45 * MIN_MS, 16, TS_FLAG_REBASED); /* from +4 */
+    expect(&c, 1000 + 65536 + 26, 60 * MIN_MS, 6, 0);
+    /* N605/R024/00-05-00: 542824 at 09:00, 327680 at 09:15 (RECOVR AUD),
+     * 327684 at 12:00 (and 327690 at 16:00) */
+    expect(&c, 542824, 75 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 542824, 90 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 542824, 105 * MIN_MS, 0, TS_FLAG_REBASED);
+    expect(&c, 327680, 120 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 327684, 285 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 327690, 525 * MIN_MS, 10, TS_FLAG_REBASED);
+    assert_int_equal(c.n_glitch, 6);
     assert_int_equal(c.n_rebased, 3);
 }
 
@@ -345,6 +361,193 @@ static void test_recovered_flip(void **state)
     expect(&c, 490001, 9 * HOUR_MS + 29 * MIN_MS + 38000, 13, 0);
     expect(&c, 542824, 11 * HOUR_MS + 45 * MIN_MS, 0, TS_FLAG_GLITCH);
     expect(&c, 490015, 12 * HOUR_MS, 14, 0);
+}
+
+/* The bug found by test_agent_faults: a glitch served for two reads became
+ * the baseline, and the return to the real value was then taken as a reset,
+ * counting its people a second time. */
+static void test_glitch_lasting_two_reads_counts_nothing(void **state)
+{
+    const enum ts_direction dirs[] = {TS_DIR_AUTO, TS_DIR_UP};
+
+    for (size_t i = 0; i < 2; i++) {
+        /* as in the agent: polled every 200 ms, 600 people a minute (limit 10) */
+        struct ts_counter c;
+        struct ts_counter_cfg cfg = {.width = 32, .direction = dirs[i], .max_rate_per_min = 600};
+        int64_t t = 0;
+
+        assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+        expect(&c, 1000, t, 0, TS_FLAG_FIRST);
+        expect(&c, 1008, t += 200, 8, 0);
+        expect(&c, 3, t += 200, 3, TS_FLAG_RESET);
+        expect(&c, 99999999, t += 200, 0, TS_FLAG_GLITCH);
+        expect(&c, 99999999, t += 200, 0, TS_FLAG_GLITCH); /* was: rebased */
+        expect(&c, 3, t += 200, 0, 0);                     /* was: reset, 3 again */
+        expect(&c, 3, t += 200, 0, 0);
+        expect(&c, 9, t += 200, 6, 0);
+        assert_int_equal(c.n_reset, 1);
+        assert_int_equal(c.n_glitch, 2);
+        assert_int_equal(c.n_rebased, 0);
+        assert_int_equal(c.prev, 9);
+        assert_int_equal(c.run_len, 0);
+    }
+    /* 15 minutes apart, the glitch level moving a little */
+    struct ts_counter c = mk(32, TS_DIR_UP);
+    expect(&c, 50000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 99999999, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 100000003, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 50020, 45 * MIN_MS, 20, 0);
+}
+
+/* A counter flipping to the glitch level for two readings at a time: the run
+ * never reaches three, the glitch level is never counted. */
+static void test_glitch_flip_two_reads_never_confirmed(void **state)
+{
+    struct ts_counter c = mk(32, TS_DIR_AUTO);
+    uint64_t truth = 0, published = 0, v = 7;
+    int64_t t = 0;
+
+    expect(&c, v, t, 0, TS_FLAG_FIRST);
+    for (int i = 0; i < 60; i++) {
+        uint32_t f = 0;
+        uint64_t d;
+
+        t += 15 * MIN_MS;
+        if (i % 3 != 2) {
+            d = ts_counter_step(&c, 22618, t, &f);
+            assert_int_equal(d, 0);
+            assert_int_equal(f, TS_FLAG_GLITCH);
+        } else {
+            v += (uint64_t)(i % 7);
+            truth += (uint64_t)(i % 7);
+            d = ts_counter_step(&c, v, t, &f);
+            assert_int_equal(d, (uint64_t)(i % 7));
+            assert_int_equal(f, 0);
+        }
+        published += d;
+    }
+    assert_int_equal(published, truth);
+    assert_int_equal(c.n_glitch, 40);
+    assert_int_equal(c.n_rebased, 0);
+    assert_int_equal(c.prev, v);
+}
+
+/* A real new level (a controller replaced): confirmed by the third reading,
+ * which publishes everything counted from the first withheld value. */
+static void test_confirmed_rebase_counts_from_first_withheld(void **state)
+{
+    struct ts_counter c = mk(32, TS_DIR_UP);
+
+    expect(&c, 5000000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 90000, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 90004, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 90010, 45 * MIN_MS, 10, TS_FLAG_REBASED); /* 4 + 6 */
+    expect(&c, 90015, 60 * MIN_MS, 5, 0);
+    assert_int_equal(c.prev, 90015);
+    assert_int_equal(c.n_glitch, 2);
+    assert_int_equal(c.n_rebased, 1);
+
+    /* a new controller starting near 0 (within the limit) is a reset at once */
+    c = mk(32, TS_DIR_UP);
+    expect(&c, 5000000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 120, 15 * MIN_MS, 120, TS_FLAG_RESET);
+    expect(&c, 125, 30 * MIN_MS, 5, 0);
+    expect(&c, 131, 45 * MIN_MS, 6, 0);
+
+    /* the same in auto mode, and counting down */
+    c = mk(32, TS_DIR_AUTO);
+    expect(&c, 5000000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 90000, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 90004, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 90010, 45 * MIN_MS, 10, TS_FLAG_REBASED);
+    c = mk(32, TS_DIR_DOWN);
+    expect(&c, 90000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 5000000, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 4999990, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 4999983, 45 * MIN_MS, 17, TS_FLAG_REBASED | TS_FLAG_DOWNWARD);
+
+    /* wrapping inside the run is counted and flagged on the rebase */
+    c = mk(16, TS_DIR_UP);
+    expect(&c, 30000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 65530, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 4, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 10, 45 * MIN_MS, 16, TS_FLAG_REBASED | TS_FLAG_WRAP);
+}
+
+/* The run is broken by a return to the baseline (the glitch is over) or by a
+ * reading implausible from the last withheld one (a new run starts there). */
+static void test_glitch_run_restarts(void **state)
+{
+    struct ts_counter c = mk(32, TS_DIR_UP);
+
+    expect(&c, 1000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 50000, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 50002, 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 1003, 45 * MIN_MS, 3, 0); /* back: counted from the baseline */
+    expect(&c, 50005, 60 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 50006, 75 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 70000, 90 * MIN_MS, 0, TS_FLAG_GLITCH); /* a new run */
+    expect(&c, 70003, 105 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 70004, 120 * MIN_MS, 4, TS_FLAG_REBASED);
+    assert_int_equal(c.n_glitch, 6);
+    assert_int_equal(c.n_rebased, 1);
+    /* a reading outside the width leaves the run alone */
+    c = mk(32, TS_DIR_UP);
+    expect(&c, 1000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 50000, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, UINT64_C(0x100000000), 30 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 50001, 45 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 50002, 60 * MIN_MS, 2, TS_FLAG_REBASED);
+    /* while the auto vote is open, the run goes on before a hold */
+    c = mk(32, TS_DIR_AUTO);
+    expect(&c, 100000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 98000, 15 * MIN_MS, 0, TS_FLAG_GLITCH); /* 2000 down in 15 min */
+    expect(&c, 98500, 45 * MIN_MS, 0, TS_FLAG_GLITCH); /* up from 98000 */
+    expect(&c, 98600, 60 * MIN_MS, 600, TS_FLAG_REBASED);
+}
+
+static void test_rebase_after(void **state)
+{
+    struct ts_counter c;
+    struct ts_counter_cfg cfg = {.width = 32, .direction = TS_DIR_UP, .max_rate_per_min = 60,
+                                 .rebase_after = 2};
+
+    /* 2: the second reading confirms (the old rule); a glitch of two
+     * readings then does count its return as a reset */
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    expect(&c, 5000000, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 90000, 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 90004, 30 * MIN_MS, 4, TS_FLAG_REBASED);
+    expect(&c, 90010, 45 * MIN_MS, 6, 0);
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    expect(&c, 3, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 99999999, 200, 0, TS_FLAG_GLITCH);
+    expect(&c, 99999999, 400, 0, TS_FLAG_REBASED);
+    expect(&c, 3, 600, 3, TS_FLAG_RESET);
+
+    /* 5: four readings withheld, the fifth publishes the people of all five */
+    cfg.rebase_after = 5;
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    expect(&c, 5000000, 0, 0, TS_FLAG_FIRST);
+    for (int i = 1; i <= 4; i++)
+        expect(&c, 90000 + (uint64_t)i * 3, i * 15 * MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 90015, 5 * 15 * MIN_MS, 12, TS_FLAG_REBASED);
+    assert_int_equal(c.n_glitch, 4);
+
+    /* range: 0 is the default, 2..100 accepted, others refused */
+    cfg.rebase_after = 0;
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    assert_int_equal(c.cfg.rebase_after, TS_COUNTER_DEFAULT_REBASE_AFTER);
+    assert_int_equal(c.cfg.rebase_after, 3);
+    cfg.rebase_after = 100;
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    assert_int_equal(c.cfg.rebase_after, 100);
+    cfg.rebase_after = 1;
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_EINVAL);
+    assert_int_equal(c.cfg.rebase_after, 3);
+    cfg.rebase_after = 101;
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_EINVAL);
+    assert_int_equal(c.cfg.rebase_after, 3);
 }
 
 static void test_signed_sign_extended(void **state)
@@ -364,7 +567,8 @@ static void test_signed_sign_extended(void **state)
     expect(&c, UINT64_C(0x180000012), 4 * MIN_MS, 0, TS_FLAG_GLITCH);
     expect(&c, UINT64_C(0xFFFFFFFE80000012), 4 * MIN_MS, 0, TS_FLAG_GLITCH);
     assert_int_equal(c.prev, 0x80000010u);
-    assert_false(c.have_pending);
+    assert_false(c.have_held);
+    assert_int_equal(c.run_len, 0);
     expect(&c, 0x80000020u, 5 * MIN_MS, 16, 0);
     assert_int_equal(c.n_signed, 1);
 
@@ -530,6 +734,11 @@ int main(void)
         cmocka_unit_test(test_withheld_never_published),
         cmocka_unit_test(test_one_off_jump_persists),
         cmocka_unit_test(test_recovered_flip),
+        cmocka_unit_test(test_glitch_lasting_two_reads_counts_nothing),
+        cmocka_unit_test(test_glitch_flip_two_reads_never_confirmed),
+        cmocka_unit_test(test_confirmed_rebase_counts_from_first_withheld),
+        cmocka_unit_test(test_glitch_run_restarts),
+        cmocka_unit_test(test_rebase_after),
         cmocka_unit_test(test_signed_sign_extended),
         cmocka_unit_test(test_signed_wrap_at_2_31),
         cmocka_unit_test(test_direction_change),

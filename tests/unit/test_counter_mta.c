@@ -5,9 +5,10 @@
  * over 4 times the busiest 4-hour average in the file, 13.5/min, and 3 times
  * the busiest short interval, 19/min). The results are checked reading by
  * reading, and as per-turnstile totals and anomaly counts, against a second
- * implementation of the rules of docs/counters.md written below with plain
- * signed differences (the values stay below 2^31, so no modular arithmetic
- * is needed), and against facts about the file known by hand.
+ * implementation of the rules of docs/counters.md (with the default
+ * rebase_after, 3) written below with plain signed differences (the values
+ * stay below 2^31, so no modular arithmetic is needed), and against facts
+ * about the file known by hand.
  * The file is TS_MTA_FILE, default /work/shared/data/mta/turnstile_230603.csv.gz;
  * times are New York local time, taken as UTC (only intervals matter). */
 #include <setjmp.h>
@@ -173,9 +174,17 @@ static struct row *find_row(const char *key, const char *date, const char *time)
 
 /* ---- the model: docs/counters.md again, with signed differences -------------- */
 
+/* The model keeps what it withholds as a list of readings: either the one
+ * held value, or the glitch run (its first and last value and its length). */
+#define REBASE_AFTER 3 /* the documented default: readings that confirm a new level */
+
 struct model {
-    int have_prev, have_pend;
-    int64_t prev, prev_t, pend, pend_t;
+    int have_prev;
+    int64_t prev, prev_t;
+    int n_held;                    /* 1 if the last reading was held */
+    int64_t held, held_t;
+    int n_run;                     /* readings in the glitch run, 0 = none */
+    int64_t run0, run0_t, run_last, run_last_t;
     int64_t up, down;
 };
 
@@ -187,17 +196,31 @@ static int64_t allowed(int64_t dt_ms)
 
 static int within(int64_t d, int64_t dt_ms) { return d >= 0 && d <= allowed(dt_ms); }
 
+static void model_accept(struct model *m, int64_t v, int64_t t)
+{
+    m->prev = v;
+    m->prev_t = t;
+    m->n_held = 0;
+    m->n_run = 0;
+}
+
 static uint32_t model_step(struct model *m, int64_t v, int64_t t, uint64_t *delta)
 {
     *delta = 0;
     if (!m->have_prev) {
         m->have_prev = 1;
-        m->prev = v;
-        m->prev_t = t;
+        model_accept(m, v, t);
         return TS_FLAG_FIRST;
     }
     /* vote on the move from the last reading */
-    int64_t last = m->have_pend ? m->pend : m->prev, last_t = m->have_pend ? m->pend_t : m->prev_t;
+    int64_t last = m->prev, last_t = m->prev_t;
+    if (m->n_held) {
+        last = m->held;
+        last_t = m->held_t;
+    } else if (m->n_run) {
+        last = m->run_last;
+        last_t = m->run_last_t;
+    }
     int64_t move = v - last;
     m->up += move > 0 && within(move, t - last_t);
     m->down += move < 0 && within(-move, t - last_t);
@@ -209,41 +232,52 @@ static uint32_t model_step(struct model *m, int64_t v, int64_t t, uint64_t *delt
     int open = m->up < m->down + TS_COUNTER_VOTE_LEAD && m->down < m->up + TS_COUNTER_VOTE_LEAD;
     uint32_t down_flag = sign < 0 ? TS_FLAG_DOWNWARD : 0;
 
-    int64_t from_base = sign * (v - m->prev), from_pend = m->have_pend ? sign * (v - m->pend) : -1;
+    int64_t from_base = sign * (v - m->prev);
     int base_ok = within(from_base, t - m->prev_t);
-    int pend_ok = m->have_pend && within(from_pend, t - m->pend_t);
-    if (base_ok && pend_ok && from_pend < from_base &&
-        !within(sign * (m->pend - m->prev), m->pend_t - m->prev_t))
-        base_ok = 0; /* the baseline would count a withheld jump */
+    int run_ok = m->n_run > 0 && within(sign * (v - m->run_last), t - m->run_last_t);
+    int held_ok = m->n_held > 0 && within(sign * (v - m->held), t - m->held_t);
+    if (base_ok && run_ok && sign * (v - m->run_last) < from_base &&
+        !within(sign * (m->run0 - m->prev), m->run0_t - m->prev_t))
+        base_ok = 0; /* the baseline would count the withheld jump */
 
-    uint32_t flags;
-    int accept = 1;
     if (base_ok) {
         *delta = (uint64_t)from_base;
-        flags = down_flag;
-    } else if (open && within(m->prev - v, t - m->prev_t) && !(pend_ok && v != m->pend)) {
-        flags = TS_FLAG_DOWNWARD; /* held */
-        accept = 0;
-    } else if (pend_ok) {
-        *delta = (uint64_t)from_pend;
-        flags = down_flag | TS_FLAG_REBASED;
-    } else if (sign > 0 && v <= allowed(t - m->prev_t) && m->prev - v > allowed(t - m->prev_t)) {
+        model_accept(m, v, t);
+        return down_flag;
+    }
+    if (run_ok) {
+        m->n_run++;
+        m->run_last = v;
+        m->run_last_t = t;
+        if (m->n_run < REBASE_AFTER)
+            return TS_FLAG_GLITCH;
+        *delta = (uint64_t)(sign * (v - m->run0)); /* from the first withheld value */
+        model_accept(m, v, t);
+        return down_flag | TS_FLAG_REBASED;
+    }
+    if (open && within(m->prev - v, t - m->prev_t) && !(held_ok && v != m->held)) {
+        m->n_held = 1;
+        m->held = v;
+        m->held_t = t;
+        m->n_run = 0;
+        return TS_FLAG_DOWNWARD;
+    }
+    if (held_ok) {
+        *delta = (uint64_t)(sign * (v - m->held));
+        model_accept(m, v, t);
+        return down_flag | TS_FLAG_REBASED;
+    }
+    if (sign > 0 && v <= allowed(t - m->prev_t) && m->prev - v > allowed(t - m->prev_t)) {
         *delta = (uint64_t)v;
-        flags = TS_FLAG_RESET;
-    } else {
-        flags = TS_FLAG_GLITCH;
-        accept = 0;
+        model_accept(m, v, t);
+        return TS_FLAG_RESET;
     }
-    if (accept) {
-        m->prev = v;
-        m->prev_t = t;
-        m->have_pend = 0;
-    } else {
-        m->pend = v;
-        m->pend_t = t;
-        m->have_pend = 1;
-    }
-    return flags;
+    /* a new glitch run */
+    m->n_held = 0;
+    m->n_run = 1;
+    m->run0 = m->run_last = v;
+    m->run0_t = m->run_last_t = t;
+    return TS_FLAG_GLITCH;
 }
 
 /* ---- the replay ------------------------------------------------------------- */
@@ -501,18 +535,56 @@ static void test_known_cases(void **state)
     assert_int_equal(r[1].delta[ENTRIES], 490015 - 490001);
     assert_int_equal(r[1].flags[ENTRIES], 0);
 
-    /* SUTPHIN-ARCHER: 542824 -> 327680 (RECOVR AUD), then counting from there */
+    /* SUTPHIN-ARCHER: 542824 -> 327680 (RECOVR AUD) -> 327684 -> 327688: the
+     * third reading confirms the new level, counting the 8 from 327680 */
     r = find_row("N605/R024/00-05-00", "05/30/2023", "09:15:00");
     assert_int_equal(r->cum[ENTRIES], 327680);
     assert_int_equal(r->flags[ENTRIES], TS_FLAG_GLITCH);
-    assert_int_equal(r[1].flags[ENTRIES], TS_FLAG_REBASED);
-    assert_int_equal(r[1].delta[ENTRIES], 4);
+    assert_int_equal(r[1].cum[ENTRIES], 327684);
+    assert_int_equal(r[1].flags[ENTRIES], TS_FLAG_GLITCH);
+    assert_int_equal(r[1].delta[ENTRIES], 0);
+    assert_int_equal(r[2].cum[ENTRIES], 327688);
+    assert_int_equal(r[2].flags[ENTRIES], TS_FLAG_REBASED);
+    assert_int_equal(r[2].delta[ENTRIES], 8);
 
-    /* WALL ST: 6042111 -> 262702 8 h later; 262702 is no small value: a new level */
+    /* WALL ST: 6042111 -> 262702 8 h later; 262702 is no small value: a new
+     * level, confirmed by the third reading of it */
     r = find_row("R110/R027/01-00-02", "05/27/2023", "20:00:00");
     assert_int_equal(r->flags[ENTRIES], TS_FLAG_GLITCH);
-    assert_int_equal(r[1].flags[ENTRIES], TS_FLAG_REBASED);
-    assert_int_equal(r[1].delta[ENTRIES], 0);
+    assert_int_equal(r[1].flags[ENTRIES], TS_FLAG_GLITCH);
+    assert_int_equal(r[2].flags[ENTRIES], TS_FLAG_REBASED);
+    assert_int_equal(r[2].delta[ENTRIES], 0);
+    assert_int_equal(r[2].flags[EXITS], TS_FLAG_REBASED); /* 2097153 -> ...54 -> ...55 */
+    assert_int_equal(r[2].delta[EXITS], 2);
+
+    /* SOUTH FERRY: 20478 -> 5 -> 526 are the last readings of the file: the
+     * run is not confirmed, the 521 are never published */
+    t = find_ts("R528/R097/00-00-04");
+    r = &mta.rows[t->first + t->n - 1];
+    assert_int_equal(r->cum[ENTRIES], 526);
+    assert_int_equal(r[-1].flags[ENTRIES], TS_FLAG_GLITCH);
+    assert_int_equal(r->flags[ENTRIES], TS_FLAG_GLITCH);
+    assert_int_equal(r->flags[EXITS], TS_FLAG_GLITCH);
+
+    /* a new level is only ever accepted from a held value, or after at least
+     * REBASE_AFTER - 1 withheld readings in a row (more when a run restarted) */
+    for (size_t i = 0; i < mta.n_ts; i++) {
+        for (size_t j = mta.ts[i].first + 1; j < mta.ts[i].first + mta.ts[i].n; j++) {
+            for (int reg = ENTRIES; reg <= EXITS; reg++) {
+                const struct row *q = &mta.rows[j];
+                size_t k = 0;
+
+                if (!(q->flags[reg] & TS_FLAG_REBASED))
+                    continue;
+                while (k < j - mta.ts[i].first && (q[-1 - (ptrdiff_t)k].flags[reg] & TS_FLAG_GLITCH))
+                    k++;
+                if (k == 0)
+                    assert_int_equal(q[-1].flags[reg], TS_FLAG_DOWNWARD);
+                else
+                    assert_true(k >= REBASE_AFTER - 1);
+            }
+        }
+    }
 
     /* no reading publishes more than the rate allows since the turnstile's first one */
     for (size_t i = 0; i < mta.n_ts; i++)

@@ -56,7 +56,7 @@ static void format_matches_reference_schema(void **state)
     assert_int_equal(n, TS_READING_FIELDS);
     const char *want[] = {"A002", "R051", "02-00-00", "59 ST", "NQR456W", "BMT", "05-27-23",
                           "04:00:00", "REGULAR", "9", "5", "ctrl-59st.01:42",
-                          "2023-05-27 04:00:00", "1685174400000", "2049", "990", ""};
+                          "2023-05-27 04:00:00", "1685174400000", "2049", "990", "", "42"};
     for (int i = 0; i < TS_READING_FIELDS; i++)
         assert_string_equal(f[i], want[i]);
 }
@@ -68,6 +68,7 @@ static void round_trip_keeps_every_field(void **state)
     const char *why = NULL;
 
     r.flags = 0x4 | 0x10 | 0x40;
+    r.merged_from = 17;
     strcpy(r.desc, "RECOVR AUD");
     assert_true(ts_reading_format(&r, line, sizeof line) > 0);
     assert_int_equal(ts_reading_parse(line, &back, &why), TS_OK);
@@ -84,6 +85,7 @@ static void parses_the_13_field_reference_form(void **state)
     assert_int_equal(r.seq, 7);
     assert_int_equal(r.time_ms, 1685174400000LL);
     assert_string_equal(r.agent_id, "ctrl-1");
+    assert_int_equal(r.merged_from, 7);
 }
 
 static void rejects_malformed_lines(void **state)
@@ -107,9 +109,13 @@ static void rejects_malformed_lines(void **state)
         "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,4294967296,5,c:1,2023-05-27 04:00:00",
         /* extension fields incomplete or wrong */
         "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,1",
-        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,x,1,2,",
-        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,1,1,2,bogus",
-        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,1,1,2,,extra",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,x,1,2,,1",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,1,1,2,bogus,1",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,1,1,2,,1,extra",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00,1,1,2,",
+        /* MERGED_FROM after SEQ, or 0 */
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:3,2023-05-27 04:00:00,1,1,2,,4",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:3,2023-05-27 04:00:00,1,1,2,,0",
         ",R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
