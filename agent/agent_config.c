@@ -27,6 +27,11 @@ static const struct ts_cfg_choice edges[] = {
 static const struct ts_cfg_choice biases[] = {
     {"as-is", TS_BIAS_AS_IS}, {"disable", TS_BIAS_DISABLE}, {"pull-up", TS_BIAS_PULL_UP},
     {"pull-down", TS_BIAS_PULL_DOWN}, {NULL, 0}};
+static const struct ts_cfg_choice clocks[] = {
+    {"wait-sync", TS_CLOCK_WAIT_SYNC}, {"trust", TS_CLOCK_TRUST}, {NULL, 0}};
+static const struct ts_cfg_choice syncs[] = {{"normal", 0}, {"full", 1}, {NULL, 0}};
+static const struct ts_cfg_choice ack_modes[] = {
+    {"end-to-end", TS_ACK_END_TO_END}, {"puback", TS_ACK_PUBACK}, {NULL, 0}};
 static const struct ts_cfg_choice log_levels[] = {
     {"error", 3}, {"warning", 4}, {"notice", 5}, {"info", 6}, {"debug", 7}, {NULL, 0}};
 
@@ -46,6 +51,11 @@ static const struct ts_cfg_key agent_keys[] = {
      .doc = "error, warning, notice, info or debug"},
     {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(S, max_rate_per_min), 1, 1e7, "120",
      .doc = "default plausible people per minute per turnstile; above it a delta is withheld as a glitch"},
+    {"clock", TS_CFG_ENUM, NOSIZE(S, clock), .def = "wait-sync", .choices = clocks,
+     .doc = "wait-sync: hold readings until the kernel says the clock is synchronised (NTP); "
+            "trust: the wall clock is always right"},
+    {"state_interval_ms", TS_CFG_INT, NOSIZE(S, state_interval_ms), 200, 3600000, "5000",
+     .doc = "how often the retained state topic (dashboards) is refreshed at most"},
     {"ca", TS_CFG_FIELD, OFF(S, ca), .doc = "default C/A (control area) of the turnstiles"},
     {"unit", TS_CFG_FIELD, OFF(S, unit), .doc = "default UNIT (remote unit) of the turnstiles"},
     {"station", TS_CFG_FIELD, OFF(S, station), .doc = "default STATION name of the turnstiles"},
@@ -53,6 +63,49 @@ static const struct ts_cfg_key agent_keys[] = {
     {"division", TS_CFG_FIELD, OFF(S, division), .doc = "default DIVISION of the turnstiles"},
 };
 #undef S
+
+#define ST ts_store_cfg
+static const struct ts_cfg_key store_keys[] = {
+    {"path", TS_CFG_STRING, OFF(ST, path), .def = "/var/lib/turnstile/agent.db",
+     .doc = "the SQLite file (WAL mode) holding every reading until it is acknowledged"},
+    {"max_rows", TS_CFG_INT64, NOSIZE(ST, max_rows), 1000, 1e12, "2000000",
+     .doc = "retention: past this many readings the oldest unpublished ones are merged per turnstile"},
+    {"max_bytes", TS_CFG_INT64, NOSIZE(ST, max_bytes), 65536, 1e15, "536870912",
+     .doc = "retention: past this file size the oldest unpublished readings are merged per turnstile"},
+    {"merge_batch", TS_CFG_INT, NOSIZE(ST, merge_batch), 10, 1000000, "1000",
+     .doc = "readings merged in one pass when retention is full"},
+    {"synchronous", TS_CFG_ENUM, NOSIZE(ST, synchronous_full), .def = "full", .choices = syncs,
+     .doc = "full: every commit survives a power cut; normal: faster, may lose the last commits"},
+};
+#undef ST
+
+#define M ts_mqtt_cfg
+static const struct ts_cfg_key mqtt_keys[] = {
+    {"host", TS_CFG_STRING, OFF(M, host), .flags = TS_CFG_REQUIRED, .doc = "broker address"},
+    {"port", TS_CFG_INT, NOSIZE(M, port), 1, 65535, "1883", .doc = "broker port (8883 for TLS)"},
+    {"client_id", TS_CFG_ID, OFF(M, client_id),
+     .doc = "MQTT client id of the persistent session; default turnstile-agent-<id>"},
+    {"username", TS_CFG_STRING, OFF(M, username), .doc = "user name"},
+    {"password", TS_CFG_STRING, OFF(M, password), .doc = "password (keep the file 0600)"},
+    {"ca_file", TS_CFG_STRING, OFF(M, ca_file), .doc = "CA certificate: setting it turns TLS on"},
+    {"cert_file", TS_CFG_STRING, OFF(M, cert_file), .doc = "client certificate (TLS client auth)"},
+    {"key_file", TS_CFG_STRING, OFF(M, key_file), .doc = "client key (TLS client auth)"},
+    {"tls_insecure", TS_CFG_BOOL, NOSIZE(M, tls_insecure), .def = "false",
+     .doc = "do not check the broker's host name against its certificate (never in production)"},
+    {"keepalive_s", TS_CFG_INT, NOSIZE(M, keepalive_s), 5, 3600, "30", .doc = "MQTT keepalive"},
+    {"reconnect_min_ms", TS_CFG_INT, NOSIZE(M, reconnect_min_ms), 100, 3600000, "1000",
+     .doc = "first reconnect delay; doubles up to reconnect_max_ms"},
+    {"reconnect_max_ms", TS_CFG_INT, NOSIZE(M, reconnect_max_ms), 100, 3600000, "60000",
+     .doc = "longest reconnect delay"},
+    {"max_inflight", TS_CFG_INT, NOSIZE(M, max_inflight), 1, 65000, "100",
+     .doc = "readings published and not yet acknowledged by the broker (drain speed)"},
+    {"ack_timeout_ms", TS_CFG_INT, NOSIZE(M, ack_timeout_ms), 1000, 86400000, "30000",
+     .doc = "re-publish from the acknowledged sequence if the acknowledgement does not advance"},
+    {"ack", TS_CFG_ENUM, NOSIZE(M, ack_mode), .def = "end-to-end", .choices = ack_modes,
+     .doc = "end-to-end: rows leave the store when the bridge acknowledges them on the ack topic; "
+            "puback: when the broker acknowledges them (sites without the bridge)"},
+};
+#undef M
 
 #define D ts_device_cfg
 static const struct ts_cfg_key device_keys[] = {
@@ -135,6 +188,20 @@ static void *add_agent(void *user, char *err, size_t errsize)
     return &cfg->agent;
 }
 
+static void *add_store(void *user, char *err, size_t errsize)
+{
+    struct ts_agent_cfg *cfg = user;
+    cfg->has_store = true;
+    return &cfg->store;
+}
+
+static void *add_mqtt(void *user, char *err, size_t errsize)
+{
+    struct ts_agent_cfg *cfg = user;
+    cfg->has_mqtt = true;
+    return &cfg->mqtt;
+}
+
 static void *grow(void ***array, size_t *n, size_t size, char *err, size_t errsize)
 {
     void **a = realloc(*array, (*n + 1) * sizeof *a);
@@ -161,10 +228,14 @@ static void *add_turnstile(void *user, char *err, size_t errsize)
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-enum { SEC_AGENT, SEC_DEVICE, SEC_TURNSTILE };
+enum { SEC_AGENT, SEC_STORE, SEC_MQTT, SEC_DEVICE, SEC_TURNSTILE };
 static const struct ts_cfg_section sections[] = {
     [SEC_AGENT] = {"agent", 0, agent_keys, N(agent_keys), 0, 0,
                    "The agent itself: identity, polling, defaults.", add_agent},
+    [SEC_STORE] = {"store", 0, store_keys, N(store_keys), 0, 0,
+                   "The SQLite buffer: every reading stays here until acknowledged.", add_store},
+    [SEC_MQTT] = {"mqtt", 0, mqtt_keys, N(mqtt_keys), 0, 0,
+                  "The MQTT broker the readings go to. Without it readings are printed.", add_mqtt},
     [SEC_DEVICE] = {"device", 1, device_keys, N(device_keys), offsetof(struct ts_device_cfg, name),
                     TS_NAME_MAX, "A source of gate counters.", add_device},
     [SEC_TURNSTILE] = {"turnstile", 1, turnstile_keys, N(turnstile_keys),
@@ -346,6 +417,20 @@ int ts_agent_cfg_load(const char *path, struct ts_agent_cfg *cfg, char *err, siz
         !zone_exists(cfg->agent.timezone)))
         BAD(&cfg->agent, "agent", "", "timezone", "unknown time zone '%s' (see /usr/share/zoneinfo)",
             cfg->agent.timezone);
+    if (cfg->has_mqtt) {
+        if ((rc = ts_config_require(&cfg->file, &sections[SEC_MQTT], &cfg->mqtt, err, errsize)))
+            return rc;
+        if (!cfg->has_store)
+            BAD(&cfg->mqtt, "mqtt", "", NULL, "needs a [store] section: published readings must be kept until acknowledged");
+        if (cfg->mqtt.reconnect_max_ms < cfg->mqtt.reconnect_min_ms)
+            BAD(&cfg->mqtt, "mqtt", "", "reconnect_max_ms", "must not be below reconnect_min_ms");
+        if ((cfg->mqtt.cert_file[0] != 0) != (cfg->mqtt.key_file[0] != 0))
+            BAD(&cfg->mqtt, "mqtt", "", cfg->mqtt.cert_file[0] ? "cert_file" : "key_file",
+                "cert_file and key_file go together");
+        if (cfg->mqtt.cert_file[0] && !cfg->mqtt.ca_file[0])
+            BAD(&cfg->mqtt, "mqtt", "", "cert_file", "needs ca_file (TLS)");
+        cfg->mqtt.state_interval_ms = cfg->agent.state_interval_ms;
+    }
     if (cfg->n_turnstiles == 0) {
         snprintf(err, errsize, "%s: no [turnstile] section: nothing to poll", path);
         return TS_ECONFIG;

@@ -1,7 +1,9 @@
 /* agent_config.h - turnstile-agent's configuration: tables and validation.
  *
- * Sections: [agent], [device NAME] (one per gate controller, RS-485 slave,
- * gpiochip or simulator), [turnstile NAME] (one per gate). The key tables in
+ * Sections: [agent], [store] (the SQLite buffer), [mqtt] (the broker; needs
+ * [store]), [device NAME] (one per gate controller, RS-485 slave, gpiochip or
+ * simulator), [turnstile NAME] (one per gate). Without [mqtt] the agent
+ * prints its readings on standard output. The key tables in
  * agent_config.c are the single source of parsing, defaults, ranges and the
  * documentation printed by `turnstile-agent --config-doc`. */
 #ifndef TS_AGENT_CONFIG_H
@@ -9,8 +11,11 @@
 
 #include <stdio.h>
 
+#include "clock.h"
 #include "config.h"
 #include "hal.h"
+#include "publisher.h"
+#include "store.h"
 
 struct ts_agent_settings {
     char agent_id[TS_NAME_MAX];
@@ -22,6 +27,8 @@ struct ts_agent_settings {
     /* defaults for the turnstiles' identity fields */
     char ca[16], unit[16], station[64], linename[32], division[16];
     double max_rate_per_min;
+    int clock;                /* enum ts_clock_policy */
+    int state_interval_ms;
 };
 
 struct ts_agent_cfg {
@@ -30,6 +37,9 @@ struct ts_agent_cfg {
     size_t n_devices;
     struct ts_turnstile_cfg **turnstiles; /* owned */
     size_t n_turnstiles;
+    bool has_store, has_mqtt;  /* [store] and [mqtt] present */
+    struct ts_store_cfg store;
+    struct ts_mqtt_cfg mqtt;
     struct ts_cfg_file file;
 };
 

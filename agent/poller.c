@@ -52,13 +52,6 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void describe(const struct ts_device_cfg *d, char *buf, size_t size)
 {
     switch (d->kind) {
@@ -148,7 +141,7 @@ static void poll_device(struct ts_poller *p, struct device *dev)
         err = src->backend->read(src, i, &s.entries, &s.exits);
         if (err != TS_OK)
             return fault(p, dev, err, src->turnstiles[i]->name);
-        s.time_ms = wall_ms();
+        s.mono_ms = mono_ms();
         push(p, &s);
     }
     src->stats.polls++;

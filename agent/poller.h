@@ -19,7 +19,7 @@
 struct ts_sample {
     size_t turnstile;         /* index into cfg->turnstiles */
     uint64_t entries, exits;  /* raw cumulative register values */
-    int64_t time_ms;          /* UTC wall clock of the read */
+    int64_t mono_ms;          /* monotonic clock of the read (clock.h stamps it) */
 };
 
 struct ts_poller;

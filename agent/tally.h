@@ -1,33 +1,70 @@
 /* tally.h - samples (raw cumulative registers) to readings (people).
  *
- * Keeps, per turnstile, the entries and exits counters (counter.h) and the
- * time of the last sample, and hands out the agent's sequence numbers. A
- * sample after a gap in polling (the device was down) becomes a RECOVR AUD
- * reading, as in the MTA files. The state is plain data so that the store
- * can persist it (issue #3). */
+ * Keeps, per turnstile, the entries and exits counters (counter.h), the
+ * cumulative values and time of the last reading, and for GPIO turnstiles the
+ * count carried over from earlier runs (the GPIO backend counts from 0 at
+ * start). A sample after a gap in polling (the device was down, or the clock
+ * could not be trusted) becomes a RECOVR AUD reading, as in the MTA files.
+ *
+ * While the wall clock cannot be trusted (clock.h) samples are held, not
+ * stamped: per turnstile the first and the latest, which is enough because
+ * the registers are cumulative: nobody is lost, only the detail of the
+ * period. When the clock is trusted they are released, stamped from the
+ * monotonic clock.
+ *
+ * The state is saved to and restored from a blob (the store keeps it in the
+ * same transaction as the readings), matched by CA/UNIT/SCP so that a config
+ * change keeps the turnstiles that stayed. Sequence numbers are not the
+ * tally's business: the store (or, without one, the caller) assigns them. */
 #ifndef TS_TALLY_H
 #define TS_TALLY_H
+
+#include <stdbool.h>
 
 #include "agent_config.h"
 #include "counter.h"
 #include "poller.h"
 #include "reading.h"
 
+#define TS_TALLY_MAX_OUT 3 /* readings one sample can give: two held + itself */
+
 struct ts_turnstile_state {
     struct ts_counter entries, exits;
-    int64_t last_ms;          /* wall time of the last sample, 0: none */
+    int64_t last_ms;          /* wall time of the last reading, 0: none */
+    uint64_t last_entries, last_exits; /* cumulative values of the last reading */
+    uint64_t gpio_base_entries, gpio_base_exits; /* GPIO: counted in earlier runs */
+    uint64_t counted_entries, counted_exits;     /* people since this run started */
+    struct ts_sample held[2]; /* first and latest while the clock is not trusted */
+    int n_held;
 };
 
 struct ts_tally {
     const struct ts_agent_cfg *cfg; /* lent */
     struct ts_turnstile_state *turnstiles; /* owned, one per cfg->turnstiles */
-    uint64_t next_seq;
+    size_t n_held;            /* turnstiles holding samples */
+    void *blob;               /* owned: the last saved state */
+    size_t blob_cap;
 };
 
-int ts_tally_init(struct ts_tally *t, const struct ts_agent_cfg *cfg, uint64_t next_seq);
+int ts_tally_init(struct ts_tally *t, const struct ts_agent_cfg *cfg);
 void ts_tally_free(struct ts_tally *t);
 
-/* Turns one sample into a reading with the next sequence number. */
-void ts_tally_sample(struct ts_tally *t, const struct ts_sample *s, struct ts_reading *out);
+/* Restores what ts_tally_save wrote. A blob of another version is ignored
+ * with a warning (the next reading of each turnstile is then a baseline). */
+int ts_tally_restore(struct ts_tally *t, const void *blob, size_t len);
+
+/* Serialises the state. The buffer stays the tally's, valid until the next
+ * call. NULL on allocation failure. */
+const void *ts_tally_save(struct ts_tally *t, size_t *len);
+
+/* Takes one sample. If trusted, writes the readings it gives (held ones of
+ * its turnstile first) into out[TS_TALLY_MAX_OUT] and returns how many;
+ * otherwise holds it and returns 0. seq of the readings is left 0. */
+size_t ts_tally_sample(struct ts_tally *t, const struct ts_sample *s, bool trusted,
+                       struct ts_reading *out);
+
+/* Once trusted: releases every held sample as readings, up to max; returns
+ * how many were written (call again while it returns max). */
+size_t ts_tally_release(struct ts_tally *t, struct ts_reading *out, size_t max);
 
 #endif

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -153,6 +154,20 @@ static const char *set_value(const struct ts_cfg_key *k, void *instance, const c
             return why;
         }
         *(int *)dst = (int)v;
+        return NULL;
+    }
+    case TS_CFG_INT64: {
+        errno = 0;
+        long long v = strtoll(value, &end, 0);
+        if (errno || end == value || *end) {
+            snprintf(why, whysize, "'%s' is not an integer", value);
+            return why;
+        }
+        if ((double)v < k->min || (double)v > k->max) {
+            snprintf(why, whysize, "%lld is out of range [%.0f, %.0f]", v, k->min, k->max);
+            return why;
+        }
+        *(int64_t *)dst = (int64_t)v;
         return NULL;
     }
     case TS_CFG_DOUBLE: {
@@ -365,7 +380,8 @@ static const char *type_name(const struct ts_cfg_key *k)
     case TS_CFG_STRING: return "text";
     case TS_CFG_FIELD: return "field";
     case TS_CFG_ID: return "id";
-    case TS_CFG_INT: return "integer";
+    case TS_CFG_INT:
+    case TS_CFG_INT64: return "integer";
     case TS_CFG_DOUBLE: return "number";
     case TS_CFG_BOOL: return "boolean";
     case TS_CFG_ENUM: return "choice";
@@ -384,7 +400,7 @@ void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out)
             const struct ts_cfg_key *k = &sec->keys[i];
             char range[160] = "";
             size_t n = 0;
-            if (k->type == TS_CFG_INT || k->type == TS_CFG_DOUBLE)
+            if (k->type == TS_CFG_INT || k->type == TS_CFG_INT64 || k->type == TS_CFG_DOUBLE)
                 snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
             else if (k->type == TS_CFG_ENUM)
                 for (const struct ts_cfg_choice *c = k->choices; c->name && n < sizeof range; c++)

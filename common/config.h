@@ -19,6 +19,7 @@ enum ts_cfg_type {
     TS_CFG_FIELD,  /* char[size]: a CSV-safe field (no comma, quote, line break) */
     TS_CFG_ID,     /* char[size]: letters, digits, '.', '_', '-' */
     TS_CFG_INT,    /* int, within [min, max] */
+    TS_CFG_INT64,  /* int64_t, within [min, max] */
     TS_CFG_DOUBLE, /* double, within [min, max] */
     TS_CFG_BOOL,   /* bool: true/false, yes/no, on/off, 1/0 */
     TS_CFG_ENUM,   /* int (or enum): one of `choices` */

@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,15 +24,18 @@ int ts_log_level_parse(const char *name)
     return -1;
 }
 
+static int journal;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+
+static void detect_journal(void) { journal = getenv("JOURNAL_STREAM") != NULL; }
+
 void ts_log_write(int level, const char *fmt, ...)
 {
-    static int journal = -1;
     char line[2048];
     size_t n;
     va_list ap;
 
-    if (journal < 0)
-        journal = getenv("JOURNAL_STREAM") != NULL;
+    pthread_once(&journal_once, detect_journal);
     if (level < TS_LOG_ERR)
         level = TS_LOG_ERR;
     if (level > TS_LOG_DEBUG)

@@ -43,7 +43,7 @@ sim() { # COMMAND...: sends a command and waits for its answer line
 
 {
   printf '[agent]\nid = faults-agent\nstation_id = S1\npoll_interval_ms = 200\n'
-  printf 'recovered_after_polls = 3\nmax_rate_per_min = 600\n'
+  printf 'recovered_after_polls = 3\nmax_rate_per_min = 600\nclock = trust\n'
   sed 's/^slave_id = .*/&\nresponse_timeout_ms = 150\nbackoff_min_ms = 200\nbackoff_max_ms = 400/' "$work/devices.conf"
 } >"$work/agent.conf"
 "$bindir/turnstile-agent" -c "$work/agent.conf" >"$work/readings.csv" 2>"$work/agent.err" &

@@ -1,0 +1,309 @@
+#include "agent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "poller.h"
+#include "publisher.h"
+#include "state_json.h"
+#include "store.h"
+#include "tally.h"
+
+#define BATCH 256                 /* samples taken per loop turn */
+#define STATUS_INTERVAL_MS 60000  /* retained status (backlog) refresh */
+#define CLOCK_LOG_INTERVAL_MS 60000
+
+struct agent {
+    const struct ts_agent_cfg *cfg;
+    const struct ts_agent_opts *opts;
+    struct ts_poller *poller;
+    struct ts_tally tally;
+    struct ts_store *store;          /* NULL without [store] */
+    struct ts_publisher *pub;        /* NULL without [mqtt] */
+    struct ts_device_stats *devices; /* scratch for the state JSON */
+    struct ts_reading *readings;     /* scratch: BATCH * TS_TALLY_MAX_OUT */
+    uint64_t print_seq;              /* numbering without a store */
+    uint64_t n_readings, n_anomalies;
+    int64_t started_ms, last_state_ms, last_status_ms, last_clock_log_ms, last_watchdog_ms;
+    uint64_t watchdog_usec;
+    bool trusted, ready;
+};
+
+static uint64_t backlog(struct agent *a)
+{
+    struct ts_store_stats st;
+    if (!a->store)
+        return 0;
+    ts_store_get_stats(a->store, &st);
+    return st.rows + st.pending_memory;
+}
+
+static void print_readings(struct agent *a, struct ts_reading *r, size_t n)
+{
+    char line[TS_READING_LINE_MAX];
+    for (size_t i = 0; i < n; i++) {
+        if (ts_reading_format(&r[i], line, sizeof line) < 0) {
+            TS_LOG(TS_LOG_ERR, "cannot format reading %llu", (unsigned long long)r[i].seq);
+            continue;
+        }
+        puts(line);
+    }
+    if (n)
+        fflush(stdout);
+}
+
+/* Keeps the readings: store them (numbered there) or number them here. */
+static void keep(struct agent *a, struct ts_reading *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        a->n_readings++;
+        a->n_anomalies += (r[i].flags & ~(uint32_t)TS_FLAG_FIRST) != 0;
+    }
+    if (!a->store) {
+        for (size_t i = 0; i < n; i++)
+            r[i].seq = r[i].merged_from = ++a->print_seq;
+        if (a->opts->print)
+            print_readings(a, r, n);
+        return;
+    }
+    size_t len = 0;
+    const void *state = ts_tally_save(&a->tally, &len);
+    ts_store_append(a->store, r, n, state, state ? len : 0); /* errors: held in memory, logged */
+    if (a->opts->print && !a->pub) {
+        /* stdout is the consumer: print what is stored, then let it go */
+        struct ts_reading out[64];
+        size_t got;
+        struct ts_store_stats st;
+        ts_store_get_stats(a->store, &st);
+        while (ts_store_fetch(a->store, st.acked, out, 64, &got) == TS_OK && got > 0 &&
+               ts_store_mark_published(a->store, out[got - 1].seq) == TS_OK) {
+            print_readings(a, out, got);
+            ts_store_ack(a->store, out[got - 1].seq);
+            st.acked = out[got - 1].seq;
+        }
+    }
+}
+
+static void take_samples(struct agent *a, const struct ts_sample *s, size_t n)
+{
+    size_t out = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        out += ts_tally_sample(&a->tally, &s[i], a->trusted, a->readings + out);
+    }
+    if (out)
+        keep(a, a->readings, out);
+}
+
+static void check_clock(struct agent *a, int64_t now)
+{
+    bool trusted = ts_clock_trusted((enum ts_clock_policy)a->cfg->agent.clock);
+
+    if (trusted && !a->trusted && a->started_ms)
+        TS_LOG(TS_LOG_NOTICE, "the clock is synchronised: releasing held readings");
+    a->trusted = trusted;
+    if (!trusted && now - a->last_clock_log_ms >= CLOCK_LOG_INTERVAL_MS) {
+        TS_LOG(TS_LOG_WARNING, "the clock is not synchronised (NTP): holding the readings of %zu "
+                               "turnstiles until it is", a->tally.n_held);
+        a->last_clock_log_ms = now;
+    }
+    while (trusted && a->tally.n_held) {
+        size_t n = ts_tally_release(&a->tally, a->readings, BATCH * TS_TALLY_MAX_OUT);
+        if (!n)
+            break;
+        keep(a, a->readings, n);
+    }
+}
+
+static void drain(struct agent *a)
+{
+    struct ts_reading out[128];
+    size_t room, got;
+
+    if (!a->pub || !a->store)
+        return;
+    ts_store_retry(a->store);
+    uint64_t acked = ts_publisher_acked(a->pub);
+    struct ts_store_stats st;
+    ts_store_get_stats(a->store, &st);
+    if (acked > st.acked)
+        ts_store_ack(a->store, acked);
+    for (int turns = 0; turns < 64; turns++) {
+        uint64_t after = ts_publisher_next_seq(a->pub, &room);
+        if (room == 0)
+            break;
+        if (room > sizeof out / sizeof out[0])
+            room = sizeof out / sizeof out[0];
+        if (ts_store_fetch(a->store, after, out, room, &got) != TS_OK || got == 0)
+            break;
+        if (ts_store_mark_published(a->store, out[got - 1].seq) != TS_OK)
+            break; /* never publish what a merge could still touch */
+        if (ts_publisher_send(a->pub, out, got) < got)
+            break;
+    }
+}
+
+static void publish_state(struct agent *a, int64_t now, bool force)
+{
+    if (!a->pub || (!force && now - a->last_state_ms < a->cfg->agent.state_interval_ms))
+        return;
+    for (size_t i = 0; i < a->cfg->n_devices; i++)
+        ts_poller_device_stats(a->poller, i, &a->devices[i]);
+    char *json = ts_state_json(a->cfg, &a->tally, a->devices, a->trusted, backlog(a));
+    if (json)
+        ts_publisher_state(a->pub, json, true);
+    free(json);
+    a->last_state_ms = now;
+    if (now - a->last_status_ms >= STATUS_INTERVAL_MS) {
+        char *status = ts_status_json(a->cfg, "online", a->started_ms, backlog(a));
+        if (status)
+            ts_publisher_status(a->pub, status);
+        free(status);
+        a->last_status_ms = now;
+    }
+}
+
+static void notify_systemd(struct agent *a, int64_t now)
+{
+    if (!a->ready) {
+        sd_notify(0, "READY=1");
+        a->ready = true;
+    }
+    if (a->watchdog_usec && (now - a->last_watchdog_ms) * 2000 >= (int64_t)a->watchdog_usec) {
+        char status[160];
+        snprintf(status, sizeof status, "STATUS=%llu readings, backlog %llu%s",
+                 (unsigned long long)a->n_readings, (unsigned long long)backlog(a),
+                 a->trusted ? "" : ", clock not synchronised: holding readings");
+        sd_notify(0, "WATCHDOG=1");
+        sd_notify(0, status);
+        a->last_watchdog_ms = now;
+    }
+}
+
+static int setup(struct agent *a)
+{
+    const struct ts_agent_cfg *cfg = a->cfg;
+    char err[512];
+    int rc;
+
+    a->devices = calloc(cfg->n_devices + 1, sizeof *a->devices);
+    a->readings = calloc(BATCH * TS_TALLY_MAX_OUT, sizeof *a->readings);
+    if (!a->devices || !a->readings)
+        return TS_ENOMEM;
+    if ((rc = ts_tally_init(&a->tally, cfg)) != TS_OK)
+        return rc;
+    if (cfg->has_store) {
+        if ((rc = ts_store_open(&cfg->store, cfg->agent.agent_id, &a->store, err, sizeof err))) {
+            TS_LOG(TS_LOG_ERR, "%s", err);
+            return rc;
+        }
+        size_t cap = 64 + cfg->n_turnstiles * 1024, len = 0;
+        void *blob = malloc(cap);
+        if (blob && ts_store_load_state(a->store, blob, cap, &len) == TS_OK && len)
+            ts_tally_restore(&a->tally, blob, len);
+        free(blob);
+    }
+    if (cfg->has_mqtt) {
+        if ((rc = ts_publisher_new(&cfg->mqtt, cfg->agent.station_id, cfg->agent.agent_id, &a->pub,
+                                   err, sizeof err))) {
+            TS_LOG(TS_LOG_ERR, "%s", err);
+            return rc;
+        }
+        struct ts_store_stats st;
+        ts_store_get_stats(a->store, &st);
+        ts_publisher_set_floor(a->pub, st.acked);
+        char *birth = ts_status_json(cfg, "online", a->started_ms, backlog(a));
+        rc = birth ? ts_publisher_start(a->pub, birth) : TS_ENOMEM;
+        free(birth);
+        if (rc)
+            return rc;
+    }
+    if ((rc = ts_poller_new(cfg, &a->poller)) != TS_OK || (rc = ts_poller_start(a->poller)) != TS_OK)
+        return rc;
+    if (sd_watchdog_enabled(0, &a->watchdog_usec) <= 0)
+        a->watchdog_usec = 0;
+    return TS_OK;
+}
+
+static void teardown(struct agent *a)
+{
+    if (a->poller)
+        ts_poller_stop(a->poller);
+    ts_poller_free(a->poller);
+    if (a->pub) {
+        drain(a);
+        char *status = ts_status_json(a->cfg, "offline", a->started_ms, backlog(a));
+        if (status)
+            ts_publisher_status(a->pub, status);
+        free(status);
+    }
+    ts_publisher_free(a->pub, 3000);
+    if (a->store) {
+        struct ts_store_stats st;
+        ts_store_retry(a->store);
+        ts_store_get_stats(a->store, &st);
+        TS_LOG(TS_LOG_INFO, "store: %llu readings kept (%llu in memory), %llu merges",
+               (unsigned long long)st.rows, (unsigned long long)st.pending_memory,
+               (unsigned long long)st.merges);
+    }
+    ts_store_close(a->store);
+    ts_tally_free(&a->tally);
+    free(a->devices);
+    free(a->readings);
+}
+
+int ts_agent_run(const struct ts_agent_cfg *cfg, const struct ts_agent_opts *opts,
+                 volatile sig_atomic_t *stop)
+{
+    struct agent a = {.cfg = cfg, .opts = opts};
+    struct ts_sample samples[BATCH];
+    int rc;
+
+    a.started_ms = ts_clock_wall_ms();
+    a.trusted = ts_clock_trusted((enum ts_clock_policy)cfg->agent.clock);
+    if ((rc = setup(&a)) != TS_OK) {
+        teardown(&a);
+        return rc;
+    }
+    TS_LOG(TS_LOG_INFO, "agent %s (station %s) polling %zu turnstiles on %zu devices every %d ms%s",
+           cfg->agent.agent_id, cfg->agent.station_id, cfg->n_turnstiles, cfg->n_devices,
+           cfg->agent.poll_interval_ms, a.pub ? ", publishing over MQTT" : "");
+    int64_t start = ts_clock_mono_ms();
+    for (;;) {
+        size_t n = ts_poller_take(a.poller, samples, BATCH, 100);
+        int64_t now = ts_clock_mono_ms();
+        check_clock(&a, now);
+        take_samples(&a, samples, n);
+        drain(&a);
+        publish_state(&a, now, false);
+        notify_systemd(&a, now);
+        if (*stop || (opts->duration_s > 0 && (double)(now - start) >= opts->duration_s * 1000))
+            break;
+    }
+    sd_notify(0, "STOPPING=1");
+    /* finish the cycle: what was read before the stop is still a reading */
+    ts_poller_stop(a.poller);
+    for (size_t n; (n = ts_poller_take(a.poller, samples, BATCH, 0));)
+        take_samples(&a, samples, n);
+    publish_state(&a, ts_clock_mono_ms(), true);
+    TS_LOG(TS_LOG_INFO, "stopping: %llu readings, %llu with anomalies",
+           (unsigned long long)a.n_readings, (unsigned long long)a.n_anomalies);
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        struct ts_device_stats st;
+        ts_poller_device_stats(a.poller, i, &st);
+        TS_LOG(TS_LOG_INFO,
+               "device %s: %llu polls, %llu faults (timeouts %llu, exceptions %llu, crc %llu, "
+               "short %llu, connect %llu), last rtt %lld us",
+               cfg->devices[i]->name, (unsigned long long)st.polls, (unsigned long long)st.errors,
+               (unsigned long long)st.timeouts, (unsigned long long)st.exceptions,
+               (unsigned long long)st.crc_errors, (unsigned long long)st.short_responses,
+               (unsigned long long)st.connect_errors, (long long)st.last_rtt_us);
+    }
+    teardown(&a);
+    return TS_OK;
+}

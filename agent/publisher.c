@@ -1,0 +1,795 @@
+/* publisher.c - readings, status and state over MQTT with libmosquitto.
+ *
+ * One lock (p->lock) guards everything the caller's thread and the network
+ * thread share. The network thread is ours (net_main): it calls
+ * mosquitto_loop() and reconnects with back-off itself, because
+ * libmosquitto's mosquitto_loop_forever (what mosquitto_loop_start runs)
+ * gives up for good after a TLS error, an unresolvable host or an auth
+ * error; an agent must keep trying. mosquitto_threaded_set tells
+ * libmosquitto that another thread calls mosquitto_publish meanwhile.
+ *
+ * Lock order: p->lock, then libmosquitto's internal locks (mosquitto_publish
+ * is called with p->lock held so that a PUBACK cannot arrive before its mid
+ * is recorded). libmosquitto calls on_publish, on_connect, on_disconnect and
+ * on_message without holding its message locks, so they may take p->lock.
+ * on_log may be called with any libmosquitto lock held: it takes only
+ * p->errlock, a leaf lock. */
+#include "publisher.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+#define TOPIC_MAX 192
+#define JSON_MAX 256
+#define STOP_FLUSH_MS 2000    /* network thread: time to write DISCONNECT */
+#define LOOP_TIMEOUT_MS 1000  /* mosquitto_loop: publish() wakes it earlier */
+
+/* A QoS 1 message handed to libmosquitto, in publish order. */
+struct flight {
+    int mid;                  /* 0: nothing in flight (a reading skipped) */
+    bool done;                /* PUBACKed */
+    bool reading;             /* else status/state */
+    uint64_t hi;              /* readings: seq (covers everything since the previous one) */
+};
+
+struct ts_publisher {
+    struct ts_mqtt_cfg cfg;
+    char station_id[TS_ID_MAX], agent_id[TS_ID_MAX];
+    char client_id[128];
+    char t_readings[TOPIC_MAX], t_status[TOPIC_MAX], t_state[TOPIC_MAX], t_ack[TOPIC_MAX];
+    char will_json[JSON_MAX];     /* also the clean-shutdown status, with "reason" changed */
+    char offline_json[JSON_MAX];
+    struct mosquitto *mosq;
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;          /* stop requested, in-flight drained */
+    /* guarded by lock: */
+    bool stop;
+    bool connected;               /* CONNACK accepted, no disconnect since */
+    bool session_up;              /* this connection attempt got a CONNACK 0 */
+    int refused;                  /* CONNACK code of this attempt's refusal, 0: none */
+    char *status_json;            /* birth: the latest status body */
+    char *state_json;             /* last state body published */
+    long long state_ms;           /* when (0: never) */
+    uint64_t cursor;              /* sending continues after this seq */
+    uint64_t hwm;                 /* highest seq ever handed to libmosquitto */
+    uint64_t acked;
+    long long progress_ms;        /* last time acked advanced or sending restarted */
+    struct flight *fl;            /* ring, fl_len entries from fl_head */
+    size_t fl_head, fl_len, fl_cap;
+    size_t inflight;              /* entries not done */
+    struct ts_publisher_stats st;
+
+    pthread_mutex_t errlock;      /* leaf lock for lib_error */
+    char lib_error[256];          /* libmosquitto's last error line (OpenSSL's reason) */
+};
+
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static int lib_rc;
+
+static void lib_init(void)
+{
+    lib_rc = mosquitto_lib_init();
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- in-flight ring (lock held) ---- */
+
+static int fl_reserve(struct ts_publisher *p)
+{
+    if (p->fl_len < p->fl_cap)
+        return 0;
+    size_t cap = p->fl_cap ? p->fl_cap * 2 : 64;
+    struct flight *n = malloc(cap * sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < p->fl_len; i++)
+        n[i] = p->fl[(p->fl_head + i) % p->fl_cap];
+    free(p->fl);
+    p->fl = n;
+    p->fl_cap = cap;
+    p->fl_head = 0;
+    return 0;
+}
+
+static void fl_push(struct ts_publisher *p, struct flight f)
+{
+    p->fl[(p->fl_head + p->fl_len) % p->fl_cap] = f;
+    p->fl_len++;
+    if (!f.done)
+        p->inflight++;
+}
+
+static void set_acked(struct ts_publisher *p, uint64_t v)
+{
+    if (v <= p->acked)
+        return;
+    p->acked = v;
+    if (p->cursor < v)
+        p->cursor = v;
+    p->progress_ms = now_ms();
+}
+
+/* Drops the done entries at the head. In puback mode each popped reading
+ * moves acked: every reading published before it was PUBACKed too, and
+ * each pass sends contiguously from acked + 1, so everything up to its seq
+ * reached the broker. */
+static void fl_pop_done(struct ts_publisher *p)
+{
+    while (p->fl_len && p->fl[p->fl_head].done) {
+        const struct flight *f = &p->fl[p->fl_head];
+        if (f->reading && p->cfg.ack_mode == TS_ACK_PUBACK)
+            set_acked(p, f->hi);
+        p->fl_head = (p->fl_head + 1) % p->fl_cap;
+        p->fl_len--;
+    }
+}
+
+/* Publishes a retained QoS 1 control message (status, state); lock held. */
+static int publish_control(struct ts_publisher *p, const char *topic, const char *json)
+{
+    int mid = 0;
+    if (fl_reserve(p))
+        return MOSQ_ERR_NOMEM;
+    int rc = mosquitto_publish(p->mosq, &mid, topic, (int)strlen(json), json, 1, true);
+    if (rc == MOSQ_ERR_SUCCESS)
+        fl_push(p, (struct flight){.mid = mid});
+    else
+        TS_LOG(TS_LOG_WARNING, "mqtt: publishing %s failed: %s", topic, mosquitto_strerror(rc));
+    return rc;
+}
+
+/* ---- callbacks (network thread) ---- */
+
+static void on_log(struct mosquitto *m, void *obj, int level, const char *str)
+{
+    struct ts_publisher *p = obj;
+    int l;
+
+    switch (level) {
+    case MOSQ_LOG_ERR: l = TS_LOG_ERR; break;
+    case MOSQ_LOG_WARNING: l = TS_LOG_WARNING; break;
+    case MOSQ_LOG_NOTICE: l = TS_LOG_NOTICE; break;
+    case MOSQ_LOG_INFO: l = TS_LOG_INFO; break;
+    default: l = TS_LOG_DEBUG; break;
+    }
+    if (level == MOSQ_LOG_ERR) {
+        pthread_mutex_lock(&p->errlock);
+        snprintf(p->lib_error, sizeof p->lib_error, "%s", str);
+        pthread_mutex_unlock(&p->errlock);
+    }
+    TS_LOG(l, "mqtt: libmosquitto: %s", str);
+}
+
+static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
+{
+    struct ts_publisher *p = obj;
+
+    pthread_mutex_lock(&p->lock);
+    if (rc != 0) {
+        p->refused = rc;      /* net_main logs the failure */
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    p->connected = true;
+    p->session_up = true;
+    p->st.connects++;
+    if (p->cursor > p->acked) {
+        TS_LOG(TS_LOG_INFO,
+               "mqtt: reconnected: re-sending from %" PRIu64 " (sent up to %" PRIu64 ")",
+               p->acked + 1, p->cursor);
+        p->cursor = p->acked;
+        p->st.restarts++;
+    }
+    p->progress_ms = now_ms();
+    publish_control(p, p->t_status, p->status_json);
+    if (p->cfg.ack_mode == TS_ACK_END_TO_END) {
+        int src = mosquitto_subscribe(m, NULL, p->t_ack, 1);
+        if (src != MOSQ_ERR_SUCCESS)
+            TS_LOG(TS_LOG_WARNING, "mqtt: subscribing to %s failed: %s", p->t_ack,
+                   mosquitto_strerror(src));
+    }
+    pthread_mutex_unlock(&p->lock);
+    TS_LOG(TS_LOG_NOTICE, "mqtt: connected to %s:%d as %s (%s)", p->cfg.host, p->cfg.port,
+           p->client_id, (flags & 1) ? "session resumed" : "new session");
+}
+
+static void on_disconnect(struct mosquitto *m, void *obj, int rc)
+{
+    struct ts_publisher *p = obj;
+
+    pthread_mutex_lock(&p->lock);
+    bool was = p->connected;
+    p->connected = false;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (!was)
+        return;
+    if (rc == MOSQ_ERR_SUCCESS)
+        TS_LOG(TS_LOG_INFO, "mqtt: disconnected from %s:%d", p->cfg.host, p->cfg.port);
+    else
+        TS_LOG(TS_LOG_WARNING, "mqtt: connection to %s:%d lost: %s; reconnecting", p->cfg.host,
+               p->cfg.port, mosquitto_strerror(rc));
+}
+
+static void on_publish(struct mosquitto *m, void *obj, int mid)
+{
+    struct ts_publisher *p = obj;
+
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->fl_len; i++) {
+        struct flight *f = &p->fl[(p->fl_head + i) % p->fl_cap];
+        if (!f->done && f->mid == mid) {
+            f->done = true;
+            p->inflight--;
+            if (f->reading)
+                p->st.pubacks++;
+            break;
+        }
+    }
+    fl_pop_done(p);
+    if (p->inflight == 0)
+        pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The ack payload: decimal digits only, 1 to 20 of them, no overflow. */
+static bool parse_ack(const void *payload, int len, uint64_t *out)
+{
+    const unsigned char *s = payload;
+    uint64_t v = 0;
+
+    if (len < 1 || len > 20)
+        return false;
+    for (int i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = s[i] - '0';
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    struct ts_publisher *p = obj;
+    uint64_t v;
+
+    if (!msg->topic || strcmp(msg->topic, p->t_ack) != 0)
+        return;
+    if (msg->payloadlen == 0) {
+        TS_LOG(TS_LOG_INFO, "mqtt: empty message on %s (retained ack cleared): ignored", p->t_ack);
+        return;
+    }
+    if (!parse_ack(msg->payload, msg->payloadlen, &v)) {
+        char shown[48];
+        int n = msg->payloadlen < 40 ? msg->payloadlen : 40;
+        const unsigned char *s = msg->payload;
+        for (int i = 0; i < n; i++)
+            shown[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? (char)s[i] : '?';
+        shown[n] = '\0';
+        pthread_mutex_lock(&p->lock);
+        p->st.bad_acks++;
+        pthread_mutex_unlock(&p->lock);
+        TS_LOG(TS_LOG_WARNING,
+               "mqtt: malformed acknowledgement on %s ignored: '%s%s' "
+               "(want a decimal sequence number)",
+               p->t_ack, shown, msg->payloadlen > n ? "..." : "");
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    uint64_t was = p->acked;
+    set_acked(p, v);
+    pthread_mutex_unlock(&p->lock);
+    if (v < was)
+        TS_LOG(TS_LOG_DEBUG, "mqtt: acknowledgement %" PRIu64 " below %" PRIu64 ": ignored", v,
+               was);
+}
+
+/* ---- the network thread ---- */
+
+/* Waits up to ms unless stop is requested; lock held. Returns stop. */
+static bool wait_locked(struct ts_publisher *p, long long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &ts) != ETIMEDOUT)
+        ;
+    return p->stop;
+}
+
+/* Logs a failed connection attempt with its reason and the wait before the
+ * next one. */
+static void connect_failed(struct ts_publisher *p, int rc, int err, unsigned attempt, int wait_ms)
+{
+    char why[400], lib[256];
+
+    pthread_mutex_lock(&p->errlock);
+    snprintf(lib, sizeof lib, "%s", p->lib_error);
+    pthread_mutex_unlock(&p->errlock);
+    pthread_mutex_lock(&p->lock);
+    int refused = p->refused;
+    p->st.connect_failures++;
+    pthread_mutex_unlock(&p->lock);
+
+    if (refused)
+        snprintf(why, sizeof why, "refused by the broker: %s%s", mosquitto_connack_string(refused),
+                 refused == 4 || refused == 5 ? " (check username and password)" : "");
+    else if (rc == MOSQ_ERR_ERRNO)
+        snprintf(why, sizeof why, "%s", strerror(err));
+    else if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE)
+        snprintf(why, sizeof why, "TLS failed: %s (check ca_file, cert_file, key_file and the "
+                 "broker's certificate)", lib[0] ? lib : mosquitto_strerror(rc));
+    else if (rc == MOSQ_ERR_EAI)
+        snprintf(why, sizeof why, "cannot resolve host name '%s'", p->cfg.host);
+    else
+        snprintf(why, sizeof why, "%s%s%s", mosquitto_strerror(rc), lib[0] ? ": " : "", lib);
+    TS_LOG(attempt == 1 ? TS_LOG_ERR : TS_LOG_WARNING,
+           "mqtt: cannot connect to %s:%d (attempt %u): %s; retrying in %d ms", p->cfg.host,
+           p->cfg.port, attempt, why, wait_ms);
+}
+
+/* Connects, runs mosquitto_loop, and reconnects after any failure: the
+ * first retry after reconnect_min_ms, each further one after twice the
+ * previous wait, at most reconnect_max_ms; a successful CONNACK resets it. */
+static void *net_main(void *arg)
+{
+    struct ts_publisher *p = arg;
+    const int min = p->cfg.reconnect_min_ms, max = p->cfg.reconnect_max_ms;
+    int backoff = min;        /* the wait after the next failure */
+    int wait = 0;             /* before the next attempt */
+    unsigned attempt = 0;     /* failed attempts in a row */
+    bool first = true, need_connect = true, stop = false;
+
+    while (!stop) {
+        if (need_connect) {
+            pthread_mutex_lock(&p->lock);
+            if (wait > 0 && wait_locked(p, wait)) {
+                pthread_mutex_unlock(&p->lock);
+                break;
+            }
+            stop = p->stop;
+            p->session_up = false;
+            p->refused = 0;
+            pthread_mutex_unlock(&p->lock);
+            if (stop)
+                break;
+            pthread_mutex_lock(&p->errlock);
+            p->lib_error[0] = '\0';
+            pthread_mutex_unlock(&p->errlock);
+
+            int rc = first ? mosquitto_connect_async(p->mosq, p->cfg.host, p->cfg.port,
+                                                     p->cfg.keepalive_s)
+                           : mosquitto_reconnect_async(p->mosq);
+            int err = errno;
+            first = false;
+            if (rc != MOSQ_ERR_SUCCESS) {
+                wait = backoff;
+                backoff = backoff > max / 2 ? max : backoff * 2;
+                connect_failed(p, rc, err, ++attempt, wait);
+                continue;
+            }
+            need_connect = false;
+        }
+
+        int rc = mosquitto_loop(p->mosq, LOOP_TIMEOUT_MS, 1);
+        int err = errno;
+        pthread_mutex_lock(&p->lock);
+        stop = p->stop;
+        bool up = p->session_up;
+        bool was = p->connected;
+        if (rc != MOSQ_ERR_SUCCESS) {
+            p->connected = false;
+            p->session_up = false;
+            pthread_cond_broadcast(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (up) {
+            attempt = 0;
+            backoff = min;
+        }
+        if (rc == MOSQ_ERR_SUCCESS || stop)
+            continue;
+        need_connect = true;
+        wait = backoff;
+        backoff = backoff > max / 2 ? max : backoff * 2;
+        if (!up)
+            connect_failed(p, rc, err, ++attempt, wait);
+        else if (was)   /* on_disconnect did not say it */
+            TS_LOG(TS_LOG_WARNING, "mqtt: connection to %s:%d lost: %s; reconnecting",
+                   p->cfg.host, p->cfg.port,
+                   rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc));
+    }
+
+    /* Stopping: ts_publisher_free calls mosquitto_disconnect; let the
+     * DISCONNECT packet out (on_disconnect clears connected). */
+    long long deadline = now_ms() + STOP_FLUSH_MS;
+    while (now_ms() < deadline) {
+        pthread_mutex_lock(&p->lock);
+        bool c = p->connected;
+        pthread_mutex_unlock(&p->lock);
+        if (!c || mosquitto_loop(p->mosq, 100, 1) != MOSQ_ERR_SUCCESS)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- public ---- */
+
+static int fail(char *err, size_t errsize, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errsize, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (err && errsize) {
+        va_start(ap, fmt);
+        vsnprintf(err, errsize, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static bool file_readable(const char *path)
+{
+    return access(path, R_OK) == 0;
+}
+
+int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, const char *agent_id,
+                     struct ts_publisher **out, char *err, size_t errsize)
+{
+    if (out)
+        *out = NULL;
+    if (!cfg || !station_id || !agent_id || !out)
+        return fail(err, errsize, TS_EINVAL, "%s", "mqtt: missing argument");
+    if (!ts_id_ok(station_id) || strlen(station_id) >= TS_ID_MAX)
+        return fail(err, errsize, TS_EINVAL,
+                    "mqtt: station id '%s': use letters, digits, '.', '_' and '-' only",
+                    station_id);
+    if (!ts_id_ok(agent_id) || strlen(agent_id) >= TS_ID_MAX)
+        return fail(err, errsize, TS_EINVAL,
+                    "mqtt: agent id '%s': use letters, digits, '.', '_' and '-' only", agent_id);
+
+    const char *bad = NULL;
+    if (!cfg->host[0])
+        bad = "host: empty";
+    else if (cfg->port < 1 || cfg->port > 65535)
+        bad = "port: not in 1..65535";
+    else if (cfg->keepalive_s < 5 || cfg->keepalive_s > 65535)
+        bad = "keepalive_s: not in 5..65535";
+    else if (cfg->reconnect_min_ms < 1 || cfg->reconnect_max_ms < cfg->reconnect_min_ms)
+        bad = "reconnect_min_ms/reconnect_max_ms: want 1 <= min <= max";
+    else if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
+        bad = "max_inflight: not in 1..65535";
+    else if (cfg->ack_timeout_ms < 1)
+        bad = "ack_timeout_ms: must be positive";
+    else if (cfg->state_interval_ms < 0)
+        bad = "state_interval_ms: negative";
+    else if (cfg->ack_mode != TS_ACK_END_TO_END && cfg->ack_mode != TS_ACK_PUBACK)
+        bad = "ack_mode: unknown";
+    else if (!cfg->username[0] && cfg->password[0])
+        bad = "password: set without username";
+    else if (!cfg->ca_file[0] && (cfg->cert_file[0] || cfg->key_file[0]))
+        bad = "cert_file/key_file: TLS needs ca_file too";
+    else if (!cfg->cert_file[0] != !cfg->key_file[0])
+        bad = "cert_file/key_file: set both or neither";
+    if (bad)
+        return fail(err, errsize, TS_ECONFIG, "mqtt: %s", bad);
+    const char *files[] = {cfg->ca_file, cfg->cert_file, cfg->key_file};
+    for (int i = 0; i < 3; i++)
+        if (files[i][0] && !file_readable(files[i])) {
+            return fail(err, errsize, TS_ECONFIG, "mqtt: %s '%s': %s",
+                        i == 0 ? "ca_file" : i == 1 ? "cert_file" : "key_file", files[i],
+                        strerror(errno));
+        }
+
+    pthread_once(&lib_once, lib_init);
+    if (lib_rc != MOSQ_ERR_SUCCESS)
+        return fail(err, errsize, TS_ECONNECT, "mqtt: mosquitto_lib_init: %s",
+                    mosquitto_strerror(lib_rc));
+
+    struct ts_publisher *p = calloc(1, sizeof *p);
+    if (!p)
+        return fail(err, errsize, TS_ENOMEM, "%s", "mqtt: out of memory");
+    p->cfg = *cfg;
+    snprintf(p->station_id, sizeof p->station_id, "%s", station_id);
+    snprintf(p->agent_id, sizeof p->agent_id, "%s", agent_id);
+    if (cfg->client_id[0])
+        snprintf(p->client_id, sizeof p->client_id, "%s", cfg->client_id);
+    else
+        snprintf(p->client_id, sizeof p->client_id, "turnstile-agent-%s", agent_id);
+    snprintf(p->t_readings, TOPIC_MAX, "turnstile/v1/%s/%s/readings", station_id, agent_id);
+    snprintf(p->t_status, TOPIC_MAX, "turnstile/v1/%s/%s/status", station_id, agent_id);
+    snprintf(p->t_state, TOPIC_MAX, "turnstile/v1/%s/%s/state", station_id, agent_id);
+    snprintf(p->t_ack, TOPIC_MAX, "turnstile/v1/%s/%s/ack", station_id, agent_id);
+    snprintf(p->will_json, JSON_MAX,
+             "{\"state\":\"offline\",\"agent\":\"%s\",\"station\":\"%s\",\"reason\":\"lost\"}",
+             agent_id, station_id);
+    snprintf(p->offline_json, JSON_MAX,
+             "{\"state\":\"offline\",\"agent\":\"%s\",\"station\":\"%s\",\"reason\":\"shutdown\"}",
+             agent_id, station_id);
+
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->errlock, NULL);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    int rc;
+    p->mosq = mosquitto_new(p->client_id, false, p);   /* clean session off */
+    if (!p->mosq) {
+        int e = errno;
+        ts_publisher_free(p, 0);
+        return fail(err, errsize, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
+                    "mqtt: cannot create the client: %s",
+                    e == ENOMEM ? "out of memory" : "invalid client id");
+    }
+    mosquitto_threaded_set(p->mosq, true);
+    mosquitto_int_option(p->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(p->mosq, MOSQ_OPT_SEND_MAXIMUM, cfg->max_inflight);
+    mosquitto_int_option(p->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    if (cfg->username[0] &&
+        (rc = mosquitto_username_pw_set(p->mosq, cfg->username,
+                                        cfg->password[0] ? cfg->password : NULL))) {
+        ts_publisher_free(p, 0);
+        return fail(err, errsize, TS_ECONFIG, "mqtt: username/password: %s",
+                    mosquitto_strerror(rc));
+    }
+    if (cfg->ca_file[0]) {
+        rc = mosquitto_tls_set(p->mosq, cfg->ca_file, NULL,
+                               cfg->cert_file[0] ? cfg->cert_file : NULL,
+                               cfg->key_file[0] ? cfg->key_file : NULL, NULL);
+        if (!rc)
+            rc = mosquitto_tls_opts_set(p->mosq, 1, NULL, NULL);   /* SSL_VERIFY_PEER */
+        if (!rc)
+            rc = mosquitto_tls_insecure_set(p->mosq, cfg->tls_insecure);
+        if (rc) {
+            ts_publisher_free(p, 0);
+            return fail(err, errsize, TS_ECONFIG, "mqtt: TLS settings refused by libmosquitto: %s",
+                        mosquitto_strerror(rc));
+        }
+    }
+    rc = mosquitto_will_set(p->mosq, p->t_status, (int)strlen(p->will_json), p->will_json, 1, true);
+    if (rc) {
+        ts_publisher_free(p, 0);
+        return fail(err, errsize, TS_ECONFIG, "mqtt: will: %s", mosquitto_strerror(rc));
+    }
+    mosquitto_connect_with_flags_callback_set(p->mosq, on_connect);
+    mosquitto_disconnect_callback_set(p->mosq, on_disconnect);
+    mosquitto_publish_callback_set(p->mosq, on_publish);
+    mosquitto_message_callback_set(p->mosq, on_message);
+    mosquitto_log_callback_set(p->mosq, on_log);
+    *out = p;
+    return TS_OK;
+}
+
+int ts_publisher_start(struct ts_publisher *p, const char *birth_json)
+{
+    char def[JSON_MAX];
+
+    if (!p || p->started)
+        return TS_EINVAL;
+    if (!birth_json) {
+        snprintf(def, sizeof def, "{\"state\":\"online\",\"agent\":\"%s\",\"station\":\"%s\"}",
+                 p->agent_id, p->station_id);
+        birth_json = def;
+    }
+    char *copy = strdup(birth_json);
+    if (!copy)
+        return TS_ENOMEM;
+    pthread_mutex_lock(&p->lock);
+    free(p->status_json);
+    p->status_json = copy;
+    pthread_mutex_unlock(&p->lock);
+    int rc = pthread_create(&p->thread, NULL, net_main, p);
+    if (rc) {
+        errno = rc;
+        TS_LOG(TS_LOG_ERR, "mqtt: cannot start the network thread: %s", strerror(rc));
+        return TS_ESYS;
+    }
+    p->started = true;
+    TS_LOG(TS_LOG_INFO, "mqtt: connecting to %s:%d%s as %s, topics turnstile/v1/%s/%s/...",
+           p->cfg.host, p->cfg.port, p->cfg.ca_file[0] ? " (TLS)" : "", p->client_id,
+           p->station_id, p->agent_id);
+    return TS_OK;
+}
+
+uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room)
+{
+    pthread_mutex_lock(&p->lock);
+    long long now = now_ms();
+    if (p->connected && p->acked < p->hwm && now - p->progress_ms >= p->cfg.ack_timeout_ms) {
+        TS_LOG(TS_LOG_WARNING,
+               "mqtt: no acknowledgement past %" PRIu64 " within %d ms (sent up to %" PRIu64
+               "): re-sending from %" PRIu64,
+               p->acked, p->cfg.ack_timeout_ms, p->hwm, p->acked + 1);
+        p->cursor = p->acked;
+        p->st.restarts++;
+        p->progress_ms = now;
+    }
+    if (p->cursor < p->acked)
+        p->cursor = p->acked;
+    size_t max = (size_t)p->cfg.max_inflight;
+    if (room)
+        *room = p->connected && p->inflight < max ? max - p->inflight : 0;
+    uint64_t after = p->cursor;
+    pthread_mutex_unlock(&p->lock);
+    return after;
+}
+
+size_t ts_publisher_send(struct ts_publisher *p, const struct ts_reading *r, size_t n)
+{
+    char line[TS_READING_LINE_MAX];
+    size_t handed = 0;
+
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < n && p->connected && p->inflight < (size_t)p->cfg.max_inflight; i++) {
+        if (r[i].seq <= p->cursor)
+            continue;   /* already sent in this pass, or acknowledged */
+        if (fl_reserve(p))
+            break;
+        int len = ts_reading_format(&r[i], line, sizeof line);
+        if (len < 0) {
+            TS_LOG(TS_LOG_ERR, "mqtt: reading %" PRIu64 " cannot be formatted (%s): not published",
+                   r[i].seq, ts_strerror(-len));
+            p->cursor = r[i].seq;
+            fl_push(p, (struct flight){.done = true, .reading = true, .hi = r[i].seq});
+            fl_pop_done(p);
+            continue;
+        }
+        int mid = 0;
+        int rc = mosquitto_publish(p->mosq, &mid, p->t_readings, len, line, 1, false);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            TS_LOG(rc == MOSQ_ERR_NO_CONN ? TS_LOG_DEBUG : TS_LOG_WARNING,
+                   "mqtt: publishing reading %" PRIu64 " failed: %s", r[i].seq,
+                   mosquitto_strerror(rc));
+            break;
+        }
+        fl_push(p, (struct flight){.mid = mid, .reading = true, .hi = r[i].seq});
+        if (p->acked >= p->hwm)
+            p->progress_ms = now_ms();   /* the first one waiting for an ack */
+        if (r[i].seq <= p->hwm)
+            p->st.resent++;
+        else
+            p->hwm = r[i].seq;
+        p->st.sent++;
+        p->cursor = r[i].seq;
+        handed++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return handed;
+}
+
+uint64_t ts_publisher_acked(struct ts_publisher *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t a = p->acked;
+    pthread_mutex_unlock(&p->lock);
+    return a;
+}
+
+void ts_publisher_set_floor(struct ts_publisher *p, uint64_t acked_upto)
+{
+    pthread_mutex_lock(&p->lock);
+    set_acked(p, acked_upto);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void ts_publisher_state(struct ts_publisher *p, const char *json, bool force)
+{
+    pthread_mutex_lock(&p->lock);
+    long long now = now_ms();
+    bool due = force || ((!p->state_json || strcmp(p->state_json, json) != 0) &&
+                         (!p->state_ms || now - p->state_ms >= p->cfg.state_interval_ms));
+    if (p->connected && due) {
+        char *copy = strdup(json);
+        if (copy && publish_control(p, p->t_state, json) == MOSQ_ERR_SUCCESS) {
+            free(p->state_json);
+            p->state_json = copy;
+            p->state_ms = now;
+        } else {
+            free(copy);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void ts_publisher_status(struct ts_publisher *p, const char *json)
+{
+    char *copy = strdup(json);
+    pthread_mutex_lock(&p->lock);
+    if (copy) {
+        free(p->status_json);
+        p->status_json = copy;
+    }
+    if (p->connected)
+        publish_control(p, p->t_status, json);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void ts_publisher_get_stats(struct ts_publisher *p, struct ts_publisher_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    *out = p->st;
+    out->connected = p->connected;
+    out->acked = p->acked;
+    out->inflight = p->inflight;
+    out->highest_sent = p->hwm;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void ts_publisher_free(struct ts_publisher *p, int timeout_ms)
+{
+    if (!p)
+        return;
+    if (p->started) {
+        pthread_mutex_lock(&p->lock);
+        bool was = p->connected;
+        /* the caller's own offline status, if it just published one, stays */
+        bool said = p->status_json && strstr(p->status_json, "\"state\":\"offline\"");
+        if (was && !said)
+            publish_control(p, p->t_status, p->offline_json);
+        long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+        while (p->connected && p->inflight > 0 && now_ms() < deadline) {
+            long long left = deadline - now_ms();
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += left / 1000;
+            ts.tv_nsec += (left % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+        }
+        if (p->inflight)
+            TS_LOG(TS_LOG_INFO, "mqtt: closing with %zu message(s) not acknowledged by the broker",
+                   p->inflight);
+        was = p->connected;
+        p->stop = true;   /* before disconnecting: the thread must not reconnect */
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        if (was)
+            mosquitto_disconnect(p->mosq);
+        pthread_join(p->thread, NULL);
+    }
+    if (p->mosq)
+        mosquitto_destroy(p->mosq);
+    pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->errlock);
+    pthread_cond_destroy(&p->cond);
+    free(p->fl);
+    free(p->status_json);
+    free(p->state_json);
+    free(p);
+}

@@ -1,0 +1,161 @@
+#include "state_json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+
+/* A growing string; on allocation failure it stops growing and is freed. */
+struct buf {
+    char *s;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (int tries = 0; tries < 2 && !b->failed; tries++) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->s && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap : 1024) * 2 + (size_t)n;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->failed = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+static void put_string(struct buf *b, const char *key, const char *value)
+{
+    put(b, "\"%s\":\"", key);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            put(b, "\\%c", *p);
+        else if (*p < 0x20)
+            put(b, "\\u%04x", *p);
+        else
+            put(b, "%c", *p);
+    }
+    put(b, "\"");
+}
+
+static char *finish(struct buf *b)
+{
+    if (b->failed) {
+        free(b->s);
+        return NULL;
+    }
+    return b->s;
+}
+
+static void iso_time(int64_t ms, char *out, size_t size)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
+                     uint64_t backlog)
+{
+    struct buf b = {0};
+    char started[32];
+
+    iso_time(started_ms, started, sizeof started);
+    put(&b, "{");
+    put_string(&b, "state", state);
+    put(&b, ",");
+    put_string(&b, "agent", cfg->agent.agent_id);
+    put(&b, ",");
+    put_string(&b, "station", cfg->agent.station_id);
+    put(&b, ",");
+    put_string(&b, "version", TS_VERSION);
+    put(&b, ",");
+    put_string(&b, "started", started);
+    put(&b, ",\"devices\":%zu,\"turnstiles\":%zu,\"backlog\":%llu}", cfg->n_devices,
+        cfg->n_turnstiles, (unsigned long long)backlog);
+    return finish(&b);
+}
+
+static const char *link_name(enum ts_link_state s)
+{
+    return s == TS_LINK_UP ? "up" : s == TS_LINK_BACKOFF ? "backoff" : "down";
+}
+
+char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally,
+                    const struct ts_device_stats *devices,
+                    bool clock_synced, uint64_t backlog)
+{
+    struct buf b = {0};
+    char now[32];
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    iso_time((int64_t)ts.tv_sec * 1000, now, sizeof now);
+    put(&b, "{");
+    put_string(&b, "agent", cfg->agent.agent_id);
+    put(&b, ",");
+    put_string(&b, "station", cfg->agent.station_id);
+    put(&b, ",");
+    put_string(&b, "time", now);
+    put(&b, ",\"clock\":\"%s\",\"backlog\":%llu,\"turnstiles\":[", clock_synced ? "synced" : "unsynced",
+        (unsigned long long)backlog);
+    for (size_t i = 0; i < cfg->n_turnstiles; i++) {
+        const struct ts_turnstile_cfg *t = cfg->turnstiles[i];
+        const struct ts_turnstile_state *st = &tally->turnstiles[i];
+        put(&b, "%s{", i ? "," : "");
+        put_string(&b, "name", t->name);
+        put(&b, ",");
+        put_string(&b, "ca", t->ca);
+        put(&b, ",");
+        put_string(&b, "unit", t->unit);
+        put(&b, ",");
+        put_string(&b, "scp", t->scp);
+        put(&b, ",");
+        put_string(&b, "station", t->station);
+        put(&b, ",\"entries\":%llu,\"exits\":%llu,\"entries_counted\":%llu,\"exits_counted\":%llu,"
+                "\"time_ms\":%lld}",
+            (unsigned long long)st->last_entries, (unsigned long long)st->last_exits,
+            (unsigned long long)st->counted_entries, (unsigned long long)st->counted_exits,
+            (long long)st->last_ms);
+    }
+    put(&b, "],\"devices\":[");
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const struct ts_device_stats *d = &devices[i];
+        put(&b, "%s{", i ? "," : "");
+        put_string(&b, "name", cfg->devices[i]->name);
+        put(&b, ",");
+        put_string(&b, "kind", ts_hal_kind_name(cfg->devices[i]->kind));
+        put(&b, ",");
+        put_string(&b, "link", link_name(d->link));
+        put(&b, ",\"polls\":%llu,\"errors\":%llu,\"timeouts\":%llu,\"exceptions\":%llu,"
+                "\"crc_errors\":%llu,\"short_responses\":%llu,\"connect_errors\":%llu,",
+            (unsigned long long)d->polls, (unsigned long long)d->errors,
+            (unsigned long long)d->timeouts, (unsigned long long)d->exceptions,
+            (unsigned long long)d->crc_errors, (unsigned long long)d->short_responses,
+            (unsigned long long)d->connect_errors);
+        put_string(&b, "last_error", d->last_error ? ts_strerror(d->last_error) : "");
+        put(&b, ",\"rtt_us\":%lld}", (long long)d->last_rtt_us);
+    }
+    put(&b, "]}");
+    return finish(&b);
+}

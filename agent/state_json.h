@@ -1,0 +1,30 @@
+/* state_json.h - the retained JSON documents for dashboards and operators.
+ *
+ * status: {"state":"online","agent":...,"station":...,"version":...,
+ *          "started":"<ISO UTC>","devices":N,"turnstiles":N,"backlog":N}
+ * state:  {"agent":...,"station":...,"time":"<ISO UTC>","clock":"synced"|"unsynced",
+ *          "backlog":N,"turnstiles":[{"name","ca","unit","scp","station",
+ *          "entries","exits" (register values), "entries_counted","exits_counted"
+ *          (people since the agent started), "time_ms"}...],
+ *          "devices":[{"name","kind","link":"up"|"down"|"backoff","polls","errors",
+ *          "timeouts","exceptions","crc_errors","short_responses",
+ *          "connect_errors","last_error","rtt_us"}...]}
+ * Strings are escaped; the caller frees the result. */
+#ifndef TS_STATE_JSON_H
+#define TS_STATE_JSON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent_config.h"
+#include "hal.h"
+#include "tally.h"
+
+char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
+                     uint64_t backlog);
+
+char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally,
+                    const struct ts_device_stats *devices,
+                    bool clock_synced, uint64_t backlog);
+
+#endif

@@ -1,0 +1,233 @@
+/* The tally: samples to readings, holding them while the clock cannot be
+ * trusted, and its saved state (counters, GPIO counts) across a restart. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_config.h"
+#include "clock.h"
+#include "err.h"
+#include "tally.h"
+
+static char conf_path[64], clock_path[64];
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void load2(struct ts_agent_cfg *cfg, const char *kind_lines, const char *t0, const char *t1)
+{
+    char text[2048], err[512];
+    snprintf(text, sizeof text,
+             "[agent]\nid = a1\nstation_id = S1\nca = A002\nunit = R051\nstation = 59 ST\n"
+             "linename = NQR456W\ndivision = BMT\npoll_interval_ms = 1000\n"
+             "[device d]\n%s\n[turnstile t0]\ndevice = d\nscp = 02-00-00\n%s\n"
+             "[turnstile t1]\ndevice = d\nscp = 02-00-01\n%s\n",
+             kind_lines, t0, t1);
+    write_text(conf_path, text);
+    int rc = ts_agent_cfg_load(conf_path, cfg, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, TS_OK);
+}
+
+static void load(struct ts_agent_cfg *cfg, const char *kind_lines, const char *turnstile_lines)
+{
+    load2(cfg, kind_lines, turnstile_lines, turnstile_lines);
+}
+
+static const char *modbus = "kind = modbus-tcp\nhost = 127.0.0.1";
+static const char *regs = "entries_address = 0\nexits_address = 2";
+
+static struct ts_sample sample(size_t t, uint64_t e, uint64_t x, int64_t mono)
+{
+    return (struct ts_sample){.turnstile = t, .entries = e, .exits = x, .mono_ms = mono};
+}
+
+static int setup(void **state)
+{
+    snprintf(conf_path, sizeof conf_path, "/tmp/ts-tally-%d.conf", (int)getpid());
+    snprintf(clock_path, sizeof clock_path, "/tmp/ts-tally-%d.clock", (int)getpid());
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    unlink(conf_path);
+    unlink(clock_path);
+    return 0;
+}
+
+static void counts_and_stamps(void **state)
+{
+    struct ts_agent_cfg cfg;
+    struct ts_tally t;
+    struct ts_reading out[TS_TALLY_MAX_OUT];
+    int64_t now = ts_clock_mono_ms();
+
+    load(&cfg, modbus, regs);
+    assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
+    struct ts_sample s = sample(0, 1000, 500, now - 1000);
+    assert_int_equal(ts_tally_sample(&t, &s, true, out), 1);
+    assert_true(out[0].flags & TS_FLAG_FIRST);
+    int64_t wall = ts_clock_wall_ms();
+    assert_true(out[0].time_ms <= wall - 990 && out[0].time_ms >= wall - 1100);
+    s = sample(0, 1007, 503, now);
+    assert_int_equal(ts_tally_sample(&t, &s, true, out), 1);
+    assert_int_equal(out[0].entries, 7);
+    assert_int_equal(out[0].exits, 3);
+    assert_string_equal(out[0].desc, "REGULAR");
+    assert_string_equal(out[0].scp, "02-00-00");
+    assert_string_equal(out[0].agent_id, "a1");
+    ts_tally_free(&t);
+    ts_agent_cfg_free(&cfg);
+}
+
+static void holds_while_the_clock_is_not_trusted(void **state)
+{
+    struct ts_agent_cfg cfg;
+    struct ts_tally t;
+    struct ts_reading out[16];
+    int64_t now = ts_clock_mono_ms();
+
+    load(&cfg, modbus, regs);
+    assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
+    /* ten polls while unsynchronised: nothing comes out */
+    for (int i = 0; i < 10; i++) {
+        /* one person in a second, and one out every other second */
+        struct ts_sample s = sample(0, 1000 + (uint64_t)i, 500 + (uint64_t)i / 2, now - 10000 + i * 1000);
+        assert_int_equal(ts_tally_sample(&t, &s, false, out), 0);
+    }
+    assert_int_equal(t.n_held, 1);
+    /* synchronised: the first and the latest come out, nobody lost */
+    size_t n = ts_tally_release(&t, out, 16);
+    assert_int_equal(n, 2);
+    assert_true(out[0].flags & TS_FLAG_FIRST);
+    assert_int_equal(out[1].entries, 9);
+    assert_int_equal(out[1].exits, 4);
+    assert_true(out[1].flags & TS_FLAG_RECOVERED);
+    assert_string_equal(out[1].desc, "RECOVR AUD");
+    /* stamped from the monotonic clock: 9 s apart, the latest 1 s ago */
+    assert_int_equal(out[1].time_ms - out[0].time_ms, 9000);
+    assert_int_equal(t.n_held, 0);
+    /* a held sample is released before a new one of the same turnstile */
+    struct ts_sample s = sample(1, 70, 80, now - 500);
+    assert_int_equal(ts_tally_sample(&t, &s, false, out), 0);
+    s = sample(1, 75, 81, now);
+    assert_int_equal(ts_tally_sample(&t, &s, true, out), 2);
+    assert_true(out[0].flags & TS_FLAG_FIRST);
+    assert_int_equal(out[1].entries, 5);
+    ts_tally_free(&t);
+    ts_agent_cfg_free(&cfg);
+}
+
+static void state_survives_a_restart(void **state)
+{
+    struct ts_agent_cfg cfg;
+    struct ts_tally t, again;
+    struct ts_reading out[TS_TALLY_MAX_OUT];
+    int64_t now = ts_clock_mono_ms();
+    size_t len;
+
+    load(&cfg, modbus, regs);
+    assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
+    struct ts_sample s = sample(0, 1000, 500, now - 2000);
+    ts_tally_sample(&t, &s, true, out);
+    s = sample(0, 1010, 505, now - 1000);
+    ts_tally_sample(&t, &s, true, out);
+    const void *blob = ts_tally_save(&t, &len);
+    assert_non_null(blob);
+    void *copy = malloc(len);
+    memcpy(copy, blob, len);
+
+    assert_int_equal(ts_tally_init(&again, &cfg), TS_OK);
+    assert_int_equal(ts_tally_restore(&again, copy, len), TS_OK);
+    s = sample(0, 1013, 509, now);
+    assert_int_equal(ts_tally_sample(&again, &s, true, out), 1);
+    assert_int_equal(out[0].entries, 3); /* not a first reading: the baseline survived */
+    assert_int_equal(out[0].exits, 4);
+    assert_false(out[0].flags & TS_FLAG_FIRST);
+    /* a blob of another shape is refused, not misread */
+    ((unsigned char *)copy)[4] ^= 0xff;
+    struct ts_tally fresh;
+    assert_int_equal(ts_tally_init(&fresh, &cfg), TS_OK);
+    assert_int_equal(ts_tally_restore(&fresh, copy, len), TS_EPARSE);
+    free(copy);
+    ts_tally_free(&fresh);
+    ts_tally_free(&again);
+    ts_tally_free(&t);
+    ts_agent_cfg_free(&cfg);
+}
+
+static void gpio_counts_carry_over_a_restart(void **state)
+{
+    struct ts_agent_cfg cfg;
+    struct ts_tally t, again;
+    struct ts_reading out[TS_TALLY_MAX_OUT];
+    int64_t now = ts_clock_mono_ms();
+    size_t len;
+
+    load2(&cfg, "kind = gpio\nchip = gpiochip0", "entry_line = 1\nexit_line = 2",
+          "entry_line = 3\nexit_line = 4");
+    assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
+    struct ts_sample s = sample(0, 0, 0, now - 2000);
+    ts_tally_sample(&t, &s, true, out);
+    s = sample(0, 8, 5, now - 1000); /* 8 in, 5 out since the backend started */
+    ts_tally_sample(&t, &s, true, out);
+    assert_int_equal(out[0].entries, 8);
+    const void *blob = ts_tally_save(&t, &len);
+    void *copy = malloc(len);
+    memcpy(copy, blob, len);
+
+    /* restart: the GPIO backend counts from 0 again */
+    assert_int_equal(ts_tally_init(&again, &cfg), TS_OK);
+    assert_int_equal(ts_tally_restore(&again, copy, len), TS_OK);
+    s = sample(0, 3, 1, now);
+    assert_int_equal(ts_tally_sample(&again, &s, true, out), 1);
+    assert_int_equal(out[0].entries, 3);
+    assert_int_equal(out[0].exits, 1);
+    assert_int_equal(out[0].entries_cum, 11);
+    assert_int_equal(out[0].exits_cum, 6);
+    assert_false(out[0].flags & TS_FLAG_RESET);
+    free(copy);
+    ts_tally_free(&again);
+    ts_tally_free(&t);
+    ts_agent_cfg_free(&cfg);
+}
+
+static void fake_clock_file(void **state)
+{
+    write_text(clock_path, "0 -94608000000\n");
+    setenv("TS_CLOCK_FAKE", clock_path, 1);
+    int64_t real = ts_clock_wall_ms() ; /* first read caches the file */
+    assert_false(ts_clock_trusted(TS_CLOCK_WAIT_SYNC));
+    assert_true(ts_clock_trusted(TS_CLOCK_TRUST));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    assert_true(real < wall - 94608000000LL + 1000);
+    unsetenv("TS_CLOCK_FAKE");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counts_and_stamps),
+        cmocka_unit_test(holds_while_the_clock_is_not_trusted),
+        cmocka_unit_test(state_survives_a_restart),
+        cmocka_unit_test(gpio_counts_carry_over_a_restart),
+        cmocka_unit_test(fake_clock_file),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
