@@ -31,7 +31,7 @@ struct agent {
     uint64_t n_readings, n_anomalies;
     int64_t started_ms, last_state_ms, last_status_ms, last_clock_log_ms, last_watchdog_ms;
     uint64_t watchdog_usec;
-    bool trusted, ready;
+    bool trusted, ready, ack_warned;
 };
 
 static uint64_t backlog(struct agent *a)
@@ -131,8 +131,23 @@ static void drain(struct agent *a)
     uint64_t acked = ts_publisher_acked(a->pub);
     struct ts_store_stats st;
     ts_store_get_stats(a->store, &st);
-    if (acked > st.acked)
+    if (acked > st.publish_mark) {
+        /* The bridge acknowledges numbers this store never published: the
+         * store is new (a replaced controller, a lost SD card). Never reuse a
+         * number the bridge has seen: the readings move up past it. */
+        if (st.publish_mark == 0 && st.pending_memory == 0) {
+            if (ts_store_renumber(a->store, acked + 1) != TS_OK)
+                return;
+        } else if (!a->ack_warned) {
+            TS_LOG(TS_LOG_ERR, "the bridge acknowledges %llu but this store published only up to "
+                               "%llu: is another agent running with id %s?",
+                   (unsigned long long)acked, (unsigned long long)st.publish_mark,
+                   a->cfg->agent.agent_id);
+            a->ack_warned = true;
+        }
+    } else if (acked > st.acked) {
         ts_store_ack(a->store, acked);
+    }
     for (int turns = 0; turns < 64; turns++) {
         uint64_t after = ts_publisher_next_seq(a->pub, &room);
         if (room == 0)

@@ -67,6 +67,9 @@ struct ts_publisher {
     uint64_t cursor;              /* sending continues after this seq */
     uint64_t hwm;                 /* highest seq ever handed to libmosquitto */
     uint64_t acked;
+    bool ack_heard;               /* end-to-end: this connection knows the bridge's ack */
+    int sub_mid;                  /* the ack subscription's message id */
+    long long suback_ms;          /* when it was granted (0: not yet) */
     long long progress_ms;        /* last time acked advanced or sending restarted */
     struct flight *fl;            /* ring, fl_len entries from fl_head */
     size_t fl_head, fl_len, fl_cap;
@@ -76,6 +79,8 @@ struct ts_publisher {
     pthread_mutex_t errlock;      /* leaf lock for lib_error */
     char lib_error[256];          /* libmosquitto's last error line (OpenSSL's reason) */
 };
+
+#define ACK_GRACE_MS 500 /* after the SUBACK, how long a retained ack may take to come */
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static int lib_rc;
@@ -202,8 +207,10 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
     }
     p->progress_ms = now_ms();
     publish_control(p, p->t_status, p->status_json);
+    p->ack_heard = p->cfg.ack_mode != TS_ACK_END_TO_END;
+    p->suback_ms = 0;
     if (p->cfg.ack_mode == TS_ACK_END_TO_END) {
-        int src = mosquitto_subscribe(m, NULL, p->t_ack, 1);
+        int src = mosquitto_subscribe(m, &p->sub_mid, p->t_ack, 1);
         if (src != MOSQ_ERR_SUCCESS)
             TS_LOG(TS_LOG_WARNING, "mqtt: subscribing to %s failed: %s", p->t_ack,
                    mosquitto_strerror(src));
@@ -211,6 +218,16 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
     pthread_mutex_unlock(&p->lock);
     TS_LOG(TS_LOG_NOTICE, "mqtt: connected to %s:%d as %s (%s)", p->cfg.host, p->cfg.port,
            p->client_id, (flags & 1) ? "session resumed" : "new session");
+}
+
+static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count, const int *granted)
+{
+    struct ts_publisher *p = obj;
+
+    pthread_mutex_lock(&p->lock);
+    if (mid == p->sub_mid)
+        p->suback_ms = now_ms();
+    pthread_mutex_unlock(&p->lock);
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
@@ -302,6 +319,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     pthread_mutex_lock(&p->lock);
     uint64_t was = p->acked;
     set_acked(p, v);
+    p->ack_heard = true;
     pthread_mutex_unlock(&p->lock);
     if (v < was)
         TS_LOG(TS_LOG_DEBUG, "mqtt: acknowledgement %" PRIu64 " below %" PRIu64 ": ignored", v,
@@ -588,6 +606,7 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     mosquitto_disconnect_callback_set(p->mosq, on_disconnect);
     mosquitto_publish_callback_set(p->mosq, on_publish);
     mosquitto_message_callback_set(p->mosq, on_message);
+    mosquitto_subscribe_callback_set(p->mosq, on_subscribe);
     mosquitto_log_callback_set(p->mosq, on_log);
     *out = p;
     return TS_OK;
@@ -639,9 +658,13 @@ uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room)
     }
     if (p->cursor < p->acked)
         p->cursor = p->acked;
+    /* Before sending on a connection, learn the bridge's retained ack: a new
+     * store must not reuse numbers the bridge has seen (the caller renumbers). */
+    if (!p->ack_heard && p->suback_ms && now - p->suback_ms >= ACK_GRACE_MS)
+        p->ack_heard = true;
     size_t max = (size_t)p->cfg.max_inflight;
     if (room)
-        *room = p->connected && p->inflight < max ? max - p->inflight : 0;
+        *room = p->connected && p->ack_heard && p->inflight < max ? max - p->inflight : 0;
     uint64_t after = p->cursor;
     pthread_mutex_unlock(&p->lock);
     return after;

@@ -1172,6 +1172,47 @@ int ts_store_mark_published(struct ts_store *s, uint64_t seq)
     return TS_OK;
 }
 
+int ts_store_renumber(struct ts_store *s, uint64_t first)
+{
+    if (!s || first == 0)
+        return TS_EINVAL;
+    if (s->publish_mark != 0 || s->n_held)
+        return TS_EINVAL; /* something may be out there under the present numbers */
+    int64_t lowest = 0;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(min(seq), 0) FROM readings", -1, &q, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        lowest = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    uint64_t base = lowest ? (uint64_t)lowest : s->next_seq;
+    if (first <= base)
+        return TS_OK; /* already above */
+    uint64_t d = first - base;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "CREATE TEMP TABLE shifted AS SELECT * FROM readings;"
+             "DELETE FROM readings;"
+             "INSERT INTO readings SELECT seq + %llu, merged_from + %llu, tid, descr, entries, exits,"
+             " time_ms, entries_cum, exits_cum, flags FROM shifted;"
+             "DROP TABLE shifted;"
+             "UPDATE meta SET next_seq = next_seq + %llu, acked = %llu WHERE id = 1;",
+             (unsigned long long)d, (unsigned long long)d, (unsigned long long)d,
+             (unsigned long long)(first - 1));
+    if ((rc = tx_begin(s)) == SQLITE_OK && (rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL)) == SQLITE_OK)
+        rc = tx_commit(s);
+    if (rc != SQLITE_OK) {
+        TS_LOG(TS_LOG_ERR, "store %s: cannot renumber from %llu: %s", s->cfg.path,
+               (unsigned long long)first, sqlite3_errmsg(s->db));
+        tx_rollback(s);
+        return map_rc(rc);
+    }
+    TS_LOG(TS_LOG_WARNING, "store %s: renumbered %llu unpublished readings to start at %llu",
+           s->cfg.path, (unsigned long long)s->rows, (unsigned long long)first);
+    s->next_seq += d;
+    s->acked = first - 1;
+    return TS_OK;
+}
+
 int ts_store_ack(struct ts_store *s, uint64_t upto)
 {
     if (!s)
@@ -1227,6 +1268,7 @@ void ts_store_get_stats(struct ts_store *s, struct ts_store_stats *out)
     out->bytes = used_bytes(s);
     out->next_seq = s->next_seq;
     out->acked = s->acked;
+    out->publish_mark = s->publish_mark;
     out->merges = s->merges;
     out->merged_rows = s->merged_rows;
     out->pending_memory = s->n_held;

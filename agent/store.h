@@ -51,6 +51,7 @@ struct ts_store_stats {
     uint64_t bytes;           /* size of the database: pages in use * page size */
     uint64_t next_seq;
     uint64_t acked;           /* highest acknowledged seq */
+    uint64_t publish_mark;    /* highest seq that may have been published */
     uint64_t merges;          /* merge passes (on disk and in memory) */
     uint64_t merged_rows;     /* rows removed by merges (on disk and in memory) */
     uint64_t pending_memory;  /* readings held in memory (disk full) */
@@ -104,6 +105,14 @@ int ts_store_mark_published(struct ts_store *s, uint64_t seq);
  * that was never published (e.g. a retained ack from a deleted store), so
  * it never deletes one (logged once). */
 int ts_store_ack(struct ts_store *s, uint64_t upto);
+
+/* Moves every stored reading up so that the oldest gets sequence number
+ * `first` (and next_seq and acked follow). Only for a store that has never
+ * published anything (publish mark 0, nothing held in memory): the agent
+ * calls it when the bridge already acknowledges numbers up to first - 1 for
+ * this agent id (a replaced controller or a lost store), so that no number
+ * the bridge has seen is used again. TS_EINVAL otherwise. */
+int ts_store_renumber(struct ts_store *s, uint64_t first);
 
 void ts_store_get_stats(struct ts_store *s, struct ts_store_stats *out);
 

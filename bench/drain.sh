@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Benchmark: turnstile-agent draining a backlog of N stored readings to a local mosquitto
+# at QoS 1, against two baselines in the same run, all counted at one subscriber.
+#
+# Setup: a private mosquitto (tests/integration/broker.sh), an agent config with 64
+# turnstiles on a Modbus TCP device that is never reachable (a closed loopback port, one
+# hour of back-off: the agent produces no new readings), and bench/fill_store.c, which
+# creates the agent's store with N readings (64 a transaction with the state blob, like
+# poll cycles) twice, synchronous = full and = normal, printing the append rates, and
+# writes the N reading lines the agent will publish. Then, for each window W:
+#   min-pub    bench/min_pub.c: the N lines from memory, libmosquitto, QoS 1, W in flight
+#              (the ceiling for any libmosquitto publisher)
+#   agent      turnstile-agent --quiet on a fresh copy of the synchronous = full store,
+#              [mqtt] ack = puback, max_inflight = W: rows leave the store as the broker
+#              PUBACKs them; SIGTERM once the subscriber has all N
+#   paho       bench/paho_pub.py: the same lines with paho-mqtt (Debian's
+#              python3-paho-mqtt), QoS 1, W in flight (the reference pipeline's way)
+# each with a fresh bench/count_sub.c (QoS 1, clean session) subscribed before the
+# publisher starts; the case is done when it has all N distinct sequence numbers.
+#
+# Usage: bench/drain.sh [N] [WINDOW...]   (default 1000000 readings, windows 100 1000)
+# Builds nothing: expects ./scripts/build --release (binaries in $TS_BIN_DIR, default
+# build-release/bin), mosquitto, and /usr/bin/python3 with paho-mqtt (scripts/deps).
+#
+# What it measures:
+#   readings/s  at the subscriber: N / (time from the first message to the one that
+#               completed the set); the publishers' start-up (loading the lines, opening
+#               the store) is outside it
+#   peak RSS    VmHWM from /proc/PID/status, sampled every 0.1 s (the last sample)
+#   CPU s       the publisher's user+sys: min-pub and paho_pub.py report their own
+#               (getrusage, loading the lines included); the agent's from /proc/PID/stat
+#               when the subscriber has all N (start-up included). The broker's is the
+#               growth of its /proc/PID/stat over the case.
+set -euo pipefail
+export LC_ALL=C # '.' in $EPOCHREALTIME and in awk's numbers
+cd "$(dirname "$0")/.."
+root=$(pwd)
+n=${1:-1000000}
+shift || true
+windows=("$@")
+((${#windows[@]})) || windows=(100 1000)
+bin=${TS_BIN_DIR:-build-release/bin}
+case $bin in /*) ;; *) bin=$root/$bin ;; esac
+python=${TS_PYTHON:-/usr/bin/python3}
+
+readonly TURNSTILES=64 TARGET_MIN_PCT=80 TARGET_PAHO_X=5 TARGET_RSS_MIB=16
+readonly AGENT_ID=bench-drain STATION_ID=BENCH
+readonly TOPIC=turnstile/v1/$STATION_ID/$AGENT_ID/readings
+
+die() { echo "drain: $*" >&2; exit 1; }
+[[ $n =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, not '$n'"
+for w in "${windows[@]}"; do
+  [[ $w =~ ^[1-9][0-9]*$ ]] && ((w <= 65000)) || die "a window is 1..65000, not '$w'"
+done
+for b in turnstile-agent fill-store count-sub min-pub; do
+  [ -x "$bin/$b" ] || die "$bin/$b not found: run ./scripts/build --release first (or set TS_BIN_DIR)"
+done
+[ -x /usr/sbin/mosquitto ] || die "mosquitto not installed (scripts/deps)"
+"$python" -c 'import paho.mqtt.client' 2>/dev/null ||
+  die "$python cannot import paho.mqtt: apt-get install python3-paho-mqtt (scripts/deps)"
+
+work=$(mktemp -d /tmp/turnstile-drain.XXXXXX)
+pids=() # every process started here: killed and reaped on exit
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT # broker.sh runs broker_cleanup first, then this
+trap 'exit 130' INT TERM
+# shellcheck source=../tests/integration/broker.sh
+. "$root/tests/integration/broker.sh"
+
+# A 0.1 s sleep without a fork (a read that times out on a FIFO nobody writes).
+mkfifo "$work/tick"
+exec {tick_fd}<>"$work/tick"
+tick() { read -r -t 0.1 -u "$tick_fd" _ || true; }
+
+# sample PID: records VmHWM (kB) in hwm[PID] and user+sys ticks in ticks[PID]; fails once
+# the process has exited (gone, or a zombie).
+declare -A hwm=() ticks=()
+sample() {
+  local pid=$1 line k v rest
+  local -a f
+  { read -r line <"/proc/$pid/stat"; } 2>/dev/null || return 1
+  rest=${line##*) }
+  [ "${rest:0:1}" != Z ] || return 1
+  read -ra f <<<"$rest" # f[0] = state (field 3): utime is field 14, stime 15
+  ticks[$pid]=$((f[11] + f[12]))
+  { while read -r k v rest; do
+      if [ "$k" = VmHWM: ]; then hwm[$pid]=$v; break; fi
+    done <"/proc/$pid/status"; } 2>/dev/null || true
+  return 0
+}
+clk_tck=$(getconf CLK_TCK)
+ticks_s() { awk -v t="$1" -v h="$clk_tck" 'BEGIN { printf "%.2f", t / h }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
+field() { sed -n "s/^RESULT.* $1=\([^ ]*\).*$/\1/p" "$2"; } # NAME FILE
+
+free_port() { # a loopback port nobody listens on
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# make_config FILE WINDOW: the agent, 64 turnstiles on a device that never answers.
+dead_port=$(free_port) || die "no free port"
+make_config() {
+  {
+    printf '[agent]\nid = %s\nstation_id = %s\nclock = trust\nlog_level = info\n' \
+      "$AGENT_ID" "$STATION_ID"
+    printf 'ca = A002\nunit = R051\nstation = 59 ST\nlinename = NQR456W\ndivision = BMT\n\n'
+    printf '[store]\npath = %s\nmax_rows = %d\nmax_bytes = 1000000000000\n' \
+      "$work/drain.db" $((2 * n + 1000))
+    printf 'synchronous = full\n\n'
+    printf '[mqtt]\nhost = 127.0.0.1\nport = %d\nack = puback\nmax_inflight = %d\n\n' \
+      "$BROKER_PORT" "$2"
+    printf '# never reachable: nothing listens on this port; one hour of back-off\n'
+    printf '[device gone]\nkind = modbus-tcp\nhost = 127.0.0.1\nport = %d\nretries = 0\n' \
+      "$dead_port"
+    printf 'backoff_min_ms = 3600000\nbackoff_max_ms = 3600000\n\n'
+    for ((i = 0; i < TURNSTILES; i++)); do
+      printf '[turnstile t%02d]\ndevice = gone\nscp = 02-%02d-%02d\n' "$i" $((i / 16)) $((i % 16))
+      printf 'entries_address = %d\nexits_address = %d\n\n' $((4 * i)) $((4 * i + 2))
+    done
+  } >"$1"
+}
+
+# --- the broker ---------------------------------------------------------------------
+# No persistence (a bench); no limit on the messages queued for the subscriber (the
+# default 100000 of broker.sh would drop); 1000 in flight towards the subscriber.
+broker_start --conf "$(printf '%s\n' 'persistence false' 'max_queued_messages 0' \
+  'max_inflight_messages 1000')" || die "the broker did not start"
+echo "drain: mosquitto on 127.0.0.1:$BROKER_PORT (pid $BROKER_PID)" >&2
+
+# --- the backlog --------------------------------------------------------------------
+make_config "$work/agent.conf" "${windows[0]}"
+"$bin/turnstile-agent" --check-config -c "$work/agent.conf" >/dev/null ||
+  die "the agent config is refused: $work/agent.conf"
+echo "drain: fill-store: $n readings, twice ..." >&2
+"$bin/fill-store" -c "$work/agent.conf" -n "$n" --lines "$work/lines.csv" \
+  "$work/full.db" "$work/normal.db" >"$work/fill.out" || die "fill-store failed"
+append_full=$(sed -n 's/^append synchronous=full: .* s: \([0-9]*\) readings\/s, \([0-9.]*\) transactions\/s.*$/\1 readings\/s, \2 transactions\/s/p' "$work/fill.out")
+append_normal=$(sed -n 's/^append synchronous=normal: .* s: \([0-9]*\) readings\/s, \([0-9.]*\) transactions\/s.*$/\1 readings\/s, \2 transactions\/s/p' "$work/fill.out")
+db_mib=$(mib $(($(stat -c %s "$work/full.db") / 1024)))
+
+# --- the cases ----------------------------------------------------------------------
+# Result rows: publisher | window | readings/s | duplicates | peak RSS kB | CPU s | broker CPU s
+rows=()
+timeout_s=${TS_DRAIN_TIMEOUT:-3600}
+
+# run_case KIND WINDOW
+run_case() {
+  local kind=$1 w=$2 sub pub rc=0 b0 cpu hw label
+  local out=$work/$kind-$w
+  echo "drain: $kind, window $w, $n readings ..." >&2
+  "$bin/count-sub" -p "$BROKER_PORT" -t "$TOPIC" -n "$n" --timeout "$timeout_s" --idle 60 \
+    >"$out.sub" 2>"$out.sub.err" &
+  sub=$!
+  pids+=("$sub")
+  for _ in $(seq 100); do
+    grep -qs '^ready' "$out.sub" && break
+    kill -0 "$sub" 2>/dev/null || break
+    tick
+  done
+  grep -qs '^ready' "$out.sub" || die "count-sub did not subscribe: $(tr '\n' ' ' <"$out.sub.err")"
+  sample "$BROKER_PID" || die "the broker is gone"
+  b0=${ticks[$BROKER_PID]}
+  case $kind in
+    agent)
+      make_config "$work/agent.conf" "$w"
+      rm -f "$work"/drain.db*
+      cp "$work/full.db" "$work/drain.db"
+      "$bin/turnstile-agent" -c "$work/agent.conf" --quiet >"$out.pub" 2>"$out.pub.err" &
+      label="turnstile-agent" ;;
+    min-pub)
+      "$bin/min-pub" -p "$BROKER_PORT" -t "$TOPIC" -f "$work/lines.csv" -w "$w" \
+        >"$out.pub" 2>"$out.pub.err" &
+      label="min-pub (libmosquitto, from memory)" ;;
+    paho)
+      "$python" "$root/bench/paho_pub.py" -p "$BROKER_PORT" -t "$TOPIC" -f "$work/lines.csv" \
+        -w "$w" >"$out.pub" 2>"$out.pub.err" &
+      label="paho_pub.py (paho-mqtt $("$python" -c 'import paho.mqtt as m; print(m.__version__)'))" ;;
+  esac
+  pub=$!
+  pids+=("$pub")
+  while sample "$sub"; do
+    sample "$pub" || [ "$kind" != agent ] || die "turnstile-agent exited: $(tail -3 "$out.pub.err" | tr '\n' ' ')"
+    sample "$BROKER_PID" || true
+    tick
+  done
+  wait "$sub" || rc=$?
+  sample "$BROKER_PID" || true
+  [ "$rc" -eq 0 ] || die "$kind, window $w: count-sub failed: $(tr '\n' ' ' <"$out.sub.err")"
+  if [ "$kind" = agent ]; then
+    sample "$pub" || true
+    cpu=$(ticks_s "${ticks[$pub]}")
+    kill -TERM "$pub" 2>/dev/null || true
+    wait "$pub" || die "turnstile-agent exited with status $?: $(tail -3 "$out.pub.err" | tr '\n' ' ')"
+    # rows leave the store as they are PUBACKed: the agent says what it kept
+    sed -n 's/^.*info: \(store: .*\)$/\1/p' "$out.pub.err" >"$out.kept"
+  else
+    wait "$pub" || die "$kind exited with status $?: $(tr '\n' ' ' <"$out.pub.err")"
+    cpu=$(field cpu_s "$out.pub")
+  fi
+  hw=${hwm[$pub]:-0}
+  rows+=("$label|$w|$(field rate "$out.sub")|$(field duplicates "$out.sub")|$hw|$cpu|$(ticks_s $((ticks[$BROKER_PID] - b0)))|$kind")
+  echo "drain:   $(field rate "$out.sub") readings/s at the subscriber" >&2
+}
+
+for w in "${windows[@]}"; do
+  run_case min-pub "$w"
+  run_case agent "$w"
+  run_case paho "$w"
+done
+
+# --- report -------------------------------------------------------------------------
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo
+echo "drain: $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) cores (${model:-unknown CPU}), Linux $(uname -r)," \
+  "mosquitto $(/usr/sbin/mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p' | head -1)"
+echo "  $n readings ($TURNSTILES turnstiles, $(($(wc -c <"$work/lines.csv") / n)) bytes a line)," \
+  "QoS 1 to 127.0.0.1, counted at one QoS 1 subscriber;"
+echo "  the agent: ack = puback (rows leave the store as PUBACKed), store synchronous = full"
+echo
+echo "  store append (fill-store, $TURNSTILES readings + state blob a transaction; store file $db_mib MiB):"
+echo "    synchronous = full    $append_full"
+echo "    synchronous = normal  $append_normal"
+echo
+printf '  %-38s %6s %11s %9s %7s %9s %8s %10s %5s\n' "publisher" "window" "readings/s" \
+  "% min-pub" "x paho" "peak RSS" "CPU s" "broker CPU" "dups"
+printf '  %-38s %6s %11s %9s %7s %9s %8s %10s %5s\n' "" "" "(at sub)" "" "" "MiB" "(pub)" "s" ""
+declare -A ref_min=() ref_paho=()
+for r in "${rows[@]}"; do
+  IFS='|' read -r _ w rate _ _ _ _ kind <<<"$r"
+  [ "$kind" = min-pub ] && ref_min[$w]=$rate
+  [ "$kind" = paho ] && ref_paho[$w]=$rate
+done
+verdicts=()
+for r in "${rows[@]}"; do
+  IFS='|' read -r label w rate dups hw cpu bcpu kind <<<"$r"
+  pct=$(awk -v a="$rate" -v b="${ref_min[$w]:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
+  xp=$(awk -v a="$rate" -v b="${ref_paho[$w]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+  printf '  %-38s %6s %11s %9s %7s %9s %8s %10s %5s\n' "$label" "$w" "$rate" "$pct" "$xp" \
+    "$(mib "$hw")" "$cpu" "$bcpu" "$dups"
+  if [ "$kind" = agent ]; then
+    verdicts+=("$(awk -v w="$w" -v a="$rate" -v m="${ref_min[$w]}" -v p="${ref_paho[$w]}" \
+      -v r="$(mib "$hw")" -v tm="$TARGET_MIN_PCT" -v tp="$TARGET_PAHO_X" -v tr="$TARGET_RSS_MIB" 'BEGIN {
+      printf "window %s: %.0f%% of min-pub (target >= %d%%: %s), %.2f x paho (target >= %d: %s), " \
+        "peak RSS %s MiB (target < %d: %s)", w, 100 * a / m, tm, (100 * a / m >= tm) ? "met" : "MISSED",
+        a / p, tp, (a / p >= tp) ? "met" : "MISSED", r, tr, (r < tr) ? "met" : "MISSED" }')")
+  fi
+done
+echo
+for w in "${windows[@]}"; do
+  [ -s "$work/agent-$w.kept" ] && echo "  agent, window $w, at SIGTERM: $(cat "$work/agent-$w.kept")"
+done
+echo
+echo "  targets (issue): the agent's drain >= $TARGET_MIN_PCT% of min-pub and >= $TARGET_PAHO_X x paho" \
+  "at the same window; peak RSS < $TARGET_RSS_MIB MiB"
+for v in "${verdicts[@]}"; do echo "  $v"; done
