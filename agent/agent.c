@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
 #include "clock.h"
 #include "err.h"
@@ -252,6 +253,20 @@ static void teardown(struct agent *a)
     ts_poller_free(a->poller);
     if (a->pub) {
         drain(a);
+        /* let what is in flight be acknowledged, so the store keeps only the rest */
+        for (int i = 0; i < 40; i++) {
+            struct ts_publisher_stats ps;
+            ts_publisher_get_stats(a->pub, &ps);
+            if (!ps.connected || ps.inflight == 0)
+                break;
+            struct timespec pause = {0, 50 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+        uint64_t acked = ts_publisher_acked(a->pub);
+        struct ts_store_stats st;
+        ts_store_get_stats(a->store, &st);
+        if (acked > st.acked && acked <= st.publish_mark)
+            ts_store_ack(a->store, acked);
         char *status = ts_status_json(a->cfg, "offline", a->started_ms, backlog(a));
         if (status)
             ts_publisher_status(a->pub, status);
