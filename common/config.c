@@ -142,20 +142,7 @@ static const char *set_value(const struct ts_cfg_key *k, void *instance, const c
             return "may hold only letters, digits, '.', '_' and '-'";
         strcpy(dst, value);
         return NULL;
-    case TS_CFG_INT: {
-        errno = 0;
-        long long v = strtoll(value, &end, 0);
-        if (errno || end == value || *end) {
-            snprintf(why, whysize, "'%s' is not an integer", value);
-            return why;
-        }
-        if ((double)v < k->min || (double)v > k->max) {
-            snprintf(why, whysize, "%lld is out of range [%.0f, %.0f]", v, k->min, k->max);
-            return why;
-        }
-        *(int *)dst = (int)v;
-        return NULL;
-    }
+    case TS_CFG_INT:
     case TS_CFG_INT64: {
         errno = 0;
         long long v = strtoll(value, &end, 0);
@@ -167,7 +154,10 @@ static const char *set_value(const struct ts_cfg_key *k, void *instance, const c
             snprintf(why, whysize, "%lld is out of range [%.0f, %.0f]", v, k->min, k->max);
             return why;
         }
-        *(int64_t *)dst = (int64_t)v;
+        if (k->type == TS_CFG_INT)
+            *(int *)dst = (int)v; /* the range fits an int: the tables say so */
+        else
+            *(int64_t *)dst = (int64_t)v;
         return NULL;
     }
     case TS_CFG_DOUBLE: {

@@ -7,11 +7,7 @@ bin=${TS_BIN_DIR:?}/turnstile-agent
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-cli.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-fails=0 passes=0
-check() { # NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok: $name"; passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+. "$src/tests/integration/lib.sh"
 
 "$bin" --version | grep -q '^turnstile-agent [0-9]' ; check "--version" test $? -eq 0
 "$bin" --help | grep -q -- '--check-config'; check "--help" test $? -eq 0
@@ -63,5 +59,4 @@ bad "comma in identifier" "6: \[agent\] station:" "$(sed 's/^station = 59 ST$/st
 check "missing file: exit 78" test $? -eq 78
 check "missing file: named" grep -q "missing.conf: cannot open" "$work/err"
 
-echo "$passes passed, $fails failed"
-exit $((fails > 0))
+finish

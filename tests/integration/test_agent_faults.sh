@@ -15,31 +15,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-fails=0 passes=0
-check() { # NAME CONDITION...
-  local name=$1; shift
-  if "$@"; then echo "ok: $name"; passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
+. "${TS_SRC_DIR:?}/tests/integration/lib.sh"
 
-mkfifo "$work/sim.in"
-"$bindir/turnstile-sim" --tcp 127.0.0.1:0 --generate --turnstiles 2 --agent-config "$work/devices.conf" \
-  --fault pause --fault 'set 1 0 1000 500' --fault 'set 1 1 2000 900' \
-  <"$work/sim.in" >"$work/sim.out" 2>"$work/sim.err" &
-sim_pid=$!
-exec 3>"$work/sim.in"
-for _ in $(seq 200); do grep -q '^listening' "$work/sim.out" && break; sleep 0.05; done
-grep -q '^listening' "$work/sim.out"
-
-sim() { # COMMAND...: sends a command and waits for its answer line
-  local before
-  before=$(grep -c '^\(ok\|error\)' "$work/sim.out" || true)
-  echo "$*" >&3
-  for _ in $(seq 200); do
-    [ "$(grep -c '^\(ok\|error\)' "$work/sim.out" || true)" -gt "$before" ] && break
-    sleep 0.02
-  done
-  tail -1 "$work/sim.out" | grep -q '^ok' || { echo "sim command '$*' failed: $(tail -1 "$work/sim.out")"; exit 1; }
-}
+sim_start --generate --turnstiles 2 --fault pause --fault 'set 1 0 1000 500' --fault 'set 1 1 2000 900'
+sim_pid=$SIM_PID
 
 {
   printf '[agent]\nid = faults-agent\nstation_id = S1\npoll_interval_ms = 200\n'
@@ -95,5 +74,4 @@ check "the device summary counts the faults" grep -Eq 'faults \(timeouts [1-9][0
 if [ "$fails" -gt 0 ]; then
   echo "--- readings"; cat "$csv"; echo "--- agent log"; cat "$work/agent.err"
 fi
-echo "$passes passed, $fails failed"
-exit $((fails > 0))
+finish
