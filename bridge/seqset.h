@@ -1,0 +1,179 @@
+/* seqset.h - which sequence numbers of each agent the bridge has seen.
+ *
+ * Every reading names its agent and a range of that agent's numbers: the ID
+ * "<agent_id>:<seq>" and MERGED_FROM m <= seq (docs/reading-format.md). The
+ * reading stands for m..seq: m == seq for an ordinary reading; m < seq when
+ * the agent's store was full and merged never-published readings into this
+ * one. Readings reach the bridge possibly twice (re-sends) and, across Kafka
+ * partitions or after restarts, out of order. Per agent the bridge needs
+ *   - duplicate removal: a reading whose seq was already seen must not
+ *     count again, and
+ *   - the end-to-end acknowledgement: the highest N such that every number
+ *     1..N was seen (published on P/ack; the agent then deletes rows <= N).
+ *
+ * struct ts_seqset holds one agent's numbers: everything <= contiguous (that
+ * N), plus a sorted array of disjoint, non-adjacent ranges above
+ * contiguous + 1. An in-order add (lo = contiguous + 1) is O(1) and never
+ * allocates; an out-of-order add is an O(log n) search plus at most one
+ * memmove. Gaps filled from below leave the array in O(1) (the array keeps
+ * a moving start).
+ *
+ * Memory bound: a set holds at most max_ranges ranges (TS_SEQSET_MAX_RANGES
+ * unless set), i.e. 16 bytes each. An add that would need one more returns
+ * TS_EFULL and changes nothing; adds that extend or join existing ranges, or
+ * advance contiguous, always succeed. On TS_EFULL the caller logs and routes
+ * the reading to a holding (dead-letter) path, and retries it once the set
+ * has room again (contiguous advanced): the reading was not recorded, so the
+ * acknowledgement never passes it and the agent keeps the row meanwhile.
+ *
+ * Duplicates and merged ranges: a reading is a duplicate iff its seq is
+ * already in the set. A number covered by a merged range can never arrive as
+ * a reading of its own: the agent merges only rows that were never published
+ * (above its publish mark, which is persisted before publishing), so such a
+ * number was never sent under its own ID. Should one still arrive (a store
+ * recreated from 1, a bug) it is treated as a duplicate: counting it would
+ * count its people twice. A non-duplicate reading whose range partly overlaps
+ * numbers already seen adds only the new numbers (`added` tells how many).
+ *
+ * Text form (the bridge's manifest), canonical and strict:
+ *   set    = number [ ";" range *( "," range ) ]
+ *   range  = number | number "-" number        lo alone when lo == hi, else lo < hi
+ *   number = "0" | [1-9][0-9]*                 fits in 64 bits
+ * the first number is contiguous, the ranges ascend, each starts above
+ * contiguous + 1 and above the previous range's hi + 1. Examples: "0",
+ * "1200", "1200;1205-1290,1300". Only the canonical form is accepted, so
+ * encode(decode(t)) == t for every accepted t.
+ *
+ * struct ts_seqsets is the table of sets by agent id; ts_seqset_accept is
+ * the one call the bridge makes per reading.
+ *
+ * Not thread-safe: one thread uses a set or a table. */
+#ifndef TS_SEQSET_H
+#define TS_SEQSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_SEQSET_MAX_RANGES 4096 /* default bound on ranges per set (64 KiB) */
+
+struct ts_seqrange {
+    uint64_t lo, hi; /* lo <= hi */
+};
+
+/* One agent's numbers. The fields are private: use the functions below. */
+struct ts_seqset {
+    uint64_t contiguous;      /* every number 1..contiguous is in the set */
+    struct ts_seqrange *buf;  /* ranges live at buf[off .. off + n) */
+    size_t off, n, cap;
+    size_t max_ranges;
+};
+
+/* Starts an empty set whose numbers 1..floor count as seen (floor 0: none;
+ * an agent told to start its numbering at F + 1 has floor F), with
+ * max_ranges = TS_SEQSET_MAX_RANGES. Allocates nothing. */
+void ts_seqset_init(struct ts_seqset *s, uint64_t floor);
+
+/* Frees the ranges; NULL-safe. s may be initialized again afterwards. */
+void ts_seqset_free(struct ts_seqset *s);
+
+/* Sets the bound on ranges (>= 1). TS_EINVAL if max is 0 or below the
+ * ranges the set holds now. */
+int ts_seqset_set_max_ranges(struct ts_seqset *s, size_t max);
+
+/* True if seq was seen (seq <= contiguous or inside a range). */
+bool ts_seqset_contains(const struct ts_seqset *s, uint64_t seq);
+
+/* Adds the numbers lo..hi (1 <= lo <= hi), joining ranges and advancing
+ * contiguous when the lowest range touches it. *added (may be NULL) gets how
+ * many of them were new (0 if all were seen). TS_EINVAL for lo == 0 or
+ * lo > hi; TS_EFULL if a new range would exceed max_ranges; TS_ENOMEM. On
+ * any error the set is unchanged and *added is 0. */
+int ts_seqset_add(struct ts_seqset *s, uint64_t lo, uint64_t hi, uint64_t *added);
+
+/* The highest N with every number 1..N seen: the acknowledgement. */
+uint64_t ts_seqset_contiguous(const struct ts_seqset *s);
+
+/* How many ranges lie above contiguous (the gaps outstanding). */
+size_t ts_seqset_ranges(const struct ts_seqset *s);
+
+/* Range i (0 <= i < ts_seqset_ranges(s)), in ascending order. */
+struct ts_seqrange ts_seqset_range(const struct ts_seqset *s, size_t i);
+
+/* A buffer size (with the NUL) that always holds the text form of s. */
+size_t ts_seqset_encode_size(const struct ts_seqset *s);
+
+/* Writes the text form of s into buf (NUL-terminated). Returns its length,
+ * or -TS_EFULL if buf is too small (buf then holds "" if size > 0). */
+int ts_seqset_encode(const struct ts_seqset *s, char *buf, size_t size);
+
+/* Parses len bytes of text form (no NUL or newline needed or allowed) into
+ * s, which must have been initialized: on success s holds exactly the parsed
+ * numbers and keeps its max_ranges. TS_EPARSE for anything but the
+ * canonical form above, TS_EFULL for more ranges than max_ranges, TS_ENOMEM.
+ * On error s is unchanged. */
+int ts_seqset_decode(struct ts_seqset *s, const char *text, size_t len);
+
+/* The table: one set per agent id, in a hash table that owns copies of the
+ * ids. The fields are private. A set's address stays the same for the life
+ * of the table (entries are allocated one by one), so a caller may keep the
+ * pointer that ts_seqsets_get returned. */
+struct ts_seqsets_entry;
+struct ts_seqsets {
+    struct ts_seqsets_entry **slots; /* open addressing, linear probing */
+    size_t cap, count;               /* cap: 0 or a power of two */
+    size_t max_ranges;               /* given to every new set */
+};
+
+/* Starts an empty table; new sets get max_ranges (0: TS_SEQSET_MAX_RANGES).
+ * Allocates nothing. */
+void ts_seqsets_init(struct ts_seqsets *t, size_t max_ranges);
+
+/* Frees every set and id; NULL-safe. t may be initialized again. */
+void ts_seqsets_free(struct ts_seqsets *t);
+
+/* Number of agents. */
+size_t ts_seqsets_count(const struct ts_seqsets *t);
+
+/* The set of agent, or NULL if the table has none. */
+struct ts_seqset *ts_seqsets_find(const struct ts_seqsets *t, const char *agent);
+
+/* The set of agent, created (floor 0) if the table has none: *set is owned
+ * by the table. The id is copied; it must pass ts_id_ok (letters, digits,
+ * '.', '_', '-') and be shorter than TS_ID_MAX, else TS_EINVAL. TS_ENOMEM.
+ * An agent that starts its numbering at F + 1 is set up with
+ * ts_seqset_add(set, 1, F) (harmless if the set is already past F). */
+int ts_seqsets_get(struct ts_seqsets *t, const char *agent, struct ts_seqset **set);
+
+/* Iterates the agents in no particular order: start with *cursor = 0; each
+ * call stores the next agent's id (owned by the table) and set and returns
+ * true, or returns false at the end. The sets may be changed during an
+ * iteration; agents must not be added (ts_seqsets_get of a new id, decode). */
+bool ts_seqsets_next(const struct ts_seqsets *t, size_t *cursor, const char **agent,
+                     struct ts_seqset **set);
+
+/* The text form of the whole table: one line "agent_id<TAB>set\n" per
+ * agent, in ascending byte order of the ids (so a manifest is reproducible).
+ * *text is malloc'ed and NUL-terminated (the caller frees it), *len its
+ * length without the NUL (len may be NULL). TS_ENOMEM. */
+int ts_seqsets_encode(const struct ts_seqsets *t, char **text, size_t *len);
+
+/* Replaces the contents of t (initialized) by the parsed table. Strict:
+ * every line, including the last, ends with '\n'; ids as for
+ * ts_seqsets_get, each at most once; sets as for ts_seqset_decode, bounded by
+ * t's max_ranges. Empty text: an empty table. TS_EPARSE (or TS_EFULL), with
+ * the 1-based number of the offending line in *line (may be NULL; 0 if no
+ * line is at fault); TS_ENOMEM. On error t is unchanged. */
+int ts_seqsets_decode(struct ts_seqsets *t, const char *text, size_t len, size_t *line);
+
+/* The one call per reading: agent's reading seq standing for the numbers
+ * merged_from..seq. *duplicate is set true iff seq was already seen (then
+ * nothing changes: drop the reading); otherwise merged_from..seq are added
+ * (agent created if new) and *duplicate is false. TS_EINVAL for seq == 0,
+ * merged_from == 0, merged_from > seq or a bad agent id (nothing created);
+ * TS_EFULL (the reading was not recorded: hold it and retry later, see
+ * above); TS_ENOMEM. *duplicate is false on every error. */
+int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_from, uint64_t seq,
+                     bool *duplicate);
+
+#endif
