@@ -32,8 +32,18 @@ struct agent {
     uint64_t n_readings, n_anomalies;
     int64_t started_ms, last_state_ms, last_status_ms, last_clock_log_ms, last_watchdog_ms;
     uint64_t watchdog_usec;
+    int store_error;                 /* as last reported in the status */
     bool trusted, ready, ack_warned;
 };
+
+/* The store's figures, or NULL without a store. */
+static const struct ts_store_stats *store_stats(struct agent *a, struct ts_store_stats *st)
+{
+    if (!a->store)
+        return NULL;
+    ts_store_get_stats(a->store, st);
+    return st;
+}
 
 static uint64_t backlog(struct agent *a)
 {
@@ -175,8 +185,12 @@ static void publish_state(struct agent *a, int64_t now, bool force)
         ts_publisher_state(a->pub, json, true);
     free(json);
     a->last_state_ms = now;
-    if (now - a->last_status_ms >= STATUS_INTERVAL_MS) {
-        char *status = ts_status_json(a->cfg, "online", a->started_ms, backlog(a));
+    struct ts_store_stats sst;
+    const struct ts_store_stats *ss = store_stats(a, &sst);
+    int store_error = ss ? ss->last_error : 0;
+    if (now - a->last_status_ms >= STATUS_INTERVAL_MS || store_error != a->store_error) {
+        a->store_error = store_error; /* a disk-full condition is reported at once */
+        char *status = ts_status_json(a->cfg, "online", a->started_ms, ss);
         if (status)
             ts_publisher_status(a->pub, status);
         free(status);
@@ -233,7 +247,7 @@ static int setup(struct agent *a)
         struct ts_store_stats st;
         ts_store_get_stats(a->store, &st);
         ts_publisher_set_floor(a->pub, st.acked);
-        char *birth = ts_status_json(cfg, "online", a->started_ms, backlog(a));
+        char *birth = ts_status_json(cfg, "online", a->started_ms, store_stats(a, &st));
         rc = birth ? ts_publisher_start(a->pub, birth) : TS_ENOMEM;
         free(birth);
         if (rc)
@@ -267,7 +281,7 @@ static void teardown(struct agent *a)
         ts_store_get_stats(a->store, &st);
         if (acked > st.acked && acked <= st.publish_mark)
             ts_store_ack(a->store, acked);
-        char *status = ts_status_json(a->cfg, "offline", a->started_ms, backlog(a));
+        char *status = ts_status_json(a->cfg, "offline", a->started_ms, store_stats(a, &st));
         if (status)
             ts_publisher_status(a->pub, status);
         free(status);

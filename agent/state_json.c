@@ -75,7 +75,7 @@ static void iso_time(int64_t ms, char *out, size_t size)
 }
 
 char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
-                     uint64_t backlog)
+                     const struct ts_store_stats *store)
 {
     struct buf b = {0};
     char started[32];
@@ -91,8 +91,15 @@ char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t 
     put_string(&b, "version", TS_VERSION);
     put(&b, ",");
     put_string(&b, "started", started);
-    put(&b, ",\"devices\":%zu,\"turnstiles\":%zu,\"backlog\":%llu}", cfg->n_devices,
-        cfg->n_turnstiles, (unsigned long long)backlog);
+    struct ts_store_stats none = {0};
+    if (!store)
+        store = &none;
+    put(&b, ",\"devices\":%zu,\"turnstiles\":%zu,\"backlog\":%llu,\"merges\":%llu,"
+            "\"merged_rows\":%llu,", cfg->n_devices, cfg->n_turnstiles,
+        (unsigned long long)(store->rows + store->pending_memory), (unsigned long long)store->merges,
+        (unsigned long long)store->merged_rows);
+    put_string(&b, "store_error", store->last_error ? ts_strerror(store->last_error) : "");
+    put(&b, "}");
     return finish(&b);
 }
 

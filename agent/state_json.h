@@ -1,7 +1,10 @@
 /* state_json.h - the retained JSON documents for dashboards and operators.
  *
  * status: {"state":"online","agent":...,"station":...,"version":...,
- *          "started":"<ISO UTC>","devices":N,"turnstiles":N,"backlog":N}
+ *          "started":"<ISO UTC>","devices":N,"turnstiles":N,"backlog":N,
+ *          "merges":N,"merged_rows":N,"store_error":""|"disk full"|"I/O error"}
+ *          (backlog: readings stored and not yet acknowledged, including those
+ *          held in memory while the disk is full; merges: retention merges)
  * state:  {"agent":...,"station":...,"time":"<ISO UTC>","clock":"synced"|"unsynced",
  *          "backlog":N,"turnstiles":[{"name","ca","unit","scp","station",
  *          "entries","exits" (register values), "entries_counted","exits_counted"
@@ -18,10 +21,12 @@
 
 #include "agent_config.h"
 #include "hal.h"
+#include "store.h"
 #include "tally.h"
 
+/* store: NULL without a store. */
 char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
-                     uint64_t backlog);
+                     const struct ts_store_stats *store);
 
 char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally,
                     const struct ts_device_stats *devices,

@@ -105,6 +105,8 @@ kill "$acker_pid" "$sub_pid" 2>/dev/null || true; wait "$acker_pid" "$sub_pid" 2
 cat "$work/account" | head -9
 check "retention: readings were merged" test "$(get merged)" -gt 0
 check "retention: the agent reported the merges" grep -q "merge" "$work/agent.err"
+status_json=$(mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t "$topic/status" -C 1 -W 3 || true)
+check "retention: the status counts the merges" grep -Eq '"merges":[1-9]' <<<"$status_json"
 check "retention: no gap in the sequence numbers" test "$(get gaps)" -eq 0
 check "retention: no number covered twice" test "$(get overlaps)" -eq 0
 check "retention: duplicates identical" test "$(get differing_duplicates)" -eq 0
@@ -130,6 +132,8 @@ if mount -t tmpfs -o size=8m tmpfs "$work/disk" 2>/dev/null; then
   sleep 4
   check "disk full: the agent is still running" kill -0 "$agent_pid"
   check "disk full: reported" grep -Eqi "full|no space|I/O error" "$work/agent.err"
+  status_json=$(mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t "$topic/status" -C 1 -W 3 || true)
+  check "disk full: the retained status says so" grep -Eq '"store_error":"(full|I/O error)"' <<<"$status_json"
   rm -f "$work/disk/filler"
   for _ in $(seq 50); do grep -q "writing again" "$work/agent.err" && break; sleep 0.2; done
   check "disk full: writing resumed when space returned" grep -q "writing again" "$work/agent.err"
