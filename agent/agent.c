@@ -31,6 +31,7 @@ struct agent {
     uint64_t print_seq;              /* numbering without a store */
     uint64_t n_readings, n_anomalies;
     int64_t started_ms, last_state_ms, last_status_ms, last_clock_log_ms, last_watchdog_ms;
+    int64_t last_ack_ms;
     uint64_t watchdog_usec;
     int store_error;                 /* as last reported in the status */
     bool trusted, ready, ack_warned;
@@ -157,7 +158,12 @@ static void drain(struct agent *a)
             a->ack_warned = true;
         }
     } else if (acked > st.acked) {
-        ts_store_ack(a->store, acked);
+        /* deleting is not urgent: batch it, each delete is a commit */
+        int64_t now = ts_clock_mono_ms();
+        if (acked - st.acked >= (uint64_t)a->cfg->mqtt.max_inflight || now - a->last_ack_ms >= 500) {
+            ts_store_ack(a->store, acked);
+            a->last_ack_ms = now;
+        }
     }
     for (int turns = 0; turns < 64; turns++) {
         uint64_t after = ts_publisher_next_seq(a->pub, &room);
@@ -167,8 +173,17 @@ static void drain(struct agent *a)
             room = sizeof out / sizeof out[0];
         if (ts_store_fetch(a->store, after, out, room, &got) != TS_OK || got == 0)
             break;
-        if (ts_store_mark_published(a->store, out[got - 1].seq) != TS_OK)
-            break; /* never publish what a merge could still touch */
+        /* never publish what a merge could still touch: the mark goes ahead
+         * in steps of several windows, so that it costs few commits */
+        uint64_t last = out[got - 1].seq;
+        if (last > st.publish_mark) {
+            uint64_t ahead = last + 8 * (uint64_t)a->cfg->mqtt.max_inflight;
+            if (ahead > st.next_seq - 1)
+                ahead = st.next_seq - 1;
+            if (ts_store_mark_published(a->store, ahead > last ? ahead : last) != TS_OK)
+                break;
+            st.publish_mark = ahead > last ? ahead : last;
+        }
         if (ts_publisher_send(a->pub, out, got) < got)
             break;
     }
@@ -215,6 +230,9 @@ static void notify_systemd(struct agent *a, int64_t now)
     }
 }
 
+/* The publisher's network thread: room in the window, or an ack. */
+static void wake_main_loop(void *poller) { ts_poller_wake(poller); }
+
 static int setup(struct agent *a)
 {
     const struct ts_agent_cfg *cfg = a->cfg;
@@ -238,6 +256,8 @@ static int setup(struct agent *a)
             ts_tally_restore(&a->tally, blob, len);
         free(blob);
     }
+    if ((rc = ts_poller_new(cfg, &a->poller)) != TS_OK)
+        return rc;
     if (cfg->has_mqtt) {
         if ((rc = ts_publisher_new(&cfg->mqtt, cfg->agent.station_id, cfg->agent.agent_id, &a->pub,
                                    err, sizeof err))) {
@@ -247,13 +267,14 @@ static int setup(struct agent *a)
         struct ts_store_stats st;
         ts_store_get_stats(a->store, &st);
         ts_publisher_set_floor(a->pub, st.acked);
+        ts_publisher_set_wake(a->pub, wake_main_loop, a->poller);
         char *birth = ts_status_json(cfg, "online", a->started_ms, store_stats(a, &st));
         rc = birth ? ts_publisher_start(a->pub, birth) : TS_ENOMEM;
         free(birth);
         if (rc)
             return rc;
     }
-    if ((rc = ts_poller_new(cfg, &a->poller)) != TS_OK || (rc = ts_poller_start(a->poller)) != TS_OK)
+    if ((rc = ts_poller_start(a->poller)) != TS_OK)
         return rc;
     if (sd_watchdog_enabled(0, &a->watchdog_usec) <= 0)
         a->watchdog_usec = 0;
@@ -263,8 +284,7 @@ static int setup(struct agent *a)
 static void teardown(struct agent *a)
 {
     if (a->poller)
-        ts_poller_stop(a->poller);
-    ts_poller_free(a->poller);
+        ts_poller_stop(a->poller); /* freed after the publisher: its thread wakes the poller */
     if (a->pub) {
         drain(a);
         /* let what is in flight be acknowledged, so the store keeps only the rest */
@@ -287,6 +307,7 @@ static void teardown(struct agent *a)
         free(status);
     }
     ts_publisher_free(a->pub, 3000);
+    ts_poller_free(a->poller);
     if (a->store) {
         struct ts_store_stats st;
         ts_store_retry(a->store);

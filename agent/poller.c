@@ -43,6 +43,7 @@ struct ts_poller {
     size_t q_head, q_len;
     uint64_t dropped;
     bool running;
+    bool woken;               /* ts_poller_wake since the last take */
 };
 
 static int64_t mono_ms(void)
@@ -296,9 +297,10 @@ size_t ts_poller_take(struct ts_poller *p, struct ts_sample *out, size_t max, in
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&p->lock);
-    while (p->q_len == 0 && p->running &&
+    while (p->q_len == 0 && p->running && !p->woken &&
            pthread_cond_timedwait(&p->samples, &p->lock, &until) != ETIMEDOUT)
         ;
+    p->woken = false;
     while (n < max && p->q_len > 0) {
         out[n++] = p->queue[p->q_head];
         p->q_head = (p->q_head + 1) % QUEUE_MAX;
@@ -306,6 +308,14 @@ size_t ts_poller_take(struct ts_poller *p, struct ts_sample *out, size_t max, in
     }
     pthread_mutex_unlock(&p->lock);
     return n;
+}
+
+void ts_poller_wake(struct ts_poller *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->woken = true;
+    pthread_cond_signal(&p->samples);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void ts_poller_device_stats(struct ts_poller *p, size_t i, struct ts_device_stats *out)

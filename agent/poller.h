@@ -35,6 +35,9 @@ int ts_poller_start(struct ts_poller *p);
  * first one. Returns the number moved. Samples keep their poll order. */
 size_t ts_poller_take(struct ts_poller *p, struct ts_sample *out, size_t max, int timeout_ms);
 
+/* Makes a waiting ts_poller_take return early (from any thread). */
+void ts_poller_wake(struct ts_poller *p);
+
 /* Copies the health of device i (index into cfg->devices). */
 void ts_poller_device_stats(struct ts_poller *p, size_t i, struct ts_device_stats *out);
 

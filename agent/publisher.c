@@ -76,6 +76,9 @@ struct ts_publisher {
     size_t inflight;              /* entries not done */
     struct ts_publisher_stats st;
 
+    void (*wake)(void *ctx);      /* set before start, then read-only */
+    void *wake_ctx;
+
     pthread_mutex_t errlock;      /* leaf lock for lib_error */
     char lib_error[256];          /* libmosquitto's last error line (OpenSSL's reason) */
 };
@@ -228,6 +231,8 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count,
     if (mid == p->sub_mid)
         p->suback_ms = now_ms();
     pthread_mutex_unlock(&p->lock);
+    if (p->wake)
+        p->wake(p->wake_ctx);
 }
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc)
@@ -266,7 +271,17 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
     fl_pop_done(p);
     if (p->inflight == 0)
         pthread_cond_broadcast(&p->cond);
+    /* wake the caller once half the window is free, not on every PUBACK */
+    bool wake = p->inflight <= (size_t)p->cfg.max_inflight / 2;
     pthread_mutex_unlock(&p->lock);
+    if (wake && p->wake)
+        p->wake(p->wake_ctx);
+}
+
+void ts_publisher_set_wake(struct ts_publisher *p, void (*fn)(void *ctx), void *ctx)
+{
+    p->wake = fn;
+    p->wake_ctx = ctx;
 }
 
 /* The ack payload: decimal digits only, 1 to 20 of them, no overflow. */
@@ -321,6 +336,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     set_acked(p, v);
     p->ack_heard = true;
     pthread_mutex_unlock(&p->lock);
+    if (p->wake)
+        p->wake(p->wake_ctx);
     if (v < was)
         TS_LOG(TS_LOG_DEBUG, "mqtt: acknowledgement %" PRIu64 " below %" PRIu64 ": ignored", v,
                was);

@@ -134,6 +134,12 @@ void ts_publisher_status(struct ts_publisher *p, const char *json);
 
 void ts_publisher_get_stats(struct ts_publisher *p, struct ts_publisher_stats *out);
 
+/* fn(ctx) is called on the network thread whenever the caller may have
+ * something to do: the window got room (PUBACK), an acknowledgement came, a
+ * connection came up. It must be quick and must not call back into the
+ * publisher (e.g. signal a condition variable). Set it before start. */
+void ts_publisher_set_wake(struct ts_publisher *p, void (*fn)(void *ctx), void *ctx);
+
 /* Publishes status offline (clean shutdown) if connected, unless the last
  * ts_publisher_status body already holds "state":"offline" (then that one
  * stays the retained status); waits up to timeout_ms for in-flight
