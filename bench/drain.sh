@@ -9,7 +9,7 @@
 # poll cycles) twice, synchronous = full and = normal, printing the append rates, and
 # writes the N reading lines the agent will publish. Then, for each window W:
 #   min-pub    bench/min_pub.c: the N lines from memory, libmosquitto, QoS 1, W in flight
-#              (the ceiling for any libmosquitto publisher)
+#              (the issue's ceiling for a libmosquitto publisher: minimal, not optimal)
 #   agent      turnstile-agent --quiet on a fresh copy of the synchronous = full store,
 #              [mqtt] ack = puback, max_inflight = W: rows leave the store as the broker
 #              PUBACKs them; SIGTERM once the subscriber has all N
@@ -19,8 +19,10 @@
 # publisher starts; the case is done when it has all N distinct sequence numbers.
 #
 # Usage: bench/drain.sh [N] [WINDOW...]   (default 1000000 readings, windows 100 1000)
+#        TS_DRAIN_ROUNDS=3 bench/drain.sh   (every case 3 times, interleaved; medians)
 # Builds nothing: expects ./scripts/build --release (binaries in $TS_BIN_DIR, default
-# build-release/bin), mosquitto, and /usr/bin/python3 with paho-mqtt (scripts/deps).
+# build-release/bin), mosquitto, and /usr/bin/python3 (or $TS_PYTHON) with paho-mqtt
+# (scripts/deps). TS_DRAIN_TIMEOUT: seconds a case may take (default 3600).
 #
 # What it measures:
 #   readings/s  at the subscriber: N / (time from the first message to the one that
@@ -149,15 +151,18 @@ append_normal=$(sed -n 's/^append synchronous=normal: .* s: \([0-9]*\) readings\
 db_mib=$(mib $(($(stat -c %s "$work/full.db") / 1024)))
 
 # --- the cases ----------------------------------------------------------------------
-# Result rows: publisher | window | readings/s | duplicates | peak RSS kB | CPU s | broker CPU s
-rows=()
+# One line a run: kind|window|round|readings/s|duplicates|peak RSS kB|CPU s|broker CPU s
+runs=()
 timeout_s=${TS_DRAIN_TIMEOUT:-3600}
+paho_version=$("$python" -c 'import paho.mqtt as m; print(m.__version__)')
+declare -A label=([min-pub]="min-pub (libmosquitto, from memory)" [agent]="turnstile-agent"
+  [paho]="paho_pub.py (paho-mqtt $paho_version)")
 
-# run_case KIND WINDOW
+# run_case KIND WINDOW ROUND
 run_case() {
-  local kind=$1 w=$2 sub pub rc=0 b0 cpu hw label
-  local out=$work/$kind-$w
-  echo "drain: $kind, window $w, $n readings ..." >&2
+  local kind=$1 w=$2 round=$3 sub pub rc=0 b0 cpu
+  local out=$work/$kind-$w-$round
+  echo "drain: round $round/$rounds: $kind, window $w, $n readings ..." >&2
   "$bin/count-sub" -p "$BROKER_PORT" -t "$TOPIC" -n "$n" --timeout "$timeout_s" --idle 60 \
     >"$out.sub" 2>"$out.sub.err" &
   sub=$!
@@ -175,21 +180,19 @@ run_case() {
       make_config "$work/agent.conf" "$w"
       rm -f "$work"/drain.db*
       cp "$work/full.db" "$work/drain.db"
-      "$bin/turnstile-agent" -c "$work/agent.conf" --quiet >"$out.pub" 2>"$out.pub.err" &
-      label="turnstile-agent" ;;
+      "$bin/turnstile-agent" -c "$work/agent.conf" --quiet >"$out.pub" 2>"$out.pub.err" & ;;
     min-pub)
       "$bin/min-pub" -p "$BROKER_PORT" -t "$TOPIC" -f "$work/lines.csv" -w "$w" \
-        >"$out.pub" 2>"$out.pub.err" &
-      label="min-pub (libmosquitto, from memory)" ;;
+        >"$out.pub" 2>"$out.pub.err" & ;;
     paho)
       "$python" "$root/bench/paho_pub.py" -p "$BROKER_PORT" -t "$TOPIC" -f "$work/lines.csv" \
-        -w "$w" >"$out.pub" 2>"$out.pub.err" &
-      label="paho_pub.py (paho-mqtt $("$python" -c 'import paho.mqtt as m; print(m.__version__)'))" ;;
+        -w "$w" >"$out.pub" 2>"$out.pub.err" & ;;
   esac
   pub=$!
   pids+=("$pub")
   while sample "$sub"; do
-    sample "$pub" || [ "$kind" != agent ] || die "turnstile-agent exited: $(tail -3 "$out.pub.err" | tr '\n' ' ')"
+    sample "$pub" || [ "$kind" != agent ] ||
+      die "turnstile-agent exited: $(tail -3 "$out.pub.err" | tr '\n' ' ')"
     sample "$BROKER_PID" || true
     tick
   done
@@ -202,59 +205,94 @@ run_case() {
     kill -TERM "$pub" 2>/dev/null || true
     wait "$pub" || die "turnstile-agent exited with status $?: $(tail -3 "$out.pub.err" | tr '\n' ' ')"
     # rows leave the store as they are PUBACKed: the agent says what it kept
-    sed -n 's/^.*info: \(store: .*\)$/\1/p' "$out.pub.err" >"$out.kept"
+    sed -n 's/^.*info: \(store: .*\)$/\1/p' "$out.pub.err" >"$work/agent-$w.kept"
   else
     wait "$pub" || die "$kind exited with status $?: $(tr '\n' ' ' <"$out.pub.err")"
     cpu=$(field cpu_s "$out.pub")
   fi
-  hw=${hwm[$pub]:-0}
-  rows+=("$label|$w|$(field rate "$out.sub")|$(field duplicates "$out.sub")|$hw|$cpu|$(ticks_s $((ticks[$BROKER_PID] - b0)))|$kind")
+  runs+=("$kind|$w|$round|$(field rate "$out.sub")|$(field duplicates "$out.sub")|${hwm[$pub]:-0}|$cpu|$(ticks_s $((ticks[$BROKER_PID] - b0)))")
   echo "drain:   $(field rate "$out.sub") readings/s at the subscriber" >&2
 }
 
-for w in "${windows[@]}"; do
-  run_case min-pub "$w"
-  run_case agent "$w"
-  run_case paho "$w"
+# Rounds: the three publishers one after the other, for each window, ROUNDS times, so
+# that each comparison is between neighbours in time (other load on the machine drifts).
+rounds=${TS_DRAIN_ROUNDS:-1}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "TS_DRAIN_ROUNDS must be a positive integer"
+for ((r = 1; r <= rounds; r++)); do
+  for w in "${windows[@]}"; do
+    for kind in min-pub agent paho; do run_case "$kind" "$w" "$r"; done
+  done
 done
 
 # --- report -------------------------------------------------------------------------
+# stat KIND WINDOW COLUMN(4..8) median|max|min|sum|list: over the rounds
+stat() {
+  local r k w rd v vals=()
+  for r in "${runs[@]}"; do
+    IFS='|' read -r k w rd _ <<<"$r"
+    [ "$k" = "$1" ] && [ "$w" = "$2" ] || continue
+    v=$(cut -d'|' -f"$3" <<<"$r")
+    vals+=("$v")
+  done
+  printf '%s\n' "${vals[@]}" | sort -g | awk -v op="$4" '{ v[NR] = $1; s += $1 } END {
+    n = NR
+    if (op == "median") print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    else if (op == "max") print v[n]; else if (op == "min") print v[1]; else if (op == "sum") print s }'
+}
+# per-round ratio of the agent's rate to KIND's, as a list
+ratios() { # KIND WINDOW
+  local r k w rd rate out=()
+  declare -A a=() b=()
+  for r in "${runs[@]}"; do
+    IFS='|' read -r k w rd rate _ <<<"$r"
+    [ "$w" = "$2" ] || continue
+    [ "$k" = agent ] && a[$rd]=$rate
+    [ "$k" = "$1" ] && b[$rd]=$rate
+  done
+  for ((rd = 1; rd <= rounds; rd++)); do
+    out+=("$(awk -v x="${a[$rd]}" -v y="${b[$rd]}" 'BEGIN { printf "%.2f", x / y }')")
+  done
+  echo "${out[*]}"
+}
+
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo
 echo "drain: $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) cores (${model:-unknown CPU}), Linux $(uname -r)," \
   "mosquitto $(/usr/sbin/mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version \([^ ]*\).*/\1/p' | head -1)"
 echo "  $n readings ($TURNSTILES turnstiles, $(($(wc -c <"$work/lines.csv") / n)) bytes a line)," \
-  "QoS 1 to 127.0.0.1, counted at one QoS 1 subscriber;"
+  "QoS 1 to 127.0.0.1, counted at one QoS 1 subscriber; $rounds round(s)"
 echo "  the agent: ack = puback (rows leave the store as PUBACKed), store synchronous = full"
 echo
 echo "  store append (fill-store, $TURNSTILES readings + state blob a transaction; store file $db_mib MiB):"
 echo "    synchronous = full    $append_full"
 echo "    synchronous = normal  $append_normal"
 echo
-printf '  %-38s %6s %11s %9s %7s %9s %8s %10s %5s\n' "publisher" "window" "readings/s" \
-  "% min-pub" "x paho" "peak RSS" "CPU s" "broker CPU" "dups"
-printf '  %-38s %6s %11s %9s %7s %9s %8s %10s %5s\n' "" "" "(at sub)" "" "" "MiB" "(pub)" "s" ""
-declare -A ref_min=() ref_paho=()
-for r in "${rows[@]}"; do
-  IFS='|' read -r _ w rate _ _ _ _ kind <<<"$r"
-  [ "$kind" = min-pub ] && ref_min[$w]=$rate
-  [ "$kind" = paho ] && ref_paho[$w]=$rate
-done
+fmt='  %-38s %6s %11s %15s %9s %7s %9s %8s %10s %5s\n'
+printf "$fmt" "publisher" "window" "readings/s" "" "% min-pub" "x paho" "peak RSS" "CPU s" "broker CPU" "dups"
+printf "$fmt" "" "" "(at sub)" "(min-max)" "" "" "MiB" "(pub)" "s" ""
 verdicts=()
-for r in "${rows[@]}"; do
-  IFS='|' read -r label w rate dups hw cpu bcpu kind <<<"$r"
-  pct=$(awk -v a="$rate" -v b="${ref_min[$w]:-0}" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
-  xp=$(awk -v a="$rate" -v b="${ref_paho[$w]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf '  %-38s %6s %11s %9s %7s %9s %8s %10s %5s\n' "$label" "$w" "$rate" "$pct" "$xp" \
-    "$(mib "$hw")" "$cpu" "$bcpu" "$dups"
-  if [ "$kind" = agent ]; then
-    verdicts+=("$(awk -v w="$w" -v a="$rate" -v m="${ref_min[$w]}" -v p="${ref_paho[$w]}" \
-      -v r="$(mib "$hw")" -v tm="$TARGET_MIN_PCT" -v tp="$TARGET_PAHO_X" -v tr="$TARGET_RSS_MIB" 'BEGIN {
+for w in "${windows[@]}"; do
+  m=$(stat min-pub "$w" 4 median) p=$(stat paho "$w" 4 median)
+  for kind in min-pub agent paho; do
+    rate=$(stat "$kind" "$w" 4 median)
+    range="-"
+    ((rounds == 1)) || range="$(stat "$kind" "$w" 4 min)-$(stat "$kind" "$w" 4 max)"
+    rss=$(mib "$(stat "$kind" "$w" 6 max)")
+    printf "$fmt" "${label[$kind]}" "$w" "$rate" "$range" \
+      "$(awk -v a="$rate" -v b="$m" 'BEGIN { printf "%.0f%%", 100 * a / b }')" \
+      "$(awk -v a="$rate" -v b="$p" 'BEGIN { printf "%.2f", a / b }')" "$rss" \
+      "$(stat "$kind" "$w" 7 median)" "$(stat "$kind" "$w" 8 median)" "$(stat "$kind" "$w" 5 sum)"
+    [ "$kind" = agent ] || continue
+    verdicts+=("$(awk -v w="$w" -v a="$rate" -v m="$m" -v p="$p" -v r="$rss" \
+      -v tm="$TARGET_MIN_PCT" -v tp="$TARGET_PAHO_X" -v tr="$TARGET_RSS_MIB" 'BEGIN {
       printf "window %s: %.0f%% of min-pub (target >= %d%%: %s), %.2f x paho (target >= %d: %s), " \
         "peak RSS %s MiB (target < %d: %s)", w, 100 * a / m, tm, (100 * a / m >= tm) ? "met" : "MISSED",
         a / p, tp, (a / p >= tp) ? "met" : "MISSED", r, tr, (r < tr) ? "met" : "MISSED" }')")
-  fi
+    ((rounds == 1)) || verdicts+=("  per round: agent / min-pub $(ratios min-pub "$w"); agent / paho $(ratios paho "$w")")
+  done
 done
+echo "  (readings/s: the median over the rounds; % min-pub and x paho: ratios of the medians;"
+echo "   peak RSS: the highest; CPU s: the median, the publisher's and the broker's over the case)"
 echo
 for w in "${windows[@]}"; do
   [ -s "$work/agent-$w.kept" ] && echo "  agent, window $w, at SIGTERM: $(cat "$work/agent-$w.kept")"
