@@ -120,6 +120,18 @@ static int two(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
 static int date_ok(int month, int day) { return month >= 1 && month <= 12 && day >= 1 && day <= 31; }
 static int time_ok(const char *s) { return two(s) <= 23 && two(s + 3) <= 59 && two(s + 6) <= 60; }
 
+/* True if time_ms formats as a local date with a four-digit year. */
+static int year_writable(int64_t time_ms)
+{
+    struct tm tm;
+    if (time_ms < -2208988800000LL || time_ms > 253402300799000LL) /* 1900..9999 UTC */
+        return 0;
+    time_t secs = (time_t)(time_ms / 1000 - (time_ms % 1000 < 0));
+    if (!localtime_r(&secs, &tm))
+        return 0;
+    return tm.tm_year >= 0 && tm.tm_year <= 9999 - 1900;
+}
+
 int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
 {
     const char *start[TS_READING_FIELDS + 1];
@@ -194,6 +206,10 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         *why = "TIMESTAMP is not YYYY-MM-DD HH:MM:SS matching DATE and TIME";
         return TS_EPARSE;
     }
+    if (atoi(ts) < 1900) {
+        *why = "TIMESTAMP year before 1900";
+        return TS_EPARSE;
+    }
     if (n == 13) {
         r->merged_from = r->seq;
         /* reference form: recover the time from TIMESTAMP in the local zone */
@@ -212,6 +228,10 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         !parse_u64(start[14], len[14], &r->entries_cum) ||
         !parse_u64(start[15], len[15], &r->exits_cum)) {
         *why = "extension fields EPOCH_MS/ENTRIES_CUM/EXITS_CUM not numbers";
+        return TS_EPARSE;
+    }
+    if (!year_writable(r->time_ms)) {
+        *why = "EPOCH_MS is not a time between the years 1900 and 9999";
         return TS_EPARSE;
     }
     char flags[128];

@@ -117,6 +117,10 @@ static void rejects_malformed_lines(void **state)
         "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:3,2023-05-27 04:00:00,1,1,2,,4",
         "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:3,2023-05-27 04:00:00,1,1,2,,0",
         ",R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00",
+        /* found by fuzzing: years the formatter cannot write back as four digits */
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:42,0023-05-27 04:00:00",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:42,1023-05-27 04:00:00",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,a:42,2023-05-27 04:00:00,999999999999999,0,0,,42",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct ts_reading r;
