@@ -31,18 +31,7 @@ BROKER_PORT=0 BROKER_TLS_PORT=0 BROKER_DIR= BROKER_PID= BROKER_CONF= BROKER_LOG=
 BROKER_CA= BROKER_CLIENT_CERT= BROKER_CLIENT_KEY= BROKER_OTHER_CA=
 _broker_tls=0 _broker_require_cert=0 _broker_user= _broker_extra= _broker_trap=0
 
-_broker_accepts() { # PORT
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-_broker_random_port() { # a port nobody listens on now
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    _broker_accepts "$p" || { echo "$p"; return 0; }
-  done
-  return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 _broker_certs() {
   local d=$BROKER_DIR
@@ -129,8 +118,8 @@ _broker_wait() { # SECONDS
       BROKER_PID=
       return 2
     fi
-    if _broker_accepts "$BROKER_PORT" &&
-       { [ "$_broker_tls" = 0 ] || _broker_accepts "$BROKER_TLS_PORT"; }; then
+    if port_accepts "$BROKER_PORT" &&
+       { [ "$_broker_tls" = 0 ] || port_accepts "$BROKER_TLS_PORT"; }; then
       return 0
     fi
     sleep 0.01
@@ -182,10 +171,10 @@ broker_start() { # [--tls] [--require-cert] [--user NAME:PASSWORD] [--conf LINES
   fi
   local attempt rc
   for attempt in 1 2 3 4 5; do
-    BROKER_PORT=$(_broker_random_port) || return 1
+    BROKER_PORT=$(free_port) || return 1
     BROKER_TLS_PORT=0
     if [ "$_broker_tls" = 1 ]; then
-      BROKER_TLS_PORT=$(_broker_random_port) || return 1
+      BROKER_TLS_PORT=$(free_port) || return 1
       [ "$BROKER_TLS_PORT" != "$BROKER_PORT" ] || continue
     fi
     _broker_write_conf

@@ -46,18 +46,7 @@ _kafka_cds_opts=() _kafka_cds_new= _kafka_cds_file= _kafka_broker_cds_new= _kafk
 _kafka_broker_opts=
 _kafka_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-_kafka_accepts() { # PORT
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-_kafka_random_port() { # a port nobody listens on now
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    _kafka_accepts "$p" || { echo "$p"; return 0; }
-  done
-  return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 _kafka_uuid() { # a cluster id as Kafka's Uuid.randomUuid makes: 16 random bytes, base64url
   local u
@@ -225,7 +214,7 @@ _kafka_wait() { # SECONDS
     fi
     # ready: the listener accepts, the broker has registered with the
     # controller (it lists itself in metadata) and finished starting
-    if _kafka_accepts "$KAFKA_PORT" &&
+    if port_accepts "$KAFKA_PORT" &&
        kcat -b "$KAFKA_BOOTSTRAP" -L -m 2 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$KAFKA_PORT" &&
        [ "$(_kafka_starts)" -gt "$_kafka_started" ]; then
       _kafka_ready=1
@@ -275,8 +264,8 @@ kafka_start() { # [--conf LINES]
   KAFKA_CLUSTER_ID=$(_kafka_uuid)
   local rc
   for _ in 1 2 3 4 5; do
-    KAFKA_PORT=$(_kafka_random_port) || return 1
-    KAFKA_CONTROLLER_PORT=$(_kafka_random_port) || return 1
+    KAFKA_PORT=$(free_port) || return 1
+    KAFKA_CONTROLLER_PORT=$(free_port) || return 1
     [ "$KAFKA_CONTROLLER_PORT" != "$KAFKA_PORT" ] || continue
     KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
     rm -rf "$KAFKA_DATA" "$KAFKA_LOG"
