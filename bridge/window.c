@@ -755,8 +755,10 @@ static size_t emit_closed_and_late(struct ts_window_agg *a, ts_window_emit_fn em
     while (drop < a->n_closed && frontier != INT64_MIN &&
            a->closed[drop] + a->cfg.size_ms <= frontier)
         drop++;
-    memmove(a->closed, a->closed + drop, (a->n_closed - drop) * sizeof *a->closed);
-    a->n_closed -= drop;
+    if (drop) {
+        memmove(a->closed, a->closed + drop, (a->n_closed - drop) * sizeof *a->closed);
+        a->n_closed -= drop;
+    }
 
     uint32_t gi = sort_by_start(a->pool, a->late_head, a->n_late);
     for (uint32_t next; gi != NIL; gi = next) {

@@ -204,6 +204,17 @@ static const char *set_value(const struct ts_cfg_key *k, void *instance, const c
     return "unsupported type";
 }
 
+int ts_config_defaults(const struct ts_cfg_section *section, void *instance)
+{
+    char why[160];
+    for (size_t i = 0; i < section->n_keys; i++) {
+        const struct ts_cfg_key *k = &section->keys[i];
+        if (k->def && set_value(k, instance, k->def, why, sizeof why))
+            return TS_ECONFIG;
+    }
+    return TS_OK;
+}
+
 /* --- sections ---------------------------------------------------------- */
 
 static void start_section(struct parse_state *st, char *text)

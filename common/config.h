@@ -93,6 +93,11 @@ void ts_config_error(const struct ts_cfg_file *file, const void *instance, const
 int ts_config_require(const struct ts_cfg_file *file, const struct ts_cfg_section *section,
                       const void *instance, char *err, size_t errsize);
 
+/* Sets every key of section that has a default in instance (what an empty
+ * section gives): for a section that is absent from the file. TS_OK, or
+ * TS_ECONFIG if a built-in default does not parse (a bug in the table). */
+int ts_config_defaults(const struct ts_cfg_section *section, void *instance);
+
 void ts_config_file_free(struct ts_cfg_file *file);
 
 /* Writes the documentation of every section and key (markdown) to out. */

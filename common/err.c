@@ -14,6 +14,8 @@ static const char *const messages[TS_ERR_COUNT] = {
     [TS_EIO] = "I/O error",
     [TS_ENOTFOUND] = "not found",
     [TS_EFULL] = "full",
+    [TS_ECONFLICT] = "owned by another",
+    [TS_EBUSY] = "busy, try again",
 };
 
 static const char *const exceptions[] = {

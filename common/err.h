@@ -22,6 +22,8 @@ enum ts_err {
     TS_EIO,       /* other I/O failure on a device link */
     TS_ENOTFOUND, /* no such item */
     TS_EFULL,     /* buffer or store is full */
+    TS_ECONFLICT, /* someone else owns it (another bridge took the partition) */
+    TS_EBUSY,     /* try again later (a queue is full) */
     TS_ERR_COUNT,
     TS_EDEVICE_BASE = 1000 /* + Modbus exception code */
 };

@@ -252,3 +252,30 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
     }
     return TS_OK;
 }
+
+int ts_reading_utc_offset(const char *line, const struct ts_reading *r, int32_t *offset_s)
+{
+    const char *ts = line;
+    for (int commas = 0; commas < 12; ts++) {
+        if (!*ts)
+            return TS_EPARSE;
+        if (*ts == ',')
+            commas++;
+    }
+    if (!matches(ts, 19, "DDDD-DD-DD DD:DD:DD") || ts[19] != ',')
+        return TS_EPARSE;
+    struct tm tm = {0};
+    tm.tm_year = atoi(ts) - 1900;
+    tm.tm_mon = two(ts + 5) - 1;
+    tm.tm_mday = two(ts + 8);
+    tm.tm_hour = two(ts + 11);
+    tm.tm_min = two(ts + 14);
+    tm.tm_sec = two(ts + 17);
+    int64_t local = (int64_t)timegm(&tm);
+    int64_t utc = r->time_ms / 1000 - (r->time_ms % 1000 < 0);
+    int64_t off = local - utc;
+    if (off < -18 * 3600 || off > 18 * 3600)
+        return TS_EPARSE;
+    *offset_s = (int32_t)off;
+    return TS_OK;
+}

@@ -48,6 +48,12 @@ int ts_reading_format(const struct ts_reading *r, char *buf, size_t size);
  * DATE/TIME/TIMESTAMP, the ID form and the extension fields. */
 int ts_reading_parse(const char *line, struct ts_reading *r, const char **why);
 
+/* The station's offset from UTC (local = UTC + offset) at the reading's time,
+ * from line (which parsed into r, 18-field form): its TIMESTAMP is local,
+ * its EPOCH_MS is UTC. TS_OK, or TS_EPARSE if the offset is more than 18 h
+ * (ISO 8601's bound) or line is not in the 18-field form. */
+int ts_reading_utc_offset(const char *line, const struct ts_reading *r, int32_t *offset_s);
+
 /* True if s is a valid identifier for a CSV field: non-empty, printable,
  * no comma, quote or line break. */
 int ts_field_ok(const char *s);
