@@ -1,0 +1,1042 @@
+/* lake.c - the data lake writer (see lake.h; docs/lake.md has the protocol
+ * and why each step comes where it does).
+ *
+ * Every path is relative to a directory fd on the root (the *at calls).
+ * Temporaries carry this writer's tag (<owner>-<pid>-<random>), so two
+ * writers of one partition (a bridge that lost it and one that took it)
+ * never write the same file; the checkpoint records the tag, so recovery
+ * knows which temporaries it names.
+ *
+ * Recovery deletes only temporaries of generations up to the latest
+ * checkpoint: those can never be committed any more (a later link of their
+ * generation fails). Temporaries of the next generation may belong to a
+ * writer still alive; they are remembered and deleted once this lake has
+ * committed that generation itself. */
+#include "lake.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "err.h"
+#include "log.h"
+#include "reading.h"
+
+#define MAGIC "ts-lake-checkpoint 1"
+#define GEN_MAX 999999999999ULL /* 12 digits */
+#define TOPIC_MAX 249           /* Kafka's limit */
+#define NAME_MAX_LEN 64         /* table, owner */
+#define PATH_LEN 640            /* every relative path built here fits (bounds above) */
+#define CRC_LINE 15             /* "crc32 xxxxxxxx\n" */
+#define HEADER "CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS\n"
+
+struct pending { /* one data file being written */
+    char date[11];  /* YYYY-MM-DD */
+    bool late;
+    int fd;         /* kept to fsync after gzclose; -1 once closed */
+    gzFile gz;      /* on a dup of fd; NULL once closed */
+    uint64_t rows, entries, exits;
+};
+
+struct stray { /* a temporary of a later generation, found at open */
+    uint64_t gen;
+    int at;         /* the root's or the manifest's fd */
+    char *path;     /* relative to at */
+};
+
+struct ts_lake {
+    char table[NAME_MAX_LEN + 1], owner[NAME_MAX_LEN + 1], topic[TOPIC_MAX + 1];
+    int32_t partition;
+    bool row_number;
+    int level, keep;
+    char tag[NAME_MAX_LEN + 32]; /* this writer's part of temporary names */
+    char mdir[PATH_LEN];         /* <table>/_manifest/<topic>-<partition> */
+    int rootfd, mfd;
+    uint64_t generation;         /* of the last checkpoint */
+    int64_t offset_next;
+    bool dead;                   /* a commit failed or lost: only close is left */
+    int write_err;               /* a write failed: sticky until discard */
+    struct pending *files;
+    size_t nfiles, cap;
+    uint64_t pending_rows;
+    struct stray *strays;
+    size_t nstrays;
+};
+
+static void set_why(char *why, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t size, const char *fmt, ...)
+{
+    if (!why || !size)
+        return;
+    int saved = errno;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, size, fmt, ap);
+    va_end(ap);
+    errno = saved;
+}
+
+/* ---- names ---- */
+
+/* <table>/date=<date>/<part|late>-<topic>-<p>-<gen>.csv.gz, or its
+ * temporary .<that name>.<tag>.tmp when tag is not NULL. */
+static void data_path(const struct ts_lake *l, char *buf, const char *date, bool late,
+                      uint64_t gen, const char *tag)
+{
+    snprintf(buf, PATH_LEN, "%s/date=%s/%s%s-%s-%" PRId32 "-%012" PRIu64 ".csv.gz%s%s%s",
+             l->table, date, tag ? "." : "", late ? "late" : "part", l->topic, l->partition,
+             gen, tag ? "." : "", tag ? tag : "", tag ? ".tmp" : "");
+}
+
+/* Exactly 12 digits at s, not all zero. */
+static bool gen12(const char *s, uint64_t *gen)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 12; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *gen = v;
+    return v > 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && memcmp(s + n - k, suffix, k) == 0;
+}
+
+/* This partition's data temporary: .<part|late>-<topic>-<p>-<gen>.csv.gz.<tag>.tmp */
+static bool data_temp_name(const struct ts_lake *l, const char *name, uint64_t *gen)
+{
+    char prefix[TOPIC_MAX + 32];
+    int n = snprintf(prefix, sizeof prefix, "-%s-%" PRId32 "-", l->topic, l->partition);
+    if (name[0] != '.' || (strncmp(name + 1, "part", 4) && strncmp(name + 1, "late", 4)) ||
+        strncmp(name + 5, prefix, (size_t)n))
+        return false;
+    name += 5 + n;
+    return gen12(name, gen) && strncmp(name + 12, ".csv.gz.", 8) == 0 && ends_with(name, ".tmp");
+}
+
+/* ---- files and directories ---- */
+
+static int fsync_dir(int at, const char *path)
+{
+    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return TS_ESYS;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc ? TS_ESYS : TS_OK;
+}
+
+/* mkdirat, then fsync of the parent if the directory was created, so that
+ * its entry is as durable as what goes in it. */
+static int make_dir(int at, const char *path)
+{
+    char parent[PATH_MAX];
+    if (mkdirat(at, path, 0755) != 0)
+        return errno == EEXIST ? TS_OK : TS_ESYS;
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash)
+        return fsync_dir(at, ".");
+    if (slash == parent)
+        slash++;
+    *slash = '\0';
+    return fsync_dir(at, parent);
+}
+
+static DIR *open_dir(int at, const char *path)
+{
+    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return d;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return TS_ESYS;
+        p += w;
+        n -= (size_t)w;
+    }
+    return TS_OK;
+}
+
+/* The whole file in *out (malloc'ed, with one spare byte after *len). */
+static int read_all(int at, const char *path, char **out, size_t *len)
+{
+    struct stat st;
+    int err = TS_OK, fd = openat(at, path, O_RDONLY | O_CLOEXEC);
+    char *buf = NULL;
+    size_t got = 0;
+
+    if (fd < 0)
+        return TS_ESYS;
+    if (fstat(fd, &st) != 0)
+        err = TS_ESYS;
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        err = TS_ENOMEM;
+    while (!err && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno != EINTR)
+            err = TS_ESYS;
+        else if (r == 0)
+            break; /* shorter than fstat said: parsed as it is */
+        else if (r > 0)
+            got += (size_t)r;
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (err) {
+        free(buf);
+        return err;
+    }
+    *out = buf;
+    *len = got;
+    return TS_OK;
+}
+
+/* ---- the checkpoint record ---- */
+
+/* The record in *text (malloc'ed; *len bytes). */
+static int build_checkpoint(const struct ts_lake *l, uint64_t gen, int64_t offset_next,
+                            const char *state, size_t state_len, char **text, size_t *len)
+{
+    struct timespec now;
+    char path[PATH_LEN];
+    FILE *f = open_memstream(text, len);
+
+    if (!f)
+        return TS_ENOMEM;
+    clock_gettime(CLOCK_REALTIME, &now);
+    fprintf(f, MAGIC "\ntopic %s\npartition %" PRId32 "\ngeneration %" PRIu64 "\nowner %s\n"
+            "writer %s\ncreated_ms %" PRId64 "\noffset_from %" PRId64 "\noffset_next %" PRId64 "\n",
+            l->topic, l->partition, gen, l->owner, l->tag,
+            (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, l->offset_next, offset_next);
+    for (size_t i = 0; i < l->nfiles; i++) {
+        const struct pending *p = &l->files[i];
+        data_path(l, path, p->date, p->late, gen, NULL);
+        fprintf(f, "file %s rows %" PRIu64 " entries %" PRIu64 " exits %" PRIu64 " late %d\n",
+                path, p->rows, p->entries, p->exits, p->late);
+    }
+    fprintf(f, "state %zu\n", state_len);
+    if (state_len)
+        fwrite(state, 1, state_len, f);
+    fputc('\n', f);
+    int bad = fflush(f) != 0 || ferror(f);
+    if (!bad)
+        fprintf(f, "crc32 %08lx\n", crc32_z(0, (const Bytef *)*text, *len));
+    bad |= fclose(f) != 0;
+    if (bad) {
+        free(*text);
+        *text = NULL;
+        return TS_ENOMEM;
+    }
+    return TS_OK;
+}
+
+struct named { /* a data file a checkpoint names */
+    char date[11];
+    bool late;
+};
+
+struct checkpoint {
+    int64_t offset_next;
+    char writer[NAME_MAX_LEN + 32];
+    struct named *files;
+    size_t nfiles;
+    const char *state; /* into the text */
+    size_t state_len;
+};
+
+/* A file line's path, checked against the name this partition and
+ * generation would give it. */
+static bool named_ok(const struct ts_lake *l, uint64_t gen, const char *path, int late,
+                     struct named *f)
+{
+    char expect[PATH_LEN];
+    size_t tl = strlen(l->table);
+    if (strlen(path) < tl + 16 || strncmp(path + tl, "/date=", 6) || late < 0 || late > 1)
+        return false;
+    memcpy(f->date, path + tl + 6, 10);
+    f->date[10] = '\0';
+    f->late = late;
+    data_path(l, expect, f->date, f->late, gen, NULL);
+    return strcmp(path, expect) == 0 && !strchr(f->date, '/');
+}
+
+/* Checks the crc, then parses the lines (lenient about spaces: the crc
+ * guards against damage). text[len] must be writable: the header is
+ * NUL-terminated in place. c->state points into text. */
+static int parse_checkpoint(const struct ts_lake *l, uint64_t gen, char *text, size_t len,
+                            struct checkpoint *c, const char **what)
+{
+    char topic[TOPIC_MAX + 1], path[PATH_LEN];
+    unsigned long crc;
+    uint64_t g, rows, sums[2];
+    int64_t skip;
+    int32_t part;
+    int late, n = 0;
+
+    *c = (struct checkpoint){0};
+    *what = "truncated (no crc32 line)";
+    text[len] = '\0';
+    if (len < CRC_LINE + 1 || sscanf(text + len - CRC_LINE, "crc32 %8lx%n", &crc, &n) != 1 ||
+        n != CRC_LINE - 1 || text[len - 1] != '\n')
+        return TS_EPARSE;
+    char *end = text + len - CRC_LINE;
+    *what = "crc32 mismatch";
+    if (crc != crc32_z(0, (const Bytef *)text, (size_t)(end - text)))
+        return TS_EPARSE;
+
+    /* the header is the lines before the first "state" line */
+    *what = "bad header";
+    char *st = text;
+    while (st < end && strncmp(st, "state ", 6)) {
+        char *nl = memchr(st, '\n', (size_t)(end - st));
+        if (!nl)
+            return TS_EPARSE;
+        st = nl + 1;
+    }
+    n = 0;
+    if (st == end || sscanf(st, "state %zu%n", &c->state_len, &n) != 1 || st[n] != '\n')
+        return TS_EPARSE;
+    c->state = st + n + 1; /* then the state, '\n', the crc line */
+    if (c->state >= end || c->state_len != (size_t)(end - c->state) - 1 || end[-1] != '\n')
+        return TS_EPARSE;
+    *st = '\0';
+    n = 0;
+    if (sscanf(text, MAGIC "\ntopic %249s\npartition %" SCNd32 "\ngeneration %" SCNu64
+               "\nowner %*s\nwriter %95s\ncreated_ms %" SCNd64 "\noffset_from %" SCNd64
+               "\noffset_next %" SCNd64 "%n", topic, &part, &g, c->writer, &skip, &skip,
+               &c->offset_next, &n) != 7 || !n)
+        return TS_EPARSE;
+    if (strcmp(topic, l->topic) || part != l->partition || g != gen) {
+        *what = "not this partition's or generation's";
+        return TS_EPARSE;
+    }
+    if (!ts_id_ok(c->writer) || c->offset_next < -1)
+        return TS_EPARSE;
+    size_t cap = 0;
+    for (char *p = text + n; strcmp(p, "\n"); p += n) {
+        n = 0;
+        *what = "bad file line";
+        if (sscanf(p, "\nfile %639s rows %" SCNu64 " entries %" SCNu64 " exits %" SCNu64
+                   " late %d%n", path, &rows, &sums[0], &sums[1], &late, &n) != 5 || !n)
+            return TS_EPARSE;
+        if (c->nfiles == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct named *f = realloc(c->files, cap * sizeof *f);
+            if (!f)
+                return TS_ENOMEM;
+            c->files = f;
+        }
+        if (!named_ok(l, gen, path, late, &c->files[c->nfiles++]))
+            return TS_EPARSE;
+    }
+    return TS_OK;
+}
+
+/* ---- recovery ---- */
+
+/* The highest generation with a checkpoint in the manifest, 0 if none. */
+static int latest_generation(const struct ts_lake *l, uint64_t *latest)
+{
+    DIR *d = open_dir(l->mfd, ".");
+    struct dirent *e;
+    uint64_t g;
+
+    if (!d)
+        return TS_ESYS;
+    *latest = 0;
+    while ((e = readdir(d)))
+        if (strlen(e->d_name) == 17 && gen12(e->d_name, &g) && !strcmp(e->d_name + 12, ".ckpt") &&
+            g > *latest)
+            *latest = g;
+    closedir(d);
+    return TS_OK;
+}
+
+/* Renames the temporaries the checkpoint names to their final names; TS_EPARSE
+ * (nothing renamed) if one is missing under both names. */
+static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint *c,
+                        unsigned *renamed, char *why, size_t why_size)
+{
+    char fin[PATH_LEN], tmp[PATH_LEN];
+    for (int pass = 0; pass < 2; pass++) { /* check everything, then rename */
+        for (size_t i = 0; i < c->nfiles; i++) {
+            const struct named *f = &c->files[i];
+            data_path(l, fin, f->date, f->late, gen, NULL);
+            data_path(l, tmp, f->date, f->late, gen, c->writer);
+            if (faccessat(l->rootfd, fin, F_OK, 0) == 0)
+                continue;
+            if (pass == 0 && faccessat(l->rootfd, tmp, F_OK, 0) != 0) {
+                set_why(why, why_size, "checkpoint %012" PRIu64 " names %s, which is missing", gen,
+                        fin);
+                return TS_EPARSE;
+            }
+            if (pass == 1) {
+                /* ENOENT with the final name there: its writer renamed it meanwhile */
+                if (renameat(l->rootfd, tmp, l->rootfd, fin) != 0 &&
+                    (errno != ENOENT || faccessat(l->rootfd, fin, F_OK, 0) != 0)) {
+                    set_why(why, why_size, "rename %s: %s", tmp, strerror(errno));
+                    return TS_ESYS;
+                }
+                (*renamed)++;
+                snprintf(tmp, sizeof tmp, "%s/date=%s", l->table, f->date);
+                if (fsync_dir(l->rootfd, tmp)) {
+                    set_why(why, why_size, "fsync %s: %s", tmp, strerror(errno));
+                    return TS_ESYS;
+                }
+            }
+        }
+    }
+    return TS_OK;
+}
+
+/* Deletes (gen <= latest) or remembers (later) one stray temporary. */
+static int stray(struct ts_lake *l, int at, const char *dir, const char *name, uint64_t gen,
+                 uint64_t latest, unsigned *removed)
+{
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (gen <= latest) {
+        if (unlinkat(at, path, 0) != 0 && errno != ENOENT)
+            return TS_ESYS;
+        (*removed)++;
+        return TS_OK;
+    }
+    struct stray *s = realloc(l->strays, (l->nstrays + 1) * sizeof *s);
+    if (!s)
+        return TS_ENOMEM;
+    l->strays = s;
+    s += l->nstrays;
+    if (!(s->path = strdup(path)))
+        return TS_ENOMEM;
+    s->gen = gen;
+    s->at = at;
+    l->nstrays++;
+    return TS_OK;
+}
+
+/* This partition's temporaries in one directory: checkpoint ones
+ * (.tmp-<gen>-<tag>) in the manifest, data ones in a date directory. */
+static int sweep_dir(struct ts_lake *l, int at, const char *dir, bool manifest, uint64_t latest,
+                     unsigned *removed)
+{
+    struct dirent *e;
+    uint64_t gen;
+    int err = TS_OK;
+
+    DIR *d = open_dir(at, dir);
+    if (!d)
+        return !manifest && (errno == ENOENT || errno == ENOTDIR) ? TS_OK : TS_ESYS;
+    while (!err && (e = readdir(d))) {
+        bool match = manifest ? !strncmp(e->d_name, ".tmp-", 5) && gen12(e->d_name + 5, &gen) &&
+                                    e->d_name[17] == '-'
+                              : data_temp_name(l, e->d_name, &gen);
+        if (match)
+            err = stray(l, at, dir, e->d_name, gen, latest, removed);
+    }
+    int saved = errno;
+    closedir(d);
+    errno = saved;
+    return err;
+}
+
+static int sweep(struct ts_lake *l, uint64_t latest, unsigned *removed, char *why,
+                 size_t why_size)
+{
+    char dir[PATH_LEN];
+    struct dirent *e;
+    DIR *d = NULL;
+
+    int err = sweep_dir(l, l->mfd, ".", true, latest, removed);
+    if (!err && !(d = open_dir(l->rootfd, l->table)))
+        err = TS_ESYS;
+    while (!err && (e = readdir(d))) {
+        if (!strncmp(e->d_name, "date=", 5) && strlen(e->d_name) == 15) {
+            snprintf(dir, sizeof dir, "%s/%s", l->table, e->d_name);
+            err = sweep_dir(l, l->rootfd, dir, false, latest, removed);
+        }
+    }
+    int saved = errno;
+    if (d)
+        closedir(d);
+    errno = saved;
+    if (err == TS_ESYS)
+        set_why(why, why_size, "removing temporaries under %s: %s", l->table, strerror(errno));
+    return err;
+}
+
+static int recover(struct ts_lake *l, struct ts_lake_resume *resume, char *why, size_t why_size)
+{
+    uint64_t latest = 0;
+    char name[32];
+    char *text = NULL;
+    size_t len = 0;
+    int err = TS_OK;
+
+    /* a writer may prune the checkpoint found between listing and reading it */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (latest_generation(l, &latest)) {
+            set_why(why, why_size, "listing %s: %s", l->mdir, strerror(errno));
+            return TS_ESYS;
+        }
+        if (latest == 0)
+            break;
+        snprintf(name, sizeof name, "%012" PRIu64 ".ckpt", latest);
+        err = read_all(l->mfd, name, &text, &len);
+        if (err != TS_ESYS || errno != ENOENT)
+            break;
+    }
+    if (err) {
+        set_why(why, why_size, "reading %s/%s: %s", l->mdir, name, strerror(errno));
+        return err;
+    }
+    if (latest) {
+        struct checkpoint c;
+        const char *what;
+        err = parse_checkpoint(l, latest, text, len, &c, &what);
+        if (err == TS_EPARSE)
+            set_why(why, why_size, "%s/%s: %s", l->mdir, name, what);
+        if (!err)
+            err = roll_forward(l, latest, &c, &resume->rolled_forward, why, why_size);
+        if (!err) {
+            l->offset_next = c.offset_next;
+            resume->state_len = c.state_len;
+            resume->state = malloc(c.state_len + 1); /* NUL-terminated for text states */
+            if (resume->state) {
+                memcpy(resume->state, c.state, c.state_len);
+                resume->state[c.state_len] = '\0';
+            } else {
+                err = TS_ENOMEM;
+            }
+        }
+        free(c.files);
+        free(text);
+        if (err)
+            return err;
+    }
+    l->generation = latest;
+    err = sweep(l, latest, &resume->removed_temporaries, why, why_size);
+    if (err)
+        return err;
+    resume->generation = latest;
+    resume->offset_next = l->offset_next;
+    if (resume->rolled_forward || resume->removed_temporaries)
+        TS_LOG(TS_LOG_NOTICE, "lake %s: checkpoint %012" PRIu64 " rolled forward (%u files), %u "
+               "temporaries removed", l->mdir, latest, resume->rolled_forward,
+               resume->removed_temporaries);
+    return TS_OK;
+}
+
+/* ---- the API ---- */
+
+static bool name_ok(const char *s, size_t max)
+{
+    return s && strnlen(s, max + 1) <= max && ts_id_ok(s);
+}
+
+static int check_cfg(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
+                     char *why, size_t why_size)
+{
+    const char *bad = NULL;
+    if (!cfg || !cfg->root || !*cfg->root || strlen(cfg->root) >= PATH_MAX - PATH_LEN)
+        bad = "root: must be a directory path";
+    else if (!name_ok(cfg->table, NAME_MAX_LEN) || cfg->table[0] == '.' || cfg->table[0] == '_')
+        bad = "table: 1 to 64 of [A-Za-z0-9._-], not starting with '.' or '_'";
+    else if (!name_ok(cfg->owner, NAME_MAX_LEN))
+        bad = "owner: 1 to 64 of [A-Za-z0-9._-]";
+    else if (cfg->compression_level < 1 || cfg->compression_level > 9)
+        bad = "compression level: 1 to 9";
+    else if (cfg->keep_checkpoints < 1)
+        bad = "checkpoints to keep: at least 1";
+    else if (!name_ok(topic, TOPIC_MAX))
+        bad = "topic: 1 to 249 of [A-Za-z0-9._-]";
+    else if (partition < 0)
+        bad = "partition: must be >= 0";
+    if (!bad)
+        return TS_OK;
+    set_why(why, why_size, "lake %s", bad);
+    return TS_EINVAL;
+}
+
+/* mkdir -p of the root, then <table>/_manifest/<topic>-<partition>. */
+static int make_dirs(struct ts_lake *l, const char *root, char *why, size_t why_size)
+{
+    char path[PATH_MAX];
+    int err = TS_OK;
+
+    snprintf(path, sizeof path, "%s", root);
+    for (char *p = path + 1; !err && *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            err = make_dir(AT_FDCWD, path);
+            *p = '/';
+        }
+    }
+    if (!err)
+        err = make_dir(AT_FDCWD, path);
+    if (err) {
+        set_why(why, why_size, "creating %s: %s", path, strerror(errno));
+        return err;
+    }
+    if ((l->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        set_why(why, why_size, "opening %s: %s", root, strerror(errno));
+        return TS_ESYS;
+    }
+    snprintf(path, sizeof path, "%s/_manifest", l->table);
+    if (make_dir(l->rootfd, l->table) || make_dir(l->rootfd, path) ||
+        make_dir(l->rootfd, l->mdir) ||
+        (l->mfd = openat(l->rootfd, l->mdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        set_why(why, why_size, "creating %s/%s: %s", root, l->mdir, strerror(errno));
+        return TS_ESYS;
+    }
+    return TS_OK;
+}
+
+int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
+                 struct ts_lake **out, struct ts_lake_resume *resume, char *why, size_t why_size)
+{
+    uint32_t rnd;
+
+    if (resume)
+        *resume = (struct ts_lake_resume){.offset_next = -1};
+    if (!out || !resume) {
+        set_why(why, why_size, "lake: out and resume are required");
+        return TS_EINVAL;
+    }
+    *out = NULL;
+    int err = check_cfg(cfg, topic, partition, why, why_size);
+    if (err)
+        return err;
+    struct ts_lake *l = calloc(1, sizeof *l);
+    if (!l)
+        return TS_ENOMEM;
+    strcpy(l->table, cfg->table);
+    strcpy(l->owner, cfg->owner);
+    strcpy(l->topic, topic);
+    l->partition = partition;
+    l->row_number = cfg->row_number;
+    l->level = cfg->compression_level;
+    l->keep = cfg->keep_checkpoints;
+    l->rootfd = l->mfd = -1;
+    l->offset_next = -1;
+    if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rnd = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)l;
+    }
+    snprintf(l->tag, sizeof l->tag, "%s-%ld-%08" PRIx32, l->owner, (long)getpid(), rnd);
+    snprintf(l->mdir, sizeof l->mdir, "%s/_manifest/%s-%" PRId32, l->table, topic, partition);
+
+    err = make_dirs(l, cfg->root, why, why_size);
+    if (!err)
+        err = recover(l, resume, why, why_size);
+    if (err) {
+        int saved = errno;
+        free(resume->state);
+        *resume = (struct ts_lake_resume){.offset_next = -1};
+        ts_lake_close(l);
+        errno = saved;
+        if (err == TS_ENOMEM)
+            set_why(why, why_size, "lake: out of memory");
+        return err;
+    }
+    *out = l;
+    return TS_OK;
+}
+
+static bool us_date(const char *d, char iso[11])
+{
+    for (int i = 0; i < 10; i++)
+        if ((i == 2 || i == 5) ? d[i] != '/' : (d[i] < '0' || d[i] > '9'))
+            return false;
+    int month = (d[0] - '0') * 10 + d[1] - '0', day = (d[3] - '0') * 10 + d[4] - '0';
+    if (d[10] || month < 1 || month > 12 || day < 1 || day > 31)
+        return false;
+    snprintf(iso, 11, "%.4s-%.2s-%.2s", d + 6, d, d + 3);
+    return true;
+}
+
+static bool row_ok(const struct ts_window_row *r)
+{
+    const char *f[] = {r->ca, r->unit, r->scp, r->station, r->linename, r->division, r->desc};
+    const size_t size[] = {sizeof r->ca, sizeof r->unit, sizeof r->scp, sizeof r->station,
+                           sizeof r->linename, sizeof r->division, sizeof r->desc};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (strnlen(f[i], size[i]) == size[i] || !ts_field_ok(f[i]))
+            return false;
+    for (int i = 0; i < 8; i++)
+        if ((i == 2 || i == 5) ? r->time[i] != ':' : (r->time[i] < '0' || r->time[i] > '9'))
+            return false;
+    return r->time[8] == '\0';
+}
+
+static int gz_put(gzFile gz, const char *s, size_t n)
+{
+    int zerr;
+    if (gzwrite(gz, s, (unsigned)n) == (int)n)
+        return TS_OK;
+    gzerror(gz, &zerr);
+    if (zerr == Z_MEM_ERROR)
+        return TS_ENOMEM;
+    if (zerr != Z_ERRNO)
+        errno = EIO;
+    return TS_ESYS;
+}
+
+/* Creates the temporary for (date, late) of the next generation. */
+static int add_pending(struct ts_lake *l, const char *date, bool late, struct pending **out)
+{
+    char dir[PATH_LEN], tmp[PATH_LEN], mode[8];
+
+    if (l->nfiles == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        struct pending *f = realloc(l->files, cap * sizeof *f);
+        if (!f)
+            return TS_ENOMEM;
+        l->files = f;
+        l->cap = cap;
+    }
+    snprintf(dir, sizeof dir, "%s/date=%s", l->table, date);
+    int err = make_dir(l->rootfd, dir);
+    if (err)
+        return err;
+    data_path(l, tmp, date, late, l->generation + 1, l->tag);
+    int fd = openat(l->rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return TS_ESYS;
+    int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    snprintf(mode, sizeof mode, "wb%d", l->level);
+    gzFile gz = fd2 < 0 ? NULL : gzdopen(fd2, mode);
+    if (!gz) {
+        err = fd2 < 0 ? TS_ESYS : TS_ENOMEM;
+        int saved = errno;
+        if (fd2 >= 0)
+            close(fd2);
+        close(fd);
+        unlinkat(l->rootfd, tmp, 0);
+        errno = saved;
+        return err;
+    }
+    gzbuffer(gz, 64 * 1024);
+    struct pending *f = &l->files[l->nfiles++];
+    *f = (struct pending){.late = late, .fd = fd, .gz = gz};
+    memcpy(f->date, date, sizeof f->date);
+    *out = f;
+    return gz_put(gz, l->row_number ? "," HEADER : HEADER,
+                  strlen(HEADER) + (l->row_number ? 1 : 0));
+}
+
+/* Any failure is sticky (a row the caller's state counts as written is not
+ * in the files): later writes and commits return it until a discard. */
+static int write_failed(struct ts_lake *l, int err)
+{
+    int saved = errno;
+    if (!l->write_err)
+        TS_LOG(TS_LOG_ERR, "lake %s: writing a row failed: %s%s%s", l->mdir, ts_strerror(err),
+               err == TS_ESYS ? ": " : "", err == TS_ESYS ? strerror(saved) : "");
+    l->write_err = err;
+    errno = saved;
+    return err;
+}
+
+int ts_lake_write_row(struct ts_lake *l, const struct ts_window_row *row)
+{
+    char date[11], line[512];
+    struct pending *f = NULL;
+    int n = 0;
+
+    if (l->dead)
+        return TS_EINVAL;
+    if (l->write_err)
+        return l->write_err;
+    if (!row_ok(row) || !us_date(row->date, date))
+        return write_failed(l, TS_EINVAL);
+    for (size_t i = 0; i < l->nfiles && !f; i++)
+        if (l->files[i].late == row->late && !strcmp(l->files[i].date, date))
+            f = &l->files[i];
+    if (!f) {
+        int err = add_pending(l, date, row->late, &f);
+        if (err)
+            return write_failed(l, err);
+    }
+    if (l->row_number)
+        n = snprintf(line, sizeof line, "%" PRIu64 ",", f->rows);
+    n += snprintf(line + n, sizeof line - (size_t)n,
+                  "%s,%s,%s,%s,%s,%s,%s,%s,%s,%" PRIu64 ",%" PRIu64 "\n", row->ca, row->unit,
+                  row->scp, row->station, row->linename, row->division, row->date, row->time,
+                  row->desc, row->entries, row->exits);
+    int err = gz_put(f->gz, line, (size_t)n);
+    if (err)
+        return write_failed(l, err);
+    f->rows++;
+    f->entries += row->entries;
+    f->exits += row->exits;
+    l->pending_rows++;
+    return TS_OK;
+}
+
+uint64_t ts_lake_pending_rows(const struct ts_lake *l)
+{
+    return l->pending_rows;
+}
+
+/* Closes what is open of the pending files; deletes them if unlink. */
+static void drop_pending(struct ts_lake *l, bool unlink)
+{
+    char tmp[PATH_LEN];
+    int saved = errno;
+    for (size_t i = 0; i < l->nfiles; i++) {
+        struct pending *f = &l->files[i];
+        if (f->gz)
+            gzclose(f->gz);
+        if (f->fd >= 0)
+            close(f->fd);
+        if (unlink) {
+            data_path(l, tmp, f->date, f->late, l->generation + 1, l->tag);
+            unlinkat(l->rootfd, tmp, 0);
+        }
+    }
+    l->nfiles = 0;
+    l->pending_rows = 0;
+    l->write_err = 0;
+    errno = saved;
+}
+
+void ts_lake_discard(struct ts_lake *l)
+{
+    if (l)
+        drop_pending(l, true);
+}
+
+/* fsync of each date directory of the pending files, once. */
+static int sync_dirs(const struct ts_lake *l)
+{
+    char dir[PATH_LEN];
+    for (size_t i = 0; i < l->nfiles; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = !strcmp(l->files[j].date, l->files[i].date);
+        snprintf(dir, sizeof dir, "%s/date=%s", l->table, l->files[i].date);
+        if (!seen && fsync_dir(l->rootfd, dir))
+            return TS_ESYS;
+    }
+    return TS_OK;
+}
+
+/* Step 1: each data file complete and durable under its temporary name. */
+static int finish_files(struct ts_lake *l)
+{
+    for (size_t i = 0; i < l->nfiles; i++) {
+        struct pending *f = &l->files[i];
+        int zrc = gzclose(f->gz);
+        f->gz = NULL;
+        if (zrc != Z_OK) {
+            if (zrc != Z_ERRNO)
+                errno = zrc == Z_MEM_ERROR ? ENOMEM : EIO;
+            return TS_ESYS;
+        }
+        if (fsync(f->fd) != 0)
+            return TS_ESYS;
+        close(f->fd);
+        f->fd = -1;
+    }
+    return sync_dirs(l);
+}
+
+static bool same_file(int at, const char *a, const char *b)
+{
+    struct stat x, y;
+    return fstatat(at, a, &x, 0) == 0 && fstatat(at, b, &y, 0) == 0 && x.st_dev == y.st_dev &&
+           x.st_ino == y.st_ino;
+}
+
+/* Step 2: the checkpoint, written aside, fsynced and linked to its final
+ * name, then the manifest directory fsynced. *linked tells whether the link
+ * was made (from then on the commit can only be rolled forward).
+ * link(2) fails on a generation that exists, but not on one another owner
+ * has committed and already pruned: so a checkpoint with a newer generation
+ * also means we lost (the latest is never pruned, so it is always there to
+ * see), and ours is taken back before anything is renamed. */
+static int publish(struct ts_lake *l, uint64_t gen, const char *text, size_t len, bool *linked)
+{
+    char tmp[NAME_MAX_LEN + 64], fin[32];
+    int err = TS_OK;
+
+    snprintf(tmp, sizeof tmp, ".tmp-%012" PRIu64 "-%s", gen, l->tag);
+    snprintf(fin, sizeof fin, "%012" PRIu64 ".ckpt", gen);
+    int fd = openat(l->mfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return TS_ESYS;
+    if (write_all(fd, text, len) || fsync(fd))
+        err = TS_ESYS;
+    int saved = errno;
+    if (close(fd) && !err) {
+        err = TS_ESYS;
+        saved = errno;
+    }
+    if (!err && linkat(l->mfd, tmp, l->mfd, fin, 0) != 0) {
+        saved = errno;
+        if (saved != EEXIST)
+            err = TS_ESYS;
+        else if (!same_file(l->mfd, tmp, fin)) /* else NFS retransmitted a LINK that worked */
+            err = TS_ECONFLICT;
+    }
+    unlinkat(l->mfd, tmp, 0);
+    errno = saved;
+    if (err)
+        return err;
+    uint64_t latest;
+    int rc = latest_generation(l, &latest);
+    if (!rc && latest > gen) {
+        unlinkat(l->mfd, fin, 0);
+        return TS_ECONFLICT;
+    }
+    *linked = true;
+    return rc || fsync(l->mfd) ? TS_ESYS : TS_OK;
+}
+
+/* Step 3: the data files under their final names, durably. */
+static int make_visible(struct ts_lake *l, uint64_t gen)
+{
+    char tmp[PATH_LEN], fin[PATH_LEN];
+    for (size_t i = 0; i < l->nfiles; i++) {
+        data_path(l, tmp, l->files[i].date, l->files[i].late, gen, l->tag);
+        data_path(l, fin, l->files[i].date, l->files[i].late, gen, NULL);
+        /* ENOENT with the final name there: a recovering ts_lake_open was faster */
+        if (renameat(l->rootfd, tmp, l->rootfd, fin) != 0 &&
+            (errno != ENOENT || faccessat(l->rootfd, fin, F_OK, 0) != 0))
+            return TS_ESYS;
+    }
+    return sync_dirs(l);
+}
+
+/* Step 4: checkpoints older than the last keep, and the strays found at
+ * open whose generation is now committed. Failures only leave garbage. */
+static void prune(struct ts_lake *l, uint64_t gen)
+{
+    struct dirent *e;
+    uint64_t g;
+    size_t kept = 0;
+
+    if (gen > (uint64_t)l->keep) {
+        DIR *d = open_dir(l->mfd, ".");
+        while (d && (e = readdir(d)))
+            if (strlen(e->d_name) == 17 && gen12(e->d_name, &g) &&
+                !strcmp(e->d_name + 12, ".ckpt") && g <= gen - (uint64_t)l->keep)
+                unlinkat(l->mfd, e->d_name, 0);
+        if (d)
+            closedir(d);
+    }
+    for (size_t i = 0; i < l->nstrays; i++) {
+        struct stray *s = &l->strays[i];
+        if (s->gen <= gen) {
+            unlinkat(s->at, s->path, 0);
+            free(s->path);
+        } else {
+            l->strays[kept++] = *s;
+        }
+    }
+    l->nstrays = kept;
+}
+
+int ts_lake_commit(struct ts_lake *l, int64_t offset_next, const char *state, size_t state_len,
+                   struct ts_lake_commit_info *info)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool linked = false;
+    uint64_t gen = l->generation + 1;
+    unsigned files = (unsigned)l->nfiles;
+    uint64_t rows = l->pending_rows;
+
+    if (info)
+        *info = (struct ts_lake_commit_info){0};
+    if (l->dead || offset_next < -1 || (state_len && !state) || gen > GEN_MAX)
+        return TS_EINVAL;
+    if (l->write_err)
+        return l->write_err;
+    l->dead = true; /* until it succeeds */
+    int err = finish_files(l);
+    if (!err)
+        err = build_checkpoint(l, gen, offset_next, state, state_len, &text, &len);
+    if (!err)
+        err = publish(l, gen, text, len, &linked);
+    free(text);
+    if (!err)
+        err = make_visible(l, gen);
+    int saved = errno;
+    if (err == TS_ECONFLICT) {
+        drop_pending(l, true);
+        TS_LOG(TS_LOG_WARNING, "lake %s: checkpoint %012" PRIu64 " exists: the partition has "
+               "another owner", l->mdir, gen);
+    } else if (err) {
+        TS_LOG(TS_LOG_ERR, "lake %s: commit of %012" PRIu64 " failed %s the checkpoint: %s",
+               l->mdir, gen, linked ? "after" : "before", strerror(errno));
+    }
+    if (linked) {
+        drop_pending(l, false); /* they are the checkpoint's now */
+        l->generation = gen;
+    }
+    errno = saved;
+    if (err)
+        return err;
+    prune(l, gen);
+    l->offset_next = offset_next;
+    l->dead = false;
+    if (info)
+        *info = (struct ts_lake_commit_info){.generation = gen, .files = files, .rows = rows};
+    return TS_OK;
+}
+
+void ts_lake_close(struct ts_lake *l)
+{
+    if (!l)
+        return;
+    int saved = errno;
+    if (l->rootfd >= 0)
+        drop_pending(l, true);
+    for (size_t i = 0; i < l->nstrays; i++)
+        free(l->strays[i].path);
+    free(l->strays);
+    free(l->files);
+    if (l->mfd >= 0)
+        close(l->mfd);
+    if (l->rootfd >= 0)
+        close(l->rootfd);
+    free(l);
+    errno = saved;
+}

@@ -1,0 +1,167 @@
+/* lake.h - the data lake writer: gzip CSV files, made exactly-once by a manifest.
+ *
+ * One struct ts_lake serves one Kafka partition of the readings topic (the
+ * unit of work that moves between bridges). The aggregator of that partition
+ * hands it the rows its windows emit (ts_lake_write_row) and, at a commit
+ * point, the Kafka offset to resume from and its own state (duplicate-removal
+ * sets and open windows, opaque bytes here); ts_lake_commit makes all of it
+ * durable and visible at once:
+ *
+ *   1. each pending data file (written to a hidden temporary name
+ *      ".<final name>.<writer>.tmp" in its date directory, writer being
+ *      "<owner>-<pid>-<8 random hex digits>", unique to this struct ts_lake)
+ *      is finished and fsynced, and so are the date directories;
+ *   2. a checkpoint record naming those files, the offsets they cover and the
+ *      state is written to a temporary file, fsynced, and published under its
+ *      final name with link(2), which fails if the name exists (another
+ *      bridge took the partition and committed this generation first); if
+ *      a newer checkpoint exists once it is linked (the other bridge went
+ *      past this generation and pruned it), it is taken back. Either way the
+ *      commit fails with TS_ECONFLICT and nothing becomes visible;
+ *   3. the data files are renamed to their final names and the directories
+ *      fsynced (before any later checkpoint can exist: recovery rolls
+ *      forward the latest checkpoint only);
+ *   4. old checkpoint records beyond keep_checkpoints are deleted.
+ * A data file is therefore visible under its final name only if a durable
+ * checkpoint names it; a crash between 2 and 3 is rolled forward by the next
+ * ts_lake_open (it renames what the latest checkpoint names), and a crash
+ * before 2 leaves only hidden temporaries. ts_lake_open deletes those of
+ * generations up to the latest checkpoint at once (nobody can commit them
+ * any more); those of the next generation may be a live writer's (a bridge
+ * that lost the partition without knowing yet), so they are deleted only
+ * once this lake has committed that generation itself.
+ * The caller commits its Kafka offsets after ts_lake_commit (informative only:
+ * the checkpoint is the truth it resumes from).
+ *
+ * Layout under cfg->root:
+ *   <table>/date=YYYY-MM-DD/part-<topic>-<partition>-<generation>.csv.gz
+ *   <table>/date=YYYY-MM-DD/late-<topic>-<partition>-<generation>.csv.gz
+ *   <table>/_manifest/<topic>-<partition>/<generation>.ckpt
+ * generation is 12 decimal digits, from 000000000001; date is the row's DATE
+ * (station-local, from MM/DD/YYYY). Late rows (row->late) go to the late-
+ * files; a checkpoint writes at most one part- and one late- file per date.
+ * Directories starting with '_' and files starting with '.' are ignored by
+ * Hive, Spark and Trino, so neither the manifest nor temporaries are ever
+ * read as data.
+ *
+ * A data file is gzip CSV with a header:
+ *   ,CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS
+ * every row "N,<fields>" with N counting from 0 in each file (the reference
+ * files' unnamed pandas index) when cfg->row_number, else without the leading
+ * column (and without the leading comma in the header). DATE is MM/DD/YYYY,
+ * TIME HH:MM:SS (the window's end).
+ *
+ * A checkpoint record is text (docs/lake.md has it in full):
+ *   ts-lake-checkpoint 1
+ *   topic <topic>
+ *   partition <n>
+ *   generation <g>                        (plain decimal)
+ *   owner <cfg->owner>
+ *   writer <the tag in its data temporaries' names>
+ *   created_ms <wall clock>
+ *   offset_from <offset_next of the previous checkpoint, or -1>
+ *   offset_next <the offset to resume from>
+ *   file <path relative to root> rows <r> entries <e> exits <x> late <0|1>   (zero or more)
+ *   state <byte count>
+ *   <state bytes>                         (any bytes, then a newline)
+ *   crc32 <8 lower-case hex digits, zlib crc32 of everything before this line>
+ *
+ * Names: table and owner are 1 to 64 of [A-Za-z0-9._-] (table not starting
+ * with '.' or '_'), topic 1 to 249 of them (Kafka's own rule).
+ *
+ * The lake must be a local POSIX filesystem where rename(2) and link(2) are
+ * atomic and fsync of a directory makes its entries durable (docs/lake.md
+ * has the NFS and object-store caveats).
+ *
+ * Not thread-safe: one partition's lake belongs to one thread. Several
+ * struct ts_lake (partitions) may share a root, in one process or several. */
+#ifndef TS_LAKE_H
+#define TS_LAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "window.h"
+
+struct ts_lake_cfg {
+    const char *root;         /* lake root directory (created if missing) */
+    const char *table;        /* e.g. "turnstile" */
+    const char *owner;        /* this bridge's id, recorded in checkpoints */
+    bool row_number;          /* leading row-number column */
+    int compression_level;    /* gzip 1..9 */
+    int keep_checkpoints;     /* >= 1 */
+};
+
+/* What ts_lake_open found: where to resume. */
+struct ts_lake_resume {
+    uint64_t generation;      /* of the latest checkpoint; 0 if none */
+    int64_t offset_next;      /* -1 if no checkpoint: start from the beginning */
+    char *state;              /* malloc'ed copy of its state, NUL-terminated (caller
+                                 frees); NULL if there is no checkpoint */
+    size_t state_len;
+    unsigned rolled_forward;  /* data files renamed during recovery */
+    unsigned removed_temporaries; /* hidden temporaries of this partition deleted (those
+                                     of the next generation are deleted later, above) */
+};
+
+struct ts_lake_commit_info {
+    uint64_t generation;      /* of the checkpoint just written */
+    unsigned files;           /* data files made visible */
+    uint64_t rows;            /* rows in them */
+};
+
+struct ts_lake;
+
+/* Opens the partition's lake and recovers: finds the latest checkpoint,
+ * renames the data files it names that are still temporaries, deletes the
+ * partition's other temporaries (data and checkpoint; see above for those of
+ * the next generation), and reports where to resume in *resume. It reads
+ * every date directory of the table once. TS_OK; TS_EINVAL (bad cfg, a
+ * name out of the rules above, partition < 0); TS_EPARSE (the latest
+ * checkpoint is unreadable, fails its crc, is not this partition's, or a
+ * file it names is missing under both names: nothing is renamed or deleted,
+ * the caller must not go on, why says which); TS_ESYS (errno kept);
+ * TS_ENOMEM. On failure *out is NULL and resume->state NULL. why may be
+ * NULL. */
+int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
+                 struct ts_lake **out, struct ts_lake_resume *resume, char *why,
+                 size_t why_size);
+
+/* Appends one row to the pending file for its date (and late bit), creating
+ * the temporary on first use. TS_OK; TS_EINVAL (a DATE that is not
+ * MM/DD/YYYY, a TIME not HH:MM:SS, an identity field empty, unterminated or
+ * holding a comma, quote or control character; or the lake is dead after a
+ * failed commit); TS_ESYS; TS_ENOMEM. Any failure is sticky, since the
+ * caller has counted the row as written: later writes and ts_lake_commit
+ * return the same error without doing anything, until ts_lake_discard
+ * drops every pending row (then resume from the last checkpoint), or the
+ * lake is closed. */
+int ts_lake_write_row(struct ts_lake *lake, const struct ts_window_row *row);
+
+/* Rows pending since the last commit. */
+uint64_t ts_lake_pending_rows(const struct ts_lake *lake);
+
+/* Commits (steps 1 to 4 above) with offset_next (>= -1) and the caller's
+ * state (state_len bytes, copied; state may be NULL if state_len is 0).
+ * May be called with no pending rows (a checkpoint of offsets and state
+ * only). TS_OK and *info (may be NULL; zeroed on failure); TS_EINVAL (bad
+ * arguments or a dead lake: nothing done); a failed write's sticky error
+ * (nothing done); TS_ECONFLICT (this generation or a newer one exists: the
+ * partition has another owner; the pending files are deleted); TS_ESYS,
+ * TS_ENOMEM (nothing new is visible, unless the failure came after step 2,
+ * in which case the next ts_lake_open rolls forward). After any failure but
+ * bad arguments, close the lake (a commit that failed by itself leaves it
+ * dead) and open it again to learn where to resume: the failed commit's
+ * checkpoint if it was written, else the one before. */
+int ts_lake_commit(struct ts_lake *lake, int64_t offset_next, const char *state, size_t state_len,
+                   struct ts_lake_commit_info *info);
+
+/* Deletes the pending temporaries (rows since the last commit) and clears
+ * a failed write's error. NULL-safe. */
+void ts_lake_discard(struct ts_lake *lake);
+
+/* Discards pending rows and frees; NULL-safe. */
+void ts_lake_close(struct ts_lake *lake);
+
+#endif
