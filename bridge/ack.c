@@ -1,0 +1,348 @@
+/* ack.c - the end-to-end acknowledgements, published retained (see ack.h).
+ *
+ * A table, by ack topic, of {latest value set, value last published, when}.
+ * ts_ack_set only records (any thread, under a->lock). Everything is
+ * published from the link's network thread: its tick (every LOOP_MS) sends
+ * what changed and whose ack_interval_ms passed, so a burst of sets for one
+ * agent within the interval costs one message; its connected hook sends
+ * every known value again, after the messages libmosquitto re-queues from
+ * the previous connection (mqtt_link.h), so the newest value is the last
+ * one the broker retains. a->lock is taken before libmosquitto's locks
+ * (mosquitto_publish under it); libmosquitto runs on_publish without them.
+ *
+ * The table grows with the agents seen and never shrinks (an agent's topic
+ * is ~60 bytes: 100,000 agents are a few MB). */
+#include "ack.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "mqtt_link.h"
+#include "reading.h"
+
+#define LOOP_MS 100
+#define TOPIC_MAX (sizeof "turnstile/v1//" + 2 * TS_ID_MAX + sizeof "ack")
+
+struct entry {
+    char topic[TOPIC_MAX];    /* turnstile/v1/<station>/<agent>/ack */
+    uint64_t latest;          /* highest value set */
+    uint64_t published;       /* value last handed to libmosquitto (0: none) */
+    long long pub_ms;         /* when (0: never) */
+    struct entry *next;       /* hash chain */
+};
+
+struct ts_ack {
+    struct ts_mqtt_link *link;
+    int interval_ms;
+    char client_id[160];
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;      /* flushing: pending or inflight went down */
+    /* guarded by lock: */
+    struct entry **buckets;   /* nbuckets, a power of two */
+    size_t nbuckets;
+    struct entry **all;       /* every entry, in order of arrival */
+    size_t n, cap;
+    size_t npending;          /* entries with latest != published */
+    bool up;                  /* the link announced a session (and we re-published) */
+    bool flush;               /* closing: publish what is pending now */
+    size_t inflight;          /* published, PUBACK not seen */
+    uint64_t published;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (why && why_size) {
+        va_start(ap, fmt);
+        vsnprintf(why, why_size, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- the table (lock held) ---- */
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct entry *find(struct ts_ack *a, const char *topic)
+{
+    if (!a->nbuckets)
+        return NULL;
+    for (struct entry *e = a->buckets[hash(topic) & (a->nbuckets - 1)]; e; e = e->next)
+        if (!strcmp(e->topic, topic))
+            return e;
+    return NULL;
+}
+
+static int grow(struct ts_ack *a)
+{
+    size_t nb = a->nbuckets ? a->nbuckets * 2 : 64;
+    struct entry **b = calloc(nb, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < a->n; i++) {
+        struct entry *e = a->all[i];
+        size_t k = hash(e->topic) & (nb - 1);
+        e->next = b[k];
+        b[k] = e;
+    }
+    free(a->buckets);
+    a->buckets = b;
+    a->nbuckets = nb;
+    return 0;
+}
+
+static struct entry *add(struct ts_ack *a, const char *topic)
+{
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        struct entry **all = realloc(a->all, cap * sizeof *all);
+        if (!all)
+            return NULL;
+        a->all = all;
+        a->cap = cap;
+    }
+    if (a->n >= a->nbuckets && grow(a))
+        return NULL;
+    struct entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    snprintf(e->topic, sizeof e->topic, "%s", topic);
+    size_t k = hash(topic) & (a->nbuckets - 1);
+    e->next = a->buckets[k];
+    a->buckets[k] = e;
+    a->all[a->n++] = e;
+    return e;
+}
+
+/* Publishes e's latest value, retained, QoS 1; lock held, network thread. */
+static void publish(struct ts_ack *a, struct entry *e, long long now)
+{
+    char payload[24];
+    int mid = 0;
+    int len = snprintf(payload, sizeof payload, "%" PRIu64, e->latest);
+    int rc = mosquitto_publish(ts_mqtt_link_client(a->link), &mid, e->topic, len, payload, 1, true);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        TS_LOG(rc == MOSQ_ERR_NO_CONN ? TS_LOG_DEBUG : TS_LOG_WARNING,
+               "ack: publishing %s = %s failed: %s (kept for later)", e->topic, payload,
+               mosquitto_strerror(rc));
+        return;
+    }
+    if (e->published != e->latest)
+        a->npending--;
+    e->published = e->latest;
+    e->pub_ms = now;
+    a->inflight++;
+    a->published++;
+    TS_LOG(TS_LOG_DEBUG, "ack: %s = %s", e->topic, payload);
+}
+
+/* ---- link hooks (network thread) ---- */
+
+static void ack_connected(void *ctx, bool session_present)
+{
+    struct ts_ack *a = ctx;
+    long long now = now_ms();
+    size_t n = 0;
+
+    pthread_mutex_lock(&a->lock);
+    a->up = true;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->all[i]->latest) {
+            publish(a, a->all[i], now);
+            n++;
+        }
+    pthread_mutex_unlock(&a->lock);
+    if (n)
+        TS_LOG(TS_LOG_INFO, "ack: connected: re-published %zu acknowledgement(s)", n);
+}
+
+static void ack_disconnected(void *ctx)
+{
+    struct ts_ack *a = ctx;
+    pthread_mutex_lock(&a->lock);
+    a->up = false;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void ack_published(void *ctx, int mid)
+{
+    struct ts_ack *a = ctx;
+    pthread_mutex_lock(&a->lock);
+    if (a->inflight)
+        a->inflight--;
+    if (!a->inflight)
+        pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void ack_tick(void *ctx)
+{
+    struct ts_ack *a = ctx;
+    long long now = now_ms();
+
+    pthread_mutex_lock(&a->lock);
+    if (a->up && a->npending) {
+        for (size_t i = 0; i < a->n && a->npending; i++) {
+            struct entry *e = a->all[i];
+            if (e->published != e->latest &&
+                (a->flush || !e->pub_ms || now - e->pub_ms >= a->interval_ms))
+                publish(a, e, now);
+        }
+        if (!a->npending)
+            pthread_cond_broadcast(&a->cond);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- public ---- */
+
+int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, struct ts_ack **out,
+               char *why, size_t why_size)
+{
+    if (out)
+        *out = NULL;
+    if (!mqtt || !bridge_id || !out)
+        return fail(why, why_size, TS_EINVAL, "%s", "ack: missing argument");
+    if (mqtt->ack_interval_ms < 0)
+        return fail(why, why_size, TS_ECONFIG, "%s", "ack: [mqtt] ack_interval_ms: negative");
+
+    struct ts_ack *a = calloc(1, sizeof *a);
+    if (!a)
+        return fail(why, why_size, TS_ENOMEM, "%s", "ack: out of memory");
+    a->interval_ms = mqtt->ack_interval_ms;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    if (ts_mqtt_client_id(mqtt, bridge_id, "-ack", a->client_id, sizeof a->client_id)) {
+        ts_ack_free(a, 0);
+        return fail(why, why_size, TS_ECONFIG, "%s", "ack: mqtt: client id too long");
+    }
+    static const struct ts_mqtt_link_ops ops = {
+        .connected = ack_connected,
+        .disconnected = ack_disconnected,
+        .published = ack_published,
+        .tick = ack_tick,
+    };
+    int rc = ts_mqtt_link_new(mqtt, "ack", a->client_id, true, LOOP_MS, &ops, a, &a->link, why,
+                              why_size);
+    if (rc) {
+        ts_ack_free(a, 0);
+        return rc;
+    }
+    *out = a;
+    return TS_OK;
+}
+
+int ts_ack_start(struct ts_ack *a)
+{
+    if (!a)
+        return TS_EINVAL;
+    return ts_mqtt_link_start(a->link);
+}
+
+int ts_ack_set(struct ts_ack *a, const char *readings_topic, uint64_t acked)
+{
+    char station[TS_ID_MAX], agent[TS_ID_MAX], topic[TOPIC_MAX];
+
+    if (!a || !ts_mqtt_agent_topic(readings_topic, "readings", station, agent))
+        return TS_EINVAL;
+    if (!acked)
+        return TS_OK;   /* nothing acknowledged yet */
+    snprintf(topic, sizeof topic, "turnstile/v1/%s/%s/ack", station, agent);
+    pthread_mutex_lock(&a->lock);
+    struct entry *e = find(a, topic);
+    if (!e && !(e = add(a, topic))) {
+        pthread_mutex_unlock(&a->lock);
+        return TS_ENOMEM;
+    }
+    if (acked > e->latest) {
+        if (e->published == e->latest)
+            a->npending++;
+        e->latest = acked;
+    } else if (acked < e->latest) {
+        TS_LOG(TS_LOG_DEBUG, "ack: %s: %" PRIu64 " below %" PRIu64 " ignored", topic, acked,
+               e->latest);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return TS_OK;
+}
+
+void ts_ack_stats(struct ts_ack *a, struct ts_ack_stats *st)
+{
+    pthread_mutex_lock(&a->lock);
+    st->published = a->published;
+    st->agents = a->n;
+    st->pending = a->npending;
+    pthread_mutex_unlock(&a->lock);
+    st->connected = ts_mqtt_link_connected(a->link);
+}
+
+void ts_ack_free(struct ts_ack *a, int flush_ms)
+{
+    if (!a)
+        return;
+    if (a->link) {
+        pthread_mutex_lock(&a->lock);
+        a->flush = true;
+        long long deadline = now_ms() + (flush_ms > 0 ? flush_ms : 0);
+        while (a->up && (a->npending || a->inflight)) {
+            long long left = deadline - now_ms();
+            if (left <= 0)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += left / 1000;
+            ts.tv_nsec += (left % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&a->cond, &a->lock, &ts);
+        }
+        if (a->npending || a->inflight)
+            TS_LOG(TS_LOG_INFO, "ack: closing with %zu acknowledgement(s) not published and %zu "
+                   "not confirmed by the broker (the agents keep those readings a little longer)",
+                   a->npending, a->inflight);
+        pthread_mutex_unlock(&a->lock);
+        ts_mqtt_link_free(a->link);
+    }
+    for (size_t i = 0; i < a->n; i++)
+        free(a->all[i]);
+    free(a->all);
+    free(a->buckets);
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+    free(a);
+}

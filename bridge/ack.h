@@ -1,0 +1,52 @@
+/* ack.h - the end-to-end acknowledgement publisher.
+ *
+ * For each agent the aggregator that consumes the agent's partition knows
+ * the highest N such that readings 1..N are all in Kafka (seqset.h). This
+ * module publishes it on turnstile/v1/<station_id>/<agent_id>/ack, retained,
+ * QoS 1, payload the ASCII decimal N (docs/mqtt.md). It has its own MQTT
+ * connection (client id "<client id>-ack", clean session) and its own
+ * network thread.
+ *
+ * ts_ack_set only records the value (cheap, called per batch); a value is
+ * published when it changed, at most once per ack_interval_ms per agent, and
+ * published again after every reconnect. Values never go down within the
+ * process: a set below what was set before is ignored (a partition resumed
+ * from an older checkpoint recomputes lower values for a while). */
+#ifndef TS_ACK_H
+#define TS_ACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bridge_config.h"
+
+struct ts_ack_stats {
+    bool connected;
+    uint64_t published;       /* ack messages handed to libmosquitto */
+    uint64_t agents;          /* agents known */
+    uint64_t pending;         /* agents whose latest value is not published yet */
+};
+
+struct ts_ack;
+
+/* Creates the publisher (not connected yet). TS_OK, TS_ECONFIG or TS_ENOMEM
+ * with a sentence in why. */
+int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, struct ts_ack **out,
+               char *why, size_t why_size);
+
+/* Starts the network thread. TS_OK or TS_ESYS. */
+int ts_ack_start(struct ts_ack *ack);
+
+/* Records agent's acknowledgement. readings_topic is the MQTT topic the
+ * agent's readings came on (turnstile/v1/<station>/<agent>/readings): the ack
+ * topic is made from it. TS_OK, TS_EINVAL (a topic of another form), TS_ENOMEM.
+ * Thread-safe. */
+int ts_ack_set(struct ts_ack *ack, const char *readings_topic, uint64_t acked);
+
+void ts_ack_stats(struct ts_ack *ack, struct ts_ack_stats *st);
+
+/* Publishes what is pending (waits up to flush_ms for the PUBACKs),
+ * disconnects and frees; NULL-safe. */
+void ts_ack_free(struct ts_ack *ack, int flush_ms);
+
+#endif

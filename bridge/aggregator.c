@@ -1,0 +1,577 @@
+#include "aggregator.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "lake.h"
+#include "log.h"
+#include "reading.h"
+#include "seqset.h"
+#include "window.h"
+
+#define BATCH_MAX 10000          /* messages between two window advances */
+#define TIMER_MS 1000            /* windows advance at least this often */
+#define PAUSE_AFTER_FAILURE_MS 5000
+
+/* One assigned partition. */
+struct part {
+    struct ts_aggregator *agg;
+    int32_t partition;
+    bool assigned;
+    bool lost;                   /* another bridge committed its checkpoint */
+    struct ts_lake *lake;
+    struct ts_seqsets seen;
+    struct ts_window_agg *win;
+    int64_t next_offset;         /* offset after the last message taken */
+    int64_t ckpt_offset;         /* offset_next of the last checkpoint */
+    int64_t ckpt_ms;             /* when it was written */
+    int64_t paused_until_ms;     /* 0: not paused */
+    bool dirty;                  /* state changed since the last checkpoint */
+};
+
+struct ts_aggregator {
+    rd_kafka_t *rk;
+    struct ts_ack *ack;
+    char topic[128];
+    char owner[64];
+    struct ts_lake_cfg lake_cfg;
+    struct ts_bridge_lake_cfg lake;
+    struct ts_window_cfg wcfg;
+    struct part **parts;         /* by partition number */
+    size_t n_parts;
+    int64_t last_advance_ms;
+    bool fatal;
+    struct ts_aggregator_stats st;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- partition state: checkpoint blob ------------------------------------ */
+
+/* "ts-bridge-state 1\nseqsets N\n<N bytes>window M\n<M bytes>" */
+static int state_encode(const struct part *p, char **out, size_t *out_len)
+{
+    char *sets = NULL, *win = NULL;
+    size_t sets_len = 0, win_len = 0;
+    int rc = ts_seqsets_encode(&p->seen, &sets, &sets_len);
+    if (rc == TS_OK)
+        rc = ts_window_encode(p->win, &win, &win_len);
+    if (rc == TS_OK) {
+        size_t cap = sets_len + win_len + 96;
+        char *buf = malloc(cap);
+        if (!buf) {
+            rc = TS_ENOMEM;
+        } else {
+            int n = snprintf(buf, cap, "ts-bridge-state 1\nseqsets %zu\n", sets_len);
+            memcpy(buf + n, sets, sets_len);
+            size_t len = (size_t)n + sets_len;
+            len += (size_t)snprintf(buf + len, cap - len, "window %zu\n", win_len);
+            memcpy(buf + len, win, win_len);
+            len += win_len;
+            *out = buf;
+            *out_len = len;
+        }
+    }
+    free(sets);
+    free(win);
+    return rc;
+}
+
+/* Reads "<name> <len>\n" at *pos and returns the section's bytes. */
+static const char *state_section(const char *buf, size_t len, size_t *pos, const char *name,
+                                 size_t *sec_len)
+{
+    const char *p = buf + *pos, *end = buf + len;
+    size_t nl = strlen(name);
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol || (size_t)(eol - p) <= nl + 1 || memcmp(p, name, nl) != 0 || p[nl] != ' ')
+        return NULL;
+    char *stop;
+    unsigned long long n = strtoull(p + nl + 1, &stop, 10);
+    if (stop != eol || n > (unsigned long long)(end - eol - 1))
+        return NULL;
+    *sec_len = (size_t)n;
+    *pos = (size_t)(eol + 1 - buf) + (size_t)n;
+    return eol + 1;
+}
+
+static int state_decode(struct part *p, const char *buf, size_t len, char *why, size_t why_size)
+{
+    static const char magic[] = "ts-bridge-state 1\n";
+    size_t pos = sizeof magic - 1, sets_len, win_len, line = 0;
+    if (len < pos || memcmp(buf, magic, pos) != 0) {
+        snprintf(why, why_size, "state does not start with '%.*s'", (int)pos - 1, magic);
+        return TS_EPARSE;
+    }
+    const char *sets = state_section(buf, len, &pos, "seqsets", &sets_len);
+    const char *win = sets ? state_section(buf, len, &pos, "window", &win_len) : NULL;
+    if (!win || pos != len) {
+        snprintf(why, why_size, "state sections malformed");
+        return TS_EPARSE;
+    }
+    int rc = ts_seqsets_decode(&p->seen, sets, sets_len, &line);
+    if (rc != TS_OK) {
+        snprintf(why, why_size, "duplicate-removal state, line %zu: %s", line, ts_strerror(rc));
+        return rc;
+    }
+    return ts_window_decode(p->win, win, win_len, now_ms(), why, why_size);
+}
+
+/* --- partition life ------------------------------------------------------ */
+
+static void part_clear(struct part *p)
+{
+    ts_lake_close(p->lake);
+    p->lake = NULL;
+    ts_seqsets_free(&p->seen);
+    ts_window_free(p->win);
+    p->win = NULL;
+}
+
+/* (Re)loads the partition from the lake's latest checkpoint: *offset is where
+ * to consume from. TS_OK, or an error that stops the bridge (a checkpoint it
+ * cannot read: resuming without it would count twice or lose). */
+static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
+{
+    struct ts_lake_resume res = {0};
+    char why[256] = "";
+    int rc;
+
+    part_clear(p);
+    ts_seqsets_init(&p->seen, 0);
+    rc = ts_window_new(&agg->wcfg, &p->win, why, sizeof why);
+    if (rc == TS_OK)
+        rc = ts_lake_open(&agg->lake_cfg, agg->topic, p->partition, &p->lake, &res, why, sizeof why);
+    if (rc == TS_OK && res.state)
+        rc = state_decode(p, res.state, res.state_len, why, sizeof why);
+    if (rc != TS_OK) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": cannot resume from the lake: %s%s%s",
+               p->partition, ts_strerror(rc), why[0] ? ": " : "", why);
+        free(res.state);
+        part_clear(p);
+        return rc;
+    }
+    p->next_offset = p->ckpt_offset = res.offset_next;
+    p->ckpt_ms = now_ms();
+    p->dirty = false;
+    p->lost = false;
+    *offset = res.offset_next >= 0 ? res.offset_next : RD_KAFKA_OFFSET_BEGINNING;
+    TS_LOG(TS_LOG_INFO,
+           "aggregate: partition %" PRId32 ": resuming at %s%" PRId64 " (checkpoint %" PRIu64
+           ", %zu agents; %u files rolled forward, %u temporaries removed)",
+           p->partition, res.offset_next >= 0 ? "offset " : "the beginning ",
+           res.offset_next >= 0 ? res.offset_next : 0, res.generation, ts_seqsets_count(&p->seen),
+           res.rolled_forward, res.removed_temporaries);
+    free(res.state);
+    return TS_OK;
+}
+
+static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool create)
+{
+    if (partition < 0)
+        return NULL;
+    if ((size_t)partition >= agg->n_parts) {
+        if (!create)
+            return NULL;
+        size_t n = (size_t)partition + 1;
+        struct part **a = realloc(agg->parts, n * sizeof *a);
+        if (!a)
+            return NULL;
+        for (size_t i = agg->n_parts; i < n; i++)
+            a[i] = NULL;
+        agg->parts = a;
+        agg->n_parts = n;
+    }
+    if (!agg->parts[partition] && create) {
+        struct part *p = calloc(1, sizeof *p);
+        if (!p)
+            return NULL;
+        p->agg = agg;
+        p->partition = partition;
+        agg->parts[partition] = p;
+    }
+    return agg->parts[partition];
+}
+
+static void emit_row(const struct ts_window_row *row, void *ctx)
+{
+    struct part *p = ctx;
+    if (p->lost || !p->lake)
+        return;
+    p->agg->st.rows++;
+    p->agg->st.late_rows += row->late;
+    if (ts_lake_write_row(p->lake, row) != TS_OK)
+        p->dirty = true; /* the commit will fail and reload (the error is sticky) */
+}
+
+/* Writes the partition's checkpoint. */
+static void part_commit(struct ts_aggregator *agg, struct part *p)
+{
+    struct ts_lake_commit_info info = {0};
+    char *state = NULL;
+    size_t len = 0;
+
+    if (p->lost || !p->lake)
+        return;
+    int rc = state_encode(p, &state, &len);
+    if (rc == TS_OK)
+        rc = ts_lake_commit(p->lake, p->next_offset, state, len, &info);
+    free(state);
+    if (rc == TS_OK) {
+        agg->st.checkpoints++;
+        agg->st.files += info.files;
+        p->ckpt_offset = p->next_offset;
+        p->ckpt_ms = now_ms();
+        p->dirty = false;
+        if (p->next_offset >= 0) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = p->next_offset;
+            rd_kafka_commit(agg->rk, l, 1); /* progress for operators; the lake is the truth */
+            rd_kafka_topic_partition_list_destroy(l);
+        }
+        TS_LOG(TS_LOG_DEBUG, "aggregate: partition %" PRId32 ": checkpoint %" PRIu64
+               " at offset %" PRId64 ", %u files, %" PRIu64 " rows",
+               p->partition, info.generation, p->next_offset, info.files, info.rows);
+        return;
+    }
+    if (rc == TS_ECONFLICT) {
+        TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 ": another bridge committed a "
+               "checkpoint of it: dropping it until the group reassigns it", p->partition);
+        agg->st.conflicts++;
+        p->lost = true;
+        part_clear(p);
+        return;
+    }
+    agg->st.commit_failures++;
+    TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": checkpoint failed (%s%s%s): resuming "
+           "from the last one in %d s", p->partition, ts_strerror(rc), rc == TS_ESYS ? ": " : "",
+           rc == TS_ESYS ? strerror(errno) : "", PAUSE_AFTER_FAILURE_MS / 1000);
+    int64_t offset;
+    if (part_load(agg, p, &offset) != TS_OK) {
+        agg->fatal = true;
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = offset;
+    rd_kafka_pause_partitions(agg->rk, l);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 5000);
+    if (e) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": seek: %s", p->partition,
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        agg->fatal = true;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    p->paused_until_ms = now_ms() + PAUSE_AFTER_FAILURE_MS;
+}
+
+/* --- rebalancing --------------------------------------------------------- */
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *list, void *opaque)
+{
+    struct ts_aggregator *agg = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < list->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &list->elems[i];
+            struct part *p = part_get(agg, tp->partition, true);
+            int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
+            if (!p || part_load(agg, p, &offset) != TS_OK) {
+                agg->fatal = true;
+                continue;
+            }
+            p->assigned = true;
+            p->paused_until_ms = 0;
+            tp->offset = offset;
+            agg->st.partitions++;
+        }
+        rd_kafka_assign(rk, list);
+        return;
+    }
+    /* revoked (or lost): checkpoint what we have so that the next owner
+     * resumes exactly here, then forget the partition */
+    for (int i = 0; i < list->cnt; i++) {
+        struct part *p = part_get(agg, list->elems[i].partition, false);
+        if (!p || !p->assigned)
+            continue;
+        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && p->dirty)
+            part_commit(agg, p);
+        part_clear(p);
+        p->assigned = false;
+        agg->st.partitions--;
+    }
+    rd_kafka_assign(rk, NULL);
+}
+
+/* --- consuming ----------------------------------------------------------- */
+
+static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t now)
+{
+    struct part *p = part_get(agg, m->partition, false);
+    char line[TS_READING_LINE_MAX];
+    struct ts_reading r;
+    const char *why = NULL;
+    int32_t offset_s;
+
+    agg->st.consumed++;
+    if (!p || !p->assigned || p->lost || !p->lake)
+        return;
+    if (m->offset < p->next_offset)
+        return; /* already taken (a re-delivery after a seek) */
+    p->next_offset = m->offset + 1;
+    p->dirty = true;
+    if (!m->payload || m->len == 0 || m->len >= sizeof line || memchr(m->payload, '\0', m->len)) {
+        agg->st.invalid++;
+        return;
+    }
+    memcpy(line, m->payload, m->len);
+    line[m->len] = '\0';
+    if (ts_reading_parse(line, &r, &why) != TS_OK ||
+        ts_reading_utc_offset(line, &r, &offset_s) != TS_OK || r.time_ms < 0 ||
+        r.time_ms > TS_WINDOW_TIME_MAX) {
+        if (agg->st.invalid++ < 10)
+            TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 " offset %" PRId64
+                   ": not a reading (%s), skipped", m->partition, m->offset,
+                   why ? why : "time or offset out of range");
+        return;
+    }
+    bool dup = false;
+    int rc = ts_seqset_accept(&p->seen, r.agent_id, r.merged_from, r.seq, &dup);
+    if (rc == TS_EFULL) {
+        if (agg->st.held++ < 10)
+            TS_LOG(TS_LOG_WARNING, "aggregate: agent %s: too many gaps in its sequence; reading "
+                   "%" PRIu64 " skipped until they fill (the agent re-sends it)", r.agent_id, r.seq);
+        return;
+    }
+    if (rc != TS_OK) {
+        agg->st.invalid++;
+        return;
+    }
+    if (dup) {
+        agg->st.duplicates++;
+        return;
+    }
+    rc = ts_window_add(p->win, &r, offset_s, now);
+    if (rc != TS_OK) {
+        /* only TS_ENOMEM is possible here (inputs were checked): the set
+         * already holds the reading, so the partition must be reloaded */
+        TS_LOG(TS_LOG_ERR, "aggregate: cannot add a reading: %s", ts_strerror(rc));
+        agg->fatal = true;
+        return;
+    }
+    agg->st.readings++;
+    if (agg->ack) {
+        const void *topic = NULL;
+        size_t topic_len = 0;
+        rd_kafka_headers_t *hdrs = NULL;
+        char t[256];
+        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(hdrs, "mqtt_topic", &topic, &topic_len) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            topic && topic_len < sizeof t) {
+            memcpy(t, topic, topic_len);
+            t[topic_len] = '\0';
+            struct ts_seqset *set = ts_seqsets_find(&p->seen, r.agent_id);
+            if (set)
+                ts_ack_set(agg->ack, t, ts_seqset_contiguous(set));
+        }
+    }
+}
+
+static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commit)
+{
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        struct part *p = agg->parts[i];
+        if (!p || !p->assigned || p->lost || !p->lake)
+            continue;
+        if (ts_window_advance(p->win, now, emit_row, p) > 0)
+            p->dirty = true;
+        if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms))
+            part_commit(agg, p);
+        if (p->paused_until_ms && now >= p->paused_until_ms) {
+            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
+            rd_kafka_resume_partitions(agg->rk, l);
+            rd_kafka_topic_partition_list_destroy(l);
+            p->paused_until_ms = 0;
+        }
+    }
+    agg->last_advance_ms = now;
+}
+
+int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
+{
+    int64_t start = now_ms(), now = start;
+    int n = 0;
+
+    while (n < BATCH_MAX && !agg->fatal) {
+        int wait = n == 0 ? timeout_ms : 0;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
+        if (!m)
+            break;
+        if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                char reason[256];
+                rd_kafka_fatal_error(agg->rk, reason, sizeof reason);
+                TS_LOG(TS_LOG_ERR, "aggregate: fatal Kafka error: %s", reason);
+                agg->fatal = true;
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                TS_LOG(TS_LOG_WARNING, "aggregate: Kafka: %s", rd_kafka_message_errstr(m));
+            }
+        } else {
+            if (n == 0)
+                now = now_ms();
+            take(agg, m, now);
+            n++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    now = now_ms();
+    if (n > 0 || now - agg->last_advance_ms >= TIMER_MS)
+        advance_all(agg, now, false);
+    return agg->fatal ? TS_EIO : TS_OK;
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *why,
+                    size_t why_size)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
+        snprintf(why, why_size, "kafka: %s=%s: %s", name, value, err);
+        return TS_ECONFIG;
+    }
+    return TS_OK;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    TS_LOG(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
+           "aggregate: librdkafka %s: %s", fac, buf);
+}
+
+int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
+                      struct ts_aggregator **out, char *why, size_t why_size)
+{
+    struct ts_aggregator *agg = calloc(1, sizeof *agg);
+    char num[32], err[256];
+    int rc;
+
+    if (!agg)
+        return TS_ENOMEM;
+    agg->ack = ack;
+    snprintf(agg->topic, sizeof agg->topic, "%s", cfg->kafka.readings_topic);
+    snprintf(agg->owner, sizeof agg->owner, "%s", cfg->bridge.id);
+    agg->lake = cfg->lake;
+    agg->lake_cfg = (struct ts_lake_cfg){.root = agg->lake.path, .table = agg->lake.table,
+                                         .owner = agg->owner, .row_number = agg->lake.row_number,
+                                         .compression_level = agg->lake.compression_level,
+                                         .keep_checkpoints = agg->lake.keep_checkpoints};
+    agg->st.watermark_ms = INT64_MIN;
+    ts_window_cfg_default(&agg->wcfg);
+    agg->wcfg.size_ms = (int64_t)cfg->lake.window_s * 1000;
+    agg->wcfg.slide_ms = (int64_t)cfg->lake.slide_s * 1000;
+    agg->wcfg.lateness_ms = cfg->lake.lateness_s < 0 ? TS_WINDOW_LATENESS_DEFAULT
+                                                     : (int64_t)cfg->lake.lateness_s * 1000;
+    agg->wcfg.idle_ms = (int64_t)cfg->lake.idle_s * 1000;
+    agg->wcfg.max_open = (size_t)cfg->lake.max_open_groups;
+    if ((rc = ts_window_cfg_check(&agg->wcfg, why, why_size)) != TS_OK) {
+        free(agg);
+        return TS_ECONFIG;
+    }
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(num, sizeof num, "%d", cfg->kafka.session_timeout_ms);
+    if ((rc = set_prop(conf, "bootstrap.servers", cfg->kafka.brokers, why, why_size)) ||
+        (rc = set_prop(conf, "group.id", cfg->kafka.group_id, why, why_size)) ||
+        (rc = set_prop(conf, "client.id", agg->owner, why, why_size)) ||
+        /* static membership: a restarted bridge gets its partitions back at
+         * once, without a rebalance of the whole group */
+        (rc = set_prop(conf, "group.instance.id", agg->owner, why, why_size)) ||
+        (rc = set_prop(conf, "enable.auto.commit", "false", why, why_size)) ||
+        (rc = set_prop(conf, "enable.auto.offset.store", "false", why, why_size)) ||
+        (rc = set_prop(conf, "auto.offset.reset", "earliest", why, why_size)) ||
+        (rc = set_prop(conf, "partition.assignment.strategy", "range", why, why_size)) ||
+        (rc = set_prop(conf, "session.timeout.ms", num, why, why_size)) ||
+        (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
+        /* librdkafka before 2.1 stops fetching a partition for a whole second
+         * (rd_kafka_max_block_ms) once its local queue passes these bounds
+         * (confluentinc/librdkafka#2879): keep the bounds above what the
+         * aggregator takes in a second, or it idles two thirds of the time */
+        (rc = set_prop(conf, "queued.min.messages", "1000000", why, why_size)) ||
+        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size))) {
+        rd_kafka_conf_destroy(conf);
+        free(agg);
+        return rc;
+    }
+    rd_kafka_conf_set_opaque(conf, agg);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    agg->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!agg->rk) {
+        snprintf(why, why_size, "kafka consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        free(agg);
+        return TS_ECONFIG;
+    }
+    rd_kafka_poll_set_consumer(agg->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, agg->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(agg->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(why, why_size, "kafka subscribe %s: %s", agg->topic, rd_kafka_err2str(e));
+        rd_kafka_destroy(agg->rk);
+        free(agg);
+        return TS_ECONFIG;
+    }
+    agg->last_advance_ms = now_ms();
+    *out = agg;
+    return TS_OK;
+}
+
+void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_stats *st)
+{
+    *st = agg->st;
+    st->watermark_ms = INT64_MIN;
+    bool first = true;
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        const struct part *p = agg->parts[i];
+        if (!p || !p->assigned || !p->win)
+            continue;
+        int64_t w = ts_window_watermark(p->win);
+        if (first || w < st->watermark_ms)
+            st->watermark_ms = w;
+        first = false;
+    }
+}
+
+void ts_aggregator_free(struct ts_aggregator *agg)
+{
+    if (!agg)
+        return;
+    if (!agg->fatal) /* a final checkpoint: windows stay open in the state */
+        advance_all(agg, now_ms(), true);
+    rd_kafka_consumer_close(agg->rk); /* the revoke callback clears the partitions */
+    rd_kafka_destroy(agg->rk);
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        if (agg->parts[i])
+            part_clear(agg->parts[i]);
+        free(agg->parts[i]);
+    }
+    free(agg->parts);
+    free(agg);
+}

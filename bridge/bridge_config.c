@@ -1,0 +1,254 @@
+#include "bridge_config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "err.h"
+#include "log.h"
+#include "reading.h"
+#include "window.h"
+
+#define OFF(type, field) offsetof(struct type, field), sizeof(((struct type *)0)->field)
+#define NOSIZE(type, field) offsetof(struct type, field), 0
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct ts_cfg_choice roles[] = {
+    {"all", TS_ROLE_ALL}, {"relay", TS_ROLE_RELAY}, {"aggregate", TS_ROLE_AGGREGATE}, {NULL, 0}};
+static const struct ts_cfg_choice log_levels[] = {
+    {"error", 3}, {"warning", 4}, {"notice", 5}, {"info", 6}, {"debug", 7}, {NULL, 0}};
+
+#define B ts_bridge_settings
+static const struct ts_cfg_key bridge_keys[] = {
+    {"id", TS_CFG_ID, OFF(B, id), .flags = TS_CFG_REQUIRED,
+     .doc = "this bridge's name, unique among the bridges (client ids, checkpoint owner)"},
+    {"role", TS_CFG_ENUM, NOSIZE(B, role), .def = "all", .choices = roles,
+     .doc = "relay (MQTT to Kafka), aggregate (Kafka to the lake, and the acks) or all; "
+            "--role overrides"},
+    {"log_level", TS_CFG_ENUM, NOSIZE(B, log_level), .def = "info", .choices = log_levels,
+     .doc = "error, warning, notice, info or debug"},
+    {"status_interval_ms", TS_CFG_INT, NOSIZE(B, status_interval_ms), 100, 3600000, "10000",
+     .doc = "how often a progress line is logged (and sent to systemd as STATUS)"},
+};
+#undef B
+
+#define M ts_bridge_mqtt_cfg
+static const struct ts_cfg_key mqtt_keys[] = {
+    {"host", TS_CFG_STRING, OFF(M, host), .flags = TS_CFG_REQUIRED, .doc = "broker address"},
+    {"port", TS_CFG_INT, NOSIZE(M, port), 1, 65535, "1883", .doc = "broker port (8883 for TLS)"},
+    {"client_id", TS_CFG_ID, OFF(M, client_id),
+     .doc = "client id of the relay's persistent session (the acknowledger adds -ack); "
+            "default turnstile-bridge-<id>"},
+    {"username", TS_CFG_STRING, OFF(M, username), .doc = "user name"},
+    {"password", TS_CFG_STRING, OFF(M, password), .doc = "password (keep the file 0600)"},
+    {"ca_file", TS_CFG_STRING, OFF(M, ca_file), .doc = "CA certificate: setting it turns TLS on"},
+    {"cert_file", TS_CFG_STRING, OFF(M, cert_file), .doc = "client certificate (TLS client auth)"},
+    {"key_file", TS_CFG_STRING, OFF(M, key_file), .doc = "client key (TLS client auth)"},
+    {"tls_insecure", TS_CFG_BOOL, NOSIZE(M, tls_insecure), .def = "false",
+     .doc = "do not check the broker's host name against its certificate (never in production)"},
+    {"keepalive_s", TS_CFG_INT, NOSIZE(M, keepalive_s), 5, 3600, "30", .doc = "MQTT keepalive"},
+    {"reconnect_min_ms", TS_CFG_INT, NOSIZE(M, reconnect_min_ms), 100, 3600000, "1000",
+     .doc = "first reconnect delay; doubles up to reconnect_max_ms"},
+    {"reconnect_max_ms", TS_CFG_INT, NOSIZE(M, reconnect_max_ms), 100, 3600000, "30000",
+     .doc = "longest reconnect delay"},
+    {"share_group", TS_CFG_ID, OFF(M, share_group),
+     .doc = "subscribe as $share/<group>/... so that several relays split the readings; "
+            "empty: every relay gets every reading"},
+    {"ack_interval_ms", TS_CFG_INT, NOSIZE(M, ack_interval_ms), 10, 600000, "500",
+     .doc = "an agent's acknowledgement is published at most this often"},
+};
+#undef M
+
+#define K ts_bridge_kafka_cfg
+static const struct ts_cfg_key kafka_keys[] = {
+    {"brokers", TS_CFG_STRING, OFF(K, brokers), .flags = TS_CFG_REQUIRED,
+     .doc = "bootstrap servers, host:port[,host:port...]"},
+    {"readings_topic", TS_CFG_STRING, OFF(K, readings_topic), .def = "turnstile.readings",
+     .doc = "topic of the valid readings (keyed by agent id)"},
+    {"deadletter_topic", TS_CFG_STRING, OFF(K, deadletter_topic), .def = "turnstile.deadletter",
+     .doc = "topic of the payloads that are not readings (headers: reason, mqtt_topic)"},
+    {"group_id", TS_CFG_STRING, OFF(K, group_id), .def = "turnstile-bridge",
+     .doc = "consumer group of the aggregators: bridges in one group split the partitions"},
+    {"queue_max_messages", TS_CFG_INT, NOSIZE(K, queue_max_messages), 1000, 10000000, "100000",
+     .doc = "readings queued for Kafka at most; beyond it the relay stops taking from MQTT"},
+    {"linger_ms", TS_CFG_INT, NOSIZE(K, linger_ms), 0, 60000, "20",
+     .doc = "how long the producer waits to fill a batch"},
+    {"compression", TS_CFG_STRING, OFF(K, compression), .def = "lz4",
+     .doc = "none, gzip, snappy, lz4 or zstd"},
+    {"session_timeout_ms", TS_CFG_INT, NOSIZE(K, session_timeout_ms), 6000, 300000, "30000",
+     .doc = "consumer group session: a bridge silent this long loses its partitions"},
+};
+#undef K
+
+#define L ts_bridge_lake_cfg
+static const struct ts_cfg_key lake_keys[] = {
+    {"path", TS_CFG_STRING, OFF(L, path), .flags = TS_CFG_REQUIRED,
+     .doc = "the lake's root directory (a local POSIX file system: see docs/lake.md)"},
+    {"table", TS_CFG_ID, OFF(L, table), .def = "turnstile",
+     .doc = "files go under <path>/<table>/date=YYYY-MM-DD/"},
+    {"row_number", TS_CFG_BOOL, NOSIZE(L, row_number), .def = "true",
+     .doc = "write the reference files' leading unnamed row-number column"},
+    {"compression_level", TS_CFG_INT, NOSIZE(L, compression_level), 1, 9, "6",
+     .doc = "gzip level of the files"},
+    {"window_s", TS_CFG_INT, NOSIZE(L, window_s), 1, 7 * 86400, "300",
+     .doc = "window length (the reference job: 5 minutes)"},
+    {"slide_s", TS_CFG_INT, NOSIZE(L, slide_s), 0, 7 * 86400, "0",
+     .doc = "0: tumbling windows; else sliding windows starting every slide_s"},
+    {"lateness_s", TS_CFG_INT, NOSIZE(L, lateness_s), -1, 30 * 86400, "-1",
+     .doc = "watermark = highest event time - lateness_s; -1: one window"},
+    {"idle_s", TS_CFG_INT, NOSIZE(L, idle_s), 0, 30 * 86400, "600",
+     .doc = "a window nobody adds to while event time stands still closes after this; 0: never"},
+    {"max_open_groups", TS_CFG_INT, NOSIZE(L, max_open_groups), 0, 100000000, "1048576",
+     .doc = "memory bound per partition: past it the oldest windows close early; 0: none"},
+    {"checkpoint_interval_ms", TS_CFG_INT, NOSIZE(L, checkpoint_interval_ms), 100, 3600000, "5000",
+     .doc = "files and offsets are committed at least this often while readings flow"},
+    {"keep_checkpoints", TS_CFG_INT, NOSIZE(L, keep_checkpoints), 1, 100000, "100",
+     .doc = "checkpoint records kept per partition in <path>/<table>/_manifest/"},
+};
+#undef L
+
+static void *add_bridge(void *user, char *err, size_t errsize)
+{
+    return &((struct ts_bridge_cfg *)user)->bridge;
+}
+
+static void *add_mqtt(void *user, char *err, size_t errsize)
+{
+    return &((struct ts_bridge_cfg *)user)->mqtt;
+}
+
+static void *add_kafka(void *user, char *err, size_t errsize)
+{
+    return &((struct ts_bridge_cfg *)user)->kafka;
+}
+
+static void *add_lake(void *user, char *err, size_t errsize)
+{
+    struct ts_bridge_cfg *cfg = user;
+    cfg->has_lake = true;
+    return &cfg->lake;
+}
+
+enum { SEC_BRIDGE, SEC_MQTT, SEC_KAFKA, SEC_LAKE };
+static const struct ts_cfg_section sections[] = {
+    [SEC_BRIDGE] = {"bridge", 0, bridge_keys, N(bridge_keys), 0, 0,
+                    "The bridge itself: name and role.", add_bridge},
+    [SEC_MQTT] = {"mqtt", 0, mqtt_keys, N(mqtt_keys), 0, 0,
+                  "The central MQTT broker: readings come from it, acknowledgements go to it.",
+                  add_mqtt},
+    [SEC_KAFKA] = {"kafka", 0, kafka_keys, N(kafka_keys), 0, 0,
+                   "The Kafka cluster and its topics.", add_kafka},
+    [SEC_LAKE] = {"lake", 0, lake_keys, N(lake_keys), 0, 0,
+                  "The data lake and the windowed aggregation (roles aggregate and all).",
+                  add_lake},
+};
+static const struct ts_cfg_schema schema = {sections, N(sections)};
+
+void ts_bridge_cfg_doc(FILE *out) { ts_config_doc(&schema, out); }
+
+void ts_bridge_cfg_defaults(struct ts_bridge_cfg *cfg)
+{
+    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka, &cfg->lake};
+    for (size_t i = 0; i < N(sections); i++)
+        ts_config_defaults(&sections[i], parts[i]);
+}
+
+void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg)
+{
+    if (!cfg)
+        return;
+    ts_config_file_free(&cfg->file);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+#define BAD(inst, sec, key, ...)                                                       \
+    do {                                                                               \
+        ts_config_error(&cfg->file, inst, sec, key, err, errsize, __VA_ARGS__);        \
+        return TS_ECONFIG;                                                             \
+    } while (0)
+
+/* Kafka topic names: letters, digits, '.', '_', '-', at most 249. */
+static int topic_ok(const char *t)
+{
+    return ts_id_ok(t) && strlen(t) <= 249 && strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
+}
+
+static int check_lake(struct ts_bridge_cfg *cfg, char *err, size_t errsize)
+{
+    struct ts_bridge_lake_cfg *l = &cfg->lake;
+    struct ts_window_cfg w;
+    char why[160];
+
+    if (l->path[0] != '/')
+        BAD(l, "lake", "path", "must be an absolute path");
+    if (l->table[0] == '.' || l->table[0] == '_')
+        BAD(l, "lake", "table", "must not start with '.' or '_' (readers skip such names)");
+    if (l->window_s > 0 && l->slide_s > l->window_s)
+        BAD(l, "lake", "slide_s", "must not exceed window_s (%d)", l->window_s);
+    ts_window_cfg_default(&w);
+    w.size_ms = (int64_t)l->window_s * 1000;
+    w.slide_ms = (int64_t)l->slide_s * 1000;
+    w.lateness_ms = l->lateness_s < 0 ? TS_WINDOW_LATENESS_DEFAULT : (int64_t)l->lateness_s * 1000;
+    w.idle_ms = (int64_t)l->idle_s * 1000;
+    w.max_open = (size_t)l->max_open_groups;
+    if (ts_window_cfg_check(&w, why, sizeof why) != TS_OK)
+        BAD(l, "lake", l->slide_s ? "slide_s" : "window_s", "%s", why);
+    return TS_OK;
+}
+
+int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize)
+{
+    static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd"};
+    int rc;
+
+    memset(cfg, 0, sizeof *cfg);
+    rc = ts_config_load(path, &schema, cfg, &cfg->file, err, errsize);
+    if (rc)
+        return rc;
+    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka};
+    for (size_t i = 0; i < N(parts); i++) {
+        if (!ts_config_line(&cfg->file, parts[i], NULL)) {
+            snprintf(err, errsize, "%s:1: [%s] section is missing", path, sections[i].kind);
+            return TS_ECONFIG;
+        }
+        if ((rc = ts_config_require(&cfg->file, &sections[i], parts[i], err, errsize)))
+            return rc;
+    }
+    struct ts_bridge_mqtt_cfg *m = &cfg->mqtt;
+    if (m->reconnect_max_ms < m->reconnect_min_ms)
+        BAD(m, "mqtt", "reconnect_max_ms", "must not be below reconnect_min_ms (%d)",
+            m->reconnect_min_ms);
+    if ((m->cert_file[0] != 0) != (m->key_file[0] != 0))
+        BAD(m, "mqtt", m->cert_file[0] ? "cert_file" : "key_file",
+            "cert_file and key_file go together");
+    if (m->cert_file[0] && !m->ca_file[0])
+        BAD(m, "mqtt", "cert_file", "needs ca_file (TLS)");
+    if (m->password[0] && !m->username[0])
+        BAD(m, "mqtt", "password", "needs username");
+
+    struct ts_bridge_kafka_cfg *k = &cfg->kafka;
+    if (!topic_ok(k->readings_topic))
+        BAD(k, "kafka", "readings_topic", "'%s' is not a Kafka topic name (letters, digits, . _ -)",
+            k->readings_topic);
+    if (!topic_ok(k->deadletter_topic))
+        BAD(k, "kafka", "deadletter_topic",
+            "'%s' is not a Kafka topic name (letters, digits, . _ -)", k->deadletter_topic);
+    if (strcmp(k->readings_topic, k->deadletter_topic) == 0)
+        BAD(k, "kafka", "deadletter_topic", "must differ from readings_topic");
+    size_t c;
+    for (c = 0; c < N(compressions); c++)
+        if (strcmp(k->compression, compressions[c]) == 0)
+            break;
+    if (c == N(compressions))
+        BAD(k, "kafka", "compression", "'%s' is not one of none, gzip, snappy, lz4, zstd",
+            k->compression);
+
+    if (cfg->has_lake) {
+        if ((rc = ts_config_require(&cfg->file, &sections[SEC_LAKE], &cfg->lake, err, errsize)))
+            return rc;
+        if ((rc = check_lake(cfg, err, errsize)))
+            return rc;
+    } else {
+        ts_config_defaults(&sections[SEC_LAKE], &cfg->lake);
+    }
+    return TS_OK;
+}

@@ -1,0 +1,88 @@
+/* bridge_config.h - turnstile-bridge's configuration: structs, tables, validation.
+ *
+ * Sections: [bridge] (identity, role), [mqtt] (the central broker: readings in,
+ * acknowledgements out), [kafka] (brokers and topics), [lake] (where the
+ * aggregated files go, and the windows). The key tables in bridge_config.c are
+ * the single source of parsing, defaults, ranges and the documentation printed
+ * by `turnstile-bridge --config-doc`. Modules take the struct of their
+ * section; none of them reads the file. */
+#ifndef TS_BRIDGE_CONFIG_H
+#define TS_BRIDGE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+
+enum ts_bridge_role { TS_ROLE_ALL = 0, TS_ROLE_RELAY = 1, TS_ROLE_AGGREGATE = 2 };
+
+struct ts_bridge_settings {
+    char id[64];              /* this bridge's name: client ids, checkpoint owner */
+    int role;                 /* enum ts_bridge_role; --role overrides */
+    int log_level;            /* TS_LOG_* */
+    int status_interval_ms;   /* progress line in the log (and sd_notify STATUS) */
+};
+
+/* The broker, as seen by both the relay (subscriber) and the acknowledger. */
+struct ts_bridge_mqtt_cfg {
+    char host[256];
+    int port;
+    char client_id[128];      /* "" : "turnstile-bridge-<id>"; the acknowledger
+                                 appends "-ack" */
+    char username[128], password[128];
+    char ca_file[256], cert_file[256], key_file[256]; /* TLS when ca_file is set */
+    bool tls_insecure;        /* do not check the server's host name (tests) */
+    int keepalive_s;
+    int reconnect_min_ms, reconnect_max_ms;
+    char share_group[64];     /* "" : plain subscription; else $share/<group>/... */
+    int ack_interval_ms;      /* an agent's ack is re-published at most this often */
+};
+
+struct ts_bridge_kafka_cfg {
+    char brokers[512];        /* bootstrap.servers */
+    char readings_topic[128]; /* default turnstile.readings */
+    char deadletter_topic[128]; /* default turnstile.deadletter */
+    char group_id[128];       /* consumer group of the aggregators */
+    int queue_max_messages;   /* producer queue bound: back-pressure beyond it */
+    int linger_ms;            /* producer batching delay */
+    char compression[16];     /* none, gzip, snappy, lz4, zstd */
+    int session_timeout_ms;   /* consumer group session */
+};
+
+struct ts_bridge_lake_cfg {
+    char path[256];           /* lake root */
+    char table[64];           /* files under <path>/<table>/date=YYYY-MM-DD/ */
+    bool row_number;          /* leading unnamed row-number column, as the
+                                 reference files (false: leave it out) */
+    int compression_level;    /* gzip 1..9 */
+    int window_s, slide_s;    /* slide 0: tumbling */
+    int lateness_s;           /* -1: one window */
+    int idle_s;               /* processing-time fallback, 0: off */
+    int max_open_groups;      /* memory bound of the windows, per partition */
+    int checkpoint_interval_ms; /* at most this long between checkpoints */
+    int keep_checkpoints;     /* checkpoint records kept per partition */
+};
+
+struct ts_bridge_cfg {
+    struct ts_bridge_settings bridge;
+    struct ts_bridge_mqtt_cfg mqtt;
+    struct ts_bridge_kafka_cfg kafka;
+    struct ts_bridge_lake_cfg lake;
+    bool has_lake;            /* [lake] present (required for aggregate/all) */
+    struct ts_cfg_file file;
+};
+
+/* Fills every section with its defaults (what an empty file gives). */
+void ts_bridge_cfg_defaults(struct ts_bridge_cfg *cfg);
+
+/* Loads and validates path into cfg (zeroed by the call). TS_OK, or
+ * TS_ECONFIG with one line naming file, line and key in err. cfg must be
+ * freed with ts_bridge_cfg_free in both cases. */
+int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize);
+void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg);
+
+/* Prints the documentation of every key (markdown). */
+void ts_bridge_cfg_doc(FILE *out);
+
+#endif

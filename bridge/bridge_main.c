@@ -1,0 +1,240 @@
+/* turnstile-bridge: MQTT to Kafka (relay), Kafka to the lake (aggregate). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "ack.h"
+#include "aggregator.h"
+#include "bridge_config.h"
+#include "err.h"
+#include "log.h"
+#include "relay.h"
+
+#define EX_USAGE_ 2
+#define EX_CONFIG_ 78 /* sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus */
+#define FLUSH_MS 10000
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig) { stop = sig; }
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: turnstile-bridge [OPTIONS] -c FILE\n"
+            "Relays the agents' readings from MQTT into Kafka, and aggregates them from Kafka\n"
+            "into event-time windows written to the data lake, exactly once; publishes each\n"
+            "agent's end-to-end acknowledgement (docs/bridge.md).\n\n"
+            "  -c, --config FILE     configuration file (see config/bridge.conf.example)\n"
+            "      --role ROLE       relay, aggregate or all (overrides [bridge] role)\n"
+            "      --check-config    load and validate the configuration, then exit\n"
+            "      --config-doc      print the documentation of every configuration key\n"
+            "      --duration SEC    stop after SEC seconds (default: run until SIGTERM)\n"
+            "  -v, --verbose         log at debug level\n"
+            "  -h, --help            this help\n"
+            "      --version         print the version\n\n"
+            "Signals: SIGTERM/SIGINT checkpoint, flush what is queued for Kafka and exit 0.\n"
+            "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure.\n");
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_ack *ack)
+{
+    char line[512] = "";
+    size_t n = 0;
+
+    if (relay) {
+        struct ts_relay_stats s;
+        ts_relay_stats(relay, &s);
+        n += (size_t)snprintf(line + n, sizeof line - n,
+                              "relay: %s, %" PRIu64 " received, %" PRIu64 " in Kafka, %" PRIu64
+                              " dead letters, %zu queued; ",
+                              s.connected ? "connected" : "disconnected", s.received, s.delivered,
+                              s.dead_letters, s.queued);
+    }
+    if (agg) {
+        struct ts_aggregator_stats s;
+        ts_aggregator_stats(agg, &s);
+        n += (size_t)snprintf(line + n, sizeof line - n,
+                              "aggregate: %u partitions, %" PRIu64 " readings, %" PRIu64
+                              " duplicates, %" PRIu64 " invalid, %" PRIu64 " rows (%" PRIu64
+                              " late), %" PRIu64 " files, %" PRIu64 " checkpoints; ",
+                              s.partitions, s.readings, s.duplicates, s.invalid, s.rows,
+                              s.late_rows, s.files, s.checkpoints);
+    }
+    if (ack) {
+        struct ts_ack_stats s;
+        ts_ack_stats(ack, &s);
+        n += (size_t)snprintf(line + n, sizeof line - n, "acks: %" PRIu64 " agents, %" PRIu64
+                              " published", s.agents, s.published);
+    }
+    TS_LOG(TS_LOG_INFO, "%s", line);
+    sd_notifyf(0, "STATUS=%s", line);
+}
+
+static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
+{
+    struct ts_relay *relay = NULL;
+    struct ts_ack *ack = NULL;
+    struct ts_aggregator *agg = NULL;
+    char why[512] = "";
+    int rc = TS_OK;
+    uint64_t watchdog_usec = 0;
+
+    if (role != TS_ROLE_AGGREGATE) {
+        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, cfg->bridge.id, &relay, why, sizeof why);
+        if (rc == TS_OK)
+            rc = ts_relay_start(relay);
+    }
+    if (rc == TS_OK && role != TS_ROLE_RELAY) {
+        rc = ts_ack_new(&cfg->mqtt, cfg->bridge.id, &ack, why, sizeof why);
+        if (rc == TS_OK)
+            rc = ts_ack_start(ack);
+        if (rc == TS_OK)
+            rc = ts_aggregator_new(cfg, ack, &agg, why, sizeof why);
+    }
+    if (rc != TS_OK) {
+        TS_LOG(TS_LOG_ERR, "cannot start: %s%s%s", ts_strerror(rc), why[0] ? ": " : "", why);
+        ts_aggregator_free(agg);
+        ts_ack_free(ack, 0);
+        ts_relay_free(relay, 0);
+        return rc;
+    }
+    TS_LOG(TS_LOG_NOTICE, "turnstile-bridge %s: %s started (readings %s, lake %s)", TS_VERSION,
+           role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate" : "relay and aggregate",
+           cfg->kafka.readings_topic, agg ? cfg->lake.path : "-");
+    sd_notify(0, "READY=1");
+    if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
+        watchdog_usec = 0;
+
+    int64_t start = mono_ms(), last_status = start, last_watchdog = start;
+    while (!stop) {
+        if (agg) {
+            if ((rc = ts_aggregator_poll(agg, 100)) != TS_OK)
+                break;
+        } else {
+            struct timespec ts = {0, 100 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        if (relay) {
+            struct ts_relay_stats rs;
+            ts_relay_stats(relay, &rs);
+            if (rs.fatal) { /* the producer cannot go on: let systemd restart us */
+                rc = TS_EIO;
+                break;
+            }
+        }
+        int64_t now = mono_ms();
+        if (watchdog_usec && (now - last_watchdog) * 2000 >= (int64_t)watchdog_usec) {
+            sd_notify(0, "WATCHDOG=1");
+            last_watchdog = now;
+        }
+        if (now - last_status >= cfg->bridge.status_interval_ms) {
+            status(relay, agg, ack);
+            last_status = now;
+        }
+        if (duration_s > 0 && now - start >= (int64_t)(duration_s * 1000))
+            break;
+    }
+    sd_notify(0, "STOPPING=1");
+    TS_LOG(TS_LOG_NOTICE, "stopping%s", rc == TS_OK ? "" : " after a fatal error");
+    ts_relay_free(relay, FLUSH_MS);   /* first: nothing new enters Kafka */
+    ts_aggregator_free(agg);          /* final checkpoints */
+    status(NULL, NULL, ack);
+    ts_ack_free(ack, FLUSH_MS);       /* last: the acks of the final checkpoints */
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_ROLE, OPT_VERSION };
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"role", required_argument, NULL, OPT_ROLE},
+        {"check-config", no_argument, NULL, OPT_CHECK}, {"config-doc", no_argument, NULL, OPT_DOC},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+    const char *path = NULL, *role_name = NULL;
+    int check = 0, verbose = 0, opt, role;
+    double duration_s = 0;
+    char *end;
+
+    while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case OPT_ROLE: role_name = optarg; break;
+        case OPT_CHECK: check = 1; break;
+        case OPT_DOC: ts_bridge_cfg_doc(stdout); return 0;
+        case OPT_DURATION:
+            duration_s = strtod(optarg, &end);
+            if (*end || duration_s <= 0) {
+                fprintf(stderr, "turnstile-bridge: --duration: '%s' is not a positive number\n",
+                        optarg);
+                return EX_USAGE_;
+            }
+            break;
+        case 'v': verbose = 1; break;
+        case 'h': usage(stdout); return 0;
+        case OPT_VERSION: printf("turnstile-bridge %s\n", TS_VERSION); return 0;
+        default: usage(stderr); return EX_USAGE_;
+        }
+    }
+    if (!path || optind != argc) {
+        usage(stderr);
+        return EX_USAGE_;
+    }
+
+    struct ts_bridge_cfg cfg;
+    char err[512];
+    if (ts_bridge_cfg_load(path, &cfg, err, sizeof err) != TS_OK) {
+        fprintf(stderr, "turnstile-bridge: %s\n", err);
+        ts_bridge_cfg_free(&cfg);
+        return EX_CONFIG_;
+    }
+    role = cfg.bridge.role;
+    if (role_name) {
+        if (!strcmp(role_name, "all")) role = TS_ROLE_ALL;
+        else if (!strcmp(role_name, "relay")) role = TS_ROLE_RELAY;
+        else if (!strcmp(role_name, "aggregate")) role = TS_ROLE_AGGREGATE;
+        else {
+            fprintf(stderr, "turnstile-bridge: --role: '%s' is not relay, aggregate or all\n",
+                    role_name);
+            ts_bridge_cfg_free(&cfg);
+            return EX_USAGE_;
+        }
+    }
+    if (role != TS_ROLE_RELAY && !cfg.has_lake) {
+        fprintf(stderr, "turnstile-bridge: %s: the %s role needs a [lake] section\n", path,
+                role == TS_ROLE_ALL ? "all" : "aggregate");
+        ts_bridge_cfg_free(&cfg);
+        return EX_CONFIG_;
+    }
+    if (check) {
+        printf("%s: ok (role %s)\n", path,
+               role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate" : "all");
+        ts_bridge_cfg_free(&cfg);
+        return 0;
+    }
+    ts_log_level = verbose ? TS_LOG_DEBUG : cfg.bridge.log_level;
+
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = run(&cfg, role, duration_s);
+    ts_bridge_cfg_free(&cfg);
+    return rc == TS_OK ? 0 : 1;
+}

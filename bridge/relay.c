@@ -1,0 +1,718 @@
+/* relay.c - the agents' readings from MQTT into Kafka (see relay.h).
+ *
+ * Threads. The MQTT link's network thread (mqtt_link.c) runs on_message:
+ * each message is checked and handed to librdkafka (rd_kafka_producev, the
+ * payload copied) before the callback returns. A second thread (dr_main)
+ * serves librdkafka's callbacks with rd_kafka_poll: delivery reports, errors,
+ * and the rate-limited log summaries. r->lock guards the counters and the
+ * flags the three threads share (the caller's thread reads the stats and
+ * stops); r->cond wakes a message callback waiting for room in the queue
+ * (signalled by delivery reports and by the stop). No lock is held while
+ * calling librdkafka or logging.
+ *
+ * Back-pressure. When librdkafka's queue holds queue_max_messages,
+ * rd_kafka_producev fails with RD_KAFKA_RESP_ERR__QUEUE_FULL; the callback
+ * then waits on r->cond (100 ms at a time) and tries again, until a
+ * delivery report made room, or the relay stops. While it waits, the
+ * network thread reads nothing more: the broker keeps what follows in the
+ * relay's persistent session (up to its max_queued_messages, see
+ * docs/bridge.md). Waits are counted (backpressure_waits: messages that found
+ * the queue full) and logged once per episode, at most every 10 s.
+ *
+ * When the PUBACK goes out (libmosquitto 2.0.11). For a QoS 1 PUBLISH,
+ * lib/handle_publish.c calls send__puback() *before* the on_message callback
+ * (later libmosquitto versions reversed this: "Application callbacks are
+ * called before PUBACK is sent"). send__puback only queues the packet,
+ * though: packet__queue() writes at once only when the client is neither
+ * threaded nor in a callback, and the link's client is threaded
+ * (mosquitto_threaded_set). The PUBACK is therefore written by the write
+ * phase of the network loop, in the same thread, after on_message returned,
+ * i.e. after rd_kafka_producev accepted the reading into librdkafka's
+ * in-memory queue, and before Kafka confirmed it. So:
+ *   - the relay dies (or is stopped without DISCONNECT) inside on_message,
+ *     e.g. waiting for queue room: no PUBACK, the broker re-delivers the
+ *     message to the session: nothing lost, a duplicate at most;
+ *   - the relay dies after the PUBACK and before Kafka confirmed the
+ *     reading (it sat in librdkafka's queue: Kafka slow or away, linger):
+ *     the broker has forgotten it and the relay lost it. This is the loss
+ *     window of the MQTT-to-Kafka hop: at most the queue (queue_max_messages)
+ *     and whatever libmosquitto had already read off the socket.
+ *     No reading is lost end to end: the aggregator never sees it, so the
+ *     agent's acknowledgement (ack.h) never passes it, the agent keeps the
+ *     row and re-sends it after its ack_timeout_ms;
+ *   - a wait for room longer than 1.5 x keepalive_s makes the broker drop
+ *     the connection (the network thread sends no PINGREQ while it waits):
+ *     the PUBACKs still queued are never written, the broker re-delivers
+ *     those messages on the next connection (duplicates, removed by ID
+ *     downstream).
+ * ts_relay_free stops the link before flushing Kafka; a message abandoned
+ * in a wait at stop makes the link close the socket without DISCONNECT, so
+ * its queued PUBACK is not written either (clean_stop).
+ *
+ * Dead letters are produced with the same wait (they share the queue, so a
+ * flood of invalid messages slows the valid ones by its volume only, it
+ * never stops them); their value is capped at DEAD_LETTER_MAX bytes. */
+#include "relay.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "mqtt_link.h"
+#include "reading.h"
+
+#define FILTER "turnstile/v1/+/+/readings"
+#define LOOP_MS 250               /* network loop turn: how soon a stop is seen */
+#define POLL_MS 100               /* delivery thread: rd_kafka_poll timeout */
+#define WAIT_MS 100               /* a full-queue wait re-tries at least this often */
+#define RATE_WINDOW_MS 10000      /* rate-limited log lines: per window ... */
+#define RATE_LINES 5              /* ... at most this many, then a summary */
+#define DEAD_LETTER_MAX 65536     /* bytes of an invalid payload kept */
+#define REASON_MAX 200
+
+/* At most `lines` lines per RATE_WINDOW_MS, then one line saying how many
+ * were left out. */
+struct ratelog {
+    long long start;
+    unsigned lines, max;
+    uint64_t suppressed;
+};
+
+struct ts_relay {
+    struct ts_bridge_kafka_cfg kcfg;
+    char client_id[160];
+    char filter[sizeof FILTER + 80];
+    struct ts_mqtt_link *link;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *t_readings, *t_dead;
+    pthread_t dr_thread;
+    bool dr_started;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* guarded by lock: */
+    bool stop;                /* stopping: waits give up */
+    bool dr_stop;
+    bool fatal;               /* librdkafka raised a fatal error */
+    bool abandoned;           /* a message taken from MQTT was not produced at stop */
+    bool closing;             /* purging at the end: delivery reports not logged */
+    int waiting;              /* message callbacks waiting for room */
+    bool full;                /* a back-pressure episode is on */
+    long long full_since;
+    struct ts_relay_stats st;
+    struct ratelog bad_log, err_log, full_log;
+};
+
+static char dead_letter_mark;  /* msg opaque of dead letters */
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (why && why_size) {
+        va_start(ap, fmt);
+        vsnprintf(why, why_size, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* ---- rate-limited logging (lock held) ---- */
+
+/* An event: true if it may be logged. *summary: lines left out in the
+ * window that just ended (0: none), for the caller to report. */
+static bool ratelog_take(struct ratelog *rl, long long now, uint64_t *summary)
+{
+    *summary = 0;
+    if (now - rl->start >= RATE_WINDOW_MS) {
+        *summary = rl->suppressed;
+        rl->start = now;
+        rl->lines = 0;
+        rl->suppressed = 0;
+    }
+    if (rl->lines < rl->max) {
+        rl->lines++;
+        return true;
+    }
+    rl->suppressed++;
+    return false;
+}
+
+/* The summary of a window that ended with no event after it. */
+static uint64_t ratelog_due(struct ratelog *rl, long long now)
+{
+    if (!rl->suppressed || now - rl->start < RATE_WINDOW_MS)
+        return 0;
+    uint64_t n = rl->suppressed;
+    rl->start = now;
+    rl->lines = 0;
+    rl->suppressed = 0;
+    return n;
+}
+
+/* ---- librdkafka callbacks ---- */
+
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    int l = level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : level == 5 ? TS_LOG_NOTICE
+          : level == 6 ? TS_LOG_INFO : TS_LOG_DEBUG;
+    TS_LOG(l, "relay: kafka: librdkafka: %s: %s", fac, buf);
+}
+
+static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct ts_relay *r = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+        pthread_mutex_lock(&r->lock);
+        r->fatal = true;
+        pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+        TS_LOG(TS_LOG_ERR,
+               "relay: kafka: FATAL producer error %s: %s; the relay takes no more readings "
+               "(restart the bridge; the agents re-send what is not acknowledged)",
+               rd_kafka_err2name(orig), buf);
+    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        TS_LOG(TS_LOG_WARNING, "relay: kafka: all brokers are down (%s); readings wait in the "
+               "producer queue (%d now)", reason, rd_kafka_outq_len(rk));
+    } else {
+        TS_LOG(TS_LOG_DEBUG, "relay: kafka: %s: %s", rd_kafka_err2name(err), reason);
+    }
+}
+
+/* Field i (0-based) of a CSV value, for the log; "?" if absent. */
+static void csv_field(const void *value, size_t len, int i, char *out, size_t size)
+{
+    const char *s = value, *end = s + len;
+    for (; i > 0 && s < end; s++)
+        if (*s == ',')
+            i--;
+    size_t n = 0;
+    while (s < end && *s != ',' && n + 1 < size)
+        out[n++] = (*s >= 0x20 && *s < 0x7f) ? *s++ : (s++, '?');
+    out[n] = '\0';
+    if (!n)
+        snprintf(out, size, "?");
+}
+
+static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct ts_relay *r = opaque;
+    bool dead = m->_private == &dead_letter_mark;
+    long long now = now_ms();
+    uint64_t summary = 0;
+    bool log = false;
+
+    pthread_mutex_lock(&r->lock);
+    if (!m->err) {
+        if (!dead)
+            r->st.delivered++;
+    } else if (r->closing && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                              m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
+        /* dropped at stop: counted by ts_relay_free */
+    } else {
+        r->st.delivery_errors++;
+        log = ratelog_take(&r->err_log, now, &summary);
+    }
+    if (r->waiting)
+        pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+
+    if (summary)
+        TS_LOG(TS_LOG_ERR, "relay: kafka: %" PRIu64 " more delivery error(s) in the last %d s "
+               "not logged", summary, RATE_WINDOW_MS / 1000);
+    if (!log)
+        return;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    const char *hint = m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                       m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                           ? " (create the topic: the relay does not)" : "";
+    if (dead) {
+        TS_LOG(TS_LOG_ERR, "relay: kafka: a dead letter was not delivered to %s: %s%s", topic,
+               rd_kafka_err2str(m->err), hint);
+    } else {
+        char id[TS_ID_MAX + 24];
+        csv_field(m->payload, m->len, 11, id, sizeof id);
+        TS_LOG(TS_LOG_ERR,
+               "relay: kafka: reading %s was not delivered to %s: %s%s; no acknowledgement "
+               "covers it, its agent will send it again", id, topic, rd_kafka_err2str(m->err),
+               hint);
+    }
+}
+
+/* ---- MQTT side ---- */
+
+/* Checks one message. true: a reading for the readings topic, agent set.
+ * false: why holds the reason (a sentence for the dead-letter header). */
+static bool check(const struct mosquitto_message *msg, char agent[TS_ID_MAX], char *why,
+                  size_t size)
+{
+    char station[TS_ID_MAX], line[TS_READING_LINE_MAX];
+    int len = msg->payloadlen;
+
+    if (!ts_mqtt_agent_topic(msg->topic, "readings", station, agent)) {
+        snprintf(why, size, "topic is not turnstile/v1/<station_id>/<agent_id>/readings with "
+                 "valid ids");
+        return false;
+    }
+    if (len <= 0) {
+        snprintf(why, size, "empty payload");
+        return false;
+    }
+    if (len >= TS_READING_LINE_MAX) {
+        snprintf(why, size, "payload of %d bytes, longer than a reading line can be (%d)", len,
+                 TS_READING_LINE_MAX - 1);
+        return false;
+    }
+    if (memchr(msg->payload, '\0', (size_t)len)) {
+        snprintf(why, size, "payload holds a NUL byte");
+        return false;
+    }
+    if (memchr(msg->payload, '\n', (size_t)len) || memchr(msg->payload, '\r', (size_t)len)) {
+        snprintf(why, size, "payload holds a line break");
+        return false;
+    }
+    memcpy(line, msg->payload, (size_t)len);
+    line[len] = '\0';
+    struct ts_reading rd;
+    const char *pwhy = NULL;
+    if (ts_reading_parse(line, &rd, &pwhy) != TS_OK) {
+        snprintf(why, size, "not a reading: %s", pwhy ? pwhy : "malformed");
+        return false;
+    }
+    int commas = 0;
+    for (int i = 0; i < len; i++)
+        commas += line[i] == ',';
+    if (commas != TS_READING_FIELDS - 1) {
+        snprintf(why, size, "not a reading: %d fields, the agent sends %d (EPOCH_MS..MERGED_FROM "
+                 "missing)", commas + 1, TS_READING_FIELDS);
+        return false;
+    }
+    if (strcmp(rd.agent_id, agent) != 0) {
+        snprintf(why, size, "ID names agent '%s', the topic agent '%s'", rd.agent_id, agent);
+        return false;
+    }
+    return true;
+}
+
+/* Hands one message to librdkafka (reason NULL: a reading, else a dead
+ * letter), waiting while the queue is full. false: not produced (stopping,
+ * a fatal error, or refused: logged). */
+static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, const char *key,
+                    const char *reason)
+{
+    bool waited = false;
+    int len = msg->payloadlen > 0 ? msg->payloadlen : 0;
+    char truncated[24] = "";
+
+    if (reason && len > DEAD_LETTER_MAX) {
+        snprintf(truncated, sizeof truncated, "%d", len);
+        len = DEAD_LETTER_MAX;
+    }
+    for (;;) {
+        rd_kafka_resp_err_t err;
+        if (!reason)
+            err = rd_kafka_producev(
+                r->rk, RD_KAFKA_V_RKT(r->t_readings), RD_KAFKA_V_KEY(key, strlen(key)),
+                RD_KAFKA_V_VALUE(msg->payload, (size_t)len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1), RD_KAFKA_V_END);
+        else if (truncated[0])
+            err = rd_kafka_producev(
+                r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
+                RD_KAFKA_V_VALUE(len ? msg->payload : NULL, (size_t)len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
+                RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
+                RD_KAFKA_V_HEADER("truncated_from", truncated, -1),
+                RD_KAFKA_V_OPAQUE(&dead_letter_mark), RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(
+                r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
+                RD_KAFKA_V_VALUE(len ? msg->payload : NULL, (size_t)len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
+                RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
+                RD_KAFKA_V_OPAQUE(&dead_letter_mark), RD_KAFKA_V_END);
+
+        long long now = now_ms();
+        uint64_t summary = 0;
+        pthread_mutex_lock(&r->lock);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (reason)
+                r->st.dead_letters++;
+            else
+                r->st.produced++;
+            long long held = r->full && waited ? now - r->full_since : -1;
+            if (waited)
+                r->full = false;
+            pthread_mutex_unlock(&r->lock);
+            if (held >= 1000)
+                TS_LOG(TS_LOG_INFO, "relay: Kafka producer queue has room again after %lld ms",
+                       held);
+            return true;
+        }
+        if (err == RD_KAFKA_RESP_ERR__FATAL)
+            r->fatal = true;
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL && err != RD_KAFKA_RESP_ERR__FATAL) {
+            bool log = ratelog_take(&r->err_log, now, &summary);
+            pthread_mutex_unlock(&r->lock);
+            if (log)
+                TS_LOG(TS_LOG_ERR, "relay: kafka: %s refused by librdkafka for %s: %s",
+                       reason ? "a dead letter" : "a reading", msg->topic,
+                       rd_kafka_err2str(err));
+            return false;
+        }
+        bool log = false;
+        if (!waited) {
+            waited = true;
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                r->st.backpressure_waits++;
+                if (!r->full) {
+                    r->full = true;
+                    r->full_since = now;
+                    log = ratelog_take(&r->full_log, now, &summary);
+                }
+            }
+        }
+        if (r->stop) {
+            r->abandoned = true;
+            pthread_mutex_unlock(&r->lock);
+            return false;
+        }
+        uint64_t waits = r->st.backpressure_waits;
+        r->waiting++;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += WAIT_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (log) {   /* say it before waiting, without the lock */
+            pthread_mutex_unlock(&r->lock);
+            TS_LOG(TS_LOG_NOTICE,
+                   "relay: Kafka producer queue full (%d messages, queue_max_messages %d): "
+                   "taking no more MQTT messages until Kafka confirms some (%" PRIu64
+                   " waits so far%s)", rd_kafka_outq_len(r->rk), r->kcfg.queue_max_messages,
+                   waits, summary ? ", more episodes not logged" : "");
+            pthread_mutex_lock(&r->lock);
+        }
+        if (r->fatal) {   /* a dead producer takes nothing more: wait for the stop */
+            while (!r->stop)
+                pthread_cond_wait(&r->cond, &r->lock);
+        } else if (!r->stop) {
+            pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+        }
+        r->waiting--;
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+static void relay_message(void *ctx, const struct mosquitto_message *msg)
+{
+    struct ts_relay *r = ctx;
+    char agent[TS_ID_MAX], why[REASON_MAX];
+
+    pthread_mutex_lock(&r->lock);
+    r->st.received++;
+    pthread_mutex_unlock(&r->lock);
+
+    if (check(msg, agent, why, sizeof why)) {
+        produce(r, msg, agent, NULL);
+        return;
+    }
+    /* dead letter: keyed by the topic's agent when there is one */
+    if (!ts_mqtt_agent_topic(msg->topic, "readings", NULL, agent))
+        agent[0] = '\0';
+    long long now = now_ms();
+    uint64_t summary;
+    pthread_mutex_lock(&r->lock);
+    bool log = ratelog_take(&r->bad_log, now, &summary);
+    pthread_mutex_unlock(&r->lock);
+    if (summary)
+        TS_LOG(TS_LOG_WARNING, "relay: %" PRIu64 " more invalid message(s) in the last %d s not "
+               "logged (all in %s)", summary, RATE_WINDOW_MS / 1000, r->kcfg.deadletter_topic);
+    if (log) {
+        char shown[44];   /* the first 40 bytes, printable */
+        int n = msg->payloadlen < 40 ? (msg->payloadlen > 0 ? msg->payloadlen : 0) : 40;
+        const unsigned char *p = msg->payload;
+        for (int i = 0; i < n; i++)
+            shown[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+        snprintf(shown + n, sizeof shown - (size_t)n, "%s", msg->payloadlen > n ? "..." : "");
+        TS_LOG(TS_LOG_WARNING, "relay: invalid message on %s (%d bytes: '%s'): %s; sent "
+               "to %s", msg->topic, msg->payloadlen, shown, why, r->kcfg.deadletter_topic);
+    }
+    produce(r, msg, agent, why);
+}
+
+static void relay_connected(void *ctx, bool session_present)
+{
+    struct ts_relay *r = ctx;
+    int rc = mosquitto_subscribe(ts_mqtt_link_client(r->link), NULL, r->filter, 1);
+    if (rc != MOSQ_ERR_SUCCESS)
+        TS_LOG(TS_LOG_WARNING, "relay: mqtt: subscribing to %s failed: %s", r->filter,
+               mosquitto_strerror(rc));
+}
+
+static void relay_subscribed(void *ctx, int mid, int n, const int *granted)
+{
+    struct ts_relay *r = ctx;
+    if (n >= 1 && granted[0] == 1)
+        TS_LOG(TS_LOG_INFO, "relay: mqtt: subscribed to %s (QoS 1)", r->filter);
+    else
+        TS_LOG(TS_LOG_ERR, "relay: mqtt: the broker granted %s QoS %d instead of 1%s", r->filter,
+               n >= 1 ? granted[0] : -1,
+               n >= 1 && granted[0] == 0x80 ? " (refused: check the broker's ACL)" : "");
+}
+
+static bool relay_clean_stop(void *ctx)
+{
+    struct ts_relay *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    bool clean = !r->abandoned;
+    pthread_mutex_unlock(&r->lock);
+    return clean;
+}
+
+/* ---- the delivery thread ---- */
+
+static void *dr_main(void *arg)
+{
+    struct ts_relay *r = arg;
+
+    for (;;) {
+        rd_kafka_poll(r->rk, POLL_MS);
+        long long now = now_ms();
+        pthread_mutex_lock(&r->lock);
+        bool stop = r->dr_stop;
+        uint64_t bad = ratelog_due(&r->bad_log, now), errs = ratelog_due(&r->err_log, now);
+        pthread_mutex_unlock(&r->lock);
+        if (bad)
+            TS_LOG(TS_LOG_WARNING, "relay: %" PRIu64 " more invalid message(s) in the last %d s "
+                   "not logged (all in %s)", bad, RATE_WINDOW_MS / 1000, r->kcfg.deadletter_topic);
+        if (errs)
+            TS_LOG(TS_LOG_ERR, "relay: kafka: %" PRIu64 " more delivery error(s) in the last %d s "
+                   "not logged", errs, RATE_WINDOW_MS / 1000);
+        if (stop)
+            return NULL;
+    }
+}
+
+/* ---- public ---- */
+
+static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char *why,
+                size_t why_size)
+{
+    char err[256];
+    if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK)
+        return fail(why, why_size, TS_ECONFIG, "relay: kafka: %s = '%s' refused: %s", name, value,
+                    err);
+    return TS_OK;
+}
+
+int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_kafka_cfg *kafka,
+                 const char *bridge_id, struct ts_relay **out, char *why, size_t why_size)
+{
+    if (out)
+        *out = NULL;
+    if (!mqtt || !kafka || !bridge_id || !out)
+        return fail(why, why_size, TS_EINVAL, "%s", "relay: missing argument");
+    const char *bad = NULL;
+    if (!kafka->brokers[0])
+        bad = "[kafka] brokers: empty";
+    else if (!kafka->readings_topic[0])
+        bad = "[kafka] readings_topic: empty";
+    else if (!kafka->deadletter_topic[0])
+        bad = "[kafka] deadletter_topic: empty";
+    else if (!strcmp(kafka->readings_topic, kafka->deadletter_topic))
+        bad = "[kafka] deadletter_topic: the same as readings_topic";
+    else if (kafka->queue_max_messages < 1)
+        bad = "[kafka] queue_max_messages: must be positive";
+    else if (kafka->linger_ms < 0)
+        bad = "[kafka] linger_ms: negative";
+    else if (strpbrk(mqtt->share_group, "/+#"))
+        bad = "[mqtt] share_group: must not hold '/', '+' or '#'";
+    if (bad)
+        return fail(why, why_size, TS_ECONFIG, "relay: %s", bad);
+
+    struct ts_relay *r = calloc(1, sizeof *r);
+    if (!r)
+        return fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
+    r->kcfg = *kafka;
+    r->bad_log.max = RATE_LINES;
+    r->err_log.max = RATE_LINES;
+    r->full_log.max = 1;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (mqtt->share_group[0])
+        snprintf(r->filter, sizeof r->filter, "$share/%s/%s", mqtt->share_group, FILTER);
+    else
+        snprintf(r->filter, sizeof r->filter, "%s", FILTER);
+
+    int rc = ts_mqtt_client_id(mqtt, bridge_id, "", r->client_id, sizeof r->client_id);
+    if (rc) {
+        ts_relay_free(r, 0);
+        return fail(why, why_size, TS_ECONFIG, "relay: mqtt: client id too long");
+    }
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        ts_relay_free(r, 0);
+        return fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
+    }
+    char qmax[24], linger[24];
+    snprintf(qmax, sizeof qmax, "%d", kafka->queue_max_messages);
+    snprintf(linger, sizeof linger, "%d", kafka->linger_ms);
+    const char *props[][2] = {
+        {"bootstrap.servers", kafka->brokers},
+        {"client.id", r->client_id},
+        {"acks", "all"},
+        {"enable.idempotence", "true"},
+        {"message.timeout.ms", "0"},          /* infinite: wait for Kafka for ever */
+        {"queue.buffering.max.messages", qmax},
+        {"linger.ms", linger},
+        {"compression.type", kafka->compression[0] ? kafka->compression : "none"},
+        {"log.connection.close", "false"},    /* idle connections closed by the broker */
+    };
+    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+        if ((rc = kset(conf, props[i][0], props[i][1], why, why_size)) != TS_OK) {
+            rd_kafka_conf_destroy(conf);
+            ts_relay_free(r, 0);
+            return rc;
+        }
+    rd_kafka_conf_set_opaque(conf, r);
+    rd_kafka_conf_set_dr_msg_cb(conf, kafka_delivered);
+    rd_kafka_conf_set_error_cb(conf, kafka_error);
+    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    char err[512];
+    r->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);   /* owns conf if it works */
+    if (!r->rk) {
+        rd_kafka_conf_destroy(conf);
+        ts_relay_free(r, 0);
+        return fail(why, why_size, TS_ECONFIG, "relay: kafka: cannot create the producer: %s",
+                    err);
+    }
+    r->t_readings = rd_kafka_topic_new(r->rk, kafka->readings_topic, NULL);
+    r->t_dead = rd_kafka_topic_new(r->rk, kafka->deadletter_topic, NULL);
+    if (!r->t_readings || !r->t_dead) {
+        const char *e = rd_kafka_err2str(rd_kafka_last_error());
+        ts_relay_free(r, 0);
+        return fail(why, why_size, TS_ECONFIG, "relay: kafka: topic handle: %s", e);
+    }
+
+    static const struct ts_mqtt_link_ops ops = {
+        .connected = relay_connected,
+        .message = relay_message,
+        .subscribed = relay_subscribed,
+        .clean_stop = relay_clean_stop,
+    };
+    rc = ts_mqtt_link_new(mqtt, "relay", r->client_id, false, LOOP_MS, &ops, r, &r->link, why,
+                          why_size);
+    if (rc) {
+        ts_relay_free(r, 0);
+        return rc;
+    }
+    *out = r;
+    return TS_OK;
+}
+
+int ts_relay_start(struct ts_relay *r)
+{
+    if (!r || r->dr_started)
+        return TS_EINVAL;
+    int rc = pthread_create(&r->dr_thread, NULL, dr_main, r);
+    if (rc) {
+        TS_LOG(TS_LOG_ERR, "relay: cannot start the delivery thread: %s", strerror(rc));
+        return TS_ESYS;
+    }
+    r->dr_started = true;
+    if ((rc = ts_mqtt_link_start(r->link)) != TS_OK)
+        return rc;
+    TS_LOG(TS_LOG_INFO, "relay: %s -> kafka %s (topic %s, dead letters %s)", r->filter,
+           r->kcfg.brokers, r->kcfg.readings_topic, r->kcfg.deadletter_topic);
+    return TS_OK;
+}
+
+void ts_relay_stats(struct ts_relay *r, struct ts_relay_stats *st)
+{
+    pthread_mutex_lock(&r->lock);
+    *st = r->st;
+    st->fatal = r->fatal;
+    pthread_mutex_unlock(&r->lock);
+    st->connected = ts_mqtt_link_connected(r->link);
+    st->connects = ts_mqtt_link_connects(r->link);
+    st->queued = (size_t)rd_kafka_outq_len(r->rk);
+}
+
+void ts_relay_free(struct ts_relay *r, int flush_ms)
+{
+    if (!r)
+        return;
+    /* 1. no more messages: release a waiting callback, stop the link */
+    pthread_mutex_lock(&r->lock);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    ts_mqtt_link_free(r->link);
+    r->link = NULL;
+    /* 2. the delivery thread; flush serves delivery reports itself */
+    if (r->dr_started) {
+        pthread_mutex_lock(&r->lock);
+        r->dr_stop = true;
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->dr_thread, NULL);
+    }
+    /* 3. Kafka: wait up to flush_ms, then drop what is left */
+    if (r->rk) {
+        int before = rd_kafka_outq_len(r->rk);
+        rd_kafka_flush(r->rk, flush_ms > 0 ? flush_ms : 0);
+        int left = rd_kafka_outq_len(r->rk);
+        if (left > 0)
+            TS_LOG(TS_LOG_WARNING,
+                   "relay: kafka: %d message(s) not confirmed within %d ms are dropped; no "
+                   "acknowledgement covers them, their agents will send them again", left,
+                   flush_ms);
+        else if (before > 0)
+            TS_LOG(TS_LOG_INFO, "relay: kafka: the %d queued message(s) are delivered", before);
+        pthread_mutex_lock(&r->lock);
+        r->closing = true;
+        pthread_mutex_unlock(&r->lock);
+        rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(r->rk, 0);
+        if (r->t_readings)
+            rd_kafka_topic_destroy(r->t_readings);
+        if (r->t_dead)
+            rd_kafka_topic_destroy(r->t_dead);
+        rd_kafka_destroy(r->rk);
+        TS_LOG(TS_LOG_INFO,
+               "relay: stopped: %" PRIu64 " received, %" PRIu64 " produced, %" PRIu64
+               " delivered, %" PRIu64 " dead letters, %" PRIu64 " delivery errors, %" PRIu64
+               " back-pressure waits", r->st.received, r->st.produced, r->st.delivered,
+               r->st.dead_letters, r->st.delivery_errors, r->st.backpressure_waits);
+    }
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    free(r);
+}

@@ -1,0 +1,75 @@
+/* relay.h - MQTT to Kafka: the agents' readings into the readings topic.
+ *
+ * The relay subscribes (QoS 1, persistent session: clean_session false) to
+ * turnstile/v1/+/+/readings, or $share/<group>/turnstile/v1/+/+/readings when
+ * mqtt->share_group is set so that several bridges split the stream. For
+ * each message:
+ *   - the payload is validated with ts_reading_parse (18-field form), and the
+ *     reading's agent id must equal the topic's <agent_id> level;
+ *   - a valid reading is produced to kafka->readings_topic, key = agent id
+ *     (one agent's readings stay in order in one partition), value = the
+ *     payload unchanged, header "mqtt_topic" = the MQTT topic (the
+ *     aggregator derives the ack topic from it); the producer has acks=all,
+ *     enable.idempotence=true and no message timeout (a message waits in the
+ *     queue for as long as Kafka is away);
+ *   - anything else goes to kafka->deadletter_topic, value = the payload as
+ *     received (any bytes, the first 64 KiB), headers "reason" (a
+ *     sentence) and "mqtt_topic", and is counted; it takes its place in the
+ *     same producer queue as the readings, so invalid messages never stop
+ *     the valid ones around them.
+ * Back-pressure: when librdkafka's queue is full (queue_max_messages), the
+ * relay stops taking messages from MQTT (the message callback waits until
+ * a delivery report made room, or the relay stops) and the broker queues for
+ * the persistent session (docs/bridge.md lists the mosquitto settings this
+ * needs). Nothing taken from MQTT is dropped while the process lives; what a
+ * crash loses between MQTT and Kafka, the agents re-send (they keep every
+ * reading until the end-to-end ack, see ack.h).
+ *
+ * Threads: libmosquitto's network loop runs in a thread the relay owns (the
+ * message callback runs there); delivery reports are served by a second
+ * thread. The functions below are called from one thread (the main loop). */
+#ifndef TS_RELAY_H
+#define TS_RELAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bridge_config.h"
+
+struct ts_relay_stats {
+    bool connected;           /* MQTT session up */
+    uint64_t received;        /* MQTT messages taken */
+    uint64_t produced;        /* valid readings handed to librdkafka */
+    uint64_t delivered;       /* of which Kafka confirmed (acks=all) */
+    uint64_t dead_letters;    /* invalid messages sent to the dead-letter topic */
+    uint64_t delivery_errors; /* delivery reports with an error (logged) */
+    uint64_t backpressure_waits; /* times the queue was full */
+    uint64_t connects;        /* MQTT connections made */
+    size_t queued;            /* messages in librdkafka's queue now */
+    bool fatal;               /* librdkafka raised a fatal error: the producer is dead,
+                                 the relay takes nothing more; exit non-zero and let
+                                 the service manager restart the bridge */
+};
+
+struct ts_relay;
+
+/* Creates the relay: the MQTT client (client id mqtt->client_id, or
+ * "turnstile-bridge-<bridge_id>") and the Kafka producer. Does not connect
+ * yet. TS_OK; TS_ECONFIG (a bad value, a TLS file that cannot be read, a
+ * librdkafka property refused) or TS_ENOMEM, with a sentence in why. */
+int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_kafka_cfg *kafka,
+                 const char *bridge_id, struct ts_relay **out, char *why, size_t why_size);
+
+/* Starts the threads; the MQTT connection is made and re-made (back-off
+ * reconnect_min_ms .. reconnect_max_ms) for ever. TS_OK or TS_ESYS. */
+int ts_relay_start(struct ts_relay *relay);
+
+void ts_relay_stats(struct ts_relay *relay, struct ts_relay_stats *st);
+
+/* Stops taking messages (disconnects from MQTT), waits up to flush_ms for
+ * Kafka to confirm what is queued (what is not confirmed then is logged as
+ * left for the agents to re-send), and frees; NULL-safe. */
+void ts_relay_free(struct ts_relay *relay, int flush_ms);
+
+#endif

@@ -1,0 +1,88 @@
+# bridge.sh - turnstile-bridge and agents for bash tests, and reading the
+# lake. Source it after lib.sh, broker.sh and kafka.sh, with `work` set and
+# the broker and Kafka started:
+#
+#   bridge_conf FILE ID [LINES]   writes a bridge config for this broker,
+#                                 Kafka and the lake $work/lake; LINES are
+#                                 appended (e.g. "[lake]" overrides go last)
+#   bridge_start NAME FILE [ARGS] starts turnstile-bridge -c FILE ARGS in the
+#                                 background, log $work/NAME.err; sets
+#                                 BRIDGE_PID[NAME]
+#   bridge_kill NAME [SIGNAL]     kills it (default SIGKILL) and reaps it
+#   agent_conf FILE ID DEVICES    writes an agent config (end-to-end acks)
+#                                 for this broker from a devices file
+#   split_devices                 splits $work/devices.conf (turnstile-sim
+#                                 --agent-config) into $work/slave-N.conf,
+#                                 one per Modbus slave
+#   lake_sums [DIR]               prints "SCP ENTRIES EXITS" summed over the
+#                                 visible lake files (default $work/lake)
+#   lake_rows [DIR]               prints every visible data row (no header)
+
+declare -A BRIDGE_PID=()
+
+bridge_conf() {
+  local file=$1 id=$2
+  {
+    printf '[bridge]\nid = %s\nstatus_interval_ms = 1000\n' "$id"
+    printf '[mqtt]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' "$BROKER_PORT"
+    printf 'ack_interval_ms = 100\n'
+    printf '[kafka]\nbrokers = %s\nlinger_ms = 5\nsession_timeout_ms = 6000\n' "$KAFKA_BOOTSTRAP"
+    printf '[lake]\npath = %s/lake\nwindow_s = 2\nlateness_s = 1\nidle_s = 3\n' "$work"
+    printf 'checkpoint_interval_ms = 500\n'
+    [ -z "${3:-}" ] || printf '%s\n' "$3"
+  } >"$file"
+}
+
+bridge_start() {
+  local name=$1 conf=$2; shift 2
+  "${TS_BIN_DIR:?}/turnstile-bridge" -c "$conf" "$@" >>"$work/$name.out" 2>>"$work/$name.err" &
+  BRIDGE_PID[$name]=$!
+}
+
+bridge_kill() {
+  local name=$1 sig=${2:-KILL} pid=${BRIDGE_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -"$sig" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  BRIDGE_PID[$name]=
+}
+
+agent_conf() {
+  local file=$1 id=$2 devices=$3
+  {
+    printf '[agent]\nid = %s\nstation_id = ST-%s\npoll_interval_ms = 200\nclock = trust\n' "$id" "$id"
+    printf 'max_rate_per_min = 1000000\nstate_interval_ms = 1000\n'
+    printf '[store]\npath = %s/%s.db\nsynchronous = normal\n' "$work" "$id"
+    printf '[mqtt]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' \
+      "${AGENT_BROKER_PORT:-$BROKER_PORT}"
+    printf 'max_inflight = 100\nack_timeout_ms = 5000\nack = end-to-end\n'
+    cat "$devices"
+  } >"$file"
+}
+
+split_devices() {
+  # blocks are separated by blank lines; a device block names its slave in
+  # its name (sim-PORT-slave-N), a turnstile block in its "device =" line
+  awk -v dir="$work" '
+    function flush() { if (block != "" && slave != "") printf "%s\n", block >> (dir "/slave-" slave ".conf"); block = ""; slave = "" }
+    /^#/ { next }
+    /^$/ { flush(); next }
+    /^\[device / { flush(); n = split($2, a, "-slave-"); slave = a[n]; sub(/\]$/, "", slave) }
+    /^device = / { n = split($3, a, "-slave-"); slave = a[n] }
+    { block = block $0 "\n" }
+    END { flush() }
+  ' "$work/devices.conf"
+}
+
+_lake_files() {
+  find "${1:-$work/lake}" -name '*.csv.gz' ! -name '.*' -path '*/date=*' 2>/dev/null | sort
+}
+
+lake_rows() {
+  local f
+  for f in $(_lake_files "$@"); do zcat "$f" | tail -n +2; done
+}
+
+lake_sums() {
+  lake_rows "$@" | awk -F, '{ e[$4] += $11; x[$4] += $12 } END { for (s in e) print s, e[s], x[s] }' | sort
+}

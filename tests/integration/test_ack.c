@@ -1,0 +1,470 @@
+/* The acknowledger (bridge/ack.c) against a real mosquitto (broker.c). A
+ * libmosquitto subscriber of the test reads turnstile/v1/+/+/ack: the
+ * retained values a fresh subscription gets, and the messages a live one
+ * counts. Checked: the ack topic made from the readings topic, retained
+ * decimal payloads, values never going down, a burst of sets within
+ * ack_interval_ms coalesced into one message (counted, not timed), the
+ * pending value published by ts_ack_free, every value published again after
+ * the broker lost everything (SIGKILL, persistence file removed), TLS with
+ * a client certificate and a password, and concurrent ts_ack_set from
+ * several threads for many agents. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <inttypes.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ack.h"
+#include "broker.h"
+#include "err.h"
+#include "harness.h"
+#include "log.h"
+
+#define WAIT_MS 20000         /* generous deadline of every wait: never a measure */
+
+/* ---- the test's subscriber ---- */
+
+struct msg {
+    char *topic, *payload;
+    bool retain;
+};
+
+struct sub {
+    struct mosquitto *m;
+    pthread_mutex_t lock;
+    bool subscribed;
+    struct msg *msgs;
+    size_t n, cap;
+};
+
+static void sub_on_connect(struct mosquitto *m, void *obj, int rc)
+{
+    if (rc == 0)
+        mosquitto_subscribe(m, NULL, "turnstile/v1/+/+/ack", 1);
+}
+
+static void sub_on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos)
+{
+    struct sub *s = obj;
+    pthread_mutex_lock(&s->lock);
+    s->subscribed = true;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void sub_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
+{
+    struct sub *s = obj;
+    pthread_mutex_lock(&s->lock);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->msgs = realloc(s->msgs, s->cap * sizeof *s->msgs);
+        assert_non_null(s->msgs);
+    }
+    struct msg *d = &s->msgs[s->n++];
+    d->topic = strdup(msg->topic);
+    d->payload = calloc(1, (size_t)msg->payloadlen + 1);
+    memcpy(d->payload, msg->payload, (size_t)msg->payloadlen);
+    d->retain = msg->retain;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void sub_start(struct sub *s, int port)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    s->m = mosquitto_new(NULL, true, s);
+    assert_non_null(s->m);
+    mosquitto_int_option(s->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_connect_callback_set(s->m, sub_on_connect);
+    mosquitto_subscribe_callback_set(s->m, sub_on_subscribe);
+    mosquitto_message_callback_set(s->m, sub_on_message);
+    assert_int_equal(mosquitto_connect(s->m, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
+    assert_int_equal(mosquitto_loop_start(s->m), MOSQ_ERR_SUCCESS);
+    long long deadline = mono_ms() + WAIT_MS;
+    for (bool ok = false; !ok; usleep(5000)) {
+        pthread_mutex_lock(&s->lock);
+        ok = s->subscribed;
+        pthread_mutex_unlock(&s->lock);
+        assert_true(ok || mono_ms() < deadline);
+    }
+}
+
+static void sub_stop(struct sub *s)
+{
+    mosquitto_disconnect(s->m);
+    mosquitto_loop_stop(s->m, false);
+    mosquitto_destroy(s->m);
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->msgs[i].topic);
+        free(s->msgs[i].payload);
+    }
+    free(s->msgs);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* Messages on topic so far; the last payload into last (if not NULL). */
+static size_t sub_on(struct sub *s, const char *topic, char *last, size_t size)
+{
+    size_t k = 0;
+    if (last)
+        last[0] = '\0';
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->msgs[i].topic, topic)) {
+            k++;
+            if (last)
+                snprintf(last, size, "%s", s->msgs[i].payload);
+        }
+    pthread_mutex_unlock(&s->lock);
+    return k;
+}
+
+/* Waits until topic's last payload is want. */
+static bool sub_wait_value(struct sub *s, const char *topic, const char *want)
+{
+    char last[64];
+    long long deadline = mono_ms() + WAIT_MS;
+    do {
+        sub_on(s, topic, last, sizeof last);
+        if (!strcmp(last, want))
+            return true;
+        usleep(10000);
+    } while (mono_ms() < deadline);
+    fprintf(stderr, "%s: last value '%s', want '%s'\n", topic, last, want);
+    return false;
+}
+
+/* A fresh subscription until topic's last value is want (retained or
+ * live): the broker has it. */
+static void wait_broker_has(int port, const char *topic, const char *want)
+{
+    struct sub s;
+    sub_start(&s, port);
+    assert_true(sub_wait_value(&s, topic, want));
+    sub_stop(&s);
+}
+
+/* A fresh subscription: the retained value of topic ("" if none) once the
+ * subscription holds `count` messages in all. */
+static void retained_values(int port, size_t count, const char *topic, char *out, size_t size)
+{
+    struct sub s;
+    sub_start(&s, port);
+    long long deadline = mono_ms() + WAIT_MS;
+    for (;;) {
+        pthread_mutex_lock(&s.lock);
+        size_t n = s.n;
+        pthread_mutex_unlock(&s.lock);
+        if (n >= count)
+            break;
+        assert_true(mono_ms() < deadline);
+        usleep(10000);
+    }
+    assert_int_equal(sub_on(&s, topic, out, size), 1);
+    pthread_mutex_lock(&s.lock);
+    for (size_t i = 0; i < s.n; i++)
+        assert_true(s.msgs[i].retain);
+    pthread_mutex_unlock(&s.lock);
+    sub_stop(&s);
+}
+
+/* ---- the acknowledger ---- */
+
+static struct ts_bridge_mqtt_cfg base_cfg(int port, int interval_ms)
+{
+    struct ts_bridge_mqtt_cfg c = {
+        .host = "127.0.0.1", .port = port, .keepalive_s = 30, .reconnect_min_ms = 100,
+        .reconnect_max_ms = 400, .ack_interval_ms = interval_ms,
+    };
+    return c;
+}
+
+static struct ts_ack *ack_start(int port, int interval_ms)
+{
+    struct ts_bridge_mqtt_cfg cfg = base_cfg(port, interval_ms);
+    struct ts_ack *a = NULL;
+    char why[256];
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
+    assert_int_equal(ts_ack_start(a), TS_OK);
+    return a;
+}
+
+/* Waits until the acknowledger is connected, has nothing pending and has
+ * published at least `published` messages. */
+static void ack_wait(struct ts_ack *a, uint64_t published)
+{
+    struct ts_ack_stats st;
+    long long deadline = mono_ms() + WAIT_MS;
+    for (;;) {
+        ts_ack_stats(a, &st);
+        if (st.connected && st.pending == 0 && st.published >= published)
+            return;
+        if (mono_ms() > deadline) {
+            fprintf(stderr, "ack: connected %d, pending %" PRIu64 ", published %" PRIu64
+                    " (want %" PRIu64 ")\n", st.connected, st.pending, st.published, published);
+            fail();
+        }
+        usleep(10000);
+    }
+}
+
+#define R(st, ag) "turnstile/v1/" st "/" ag "/readings"
+#define A(st, ag) "turnstile/v1/" st "/" ag "/ack"
+
+static void rejects_bad_topics_and_config(void **state)
+{
+    struct ts_bridge_mqtt_cfg cfg = base_cfg(1883, 100);
+    struct ts_ack *a = NULL;
+    char why[256];
+
+    cfg.ack_interval_ms = -1;
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
+    assert_null(a);
+    cfg = base_cfg(1883, 100);
+    snprintf(cfg.ca_file, sizeof cfg.ca_file, "/nonexistent/ca.crt");
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
+    assert_non_null(strstr(why, "ca_file"));
+    cfg = base_cfg(1883, 100);
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
+    static const char *const bad[] = {
+        "turnstile/v1/S1/a1/status", "turnstile/v1/S1/a+1/readings", "turnstile/v1/S1/readings",
+        "turnstile/v2/S1/a1/readings", "turnstile/v1/S1/a1/readings/x", "turnstile/v1//a1/readings",
+        "turnstile/v1/S 1/a1/readings", "", "readings",
+        "turnstile/v1/S1/a123456789012345678901234567890123456789012345678901234567890123"
+        "4/readings",   /* an agent id of 65 characters */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(ts_ack_set(a, bad[i], 5), TS_EINVAL);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 5), TS_OK);
+    struct ts_ack_stats st;
+    ts_ack_stats(a, &st);
+    assert_int_equal(st.agents, 1);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.published, 0);
+    assert_false(st.connected);
+    ts_ack_free(a, 0);   /* never started */
+    ts_ack_free(NULL, 0);
+}
+
+static void retained_and_monotone(void **state)
+{
+    struct broker b;
+    char v[64];
+    assert_int_equal(broker_start(&b, NULL), 0);
+    struct ts_ack *a = ack_start(b.port, 10);
+    /* set before the connection: published once connected */
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 5), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a2"), 7), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S-2", "ctrl-59st.01"), 18446744073709551615ULL), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a3"), 0), TS_OK);   /* nothing acked: no message */
+    ack_wait(a, 3);
+    wait_broker_has(b.port, A("S1", "a1"), "5");
+    wait_broker_has(b.port, A("S1", "a2"), "7");
+    wait_broker_has(b.port, A("S-2", "ctrl-59st.01"), "18446744073709551615");
+
+    retained_values(b.port, 3, A("S1", "a1"), v, sizeof v);
+    assert_string_equal(v, "5");
+    retained_values(b.port, 3, A("S1", "a2"), v, sizeof v);
+    assert_string_equal(v, "7");
+    retained_values(b.port, 3, A("S-2", "ctrl-59st.01"), v, sizeof v);
+    assert_string_equal(v, "18446744073709551615");
+
+    /* a live subscriber sees the next value */
+    struct sub s;
+    sub_start(&s, b.port);
+    assert_true(sub_wait_value(&s, A("S1", "a1"), "5"));   /* the retained one */
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 12), TS_OK);
+    assert_true(sub_wait_value(&s, A("S1", "a1"), "12"));
+
+    /* lower or equal values change nothing: nothing pending, nothing sent */
+    struct ts_ack_stats st, st2;
+    ack_wait(a, 4);
+    ts_ack_stats(a, &st);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 3), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 12), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 11), TS_OK);
+    ts_ack_stats(a, &st2);
+    assert_int_equal(st2.pending, 0);
+    assert_int_equal(st2.published, st.published);
+    assert_int_equal(st2.agents, 3);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 13), TS_OK);
+    assert_true(sub_wait_value(&s, A("S1", "a1"), "13"));
+    char last[64];
+    assert_int_equal(sub_on(&s, A("S1", "a1"), last, sizeof last), 3);   /* 5, 12, 13 */
+
+    ts_ack_free(a, 2000);
+    retained_values(b.port, 3, A("S1", "a1"), v, sizeof v);
+    assert_string_equal(v, "13");
+    sub_stop(&s);
+    broker_cleanup(&b);
+}
+
+static void rate_limit_coalesces(void **state)
+{
+    struct broker b;
+    char last[64];
+    assert_int_equal(broker_start(&b, NULL), 0);
+    struct sub s;
+    sub_start(&s, b.port);
+    /* an interval far longer than the test: the second value of an agent
+     * waits for ts_ack_free */
+    struct ts_ack *a = ack_start(b.port, 600000);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 1), TS_OK);
+    ack_wait(a, 1);
+    for (uint64_t v = 2; v <= 50; v++)
+        assert_int_equal(ts_ack_set(a, R("S1", "a1"), v), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a2"), 1), TS_OK);   /* another agent: not held */
+    assert_true(sub_wait_value(&s, A("S1", "a2"), "1"));
+    struct ts_ack_stats st;
+    ts_ack_stats(a, &st);
+    assert_int_equal(st.published, 2);
+    assert_int_equal(st.pending, 1);
+    assert_int_equal(st.agents, 2);
+
+    ts_ack_free(a, 5000);   /* publishes the pending 50 */
+    assert_true(sub_wait_value(&s, A("S1", "a1"), "50"));
+    assert_int_equal(sub_on(&s, A("S1", "a1"), last, sizeof last), 2);   /* 1 and 50 only */
+    assert_int_equal(sub_on(&s, A("S1", "a2"), last, sizeof last), 1);
+    sub_stop(&s);
+    broker_cleanup(&b);
+}
+
+static void republished_after_broker_loss(void **state)
+{
+    struct broker b;
+    char v[64], path[300];
+    assert_int_equal(broker_start(&b, NULL), 0);
+    struct ts_ack *a = ack_start(b.port, 10);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 10), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a2"), 20), TS_OK);
+    ack_wait(a, 2);
+
+    /* a crash that loses every retained message */
+    assert_int_equal(broker_kill(&b), 0);
+    snprintf(path, sizeof path, "%s/mosquitto.db", b.dir);
+    unlink(path);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 11), TS_OK);   /* while it is away */
+    assert_int_equal(broker_restart(&b), 0);
+    ack_wait(a, 4);   /* both again (a1 with its new value) */
+    wait_broker_has(b.port, A("S1", "a1"), "11");
+    wait_broker_has(b.port, A("S1", "a2"), "20");
+
+    retained_values(b.port, 2, A("S1", "a1"), v, sizeof v);
+    assert_string_equal(v, "11");
+    retained_values(b.port, 2, A("S1", "a2"), v, sizeof v);
+    assert_string_equal(v, "20");
+    ts_ack_free(a, 2000);
+    broker_cleanup(&b);
+}
+
+/* TLS with a client certificate, and a password: the shared link code */
+static void tls_and_password(void **state)
+{
+    struct broker b;
+    struct broker_opts o = {.tls = true, .require_cert = true, .username = "bridge",
+                            .password = "pw"};
+    assert_int_equal(broker_start(&b, &o), 0);
+    struct ts_bridge_mqtt_cfg cfg = base_cfg(b.tls_port, 10);
+    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.ca_file);
+    snprintf(cfg.cert_file, sizeof cfg.cert_file, "%s", b.client_cert);
+    snprintf(cfg.key_file, sizeof cfg.key_file, "%s", b.client_key);
+    snprintf(cfg.username, sizeof cfg.username, "bridge");
+    snprintf(cfg.password, sizeof cfg.password, "pw");
+    struct ts_ack *a = NULL;
+    char why[256];
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
+    assert_int_equal(ts_ack_start(a), TS_OK);
+    assert_int_equal(ts_ack_set(a, R("S1", "a1"), 42), TS_OK);
+    ack_wait(a, 1);
+    ts_ack_free(a, 2000);
+    broker_cleanup(&b);
+}
+
+/* ---- several threads, many agents ---- */
+
+#define AGENTS 500
+#define THREADS 4
+
+struct setter {
+    struct ts_ack *a;
+    int t;
+};
+
+static void *setter_main(void *arg)
+{
+    struct setter *s = arg;
+    char topic[96];
+    for (uint64_t v = 1; v <= 20; v++)
+        for (int i = 0; i < AGENTS; i++) {
+            snprintf(topic, sizeof topic, "turnstile/v1/S%d/a%d/readings", i % 7, i);
+            /* thread t sets v * 10 + t: the highest is 200 + THREADS - 1 */
+            if (ts_ack_set(s->a, topic, v * 10 + (uint64_t)s->t) != TS_OK)
+                return (void *)1;
+        }
+    return NULL;
+}
+
+static void many_agents_from_threads(void **state)
+{
+    struct broker b;
+    assert_int_equal(broker_start(&b, NULL), 0);
+    struct ts_ack *a = ack_start(b.port, 50);
+    pthread_t th[THREADS];
+    struct setter st[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        st[t] = (struct setter){a, t};
+        assert_int_equal(pthread_create(&th[t], NULL, setter_main, &st[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        void *ret;
+        pthread_join(th[t], &ret);
+        assert_null(ret);
+    }
+    ack_wait(a, AGENTS);
+    struct ts_ack_stats s;
+    ts_ack_stats(a, &s);
+    assert_int_equal(s.agents, AGENTS);
+
+    struct sub sub;
+    sub_start(&sub, b.port);
+    char topic[96], last[64], want[32];
+    snprintf(want, sizeof want, "%d", 200 + THREADS - 1);
+    long long deadline = mono_ms() + WAIT_MS;
+    for (int i = 0; i < AGENTS; i++) {
+        snprintf(topic, sizeof topic, "turnstile/v1/S%d/a%d/ack", i % 7, i);
+        while (sub_on(&sub, topic, last, sizeof last), strcmp(last, want) && mono_ms() < deadline)
+            usleep(10000);
+        if (strcmp(last, want) != 0)
+            fprintf(stderr, "%s: '%s', want '%s'\n", topic, last, want);
+        assert_string_equal(last, want);
+    }
+    sub_stop(&sub);
+    ts_ack_free(a, 2000);
+    broker_cleanup(&b);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ts_log_level = getenv("TS_TEST_VERBOSE") ? TS_LOG_DEBUG : TS_LOG_WARNING;
+    mosquitto_lib_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rejects_bad_topics_and_config),
+        cmocka_unit_test(retained_and_monotone),
+        cmocka_unit_test(rate_limit_coalesces),
+        cmocka_unit_test(republished_after_broker_loss),
+        cmocka_unit_test(tls_and_password),
+        cmocka_unit_test(many_agents_from_threads),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mosquitto_lib_cleanup();
+    return rc;
+}
