@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The production mosquitto configuration (config/mosquitto/turnstile.conf and turnstile.acl,
+# agents added by scripts/mosquitto-add-agent) run for real on a free loopback port, with
+# test certificates and passwords in a temp dir: an agent publishes only its own topics and
+# reads only its own ack; the bridge reads every agent's readings, status and state and
+# writes every ack; bad credentials, a missing client certificate, an untrusted broker and
+# plain TCP are refused. mosquitto PUBACKs a refused publish and drops it, so "refused"
+# is checked by a subscriber allowed to see the topic receiving nothing.
+set -euo pipefail
+src=${TS_SRC_DIR:?}
+work=$(mktemp -d /tmp/ts-acl.XXXXXX)
+mpid=
+pids=()
+cleanup() {
+  for p in "${pids[@]}" $mpid; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+. "$src/tests/integration/lib.sh"
+. "$src/tests/integration/broker.sh"   # for its test certificates (_broker_certs) and ports
+
+# --- the broker: the production files, paths and port rewritten ------------------------
+BROKER_DIR=$work
+_broker_certs   # ca.crt, server.crt/key (127.0.0.1), client.crt/key, other-ca.crt
+cp "$src/config/mosquitto/turnstile.acl" "$work/turnstile.acl"
+add() { # STATION AGENT PASSWORD
+  printf '%s\n' "$3" | "$src/scripts/mosquitto-add-agent" --acl "$work/turnstile.acl" \
+    --passwd "$work/passwd" --password-file - "$1" "$2" 2>>"$work/add.log"
+}
+add S1 a1 pw-a1
+add S1 a2 pw-a2
+add S2 b1 pw-b1
+mosquitto_passwd -b "$work/passwd" turnstile-bridge pw-bridge
+port=$(free_port)
+sed -e "s|^listener 8883$|listener $port 127.0.0.1|" \
+    -e "s|/etc/mosquitto/turnstile.passwd|$work/passwd|" \
+    -e "s|/etc/mosquitto/turnstile.acl|$work/turnstile.acl|" \
+    -e "s|/etc/mosquitto/ca/turnstile-ca.crt|$work/ca.crt|" \
+    -e "s|/etc/mosquitto/certs/broker.crt|$work/server.crt|" \
+    -e "s|/etc/mosquitto/certs/broker.key|$work/server.key|" \
+    "$src/config/mosquitto/turnstile.conf" >"$work/mosquitto.conf"
+printf 'user root\npersistence_location %s/\nlog_dest file %s/mosquitto.log\n' "$work" "$work" \
+  >>"$work/mosquitto.conf"
+check "every /etc path of the production config was rewritten" \
+  bash -c "! grep -q '^[^#]*/etc/mosquitto' '$work/mosquitto.conf'"
+/usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.out" 2>&1 &
+mpid=$!
+for _ in $(seq 500); do port_accepts "$port" && break; kill -0 "$mpid" || break; sleep 0.01; done
+port_accepts "$port" || { cat "$work/mosquitto.out" "$work/mosquitto.log"; exit 1; }
+check "the production config starts (TLS listener on $port)" kill -0 "$mpid"
+check "queue limits in force" grep -q '^max_queued_messages 6000000$' "$work/mosquitto.conf"
+
+tls=(-h 127.0.0.1 -p "$port" --cafile "$work/ca.crt" --cert "$work/client.crt" --key "$work/client.key")
+pub() { # USER PASSWORD TOPIC MESSAGE [ARGS]
+  mosquitto_pub "${tls[@]}" -u "$1" -P "$2" -q 1 -t "$3" -m "$4" "${@:5}"
+}
+sub() { # OUTFILE USER PASSWORD TOPIC...: in the background for 5 s, "topic payload" lines
+  local out=$1 u=$2 pw=$3 args=()
+  shift 3
+  for t in "$@"; do args+=(-t "$t"); done
+  mosquitto_sub "${tls[@]}" -u "$u" -P "$pw" -q 1 -v -W 5 -i "sub-$u-$RANDOM" "${args[@]}" \
+    >"$out" 2>"$out.err" &
+  pids+=($!)
+}
+
+# --- who sees what -------------------------------------------------------------------
+sub "$work/bridge.txt" turnstile-bridge pw-bridge 'turnstile/v1/+/+/readings' \
+  'turnstile/v1/+/+/status' 'turnstile/v1/+/+/state'
+sub "$work/bridge-share.txt" turnstile-bridge pw-bridge '$share/bridges/turnstile/v1/+/+/readings'
+sub "$work/a1.txt" a1 pw-a1 'turnstile/v1/S1/a1/ack'
+# a2 tries to read a1's ack and everything else
+sub "$work/a2.txt" a2 pw-a2 'turnstile/v1/S1/a1/ack' 'turnstile/v1/#' '#' 'turnstile/v1/+/+/readings'
+sleep 1.5   # the subscriptions are in place
+
+pub a1 pw-a1 turnstile/v1/S1/a1/readings own-reading
+pub a1 pw-a1 turnstile/v1/S1/a1/status '{"state":"online"}' -r
+pub a1 pw-a1 turnstile/v1/S1/a1/state '{"turnstiles":[]}' -r
+pub a1 pw-a1 turnstile/v1/S1/a2/readings forged-into-a2          # another agent's topic
+pub a1 pw-a1 turnstile/v1/S1/a2/status '{"forged":1}' -r
+pub a1 pw-a1 turnstile/v1/S2/b1/readings forged-into-b1          # another station's agent
+pub a1 pw-a1 turnstile/v1/S2/a1/readings own-id-other-station    # its id, wrong station
+pub a1 pw-a1 turnstile/v1/S1/a1/ack 999999                        # acknowledging itself
+pub a2 pw-a2 turnstile/v1/S1/a1/ack 888888                        # another agent's ack
+pub turnstile-bridge pw-bridge turnstile/v1/S1/a1/readings bridge-forged  # bridge: acks only
+pub turnstile-bridge pw-bridge turnstile/v1/S1/a1/ack 42 -r
+pub b1 pw-b1 turnstile/v1/S2/b1/readings b1-reading
+wait "${pids[@]}" 2>/dev/null || true
+pids=()
+
+check "bridge reads an agent's readings" grep -qx 'turnstile/v1/S1/a1/readings own-reading' "$work/bridge.txt"
+check "bridge reads readings of another station's agent" grep -qx 'turnstile/v1/S2/b1/readings b1-reading' "$work/bridge.txt"
+check "bridge reads status" grep -qx 'turnstile/v1/S1/a1/status {"state":"online"}' "$work/bridge.txt"
+check "bridge reads state" grep -qx 'turnstile/v1/S1/a1/state {"turnstiles":\[\]}' "$work/bridge.txt"
+check "bridge's shared subscription (\$share) gets readings" grep -q 'own-reading' "$work/bridge-share.txt"
+check "a1 cannot publish into a2's readings" bash -c "! grep -q forged-into-a2 '$work/bridge.txt'"
+check "a1 cannot publish a2's status" bash -c "! grep -q forged '$work/bridge.txt'"
+check "a1 cannot publish into another station's agent" bash -c "! grep -q forged-into-b1 '$work/bridge.txt'"
+check "a1 cannot publish under another station id" bash -c "! grep -q own-id-other-station '$work/bridge.txt'"
+check "the bridge cannot publish readings" bash -c "! grep -q bridge-forged '$work/bridge.txt'"
+check "bridge writes a1's ack and a1 reads it" grep -qx 'turnstile/v1/S1/a1/ack 42' "$work/a1.txt"
+check "a1 cannot acknowledge itself" bash -c "! grep -q 999999 '$work/a1.txt'"
+check "a2 cannot write a1's ack" bash -c "! grep -q 888888 '$work/a1.txt'"
+check "a2 reads nothing of a1 (ack, readings, status)" test ! -s "$work/a2.txt"
+
+# a retained ack is not served to another agent subscribing later
+mosquitto_sub "${tls[@]}" -u a2 -P pw-a2 -t 'turnstile/v1/S1/a1/ack' -t 'turnstile/v1/+/+/ack' \
+  -C 1 -W 2 >"$work/a2-late.txt" 2>/dev/null || true
+check "a2 does not get a1's retained ack" test ! -s "$work/a2-late.txt"
+mosquitto_sub "${tls[@]}" -u a1 -P pw-a1 -t 'turnstile/v1/S1/a1/ack' -C 1 -W 3 >"$work/a1-late.txt" 2>/dev/null || true
+check "a1 gets its retained ack on subscribing" grep -qx 42 "$work/a1-late.txt"
+
+# a last will on another agent's status: mosquitto 2.0.11 accepts the CONNECT, but the will
+# is subject to the ACL when the broker publishes it (here: after a SIGKILL of the client)
+sub "$work/bridge-will.txt" turnstile-bridge pw-bridge 'turnstile/v1/+/+/status'
+sleep 1
+for who in a2 a1; do   # a1's will on a2's status (refused), then on its own (delivered)
+  mosquitto_sub "${tls[@]}" -u a1 -P pw-a1 -q 1 -t turnstile/v1/S1/a1/ack -k 5 \
+    --will-topic "turnstile/v1/S1/$who/status" --will-payload "will-on-$who" >/dev/null 2>&1 &
+  wpid=$!
+  sleep 0.7
+  kill -9 "$wpid"; wait "$wpid" 2>/dev/null || true
+done
+wait "${pids[@]}" 2>/dev/null || true
+pids=()
+check "a will on another agent's status is not delivered" bash -c "! grep -q will-on-a2 '$work/bridge-will.txt'"
+check "a will on its own status is delivered" grep -qx 'turnstile/v1/S1/a1/status will-on-a1' "$work/bridge-will.txt"
+
+# --- credentials -------------------------------------------------------------------------
+refused() { # DESCRIPTION MOSQUITTO_PUB ARGS...: the client exits non-zero
+  local what=$1 rc=0
+  shift
+  timeout 10 mosquitto_pub -q 1 -t turnstile/v1/S1/a1/readings -m x "$@" >"$work/refused.err" 2>&1 || rc=$?
+  check "$what is refused ($(head -c 80 "$work/refused.err" | tr '\n' ' '))" test "$rc" -ne 0
+}
+refused "a wrong password" "${tls[@]}" -u a1 -P wrong
+refused "another agent's password" "${tls[@]}" -u a1 -P pw-a2
+refused "an unknown user" "${tls[@]}" -u nobody -P pw-a1
+refused "no username (anonymous)" "${tls[@]}"
+refused "no client certificate" -h 127.0.0.1 -p "$port" --cafile "$work/ca.crt" -u a1 -P pw-a1
+refused "a broker certificate from an unknown CA" -h 127.0.0.1 -p "$port" --cafile "$work/other-ca.crt" \
+  --cert "$work/client.crt" --key "$work/client.key" -u a1 -P pw-a1
+refused "plain TCP on the TLS port" -h 127.0.0.1 -p "$port" -u a1 -P pw-a1
+check "the good credentials still work" pub a1 pw-a1 turnstile/v1/S1/a1/readings ok
+
+# --- adding an agent to a running broker: SIGHUP re-reads both files ---------------------
+refused "a3 before it is added" "${tls[@]}" -u a3 -P pw-a3
+add S1 a3 pw-a3
+kill -HUP "$mpid"
+sleep 0.5
+check "a3 connects after the reload" pub a3 pw-a3 turnstile/v1/S1/a3/readings a3-reading
+check "the broker survived everything" kill -0 "$mpid"
+finish

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The systemd units (systemd/*.service), statically: `systemd-analyze verify` accepts them
+# without a single warning, and `systemd-analyze security --offline=yes` rates their exposure
+# at most 3.0 (agent) and 2.0 (bridge). Plus the settings the deployment relies on.
+# (Running them under a real systemd: scripts/test-systemd.)
+set -euo pipefail
+src=${TS_SRC_DIR:?}
+work=$(mktemp -d /tmp/ts-units.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+. "$src/tests/integration/lib.sh"
+
+command -v systemd-analyze >/dev/null || { echo "systemd-analyze missing (package systemd)"; exit 1; }
+# verify wants ExecStart= to be executable here: point it at a stub of the same name
+mkdir -p "$work/bin"
+declare -A limit=([turnstile-agent]=3.0 [turnstile-bridge]=2.0)
+for unit in turnstile-agent turnstile-bridge; do
+  printf '#!/bin/sh\nexit 0\n' >"$work/bin/$unit"
+  chmod +x "$work/bin/$unit"
+  f=$src/systemd/$unit.service
+  sed "s|^ExecStart=/usr/bin/$unit |ExecStart=$work/bin/$unit |" "$f" >"$work/$unit.service"
+  check "$unit: ExecStart is /usr/bin/$unit" grep -q "^ExecStart=/usr/bin/$unit " "$f"
+
+  rc=0
+  systemd-analyze verify --man=no "$work/$unit.service" >"$work/$unit.verify" 2>&1 || rc=$?
+  cat "$work/$unit.verify"
+  check "$unit: systemd-analyze verify succeeds" test "$rc" -eq 0
+  check "$unit: systemd-analyze verify says nothing" test ! -s "$work/$unit.verify"
+
+  systemd-analyze security --offline=yes --no-pager "$f" >"$work/$unit.security" 2>&1 || true
+  score=$(sed -n "s/.*Overall exposure level for $unit.service: \([0-9.]*\).*/\1/p" "$work/$unit.security")
+  echo "$unit: exposure ${score:-?} (at most ${limit[$unit]})"
+  check "$unit: exposure $score <= ${limit[$unit]}" \
+    awk -v s="${score:-99}" -v m="${limit[$unit]}" 'BEGIN { exit !(s + 0 <= m + 0) }'
+  [ "${score:-99}" = 99 ] && cat "$work/$unit.security"
+
+  for want in Type=notify WatchdogSec= Restart=on-failure RestartPreventExitStatus=78 \
+              User=$unit StateDirectory= ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
+              NoNewPrivileges=yes DevicePolicy=closed 'CapabilityBoundingSet=$' \
+              SystemCallFilter=@system-service MemoryDenyWriteExecute=yes \
+              RestrictAddressFamilies=; do
+    check "$unit: ${want%$}" grep -q "^$want" "$f"
+  done
+done
+
+a=$src/systemd/turnstile-agent.service
+check "agent: store directory /var/lib/turnstile (agent.conf.example's store path)" \
+  grep -q '^StateDirectory=turnstile$' "$a"
+check "agent: example store path is under it" \
+  grep -q '^path = /var/lib/turnstile/' "$src/config/agent.conf.example"
+check "agent: serial and gpio groups" grep -q '^SupplementaryGroups=dialout gpio$' "$a"
+check "agent: USB serial adapters allowed" grep -q '^DeviceAllow=char-ttyUSB rw$' "$a"
+check "agent: gpiochips allowed" grep -q '^DeviceAllow=char-gpiochip rw$' "$a"
+# clock = wait-sync calls adjtimex(3), i.e. the syscall clock_adjtime (glibc), which
+# @system-service does not allow (scripts/test-systemd shows it under a real systemd)
+check "agent: clock_adjtime allowed (clock = wait-sync)" \
+  grep -q '^SystemCallFilter=adjtimex clock_adjtime clock_adjtime64$' "$a"
+check "agent: no ProtectClock=yes (it denies adjtimex)" bash -c "! grep -q '^ProtectClock=yes' '$a'"
+check "agent: the parsed filter lets adjtimex through" \
+  bash -c "systemd-analyze security --offline=yes --no-pager '$a' | grep -q 'e.g. adjtimex is allowed'"
+finish
