@@ -628,7 +628,14 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
         .subscribed = relay_subscribed,
         .clean_stop = relay_clean_stop,
     };
-    rc = ts_mqtt_link_new(mqtt, "relay", r->client_id, false, LOOP_MS, &ops, r, &r->link, why,
+    /* One relay: a persistent session, so that the broker queues readings
+     * while it is away. Several relays in a share group: a clean session, so
+     * that the broker hands readings only to the relays that are connected
+     * (mosquitto 2.0 keeps giving an absent member with a persistent session
+     * its share); what was in flight to a relay that died is re-sent by the
+     * agents (no end-to-end ack covers it). */
+    rc = ts_mqtt_link_new(mqtt, "relay", r->client_id, mqtt->share_group[0] != 0, LOOP_MS, &ops,
+                          r, &r->link, why,
                           why_size);
     if (rc) {
         ts_relay_free(r, 0);

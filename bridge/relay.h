@@ -1,8 +1,9 @@
 /* relay.h - MQTT to Kafka: the agents' readings into the readings topic.
  *
- * The relay subscribes (QoS 1, persistent session: clean_session false) to
- * turnstile/v1/+/+/readings, or $share/<group>/turnstile/v1/+/+/readings when
- * mqtt->share_group is set so that several bridges split the stream. For
+ * The relay subscribes (QoS 1) to turnstile/v1/+/+/readings with a persistent
+ * session (clean_session false), or, when mqtt->share_group is set so that
+ * several bridges split the stream, to $share/<group>/turnstile/v1/+/+/readings
+ * with a clean session (docs/bridge.md says why). For
  * each message:
  *   - the payload is validated with ts_reading_parse (18-field form), and the
  *     reading's agent id must equal the topic's <agent_id> level;

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Two turnstile-bridges share the work: an MQTT shared subscription splits the
+# readings between their relays, the Kafka consumer group splits the 4
+# partitions between their aggregators, and each publishes the acks of the
+# agents in its partitions. Then one bridge dies for good (SIGKILL): the other
+# takes over its partitions (from their lake checkpoints) and the whole MQTT
+# stream, the agents re-send what died in flight, and per turnstile the lake's
+# sums still equal what the simulator's registers moved by.
+set -euo pipefail
+src=${TS_SRC_DIR:?}
+work=$(mktemp -d /tmp/ts-bridge-group.XXXXXX)
+declare -A agent_pid=()
+cleanup() {
+  for p in "${agent_pid[@]}" ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
+  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
+  wait 2>/dev/null || true
+  broker_cleanup 2>/dev/null || true
+  kafka_cleanup 2>/dev/null || true
+  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+. "$src/tests/integration/lib.sh"
+. "$src/tests/integration/broker.sh"
+. "$src/tests/integration/kafka.sh"
+. "$src/tests/integration/bridge.sh"
+
+broker_start --conf 'max_queued_messages 1000000'
+kafka_start
+kafka_create_topic turnstile.readings 4
+kafka_create_topic turnstile.deadletter 1
+sim_start --generate --slaves 1,2,3,4 --turnstiles 2 --speed 600 --fault pause
+split_devices
+
+declare -A first_e first_x scp_of
+for s in 1 2 3 4; do
+  k=0
+  for scp in $(awk '/^scp = / {print $3}' "$work/slave-$s.conf"); do
+    read -r e x < <(sim_get "$s" "$k")
+    first_e[$scp]=$e first_x[$scp]=$x scp_of[$s.$k]=$scp
+    k=$((k + 1))
+  done
+done
+
+for a in 1 2 3 4; do agent_conf "$work/a$a.conf" "a$a" "$work/slave-$a.conf"; done
+for b in b1 b2; do
+  bridge_conf "$work/$b.conf" "$b"
+  sed -i 's/^ack_interval_ms = 100$/ack_interval_ms = 100\nshare_group = bridges/' "$work/$b.conf"
+  bridge_start "$b" "$work/$b.conf"
+done
+for a in 1 2 3 4; do
+  "${TS_BIN_DIR:?}/turnstile-agent" -c "$work/a$a.conf" --quiet >>"$work/a$a.out" 2>>"$work/a$a.err" &
+  agent_pid[a$a]=$!
+done
+sleep 3
+sim resume
+sleep 8
+
+last_status() { grep 'relay: ' "$work/$1.err" | tail -1; }
+parts() { last_status "$1" | sed -n 's/.*aggregate: \([0-9]*\) partitions.*/\1/p'; }
+received() { last_status "$1" | sed -n 's/.*relay: [a-z]*, \([0-9]*\) received.*/\1/p'; }
+echo "b1: $(last_status b1)"
+echo "b2: $(last_status b2)"
+check "the group split the 4 partitions 2 + 2" test "$(parts b1) $(parts b2)" = "2 2"
+check "both relays took readings from the shared subscription" \
+  test "$(received b1)" -gt 20 -a "$(received b2)" -gt 20
+owners=$(cat "$work"/lake/turnstile/_manifest/*/*.ckpt 2>/dev/null | awk '$1 == "owner" {print $2}' | sort -u | tr '\n' ' ')
+check "both bridges wrote checkpoints (owners: $owners)" test "$owners" = "b1 b2 "
+
+# b2 dies for good
+bridge_kill b2
+sleep 12   # the group's session timeout (6 s) and a rebalance
+echo "b1: $(last_status b1)"
+check "b1 took over all 4 partitions" test "$(parts b1)" = 4
+before=$(received b1)
+sleep 3
+check "b1's relay now takes the whole stream" test "$(received b1)" -gt "$before"
+
+sim pause
+declare -A last_e last_x
+for key in "${!scp_of[@]}"; do
+  read -r e x < <(sim_get "${key%.*}" "${key#*.}")
+  last_e[${scp_of[$key]}]=$e last_x[${scp_of[$key]}]=$x
+done
+for scp in "${!first_e[@]}"; do
+  echo "$scp $((last_e[$scp] - first_e[$scp])) $((last_x[$scp] - first_x[$scp]))"
+done | sort >"$work/expected"
+for _ in $(seq 90); do
+  lake_sums >"$work/sums"
+  cmp -s "$work/sums" "$work/expected" && break
+  sleep 1
+done
+echo "expected (SCP ENTRIES EXITS) | lake:"
+paste -d'|' "$work/expected" "$work/sums"
+check "per turnstile, the lake's sums equal the registers' movement" cmp -s "$work/sums" "$work/expected"
+check "the counts are not trivial" test "$(awk '{s += $2 + $3} END {print s}' "$work/expected")" -gt 500
+resent=$(cat "$work"/a?.err | grep -c 're-sending' || true)
+echo "agents' re-send rounds: $resent"
+
+bridge_kill b1 TERM
+check "no sanitizer report from the bridges" bash -c "! cat '$work'/b?.err | grep -q 'Sanitizer'"
+if [ "$fails" -gt 0 ]; then tail -20 "$work/b1.err"; fi
+finish
