@@ -547,11 +547,19 @@ void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_s
 {
     *st = agg->st;
     st->watermark_ms = INT64_MIN;
+    st->agents = st->agents_with_gaps = 0;
     bool first = true;
     for (size_t i = 0; i < agg->n_parts; i++) {
         const struct part *p = agg->parts[i];
         if (!p || !p->assigned || !p->win)
             continue;
+        size_t cursor = 0;
+        const char *agent;
+        struct ts_seqset *set;
+        while (ts_seqsets_next(&p->seen, &cursor, &agent, &set)) {
+            st->agents++;
+            st->agents_with_gaps += ts_seqset_ranges(set) > 0;
+        }
         int64_t w = ts_window_watermark(p->win);
         if (first || w < st->watermark_ms)
             st->watermark_ms = w;

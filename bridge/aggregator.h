@@ -49,6 +49,8 @@ struct ts_aggregator_stats {
     uint64_t commit_failures; /* commits that failed (partition reloaded) */
     uint64_t conflicts;       /* partitions lost to another bridge */
     unsigned partitions;      /* assigned now */
+    uint64_t agents;          /* agents in the assigned partitions */
+    uint64_t agents_with_gaps; /* of which some reading above the ack is missing */
     int64_t watermark_ms;     /* lowest watermark of the assigned partitions (INT64_MIN: none) */
 };
 

@@ -67,10 +67,11 @@ static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_
         struct ts_aggregator_stats s;
         ts_aggregator_stats(agg, &s);
         n += (size_t)snprintf(line + n, sizeof line - n,
-                              "aggregate: %u partitions, %" PRIu64 " readings, %" PRIu64
+                              "aggregate: %u partitions, %" PRIu64 " agents (%" PRIu64
+                              " with gaps), %" PRIu64 " readings, %" PRIu64
                               " duplicates, %" PRIu64 " invalid, %" PRIu64 " rows (%" PRIu64
                               " late), %" PRIu64 " files, %" PRIu64 " checkpoints; ",
-                              s.partitions, s.readings, s.duplicates, s.invalid, s.rows,
+                              s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.rows,
                               s.late_rows, s.files, s.checkpoints);
     }
     if (ack) {
