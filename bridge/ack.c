@@ -299,6 +299,27 @@ int ts_ack_set(struct ts_ack *a, const char *readings_topic, uint64_t acked)
     return TS_OK;
 }
 
+int ts_ack_publish_retained(struct ts_ack *a, const char *topic, const char *payload, size_t len)
+{
+    int mid = 0;
+    if (!a || !topic || !payload || len > INT32_MAX)
+        return TS_EINVAL;
+    pthread_mutex_lock(&a->lock);
+    if (!a->up) {
+        pthread_mutex_unlock(&a->lock);
+        return TS_ECONNECT;
+    }
+    int rc = mosquitto_publish(ts_mqtt_link_client(a->link), &mid, topic, (int)len, payload, 1, true);
+    if (rc == MOSQ_ERR_SUCCESS)
+        a->inflight++;
+    pthread_mutex_unlock(&a->lock);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        TS_LOG(TS_LOG_DEBUG, "ack: publishing %s failed: %s", topic, mosquitto_strerror(rc));
+        return TS_ECONNECT;
+    }
+    return TS_OK;
+}
+
 void ts_ack_stats(struct ts_ack *a, struct ts_ack_stats *st)
 {
     pthread_mutex_lock(&a->lock);

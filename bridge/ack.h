@@ -16,6 +16,7 @@
 #define TS_ACK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bridge_config.h"
@@ -42,6 +43,12 @@ int ts_ack_start(struct ts_ack *ack);
  * topic is made from it. TS_OK, TS_EINVAL (a topic of another form), TS_ENOMEM.
  * Thread-safe. */
 int ts_ack_set(struct ts_ack *ack, const char *readings_topic, uint64_t acked);
+
+/* Publishes payload on topic, retained, QoS 1, now, through the same
+ * connection (the stations' window summaries for dashboards, see
+ * aggregator.h). Best effort: TS_ECONNECT while disconnected (nothing is
+ * queued), TS_EINVAL. Thread-safe. */
+int ts_ack_publish_retained(struct ts_ack *ack, const char *topic, const char *payload, size_t len);
 
 void ts_ack_stats(struct ts_ack *ack, struct ts_ack_stats *st);
 

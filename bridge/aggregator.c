@@ -13,6 +13,7 @@
 #include "log.h"
 #include "reading.h"
 #include "seqset.h"
+#include "station_windows.h"
 #include "window.h"
 
 #define BATCH_MAX 10000          /* messages between two window advances */
@@ -38,6 +39,7 @@ struct part {
 struct ts_aggregator {
     rd_kafka_t *rk;
     struct ts_ack *ack;
+    struct ts_station_windows *stations; /* with ack: window summaries for dashboards */
     char topic[128];
     char owner[64];
     struct ts_lake_cfg lake_cfg;
@@ -211,8 +213,15 @@ static void emit_row(const struct ts_window_row *row, void *ctx)
         return;
     p->agg->st.rows++;
     p->agg->st.late_rows += row->late;
+    if (p->agg->stations)
+        ts_station_windows_row(p->agg->stations, row);
     if (ts_lake_write_row(p->lake, row) != TS_OK)
         p->dirty = true; /* the commit will fail and reload (the error is sticky) */
+}
+
+static void publish_window(const char *topic, const char *json, size_t len, void *ctx)
+{
+    ts_ack_publish_retained(ctx, topic, json, len);
 }
 
 /* Writes the partition's checkpoint. */
@@ -240,6 +249,8 @@ static void part_commit(struct ts_aggregator *agg, struct part *p)
             rd_kafka_commit(agg->rk, l, 1); /* progress for operators; the lake is the truth */
             rd_kafka_topic_partition_list_destroy(l);
         }
+        if (agg->stations && info.rows)
+            ts_station_windows_flush(agg->stations, publish_window, agg->ack);
         TS_LOG(TS_LOG_DEBUG, "aggregate: partition %" PRId32 ": checkpoint %" PRIu64
                " at offset %" PRId64 ", %u files, %" PRIu64 " rows",
                p->partition, info.generation, p->next_offset, info.files, info.rows);
@@ -386,6 +397,13 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
             struct ts_seqset *set = ts_seqsets_find(&p->seen, r.agent_id);
             if (set)
                 ts_ack_set(agg->ack, t, ts_seqset_contiguous(set));
+            /* turnstile/v1/<station_id>/... : which station the turnstile is at */
+            char *station = t + sizeof "turnstile/v1/" - 1, *slash;
+            if (topic_len > sizeof "turnstile/v1/" && strncmp(t, "turnstile/v1/", 13) == 0 &&
+                (slash = strchr(station, '/'))) {
+                *slash = '\0';
+                ts_station_windows_learn(agg->stations, &r, station);
+            }
         }
     }
 }
@@ -538,6 +556,12 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         free(agg);
         return TS_ECONFIG;
     }
+    if (ack && ts_station_windows_new(&agg->stations) != TS_OK) {
+        rd_kafka_consumer_close(agg->rk);
+        rd_kafka_destroy(agg->rk);
+        free(agg);
+        return TS_ENOMEM;
+    }
     agg->last_advance_ms = now_ms();
     *out = agg;
     return TS_OK;
@@ -581,5 +605,6 @@ void ts_aggregator_free(struct ts_aggregator *agg)
         free(agg->parts[i]);
     }
     free(agg->parts);
+    ts_station_windows_free(agg->stations);
     free(agg);
 }

@@ -162,6 +162,11 @@ for a in a1 a2 a3; do
   check "$a: acknowledged up to $acked, at least what it had sent ($sent)" test "$sent" -gt 0 -a "$acked" -ge "$sent"
 done
 
+# dashboards: each station's latest window, retained
+win=$(mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t 'turnstile/v1/ST-a2/window' -C 1 -W 3 2>/dev/null || true)
+check "the station's latest window is retained on turnstile/v1/ST-a2/window" \
+  grep -q '^{"station_id":"ST-a2","window_start_ms":[0-9]*,.*"turnstiles":\[{"ca":"SIM",' <<<"$win"
+
 bridge_kill b1 TERM
 check "no sanitizer report from the bridge" bash -c "! grep -q 'Sanitizer' '$work/b1.err'"
 check "no sanitizer report from the agents" bash -c "! cat '$work'/a?.err | grep -q 'Sanitizer'"

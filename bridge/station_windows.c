@@ -1,0 +1,245 @@
+#include "station_windows.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+/* A turnstile: CA, UNIT, SCP (each < 16 bytes) -> its station's index. */
+struct turnstile {
+    char ca[16], unit[16], scp[16];
+    uint32_t station;
+};
+
+struct station {
+    char id[TS_ID_MAX];
+    int64_t start_ms;              /* newest window held; INT64_MIN: none */
+    struct ts_window_row *rows;
+    size_t n_rows, cap_rows;
+    bool dirty;
+};
+
+struct ts_station_windows {
+    struct turnstile *slots;       /* open addressing; ca[0] == 0: empty */
+    size_t cap, count;             /* cap: a power of two */
+    struct station *stations;
+    size_t n_stations, cap_stations;
+    char *json;                    /* the flush buffer */
+    size_t json_cap;
+};
+
+static uint64_t hash3(const char *a, const char *b, const char *c)
+{
+    const char *parts[] = {a, b, c};
+    uint64_t h = 1469598103934665603ULL;
+    for (int i = 0; i < 3; i++) {
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static struct turnstile *slot_for(struct turnstile *slots, size_t cap, const char *ca,
+                                  const char *unit, const char *scp)
+{
+    size_t i = (size_t)hash3(ca, unit, scp) & (cap - 1);
+    while (slots[i].ca[0] &&
+           (strcmp(slots[i].ca, ca) || strcmp(slots[i].unit, unit) || strcmp(slots[i].scp, scp)))
+        i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+static int grow(struct ts_station_windows *sw)
+{
+    size_t cap = sw->cap ? sw->cap * 2 : 1024;
+    struct turnstile *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return TS_ENOMEM;
+    for (size_t i = 0; i < sw->cap; i++)
+        if (sw->slots[i].ca[0])
+            *slot_for(slots, cap, sw->slots[i].ca, sw->slots[i].unit, sw->slots[i].scp) =
+                sw->slots[i];
+    free(sw->slots);
+    sw->slots = slots;
+    sw->cap = cap;
+    return TS_OK;
+}
+
+int ts_station_windows_new(struct ts_station_windows **out)
+{
+    struct ts_station_windows *sw = calloc(1, sizeof *sw);
+    if (!sw || grow(sw) != TS_OK) {
+        free(sw);
+        return TS_ENOMEM;
+    }
+    *out = sw;
+    return TS_OK;
+}
+
+void ts_station_windows_free(struct ts_station_windows *sw)
+{
+    if (!sw)
+        return;
+    for (size_t i = 0; i < sw->n_stations; i++)
+        free(sw->stations[i].rows);
+    free(sw->stations);
+    free(sw->slots);
+    free(sw->json);
+    free(sw);
+}
+
+static long station_index(struct ts_station_windows *sw, const char *id)
+{
+    for (size_t i = 0; i < sw->n_stations; i++)
+        if (strcmp(sw->stations[i].id, id) == 0)
+            return (long)i;
+    if (sw->n_stations == sw->cap_stations) {
+        size_t cap = sw->cap_stations ? sw->cap_stations * 2 : 16;
+        struct station *s = realloc(sw->stations, cap * sizeof *s);
+        if (!s)
+            return -1;
+        sw->stations = s;
+        sw->cap_stations = cap;
+    }
+    struct station *s = &sw->stations[sw->n_stations];
+    memset(s, 0, sizeof *s);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    s->start_ms = INT64_MIN;
+    return (long)sw->n_stations++;
+}
+
+int ts_station_windows_learn(struct ts_station_windows *sw, const struct ts_reading *r,
+                             const char *station_id)
+{
+    if (!ts_id_ok(station_id) || strlen(station_id) >= TS_ID_MAX || !r->ca[0])
+        return TS_EINVAL;
+    struct turnstile *t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
+    if (t->ca[0] && strcmp(sw->stations[t->station].id, station_id) == 0)
+        return TS_OK; /* the common case: known, same station */
+    long st = station_index(sw, station_id);
+    if (st < 0)
+        return TS_ENOMEM;
+    if (!t->ca[0]) {
+        if ((sw->count + 1) * 2 > sw->cap) {
+            if (grow(sw) != TS_OK)
+                return TS_ENOMEM;
+            t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
+        }
+        memcpy(t->ca, r->ca, sizeof t->ca);
+        memcpy(t->unit, r->unit, sizeof t->unit);
+        memcpy(t->scp, r->scp, sizeof t->scp);
+        sw->count++;
+    }
+    t->station = (uint32_t)st; /* a turnstile moved to another controller */
+    return TS_OK;
+}
+
+void ts_station_windows_row(struct ts_station_windows *sw, const struct ts_window_row *row)
+{
+    if (row->late)
+        return;
+    struct turnstile *t = slot_for(sw->slots, sw->cap, row->ca, row->unit, row->scp);
+    if (!t->ca[0])
+        return;
+    struct station *s = &sw->stations[t->station];
+    if (row->window_start_ms < s->start_ms)
+        return;
+    if (row->window_start_ms > s->start_ms) {
+        s->start_ms = row->window_start_ms;
+        s->n_rows = 0;
+    }
+    if (s->n_rows == s->cap_rows) {
+        size_t cap = s->cap_rows ? s->cap_rows * 2 : 16;
+        struct ts_window_row *rows = realloc(s->rows, cap * sizeof *rows);
+        if (!rows)
+            return; /* a dashboard summary is best effort */
+        s->rows = rows;
+        s->cap_rows = cap;
+    }
+    s->rows[s->n_rows++] = *row;
+    s->dirty = true;
+}
+
+/* Appends to the flush buffer; false when out of memory. */
+static bool put(struct ts_station_windows *sw, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool put(struct ts_station_windows *sw, size_t *len, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(sw->json + *len, sw->json_cap - *len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return false;
+        if ((size_t)n < sw->json_cap - *len) {
+            *len += (size_t)n;
+            return true;
+        }
+        size_t cap = (sw->json_cap + (size_t)n + 1) * 2;
+        char *j = realloc(sw->json, cap);
+        if (!j)
+            return false;
+        sw->json = j;
+        sw->json_cap = cap;
+    }
+}
+
+/* A JSON string of an identity field: ts_field_ok excludes quotes and
+ * control characters, so only the backslash needs escaping. */
+static bool put_str(struct ts_station_windows *sw, size_t *len, const char *key, const char *v)
+{
+    if (!put(sw, len, "\"%s\":\"", key))
+        return false;
+    for (; *v; v++)
+        if (!put(sw, len, *v == '\\' ? "\\\\" : "%c", *v))
+            return false;
+    return put(sw, len, "\"");
+}
+
+void ts_station_windows_flush(struct ts_station_windows *sw, ts_station_publish_fn publish,
+                              void *ctx)
+{
+    if (!sw->json) {
+        sw->json_cap = 4096;
+        if (!(sw->json = malloc(sw->json_cap)))
+            return;
+    }
+    for (size_t i = 0; i < sw->n_stations; i++) {
+        struct station *s = &sw->stations[i];
+        if (!s->dirty || !s->n_rows)
+            continue;
+        s->dirty = false;
+        const struct ts_window_row *first = &s->rows[0];
+        size_t len = 0;
+        bool ok = put(sw, &len,
+                      "{\"station_id\":\"%s\",\"window_start_ms\":%" PRId64
+                      ",\"window_end_ms\":%" PRId64 ",\"date\":\"%s\",\"time\":\"%s\","
+                      "\"turnstiles\":[",
+                      s->id, first->window_start_ms, first->window_end_ms, first->date,
+                      first->time);
+        for (size_t k = 0; ok && k < s->n_rows; k++) {
+            const struct ts_window_row *r = &s->rows[k];
+            ok = put(sw, &len, "%s{", k ? "," : "") && put_str(sw, &len, "ca", r->ca) &&
+                 put(sw, &len, ",") && put_str(sw, &len, "unit", r->unit) &&
+                 put(sw, &len, ",") && put_str(sw, &len, "scp", r->scp) &&
+                 put(sw, &len, ",") && put_str(sw, &len, "station", r->station) &&
+                 put(sw, &len, ",") && put_str(sw, &len, "linename", r->linename) &&
+                 put(sw, &len, ",") && put_str(sw, &len, "division", r->division) &&
+                 put(sw, &len, ",") && put_str(sw, &len, "desc", r->desc) &&
+                 put(sw, &len, ",\"entries\":%" PRIu64 ",\"exits\":%" PRIu64 "}", r->entries,
+                     r->exits);
+        }
+        if (!ok || !put(sw, &len, "]}"))
+            continue;
+        char topic[TS_ID_MAX + 32];
+        snprintf(topic, sizeof topic, "turnstile/v1/%s/window", s->id);
+        publish(topic, sw->json, len, ctx);
+    }
+}
