@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "now.h"
 #include "log.h"
 #include "mqtt_link.h"
 #include "reading.h"
@@ -59,26 +60,6 @@ struct ts_ack {
     uint64_t published;
 };
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (why && why_size) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- the table (lock held) ---- */
 
@@ -168,7 +149,7 @@ static void publish(struct ts_ack *a, struct entry *e, long long now)
 static void ack_connected(void *ctx, bool session_present)
 {
     struct ts_ack *a = ctx;
-    long long now = now_ms();
+    long long now = ts_mono_ms();
     size_t n = 0;
 
     pthread_mutex_lock(&a->lock);
@@ -206,7 +187,7 @@ static void ack_published(void *ctx, int mid)
 static void ack_tick(void *ctx)
 {
     struct ts_ack *a = ctx;
-    long long now = now_ms();
+    long long now = ts_mono_ms();
 
     pthread_mutex_lock(&a->lock);
     if (a->up && a->npending) {
@@ -230,13 +211,13 @@ int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, str
     if (out)
         *out = NULL;
     if (!mqtt || !bridge_id || !out)
-        return fail(why, why_size, TS_EINVAL, "%s", "ack: missing argument");
+        return ts_fail(why, why_size, TS_EINVAL, "%s", "ack: missing argument");
     if (mqtt->ack_interval_ms < 0)
-        return fail(why, why_size, TS_ECONFIG, "%s", "ack: [mqtt] ack_interval_ms: negative");
+        return ts_fail(why, why_size, TS_ECONFIG, "%s", "ack: [mqtt] ack_interval_ms: negative");
 
     struct ts_ack *a = calloc(1, sizeof *a);
     if (!a)
-        return fail(why, why_size, TS_ENOMEM, "%s", "ack: out of memory");
+        return ts_fail(why, why_size, TS_ENOMEM, "%s", "ack: out of memory");
     a->interval_ms = mqtt->ack_interval_ms;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -247,7 +228,7 @@ int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, str
 
     if (ts_mqtt_client_id(mqtt, bridge_id, "-ack", a->client_id, sizeof a->client_id)) {
         ts_ack_free(a, 0);
-        return fail(why, why_size, TS_ECONFIG, "%s", "ack: mqtt: client id too long");
+        return ts_fail(why, why_size, TS_ECONFIG, "%s", "ack: mqtt: client id too long");
     }
     static const struct ts_mqtt_link_ops ops = {
         .connected = ack_connected,
@@ -337,9 +318,9 @@ void ts_ack_free(struct ts_ack *a, int flush_ms)
     if (a->link) {
         pthread_mutex_lock(&a->lock);
         a->flush = true;
-        long long deadline = now_ms() + (flush_ms > 0 ? flush_ms : 0);
+        long long deadline = ts_mono_ms() + (flush_ms > 0 ? flush_ms : 0);
         while (a->up && (a->npending || a->inflight)) {
-            long long left = deadline - now_ms();
+            long long left = deadline - ts_mono_ms();
             if (left <= 0)
                 break;
             struct timespec ts;

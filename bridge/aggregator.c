@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "now.h"
 #include "lake.h"
 #include "log.h"
 #include "reading.h"
@@ -51,13 +52,6 @@ struct ts_aggregator {
     bool fatal;
     struct ts_aggregator_stats st;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- partition state: checkpoint blob ------------------------------------ */
 
@@ -127,7 +121,7 @@ static int state_decode(struct part *p, const char *buf, size_t len, char *why, 
         snprintf(why, why_size, "duplicate-removal state, line %zu: %s", line, ts_strerror(rc));
         return rc;
     }
-    return ts_window_decode(p->win, win, win_len, now_ms(), why, why_size);
+    return ts_window_decode(p->win, win, win_len, ts_wall_ms(), why, why_size);
 }
 
 /* --- partition life ------------------------------------------------------ */
@@ -165,7 +159,7 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
         return rc;
     }
     p->next_offset = p->ckpt_offset = res.offset_next;
-    p->ckpt_ms = now_ms();
+    p->ckpt_ms = ts_wall_ms();
     p->dirty = false;
     p->lost = false;
     *offset = res.offset_next >= 0 ? res.offset_next : RD_KAFKA_OFFSET_BEGINNING;
@@ -241,7 +235,7 @@ static void part_commit(struct ts_aggregator *agg, struct part *p)
         agg->st.checkpoints++;
         agg->st.files += info.files;
         p->ckpt_offset = p->next_offset;
-        p->ckpt_ms = now_ms();
+        p->ckpt_ms = ts_wall_ms();
         p->dirty = false;
         if (p->next_offset >= 0) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -284,7 +278,7 @@ static void part_commit(struct ts_aggregator *agg, struct part *p)
         agg->fatal = true;
     }
     rd_kafka_topic_partition_list_destroy(l);
-    p->paused_until_ms = now_ms() + PAUSE_AFTER_FAILURE_MS;
+    p->paused_until_ms = ts_wall_ms() + PAUSE_AFTER_FAILURE_MS;
 }
 
 /* --- rebalancing --------------------------------------------------------- */
@@ -431,7 +425,7 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
 
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 {
-    int64_t start = now_ms(), now = start;
+    int64_t start = ts_wall_ms(), now = start;
     int n = 0;
 
     while (n < BATCH_MAX && !agg->fatal) {
@@ -450,13 +444,13 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
             }
         } else {
             if (n == 0)
-                now = now_ms();
+                now = ts_wall_ms();
             take(agg, m, now);
             n++;
         }
         rd_kafka_message_destroy(m);
     }
-    now = now_ms();
+    now = ts_wall_ms();
     if (n > 0 || now - agg->last_advance_ms >= TIMER_MS)
         advance_all(agg, now, false);
     return agg->fatal ? TS_EIO : TS_OK;
@@ -562,7 +556,7 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         free(agg);
         return TS_ENOMEM;
     }
-    agg->last_advance_ms = now_ms();
+    agg->last_advance_ms = ts_wall_ms();
     *out = agg;
     return TS_OK;
 }
@@ -596,7 +590,7 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     if (!agg)
         return;
     if (!agg->fatal) /* a final checkpoint: windows stay open in the state */
-        advance_all(agg, now_ms(), true);
+        advance_all(agg, ts_wall_ms(), true);
     rd_kafka_consumer_close(agg->rk); /* the revoke callback clears the partitions */
     rd_kafka_destroy(agg->rk);
     for (size_t i = 0; i < agg->n_parts; i++) {

@@ -12,6 +12,7 @@
 #include "aggregator.h"
 #include "bridge_config.h"
 #include "err.h"
+#include "now.h"
 #include "log.h"
 #include "relay.h"
 
@@ -40,13 +41,6 @@ static void usage(FILE *out)
             "      --version         print the version\n\n"
             "Signals: SIGTERM/SIGINT checkpoint, flush what is queued for Kafka and exit 0.\n"
             "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure.\n");
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_ack *ack)
@@ -119,7 +113,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     if (sd_watchdog_enabled(0, &watchdog_usec) <= 0)
         watchdog_usec = 0;
 
-    int64_t start = mono_ms(), last_status = start, last_watchdog = start;
+    int64_t start = ts_mono_ms(), last_status = start, last_watchdog = start;
     while (!stop) {
         if (agg) {
             if ((rc = ts_aggregator_poll(agg, 100)) != TS_OK)
@@ -136,7 +130,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
                 break;
             }
         }
-        int64_t now = mono_ms();
+        int64_t now = ts_mono_ms();
         if (watchdog_usec && (now - last_watchdog) * 2000 >= (int64_t)watchdog_usec) {
             sd_notify(0, "WATCHDOG=1");
             last_watchdog = now;

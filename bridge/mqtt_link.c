@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "now.h"
 #include "log.h"
 
 #define STOP_FLUSH_MS 2000    /* time for DISCONNECT (and what is queued before it) */
@@ -60,26 +61,6 @@ static void lib_init(void)
     lib_rc = mosquitto_lib_init();
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (why && why_size) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- libmosquitto callbacks (network thread) ---- */
 
@@ -305,8 +286,8 @@ static void *net_main(void *arg)
     bool c = l->connected;
     pthread_mutex_unlock(&l->lock);
     if (c && clean && mosquitto_disconnect(l->mosq) == MOSQ_ERR_SUCCESS) {
-        long long deadline = now_ms() + STOP_FLUSH_MS;
-        while (now_ms() < deadline) {
+        long long deadline = ts_mono_ms() + STOP_FLUSH_MS;
+        while (ts_mono_ms() < deadline) {
             pthread_mutex_lock(&l->lock);
             c = l->connected;
             pthread_mutex_unlock(&l->lock);
@@ -369,7 +350,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
     if (out)
         *out = NULL;
     if (!cfg || !name || !client_id || !out)
-        return fail(why, why_size, TS_EINVAL, "%s", "mqtt: missing argument");
+        return ts_fail(why, why_size, TS_EINVAL, "%s", "mqtt: missing argument");
 
     const char *bad = NULL;
     if (!cfg->host[0])
@@ -389,22 +370,22 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
     else if (!cfg->cert_file[0] != !cfg->key_file[0])
         bad = "cert_file/key_file: set both or neither";
     if (bad)
-        return fail(why, why_size, TS_ECONFIG, "%s: mqtt: %s", name, bad);
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: %s", name, bad);
     const char *files[] = {cfg->ca_file, cfg->cert_file, cfg->key_file};
     for (int i = 0; i < 3; i++)
         if (files[i][0] && access(files[i], R_OK) != 0)
-            return fail(why, why_size, TS_ECONFIG, "%s: mqtt: %s '%s': %s", name,
+            return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: %s '%s': %s", name,
                         i == 0 ? "ca_file" : i == 1 ? "cert_file" : "key_file", files[i],
                         strerror(errno));
 
     pthread_once(&lib_once, lib_init);
     if (lib_rc != MOSQ_ERR_SUCCESS)
-        return fail(why, why_size, TS_ECONFIG, "%s: mqtt: mosquitto_lib_init: %s", name,
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: mosquitto_lib_init: %s", name,
                     mosquitto_strerror(lib_rc));
 
     struct ts_mqtt_link *l = calloc(1, sizeof *l);
     if (!l)
-        return fail(why, why_size, TS_ENOMEM, "%s: mqtt: out of memory", name);
+        return ts_fail(why, why_size, TS_ENOMEM, "%s: mqtt: out of memory", name);
     l->cfg = *cfg;
     snprintf(l->name, sizeof l->name, "%s", name);
     snprintf(l->client_id, sizeof l->client_id, "%s", client_id);
@@ -426,7 +407,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
     if (!l->mosq) {
         int e = errno;
         ts_mqtt_link_free(l);
-        return fail(why, why_size, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
+        return ts_fail(why, why_size, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
                     "%s: mqtt: cannot create the client: %s", name,
                     e == ENOMEM ? "out of memory" : "invalid client id");
     }
@@ -437,7 +418,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
         (rc = mosquitto_username_pw_set(l->mosq, cfg->username,
                                         cfg->password[0] ? cfg->password : NULL))) {
         ts_mqtt_link_free(l);
-        return fail(why, why_size, TS_ECONFIG, "%s: mqtt: username/password: %s", name,
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: username/password: %s", name,
                     mosquitto_strerror(rc));
     }
     if (cfg->ca_file[0]) {
@@ -450,7 +431,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
             rc = mosquitto_tls_insecure_set(l->mosq, cfg->tls_insecure);
         if (rc) {
             ts_mqtt_link_free(l);
-            return fail(why, why_size, TS_ECONFIG,
+            return ts_fail(why, why_size, TS_ECONFIG,
                         "%s: mqtt: TLS settings refused by libmosquitto: %s", name,
                         mosquitto_strerror(rc));
         }

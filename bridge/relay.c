@@ -65,6 +65,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "now.h"
 #include "log.h"
 #include "mqtt_link.h"
 #include "reading.h"
@@ -113,26 +114,6 @@ struct ts_relay {
 
 static char dead_letter_mark;  /* msg opaque of dead letters */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t why_size, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (why && why_size) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- rate-limited logging (lock held) ---- */
 
@@ -218,7 +199,7 @@ static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 {
     struct ts_relay *r = opaque;
     bool dead = m->_private == &dead_letter_mark;
-    long long now = now_ms();
+    long long now = ts_mono_ms();
     uint64_t summary = 0;
     bool log = false;
 
@@ -352,7 +333,7 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
                 RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
                 RD_KAFKA_V_OPAQUE(&dead_letter_mark), RD_KAFKA_V_END);
 
-        long long now = now_ms();
+        long long now = ts_mono_ms();
         uint64_t summary = 0;
         pthread_mutex_lock(&r->lock);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -442,7 +423,7 @@ static void relay_message(void *ctx, const struct mosquitto_message *msg)
     /* dead letter: keyed by the topic's agent when there is one */
     if (!ts_mqtt_agent_topic(msg->topic, "readings", NULL, agent))
         agent[0] = '\0';
-    long long now = now_ms();
+    long long now = ts_mono_ms();
     uint64_t summary;
     pthread_mutex_lock(&r->lock);
     bool log = ratelog_take(&r->bad_log, now, &summary);
@@ -500,7 +481,7 @@ static void *dr_main(void *arg)
 
     for (;;) {
         rd_kafka_poll(r->rk, POLL_MS);
-        long long now = now_ms();
+        long long now = ts_mono_ms();
         pthread_mutex_lock(&r->lock);
         bool stop = r->dr_stop;
         uint64_t bad = ratelog_due(&r->bad_log, now), errs = ratelog_due(&r->err_log, now);
@@ -523,7 +504,7 @@ static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char
 {
     char err[256];
     if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK)
-        return fail(why, why_size, TS_ECONFIG, "relay: kafka: %s = '%s' refused: %s", name, value,
+        return ts_fail(why, why_size, TS_ECONFIG, "relay: kafka: %s = '%s' refused: %s", name, value,
                     err);
     return TS_OK;
 }
@@ -534,7 +515,7 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     if (out)
         *out = NULL;
     if (!mqtt || !kafka || !bridge_id || !out)
-        return fail(why, why_size, TS_EINVAL, "%s", "relay: missing argument");
+        return ts_fail(why, why_size, TS_EINVAL, "%s", "relay: missing argument");
     const char *bad = NULL;
     if (!kafka->brokers[0])
         bad = "[kafka] brokers: empty";
@@ -551,11 +532,11 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     else if (strpbrk(mqtt->share_group, "/+#"))
         bad = "[mqtt] share_group: must not hold '/', '+' or '#'";
     if (bad)
-        return fail(why, why_size, TS_ECONFIG, "relay: %s", bad);
+        return ts_fail(why, why_size, TS_ECONFIG, "relay: %s", bad);
 
     struct ts_relay *r = calloc(1, sizeof *r);
     if (!r)
-        return fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
+        return ts_fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
     r->kcfg = *kafka;
     r->bad_log.max = RATE_LINES;
     r->err_log.max = RATE_LINES;
@@ -574,13 +555,13 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     int rc = ts_mqtt_client_id(mqtt, bridge_id, "", r->client_id, sizeof r->client_id);
     if (rc) {
         ts_relay_free(r, 0);
-        return fail(why, why_size, TS_ECONFIG, "relay: mqtt: client id too long");
+        return ts_fail(why, why_size, TS_ECONFIG, "relay: mqtt: client id too long");
     }
 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) {
         ts_relay_free(r, 0);
-        return fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
+        return ts_fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
     }
     char qmax[24], linger[24];
     snprintf(qmax, sizeof qmax, "%d", kafka->queue_max_messages);
@@ -611,7 +592,7 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     if (!r->rk) {
         rd_kafka_conf_destroy(conf);
         ts_relay_free(r, 0);
-        return fail(why, why_size, TS_ECONFIG, "relay: kafka: cannot create the producer: %s",
+        return ts_fail(why, why_size, TS_ECONFIG, "relay: kafka: cannot create the producer: %s",
                     err);
     }
     r->t_readings = rd_kafka_topic_new(r->rk, kafka->readings_topic, NULL);
@@ -619,7 +600,7 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     if (!r->t_readings || !r->t_dead) {
         const char *e = rd_kafka_err2str(rd_kafka_last_error());
         ts_relay_free(r, 0);
-        return fail(why, why_size, TS_ECONFIG, "relay: kafka: topic handle: %s", e);
+        return ts_fail(why, why_size, TS_ECONFIG, "relay: kafka: topic handle: %s", e);
     }
 
     static const struct ts_mqtt_link_ops ops = {

@@ -1,5 +1,8 @@
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 static const char *const messages[TS_ERR_COUNT] = {
     [TS_OK] = "success",
     [TS_ENOMEM] = "out of memory",
@@ -41,4 +44,15 @@ const char *ts_strerror(int err)
         return "Modbus exception: unknown code";
     }
     return "unknown error";
+}
+
+int ts_fail(char *why, size_t why_size, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (why && why_size) {
+        va_start(ap, fmt);
+        vsnprintf(why, why_size, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

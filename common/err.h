@@ -8,6 +8,8 @@
 #ifndef TS_ERR_H
 #define TS_ERR_H
 
+#include <stddef.h>
+
 enum ts_err {
     TS_OK = 0,
     TS_ENOMEM,    /* out of memory */
@@ -30,5 +32,10 @@ enum ts_err {
 
 /* A static string describing err; never NULL. */
 const char *ts_strerror(int err);
+
+/* Writes the sentence fmt into why (if why and why_size) and returns code:
+ * `return ts_fail(why, why_size, TS_ECONFIG, "port %d out of range", p);` */
+int ts_fail(char *why, size_t why_size, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif
