@@ -71,6 +71,8 @@ struct ts_publisher {
     int sub_mid;                  /* the ack subscription's message id */
     long long suback_ms;          /* when it was granted (0: not yet) */
     long long progress_ms;        /* last time acked advanced or sending restarted */
+    int ack_wait_ms;              /* the ack timeout now: ack_timeout_ms, doubled after each
+                                     re-send that brought no progress, up to ACK_WAIT_MAX_X x */
     struct flight *fl;            /* ring, fl_len entries from fl_head */
     size_t fl_head, fl_len, fl_cap;
     size_t inflight;              /* entries not done */
@@ -84,6 +86,7 @@ struct ts_publisher {
 };
 
 #define ACK_GRACE_MS 500 /* after the SUBACK, how long a retained ack may take to come */
+#define ACK_WAIT_MAX_X 16 /* the ack timeout backs off to at most 16 x ack_timeout_ms */
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 static int lib_rc;
@@ -135,6 +138,7 @@ static void set_acked(struct ts_publisher *p, uint64_t v)
     if (p->cursor < v)
         p->cursor = v;
     p->progress_ms = now_ms();
+    p->ack_wait_ms = p->cfg.ack_timeout_ms;
 }
 
 /* Drops the done entries at the head. In puback mode each popped reading
@@ -555,6 +559,7 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     if (!p)
         return fail(err, errsize, TS_ENOMEM, "%s", "mqtt: out of memory");
     p->cfg = *cfg;
+    p->ack_wait_ms = cfg->ack_timeout_ms;
     snprintf(p->station_id, sizeof p->station_id, "%s", station_id);
     snprintf(p->agent_id, sizeof p->agent_id, "%s", agent_id);
     if (cfg->client_id[0])
@@ -664,14 +669,19 @@ uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room)
 {
     pthread_mutex_lock(&p->lock);
     long long now = now_ms();
-    if (p->connected && p->acked < p->hwm && now - p->progress_ms >= p->cfg.ack_timeout_ms) {
+    if (p->connected && p->acked < p->hwm && now - p->progress_ms >= p->ack_wait_ms) {
         TS_LOG(TS_LOG_WARNING,
                "mqtt: no acknowledgement past %" PRIu64 " within %d ms (sent up to %" PRIu64
                "): re-sending from %" PRIu64,
-               p->acked, p->cfg.ack_timeout_ms, p->hwm, p->acked + 1);
+               p->acked, p->ack_wait_ms, p->hwm, p->acked + 1);
         p->cursor = p->acked;
         p->st.restarts++;
         p->progress_ms = now;
+        /* while the bridge is down (or Kafka, behind it), each round re-sends
+         * the whole backlog: back off so that an outage costs a few rounds,
+         * not one per ack_timeout_ms */
+        if (p->ack_wait_ms <= p->cfg.ack_timeout_ms * (ACK_WAIT_MAX_X / 2))
+            p->ack_wait_ms *= 2;
     }
     if (p->cursor < p->acked)
         p->cursor = p->acked;

@@ -487,6 +487,14 @@ static void ack_timeout_resends(void **state)
     for (size_t i = m0; i < m1; i++)
         assert_true(seqs[i] >= 11);
 
+    /* no progress: the timeout doubles each round (0.5, 1, 2 s ...), so
+     * 3.2 s bring 2 rounds (0.5 + 1 = 1.5, then 3.5), not 6 */
+    uint64_t r2 = stats(c.p).restarts;
+    pump_for(&c, 3200);
+    uint64_t rounds = stats(c.p).restarts - r2;
+    fprintf(stderr, "re-send rounds in 3.2 s without progress: %llu\n", (unsigned long long)rounds);
+    assert_in_range(rounds, 1, 3);
+
     /* everything acknowledged: no more re-sending */
     sub_publish(&s, PREFIX "/ack", "20", true);
     EXPECT(&c, ts_publisher_acked(c.p) == 20, 3000);
