@@ -1,10 +1,14 @@
 #include "clock.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
 #include <time.h>
+
+#include "log.h"
 
 static int64_t read_ms(clockid_t id)
 {
@@ -69,7 +73,18 @@ bool ts_clock_trusted(enum ts_clock_policy policy)
         return true;
     struct timex t = {0};
     int state = adjtimex(&t);
-    return state != -1 && state != TIME_ERROR && !(t.status & STA_UNSYNC);
+    if (state == -1) {
+        /* e.g. EPERM from a seccomp filter without clock_adjtime: readings
+         * would be held for ever with nothing to say why */
+        static bool told;
+        if (!told)
+            TS_LOG(TS_LOG_ERR, "clock: adjtimex: %s: the clock counts as not synchronised and "
+                   "readings are held (allow adjtimex/clock_adjtime, or set clock = trust)",
+                   strerror(errno));
+        told = true;
+        return false;
+    }
+    return state != TIME_ERROR && !(t.status & STA_UNSYNC);
 }
 
 int64_t ts_clock_stamp(int64_t mono_ms)
