@@ -34,6 +34,8 @@ struct part {
     int64_t ckpt_offset;         /* offset_next of the last checkpoint */
     int64_t ckpt_ms;             /* when it was written */
     int64_t paused_until_ms;     /* 0: not paused */
+    int64_t seek_to;             /* after a reload: messages are ignored until this offset
+                                    comes (what was fetched before the seek); -1: none */
     bool dirty;                  /* state changed since the last checkpoint */
 };
 
@@ -159,6 +161,7 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
         return rc;
     }
     p->next_offset = p->ckpt_offset = res.offset_next;
+    p->seek_to = -1;
     p->ckpt_ms = ts_wall_ms();
     p->dirty = false;
     p->lost = false;
@@ -262,8 +265,17 @@ static void part_commit(struct ts_aggregator *agg, struct part *p)
     TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": checkpoint failed (%s%s%s): resuming "
            "from the last one in %d s", p->partition, ts_strerror(rc), rc == TS_ESYS ? ": " : "",
            rc == TS_ESYS ? strerror(errno) : "", PAUSE_AFTER_FAILURE_MS / 1000);
-    int64_t offset;
+    int64_t offset, high;
     if (part_load(agg, p, &offset) != TS_OK) {
+        agg->fatal = true;
+        return;
+    }
+    /* no checkpoint yet: seek to the first offset there is, by number, so
+     * that what was fetched before the seek can be told apart */
+    if (offset < 0 && rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &offset,
+                                                       &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": cannot find its first offset",
+               p->partition);
         agg->fatal = true;
         return;
     }
@@ -333,8 +345,13 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     agg->st.consumed++;
     if (!p || !p->assigned || p->lost || !p->lake)
         return;
+    if (p->seek_to >= 0) {
+        if (m->offset != p->seek_to)
+            return; /* fetched before the seek back to the checkpoint */
+        p->seek_to = -1;
+    }
     if (m->offset < p->next_offset)
-        return; /* already taken (a re-delivery after a seek) */
+        return; /* already taken */
     p->next_offset = m->offset + 1;
     p->dirty = true;
     if (!m->payload || m->len == 0 || m->len >= sizeof line || memchr(m->payload, '\0', m->len)) {
@@ -408,6 +425,8 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
         struct part *p = agg->parts[i];
         if (!p || !p->assigned || p->lost || !p->lake)
             continue;
+        if (p->paused_until_ms && now < p->paused_until_ms)
+            continue; /* reloaded after a failed commit: waits before trying again */
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
             p->dirty = true;
         if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms))

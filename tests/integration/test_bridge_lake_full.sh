@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The lake's disk fills up under a running bridge, then space comes back:
+# checkpoints fail, each failing partition is reloaded from its last
+# checkpoint, Kafka seeks back, and once there is room again everything is
+# written: per turnstile the lake's sums equal the registers' movement, and no
+# visible file is partial. The lake is a small tmpfs the test mounts.
+set -euo pipefail
+src=${TS_SRC_DIR:?}
+work=$(mktemp -d /tmp/ts-bridge-full.XXXXXX)
+declare -A agent_pid=()
+cleanup() {
+  for p in "${agent_pid[@]}" ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
+  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
+  wait 2>/dev/null || true
+  broker_cleanup 2>/dev/null || true
+  kafka_cleanup 2>/dev/null || true
+  umount "$work/lake" 2>/dev/null || true
+  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+. "$src/tests/integration/lib.sh"
+. "$src/tests/integration/broker.sh"
+. "$src/tests/integration/kafka.sh"
+. "$src/tests/integration/bridge.sh"
+
+mkdir -p "$work/lake"
+mount -t tmpfs -o size=4m tmpfs "$work/lake" || { echo "SKIP: cannot mount a tmpfs (not root?)"; exit 1; }
+broker_start --conf 'max_queued_messages 1000000'
+kafka_start
+kafka_create_topic turnstile.readings 2
+kafka_create_topic turnstile.deadletter 1
+sim_start --generate --slaves 1,2 --turnstiles 4 --speed 600 --fault pause
+split_devices
+declare -A first_e first_x scp_of
+for s in 1 2; do
+  k=0
+  for scp in $(awk '/^scp = / {print $3}' "$work/slave-$s.conf"); do
+    read -r e x < <(sim_get "$s" "$k")
+    first_e[$scp]=$e first_x[$scp]=$x scp_of[$s.$k]=$scp
+    k=$((k + 1))
+  done
+done
+for a in 1 2; do
+  agent_conf "$work/a$a.conf" "a$a" "$work/slave-$a.conf"
+  "${TS_BIN_DIR:?}/turnstile-agent" -c "$work/a$a.conf" --quiet >>"$work/a$a.out" 2>>"$work/a$a.err" &
+  agent_pid[a$a]=$!
+done
+bridge_conf "$work/bridge.conf" b1
+bridge_start b1 "$work/bridge.conf"
+sleep 2
+sim resume
+sleep 5
+
+# the disk fills up
+dd if=/dev/zero of="$work/lake/filler" bs=64k 2>/dev/null || true
+sleep 8
+failures=$(grep -c 'checkpoint failed' "$work/b1.err" || true)
+check "checkpoints failed while the disk was full ($failures)" test "$failures" -gt 0
+check "the bridge is still running" kill -0 "${BRIDGE_PID[b1]}"
+rm -f "$work/lake/filler"
+sleep 8
+
+sim pause
+declare -A last_e last_x
+for key in "${!scp_of[@]}"; do
+  read -r e x < <(sim_get "${key%.*}" "${key#*.}")
+  last_e[${scp_of[$key]}]=$e last_x[${scp_of[$key]}]=$x
+done
+for scp in "${!first_e[@]}"; do
+  echo "$scp $((last_e[$scp] - first_e[$scp])) $((last_x[$scp] - first_x[$scp]))"
+done | sort >"$work/expected"
+for _ in $(seq 60); do
+  lake_sums >"$work/sums"
+  cmp -s "$work/sums" "$work/expected" && break
+  sleep 1
+done
+echo "expected (SCP ENTRIES EXITS) | lake:"
+paste -d'|' "$work/expected" "$work/sums"
+check "per turnstile, the lake's sums equal the registers' movement" cmp -s "$work/sums" "$work/expected"
+bad=0
+for f in $(find "$work/lake" -name '*.csv.gz' ! -name '.*'); do gzip -t "$f" 2>/dev/null || bad=$((bad + 1)); done
+check "every visible lake file is complete" test "$bad" -eq 0
+bridge_kill b1 TERM
+check "no sanitizer report from the bridge" bash -c "! grep -q 'Sanitizer' '$work/b1.err'"
+if [ "$fails" -gt 0 ]; then grep -E 'error|warning' "$work/b1.err" | tail -20; fi
+finish
