@@ -3,7 +3,9 @@
 # agents added by scripts/mosquitto-add-agent) run for real on a free loopback port, with
 # test certificates and passwords in a temp dir: an agent publishes only its own topics and
 # reads only its own ack; the bridge reads every agent's readings, status and state and
-# writes every ack; bad credentials, a missing client certificate, an untrusted broker and
+# writes every ack and window summary; the dashboard account reads status, state and window
+# summaries and nothing else, writes nothing; the dashboard's listeners start (the page over
+# HTTP from http_dir, MQTT over WebSockets with TLS); bad credentials, a missing client certificate, an untrusted broker and
 # plain TCP are refused. mosquitto PUBACKs a refused publish and drops it, so "refused"
 # is checked by a subscriber allowed to see the topic receiving nothing.
 set -euo pipefail
@@ -32,8 +34,16 @@ add S1 a1 pw-a1
 add S1 a2 pw-a2
 add S2 b1 pw-b1
 mosquitto_passwd -b "$work/passwd" turnstile-bridge pw-bridge
+mosquitto_passwd -b "$work/passwd" turnstile-dashboard pw-dash
 port=$(free_port)
+wsport=$(free_port)
+pageport=$(free_port)
+mkdir "$work/www"
+echo '<!doctype html><title>turnstile dashboard test page</title>' >"$work/www/index.html"
 sed -e "s|^listener 8883$|listener $port 127.0.0.1|" \
+    -e "s|^listener 8443$|listener $wsport 127.0.0.1|" \
+    -e "s|^listener 8080$|listener $pageport 127.0.0.1|" \
+    -e "s|^http_dir /usr/share/turnstile/dashboard$|http_dir $work/www|" \
     -e "s|/etc/mosquitto/turnstile.passwd|$work/passwd|" \
     -e "s|/etc/mosquitto/turnstile.acl|$work/turnstile.acl|" \
     -e "s|/etc/mosquitto/ca/turnstile-ca.crt|$work/ca.crt|" \
@@ -46,9 +56,15 @@ check "every /etc path of the production config was rewritten" \
   bash -c "! grep -q '^[^#]*/etc/mosquitto' '$work/mosquitto.conf'"
 /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.out" 2>&1 &
 mpid=$!
-for _ in $(seq 500); do port_accepts "$port" && break; kill -0 "$mpid" || break; sleep 0.01; done
-port_accepts "$port" || { cat "$work/mosquitto.out" "$work/mosquitto.log"; exit 1; }
-check "the production config starts (TLS listener on $port)" kill -0 "$mpid"
+up() { port_accepts "$port" && port_accepts "$wsport" && port_accepts "$pageport"; }
+for _ in $(seq 500); do up && break; kill -0 "$mpid" || break; sleep 0.01; done
+up || { cat "$work/mosquitto.out" "$work/mosquitto.log"; exit 1; }
+check "the production config starts (TLS on $port, dashboard: wss on $wsport, page on $pageport)" kill -0 "$mpid"
+check "the page listener serves the dashboard (http_dir)" bash -c "{ exec 3<>/dev/tcp/127.0.0.1/$pageport; \
+  printf 'GET / HTTP/1.0\r\n\r\n' >&3; timeout 3 cat <&3; } 2>/dev/null | grep -q 'turnstile dashboard test page'"
+check "the dashboard's WebSocket listener speaks TLS with the broker's certificate" bash -c \
+  "timeout 10 openssl s_client -verify_return_error -CAfile '$work/ca.crt' -connect 127.0.0.1:$wsport \
+     </dev/null 2>/dev/null | grep -q 'Verify return code: 0 (ok)'"
 check "queue limits in force" grep -q '^max_queued_messages 6000000$' "$work/mosquitto.conf"
 
 tls=(-h 127.0.0.1 -p "$port" --cafile "$work/ca.crt" --cert "$work/client.crt" --key "$work/client.key")
@@ -69,6 +85,9 @@ sub "$work/bridge.txt" turnstile-bridge pw-bridge 'turnstile/v1/+/+/readings' \
   'turnstile/v1/+/+/status' 'turnstile/v1/+/+/state'
 sub "$work/bridge-share.txt" turnstile-bridge pw-bridge '$share/bridges/turnstile/v1/+/+/readings'
 sub "$work/a1.txt" a1 pw-a1 'turnstile/v1/S1/a1/ack'
+# the dashboard asks for more than it may read
+sub "$work/dash.txt" turnstile-dashboard pw-dash 'turnstile/v1/+/+/status' 'turnstile/v1/+/+/state' \
+  'turnstile/v1/+/window' 'turnstile/v1/+/+/readings' 'turnstile/v1/+/+/ack'
 # a2 tries to read a1's ack and everything else
 sub "$work/a2.txt" a2 pw-a2 'turnstile/v1/S1/a1/ack' 'turnstile/v1/#' '#' 'turnstile/v1/+/+/readings'
 sleep 1.5   # the subscriptions are in place
@@ -85,6 +104,12 @@ pub a2 pw-a2 turnstile/v1/S1/a1/ack 888888                        # another agen
 pub turnstile-bridge pw-bridge turnstile/v1/S1/a1/readings bridge-forged  # bridge: acks only
 pub turnstile-bridge pw-bridge turnstile/v1/S1/a1/ack 42 -r
 pub b1 pw-b1 turnstile/v1/S2/b1/readings b1-reading
+pub turnstile-bridge pw-bridge turnstile/v1/S2/window '{"station_id":"S2"}' -r   # a window summary
+pub a1 pw-a1 turnstile/v1/S1/window a1-forged-window                          # agents: no
+pub turnstile-dashboard pw-dash turnstile/v1/S1/window dash-forged-window      # dashboard: reads only
+pub turnstile-dashboard pw-dash turnstile/v1/S1/a1/status dash-forged-status -r
+pub turnstile-dashboard pw-dash turnstile/v1/S1/a1/ack 777777
+pub turnstile-dashboard pw-dash turnstile/v1/S1/a1/readings dash-forged-reading
 wait "${pids[@]}" 2>/dev/null || true
 pids=()
 
@@ -101,7 +126,17 @@ check "the bridge cannot publish readings" bash -c "! grep -q bridge-forged '$wo
 check "bridge writes a1's ack and a1 reads it" grep -qx 'turnstile/v1/S1/a1/ack 42' "$work/a1.txt"
 check "a1 cannot acknowledge itself" bash -c "! grep -q 999999 '$work/a1.txt'"
 check "a2 cannot write a1's ack" bash -c "! grep -q 888888 '$work/a1.txt'"
-check "a2 reads nothing of a1 (ack, readings, status)" test ! -s "$work/a2.txt"
+check "a2 reads nothing of a1 (ack, readings, status) nor window summaries" test ! -s "$work/a2.txt"
+check "dashboard reads status" grep -qx 'turnstile/v1/S1/a1/status {"state":"online"}' "$work/dash.txt"
+check "dashboard reads state" grep -qx 'turnstile/v1/S1/a1/state {"turnstiles":\[\]}' "$work/dash.txt"
+check "bridge writes a window summary and the dashboard reads it" \
+  grep -qx 'turnstile/v1/S2/window {"station_id":"S2"}' "$work/dash.txt"
+check "dashboard reads no readings" bash -c "! grep -q '/readings ' '$work/dash.txt'"
+check "dashboard reads no acks" bash -c "! grep -q '/ack ' '$work/dash.txt'"
+check "an agent cannot write a window summary" bash -c "! grep -q a1-forged-window '$work/dash.txt'"
+check "dashboard cannot write a window summary" bash -c "! grep -q dash-forged-window '$work/dash.txt'"
+check "dashboard cannot write status or readings" bash -c "! grep -q dash-forged '$work/bridge.txt'"
+check "dashboard cannot write an ack" bash -c "! grep -q 777777 '$work/a1.txt'"
 
 # a retained ack is not served to another agent subscribing later
 mosquitto_sub "${tls[@]}" -u a2 -P pw-a2 -t 'turnstile/v1/S1/a1/ack' -t 'turnstile/v1/+/+/ack' \
