@@ -108,7 +108,9 @@ static void take_samples(struct agent *a, const struct ts_sample *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         out += ts_tally_sample(&a->tally, &s[i], a->trusted, a->readings + out);
     }
-    if (out)
+    /* while the clock is not trusted the samples only change the state
+     * (counters and held readings): store it, or a crash would lose them */
+    if (out || (n && !a->trusted))
         keep(a, a->readings, out);
 }
 

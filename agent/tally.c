@@ -9,7 +9,7 @@
 #include "log.h"
 
 #define BLOB_MAGIC 0x4c545354u /* "TSTL" */
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2 /* 1: without the held reading (still read) */
 
 static void counter_cfg(const struct ts_turnstile_cfg *tc, struct ts_counter_cfg *cc)
 {
@@ -50,11 +50,18 @@ struct blob_header {
     uint32_t magic, version, n, record_size;
 };
 
-struct blob_record {
+struct blob_record_v1 {
     char ca[16], unit[16], scp[16];
     struct ts_counter entries, exits;
     int64_t last_ms;
     uint64_t last_entries, last_exits;
+};
+
+struct blob_record {
+    struct blob_record_v1 v1;
+    uint64_t hold_entries, hold_exits; /* the held reading, if holding */
+    uint32_t hold_flags;
+    uint32_t holding;
 };
 
 const void *ts_tally_save(struct ts_tally *t, size_t *len)
@@ -76,14 +83,18 @@ const void *ts_tally_save(struct ts_tally *t, size_t *len)
         const struct ts_turnstile_state *st = &t->turnstiles[i];
         struct blob_record r;
         memset(&r, 0, sizeof r);
-        memcpy(r.ca, tc->ca, sizeof r.ca);
-        memcpy(r.unit, tc->unit, sizeof r.unit);
-        memcpy(r.scp, tc->scp, sizeof r.scp);
-        r.entries = st->entries;
-        r.exits = st->exits;
-        r.last_ms = st->last_ms;
-        r.last_entries = st->last_entries;
-        r.last_exits = st->last_exits;
+        memcpy(r.v1.ca, tc->ca, sizeof r.v1.ca);
+        memcpy(r.v1.unit, tc->unit, sizeof r.v1.unit);
+        memcpy(r.v1.scp, tc->scp, sizeof r.v1.scp);
+        r.v1.entries = st->entries;
+        r.v1.exits = st->exits;
+        r.v1.last_ms = st->last_ms;
+        r.v1.last_entries = st->last_entries;
+        r.v1.last_exits = st->last_exits;
+        r.holding = st->holding;
+        r.hold_entries = st->hold_entries;
+        r.hold_exits = st->hold_exits;
+        r.hold_flags = st->hold_flags;
         memcpy((char *)t->blob + sizeof h + i * sizeof r, &r, sizeof r);
     }
     *len = need;
@@ -98,34 +109,44 @@ int ts_tally_restore(struct ts_tally *t, const void *blob, size_t len)
     if (len < sizeof h)
         return len == 0 ? TS_OK : TS_EPARSE;
     memcpy(&h, blob, sizeof h);
-    if (h.magic != BLOB_MAGIC || h.version != BLOB_VERSION ||
-        h.record_size != sizeof(struct blob_record) ||
-        len != sizeof h + (size_t)h.n * sizeof(struct blob_record)) {
+    size_t rsize = h.version == 1 ? sizeof(struct blob_record_v1) : sizeof(struct blob_record);
+    if (h.magic != BLOB_MAGIC || (h.version != 1 && h.version != BLOB_VERSION) ||
+        h.record_size != rsize || len != sizeof h + (size_t)h.n * rsize) {
         TS_LOG(TS_LOG_WARNING, "saved counter state is of another version: starting from fresh "
                                "baselines (the first reading of each turnstile counts nobody)");
         return TS_EPARSE;
     }
     for (uint32_t k = 0; k < h.n; k++) {
         struct blob_record r;
-        memcpy(&r, (const char *)blob + sizeof h + k * sizeof r, sizeof r);
+        memset(&r, 0, sizeof r);
+        memcpy(&r, (const char *)blob + sizeof h + k * rsize, rsize);
         for (size_t i = 0; i < t->cfg->n_turnstiles; i++) {
             const struct ts_turnstile_cfg *tc = t->cfg->turnstiles[i];
             struct ts_turnstile_state *st = &t->turnstiles[i];
-            if (strncmp(tc->ca, r.ca, sizeof r.ca) || strncmp(tc->unit, r.unit, sizeof r.unit) ||
-                strncmp(tc->scp, r.scp, sizeof r.scp))
+            if (strncmp(tc->ca, r.v1.ca, sizeof r.v1.ca) ||
+                strncmp(tc->unit, r.v1.unit, sizeof r.v1.unit) ||
+                strncmp(tc->scp, r.v1.scp, sizeof r.v1.scp))
                 continue;
             /* the counters' settings come from today's config */
             struct ts_counter_cfg keep_e = st->entries.cfg, keep_x = st->exits.cfg;
-            st->entries = r.entries;
-            st->exits = r.exits;
+            st->entries = r.v1.entries;
+            st->exits = r.v1.exits;
             st->entries.cfg = keep_e;
             st->exits.cfg = keep_x;
-            st->last_ms = r.last_ms;
-            st->last_entries = r.last_entries;
-            st->last_exits = r.last_exits;
+            st->last_ms = r.v1.last_ms;
+            st->last_entries = r.v1.last_entries;
+            st->last_exits = r.v1.last_exits;
+            if (r.holding && !st->holding) {
+                st->holding = true;
+                st->hold_entries = r.hold_entries;
+                st->hold_exits = r.hold_exits;
+                st->hold_flags = r.hold_flags;
+                st->hold_mono_ms = 0; /* stamped when released */
+                t->n_held++;
+            }
             if (t->cfg->devices[tc->device_index]->kind == TS_HAL_GPIO) {
-                st->gpio_base_entries = r.last_entries;
-                st->gpio_base_exits = r.last_exits;
+                st->gpio_base_entries = r.v1.last_entries;
+                st->gpio_base_exits = r.v1.last_exits;
             }
             restored++;
             break;
@@ -140,13 +161,27 @@ int ts_tally_restore(struct ts_tally *t, const void *blob, size_t len)
 
 #define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
 
-static void make_reading(struct ts_tally *t, const struct ts_sample *s, uint32_t extra_flags,
-                         struct ts_reading *r)
+/* Runs one sample through the turnstile's counters at time_ms: the people
+ * since the previous sample into *entries, *exits; anomalies into *flags. */
+static void count(struct ts_tally *t, const struct ts_sample *s, int64_t time_ms,
+                  uint64_t *entries, uint64_t *exits, uint32_t *flags)
 {
-    const struct ts_turnstile_cfg *tc = t->cfg->turnstiles[s->turnstile];
     struct ts_turnstile_state *st = &t->turnstiles[s->turnstile];
-    int64_t gap_ms = (int64_t)t->cfg->agent.poll_interval_ms * t->cfg->agent.recovered_after_polls;
-    uint64_t entries = s->entries + st->gpio_base_entries, exits = s->exits + st->gpio_base_exits;
+    uint64_t e = s->entries + st->gpio_base_entries, x = s->exits + st->gpio_base_exits;
+
+    *entries = ts_counter_step(&st->entries, e, time_ms, flags);
+    *exits = ts_counter_step(&st->exits, x, time_ms, flags);
+    st->counted_entries += *entries;
+    st->counted_exits += *exits;
+    st->last_entries = e;
+    st->last_exits = x;
+}
+
+/* Fills r with turnstile i's identity and st's latest cumulative values. */
+static void identity(struct ts_tally *t, size_t i, int64_t time_ms, struct ts_reading *r)
+{
+    const struct ts_turnstile_cfg *tc = t->cfg->turnstiles[i];
+    const struct ts_turnstile_state *st = &t->turnstiles[i];
 
     memset(r, 0, sizeof *r);
     COPY(r->ca, tc->ca);
@@ -156,57 +191,78 @@ static void make_reading(struct ts_tally *t, const struct ts_sample *s, uint32_t
     COPY(r->linename, tc->linename);
     COPY(r->division, tc->division);
     COPY(r->agent_id, t->cfg->agent.agent_id);
-    r->time_ms = ts_clock_stamp(s->mono_ms);
-    r->entries_cum = entries;
-    r->exits_cum = exits;
-    r->flags = extra_flags;
-    r->entries = ts_counter_step(&st->entries, entries, r->time_ms, &r->flags);
-    r->exits = ts_counter_step(&st->exits, exits, r->time_ms, &r->flags);
+    r->time_ms = time_ms;
+    r->entries_cum = st->last_entries;
+    r->exits_cum = st->last_exits;
+}
+
+/* Closes a reading: RECOVR AUD after a gap, the time of the last one. */
+static void finish(struct ts_tally *t, size_t i, struct ts_reading *r)
+{
+    struct ts_turnstile_state *st = &t->turnstiles[i];
+    int64_t gap_ms = (int64_t)t->cfg->agent.poll_interval_ms * t->cfg->agent.recovered_after_polls;
+
     if (st->last_ms && r->time_ms - st->last_ms > gap_ms)
         r->flags |= TS_FLAG_RECOVERED;
     COPY(r->desc, (r->flags & TS_FLAG_RECOVERED) ? "RECOVR AUD" : "REGULAR");
-    st->counted_entries += r->entries;
-    st->counted_exits += r->exits;
     st->last_ms = r->time_ms;
-    st->last_entries = entries;
-    st->last_exits = exits;
 }
 
-/* Writes the held samples of turnstile i as readings; returns how many. */
+/* Writes turnstile i's held reading into out (if it holds one); returns 0 or 1. */
 static size_t release_turnstile(struct ts_tally *t, size_t i, struct ts_reading *out)
 {
     struct ts_turnstile_state *st = &t->turnstiles[i];
-    size_t n = 0;
 
-    for (int k = 0; k < st->n_held; k++)
-        make_reading(t, &st->held[k], k == st->n_held - 1 ? TS_FLAG_RECOVERED : 0, &out[n++]);
-    if (st->n_held)
-        t->n_held--;
-    st->n_held = 0;
-    return n;
+    if (!st->holding)
+        return 0;
+    identity(t, i, ts_clock_stamp(st->hold_mono_ms ? st->hold_mono_ms : ts_clock_mono_ms()), out);
+    out->entries = st->hold_entries;
+    out->exits = st->hold_exits;
+    out->flags = st->hold_flags | TS_FLAG_RECOVERED;
+    finish(t, i, out);
+    st->holding = false;
+    st->hold_entries = st->hold_exits = 0;
+    st->hold_flags = 0;
+    t->n_held--;
+    return 1;
 }
 
 size_t ts_tally_sample(struct ts_tally *t, const struct ts_sample *s, bool trusted,
                        struct ts_reading *out)
 {
     struct ts_turnstile_state *st = &t->turnstiles[s->turnstile];
+    uint64_t e, x;
+    uint32_t flags = 0;
 
     if (!trusted) {
-        if (st->n_held == 0)
+        /* counted now, with the untrusted clock for the counters' rate
+         * checks (its differences are right within a run); stamped later */
+        count(t, s, ts_clock_stamp(s->mono_ms), &e, &x, &flags);
+        if (!st->holding) {
+            st->holding = true;
             t->n_held++;
-        st->held[st->n_held < 2 ? st->n_held++ : 1] = *s;
+        }
+        st->hold_entries += e;
+        st->hold_exits += x;
+        st->hold_flags |= flags;
+        st->hold_mono_ms = s->mono_ms;
         return 0;
     }
     size_t n = release_turnstile(t, s->turnstile, out);
-    make_reading(t, s, 0, &out[n++]);
-    return n;
+    int64_t time_ms = ts_clock_stamp(s->mono_ms);
+    count(t, s, time_ms, &e, &x, &flags);
+    identity(t, s->turnstile, time_ms, &out[n]);
+    out[n].entries = e;
+    out[n].exits = x;
+    out[n].flags = flags;
+    finish(t, s->turnstile, &out[n]);
+    return n + 1;
 }
 
 size_t ts_tally_release(struct ts_tally *t, struct ts_reading *out, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < t->cfg->n_turnstiles && t->n_held && n + 2 <= max; i++)
-        if (t->turnstiles[i].n_held)
-            n += release_turnstile(t, i, out + n);
+    for (size_t i = 0; i < t->cfg->n_turnstiles && t->n_held && n < max; i++)
+        n += release_turnstile(t, i, out + n);
     return n;
 }

@@ -6,11 +6,14 @@
  * start). A sample after a gap in polling (the device was down, or the clock
  * could not be trusted) becomes a RECOVR AUD reading, as in the MTA files.
  *
- * While the wall clock cannot be trusted (clock.h) samples are held, not
- * stamped: per turnstile the first and the latest, which is enough because
- * the registers are cumulative: nobody is lost, only the detail of the
- * period. When the clock is trusted they are released, stamped from the
- * monotonic clock.
+ * While the wall clock cannot be trusted (clock.h) samples are counted but
+ * not stamped: every sample goes through the counters at once (so a reset or
+ * a wrap during the period is seen, as it would be with a good clock), and
+ * per turnstile the people counted are accumulated into one held reading,
+ * saved with the state (ts_tally_save: a crash during the period loses
+ * nobody). When the clock is trusted the held reading is released, stamped
+ * from the monotonic clock of its latest sample, flagged RECOVR AUD: the
+ * detail of the period is lost, not its people.
  *
  * The state is saved to and restored from a blob (the store keeps it in the
  * same transaction as the readings), matched by CA/UNIT/SCP so that a config
@@ -26,7 +29,7 @@
 #include "poller.h"
 #include "reading.h"
 
-#define TS_TALLY_MAX_OUT 3 /* readings one sample can give: two held + itself */
+#define TS_TALLY_MAX_OUT 2 /* readings one sample can give: the held one + itself */
 
 struct ts_turnstile_state {
     struct ts_counter entries, exits;
@@ -34,8 +37,12 @@ struct ts_turnstile_state {
     uint64_t last_entries, last_exits; /* cumulative values of the last reading */
     uint64_t gpio_base_entries, gpio_base_exits; /* GPIO: counted in earlier runs */
     uint64_t counted_entries, counted_exits;     /* people since this run started */
-    struct ts_sample held[2]; /* first and latest while the clock is not trusted */
-    int n_held;
+    /* while the clock is not trusted: what the counters counted, not yet
+     * a reading (saved with the state) */
+    bool holding;
+    uint64_t hold_entries, hold_exits;
+    uint32_t hold_flags;
+    int64_t hold_mono_ms;     /* monotonic time of the latest held sample; 0: stamp at release */
 };
 
 struct ts_tally {
@@ -63,8 +70,8 @@ const void *ts_tally_save(struct ts_tally *t, size_t *len);
 size_t ts_tally_sample(struct ts_tally *t, const struct ts_sample *s, bool trusted,
                        struct ts_reading *out);
 
-/* Once trusted: releases every held sample as readings, up to max; returns
- * how many were written (call again while it returns max). */
+/* Once trusted: releases every held reading, up to max; returns how many
+ * were written (call again while it returns max). */
 size_t ts_tally_release(struct ts_tally *t, struct ts_reading *out, size_t max);
 
 #endif
