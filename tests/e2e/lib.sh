@@ -1,0 +1,292 @@
+# tests/e2e/lib.sh - the end-to-end proof's topology and faults (docs/e2e.md).
+# Sourced by run.sh after tests/integration/{lib,broker,kafka,bridge}.sh, with
+# `work`, `src`, `bin`, `mta`, `speed` and `start_time` set.
+#
+# Station N (1..3) is a controller: a network namespace ts-e2e-<pid>-N joined to
+# the root namespace (the central host) by a veth pair, host side 10.231.X.1/30,
+# station side 10.231.X.2/30. In it: turnstile-sim (Modbus TCP on the station's
+# loopback, replaying its MTA station) and turnstile-agent, whose broker is the
+# central mosquitto at 10.231.X.1. mosquitto, Kafka and turnstile-bridge run in
+# the root namespace. A partition is the host side of the veth taken down.
+
+E2E_TAG=$$
+E2E_NET=$(((E2E_TAG % 60) * 4 + 1))   # third octets E2E_NET+1 .. +3, fairly unique per run
+declare -a ST_NAME=("" "59 ST" "AVENUE U" "57 ST-7 AV")
+declare -a ST_TURN=("" 3 3 8)          # turnstiles per slave (slaves 1 and 2)
+declare -a ST_POLL=("" 500 500 250)    # poll interval, ms
+declare -a ST_NS=() ST_HOST_IF=() ST_IF=() ST_HOST_IP=() ST_IP=() ST_FD=() ST_SIM_PID=() ST_AGENT_PID=()
+E2E_MQTT_PORT=0
+E2E_MOUNTS=()
+E2E_NS_MADE=()
+capture_pid=
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# --- topology -------------------------------------------------------------------
+net_up() { # N
+  local n=$1 ns=ts-e2e-$E2E_TAG-$1 h=te${E2E_TAG}h$1 s=te${E2E_TAG}s$1 oct=$((E2E_NET + $1))
+  ST_NS[$n]=$ns ST_HOST_IF[$n]=$h ST_IF[$n]=$s ST_HOST_IP[$n]=10.231.$oct.1 ST_IP[$n]=10.231.$oct.2
+  ip netns add "$ns"
+  E2E_NS_MADE+=("$ns")
+  ip link add "$h" type veth peer name "$s"
+  ip link set "$s" netns "$ns"
+  ip addr add "10.231.$oct.1/30" dev "$h"
+  ip link set "$h" up
+  ip -n "$ns" addr add "10.231.$oct.2/30" dev "$s"
+  ip -n "$ns" link set "$s" up
+  ip -n "$ns" link set lo up
+}
+
+net_cleanup() {
+  local ns n
+  for n in 1 2 3; do
+    [ -n "${ST_HOST_IF[$n]:-}" ] && ip link del "${ST_HOST_IF[$n]}" 2>/dev/null || true
+  done
+  for ns in "${E2E_NS_MADE[@]}"; do
+    # anything still running in it (our own processes only) is killed first
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  E2E_NS_MADE=()
+}
+
+link_down() { ip link set "${ST_HOST_IF[$1]}" down; }
+link_up() { ip link set "${ST_HOST_IF[$1]}" up; }
+
+# --- simulators -------------------------------------------------------------------
+sim_up() { # N: the station's simulator, paused at start_time
+  local n=$1 d=$work/st$1
+  mkdir -p "$d"
+  mkfifo "$d/sim.in"
+  ip netns exec "${ST_NS[$n]}" "$bin/turnstile-sim" --tcp 127.0.0.1:0 --mta "$mta" \
+    --station "${ST_NAME[$n]}" --slaves 1,2 --turnstiles "${ST_TURN[$n]}" --speed "$speed" \
+    --start "$start_time" --fault pause --agent-config "$d/devices.conf" --log-level warning \
+    <"$d/sim.in" >"$d/sim.out" 2>"$d/sim.err" &
+  ST_SIM_PID[$n]=$!
+  local fd
+  exec {fd}>"$d/sim.in"
+  ST_FD[$n]=$fd
+  for _ in $(seq 300); do grep -q '^listening' "$d/sim.out" && break; sleep 0.05; done
+  grep -q '^listening' "$d/sim.out" || { echo "sim $n did not start"; cat "$d/sim.err"; return 1; }
+}
+
+ssim() { # N CMD...: a control command to station N's simulator; waits for its answer
+  local n=$1 d=$work/st$1 before; shift
+  before=$(grep -c '^\(ok\|error\)' "$d/sim.out" || true)
+  echo "$*" >&"${ST_FD[$n]}"
+  for _ in $(seq 500); do
+    [ "$(grep -c '^\(ok\|error\)' "$d/sim.out" || true)" -gt "$before" ] && break
+    sleep 0.01
+  done
+  grep '^\(ok\|error\)' "$d/sim.out" | tail -1 | grep -q '^ok' ||
+    { echo "sim $n: '$*' failed: $(tail -1 "$d/sim.out")" >&2; return 1; }
+}
+
+sim_all() { local n; for n in 1 2 3; do ssim "$n" "$@"; done; }
+
+# prints "CA UNIT SCP ENTRIES EXITS" of every turnstile of station N (sim paused)
+sim_registers() { # N
+  local n=$1 d=$work/st$1 s k line
+  ssim "$n" list
+  grep '^turnstile ' "$d/sim.out" | tail -n $((2 * ST_TURN[n])) >"$d/list"
+  while read -r _ s k ca unit scp _; do
+    ssim "$n" get "$s" "$k"
+    line=$(grep '^ok get' "$d/sim.out" | tail -1)
+    echo "$ca $unit $scp $(echo "$line" | awk '{print $5, $6}')"
+  done <"$d/list"
+}
+
+sim_time() { # N: simulated time, UTC ms
+  ssim "$1" time && grep '^ok time' "$work/st$1/sim.out" | tail -1 | awk '{print $3}'
+}
+
+# --- agents ---------------------------------------------------------------------
+agent_config() { # N
+  local n=$1 d=$work/st$1 store_dir sync=full clock=trust
+  store_dir=$d/store
+  [ "$n" = 1 ] && { sync=normal; clock=wait-sync; }
+  [ "$n" = 3 ] && store_dir=$d/disk
+  {
+    printf '[agent]\nid = e2e-st%s\nstation_id = st-%s\ntimezone = America/New_York\n' "$n" "$n"
+    printf 'poll_interval_ms = %s\nclock = %s\n' "${ST_POLL[$n]}" "$clock"
+    # the simulator runs `speed` times faster than real time: scale the plausible rate
+    printf 'max_rate_per_min = %s\nstate_interval_ms = 2000\n' "$((240 * speed))"
+    printf '[store]\npath = %s/agent.db\nsynchronous = %s\nmax_rows = 1000\nmerge_batch = 200\n' "$store_dir" "$sync"
+    printf '[mqtt]\nhost = %s\nport = %s\nkeepalive_s = 5\n' "${ST_HOST_IP[$n]}" "$E2E_MQTT_PORT"
+    printf 'reconnect_min_ms = 100\nreconnect_max_ms = 1000\nmax_inflight = 100\n'
+    printf 'ack_timeout_ms = 10000\nack = end-to-end\n'
+    sed 's/^slave_id = .*/&\nresponse_timeout_ms = 300\nbackoff_min_ms = 200\nbackoff_max_ms = 1000/' "$d/devices.conf"
+  } >"$d/agent.conf"
+}
+
+# the most people one poll of station N may count (the agent's L for one poll)
+lpoll() { echo $((240 * speed * ST_POLL[$1] / 60000)); }
+
+agent_start() { # N
+  local n=$1 d=$work/st$1 env=()
+  if [ "$n" = 1 ]; then
+    # the power-cut station: the shim keeps what was fsynced (docs/e2e.md);
+    # its clock starts three years behind and unsynchronised
+    env=(LD_PRELOAD="$bin/e2e-synced-fs.so" TS_E2E_SYNCED_DIR="$d/store" TS_E2E_SHADOW_DIR="$d/shadow"
+         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+         TS_CLOCK_FAKE="$d/clock")
+  fi
+  ip netns exec "${ST_NS[$n]}" env "${env[@]}" "$bin/turnstile-agent" -c "$d/agent.conf" \
+    >>"$d/agent.out" 2>>"$d/agent.err" &
+  ST_AGENT_PID[$n]=$!
+}
+
+agent_kill() { # N [SIGNAL]
+  local pid=${ST_AGENT_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill -"${2:-KILL}" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  ST_AGENT_PID[$1]=
+}
+
+station_setup() { # N
+  local n=$1 d=$work/st$1
+  mkdir -p "$d/store" "$d/shadow" "$d/disk"
+  if [ "$n" = 3 ]; then
+    mount -t tmpfs -o size=6m tmpfs "$d/disk"
+    E2E_MOUNTS+=("$d/disk")
+  fi
+  [ "$n" = 1 ] && echo "0 -94608000000" >"$d/clock"   # unsynchronised, three years behind
+  agent_config "$n"
+}
+
+# --- the central side -------------------------------------------------------------
+capture_start() { # every reading on the central broker, as "TOPIC PAYLOAD" lines
+  mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -q 1 -c -i e2e-capture -v \
+    -t 'turnstile/v1/+/+/readings' >>"$work/capture.txt" 2>>"$work/capture.err" &
+  capture_pid=$!
+}
+capture_check() { kill -0 "$capture_pid" 2>/dev/null || capture_start; }
+
+bridge_up() { bridge_start b1 "$work/bridge.conf"; }
+
+# --- faults: each leaves the system running and connected -----------------------
+# Sets FAULT_NOTE to what happened (one line for the log).
+kafka_down_s=15
+
+fault_partition_one() { # station 3 cut off for longer than window + lateness + idle (6 s)
+  link_down 3; sleep 16; link_up 3; sleep 3
+  FAULT_NOTE="station 3 partitioned 16 s"
+}
+fault_partition_all() {
+  local n
+  for n in 1 2 3; do link_down "$n"; done
+  sleep 12
+  for n in 1 2 3; do link_up "$n"; done
+  sleep 3
+  FAULT_NOTE="all stations partitioned 12 s"
+}
+fault_broker_restart() {
+  broker_stop; sleep 2; broker_restart; capture_check; sleep 4
+  FAULT_NOTE="mosquitto stopped (SIGTERM) 2 s and restarted"
+}
+fault_broker_kill() {
+  broker_kill; sleep 1; broker_restart; capture_check; sleep 5
+  FAULT_NOTE="mosquitto SIGKILLed and restarted"
+}
+fault_kafka_outage() {
+  kafka_stop; sleep "$kafka_down_s"; kafka_restart; sleep 5
+  FAULT_NOTE="Kafka stopped ${kafka_down_s} s and restarted"
+}
+fault_bridge_kill() { # twice at a random moment (mid-window), then while a lake file is being written
+  local i caught=0 tmps=0 try
+  for i in 1 2; do
+    sleep "$((RANDOM % 3 + 1)).$((RANDOM % 10))"
+    bridge_kill b1; bridge_up
+  done
+  for try in 1 2 3; do   # mid-file: as soon as a data temporary exists
+    sleep 2
+    for _ in $(seq 1000); do
+      if find "$work/lake" -name '.*.tmp' -path '*/date=*' 2>/dev/null | grep -q .; then caught=1; break; fi
+      sleep 0.005
+    done
+    bridge_kill b1
+    tmps=$(find "$work/lake" -name '.*.tmp' 2>/dev/null | wc -l)
+    bridge_up
+    [ "$caught" = 0 ] || break
+  done
+  sleep 4
+  FAULT_NOTE="bridge SIGKILLed $((2 + try)) times (the last with $tmps lake temporaries on disk; caught mid-file: $caught)"
+  [ "$caught" = 0 ] || E2E_MIDFILE=$((E2E_MIDFILE + 1))
+  return 0
+}
+fault_agent_kill() {
+  agent_kill 2; sleep 1; agent_start 2; sleep 3
+  FAULT_NOTE="agent of station 2 SIGKILLed, restarted after 1 s"
+}
+fault_power_cut() { # station 1: SIGKILL, then only what was fsynced survives
+  # Cut off first: nothing is published, so with synchronous = normal nothing
+  # syncs the commits of these seconds (no publish mark): the cut loses them.
+  local d=$work/st1 f lost
+  link_down 1; sleep 4
+  agent_kill 1
+  # bytes that differ between the files and what was last synced of them
+  lost=0
+  for f in "$d"/store/agent.db "$d"/store/agent.db-wal; do
+    [ -f "$f" ] || continue
+    lost=$((lost + $(cmp -l "$f" "$d/shadow/${f##*/}" 2>/dev/null | wc -l || true)))
+  done
+  for f in "$d"/store/*; do
+    [ -e "$f" ] || continue
+    case $f in
+      *-shm) rm -f "$f" ;;
+      *) if [ -f "$d/shadow/${f##*/}" ]; then cp "$d/shadow/${f##*/}" "$f"; else rm -f "$f"; fi ;;
+    esac
+  done
+  sleep 1; agent_start 1; sleep 2; link_up 1; sleep 3
+  FAULT_NOTE="power cut at station 1 (partitioned 4 s before): unsynced writes discarded ($lost bytes of the store differed from the synced state)"
+}
+fault_disk_full() { # station 3's store file system fills up, then space returns
+  # The agent is restarted first (SIGTERM: SQLite checkpoints and removes its
+  # WAL), so that its WAL has to grow again while the disk is full: a WAL at its
+  # high-water size is rewritten in place and would never see ENOSPC.
+  agent_kill 3 TERM; agent_start 3; sleep 1.5
+  dd if=/dev/zero of="$work/st3/disk/filler" bs=16k 2>/dev/null || true
+  sleep 8
+  rm -f "$work/st3/disk/filler"
+  sleep 4
+  FAULT_NOTE="station 3's disk full for 8 s ($(grep -ci 'full' "$work/st3/agent.err" || true) log lines say full)"
+}
+fault_clock() { # station 1's clock: not synchronised and three years behind, then right
+  echo "0 -94608000000" >"$work/st1/clock"; sleep 6
+  echo "1 0" >"$work/st1/clock"; sleep 4
+  FAULT_NOTE="station 1's clock 3 years behind and unsynchronised for 6 s, then stepped right"
+}
+fault_slave() { # station 1's slave 2 slow (answers after the agent's timeout), then dead
+  ssim 1 slow 2 800; sleep 4; ssim 1 slow 2 off
+  ssim 1 silent 2 on; sleep 5; ssim 1 silent 2 off
+  ssim 2 glitch 1 0 99999999 2     # two reads of garbage on station 2: withheld
+  sleep 3
+  FAULT_NOTE="station 1 slave 2 slow (800 ms) 4 s then silent 5 s; a 2-read glitch on station 2"
+}
+E2E_DEADLETTERS=0 E2E_MIDFILE=0
+fault_inject() { # duplicates and malformed messages published on the central broker
+  local n=0 topic
+  capture_check
+  tail -n 300 "$work/capture.txt" | awk 'NF > 1 && $1 ~ /\/readings$/' >"$work/dups.txt" || true
+  while read -r topic; do
+    grep "^$topic " "$work/dups.txt" | cut -d' ' -f2- |
+      mosquitto_pub -h 127.0.0.1 -p "$BROKER_PORT" -q 1 -t "$topic" -l
+    n=$((n + $(grep -c "^$topic " "$work/dups.txt")))
+  done < <(cut -d' ' -f1 "$work/dups.txt" | sort -u)
+  local p=(-h 127.0.0.1 -p "$BROKER_PORT" -q 1)
+  mosquitto_pub "${p[@]}" -t turnstile/v1/st-1/e2e-st1/readings -m 'garbage'
+  mosquitto_pub "${p[@]}" -t turnstile/v1/st-1/e2e-st1/readings \
+    -m 'A002,R051,02-00-00,59 ST,NQR456W,BMT,06-01-23,00:00:00,REGULAR,1,1,e2e-st1:1,2023-06-01 00:00:00'
+  printf 'A\0B,,,\n\xff\xfe' | mosquitto_pub "${p[@]}" -t turnstile/v1/st-2/e2e-st2/readings -s
+  head -1 "$work/dups.txt" | cut -d' ' -f2- | tr -d '\n' |
+    mosquitto_pub "${p[@]}" -t turnstile/v1/st-zz/intruder/readings -s   # a reading, wrong agent
+  mosquitto_pub "${p[@]}" -t turnstile/v1/st-3/e2e-st3/readings \
+    -m "$(head -c 600 /dev/zero | tr '\0' x)"                              # too long
+  E2E_DEADLETTERS=$((E2E_DEADLETTERS + 5))
+  sleep 2
+  FAULT_NOTE="$n readings published again, 5 malformed messages"
+}
+
+ALL_FAULTS="clock partition_one partition_all broker_restart broker_kill kafka_outage bridge_kill agent_kill power_cut disk_full slave inject"
+BACKGROUND_FAULTS="partition_one partition_all slave clock"   # they change no process id
