@@ -86,3 +86,44 @@ lake_rows() {
 lake_sums() {
   lake_rows "$@" | awk -F, '{ e[$4] += $11; x[$4] += $12 } END { for (s in e) print s, e[s], x[s] }' | sort
 }
+
+# The truth from the simulator's registers (the simulator paused, so that they
+# stand still while read):
+#   registers_first SLAVE...  reads every turnstile of those slaves (listed in
+#                             $work/slave-N.conf) into $work/registers.first
+#   registers_last            reads them again and writes "SCP ENTRIES EXITS",
+#                             what each moved by, to $work/expected
+#   wait_lake_sums SECONDS    until lake_sums equals $work/expected (or the
+#                             time is up); leaves the sums in $work/sums and
+#                             prints both side by side
+_registers_read() { # FILE
+  local s k scp e x
+  : >"$1"
+  for s in $_register_slaves; do
+    k=0
+    for scp in $(awk '/^scp = / {print $3}' "$work/slave-$s.conf"); do
+      read -r e x < <(sim_get "$s" "$k")
+      echo "$scp $e $x" >>"$1"
+      k=$((k + 1))
+    done
+  done
+}
+registers_first() {
+  _register_slaves="$*"
+  _registers_read "$work/registers.first"
+}
+registers_last() {
+  _registers_read "$work/registers.last"
+  join <(sort "$work/registers.first") <(sort "$work/registers.last") |
+    awk '{ print $1, $4 - $2, $5 - $3 }' >"$work/expected"
+}
+wait_lake_sums() {
+  local i
+  for ((i = 0; i < ${1:-60}; i++)); do
+    lake_sums >"$work/sums"
+    cmp -s "$work/sums" "$work/expected" && break
+    sleep 1
+  done
+  echo "expected (SCP ENTRIES EXITS) | lake:"
+  paste -d'|' "$work/expected" "$work/sums"
+}

@@ -31,15 +31,7 @@ kafka_create_topic turnstile.deadletter 1
 sim_start --generate --slaves 1,2,3,4 --turnstiles 2 --speed 600 --fault pause
 split_devices
 
-declare -A first_e first_x scp_of
-for s in 1 2 3 4; do
-  k=0
-  for scp in $(awk '/^scp = / {print $3}' "$work/slave-$s.conf"); do
-    read -r e x < <(sim_get "$s" "$k")
-    first_e[$scp]=$e first_x[$scp]=$x scp_of[$s.$k]=$scp
-    k=$((k + 1))
-  done
-done
+registers_first 1 2 3 4
 
 for a in 1 2 3 4; do agent_conf "$work/a$a.conf" "a$a" "$work/slave-$a.conf"; done
 for b in b1 b2; do
@@ -76,21 +68,8 @@ sleep 3
 check "b1's relay now takes the whole stream" test "$(received b1)" -gt "$before"
 
 sim pause
-declare -A last_e last_x
-for key in "${!scp_of[@]}"; do
-  read -r e x < <(sim_get "${key%.*}" "${key#*.}")
-  last_e[${scp_of[$key]}]=$e last_x[${scp_of[$key]}]=$x
-done
-for scp in "${!first_e[@]}"; do
-  echo "$scp $((last_e[$scp] - first_e[$scp])) $((last_x[$scp] - first_x[$scp]))"
-done | sort >"$work/expected"
-for _ in $(seq 90); do
-  lake_sums >"$work/sums"
-  cmp -s "$work/sums" "$work/expected" && break
-  sleep 1
-done
-echo "expected (SCP ENTRIES EXITS) | lake:"
-paste -d'|' "$work/expected" "$work/sums"
+registers_last
+wait_lake_sums 90
 check "per turnstile, the lake's sums equal the registers' movement" cmp -s "$work/sums" "$work/expected"
 check "the counts are not trivial" test "$(awk '{s += $2 + $3} END {print s}' "$work/expected")" -gt 500
 resent=$(cat "$work"/a?.err | grep -c 're-sending' || true)
