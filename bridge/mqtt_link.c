@@ -446,6 +446,11 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
     return TS_OK;
 }
 
+void ts_mqtt_link_set_nodelay(struct ts_mqtt_link *l, bool on)
+{
+    mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, on ? 1 : 0);
+}
+
 int ts_mqtt_link_start(struct ts_mqtt_link *l)
 {
     if (!l || l->started)

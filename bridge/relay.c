@@ -622,6 +622,9 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
         ts_relay_free(r, 0);
         return rc;
     }
+    /* the relay only writes PUBACKs: let the kernel coalesce them (the
+     * readings' way into Kafka does not wait for them) */
+    ts_mqtt_link_set_nodelay(r->link, false);
     *out = r;
     return TS_OK;
 }
