@@ -9,6 +9,7 @@
 #include "log.h"
 
 #define BLOB_MAGIC 0x4c545354u /* "TSTL" */
+#define UNKNOWN_ELAPSED_MS (24 * 3600 * 1000LL)
 #define BLOB_VERSION 2 /* 1: without the held reading (still read) */
 
 static void counter_cfg(const struct ts_turnstile_cfg *tc, struct ts_counter_cfg *cc)
@@ -175,6 +176,8 @@ static void count(struct ts_tally *t, const struct ts_sample *s, int64_t time_ms
     st->counted_exits += *exits;
     st->last_entries = e;
     st->last_exits = x;
+    st->ref_time_ms = time_ms;
+    st->ref_mono_ms = s->mono_ms;
 }
 
 /* Fills r with turnstile i's identity and st's latest cumulative values. */
@@ -235,9 +238,22 @@ size_t ts_tally_sample(struct ts_tally *t, const struct ts_sample *s, bool trust
     uint32_t flags = 0;
 
     if (!trusted) {
-        /* counted now, with the untrusted clock for the counters' rate
-         * checks (its differences are right within a run); stamped later */
-        count(t, s, ts_clock_stamp(s->mono_ms), &e, &x, &flags);
+        /* counted now, stamped later. The counters' rate checks need times
+         * consistent with the previous ones, which an untrusted clock (years
+         * behind, then stepped) does not give: within a run the monotonic
+         * clock extends the timeline; after a restart the time elapsed since
+         * the last counted sample is unknown, and is taken as a day (a jump
+         * then counts unless implausible even for a day) */
+        int64_t time_ms;
+        if (st->ref_mono_ms)
+            time_ms = st->ref_time_ms + (s->mono_ms - st->ref_mono_ms);
+        else if (st->entries.have_prev || st->exits.have_prev)
+            time_ms = (st->entries.prev_time_ms > st->exits.prev_time_ms ? st->entries.prev_time_ms
+                                                                         : st->exits.prev_time_ms) +
+                      UNKNOWN_ELAPSED_MS;
+        else
+            time_ms = ts_clock_stamp(s->mono_ms);
+        count(t, s, time_ms, &e, &x, &flags);
         if (!st->holding) {
             st->holding = true;
             t->n_held++;

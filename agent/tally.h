@@ -43,6 +43,10 @@ struct ts_turnstile_state {
     uint64_t hold_entries, hold_exits;
     uint32_t hold_flags;
     int64_t hold_mono_ms;     /* monotonic time of the latest held sample; 0: stamp at release */
+    /* the counters' timeline: the time and monotonic time of the last sample
+     * counted in this run (0: none), so that samples counted while the clock
+     * is not trusted get times consistent with the ones before */
+    int64_t ref_time_ms, ref_mono_ms;
 };
 
 struct ts_tally {
