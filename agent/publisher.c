@@ -483,20 +483,6 @@ static void *net_main(void *arg)
 
 /* ---- public ---- */
 
-static int fail(char *err, size_t errsize, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errsize, int code, const char *fmt, ...)
-{
-    va_list ap;
-    if (err && errsize) {
-        va_start(ap, fmt);
-        vsnprintf(err, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static bool file_readable(const char *path)
 {
     return access(path, R_OK) == 0;
@@ -508,13 +494,13 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     if (out)
         *out = NULL;
     if (!cfg || !station_id || !agent_id || !out)
-        return fail(err, errsize, TS_EINVAL, "%s", "mqtt: missing argument");
+        return ts_fail(err, errsize, TS_EINVAL, "%s", "mqtt: missing argument");
     if (!ts_id_ok(station_id) || strlen(station_id) >= TS_ID_MAX)
-        return fail(err, errsize, TS_EINVAL,
+        return ts_fail(err, errsize, TS_EINVAL,
                     "mqtt: station id '%s': use letters, digits, '.', '_' and '-' only",
                     station_id);
     if (!ts_id_ok(agent_id) || strlen(agent_id) >= TS_ID_MAX)
-        return fail(err, errsize, TS_EINVAL,
+        return ts_fail(err, errsize, TS_EINVAL,
                     "mqtt: agent id '%s': use letters, digits, '.', '_' and '-' only", agent_id);
 
     const char *bad = NULL;
@@ -541,23 +527,23 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     else if (!cfg->cert_file[0] != !cfg->key_file[0])
         bad = "cert_file/key_file: set both or neither";
     if (bad)
-        return fail(err, errsize, TS_ECONFIG, "mqtt: %s", bad);
+        return ts_fail(err, errsize, TS_ECONFIG, "mqtt: %s", bad);
     const char *files[] = {cfg->ca_file, cfg->cert_file, cfg->key_file};
     for (int i = 0; i < 3; i++)
         if (files[i][0] && !file_readable(files[i])) {
-            return fail(err, errsize, TS_ECONFIG, "mqtt: %s '%s': %s",
+            return ts_fail(err, errsize, TS_ECONFIG, "mqtt: %s '%s': %s",
                         i == 0 ? "ca_file" : i == 1 ? "cert_file" : "key_file", files[i],
                         strerror(errno));
         }
 
     pthread_once(&lib_once, lib_init);
     if (lib_rc != MOSQ_ERR_SUCCESS)
-        return fail(err, errsize, TS_ECONNECT, "mqtt: mosquitto_lib_init: %s",
+        return ts_fail(err, errsize, TS_ECONNECT, "mqtt: mosquitto_lib_init: %s",
                     mosquitto_strerror(lib_rc));
 
     struct ts_publisher *p = calloc(1, sizeof *p);
     if (!p)
-        return fail(err, errsize, TS_ENOMEM, "%s", "mqtt: out of memory");
+        return ts_fail(err, errsize, TS_ENOMEM, "%s", "mqtt: out of memory");
     p->cfg = *cfg;
     p->ack_wait_ms = cfg->ack_timeout_ms;
     snprintf(p->station_id, sizeof p->station_id, "%s", station_id);
@@ -590,7 +576,7 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     if (!p->mosq) {
         int e = errno;
         ts_publisher_free(p, 0);
-        return fail(err, errsize, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
+        return ts_fail(err, errsize, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
                     "mqtt: cannot create the client: %s",
                     e == ENOMEM ? "out of memory" : "invalid client id");
     }
@@ -602,7 +588,7 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
         (rc = mosquitto_username_pw_set(p->mosq, cfg->username,
                                         cfg->password[0] ? cfg->password : NULL))) {
         ts_publisher_free(p, 0);
-        return fail(err, errsize, TS_ECONFIG, "mqtt: username/password: %s",
+        return ts_fail(err, errsize, TS_ECONFIG, "mqtt: username/password: %s",
                     mosquitto_strerror(rc));
     }
     if (cfg->ca_file[0]) {
@@ -615,14 +601,14 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
             rc = mosquitto_tls_insecure_set(p->mosq, cfg->tls_insecure);
         if (rc) {
             ts_publisher_free(p, 0);
-            return fail(err, errsize, TS_ECONFIG, "mqtt: TLS settings refused by libmosquitto: %s",
+            return ts_fail(err, errsize, TS_ECONFIG, "mqtt: TLS settings refused by libmosquitto: %s",
                         mosquitto_strerror(rc));
         }
     }
     rc = mosquitto_will_set(p->mosq, p->t_status, (int)strlen(p->will_json), p->will_json, 1, true);
     if (rc) {
         ts_publisher_free(p, 0);
-        return fail(err, errsize, TS_ECONFIG, "mqtt: will: %s", mosquitto_strerror(rc));
+        return ts_fail(err, errsize, TS_ECONFIG, "mqtt: will: %s", mosquitto_strerror(rc));
     }
     mosquitto_connect_with_flags_callback_set(p->mosq, on_connect);
     mosquitto_disconnect_callback_set(p->mosq, on_disconnect);

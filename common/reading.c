@@ -120,6 +120,19 @@ static int two(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
 static int date_ok(int month, int day) { return month >= 1 && month <= 12 && day >= 1 && day <= 31; }
 static int time_ok(const char *s) { return two(s) <= 23 && two(s + 3) <= 59 && two(s + 6) <= 60; }
 
+/* The fields of a checked "YYYY-MM-DD HH:MM:SS". */
+static struct tm timestamp_tm(const char *ts)
+{
+    struct tm tm = {0};
+    tm.tm_year = atoi(ts) - 1900;
+    tm.tm_mon = two(ts + 5) - 1;
+    tm.tm_mday = two(ts + 8);
+    tm.tm_hour = two(ts + 11);
+    tm.tm_min = two(ts + 14);
+    tm.tm_sec = two(ts + 17);
+    return tm;
+}
+
 /* True if time_ms formats as a local date with a four-digit year. */
 static int year_writable(int64_t time_ms)
 {
@@ -213,13 +226,7 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
     if (n == 13) {
         r->merged_from = r->seq;
         /* reference form: recover the time from TIMESTAMP in the local zone */
-        struct tm tm = {0};
-        tm.tm_year = atoi(ts) - 1900;
-        tm.tm_mon = two(ts + 5) - 1;
-        tm.tm_mday = two(ts + 8);
-        tm.tm_hour = two(ts + 11);
-        tm.tm_min = two(ts + 14);
-        tm.tm_sec = two(ts + 17);
+        struct tm tm = timestamp_tm(ts);
         tm.tm_isdst = -1;
         r->time_ms = (int64_t)mktime(&tm) * 1000;
         return TS_OK;
@@ -264,13 +271,7 @@ int ts_reading_utc_offset(const char *line, const struct ts_reading *r, int32_t 
     }
     if (!matches(ts, 19, "DDDD-DD-DD DD:DD:DD") || ts[19] != ',')
         return TS_EPARSE;
-    struct tm tm = {0};
-    tm.tm_year = atoi(ts) - 1900;
-    tm.tm_mon = two(ts + 5) - 1;
-    tm.tm_mday = two(ts + 8);
-    tm.tm_hour = two(ts + 11);
-    tm.tm_min = two(ts + 14);
-    tm.tm_sec = two(ts + 17);
+    struct tm tm = timestamp_tm(ts);
     int64_t local = (int64_t)timegm(&tm);
     int64_t utc = r->time_ms / 1000 - (r->time_ms % 1000 < 0);
     int64_t off = local - utc;
