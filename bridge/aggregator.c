@@ -429,7 +429,8 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
             continue; /* reloaded after a failed commit: waits before trying again */
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
             p->dirty = true;
-        if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms))
+        if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms ||
+                         ts_lake_commit_due(p->lake)))
             part_commit(agg, p);
         if (p->paused_until_ms && now >= p->paused_until_ms) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -510,7 +511,9 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     agg->lake_cfg = (struct ts_lake_cfg){.root = agg->lake.path, .table = agg->lake.table,
                                          .owner = agg->owner, .row_number = agg->lake.row_number,
                                          .compression_level = agg->lake.compression_level,
-                                         .keep_checkpoints = agg->lake.keep_checkpoints};
+                                         .keep_checkpoints = agg->lake.keep_checkpoints,
+                                         .max_open_files = agg->lake.max_open_files,
+                                         .max_checkpoint_files = agg->lake.max_checkpoint_files};
     agg->st.watermark_ms = INT64_MIN;
     ts_window_cfg_default(&agg->wcfg);
     agg->wcfg.size_ms = (int64_t)cfg->lake.window_s * 1000;

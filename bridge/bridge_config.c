@@ -103,6 +103,13 @@ static const struct ts_cfg_key lake_keys[] = {
      .doc = "files and offsets are committed at least this often while readings flow"},
     {"keep_checkpoints", TS_CFG_INT, NOSIZE(L, keep_checkpoints), 1, 100000, "100",
      .doc = "checkpoint records kept per partition in <path>/<table>/_manifest/"},
+    {"max_open_files", TS_CFG_INT, NOSIZE(L, max_open_files), 1, 100000, "16",
+     .doc = "data files open at once per partition (one fd and 90 to 400 KiB of memory "
+            "each); past it the least recently used is finished and its date's next rows go "
+            "to another file. LimitNOFILE must cover partitions x (max_open_files + 3)"},
+    {"max_checkpoint_files", TS_CFG_INT, NOSIZE(L, max_checkpoint_files), 1, 1000000, "256",
+     .doc = "a partition checkpoints as soon as this many data files are pending, without "
+            "waiting for checkpoint_interval_ms"},
 };
 #undef L
 

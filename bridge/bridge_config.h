@@ -62,6 +62,8 @@ struct ts_bridge_lake_cfg {
     int max_open_groups;      /* memory bound of the windows, per partition */
     int checkpoint_interval_ms; /* at most this long between checkpoints */
     int keep_checkpoints;     /* checkpoint records kept per partition */
+    int max_open_files;       /* data files open at once per partition */
+    int max_checkpoint_files; /* a partition checkpoints early from this many pending files */
 };
 
 struct ts_bridge_cfg {
