@@ -57,7 +57,7 @@ readings() {
           y = 1971 + int(j * (9990 - 1971) / (far - 1)); m = 1 + j % 12; d = 1 + j % 28
           hh = 12; mm = 0
         } else {
-          j = k; y = 2023; m = 6; d = 3; hh = 10 + int(j / 60); mm = j % 60
+          j = first + k - 1; y = 2023; m = 6; d = 3; hh = 10 + int(j / 60); mm = j % 60
         }
         seq = first + k; e = 1 + seq % 50; x = seq % 7; ce += e; cx += x
         ms = (days(y, m, d) * 86400 + hh * 3600 + mm * 60) * 1000
