@@ -1330,13 +1330,15 @@ static void crash_child(int ready)
         _exit(4);
     close(ready);
     for (;;) {
-        unsigned k = (unsigned)rand_r(&seed) % 9;
+        /* three dates in turn from a random one: with 2 files open, a fourth row
+         * comes back to a finished file (a -<seq> file) unless a late row broke the turn */
+        unsigned k = (unsigned)rand_r(&seed) % 9, first = (unsigned)rand_r(&seed) % CRASH_DATES;
         for (unsigned i = 0; i < k; i++) {
             char scp[16];
             snprintf(scp, sizeof scp, "00-00-%02u", i);
             uint64_t e = (uint64_t)(rand_r(&seed) % 50);
-            struct ts_window_row r = row(scp, crash_dates[rand_r(&seed) % CRASH_DATES], "00:05:00", e, 1,
-                                         rand_r(&seed) % 4 == 0);
+            struct ts_window_row r = row(scp, crash_dates[(first + i % 3) % CRASH_DATES],
+                                         "00:05:00", e, 1, rand_r(&seed) % 6 == 0);
             if (ts_lake_write_row(l, &r) != TS_OK)
                 _exit(5);
             t.rows++;
