@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent_config.h"
+#include "cli.h"
 #include "err.h"
 
 static char path[64];
@@ -468,6 +470,58 @@ static void numbers(void **state)
     }
 }
 
+
+/* The command line's numbers (common/cli.h) follow the same rules. */
+static void command_line_numbers(void **state)
+{
+    char why[200];
+    double d = -7;
+    int i = -7;
+    uint64_t u = 7;
+
+    const char *bad_doubles[] = {"", " 5", "5 ", "nan", "NAN", "nan(1)", "inf", "-inf", "Infinity",
+                                 "0x10", "0x1p3", "1e", "1..2", "5x", "+", "-", ".", "e5", "1e999",
+                                 "1e-400", "1e300", "-1", "0", "0.0009", "\x01"};
+    for (size_t k = 0; k < sizeof bad_doubles / sizeof bad_doubles[0]; k++) {
+        why[0] = '\0';
+        assert_int_equal(ts_parse_double(bad_doubles[k], 0.001, 31536000, &d, why, sizeof why), TS_EINVAL);
+        assert_true(d == -7);
+        assert_true(why[0] != '\0');
+        assert_printable(why);
+    }
+    assert_non_null(strstr((ts_parse_double("1e300", 0.001, 31536000, &d, why, sizeof why), why),
+                           "'1e300' is out of range [0.001, 31536000]"));
+    assert_non_null(strstr((ts_parse_double("\x1b[2J", 0, 1, &d, why, sizeof why), why), "\\x1b[2J"));
+    assert_int_equal(ts_parse_double(NULL, 0, 1, &d, NULL, 0), TS_EINVAL);
+    const struct { const char *text; double v; } good_doubles[] = {
+        {"2", 2}, {"0.5", 0.5}, {".5", 0.5}, {"5.", 5}, {"+3", 3}, {"1e3", 1000}, {"1E-3", 0.001},
+        {"31536000", 31536000}};
+    for (size_t k = 0; k < sizeof good_doubles / sizeof good_doubles[0]; k++) {
+        assert_int_equal(ts_parse_double(good_doubles[k].text, 0.001, 31536000, &d, why, sizeof why), TS_OK);
+        assert_true(d == good_doubles[k].v);
+    }
+
+    const char *bad_ints[] = {"", " 1", "1 ", "0x10", "1e3", "1.0", "nan", "--1", "+-1", "5x",
+                              "2147483648", "99999999999999999999", "-1", "9"};
+    for (size_t k = 0; k < sizeof bad_ints / sizeof bad_ints[0]; k++) {
+        assert_int_equal(ts_parse_int(bad_ints[k], 0, 8, &i, why, sizeof why), TS_EINVAL);
+        assert_int_equal(i, -7);
+    }
+    assert_int_equal(ts_parse_int("010", 0, 100, &i, NULL, 0), TS_OK);
+    assert_int_equal(i, 10);
+    assert_int_equal(ts_parse_int("-2147483648", INT_MIN, INT_MAX, &i, NULL, 0), TS_OK);
+    assert_int_equal(i, INT_MIN);
+
+    const char *bad_u64s[] = {"", "-1", "+1", "-0", " 1", "18446744073709551616", "1e3", "0x1", "5x"};
+    for (size_t k = 0; k < sizeof bad_u64s / sizeof bad_u64s[0]; k++) {
+        assert_int_equal(ts_parse_u64(bad_u64s[k], 0, UINT64_MAX, &u, why, sizeof why), TS_EINVAL);
+        assert_true(u == 7);
+    }
+    assert_int_equal(ts_parse_u64("18446744073709551615", 0, UINT64_MAX, &u, NULL, 0), TS_OK);
+    assert_true(u == UINT64_MAX);
+    assert_int_equal(ts_parse_u64("5", 6, 9, &u, NULL, 0), TS_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +549,7 @@ int main(void)
         cmocka_unit_test(file_size_and_sections_are_bounded),
         cmocka_unit_test(control_bytes_are_escaped),
         cmocka_unit_test(numbers),
+        cmocka_unit_test(command_line_numbers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
