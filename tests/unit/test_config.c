@@ -16,7 +16,7 @@
 #include "cli.h"
 #include "err.h"
 
-static char path[64];
+static char path[64], fifo[80];
 
 static const char *const good_head =
     "[agent]\n"                         /* 1 */
@@ -105,12 +105,14 @@ static void expect_error(const char *head, const char *tail, const char *const n
 static int setup(void **state)
 {
     snprintf(path, sizeof path, "/tmp/ts-config-test-%d.conf", (int)getpid());
+    snprintf(fifo, sizeof fifo, "/tmp/ts-config-test-%d.fifo", (int)getpid());
     return 0;
 }
 
 static int teardown(void **state)
 {
     unlink(path);
+    unlink(fifo);
     return 0;
 }
 
@@ -376,8 +378,6 @@ static void nul_byte_is_an_error(void **state)
  * /dev/zero never ends) or, for a directory, read nothing. */
 static void only_regular_files_are_read(void **state)
 {
-    char fifo[80];
-    snprintf(fifo, sizeof fifo, "/tmp/ts-config-test-%d.fifo", (int)getpid());
     unlink(fifo);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     alarm(20); /* a hang is a failure (SIGALRM ends the test), never a stuck suite */
