@@ -26,7 +26,9 @@ trap cleanup EXIT
   -o "$work/fuzz_reading"
 
 mkdir -p "$work/corpus" "$work/artifacts"
-cp tests/fuzz/corpus/* "$work/corpus/"
+seeds=$(find tests/fuzz/corpus -maxdepth 1 -type f | sort)   # corpus/verdict/ is fuzz_verdict's
+# shellcheck disable=SC2086
+cp $seeds "$work/corpus/"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -34,7 +36,7 @@ export TZ=${TZ:-UTC}
 
 status=0
 # 1. every seed once, at full length (the fuzzing run below caps inputs at 4096 bytes)
-"$work/fuzz_reading" -artifact_prefix="$work/artifacts/" tests/fuzz/corpus/* \
+"$work/fuzz_reading" -artifact_prefix="$work/artifacts/" $seeds \
   >"$work/seeds.log" 2>&1 || status=$?
 if [ "$status" = 0 ]; then
   # 2. fuzz
