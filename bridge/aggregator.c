@@ -63,6 +63,7 @@ struct ts_aggregator {
     unsigned refused_log_lines;
     uint64_t refused_log_left_out;
     int64_t dl_wait_log_ms;      /* last "checkpoint waits for dead letters" line */
+    int64_t dl_busy_mono_ms;     /* when a flush last found dead letters unconfirmed */
     struct part **parts;         /* by partition number */
     size_t n_parts;
     int64_t last_advance_ms;
@@ -276,6 +277,8 @@ static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, in
 {
     if (!p->dl_pending)
         return true;
+    if (confirm_ms == DL_CONFIRM_MS && ts_mono_ms() - agg->dl_busy_mono_ms < TIMER_MS)
+        return false; /* one bounded wait per turn, not one per partition */
     int rc = ts_deadletter_flush(agg->dl, confirm_ms);
     if (rc == TS_OK) { /* every dead letter sent so far, whichever partition sent it */
         for (size_t i = 0; i < agg->n_parts; i++)
@@ -284,6 +287,7 @@ static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, in
         return true;
     }
     if (rc == TS_EBUSY) {
+        agg->dl_busy_mono_ms = ts_mono_ms();
         int64_t now = ts_wall_ms();
         if (now - agg->dl_wait_log_ms >= REFUSED_LOG_MS) {
             agg->dl_wait_log_ms = now;
