@@ -21,7 +21,9 @@
 #       dead-lettered by the aggregator (first come wins); vg's genuine 6 and
 #       7 are counted.
 # Then the bridge restarts: the retained message comes again and is refused
-# again; nothing is counted twice. Waits poll with generous deadlines;
+# again; nothing is counted twice. Last, (f): the aggregator alone with its
+# dead-letter topic missing: a refused record's partition does not checkpoint
+# past it until Kafka confirmed its dead letter. Waits poll with generous deadlines;
 # nothing asserts on a duration.
 set -euo pipefail
 src=${TS_SRC_DIR:?}
@@ -193,7 +195,32 @@ bridge_kill v1 TERM
 check "nothing counted twice after the restart" sums_are "${want[@]}"
 check "the aggregator counted its dead letters and markers" \
   grep -q 'aggregate: .* 2 dead-lettered, 3 passed' "$work/v1.err"
-check "no sanitizer report" eval '! grep -q "AddressSanitizer\|runtime error:\|LeakSanitizer" "$work/v1.err"'
+
+# ---- (f) no dead letter is lost: the aggregator alone, its dead-letter topic
+# missing; a forged record is refused, and its partition does not checkpoint
+# past it until Kafka has its dead letter ----
+sed 's/^\[kafka\]$/[kafka]\ndeadletter_topic = turnstile.dl2/' "$work/bridge.conf" >"$work/agg.conf"
+bridge_start v1agg "$work/agg.conf" --role aggregate
+check "(f) the aggregator resumes" wait_for 30 grep -q 'partition 1: resuming at offset' "$work/v1agg.err"
+produce_around vh vh "$(reading va 2 2 "$(now_ms)" 1000)"
+records
+oh=$(awk '$3 ~ /^vh\|/ {print $2; exit}' "$work/records.txt")
+ph=$(awk '$3 ~ /^vh\|/ {print $1; exit}' "$work/records.txt")
+check "(f) the checkpoint is put off while the dead letter is not confirmed" \
+  wait_for 30 grep -q "partition $ph: checkpoint put off: 1 dead letter(s) not confirmed" "$work/v1agg.err"
+check "(f) ... and does not pass the refused record (offset $oh)" \
+  eval '[ "$(ckpt_next "$ph")" -le "$oh" ]'
+kafka_create_topic turnstile.dl2 1
+dl2() {
+  kcat -b "$KAFKA_BOOTSTRAP" -C -t turnstile.dl2 -o beginning -e -q -f '%k|%h\n' >"$work/dl2.txt" 2>>"$work/kcat.err"
+  grep -q "^vh|reason=ID names agent 'va', the topic agent 'vh',.*source_partition=$ph,source_offset=$oh" "$work/dl2.txt"
+}
+check "(f) once the topic exists the dead letter arrives" wait_for 90 dl2
+check "(f) ... and the checkpoint passes the record" wait_for 30 eval '[ "$(ckpt_next "$ph")" -gt "$oh" ]'
+bridge_kill v1agg TERM
+check "(f) nothing counted" sums_are "${want[@]}"
+check "no sanitizer report" \
+  eval '! grep -q "AddressSanitizer\|runtime error:\|LeakSanitizer" "$work/v1.err" "$work/v1agg.err"'
 
 echo "test took $((SECONDS - t0)) s"
 if [ "$fails" -gt 0 ]; then tail -40 "$work/v1.err"; fi
