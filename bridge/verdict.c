@@ -100,6 +100,8 @@ enum ts_verdict_class ts_verdict_judge(const struct ts_verdict_msg *m,
             v->agent);
         return v->cls;
     }
+    /* (the partition check goes here: the record's partition is the one its
+     * key maps to) */
     if (m->retained) {
         say(v, TS_VERDICT_MALFORMED, "a retained message is not a reading (the broker would "
             "deliver it again on every subscription)");
