@@ -66,9 +66,10 @@ static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_
         n += (size_t)snprintf(line + n, sizeof line - n,
                               "aggregate: %u partitions, %" PRIu64 " agents (%" PRIu64
                               " with gaps), %" PRIu64 " readings, %" PRIu64
-                              " duplicates, %" PRIu64 " invalid, %" PRIu64 " rows (%" PRIu64
+                              " duplicates, %" PRIu64 " dead-lettered, %" PRIu64 " passed, %"
+                              PRIu64 " rows (%" PRIu64
                               " late), %" PRIu64 " files, %" PRIu64 " checkpoints; ",
-                              s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.rows,
+                              s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.passed, s.rows,
                               s.late_rows, s.files, s.checkpoints);
     }
     if (ack) {
@@ -91,7 +92,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     uint64_t watchdog_usec = 0;
 
     if (role != TS_ROLE_AGGREGATE) {
-        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, cfg->bridge.id, &relay, why, sizeof why);
+        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, &cfg->bridge, &relay, why, sizeof why);
         if (rc == TS_OK)
             rc = ts_relay_start(relay);
     }

@@ -23,6 +23,9 @@ libs[reading]=""
 sources[config]="$common/config.c $common/reading.c $common/flags.c $common/err.c agent/agent_config.c hal/hal.c"
 includes[config]="$common agent hal"
 libs[config]="-linih"
+sources[verdict]="bridge/verdict.c bridge/mqtt_link.c $common/reading.c $common/flags.c $common/err.c $common/log.c $common/now.c"
+includes[verdict]="$common bridge $(pkg-config --cflags-only-I libmosquitto | sed 's/-I//g')"
+libs[verdict]="$(pkg-config --libs libmosquitto) -lpthread"
 
 target=reading
 if [ $# -gt 0 ] && ! [[ $1 =~ ^[0-9]+$ ]]; then
@@ -49,7 +52,7 @@ inc=()
 for d in ${includes[$target]}; do inc+=(-I "$d"); done
 # shellcheck disable=SC2086 # the lists are word lists
 "$cc" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined "${inc[@]}" \
+  -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE "${inc[@]}" \
   "tests/fuzz/fuzz_$target.c" ${sources[$target]} ${libs[$target]} \
   -o "$work/fuzz_$target"
 
