@@ -19,6 +19,7 @@
 #define STATUS_INTERVAL_MS 60000  /* retained status (backlog) refresh */
 #define CLOCK_LOG_INTERVAL_MS 60000
 #define RENUMBER_LOG_INTERVAL_MS 60000 /* a refused renumbering is logged this often */
+#define RENUMBER_RETRY_MS 5000         /* a renumbering the store failed is retried this often */
 
 struct agent {
     const struct ts_agent_cfg *cfg;
@@ -40,6 +41,7 @@ struct agent {
     uint64_t renumber_refusals;      /* distinct values refused */
     uint64_t renumber_last;          /* the last of them */
     int64_t renumber_log_ms;         /* last error line about it */
+    int64_t renumber_try_ms;         /* last attempt the store failed */
     uint64_t status_refused;         /* acks refused, as last reported in the status */
     const char *status_ack_error;    /* ack_error, as last reported in the status */
     bool trusted, ready;
@@ -157,9 +159,12 @@ static bool renumber(struct agent *a, uint64_t want, const struct ts_store_stats
     bool sane = want <= TS_SEQ_MAX && in_use <= TS_SEQ_MAX - want;
     const char *why = "implausible acknowledgement: not renumbering";
     int rc = TS_EINVAL;
+    int64_t now = ts_clock_mono_ms();
     if (sane) {
         if (st->pending_memory)
             return false; /* renumbered once the readings held in memory are written */
+        if (want == a->renumber_refused && now - a->renumber_try_ms < RENUMBER_RETRY_MS)
+            return false; /* the store failed just now */
         rc = ts_store_renumber(a->store, want + 1);
         if (rc == TS_OK) {
             ts_publisher_set_floor(a->pub, want);
@@ -171,8 +176,8 @@ static bool renumber(struct agent *a, uint64_t want, const struct ts_store_stats
             return true;
         }
         why = "cannot renumber";
+        a->renumber_try_ms = now;
     }
-    int64_t now = ts_clock_mono_ms();
     bool due = want != a->renumber_refused || now - a->renumber_log_ms >= RENUMBER_LOG_INTERVAL_MS;
     if (want != a->renumber_refused) {
         a->renumber_refusals++;
