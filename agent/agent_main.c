@@ -8,11 +8,13 @@
 
 #include "agent.h"
 #include "agent_config.h"
+#include "cli.h"
 #include "err.h"
 #include "log.h"
 
 #define EX_USAGE_ 2
 #define EX_CONFIG_ 78 /* sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus */
+#define DURATION_MAX_S 31536000 /* a year; without --duration the agent runs until stopped */
 
 static volatile sig_atomic_t stop;
 
@@ -28,7 +30,8 @@ static void usage(FILE *out)
             "  -c, --config FILE     configuration file (see config/agent.conf.example)\n"
             "      --check-config    load and validate the configuration, then exit\n"
             "      --config-doc      print the documentation of every configuration key\n"
-            "      --duration SEC    stop after SEC seconds (default: run until SIGTERM)\n"
+            "      --duration SEC    stop after SEC seconds, 0.001 to 31536000 (a year)\n"
+            "                        (default: run until SIGTERM)\n"
             "      --print           print readings on stdout also when publishing\n"
             "      --quiet           do not print readings\n"
             "  -v, --verbose         log at debug level\n"
@@ -52,7 +55,7 @@ int main(int argc, char **argv)
     const char *path = NULL;
     int check = 0, quiet = 0, print = 0, verbose = 0, opt;
     struct ts_agent_opts opts = {0};
-    char *end;
+    char why[256];
 
     while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
         switch (opt) {
@@ -60,9 +63,8 @@ int main(int argc, char **argv)
         case OPT_CHECK: check = 1; break;
         case OPT_DOC: ts_agent_cfg_doc(stdout); return 0;
         case OPT_DURATION:
-            opts.duration_s = strtod(optarg, &end);
-            if (*end || opts.duration_s <= 0) {
-                fprintf(stderr, "turnstile-agent: --duration: '%s' is not a positive number\n", optarg);
+            if (ts_parse_double(optarg, 0.001, DURATION_MAX_S, &opts.duration_s, why, sizeof why)) {
+                fprintf(stderr, "turnstile-agent: --duration: %s\n", why);
                 return EX_USAGE_;
             }
             break;
@@ -80,9 +82,10 @@ int main(int argc, char **argv)
     }
 
     struct ts_agent_cfg cfg;
-    char err[512];
+    char err[512], shown[512];
     if (ts_agent_cfg_load(path, &cfg, err, sizeof err) != TS_OK) {
-        fprintf(stderr, "turnstile-agent: %s\n", err);
+        ts_config_escape(shown, sizeof shown, err); /* also what the file name brings */
+        fprintf(stderr, "turnstile-agent: %s\n", shown);
         ts_agent_cfg_free(&cfg);
         return EX_CONFIG_;
     }

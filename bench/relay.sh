@@ -259,7 +259,8 @@ run_relay() {
   kafka_create_topic "$topic" "$PARTITIONS" || die "cannot create $topic"
   {
     printf '[bridge]\nid = %s\nrole = relay\nlog_level = info\n' "$id"
-    printf 'status_interval_ms = 100\n\n'
+    printf 'status_interval_ms = 100\n'
+    printf 'max_event_age_s = 0\n\n'   # relay-pub's readings are from 2023: no age bound
     printf '[mqtt]\nhost = 127.0.0.1\nport = %s\n\n' "$BROKER_PORT"
     printf '[kafka]\nbrokers = %s\nreadings_topic = %s\ndeadletter_topic = bench.deadletter\n' \
       "$KAFKA_BOOTSTRAP" "$topic"

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadletter.h"
 #include "err.h"
 #include "now.h"
 #include "lake.h"
@@ -15,11 +16,17 @@
 #include "reading.h"
 #include "seqset.h"
 #include "station_windows.h"
+#include "verdict.h"
 #include "window.h"
 
 #define BATCH_MAX 10000          /* messages between two window advances */
 #define TIMER_MS 1000            /* windows advance at least this often */
 #define PAUSE_AFTER_FAILURE_MS 5000
+#define DL_WAIT_MS 1000          /* a dead letter waits this long for room in the queue */
+#define DL_CONFIRM_MS 500        /* before a checkpoint: dead letters confirmed within this */
+#define DL_CONFIRM_FINAL_MS 10000 /* ... at revocation and shutdown */
+#define REFUSED_LOG_MS 10000     /* refusals logged: at most REFUSED_LOG_LINES per window */
+#define REFUSED_LOG_LINES 5
 
 /* One assigned partition. */
 struct part {
@@ -37,6 +44,8 @@ struct part {
     int64_t seek_to;             /* after a reload: messages are ignored until this offset
                                     comes (what was fetched before the seek); -1: none */
     bool dirty;                  /* state changed since the last checkpoint */
+    bool dl_pending;             /* dead letters sent since Kafka last confirmed them all:
+                                    no checkpoint before they are confirmed */
 };
 
 struct ts_aggregator {
@@ -48,6 +57,13 @@ struct ts_aggregator {
     struct ts_lake_cfg lake_cfg;
     struct ts_bridge_lake_cfg lake;
     struct ts_window_cfg wcfg;
+    struct ts_verdict_bounds bounds;
+    struct ts_deadletter *dl;    /* refused records go there */
+    int64_t refused_log_start;   /* rate limit of the refusal log lines */
+    unsigned refused_log_lines;
+    uint64_t refused_log_left_out;
+    int64_t dl_wait_log_ms;      /* last "checkpoint waits for dead letters" line */
+    int64_t dl_busy_mono_ms;     /* when a flush last found dead letters unconfirmed */
     struct part **parts;         /* by partition number */
     size_t n_parts;
     int64_t last_advance_ms;
@@ -221,14 +237,94 @@ static void publish_window(const char *topic, const char *json, size_t len, void
     ts_ack_publish_retained(ctx, topic, json, len);
 }
 
-/* Writes the partition's checkpoint. */
-static void part_commit(struct ts_aggregator *agg, struct part *p)
+/* Re-reads the partition from its last checkpoint (after a failed commit or
+ * dead letters that could not be sent): its state is reloaded, Kafka seeks
+ * back and the partition pauses for PAUSE_AFTER_FAILURE_MS. */
+static void part_reload(struct ts_aggregator *agg, struct part *p)
+{
+    int64_t offset, high;
+    if (part_load(agg, p, &offset) != TS_OK) {
+        agg->fatal = true;
+        return;
+    }
+    p->dl_pending = false; /* what is sent again is counted anew */
+    /* no checkpoint yet: seek to the first offset there is, by number, so
+     * that what was fetched before the seek can be told apart */
+    if (offset < 0 && rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &offset,
+                                                       &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": cannot find its first offset",
+               p->partition);
+        agg->fatal = true;
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = offset;
+    rd_kafka_pause_partitions(agg->rk, l);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 5000);
+    if (e) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": seek: %s", p->partition,
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        agg->fatal = true;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    p->paused_until_ms = ts_wall_ms() + PAUSE_AFTER_FAILURE_MS;
+}
+
+/* Before a checkpoint passes a dead-lettered record, Kafka must have its
+ * dead letter. true: confirmed (or none pending), commit; false: not now. */
+static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, int confirm_ms)
+{
+    if (!p->dl_pending)
+        return true;
+    if (confirm_ms == DL_CONFIRM_MS && ts_mono_ms() - agg->dl_busy_mono_ms < TIMER_MS)
+        return false; /* one bounded wait per turn, not one per partition */
+    int rc = ts_deadletter_flush(agg->dl, confirm_ms);
+    if (rc == TS_OK) { /* every dead letter sent so far, whichever partition sent it */
+        for (size_t i = 0; i < agg->n_parts; i++)
+            if (agg->parts[i])
+                agg->parts[i]->dl_pending = false;
+        return true;
+    }
+    if (rc == TS_EBUSY) {
+        agg->dl_busy_mono_ms = ts_mono_ms();
+        int64_t now = ts_wall_ms();
+        if (now - agg->dl_wait_log_ms >= REFUSED_LOG_MS) {
+            agg->dl_wait_log_ms = now;
+            uint64_t sent, confirmed, failed;
+            int queued;
+            ts_deadletter_counts(agg->dl, &sent, &confirmed, &failed, &queued);
+            TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 ": checkpoint put off: %d "
+                   "dead letter(s) not confirmed by Kafka within %d ms; trying again",
+                   p->partition, queued, confirm_ms);
+        }
+        return false;
+    }
+    /* a dead letter was lost: every partition that sent one since the last
+     * confirmation reads its records again from its checkpoint */
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        struct part *q = agg->parts[i];
+        if (q && q->dl_pending && q->assigned && !q->lost && q->lake) {
+            TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": a dead letter was not "
+                   "delivered: resuming from the last checkpoint in %d s", q->partition,
+                   PAUSE_AFTER_FAILURE_MS / 1000);
+            part_reload(agg, q);
+        }
+    }
+    return false;
+}
+
+/* Writes the partition's checkpoint, once its dead letters are confirmed
+ * (waiting up to confirm_ms for them). */
+static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_ms)
 {
     struct ts_lake_commit_info info = {0};
     char *state = NULL;
     size_t len = 0;
 
     if (p->lost || !p->lake)
+        return;
+    if (!dead_letters_confirmed(agg, p, confirm_ms))
         return;
     int rc = state_encode(p, &state, &len);
     if (rc == TS_OK)
@@ -265,32 +361,7 @@ static void part_commit(struct ts_aggregator *agg, struct part *p)
     TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": checkpoint failed (%s%s%s): resuming "
            "from the last one in %d s", p->partition, ts_strerror(rc), rc == TS_ESYS ? ": " : "",
            rc == TS_ESYS ? strerror(errno) : "", PAUSE_AFTER_FAILURE_MS / 1000);
-    int64_t offset, high;
-    if (part_load(agg, p, &offset) != TS_OK) {
-        agg->fatal = true;
-        return;
-    }
-    /* no checkpoint yet: seek to the first offset there is, by number, so
-     * that what was fetched before the seek can be told apart */
-    if (offset < 0 && rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &offset,
-                                                       &high, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": cannot find its first offset",
-               p->partition);
-        agg->fatal = true;
-        return;
-    }
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = offset;
-    rd_kafka_pause_partitions(agg->rk, l);
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 5000);
-    if (e) {
-        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": seek: %s", p->partition,
-               rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        agg->fatal = true;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    p->paused_until_ms = ts_wall_ms() + PAUSE_AFTER_FAILURE_MS;
+    part_reload(agg, p);
 }
 
 /* --- rebalancing --------------------------------------------------------- */
@@ -324,7 +395,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (!p || !p->assigned)
             continue;
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && p->dirty)
-            part_commit(agg, p);
+            part_commit(agg, p, DL_CONFIRM_FINAL_MS);
         part_clear(p);
         p->assigned = false;
         agg->st.partitions--;
@@ -334,13 +405,119 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* --- consuming ----------------------------------------------------------- */
 
+/* A header's bytes (the last of that name); NULL if absent. */
+static const char *header(rd_kafka_headers_t *hdrs, const char *name, size_t *len)
+{
+    const void *v = NULL;
+    *len = 0;
+    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &v, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    return v ? v : "";
+}
+
+/* A record the verdict refused: to the dead-letter topic, never counted,
+ * never acknowledged; its offset is passed by the next checkpoint once Kafka
+ * confirmed the dead letter. */
+static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_message_t *m,
+                   const char *topic, size_t topic_len, const char *reason)
+{
+    int64_t now = ts_mono_ms();
+    agg->st.invalid++;
+    if (now - agg->refused_log_start >= REFUSED_LOG_MS) {
+        if (agg->refused_log_left_out)
+            TS_LOG(TS_LOG_WARNING, "aggregate: %" PRIu64 " more refused record(s) in the last "
+                   "%d s not logged (all in the dead-letter topic)", agg->refused_log_left_out,
+                   REFUSED_LOG_MS / 1000);
+        agg->refused_log_start = now;
+        agg->refused_log_lines = 0;
+        agg->refused_log_left_out = 0;
+    }
+    if (agg->refused_log_lines < REFUSED_LOG_LINES) {
+        agg->refused_log_lines++;
+        TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 " offset %" PRId64 ": %s; sent to "
+               "the dead-letter topic", m->partition, m->offset, reason);
+    } else {
+        agg->refused_log_left_out++;
+    }
+    struct ts_deadletter_rec rec = {
+        .key = m->key, .key_len = m->key_len, .value = m->payload, .len = m->len,
+        .reason = reason, .mqtt_topic = topic, .mqtt_topic_len = topic_len,
+        .source_topic = agg->topic, .partition = m->partition, .offset = m->offset};
+    int rc = ts_deadletter_send(agg->dl, &rec, DL_WAIT_MS);
+    if (rc == TS_OK) {
+        p->dl_pending = true;
+        return;
+    }
+    /* cannot dead-letter it now (Kafka away and the queue full): read the
+     * partition again from its checkpoint, this record included */
+    TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": a dead letter cannot be queued (%s): "
+           "resuming from the last checkpoint in %d s", m->partition, ts_strerror(rc),
+           PAUSE_AFTER_FAILURE_MS / 1000);
+    part_reload(agg, p);
+}
+
+/* The agent's numbers merged_from..seq are in the set: its ack, and which
+ * station a turnstile belongs to (reading r, NULL for a marker). */
+static void after_seen(struct ts_aggregator *agg, struct part *p, const char *topic,
+                       const char *station, const char *agent, const struct ts_reading *r)
+{
+    if (!agg->ack)
+        return;
+    struct ts_seqset *set = ts_seqsets_find(&p->seen, agent);
+    if (set)
+        ts_ack_set(agg->ack, topic, ts_seqset_contiguous(set));
+    if (r)
+        ts_station_windows_learn(agg->stations, r, station);
+}
+
+/* A marker (verdict.h): the agent's reading refused by policy at the relay,
+ * whose dead letter Kafka has. Its numbers count as seen, its people as
+ * nothing, so that the agent's ack passes them. */
+static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafka_message_t *m,
+                        rd_kafka_headers_t *hdrs, const char *topic, size_t topic_len)
+{
+    char agent[TS_ID_MAX], reason[TS_VERDICT_REASON_MAX], t[2 * TS_ID_MAX + 32];
+    uint64_t from, seq;
+    size_t id_len, from_len;
+    const char *id = header(hdrs, TS_MARKER_HEADER_ID, &id_len);
+    const char *fr = header(hdrs, TS_MARKER_HEADER_FROM, &from_len);
+    if (!ts_verdict_marker(topic, topic_len, m->key ? m->key : "", m->key ? m->key_len : 0, id,
+                           id_len, fr, from_len, agent, &from, &seq, reason)) {
+        refuse(agg, p, m, topic, topic_len, reason);
+        return;
+    }
+    bool dup = false;
+    int rc = ts_seqset_accept(&p->seen, agent, from, seq, &dup);
+    if (rc == TS_EFULL) {
+        agg->st.held++;
+        return; /* the agent re-sends, the relay marks it again */
+    }
+    if (rc == TS_ECONFLICT) {
+        snprintf(reason, sizeof reason, "marker: %s %" PRIu64 "..%" PRIu64 " covers numbers "
+                 "already seen", agent, from, seq);
+        refuse(agg, p, m, topic, topic_len, reason);
+        return;
+    }
+    if (rc != TS_OK) {
+        refuse(agg, p, m, topic, topic_len, "marker: not accepted by the duplicate removal");
+        return;
+    }
+    if (dup) {
+        agg->st.duplicates++;
+        return;
+    }
+    agg->st.passed++;
+    memcpy(t, topic, topic_len); /* checked by ts_verdict_marker: it fits */
+    t[topic_len] = '\0';
+    after_seen(agg, p, t, NULL, agent, NULL);
+}
+
 static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t now)
 {
     struct part *p = part_get(agg, m->partition, false);
-    char line[TS_READING_LINE_MAX];
-    struct ts_reading r;
-    const char *why = NULL;
-    int32_t offset_s;
+    rd_kafka_headers_t *hdrs = NULL;
+    struct ts_verdict v;
+    size_t topic_len = 0, id_len;
 
     agg->st.consumed++;
     if (!p || !p->assigned || p->lost || !p->lake)
@@ -354,38 +531,60 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         return; /* already taken */
     p->next_offset = m->offset + 1;
     p->dirty = true;
-    if (!m->payload || m->len == 0 || m->len >= sizeof line || memchr(m->payload, '\0', m->len)) {
-        agg->st.invalid++;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = NULL;
+    const char *topic = header(hdrs, "mqtt_topic", &topic_len);
+    if ((!m->payload || m->len == 0) && header(hdrs, TS_MARKER_HEADER_ID, &id_len)) {
+        take_marker(agg, p, m, hdrs, topic, topic_len);
         return;
     }
-    memcpy(line, m->payload, m->len);
-    line[m->len] = '\0';
-    if (ts_reading_parse(line, &r, &why) != TS_OK ||
-        ts_reading_utc_offset(line, &r, &offset_s) != TS_OK || r.time_ms < 0 ||
-        r.time_ms > TS_WINDOW_TIME_MAX) {
-        if (agg->st.invalid++ < 10)
-            TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 " offset %" PRId64
-                   ": not a reading (%s), skipped", m->partition, m->offset,
-                   why ? why : "time or offset out of range");
+
+    /* judged against the time the relay judged it (the record's timestamp),
+     * so that a reading that waited in Kafka is not refused for its wait;
+     * never later than this clock, nor earlier than its age bound allows */
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ref = rd_kafka_message_timestamp(m, &tstype);
+    if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 || ref > now)
+        ref = now;
+    if (agg->bounds.max_age_ms > 0 && ref < now - agg->bounds.max_age_ms)
+        ref = now - agg->bounds.max_age_ms;
+    struct ts_verdict_msg vm = {
+        .topic = topic, .topic_len = topic_len, .payload = m->payload, .len = m->len,
+        .key = m->key ? m->key : "", .key_len = m->key ? m->key_len : 0, .now_ms = ref};
+    if (ts_verdict_judge(&vm, &agg->bounds, &v) != TS_VERDICT_READING) {
+        /* POLICY too: only the relay's marker, after its dead letter, passes
+         * the agent's numbers (a record produced around the relay is never
+         * acknowledged) */
+        refuse(agg, p, m, topic, topic_len, v.reason);
         return;
     }
+    const struct ts_reading *r = &v.r;
     bool dup = false;
-    int rc = ts_seqset_accept(&p->seen, r.agent_id, r.merged_from, r.seq, &dup);
+    int rc = ts_seqset_accept(&p->seen, r->agent_id, r->merged_from, r->seq, &dup);
     if (rc == TS_EFULL) {
         if (agg->st.held++ < 10)
             TS_LOG(TS_LOG_WARNING, "aggregate: agent %s: too many gaps in its sequence; reading "
-                   "%" PRIu64 " skipped until they fill (the agent re-sends it)", r.agent_id, r.seq);
+                   "%" PRIu64 " skipped until they fill (the agent re-sends it)", r->agent_id,
+                   r->seq);
+        return;
+    }
+    if (rc == TS_ECONFLICT) {
+        char reason[TS_VERDICT_REASON_MAX];
+        snprintf(reason, sizeof reason, "MERGED_FROM %" PRIu64 " of %s:%" PRIu64 " covers numbers "
+                 "already seen (an agent merges only readings it never published)",
+                 r->merged_from, r->agent_id, r->seq);
+        refuse(agg, p, m, topic, topic_len, reason);
         return;
     }
     if (rc != TS_OK) {
-        agg->st.invalid++;
+        refuse(agg, p, m, topic, topic_len, "not accepted by the duplicate removal");
         return;
     }
     if (dup) {
         agg->st.duplicates++;
         return;
     }
-    rc = ts_window_add(p->win, &r, offset_s, now);
+    rc = ts_window_add(p->win, r, v.utc_offset_s, now);
     if (rc != TS_OK) {
         /* only TS_ENOMEM is possible here (inputs were checked): the set
          * already holds the reading, so the partition must be reloaded */
@@ -394,29 +593,10 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         return;
     }
     agg->st.readings++;
-    if (agg->ack) {
-        const void *topic = NULL;
-        size_t topic_len = 0;
-        rd_kafka_headers_t *hdrs = NULL;
-        char t[256];
-        if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(hdrs, "mqtt_topic", &topic, &topic_len) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            topic && topic_len < sizeof t) {
-            memcpy(t, topic, topic_len);
-            t[topic_len] = '\0';
-            struct ts_seqset *set = ts_seqsets_find(&p->seen, r.agent_id);
-            if (set)
-                ts_ack_set(agg->ack, t, ts_seqset_contiguous(set));
-            /* turnstile/v1/<station_id>/... : which station the turnstile is at */
-            char *station = t + sizeof "turnstile/v1/" - 1, *slash;
-            if (topic_len > sizeof "turnstile/v1/" && strncmp(t, "turnstile/v1/", 13) == 0 &&
-                (slash = strchr(station, '/'))) {
-                *slash = '\0';
-                ts_station_windows_learn(agg->stations, &r, station);
-            }
-        }
-    }
+    char t[2 * TS_ID_MAX + 32];
+    memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
+    t[topic_len] = '\0';
+    after_seen(agg, p, t, v.station, r->agent_id, r);
 }
 
 static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commit)
@@ -429,8 +609,9 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
             continue; /* reloaded after a failed commit: waits before trying again */
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
             p->dirty = true;
-        if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms))
-            part_commit(agg, p);
+        if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms ||
+                         ts_lake_commit_due(p->lake)))
+            part_commit(agg, p, force_commit ? DL_CONFIRM_FINAL_MS : DL_CONFIRM_MS);
         if (p->paused_until_ms && now >= p->paused_until_ms) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
             rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
@@ -469,6 +650,7 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
         }
         rd_kafka_message_destroy(m);
     }
+    ts_deadletter_poll(agg->dl);
     now = ts_wall_ms();
     if (n > 0 || now - agg->last_advance_ms >= TIMER_MS)
         advance_all(agg, now, false);
@@ -510,7 +692,9 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     agg->lake_cfg = (struct ts_lake_cfg){.root = agg->lake.path, .table = agg->lake.table,
                                          .owner = agg->owner, .row_number = agg->lake.row_number,
                                          .compression_level = agg->lake.compression_level,
-                                         .keep_checkpoints = agg->lake.keep_checkpoints};
+                                         .keep_checkpoints = agg->lake.keep_checkpoints,
+                                         .max_open_files = agg->lake.max_open_files,
+                                         .max_checkpoint_files = agg->lake.max_checkpoint_files};
     agg->st.watermark_ms = INT64_MIN;
     ts_window_cfg_default(&agg->wcfg);
     agg->wcfg.size_ms = (int64_t)cfg->lake.window_s * 1000;
@@ -519,6 +703,8 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
                                                      : (int64_t)cfg->lake.lateness_s * 1000;
     agg->wcfg.idle_ms = (int64_t)cfg->lake.idle_s * 1000;
     agg->wcfg.max_open = (size_t)cfg->lake.max_open_groups;
+    agg->bounds = (struct ts_verdict_bounds){.max_age_ms = cfg->bridge.max_event_age_s * 1000,
+                                             .max_ahead_ms = cfg->bridge.max_event_ahead_s * 1000};
     if ((rc = ts_window_cfg_check(&agg->wcfg, why, why_size)) != TS_OK) {
         free(agg);
         return TS_ECONFIG;
@@ -575,6 +761,15 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         free(agg);
         return TS_ENOMEM;
     }
+    char dl_id[sizeof agg->owner + 16];
+    snprintf(dl_id, sizeof dl_id, "%s-deadletter", agg->owner);
+    if ((rc = ts_deadletter_new(&cfg->kafka, dl_id, &agg->dl, why, why_size)) != TS_OK) {
+        rd_kafka_consumer_close(agg->rk);
+        rd_kafka_destroy(agg->rk);
+        ts_station_windows_free(agg->stations);
+        free(agg);
+        return rc;
+    }
     agg->last_advance_ms = ts_wall_ms();
     *out = agg;
     return TS_OK;
@@ -619,5 +814,7 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     }
     free(agg->parts);
     ts_station_windows_free(agg->stations);
+    /* what is not confirmed now was not passed by any checkpoint */
+    ts_deadletter_free(agg->dl, DL_CONFIRM_FINAL_MS);
     free(agg);
 }

@@ -12,9 +12,15 @@
  * beginning of the partition when there is none), whatever offsets the group
  * has committed: the checkpoint is the truth, the group's committed offsets
  * only show progress (lag) to operators. Per reading consumed:
+ *   refused by ts_verdict_judge (key,     -> dead-lettered (deadletter.h),
+ *   mqtt_topic header and ID must name        counted, never acknowledged;
+ *   one agent; the record's timestamp is      the checkpoint passes its
+ *   the reference time), or a merged range    offset once Kafka confirmed
+ *   over numbers already seen                 the dead letter
  *   duplicate (its seq was seen)          -> dropped, counted
- *   not a reading / out of range          -> skipped, counted (the relay
- *                                            keeps those out; other producers)
+ *   a marker (NULL value, verdict.h)      -> its numbers recorded in the
+ *                                            agent's set (not counted), the
+ *                                            agent's ack handed to ack.h
  *   otherwise                             -> recorded in the agent's set,
  *                                            added to the windows, and the
  *                                            agent's ack (highest contiguous
@@ -41,7 +47,8 @@ struct ts_aggregator_stats {
     uint64_t consumed;        /* Kafka messages */
     uint64_t readings;        /* new readings added to the windows */
     uint64_t duplicates;      /* dropped: seq already seen */
-    uint64_t invalid;         /* skipped: not a reading, or out of range */
+    uint64_t invalid;         /* refused by the verdict (or a bad marker): dead-lettered */
+    uint64_t passed;          /* markers: numbers passed by the ack, not counted */
     uint64_t held;            /* skipped: an agent's set was full (re-sent later) */
     uint64_t rows, late_rows; /* rows written to the lake (committed or pending) */
     uint64_t files;           /* data files made visible */

@@ -28,6 +28,13 @@ static const struct ts_cfg_key bridge_keys[] = {
      .doc = "error, warning, notice, info or debug"},
     {"status_interval_ms", TS_CFG_INT, NOSIZE(B, status_interval_ms), 100, 3600000, "10000",
      .doc = "how often a progress line is logged (and sent to systemd as STATUS)"},
+    /* event-time bounds (docs/bridge.md, "Event time has limits") */
+    {"max_event_age_s", TS_CFG_INT64, NOSIZE(B, max_event_age_s), 0, 3153600000.0, "7776000",
+     .doc = "a reading older than this (by the bridge's clock) goes to the dead-letter topic, "
+            "not the lake; default 90 days (an agent's backlog after a long outage); 0: no bound"},
+    {"max_event_ahead_s", TS_CFG_INT64, NOSIZE(B, max_event_ahead_s), 0, 31536000, "120",
+     .doc = "a reading stamped further ahead of the bridge's clock goes to the dead-letter topic "
+            "(a clock fault: it would move the windows' watermark); 0: no bound"},
 };
 #undef B
 
@@ -103,6 +110,13 @@ static const struct ts_cfg_key lake_keys[] = {
      .doc = "files and offsets are committed at least this often while readings flow"},
     {"keep_checkpoints", TS_CFG_INT, NOSIZE(L, keep_checkpoints), 1, 100000, "100",
      .doc = "checkpoint records kept per partition in <path>/<table>/_manifest/"},
+    {"max_open_files", TS_CFG_INT, NOSIZE(L, max_open_files), 1, 100000, "16",
+     .doc = "data files open at once per partition (one fd and 90 to 400 KiB of memory "
+            "each); past it the least recently used is finished and its date's next rows go "
+            "to another file. LimitNOFILE must cover partitions x (max_open_files + 3)"},
+    {"max_checkpoint_files", TS_CFG_INT, NOSIZE(L, max_checkpoint_files), 1, 1000000, "256",
+     .doc = "a partition checkpoints as soon as this many data files are pending, without "
+            "waiting for checkpoint_interval_ms"},
 };
 #undef L
 

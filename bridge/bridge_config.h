@@ -22,6 +22,10 @@ struct ts_bridge_settings {
     int role;                 /* enum ts_bridge_role; --role overrides */
     int log_level;            /* TS_LOG_* */
     int status_interval_ms;   /* progress line in the log (and sd_notify STATUS) */
+    /* event-time bounds of a reading, relative to the bridge's clock (verdict.h);
+     * 0: no bound */
+    int64_t max_event_age_s;
+    int64_t max_event_ahead_s;
 };
 
 /* The broker, as seen by both the relay (subscriber) and the acknowledger. */
@@ -62,6 +66,8 @@ struct ts_bridge_lake_cfg {
     int max_open_groups;      /* memory bound of the windows, per partition */
     int checkpoint_interval_ms; /* at most this long between checkpoints */
     int keep_checkpoints;     /* checkpoint records kept per partition */
+    int max_open_files;       /* data files open at once per partition */
+    int max_checkpoint_files; /* a partition checkpoints early from this many pending files */
 };
 
 struct ts_bridge_cfg {

@@ -11,6 +11,7 @@
 #include "ack.h"
 #include "aggregator.h"
 #include "bridge_config.h"
+#include "cli.h"
 #include "err.h"
 #include "now.h"
 #include "log.h"
@@ -19,6 +20,7 @@
 #define EX_USAGE_ 2
 #define EX_CONFIG_ 78 /* sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus */
 #define FLUSH_MS 10000
+#define DURATION_MAX_S 31536000 /* a year; without --duration the bridge runs until stopped */
 
 static volatile sig_atomic_t stop;
 
@@ -35,7 +37,8 @@ static void usage(FILE *out)
             "      --role ROLE       relay, aggregate or all (overrides [bridge] role)\n"
             "      --check-config    load and validate the configuration, then exit\n"
             "      --config-doc      print the documentation of every configuration key\n"
-            "      --duration SEC    stop after SEC seconds (default: run until SIGTERM)\n"
+            "      --duration SEC    stop after SEC seconds, 0.001 to 31536000 (a year)\n"
+            "                        (default: run until SIGTERM)\n"
             "  -v, --verbose         log at debug level\n"
             "  -h, --help            this help\n"
             "      --version         print the version\n\n"
@@ -63,9 +66,10 @@ static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_
         n += (size_t)snprintf(line + n, sizeof line - n,
                               "aggregate: %u partitions, %" PRIu64 " agents (%" PRIu64
                               " with gaps), %" PRIu64 " readings, %" PRIu64
-                              " duplicates, %" PRIu64 " invalid, %" PRIu64 " rows (%" PRIu64
+                              " duplicates, %" PRIu64 " dead-lettered, %" PRIu64 " passed, %"
+                              PRIu64 " rows (%" PRIu64
                               " late), %" PRIu64 " files, %" PRIu64 " checkpoints; ",
-                              s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.rows,
+                              s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.passed, s.rows,
                               s.late_rows, s.files, s.checkpoints);
     }
     if (ack) {
@@ -88,7 +92,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     uint64_t watchdog_usec = 0;
 
     if (role != TS_ROLE_AGGREGATE) {
-        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, cfg->bridge.id, &relay, why, sizeof why);
+        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, &cfg->bridge, &relay, why, sizeof why);
         if (rc == TS_OK)
             rc = ts_relay_start(relay);
     }
@@ -163,7 +167,7 @@ int main(int argc, char **argv)
     const char *path = NULL, *role_name = NULL;
     int check = 0, verbose = 0, opt, role;
     double duration_s = 0;
-    char *end;
+    char why[256];
 
     while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
         switch (opt) {
@@ -172,10 +176,8 @@ int main(int argc, char **argv)
         case OPT_CHECK: check = 1; break;
         case OPT_DOC: ts_bridge_cfg_doc(stdout); return 0;
         case OPT_DURATION:
-            duration_s = strtod(optarg, &end);
-            if (*end || duration_s <= 0) {
-                fprintf(stderr, "turnstile-bridge: --duration: '%s' is not a positive number\n",
-                        optarg);
+            if (ts_parse_double(optarg, 0.001, DURATION_MAX_S, &duration_s, why, sizeof why)) {
+                fprintf(stderr, "turnstile-bridge: --duration: %s\n", why);
                 return EX_USAGE_;
             }
             break;
@@ -191,9 +193,10 @@ int main(int argc, char **argv)
     }
 
     struct ts_bridge_cfg cfg;
-    char err[512];
+    char err[512], shown[512];
     if (ts_bridge_cfg_load(path, &cfg, err, sizeof err) != TS_OK) {
-        fprintf(stderr, "turnstile-bridge: %s\n", err);
+        ts_config_escape(shown, sizeof shown, err); /* also what the file name brings */
+        fprintf(stderr, "turnstile-bridge: %s\n", shown);
         ts_bridge_cfg_free(&cfg);
         return EX_CONFIG_;
     }

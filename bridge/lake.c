@@ -7,6 +7,13 @@
  * never write the same file; the checkpoint records the tag, so recovery
  * knows which temporaries it names.
  *
+ * At most max_open_files data files are open (one fd each: the gzFile's).
+ * A row for a (date, late) whose file is not open, with the bound reached,
+ * finishes the least recently used open file (gzip trailer, fsync, close;
+ * it stays pending) and starts another; a later row for a finished file's
+ * (date, late) starts the next file of that pair in this generation, named
+ * with "-<seq>" after the generation.
+ *
  * Recovery deletes only temporaries of generations up to the latest
  * checkpoint: those can never be committed any more (a later link of their
  * generation fails). Temporaries of the next generation may belong to a
@@ -39,13 +46,17 @@
 #define NAME_MAX_LEN 64         /* table, owner */
 #define PATH_LEN 640            /* every relative path built here fits (bounds above) */
 #define CRC_LINE 15             /* "crc32 xxxxxxxx\n" */
+#define SEQ_MAX 999999999U      /* files of one (date, late) in one generation: at most 9
+                                   digits, so a name's last 12-digit group is its generation */
 #define HEADER "CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS\n"
 
-struct pending { /* one data file being written */
+struct pending { /* one data file of the next generation */
     char date[11];  /* YYYY-MM-DD */
     bool late;
-    int fd;         /* kept to fsync after gzclose; -1 once closed */
-    gzFile gz;      /* on a dup of fd; NULL once closed */
+    uint32_t seq;   /* 0: ...-<gen>.csv.gz, else ...-<gen>-<seq>.csv.gz */
+    int fd;         /* the gzFile's (gzclose closes it); -1 once finished */
+    gzFile gz;      /* NULL once finished: complete, fsynced and closed */
+    uint64_t used;  /* when it last got a row (lake->tick) */
     uint64_t rows, entries, exits;
 };
 
@@ -67,8 +78,12 @@ struct ts_lake {
     int64_t offset_next;
     bool dead;                   /* a commit failed or lost: only close is left */
     int write_err;               /* a write failed: sticky until discard */
-    struct pending *files;
+    struct pending *files;       /* the next generation's files, in creation order */
     size_t nfiles, cap;
+    size_t *open;                /* indexes into files of those still open */
+    size_t nopen, max_open;
+    size_t max_files;            /* ts_lake_commit_due from this many files */
+    uint64_t tick;
     uint64_t pending_rows;
     struct stray *strays;
     size_t nstrays;
@@ -91,14 +106,17 @@ static void set_why(char *why, size_t size, const char *fmt, ...)
 
 /* ---- names ---- */
 
-/* <table>/date=<date>/<part|late>-<topic>-<p>-<gen>.csv.gz, or its
- * temporary .<that name>.<tag>.tmp when tag is not NULL. */
+/* <table>/date=<date>/<part|late>-<topic>-<p>-<gen>[-<seq>].csv.gz (seq 0:
+ * without), or its temporary .<that name>.<tag>.tmp when tag is not NULL. */
 static void data_path(const struct ts_lake *l, char *buf, const char *date, bool late,
-                      uint64_t gen, const char *tag)
+                      uint64_t gen, uint32_t seq, const char *tag)
 {
-    snprintf(buf, PATH_LEN, "%s/date=%s/%s%s-%s-%" PRId32 "-%012" PRIu64 ".csv.gz%s%s%s",
+    char s[16] = "";
+    if (seq)
+        snprintf(s, sizeof s, "-%" PRIu32, seq);
+    snprintf(buf, PATH_LEN, "%s/date=%s/%s%s-%s-%" PRId32 "-%012" PRIu64 "%s.csv.gz%s%s%s",
              l->table, date, tag ? "." : "", late ? "late" : "part", l->topic, l->partition,
-             gen, tag ? "." : "", tag ? tag : "", tag ? ".tmp" : "");
+             gen, s, tag ? "." : "", tag ? tag : "", tag ? ".tmp" : "");
 }
 
 /* Exactly 12 digits at s, not all zero. */
@@ -114,22 +132,46 @@ static bool gen12(const char *s, uint64_t *gen)
     return v > 0;
 }
 
+/* At s: nothing (seq 0), or "-<seq>" with seq 1..SEQ_MAX without leading
+ * zeros. Returns what follows, NULL if it is neither. */
+static const char *seq_part(const char *s, uint32_t *seq)
+{
+    uint32_t v = 0;
+    *seq = 0;
+    if (*s != '-')
+        return s;
+    if (*++s < '1' || *s > '9')
+        return NULL;
+    for (int i = 0; *s >= '0' && *s <= '9'; s++, i++) {
+        if (i == 9)
+            return NULL;
+        v = v * 10 + (uint32_t)(*s - '0');
+    }
+    *seq = v;
+    return s;
+}
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && memcmp(s + n - k, suffix, k) == 0;
 }
 
-/* This partition's data temporary: .<part|late>-<topic>-<p>-<gen>.csv.gz.<tag>.tmp */
+/* This partition's data temporary:
+ * .<part|late>-<topic>-<p>-<gen>[-<seq>].csv.gz.<tag>.tmp */
 static bool data_temp_name(const struct ts_lake *l, const char *name, uint64_t *gen)
 {
     char prefix[TOPIC_MAX + 32];
+    uint32_t seq;
     int n = snprintf(prefix, sizeof prefix, "-%s-%" PRId32 "-", l->topic, l->partition);
     if (name[0] != '.' || (strncmp(name + 1, "part", 4) && strncmp(name + 1, "late", 4)) ||
         strncmp(name + 5, prefix, (size_t)n))
         return false;
     name += 5 + n;
-    return gen12(name, gen) && strncmp(name + 12, ".csv.gz.", 8) == 0 && ends_with(name, ".tmp");
+    if (!gen12(name, gen))
+        return false;
+    const char *rest = seq_part(name + 12, &seq);
+    return rest && strncmp(rest, ".csv.gz.", 8) == 0 && ends_with(rest, ".tmp");
 }
 
 /* ---- files and directories ---- */
@@ -245,7 +287,7 @@ static int build_checkpoint(const struct ts_lake *l, uint64_t gen, int64_t offse
             (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, l->offset_next, offset_next);
     for (size_t i = 0; i < l->nfiles; i++) {
         const struct pending *p = &l->files[i];
-        data_path(l, path, p->date, p->late, gen, NULL);
+        data_path(l, path, p->date, p->late, gen, p->seq, NULL);
         fprintf(f, "file %s rows %" PRIu64 " entries %" PRIu64 " exits %" PRIu64 " late %d\n",
                 path, p->rows, p->entries, p->exits, p->late);
     }
@@ -268,6 +310,7 @@ static int build_checkpoint(const struct ts_lake *l, uint64_t gen, int64_t offse
 struct named { /* a data file a checkpoint names */
     char date[11];
     bool late;
+    uint32_t seq;
 };
 
 struct checkpoint {
@@ -291,8 +334,16 @@ static bool named_ok(const struct ts_lake *l, uint64_t gen, const char *path, in
     memcpy(f->date, path + tl + 6, 10);
     f->date[10] = '\0';
     f->late = late;
-    data_path(l, expect, f->date, f->late, gen, NULL);
-    return strcmp(path, expect) == 0 && !strchr(f->date, '/');
+    if (strchr(f->date, '/'))
+        return false;
+    /* the name without a seq up to ".csv.gz", then "" or "-<seq>" */
+    data_path(l, expect, f->date, f->late, gen, 0, NULL);
+    size_t base = strlen(expect) - 7;
+    const char *rest = strncmp(path, expect, base) ? NULL : seq_part(path + base, &f->seq);
+    if (!rest || strcmp(rest, ".csv.gz"))
+        return false;
+    data_path(l, expect, f->date, f->late, gen, f->seq, NULL);
+    return strcmp(path, expect) == 0;
 }
 
 /* Checks the crc, then parses the lines (lenient about spaces: the crc
@@ -396,8 +447,8 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
     for (int pass = 0; pass < 2; pass++) { /* check everything, then rename */
         for (size_t i = 0; i < c->nfiles; i++) {
             const struct named *f = &c->files[i];
-            data_path(l, fin, f->date, f->late, gen, NULL);
-            data_path(l, tmp, f->date, f->late, gen, c->writer);
+            data_path(l, fin, f->date, f->late, gen, f->seq, NULL);
+            data_path(l, tmp, f->date, f->late, gen, f->seq, c->writer);
             if (faccessat(l->rootfd, fin, F_OK, 0) == 0)
                 continue;
             if (pass == 0 && faccessat(l->rootfd, tmp, F_OK, 0) != 0) {
@@ -582,6 +633,10 @@ static int check_cfg(const struct ts_lake_cfg *cfg, const char *topic, int32_t p
         bad = "compression level: 1 to 9";
     else if (cfg->keep_checkpoints < 1)
         bad = "checkpoints to keep: at least 1";
+    else if (cfg->max_open_files < 1)
+        bad = "max open files: at least 1";
+    else if (cfg->max_checkpoint_files < 1)
+        bad = "max checkpoint files: at least 1";
     else if (!name_ok(topic, TOPIC_MAX))
         bad = "topic: 1 to 249 of [A-Za-z0-9._-]";
     else if (partition < 0)
@@ -651,6 +706,12 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
     l->row_number = cfg->row_number;
     l->level = cfg->compression_level;
     l->keep = cfg->keep_checkpoints;
+    l->max_open = (size_t)cfg->max_open_files;
+    l->max_files = (size_t)cfg->max_checkpoint_files;
+    if (!(l->open = calloc(l->max_open, sizeof *l->open))) {
+        free(l);
+        return TS_ENOMEM;
+    }
     l->rootfd = l->mfd = -1;
     l->offset_next = -1;
     if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
@@ -717,11 +778,51 @@ static int gz_put(gzFile gz, const char *s, size_t n)
     return TS_ESYS;
 }
 
-/* Creates the temporary for (date, late) of the next generation. */
+/* Step 1 for one file, also done early to keep within max_open_files:
+ * the gzip stream completed, the data fsynced, the fd closed. The gzFile
+ * owns the fd, so a dup of it outlives gzclose for the fsync. The file
+ * stays pending (its rows are counted); only ts_lake_commit publishes it. */
+static int finish_file(struct ts_lake *l, size_t slot)
+{
+    struct pending *f = &l->files[l->open[slot]];
+    int err = TS_OK, fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0), dup_errno = errno;
+    int zrc = gzclose(f->gz);
+    f->gz = NULL;
+    f->fd = -1;
+    l->open[slot] = l->open[--l->nopen];
+    if (zrc != Z_OK) {
+        if (zrc != Z_ERRNO)
+            errno = zrc == Z_MEM_ERROR ? ENOMEM : EIO;
+        err = TS_ESYS;
+    } else if (fd < 0) {
+        errno = dup_errno;
+        err = TS_ESYS;
+    } else if (fsync(fd) != 0) {
+        err = TS_ESYS;
+    }
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    return err;
+}
+
+/* Creates the next temporary for (date, late) of the next generation: its
+ * first, or the one after a file of that pair finished early. At the
+ * bound, the open file that got a row least recently is finished first. */
 static int add_pending(struct ts_lake *l, const char *date, bool late, struct pending **out)
 {
     char dir[PATH_LEN], tmp[PATH_LEN], mode[8];
+    uint32_t seq = 0;
 
+    for (size_t i = l->nfiles; i-- > 0;) {
+        if (l->files[i].late == late && !strcmp(l->files[i].date, date)) {
+            if (l->files[i].seq == SEQ_MAX)
+                return TS_EFULL; /* only if the caller ignores ts_lake_commit_due */
+            seq = l->files[i].seq + 1;
+            break;
+        }
+    }
     if (l->nfiles == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 4;
         struct pending *f = realloc(l->files, cap * sizeof *f);
@@ -730,31 +831,37 @@ static int add_pending(struct ts_lake *l, const char *date, bool late, struct pe
         l->files = f;
         l->cap = cap;
     }
+    if (l->nopen == l->max_open) {
+        size_t lru = 0;
+        for (size_t i = 1; i < l->nopen; i++)
+            if (l->files[l->open[i]].used < l->files[l->open[lru]].used)
+                lru = i;
+        int err = finish_file(l, lru);
+        if (err)
+            return err;
+    }
     snprintf(dir, sizeof dir, "%s/date=%s", l->table, date);
     int err = make_dir(l->rootfd, dir);
     if (err)
         return err;
-    data_path(l, tmp, date, late, l->generation + 1, l->tag);
+    data_path(l, tmp, date, late, l->generation + 1, seq, l->tag);
     int fd = openat(l->rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return TS_ESYS;
-    int fd2 = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     snprintf(mode, sizeof mode, "wb%d", l->level);
-    gzFile gz = fd2 < 0 ? NULL : gzdopen(fd2, mode);
+    gzFile gz = gzdopen(fd, mode);
     if (!gz) {
-        err = fd2 < 0 ? TS_ESYS : TS_ENOMEM;
         int saved = errno;
-        if (fd2 >= 0)
-            close(fd2);
         close(fd);
         unlinkat(l->rootfd, tmp, 0);
         errno = saved;
-        return err;
+        return TS_ENOMEM;
     }
     gzbuffer(gz, 64 * 1024);
-    struct pending *f = &l->files[l->nfiles++];
-    *f = (struct pending){.late = late, .fd = fd, .gz = gz};
+    struct pending *f = &l->files[l->nfiles];
+    *f = (struct pending){.late = late, .seq = seq, .fd = fd, .gz = gz};
     memcpy(f->date, date, sizeof f->date);
+    l->open[l->nopen++] = l->nfiles++;
     *out = f;
     return gz_put(gz, l->row_number ? "," HEADER : HEADER,
                   strlen(HEADER) + (l->row_number ? 1 : 0));
@@ -785,9 +892,11 @@ int ts_lake_write_row(struct ts_lake *l, const struct ts_window_row *row)
         return l->write_err;
     if (!row_ok(row) || !us_date(row->date, date))
         return write_failed(l, TS_EINVAL);
-    for (size_t i = 0; i < l->nfiles && !f; i++)
-        if (l->files[i].late == row->late && !strcmp(l->files[i].date, date))
-            f = &l->files[i];
+    for (size_t i = 0; i < l->nopen && !f; i++) {
+        struct pending *o = &l->files[l->open[i]];
+        if (o->late == row->late && !strcmp(o->date, date))
+            f = o;
+    }
     if (!f) {
         int err = add_pending(l, date, row->late, &f);
         if (err)
@@ -802,6 +911,7 @@ int ts_lake_write_row(struct ts_lake *l, const struct ts_window_row *row)
     int err = gz_put(f->gz, line, (size_t)n);
     if (err)
         return write_failed(l, err);
+    f->used = ++l->tick;
     f->rows++;
     f->entries += row->entries;
     f->exits += row->exits;
@@ -814,6 +924,11 @@ uint64_t ts_lake_pending_rows(const struct ts_lake *l)
     return l->pending_rows;
 }
 
+bool ts_lake_commit_due(const struct ts_lake *l)
+{
+    return l->nfiles >= l->max_files;
+}
+
 /* Closes what is open of the pending files; deletes them if unlink. */
 static void drop_pending(struct ts_lake *l, bool unlink)
 {
@@ -823,14 +938,13 @@ static void drop_pending(struct ts_lake *l, bool unlink)
         struct pending *f = &l->files[i];
         if (f->gz)
             gzclose(f->gz);
-        if (f->fd >= 0)
-            close(f->fd);
         if (unlink) {
-            data_path(l, tmp, f->date, f->late, l->generation + 1, l->tag);
+            data_path(l, tmp, f->date, f->late, l->generation + 1, f->seq, l->tag);
             unlinkat(l->rootfd, tmp, 0);
         }
     }
     l->nfiles = 0;
+    l->nopen = 0;
     l->pending_rows = 0;
     l->write_err = 0;
     errno = saved;
@@ -842,37 +956,46 @@ void ts_lake_discard(struct ts_lake *l)
         drop_pending(l, true);
 }
 
+static int by_date(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* fsync of each date directory of the pending files, once. */
 static int sync_dirs(const struct ts_lake *l)
 {
     char dir[PATH_LEN];
-    for (size_t i = 0; i < l->nfiles; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = !strcmp(l->files[j].date, l->files[i].date);
-        snprintf(dir, sizeof dir, "%s/date=%s", l->table, l->files[i].date);
-        if (!seen && fsync_dir(l->rootfd, dir))
-            return TS_ESYS;
+    const char **dates = malloc((l->nfiles ? l->nfiles : 1) * sizeof *dates);
+    int err = TS_OK;
+
+    if (!dates) {
+        errno = ENOMEM;
+        return TS_ESYS;
     }
-    return TS_OK;
+    for (size_t i = 0; i < l->nfiles; i++)
+        dates[i] = l->files[i].date;
+    qsort(dates, l->nfiles, sizeof *dates, by_date);
+    for (size_t i = 0; i < l->nfiles && !err; i++) {
+        if (i && !strcmp(dates[i], dates[i - 1]))
+            continue;
+        snprintf(dir, sizeof dir, "%s/date=%s", l->table, dates[i]);
+        if (fsync_dir(l->rootfd, dir))
+            err = TS_ESYS;
+    }
+    int saved = errno;
+    free(dates);
+    errno = saved;
+    return err;
 }
 
-/* Step 1: each data file complete and durable under its temporary name. */
+/* Step 1: each data file complete and durable under its temporary name
+ * (those finished early already are). */
 static int finish_files(struct ts_lake *l)
 {
-    for (size_t i = 0; i < l->nfiles; i++) {
-        struct pending *f = &l->files[i];
-        int zrc = gzclose(f->gz);
-        f->gz = NULL;
-        if (zrc != Z_OK) {
-            if (zrc != Z_ERRNO)
-                errno = zrc == Z_MEM_ERROR ? ENOMEM : EIO;
-            return TS_ESYS;
-        }
-        if (fsync(f->fd) != 0)
-            return TS_ESYS;
-        close(f->fd);
-        f->fd = -1;
+    while (l->nopen) {
+        int err = finish_file(l, l->nopen - 1);
+        if (err)
+            return err;
     }
     return sync_dirs(l);
 }
@@ -934,8 +1057,9 @@ static int make_visible(struct ts_lake *l, uint64_t gen)
 {
     char tmp[PATH_LEN], fin[PATH_LEN];
     for (size_t i = 0; i < l->nfiles; i++) {
-        data_path(l, tmp, l->files[i].date, l->files[i].late, gen, l->tag);
-        data_path(l, fin, l->files[i].date, l->files[i].late, gen, NULL);
+        const struct pending *f = &l->files[i];
+        data_path(l, tmp, f->date, f->late, gen, f->seq, l->tag);
+        data_path(l, fin, f->date, f->late, gen, f->seq, NULL);
         /* ENOENT with the final name there: a recovering ts_lake_open was faster */
         if (renameat(l->rootfd, tmp, l->rootfd, fin) != 0 &&
             (errno != ENOENT || faccessat(l->rootfd, fin, F_OK, 0) != 0))
@@ -1033,6 +1157,7 @@ void ts_lake_close(struct ts_lake *l)
         free(l->strays[i].path);
     free(l->strays);
     free(l->files);
+    free(l->open);
     if (l->mfd >= 0)
         close(l->mfd);
     if (l->rootfd >= 0)

@@ -34,12 +34,22 @@
  * the checkpoint is the truth it resumes from).
  *
  * Layout under cfg->root:
- *   <table>/date=YYYY-MM-DD/part-<topic>-<partition>-<generation>.csv.gz
- *   <table>/date=YYYY-MM-DD/late-<topic>-<partition>-<generation>.csv.gz
+ *   <table>/date=YYYY-MM-DD/part-<topic>-<partition>-<generation>[-<seq>].csv.gz
+ *   <table>/date=YYYY-MM-DD/late-<topic>-<partition>-<generation>[-<seq>].csv.gz
  *   <table>/_manifest/<topic>-<partition>/<generation>.ckpt
  * generation is 12 decimal digits, from 000000000001; date is the row's DATE
  * (station-local, from MM/DD/YYYY). Late rows (row->late) go to the late-
- * files; a checkpoint writes at most one part- and one late- file per date.
+ * files.
+ *
+ * Bounded resources: at most cfg->max_open_files data files are open (one
+ * fd each; plus the root's and the manifest's directory fds for the lake's
+ * life, and one more fd for a moment within a call). A row for a (date,
+ * late) whose file is not open, with the bound reached, finishes the open
+ * file that got a row least recently (complete, fsynced, closed: it stays
+ * pending until the commit); a later row of that (date, late) starts
+ * another file. The first file of a (date, late) in a generation has no
+ * seq; the next ones get -1, -2, ... (1 to 999999999, so the last 12-digit
+ * group of a name is always its generation).
  * Directories starting with '_' and files starting with '.' are ignored by
  * Hive, Spark and Trino, so neither the manifest nor temporaries are ever
  * read as data.
@@ -65,6 +75,8 @@
  *   state <byte count>
  *   <state bytes>                         (any bytes, then a newline)
  *   crc32 <8 lower-case hex digits, zlib crc32 of everything before this line>
+ * Writers of before the -<seq> names wrote the same format; their
+ * checkpoints are read unchanged.
  *
  * Names: table and owner are 1 to 64 of [A-Za-z0-9._-] (table not starting
  * with '.' or '_'), topic 1 to 249 of them (Kafka's own rule).
@@ -91,6 +103,8 @@ struct ts_lake_cfg {
     bool row_number;          /* leading row-number column */
     int compression_level;    /* gzip 1..9 */
     int keep_checkpoints;     /* >= 1 */
+    int max_open_files;       /* >= 1: data files open at once (above) */
+    int max_checkpoint_files; /* >= 1: ts_lake_commit_due from this many pending files */
 };
 
 /* What ts_lake_open found: where to resume. */
@@ -128,19 +142,27 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
                  struct ts_lake **out, struct ts_lake_resume *resume, char *why,
                  size_t why_size);
 
-/* Appends one row to the pending file for its date (and late bit), creating
- * the temporary on first use. TS_OK; TS_EINVAL (a DATE that is not
- * MM/DD/YYYY, a TIME not HH:MM:SS, an identity field empty, unterminated or
- * holding a comma, quote or control character; or the lake is dead after a
- * failed commit); TS_ESYS; TS_ENOMEM. Any failure is sticky, since the
- * caller has counted the row as written: later writes and ts_lake_commit
- * return the same error without doing anything, until ts_lake_discard
- * drops every pending row (then resume from the last checkpoint), or the
- * lake is closed. */
+/* Appends one row to the open pending file for its date (and late bit),
+ * creating a temporary when there is none (first use, or that file was
+ * finished to keep within max_open_files). TS_OK; TS_EINVAL (a DATE that
+ * is not MM/DD/YYYY, a TIME not HH:MM:SS, an identity field empty,
+ * unterminated or holding a comma, quote or control character; or the lake
+ * is dead after a failed commit); TS_ESYS; TS_ENOMEM; TS_EFULL (999999999
+ * files of one date pending: only a caller that ignores ts_lake_commit_due
+ * gets there). Any failure is sticky, since the caller has counted the row
+ * as written: later writes and ts_lake_commit return the same error
+ * without doing anything, until ts_lake_discard drops every pending row
+ * (then resume from the last checkpoint), or the lake is closed. */
 int ts_lake_write_row(struct ts_lake *lake, const struct ts_window_row *row);
 
 /* Rows pending since the last commit. */
 uint64_t ts_lake_pending_rows(const struct ts_lake *lake);
+
+/* True once cfg->max_checkpoint_files data files are pending (open or
+ * finished early): commit at the next point where the state is
+ * consistent (after the window advance that wrote them), rather than at
+ * the usual interval, so that no checkpoint names thousands of files. */
+bool ts_lake_commit_due(const struct ts_lake *lake);
 
 /* Commits (steps 1 to 4 above) with offset_next (>= -1) and the caller's
  * state (state_len bytes, copied; state may be NULL if state_len is 0).

@@ -69,6 +69,7 @@
 #include "log.h"
 #include "mqtt_link.h"
 #include "reading.h"
+#include "verdict.h"
 
 #define FILTER "turnstile/v1/+/+/readings"
 #define LOOP_MS 250               /* network loop turn: how soon a stop is seen */
@@ -77,7 +78,6 @@
 #define RATE_WINDOW_MS 10000      /* rate-limited log lines: per window ... */
 #define RATE_LINES 5              /* ... at most this many, then a summary */
 #define DEAD_LETTER_MAX 65536     /* bytes of an invalid payload kept */
-#define REASON_MAX 200
 
 /* At most `lines` lines per RATE_WINDOW_MS, then one line saying how many
  * were left out. */
@@ -89,6 +89,7 @@ struct ratelog {
 
 struct ts_relay {
     struct ts_bridge_kafka_cfg kcfg;
+    struct ts_verdict_bounds bounds;
     char client_id[160];
     char filter[sizeof FILTER + 80];
     struct ts_mqtt_link *link;
@@ -112,7 +113,18 @@ struct ts_relay {
     struct ratelog bad_log, err_log, full_log;
 };
 
-static char dead_letter_mark;  /* msg opaque of dead letters */
+/* A message's opaque tells what it is: NULL a reading, &dead_letter_mark a
+ * dead letter, &marker_mark a marker, else a struct marker: a dead letter
+ * whose marker is produced once Kafka confirmed it (verdict.h, POLICY). */
+static char dead_letter_mark, marker_mark;
+
+struct marker {
+    char topic[2 * TS_ID_MAX + 32];
+    char key[TS_ID_MAX];
+    char reason[TS_VERDICT_REASON_MAX];
+    char id[TS_ID_MAX + 24];  /* "<agent>:<seq>" */
+    char from[24];            /* MERGED_FROM */
+};
 
 
 /* ---- rate-limited logging (lock held) ---- */
@@ -195,17 +207,47 @@ static void csv_field(const void *value, size_t len, int i, char *out, size_t si
         snprintf(out, size, "?");
 }
 
+/* Hands a marker to librdkafka without waiting (this runs in the delivery
+ * thread, which must not wait for room it alone makes). A marker that does
+ * not fit is only logged: the agent re-sends the reading after its
+ * ack_timeout_ms, and the relay dead-letters it and tries again. */
+static void produce_marker(struct ts_relay *r, const struct marker *mk)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        r->rk, RD_KAFKA_V_RKT(r->t_readings), RD_KAFKA_V_KEY(mk->key, strlen(mk->key)),
+        RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_HEADER("mqtt_topic", mk->topic, -1),
+        RD_KAFKA_V_HEADER("reason", mk->reason, -1),
+        RD_KAFKA_V_HEADER(TS_MARKER_HEADER_ID, mk->id, -1),
+        RD_KAFKA_V_HEADER(TS_MARKER_HEADER_FROM, mk->from, -1), RD_KAFKA_V_OPAQUE(&marker_mark),
+        RD_KAFKA_V_END);
+    uint64_t summary = 0;
+    pthread_mutex_lock(&r->lock);
+    bool log = false;
+    if (!err)
+        r->st.markers++;
+    else
+        log = ratelog_take(&r->err_log, ts_mono_ms(), &summary);
+    pthread_mutex_unlock(&r->lock);
+    if (log)
+        TS_LOG(TS_LOG_ERR, "relay: kafka: the marker of %s (refused: %s) was not produced: %s; "
+               "the agent will send the reading again", mk->id, mk->reason, rd_kafka_err2str(err));
+}
+
 static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct ts_relay *r = opaque;
-    bool dead = m->_private == &dead_letter_mark;
+    bool marker = m->_private == &marker_mark;
+    struct marker *pending = m->_private && !marker && m->_private != &dead_letter_mark
+                                 ? m->_private : NULL;
+    bool dead = m->_private == &dead_letter_mark || pending;
     long long now = ts_mono_ms();
     uint64_t summary = 0;
-    bool log = false;
+    bool log = false, closing;
 
     pthread_mutex_lock(&r->lock);
+    closing = r->closing;
     if (!m->err) {
-        if (!dead)
+        if (!dead && !marker)
             r->st.delivered++;
     } else if (r->closing && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
                               m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
@@ -218,6 +260,10 @@ static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
         pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
 
+    /* a POLICY dead letter is in Kafka: now its marker lets the ack pass */
+    if (pending && !m->err && !closing)
+        produce_marker(r, pending);
+    free(pending);
     if (summary)
         TS_LOG(TS_LOG_ERR, "relay: kafka: %" PRIu64 " more delivery error(s) in the last %d s "
                "not logged", summary, RATE_WINDOW_MS / 1000);
@@ -227,7 +273,10 @@ static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     const char *hint = m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
                        m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
                            ? " (create the topic: the relay does not)" : "";
-    if (dead) {
+    if (marker) {
+        TS_LOG(TS_LOG_ERR, "relay: kafka: a marker was not delivered to %s: %s%s; the agent will "
+               "send its reading again", topic, rd_kafka_err2str(m->err), hint);
+    } else if (dead) {
         TS_LOG(TS_LOG_ERR, "relay: kafka: a dead letter was not delivered to %s: %s%s", topic,
                rd_kafka_err2str(m->err), hint);
     } else {
@@ -242,64 +291,12 @@ static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 
 /* ---- MQTT side ---- */
 
-/* Checks one message. true: a reading for the readings topic, agent set.
- * false: why holds the reason (a sentence for the dead-letter header). */
-static bool check(const struct mosquitto_message *msg, char agent[TS_ID_MAX], char *why,
-                  size_t size)
-{
-    char station[TS_ID_MAX], line[TS_READING_LINE_MAX];
-    int len = msg->payloadlen;
-
-    if (!ts_mqtt_agent_topic(msg->topic, "readings", station, agent)) {
-        snprintf(why, size, "topic is not turnstile/v1/<station_id>/<agent_id>/readings with "
-                 "valid ids");
-        return false;
-    }
-    if (len <= 0) {
-        snprintf(why, size, "empty payload");
-        return false;
-    }
-    if (len >= TS_READING_LINE_MAX) {
-        snprintf(why, size, "payload of %d bytes, longer than a reading line can be (%d)", len,
-                 TS_READING_LINE_MAX - 1);
-        return false;
-    }
-    if (memchr(msg->payload, '\0', (size_t)len)) {
-        snprintf(why, size, "payload holds a NUL byte");
-        return false;
-    }
-    if (memchr(msg->payload, '\n', (size_t)len) || memchr(msg->payload, '\r', (size_t)len)) {
-        snprintf(why, size, "payload holds a line break");
-        return false;
-    }
-    memcpy(line, msg->payload, (size_t)len);
-    line[len] = '\0';
-    struct ts_reading rd;
-    const char *pwhy = NULL;
-    if (ts_reading_parse(line, &rd, &pwhy) != TS_OK) {
-        snprintf(why, size, "not a reading: %s", pwhy ? pwhy : "malformed");
-        return false;
-    }
-    int commas = 0;
-    for (int i = 0; i < len; i++)
-        commas += line[i] == ',';
-    if (commas != TS_READING_FIELDS - 1) {
-        snprintf(why, size, "not a reading: %d fields, the agent sends %d (EPOCH_MS..MERGED_FROM "
-                 "missing)", commas + 1, TS_READING_FIELDS);
-        return false;
-    }
-    if (strcmp(rd.agent_id, agent) != 0) {
-        snprintf(why, size, "ID names agent '%s', the topic agent '%s'", rd.agent_id, agent);
-        return false;
-    }
-    return true;
-}
-
-/* Hands one message to librdkafka (reason NULL: a reading, else a dead
- * letter), waiting while the queue is full. false: not produced (stopping,
- * a fatal error, or refused: logged). */
+/* Hands one message to librdkafka (reason NULL: a reading stamped now_ms,
+ * else a dead letter whose opaque is mark), waiting while the queue is full.
+ * false: not produced (stopping, a fatal error, or refused: logged); mark
+ * then stays the caller's. */
 static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, const char *key,
-                    const char *reason)
+                    const char *reason, int64_t now_ms, void *mark)
 {
     bool waited = false;
     int len = msg->payloadlen > 0 ? msg->payloadlen : 0;
@@ -316,6 +313,8 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
                 r->rk, RD_KAFKA_V_RKT(r->t_readings), RD_KAFKA_V_KEY(key, strlen(key)),
                 RD_KAFKA_V_VALUE(msg->payload, (size_t)len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                /* the aggregator judges it against this time again */
+                RD_KAFKA_V_TIMESTAMP(now_ms),
                 RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1), RD_KAFKA_V_END);
         else if (truncated[0])
             err = rd_kafka_producev(
@@ -324,14 +323,14 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
                 RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
                 RD_KAFKA_V_HEADER("truncated_from", truncated, -1),
-                RD_KAFKA_V_OPAQUE(&dead_letter_mark), RD_KAFKA_V_END);
+                RD_KAFKA_V_OPAQUE(mark), RD_KAFKA_V_END);
         else
             err = rd_kafka_producev(
                 r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
                 RD_KAFKA_V_VALUE(len ? msg->payload : NULL, (size_t)len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
                 RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
-                RD_KAFKA_V_OPAQUE(&dead_letter_mark), RD_KAFKA_V_END);
+                RD_KAFKA_V_OPAQUE(mark), RD_KAFKA_V_END);
 
         long long now = ts_mono_ms();
         uint64_t summary = 0;
@@ -410,19 +409,33 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
 static void relay_message(void *ctx, const struct mosquitto_message *msg)
 {
     struct ts_relay *r = ctx;
-    char agent[TS_ID_MAX], why[REASON_MAX];
+    struct ts_verdict v;
+    int64_t wall = ts_wall_ms();
 
     pthread_mutex_lock(&r->lock);
     r->st.received++;
     pthread_mutex_unlock(&r->lock);
 
-    if (check(msg, agent, why, sizeof why)) {
-        produce(r, msg, agent, NULL);
+    struct ts_verdict_msg vm = {
+        .topic = msg->topic, .topic_len = msg->topic ? strlen(msg->topic) : 0,
+        .payload = msg->payload, .len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0,
+        .retained = msg->retain, .now_ms = wall};
+    if (ts_verdict_judge(&vm, &r->bounds, &v) == TS_VERDICT_READING) {
+        produce(r, msg, v.agent, NULL, wall, NULL);
         return;
     }
-    /* dead letter: keyed by the topic's agent when there is one */
-    if (!ts_mqtt_agent_topic(msg->topic, "readings", NULL, agent))
-        agent[0] = '\0';
+    /* dead letter: keyed by the topic's agent when there is one ("" else);
+     * the agent's own reading refused by policy gets a marker once its dead
+     * letter is in Kafka, so that the agent's ack passes its numbers */
+    const char *why = v.reason;
+    struct marker *mk = NULL;
+    if (v.cls == TS_VERDICT_POLICY && (mk = malloc(sizeof *mk)) != NULL) {
+        snprintf(mk->topic, sizeof mk->topic, "%s", msg->topic);
+        snprintf(mk->key, sizeof mk->key, "%s", v.agent);
+        snprintf(mk->reason, sizeof mk->reason, "%s", v.reason);
+        snprintf(mk->id, sizeof mk->id, "%s:%" PRIu64, v.agent, v.r.seq);
+        snprintf(mk->from, sizeof mk->from, "%" PRIu64, v.r.merged_from);
+    }
     long long now = ts_mono_ms();
     uint64_t summary;
     pthread_mutex_lock(&r->lock);
@@ -439,9 +452,11 @@ static void relay_message(void *ctx, const struct mosquitto_message *msg)
             shown[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
         snprintf(shown + n, sizeof shown - (size_t)n, "%s", msg->payloadlen > n ? "..." : "");
         TS_LOG(TS_LOG_WARNING, "relay: invalid message on %s (%d bytes: '%s'): %s; sent "
-               "to %s", msg->topic, msg->payloadlen, shown, why, r->kcfg.deadletter_topic);
+               "to %s%s", msg->topic, msg->payloadlen, shown, why, r->kcfg.deadletter_topic,
+               v.cls == TS_VERDICT_POLICY ? " (the agent's ack passes it)" : "");
     }
-    produce(r, msg, agent, why);
+    if (!produce(r, msg, v.agent, why, wall, mk ? (void *)mk : &dead_letter_mark))
+        free(mk);
 }
 
 static void relay_connected(void *ctx, bool session_present)
@@ -510,11 +525,12 @@ static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char
 }
 
 int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_kafka_cfg *kafka,
-                 const char *bridge_id, struct ts_relay **out, char *why, size_t why_size)
+                 const struct ts_bridge_settings *bridge, struct ts_relay **out, char *why,
+                 size_t why_size)
 {
     if (out)
         *out = NULL;
-    if (!mqtt || !kafka || !bridge_id || !out)
+    if (!mqtt || !kafka || !bridge || !out)
         return ts_fail(why, why_size, TS_EINVAL, "%s", "relay: missing argument");
     const char *bad = NULL;
     if (!kafka->brokers[0])
@@ -538,6 +554,8 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     if (!r)
         return ts_fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
     r->kcfg = *kafka;
+    r->bounds = (struct ts_verdict_bounds){.max_age_ms = bridge->max_event_age_s * 1000,
+                                           .max_ahead_ms = bridge->max_event_ahead_s * 1000};
     r->bad_log.max = RATE_LINES;
     r->err_log.max = RATE_LINES;
     r->full_log.max = 1;
@@ -552,7 +570,7 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     else
         snprintf(r->filter, sizeof r->filter, "%s", FILTER);
 
-    int rc = ts_mqtt_client_id(mqtt, bridge_id, "", r->client_id, sizeof r->client_id);
+    int rc = ts_mqtt_client_id(mqtt, bridge->id, "", r->client_id, sizeof r->client_id);
     if (rc) {
         ts_relay_free(r, 0);
         return ts_fail(why, why_size, TS_ECONFIG, "relay: mqtt: client id too long");
@@ -691,6 +709,9 @@ void ts_relay_free(struct ts_relay *r, int flush_ms)
         r->closing = true;
         pthread_mutex_unlock(&r->lock);
         rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        /* serve every purged message's report (a pending marker is freed there) */
+        for (int i = 0; i < 100 && rd_kafka_outq_len(r->rk) > 0; i++)
+            rd_kafka_poll(r->rk, 10);
         rd_kafka_poll(r->rk, 0);
         if (r->t_readings)
             rd_kafka_topic_destroy(r->t_readings);
@@ -699,9 +720,10 @@ void ts_relay_free(struct ts_relay *r, int flush_ms)
         rd_kafka_destroy(r->rk);
         TS_LOG(TS_LOG_INFO,
                "relay: stopped: %" PRIu64 " received, %" PRIu64 " produced, %" PRIu64
-               " delivered, %" PRIu64 " dead letters, %" PRIu64 " delivery errors, %" PRIu64
-               " back-pressure waits", r->st.received, r->st.produced, r->st.delivered,
-               r->st.dead_letters, r->st.delivery_errors, r->st.backpressure_waits);
+               " delivered, %" PRIu64 " dead letters (%" PRIu64 " markers), %" PRIu64
+               " delivery errors, %" PRIu64 " back-pressure waits", r->st.received,
+               r->st.produced, r->st.delivered, r->st.dead_letters, r->st.markers,
+               r->st.delivery_errors, r->st.backpressure_waits);
     }
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);

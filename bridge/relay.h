@@ -5,11 +5,12 @@
  * several bridges split the stream, to $share/<group>/turnstile/v1/+/+/readings
  * with a clean session (docs/bridge.md says why). For
  * each message:
- *   - the payload is validated with ts_reading_parse (18-field form), and the
- *     reading's agent id must equal the topic's <agent_id> level;
+ *   - ts_verdict_judge (verdict.h) decides, with the retain flag and the
+ *     wall clock as reference time;
  *   - a valid reading is produced to kafka->readings_topic, key = agent id
  *     (one agent's readings stay in order in one partition), value = the
- *     payload unchanged, header "mqtt_topic" = the MQTT topic (the
+ *     payload unchanged, timestamp = the reference time (the aggregator
+ *     judges against it again), header "mqtt_topic" = the MQTT topic (the
  *     aggregator derives the ack topic from it); the producer has acks=all,
  *     enable.idempotence=true and no message timeout (a message waits in the
  *     queue for as long as Kafka is away);
@@ -17,7 +18,11 @@
  *     received (any bytes, the first 64 KiB), headers "reason" (a
  *     sentence) and "mqtt_topic", and is counted; it takes its place in the
  *     same producer queue as the readings, so invalid messages never stop
- *     the valid ones around them.
+ *     the valid ones around them;
+ *   - the agent's own reading refused by policy (TS_VERDICT_POLICY) gets,
+ *     once Kafka confirmed its dead letter, a marker in the readings topic
+ *     (same key, NULL value, headers mqtt_topic, reason, refused_id,
+ *     refused_from) so that the agent's ack passes its numbers.
  * Back-pressure: when librdkafka's queue is full (queue_max_messages), the
  * relay stops taking messages from MQTT (the message callback waits until
  * a delivery report made room, or the relay stops) and the broker queues for
@@ -44,6 +49,8 @@ struct ts_relay_stats {
     uint64_t produced;        /* valid readings handed to librdkafka */
     uint64_t delivered;       /* of which Kafka confirmed (acks=all) */
     uint64_t dead_letters;    /* invalid messages sent to the dead-letter topic */
+    uint64_t markers;         /* markers produced: the agent's own readings refused by
+                                 policy, whose dead letter Kafka confirmed (verdict.h) */
     uint64_t delivery_errors; /* delivery reports with an error (logged) */
     uint64_t backpressure_waits; /* times the queue was full */
     uint64_t connects;        /* MQTT connections made */
@@ -56,11 +63,13 @@ struct ts_relay_stats {
 struct ts_relay;
 
 /* Creates the relay: the MQTT client (client id mqtt->client_id, or
- * "turnstile-bridge-<bridge_id>") and the Kafka producer. Does not connect
+ * "turnstile-bridge-<bridge->id>") and the Kafka producer (bridge's event-time
+ * bounds go to the verdict). Does not connect
  * yet. TS_OK; TS_ECONFIG (a bad value, a TLS file that cannot be read, a
  * librdkafka property refused) or TS_ENOMEM, with a sentence in why. */
 int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_kafka_cfg *kafka,
-                 const char *bridge_id, struct ts_relay **out, char *why, size_t why_size);
+                 const struct ts_bridge_settings *bridge, struct ts_relay **out, char *why,
+                 size_t why_size);
 
 /* Starts the threads; the MQTT connection is made and re-made (back-off
  * reconnect_min_ms .. reconnect_max_ms) for ever. TS_OK or TS_ESYS. */

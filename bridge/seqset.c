@@ -107,6 +107,29 @@ bool ts_seqset_contains(const struct ts_seqset *s, uint64_t seq)
     return lo > 0 && seq <= r[lo - 1].hi;
 }
 
+bool ts_seqset_contains_any(const struct ts_seqset *s, uint64_t lo, uint64_t hi)
+{
+    if (lo == 0)
+        lo = 1;
+    if (lo > hi)
+        return false;
+    if (lo <= s->contiguous)
+        return true;
+    if (s->n == 0)
+        return false;
+    const struct ts_seqrange *r = ranges(s);
+    /* the first range that ends at lo or above: it overlaps iff it starts by hi */
+    size_t a = 0, b = s->n;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (r[mid].hi >= lo)
+            b = mid;
+        else
+            a = mid + 1;
+    }
+    return a < s->n && r[a].lo <= hi;
+}
+
 /* Removes ranges [i, j), moving whichever side is shorter. */
 static void remove_ranges(struct ts_seqset *s, size_t i, size_t j)
 {
@@ -627,5 +650,7 @@ int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_fr
         *duplicate = true;
         return TS_OK;
     }
+    if (merged_from < seq && ts_seqset_contains_any(set, merged_from, seq - 1))
+        return TS_ECONFLICT; /* a merged range over numbers already seen */
     return ts_seqset_add(set, merged_from, seq, NULL);
 }

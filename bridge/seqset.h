@@ -27,13 +27,17 @@
  * acknowledgement never passes it and the agent keeps the row meanwhile.
  *
  * Duplicates and merged ranges: a reading is a duplicate iff its seq is
- * already in the set. A number covered by a merged range can never arrive as
- * a reading of its own: the agent merges only rows that were never published
- * (above its publish mark, which is persisted before publishing), so such a
- * number was never sent under its own ID. Should one still arrive (a store
- * recreated from 1, a bug) it is treated as a duplicate: counting it would
- * count its people twice. A non-duplicate reading whose range partly overlaps
- * numbers already seen adds only the new numbers (`added` tells how many).
+ * already in the set. A merged range can only cover numbers the agent could
+ * have merged: the agent merges only rows it never published (above its
+ * publish mark, which is persisted before publishing), so none of
+ * merged_from..seq-1 can have been seen. ts_seqset_accept therefore refuses
+ * (TS_ECONFLICT, nothing changes) a reading whose seq is new but whose range
+ * overlaps numbers already seen: first come wins, and the refused one is
+ * never counted nor acknowledged (docs/bridge.md, "MERGED_FROM"). A number
+ * covered by a merged range that arrives later as a reading of its own (a
+ * store recreated from 1, a bug) is a duplicate: counting it would count its
+ * people twice. ts_seqset_add itself takes any range and adds only the new
+ * numbers (`added` tells how many).
  *
  * Text form (the bridge's manifest), canonical and strict:
  *   set    = number [ ";" range *( "," range ) ]
@@ -83,6 +87,9 @@ int ts_seqset_set_max_ranges(struct ts_seqset *s, size_t max);
 
 /* True if seq was seen (seq <= contiguous or inside a range). */
 bool ts_seqset_contains(const struct ts_seqset *s, uint64_t seq);
+
+/* True if any number of lo..hi was seen (false if lo > hi; 0 is never seen). */
+bool ts_seqset_contains_any(const struct ts_seqset *s, uint64_t lo, uint64_t hi);
 
 /* Adds the numbers lo..hi (1 <= lo <= hi), joining ranges and advancing
  * contiguous when the lowest range touches it. *added (may be NULL) gets how
@@ -171,8 +178,10 @@ int ts_seqsets_decode(struct ts_seqsets *t, const char *text, size_t len, size_t
  * nothing changes: drop the reading); otherwise merged_from..seq are added
  * (agent created if new) and *duplicate is false. TS_EINVAL for seq == 0,
  * merged_from == 0, merged_from > seq or a bad agent id (nothing created);
- * TS_EFULL (the reading was not recorded: hold it and retry later, see
- * above); TS_ENOMEM. *duplicate is false on every error. */
+ * TS_ECONFLICT if seq is new but a number of merged_from..seq-1 was seen
+ * (nothing changes: refuse the reading, see above); TS_EFULL (the reading
+ * was not recorded: hold it and retry later, see above); TS_ENOMEM.
+ * *duplicate is false on every error. */
 int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_from, uint64_t seq,
                      bool *duplicate);
 

@@ -7,7 +7,16 @@
  * and prints the documentation (ts_config_doc), so the docs cannot drift.
  *
  * Every error names the file, the line and the key, e.g.
- *   agent.conf:12: [turnstile t1] width: must be one of 16, 32, 64 */
+ *   agent.conf:12: [turnstile t1] width: must be one of 16, 32, 64
+ * and holds only printable ASCII: bytes from the file (or its name) outside
+ * 0x20..0x7e are shown as \xNN.
+ *
+ * Input limits (docs: README "Configuration"): only a regular file is read
+ * (a FIFO, device, directory or socket is refused without blocking), of at
+ * most TS_CFG_FILE_MAX bytes and TS_CFG_SECTIONS_MAX sections; a line holds
+ * at most 199 characters (inih's 200-byte line buffer; a longer one is an
+ * error, never split), no NUL byte; leading blanks are ignored (no
+ * continuation lines). Integers are decimal, or hexadecimal with 0x. */
 #ifndef TS_CONFIG_H
 #define TS_CONFIG_H
 
@@ -15,7 +24,7 @@
 #include <stdio.h>
 
 enum ts_cfg_type {
-    TS_CFG_STRING, /* char[size]: any printable text */
+    TS_CFG_STRING, /* char[size]: text without control characters (UTF-8 passes) */
     TS_CFG_FIELD,  /* char[size]: a CSV-safe field (no comma, quote, line break) */
     TS_CFG_ID,     /* char[size]: letters, digits, '.', '_', '-' */
     TS_CFG_INT,    /* int, within [min, max] */
@@ -69,6 +78,9 @@ struct ts_cfg_origin {
     int line;
 };
 
+#define TS_CFG_FILE_MAX (1024 * 1024) /* bytes: a config is small */
+#define TS_CFG_SECTIONS_MAX 1024      /* sections per file: an agent polls far fewer turnstiles */
+
 struct ts_cfg_file {
     char path[256];
     struct ts_cfg_origin *origins; /* owned; freed by ts_config_file_free */
@@ -76,7 +88,8 @@ struct ts_cfg_file {
 };
 
 /* Parses path against schema. TS_OK, or TS_ECONFIG with one line in err
- * ("file:line: [section] key: reason"). file receives the origins. */
+ * ("file:line: [section] key: reason"; "file: reason" when the file cannot
+ * be read). file receives the origins. */
 int ts_config_load(const char *path, const struct ts_cfg_schema *schema, void *user,
                    struct ts_cfg_file *file, char *err, size_t errsize);
 
@@ -99,6 +112,11 @@ int ts_config_require(const struct ts_cfg_file *file, const struct ts_cfg_sectio
 int ts_config_defaults(const struct ts_cfg_section *section, void *instance);
 
 void ts_config_file_free(struct ts_cfg_file *file);
+
+/* Copies src into dst (size > 0, always terminated) with every byte outside
+ * printable ASCII (0x20..0x7e) written as \xNN, cut before an escape that
+ * does not fit: for error lines that echo file names, keys and values. */
+void ts_config_escape(char *dst, size_t size, const char *src);
 
 /* Writes the documentation of every section and key (markdown) to out. */
 void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out);

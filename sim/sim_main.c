@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "config.h"
 #include "err.h"
 #include "log.h"
 #include "mta_file.h"
@@ -38,20 +40,20 @@ static const char usage_text[] =
     "  --tcp HOST:PORT      Modbus TCP; HOST empty = all addresses, PORT 0 = any\n"
     "                       free port ([::1]:502 for IPv6)\n"
     "  --rtu DEVICE         Modbus RTU on a serial line (e.g. one end of a socat pty pair)\n"
-    "  --baud N             19200      --parity N|E|O   N\n"
+    "  --baud N             19200 (50 to 4000000)   --parity N|E|O   N\n"
     "  --data-bits 7|8      8          --stop-bits 1|2  1\n"
     "Traffic:\n"
     "  --mta FILE           MTA turnstile file (.csv.gz or .csv)\n"
     "  --station NAME       only turnstiles of this STATION (repeatable)\n"
     "  --generate           synthetic traffic (the default without --mta)\n"
-    "  --seed N             seed of the synthetic traffic (1)\n"
+    "  --seed N             seed of the synthetic traffic (1; 0 to 2^64-1)\n"
     "  --slaves LIST        Modbus unit ids served, comma-separated (1)\n"
-    "  --turnstiles N       turnstiles per slave (4); slave i gets the next N\n"
+    "  --turnstiles N       turnstiles per slave (4; 1 to 4500); slave i gets the next N\n"
     "                       turnstiles of the file, in file order\n"
-    "  --speed X            simulated seconds per real second (1)\n"
+    "  --speed X            simulated seconds per real second (1; 0.001 to 1e7)\n"
     "  --start TIME         'YYYY-MM-DD HH:MM:SS', New York time; default: the file's\n"
     "                       first reading (generated: " DEFAULT_START ")\n"
-    "  --max-rate X         replay: largest plausible rise, people/min (60)\n"
+    "  --max-rate X         replay: largest plausible rise, people/min (60; 0.001 to 1e7)\n"
     "Register map (per slave; W = --width, R = W/16):\n"
     "  turnstile k: entries at k*2*R, exits at k*2*R+R, in --order (ABCD)\n"
     "  the same values in holding (FC 3) and input (FC 4) registers, masked to W bits\n"
@@ -103,40 +105,15 @@ static void on_signal(int sig)
 
 /* ---- small parsers ------------------------------------------------------ */
 
+/* The shared checks (common/cli.h): the whole text, within the range. */
 static int parse_u64(const char *s, uint64_t *v)
 {
-    char *end;
-    if (!s || !*s || *s == '-')
-        return TS_EINVAL;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (errno || *end)
-        return TS_EINVAL;
-    *v = x;
-    return TS_OK;
+    return ts_parse_u64(s, 0, UINT64_MAX, v, NULL, 0);
 }
 
-static int parse_int(const char *s, long min, long max, int *v)
+static int parse_int(const char *s, int min, int max, int *v)
 {
-    char *end;
-    if (!s || !*s)
-        return TS_EINVAL;
-    errno = 0;
-    long x = strtol(s, &end, 10);
-    if (errno || *end || x < min || x > max)
-        return TS_EINVAL;
-    *v = (int)x;
-    return TS_OK;
-}
-
-static int parse_double(const char *s, double *v)
-{
-    char *end;
-    if (!s || !*s)
-        return TS_EINVAL;
-    errno = 0;
-    *v = strtod(s, &end);
-    return errno || *end ? TS_EINVAL : TS_OK;
+    return ts_parse_int(s, min, max, v, NULL, 0);
 }
 
 static int parse_slaves(const char *s, struct options *o)
@@ -373,15 +350,17 @@ static int parse_args(int argc, char **argv, struct options *o)
     struct ts_sim_cfg *c = &o->cfg;
     bool link = false;
     int opt, n = 0;
+    char why[256] = "";
 
     while ((opt = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
-        const char *bad = NULL;
+        const char *bad = NULL, *hint = "";
+        why[0] = '\0';
         switch (opt) {
         case 't':
             c->transport = TS_SIM_TCP;
             link = true;
             if (parse_tcp(optarg, c))
-                bad = "--tcp (want HOST:PORT)";
+                bad = "--tcp", hint = " (want HOST:PORT)";
             break;
         case 'r':
             c->transport = TS_SIM_RTU;
@@ -391,48 +370,60 @@ static int parse_args(int argc, char **argv, struct options *o)
             else
                 snprintf(c->device, sizeof c->device, "%s", optarg);
             break;
-        case O_BAUD: if (parse_int(optarg, 50, 4000000, &c->baud)) bad = "--baud"; break;
+        case O_BAUD:
+            if (ts_parse_int(optarg, 50, 4000000, &c->baud, why, sizeof why))
+                bad = "--baud";
+            break;
         case O_PARITY:
             c->parity = optarg[0];
             if (strlen(optarg) != 1 || !strchr("NEO", optarg[0]))
-                bad = "--parity (N, E or O)";
+                bad = "--parity", hint = " (N, E or O)";
             break;
-        case O_DATA: if (parse_int(optarg, 5, 8, &c->data_bits)) bad = "--data-bits"; break;
-        case O_STOP: if (parse_int(optarg, 1, 2, &c->stop_bits)) bad = "--stop-bits"; break;
+        case O_DATA:
+            if (ts_parse_int(optarg, 5, 8, &c->data_bits, why, sizeof why))
+                bad = "--data-bits";
+            break;
+        case O_STOP:
+            if (ts_parse_int(optarg, 1, 2, &c->stop_bits, why, sizeof why))
+                bad = "--stop-bits";
+            break;
         case 'm': o->mta_file = optarg; break;
         case O_STATION:
             if (o->n_stations == MAX_STATIONS)
-                bad = "--station (too many)";
+                bad = "--station", hint = " (too many)";
             else
                 o->stations[o->n_stations++] = optarg;
             break;
         case 'g': o->generate = true; break;
-        case O_SEED: if (parse_u64(optarg, &o->seed)) bad = "--seed"; break;
-        case O_SLAVES: if (parse_slaves(optarg, o)) bad = "--slaves (ids 1..247, comma-separated)"; break;
+        case O_SEED:
+            if (ts_parse_u64(optarg, 0, UINT64_MAX, &o->seed, why, sizeof why))
+                bad = "--seed";
+            break;
+        case O_SLAVES: if (parse_slaves(optarg, o)) bad = "--slaves", hint = " (ids 1..247, comma-separated)"; break;
         case O_TURNSTILES:
-            if (parse_int(optarg, 1, 4500, &n))
+            if (ts_parse_int(optarg, 1, 4500, &n, why, sizeof why))
                 bad = "--turnstiles";
             o->per_slave = (size_t)n;
             break;
         case O_SPEED:
-            if (parse_double(optarg, &c->speed) || !(c->speed > 0))
-                bad = "--speed (> 0)";
+            if (ts_parse_double(optarg, 0.001, 1e7, &c->speed, why, sizeof why))
+                bad = "--speed";
             break;
         case O_START: o->start = optarg; break;
         case O_WIDTH:
             if (parse_int(optarg, 16, 64, &n) || (n != 16 && n != 32 && n != 64))
-                bad = "--width (16, 32 or 64)";
+                bad = "--width", hint = " (16, 32 or 64)";
             c->width = (unsigned)n;
             break;
         case O_ORDER: if (ts_word_order_parse(optarg, &c->order)) bad = "--order"; break;
         case O_FAULT:
             if (o->n_faults == MAX_FAULTS)
-                bad = "--fault (too many)";
+                bad = "--fault", hint = " (too many)";
             else
                 o->faults[o->n_faults++] = optarg;
             break;
         case O_RATE:
-            if (parse_double(optarg, &c->replay.max_rate_per_min) || !(c->replay.max_rate_per_min > 0))
+            if (ts_parse_double(optarg, 0.001, 1e7, &c->replay.max_rate_per_min, why, sizeof why))
                 bad = "--max-rate";
             break;
         case 'v': c->verbose = true; break;
@@ -447,8 +438,13 @@ static int parse_args(int argc, char **argv, struct options *o)
         case O_VERSION: printf("turnstile-sim %s\n", TS_VERSION); exit(0);
         default: return TS_EINVAL;
         }
+        if (bad && why[0]) {
+            fprintf(stderr, "turnstile-sim: %s: %s\n", bad, why);
+            return TS_EINVAL;
+        }
         if (bad) {
-            fprintf(stderr, "turnstile-sim: bad value '%s' for %s\n", optarg, bad);
+            ts_config_escape(why, sizeof why, optarg);
+            fprintf(stderr, "turnstile-sim: %s: bad value '%s'%s\n", bad, why, hint);
             return TS_EINVAL;
         }
     }

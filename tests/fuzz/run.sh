@@ -1,32 +1,63 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh [SECONDS] - builds the libFuzzer target for the reading
-# parser (fuzz_reading.c) with ASan+UBSan, replays every seed in corpus/ once
-# at full length, then fuzzes for SECONDS (default 20) on a scratch copy of
-# the corpus. Exits non-zero if any input crashes, leaks, trips a sanitizer
-# or breaks the parse/format round trip. Crash inputs are kept in the
-# printed artifact directory. Needs clang and libclang-rt-14-dev (scripts/deps).
-# Environment: CC_FUZZ (default clang), FUZZ_SRC_DIR (sources to build from,
-# default the repo's common/; used to check the fuzzer against a broken copy).
+# tests/fuzz/run.sh [TARGET] [SECONDS] - builds the libFuzzer target
+# tests/fuzz/fuzz_TARGET.c (default: reading) with ASan+UBSan, replays every
+# seed in tests/fuzz/corpus/TARGET/ once at full length, then fuzzes for SECONDS
+# (default 20) on a scratch copy of that corpus. Exits non-zero if any input
+# crashes, leaks, trips a sanitizer or breaks one of the target's invariants.
+# Crash inputs are kept in the printed artifact directory. Needs clang and
+# libclang-rt-14-dev (scripts/deps). `run.sh 600` still means reading, 600 s.
+# Environment: CC_FUZZ (default clang), FUZZ_SRC_DIR (the common/ sources to
+# build from, default the repo's common/; used to check a fuzzer against a
+# broken copy). See docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-seconds=${1:-20}
-cc=${CC_FUZZ:-clang}
-src=${FUZZ_SRC_DIR:-common}
-command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (run scripts/deps)" >&2; exit 1; }
+# --- the targets: what each links besides tests/fuzz/fuzz_TARGET.c ------------------------
+# A new target: a fuzz_NAME.c, a corpus/NAME/ directory, and its three lines here
+# (sources, -I directories, libraries). An optional tests/fuzz/NAME.dict is passed as -dict.
+common=${FUZZ_SRC_DIR:-common}
+declare -A sources includes libs
+sources[reading]="$common/reading.c $common/flags.c $common/err.c"
+includes[reading]="$common"
+libs[reading]=""
+sources[config]="$common/config.c $common/reading.c $common/flags.c $common/err.c agent/agent_config.c hal/hal.c"
+includes[config]="$common agent hal"
+libs[config]="-linih"
+sources[verdict]="bridge/verdict.c bridge/mqtt_link.c $common/reading.c $common/flags.c $common/err.c $common/log.c $common/now.c"
+includes[verdict]="$common bridge $(pkg-config --cflags-only-I libmosquitto | sed 's/-I//g')"
+libs[verdict]="$(pkg-config --libs libmosquitto) -lpthread"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/ts-fuzz.XXXXXX")
+target=reading
+if [ $# -gt 0 ] && ! [[ $1 =~ ^[0-9]+$ ]]; then
+  target=$1
+  shift
+fi
+seconds=${1:-20}
+[ -n "${sources[$target]+x}" ] ||
+  { echo "fuzz: unknown target '$target' (known: ${!sources[*]})" >&2; exit 2; }
+[[ $seconds =~ ^[0-9]+$ ]] || { echo "fuzz: SECONDS must be a whole number, not '$seconds'" >&2; exit 2; }
+cc=${CC_FUZZ:-clang}
+command -v "$cc" >/dev/null || { echo "fuzz: $cc not found (run scripts/deps)" >&2; exit 1; }
+corpus=tests/fuzz/corpus/$target
+[ -d "$corpus" ] || { echo "fuzz: no seed corpus $corpus" >&2; exit 1; }
+dict=()
+[ ! -f "tests/fuzz/$target.dict" ] || dict=(-dict="tests/fuzz/$target.dict")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ts-fuzz-$target.XXXXXX")
 keep=0
 cleanup() { if [ "$keep" = 0 ]; then rm -rf "$work"; fi; }
 trap cleanup EXIT
 
+inc=()
+for d in ${includes[$target]}; do inc+=(-I "$d"); done
+# shellcheck disable=SC2086 # the lists are word lists
 "$cc" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-  -fno-sanitize-recover=undefined -I "$src" \
-  tests/fuzz/fuzz_reading.c "$src/reading.c" "$src/flags.c" "$src/err.c" \
-  -o "$work/fuzz_reading"
+  -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE "${inc[@]}" \
+  "tests/fuzz/fuzz_$target.c" ${sources[$target]} ${libs[$target]} \
+  -o "$work/fuzz_$target"
 
 mkdir -p "$work/corpus" "$work/artifacts"
-cp tests/fuzz/corpus/* "$work/corpus/"
+cp "$corpus"/* "$work/corpus/"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -34,12 +65,12 @@ export TZ=${TZ:-UTC}
 
 status=0
 # 1. every seed once, at full length (the fuzzing run below caps inputs at 4096 bytes)
-"$work/fuzz_reading" -artifact_prefix="$work/artifacts/" tests/fuzz/corpus/* \
+"$work/fuzz_$target" -artifact_prefix="$work/artifacts/" "$corpus"/* \
   >"$work/seeds.log" 2>&1 || status=$?
 if [ "$status" = 0 ]; then
   # 2. fuzz
-  "$work/fuzz_reading" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" \
+  "$work/fuzz_$target" -max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+    "${dict[@]}" -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus" \
     >"$work/fuzz.log" 2>&1 || status=$?
 fi
 
@@ -52,8 +83,8 @@ if [ "$status" != 0 ]; then
     od -An -tx1 -v "$f" | tr -d ' \n' | fold -w 128 >&2
     echo >&2
   done
-  echo "fuzz: FAILED (exit $status); work dir kept: $work" >&2
+  echo "fuzz: $target FAILED (exit $status); work dir kept: $work" >&2
   exit 1
 fi
 grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)' "$work/fuzz.log" || true
-echo "fuzz: OK, ${seconds}s, corpus $(ls "$work/corpus" | wc -l) inputs"
+echo "fuzz: $target OK, ${seconds}s, corpus $(ls "$work/corpus" | wc -l) inputs"

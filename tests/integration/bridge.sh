@@ -4,7 +4,8 @@
 #
 #   bridge_conf FILE ID [LINES]   writes a bridge config for this broker,
 #                                 Kafka and the lake $work/lake; LINES are
-#                                 appended (e.g. "[lake]" overrides go last)
+#                                 appended (e.g. "[lake]" overrides go last);
+#                                 $BRIDGE_EXTRA, if set, goes in [bridge]
 #   bridge_start NAME FILE [ARGS] starts turnstile-bridge -c FILE ARGS in the
 #                                 background, log $work/NAME.err; sets
 #                                 BRIDGE_PID[NAME]
@@ -24,6 +25,7 @@ bridge_conf() {
   local file=$1 id=$2
   {
     printf '[bridge]\nid = %s\nstatus_interval_ms = 1000\n' "$id"
+    [ -z "${BRIDGE_EXTRA:-}" ] || printf '%s\n' "$BRIDGE_EXTRA"
     printf '[mqtt]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' "$BROKER_PORT"
     printf 'ack_interval_ms = 100\n'
     printf '[kafka]\nbrokers = %s\nlinger_ms = 5\nsession_timeout_ms = 6000\n' "$KAFKA_BOOTSTRAP"

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # turnstile-agent's command line: --help/--version, --check-config on the
 # example config, and bad configs named by file, line and key, with exit
-# status 78 and nothing started.
+# status 78 and nothing started. Hostile input to all three programs (issue 11):
+# numeric options that are nan, inf, out of range, empty or trailed by garbage
+# exit 2 at once (a hang fails: every run is under `timeout`); a line longer than
+# the parser's limit, /dev/zero, a FIFO and a directory as the config file exit 78
+# with one line naming the file (and the line), never hang; control bytes in a
+# config come out escaped.
 set -euo pipefail
 bin=${TS_BIN_DIR:?}/turnstile-agent
+bridge=${TS_BIN_DIR:?}/turnstile-bridge
+sim=${TS_BIN_DIR:?}/turnstile-sim
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-cli.XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -58,5 +65,87 @@ bad "comma in identifier" "6: \[agent\] station:" "$(sed 's/^station = 59 ST$/st
 "$bin" -c "$work/missing.conf" >"$work/out" 2>"$work/err"
 check "missing file: exit 78" test $? -eq 78
 check "missing file: named" grep -q "missing.conf: cannot open" "$work/err"
+
+# --- numeric options (issue 11): exit 2 at once, one line naming the option -------------
+printf '%s\n' "$good" >"$work/good.conf"
+cat >"$work/bridge.conf" <<CONF
+[bridge]
+id = b1
+[mqtt]
+host = 127.0.0.1
+port = 1
+[kafka]
+brokers = 127.0.0.1:1
+[lake]
+path = $work/lake
+CONF
+usage_error() { # NAME OPTION CMD...: exit 2 within 20 s, stderr one line "PROG: OPTION: ..."
+  local name=$1 opt=$2 rc=0
+  shift 2
+  timeout 20 "$@" </dev/null >"$work/out" 2>"$work/err" || rc=$?
+  check "$name: exit 2 (got $rc$([ $rc = 124 ] && echo ', a hang'))" test $rc -eq 2
+  check "$name: one line naming $opt" \
+    bash -c "[ \$(wc -l <'$work/err') -eq 1 ] && grep -q -- ': $opt' '$work/err'"
+}
+for v in nan inf -inf 1e300 0 -1 '' ' 5' 5x 0x10 1e-400; do
+  usage_error "agent --duration '$v'" --duration "$bin" -c "$work/good.conf" --quiet --duration "$v"
+  usage_error "bridge --duration '$v'" --duration "$bridge" -c "$work/bridge.conf" --role relay --duration "$v"
+done
+simrun=("$sim" --tcp 127.0.0.1:0 --generate --turnstiles 1)
+for v in nan inf 1e300 0 -5 '' 5x; do
+  usage_error "sim --speed '$v'" --speed "${simrun[@]}" --speed "$v"
+  usage_error "sim --max-rate '$v'" --max-rate "${simrun[@]}" --max-rate "$v"
+done
+for o in --baud --data-bits --stop-bits --turnstiles; do
+  for v in nan 1e3 99999999999999999999 -1 '' 5x; do
+    usage_error "sim $o '$v'" "$o" "${simrun[@]}" "$o" "$v"
+  done
+done
+for v in -1 nan 18446744073709551616 '' 5x; do
+  usage_error "sim --seed '$v'" --seed "${simrun[@]}" --seed "$v"
+done
+for v in 127.0.0.1:65536 127.0.0.1:nan 127.0.0.1:; do
+  usage_error "sim --tcp '$v'" --tcp "$sim" --tcp "$v" --generate
+done
+usage_error "sim --slaves 1,inf" --slaves "${simrun[@]}" --slaves 1,inf
+usage_error "sim --width 1e300" --width "${simrun[@]}" --width 1e300
+
+# --- hostile config files (issue 11): exit 78, one line naming file (and line), no hang ---
+config_error() { # NAME REGEX CMD...: exit 78 within 20 s, stderr one line matching REGEX
+  local name=$1 re=$2 rc=0
+  shift 2
+  timeout 20 "$@" </dev/null >"$work/out" 2>"$work/err" || rc=$?
+  check "$name: exit 78 (got $rc$([ $rc = 124 ] && echo ', a hang'))" test $rc -eq 78
+  check "$name: one line: $re" bash -c "[ \$(wc -l <'$work/err') -eq 1 ] && grep -Eq -- '$re' '$work/err'"
+  check "$name: nothing started" test ! -s "$work/out"
+}
+mkfifo "$work/fifo"
+long=$(printf '# %0197d' 0)   # 199 characters: the longest line; then the key from column 200
+{ printf '%s\n' "$good" | sed -n 1p; printf '%spoll_interval_ms = 250 ;%0080d\n' "$long" 0
+  printf '%s\n' "$good" | sed 1d; } >"$work/long.conf"
+config_error "agent: a 300-character comment" "^turnstile-agent: $work/long.conf:2: line longer than 199 characters$" \
+  "$bin" -c "$work/long.conf" --duration 2
+{ printf '%s\n%s\n' "$good" "$long"; echo 'colour = red'; } >"$work/longest.conf"
+config_error "agent: a 199-character line, then an error" "^turnstile-agent: $work/longest.conf:19: \[turnstile t1\] colour: unknown key$" \
+  "$bin" -c "$work/longest.conf" --duration 2
+{ echo '[bridge]'; printf 'id = b1 ; %0200d\n' 0; } >"$work/bridge-long.conf"
+config_error "bridge: a long line" "^turnstile-bridge: $work/bridge-long.conf:2: line longer than 199 characters$" \
+  "$bridge" -c "$work/bridge-long.conf" --duration 2
+for f in /dev/zero "$work/fifo" "$work"; do
+  config_error "agent: $f as the config" "^turnstile-agent: $f: is a .*, not a regular file$" \
+    "$bin" -c "$f" --duration 2
+  config_error "bridge: $f as the config" "^turnstile-bridge: $f: is a .*, not a regular file$" \
+    "$bridge" -c "$f" --duration 2
+  config_error "agent --check-config $f" "not a regular file" "$bin" --check-config -c "$f"
+done
+printf '%s\ncol\001our\033[2J = red\n' "$good" >"$work/ctl.conf"
+config_error "agent: control bytes in a key" "ctl.conf:18: \[turnstile t1\] col\\\\x01our\\\\x1b\[2J: unknown key" \
+  "$bin" -c "$work/ctl.conf" --duration 2
+check "agent: no raw control byte on stderr" bash -c "! LC_ALL=C grep -q \$'[\x01-\x1f\x7f-\xff]' '$work/err'"
+printf '%s\n' "$good" >"$work/odd-$(printf '\033')[31m-$(printf '\351').conf"
+printf 'colour = red\n' >>"$work/odd-$(printf '\033')[31m-$(printf '\351').conf"
+config_error "agent: control bytes in the file name" 'odd-\\x1b\[31m-\\xe9\.conf:18: ' \
+  "$bin" -c "$work/odd-$(printf '\033')[31m-$(printf '\351').conf" --duration 2
+check "agent: no raw byte of the file name on stderr" bash -c "! LC_ALL=C grep -q \$'[\x01-\x1f\x7f-\xff]' '$work/err'"
 
 finish

@@ -47,6 +47,8 @@ id = relay-test
 role = relay
 log_level = info
 status_interval_ms = 1000
+# the readings below are hand-made, dated 2023-05-27: no event-time age bound here
+max_event_age_s = 0
 [mqtt]
 host = 127.0.0.1
 port = $BROKER_PORT

@@ -4,8 +4,8 @@
 #
 # mosquitto serves the page itself from two websockets listeners with http_dir (built by
 # scripts/dashboard-build): one anonymous (as the demo runs it), one that wants a password and
-# applies the production ACL (config/mosquitto/turnstile.acl) with the read-only
-# turnstile-dashboard account. A turnstile-sim, a turnstile-agent (end-to-end acks), Kafka
+# applies the production dashboard ACL (config/mosquitto/turnstile-dashboard.acl) with the
+# read-only turnstile-dashboard account. A turnstile-sim, a turnstile-agent (end-to-end acks), Kafka
 # and turnstile-bridge (2 s windows) feed it. The browser loads the page, sees the agent
 # online, counts appear and then change, the device and backlog shown, the window chart fill
 # and grow; the password listener asks for a login, refuses a wrong password, takes the form
@@ -50,7 +50,7 @@ mkdir -p "$artifacts"
 user=turnstile-dashboard
 password='kiosk pass&word=+%'   # the URL must carry it intact
 mosquitto_passwd -c -b "$work/passwd" "$user" "$password" >/dev/null
-cp "$src/config/mosquitto/turnstile.acl" "$work/turnstile.acl"
+cp "$src/config/mosquitto/turnstile-dashboard.acl" "$work/"
 start_broker() {
   BROKER_PORT=$(free_port) ws_anon=$(free_port) ws_auth=$(free_port)
   cat >"$work/mosquitto.conf" <<CONF
@@ -75,7 +75,7 @@ protocol websockets
 http_dir $www
 allow_anonymous false
 password_file $work/passwd
-acl_file $work/turnstile.acl
+acl_file $work/turnstile-dashboard.acl
 CONF
   /usr/sbin/mosquitto -c "$work/mosquitto.conf" >>"$work/mosquitto.out" 2>&1 &
   mpid=$!
@@ -97,11 +97,11 @@ check "mosquitto serves the page on $ws_anon (anonymous) and $ws_auth (productio
 prod=$work/prod
 mkdir "$prod"
 (BROKER_DIR=$prod && _broker_certs)   # ca.crt, server.crt/key (127.0.0.1), client.crt/key
-cp "$src/config/mosquitto/turnstile.acl" "$prod/turnstile.acl"
+cp "$src/config/mosquitto/turnstile.acl" "$src/config/mosquitto/turnstile-dashboard.acl" "$prod/"
 echo pw-p1 | "$src/scripts/mosquitto-add-agent" --acl "$prod/turnstile.acl" --passwd "$prod/passwd" \
-  --password-file - S1 p1 2>/dev/null
+  --dashboard-passwd "$prod/dashboard.passwd" --password-file - S1 p1 2>/dev/null
 mosquitto_passwd -b "$prod/passwd" turnstile-bridge pw-bridge
-mosquitto_passwd -b "$prod/passwd" "$user" "$password"
+mosquitto_passwd -c -b "$prod/dashboard.passwd" "$user" "$password"   # the WebSocket listeners' own file
 start_prod() {
   pport=$(free_port) pwss=$(free_port) ppage=$(free_port)
   sed -e "s|^listener 8883$|listener $pport 127.0.0.1|" \
@@ -110,6 +110,8 @@ start_prod() {
       -e "s|^http_dir /usr/share/turnstile/dashboard$|http_dir $www|" \
       -e "s|/etc/mosquitto/turnstile.passwd|$prod/passwd|" \
       -e "s|/etc/mosquitto/turnstile.acl|$prod/turnstile.acl|" \
+      -e "s|/etc/mosquitto/turnstile-dashboard.passwd|$prod/dashboard.passwd|" \
+      -e "s|/etc/mosquitto/turnstile-dashboard.acl|$prod/turnstile-dashboard.acl|" \
       -e "s|/etc/mosquitto/ca/turnstile-ca.crt|$prod/ca.crt|" \
       -e "s|/etc/mosquitto/certs/broker.crt|$prod/server.crt|" \
       -e "s|/etc/mosquitto/certs/broker.key|$prod/server.key|" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The systemd units (systemd/*.service), statically: `systemd-analyze verify` accepts them
 # without a single warning, and `systemd-analyze security --offline=yes` rates their exposure
-# at most 3.0 (agent) and 2.0 (bridge). Plus the settings the deployment relies on.
+# at most 3.0 (agent) and 2.0 (bridge). Plus the settings the deployment relies on, among them
+# the bridge's LimitNOFILE against the shipped [lake] max_open_files.
 # (Running them under a real systemd: scripts/test-systemd.)
 set -euo pipefail
 src=${TS_SRC_DIR:?}
@@ -41,6 +42,17 @@ for unit in turnstile-agent turnstile-bridge; do
     check "$unit: ${want%$}" grep -q "^$want" "$f"
   done
 done
+
+b=$src/systemd/turnstile-bridge.service
+# LimitNOFILE covers 256 partitions with the shipped max_open_files (docs/lake.md): per
+# partition max_open_files + 3 fds, plus 256 for Kafka, MQTT and the journal
+nofile=$(sed -n 's/^LimitNOFILE=\([0-9][0-9]*\)$/\1/p' "$b")
+max_open=$(sed -n 's/^max_open_files *= *\([0-9][0-9]*\).*/\1/p' "$src/config/bridge.conf.example")
+check "bridge: LimitNOFILE set (${nofile:-none})" test -n "$nofile"
+check "bridge: bridge.conf.example sets max_open_files (${max_open:-none})" test -n "$max_open"
+check "bridge: LimitNOFILE ${nofile:-0} >= 256 x (max_open_files ${max_open:-?} + 3) + 256" \
+  test "${nofile:-0}" -ge $((256 * (${max_open:-100000} + 3) + 256))
+check "bridge: the unit says how LimitNOFILE was sized" grep -q '^#.*max_open_files' "$b"
 
 a=$src/systemd/turnstile-agent.service
 check "agent: store directory /var/lib/turnstile (agent.conf.example's store path)" \

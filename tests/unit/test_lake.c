@@ -1,9 +1,12 @@
 /* The data lake writer (bridge/lake.h): the data files as gunzip reads them,
  * the checkpoint and resume, conflicts between two owners, roll-forward,
- * stray temporaries, corrupted checkpoints, pruning, and a child killed with
- * SIGKILL at random moments: after each kill, ts_lake_open must succeed, no
- * visible file may be unnamed by a checkpoint, and the visible rows must sum
- * to exactly what the last checkpoint's state says was committed. */
+ * stray temporaries, corrupted checkpoints, pruning, the bound on open
+ * files (counted in /proc/self/fd, and under an RLIMIT_NOFILE that leaves
+ * no more), a lake written by the writer of before that bound
+ * (fixtures/lake-v1), and a child killed with SIGKILL at random moments:
+ * after each kill, ts_lake_open must succeed, no visible file may be
+ * unnamed by a checkpoint, and the visible rows must sum to exactly what
+ * the last checkpoint's state says was committed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -78,7 +82,8 @@ static struct ts_lake_cfg config(bool row_number, int keep)
 {
     return (struct ts_lake_cfg){.root = root, .table = "turnstile", .owner = "bridge-a",
                                 .row_number = row_number, .compression_level = 6,
-                                .keep_checkpoints = keep};
+                                .keep_checkpoints = keep, .max_open_files = 64,
+                                .max_checkpoint_files = 1000};
 }
 
 static struct ts_lake *open_ok(const struct ts_lake_cfg *cfg, struct ts_lake_resume *res)
@@ -783,10 +788,505 @@ static void rejects_bad_arguments(void **state)
     ts_lake_close(NULL);
 }
 
+/* ---- the bound on open files ---- */
+
+#define BOUND 4      /* max_open_files of these tests */
+#define NDATES 40
+
+/* Open fds of this process (the listing's own left out). */
+static int count_fds(int *highest)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0, hi = -1;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd != dirfd(d)) {
+            n++;
+            hi = fd > hi ? fd : hi;
+        }
+    }
+    closedir(d);
+    if (highest)
+        *highest = hi;
+    return n;
+}
+
+/* The generation, seq and late bit in a data file's name (final or
+ * temporary); false if it is not one of readings-3's. */
+static bool name_parts(const char *name, uint64_t *gen, unsigned *seq, bool *late)
+{
+    const char *p = name + (name[0] == '.');
+    char digits[16], rest[256];
+    int n = 0;
+    if (strncmp(p, "part-readings-3-", 16) && strncmp(p, "late-readings-3-", 16))
+        return false;
+    *late = p[0] == 'l';
+    *seq = 0;
+    if (sscanf(p + 16, "%15[0-9]%n", digits, &n) != 1 || strlen(digits) != 12)
+        return false;
+    *gen = strtoull(digits, NULL, 10);
+    p += 16 + n;
+    if (*p == '-') {
+        if (sscanf(p + 1, "%9[0-9]%n", digits, &n) != 1 || digits[0] == '0')
+            return false;
+        *seq = (unsigned)atoi(digits);
+        p += 1 + n;
+    }
+    return sscanf(p, "%255s", rest) == 1 && !strncmp(rest, ".csv.gz", 7);
+}
+
+struct want { /* a row written, identified by its ENTRIES */
+    char date[11]; /* MM/DD/YYYY */
+    bool late, seen;
+};
+
+static void date_of(int d, char out[11])
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%02d/%02d/2023", 1 + d / 28, 1 + d % 28);
+    memcpy(out, buf, 11);
+}
+
+/* Writes row number *n (ENTRIES = *n) for date d; then the lake holds at
+ * most its bound of data files open, plus its two directories. */
+static void write_counted(struct ts_lake *l, struct want *w, size_t *n, int d, bool late,
+                          int base_fds)
+{
+    char date[11];
+    date_of(d, date);
+    write_ok(l, row("00-00-00", date, "00:05:00", *n, 2 * *n, late));
+    snprintf(w[*n].date, sizeof w[*n].date, "%s", date);
+    w[*n].late = late;
+    w[*n].seen = false;
+    (*n)++;
+    int now = count_fds(NULL);
+    if (now > base_fds + 2 + BOUND)
+        fail_msg("%d fds open after row %zu (the lake may hold %d)", now - base_fds, *n - 1,
+                 2 + BOUND);
+}
+
+/* Every checkpoint's file lines, the files visible and their rows: every
+ * row written is in exactly one visible file, in its date's directory and
+ * its late bit's file, and every file's rows and sums are its line's. */
+static void check_rows(uint64_t latest, struct want *w, size_t n)
+{
+    char p[1024], dir[600];
+    size_t named = 0, visible = 0;
+    for (size_t i = 0; i < n; i++)
+        w[i].seen = false;
+    for (uint64_t g = 1; g <= latest; g++) {
+        char *text = checkpoint_text(g);
+        for (char *f = strstr(text, "\nfile "); f && f < strstr(text, "\nstate ");
+             f = strstr(f + 1, "\nfile ")) {
+            char path[600], *slash;
+            uint64_t rows, entries, exits, fgen;
+            unsigned seq;
+            int late;
+            bool name_late;
+            if (sscanf(f, "\nfile %599s rows %" SCNu64 " entries %" SCNu64 " exits %" SCNu64
+                       " late %d", path, &rows, &entries, &exits, &late) != 5)
+                fail_msg("checkpoint %" PRIu64 ": bad file line", g);
+            named++;
+            slash = strrchr(path, '/');
+            if (!name_parts(slash + 1, &fgen, &seq, &name_late) || fgen != g ||
+                name_late != (late == 1))
+                fail_msg("checkpoint %" PRIu64 " names %s", g, path);
+            if (!exists(path))
+                fail_msg("%s, named by checkpoint %" PRIu64 ", is not visible", path, g);
+            path_of(p, sizeof p, path);
+            char *data = slurp(p, NULL);
+            assert_memory_equal(data, "," HDR, strlen(HDR) + 1);
+            uint64_t r = 0, e_sum = 0, x_sum = 0;
+            for (char *line = data + strlen(HDR) + 1; *line; line = strchr(line, '\n') + 1) {
+                uint64_t num, e, x;
+                char date[11];
+                if (sscanf(line, "%" SCNu64 ",A002,R051,00-00-00,59 ST,NQR456W,BMT,%10[0-9/],"
+                                 "00:05:00,REGULAR,%" SCNu64 ",%" SCNu64, &num, date, &e, &x) != 4)
+                    fail_msg("%s: bad row %.60s", path, line);
+                assert_int_equal(num, r); /* numbered from 0 in each file */
+                if (e >= n || w[e].seen || strcmp(w[e].date, date) || w[e].late != (late == 1) ||
+                    x != 2 * e)
+                    fail_msg("%s: row %" PRIu64 " is not one written once to this file", path, e);
+                snprintf(dir, sizeof dir, "/date=%.4s-%.2s-%.2s/", date + 6, date, date + 3);
+                assert_non_null(strstr(path, dir));
+                w[e].seen = true;
+                r++;
+                e_sum += e;
+                x_sum += x;
+            }
+            free(data);
+            assert_int_equal(r, rows);
+            assert_int_equal(e_sum, entries);
+            assert_int_equal(x_sum, exits);
+        }
+        free(text);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!w[i].seen)
+            fail_msg("row %zu (%s, late %d) is in no visible file", i, w[i].date, w[i].late);
+    /* nothing visible that no checkpoint names, no temporary of a committed generation */
+    path_of(p, sizeof p, "turnstile");
+    DIR *t = opendir(p);
+    struct dirent *e;
+    assert_non_null(t);
+    while ((e = readdir(t))) {
+        if (strncmp(e->d_name, "date=", 5))
+            continue;
+        snprintf(dir, sizeof dir, "%s/turnstile/%s", root, e->d_name);
+        DIR *dd = opendir(dir);
+        struct dirent *f;
+        assert_non_null(dd);
+        while ((f = readdir(dd))) {
+            uint64_t g;
+            unsigned seq;
+            bool late;
+            if (!name_parts(f->d_name, &g, &seq, &late))
+                continue;
+            if (f->d_name[0] == '.' && g <= latest)
+                fail_msg("%s/%s: a temporary of a committed generation", e->d_name, f->d_name);
+            visible += f->d_name[0] != '.';
+        }
+        closedir(dd);
+    }
+    closedir(t);
+    assert_int_equal(visible, named);
+}
+
+/* Rows for 40 dates with max_open_files 4: on-time rows date by date, late
+ * rows back again, on-time again, then five dates round robin (every row
+ * then finds its file finished). The lake never holds more than 4 data
+ * files open; every row lands in exactly one visible file; a date gets
+ * -1, -2, ... files; roll-forward and stray temporaries handle those. */
+static void open_files_stay_within_the_bound(void **state)
+{
+    struct ts_lake_cfg cfg = config(true, 100);
+    struct ts_lake_resume res;
+    struct ts_lake_commit_info info;
+    static struct want w[200];
+    size_t n = 0;
+    char tag[128], date[11];
+
+    cfg.max_open_files = BOUND;
+    int fds = count_fds(NULL);
+    struct ts_lake *l = open_ok(&cfg, &res);
+    assert_int_equal(count_fds(NULL), fds + 2); /* the root and the manifest */
+    for (int d = 0; d < NDATES; d++)
+        write_counted(l, w, &n, d, false, fds);
+    for (int d = NDATES - 1; d >= 0; d--)
+        write_counted(l, w, &n, d, true, fds);
+    for (int d = 0; d < NDATES; d++)
+        write_counted(l, w, &n, d, false, fds);
+    for (int round = 0; round < 3; round++)
+        for (int d = 0; d < 5; d++)
+            write_counted(l, w, &n, d, false, fds);
+    assert_int_equal(ts_lake_commit(l, 7, "s", 1, &info), TS_OK);
+    assert_int_equal(info.generation, 1);
+    assert_int_equal(info.rows, n);
+    assert_int_equal(info.files, 3 * NDATES + 15);
+    assert_int_equal(count_fds(NULL), fds + 2);
+    check_rows(1, w, n);
+    /* date 0: its first file, the one after pass three, three of the round robin */
+    expect_list("turnstile/date=2023-01-01", false,
+                "late-readings-3-000000000001.csv.gz part-readings-3-000000000001-1.csv.gz "
+                "part-readings-3-000000000001-2.csv.gz part-readings-3-000000000001-3.csv.gz "
+                "part-readings-3-000000000001-4.csv.gz part-readings-3-000000000001.csv.gz");
+    expect_list("turnstile/date=2023-02-12", false,
+                "late-readings-3-000000000001.csv.gz part-readings-3-000000000001-1.csv.gz "
+                "part-readings-3-000000000001.csv.gz");
+    char *text = checkpoint_text(1);
+    assert_non_null(strstr(text, "\nfile turnstile/date=2023-01-01/part-readings-3-000000000001-3"
+                                 ".csv.gz rows 1 entries 125 exits 250 late 0\n"));
+    free(text);
+    ts_lake_close(l);
+
+    /* a crash between the checkpoint's link and the renames: all 135 roll forward */
+    writer_of(1, tag, sizeof tag);
+    for (int d = 0; d < NDATES; d++) {
+        char fin[256], tmp[512];
+        int k_max = d < 5 ? 4 : 1;
+        date_of(d, date);
+        for (int k = -1; k <= k_max; k++) {
+            char sfx[16] = "";
+            if (k > 0)
+                snprintf(sfx, sizeof sfx, "-%d", k);
+            snprintf(fin, sizeof fin, "turnstile/date=%.4s-%.2s-%.2s/%s-readings-3-000000000001%s"
+                     ".csv.gz", date + 6, date, date + 3, k < 0 ? "late" : "part", sfx);
+            snprintf(tmp, sizeof tmp, "turnstile/date=%.4s-%.2s-%.2s/.%s.%s.tmp", date + 6, date,
+                     date + 3, strrchr(fin, '/') + 1, tag);
+            rename_rel(fin, tmp);
+        }
+    }
+    expect_list("turnstile/date=2023-01-01", false, "");
+    /* strays: of generation 1 (deleted at open), of 2 (kept until 2 is committed), and
+     * names that are not this writer's form (never touched) */
+    touch("turnstile/date=2023-01-01/.part-readings-3-000000000001-7.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/date=2023-01-02/.part-readings-3-000000000001-0.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/date=2023-01-02/.part-readings-3-000000000001-01.csv.gz.bridge-z-1-0.tmp");
+    l = open_ok(&cfg, &res);
+    assert_int_equal(res.generation, 1);
+    assert_int_equal(res.offset_next, 7);
+    assert_int_equal(res.rolled_forward, 3 * NDATES + 15);
+    assert_int_equal(res.removed_temporaries, 1);
+    free(res.state);
+    check_rows(1, w, n);
+    assert_true(exists("turnstile/date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp"));
+
+    /* the next generation starts each date without a seq again */
+    n = 0;
+    write_counted(l, w, &n, 0, false, fds);
+    write_counted(l, w, &n, 1, true, fds);
+    assert_int_equal(ts_lake_commit(l, 8, "t", 1, &info), TS_OK);
+    assert_int_equal(info.files, 2);
+    assert_true(exists("turnstile/date=2023-01-01/part-readings-3-000000000002.csv.gz"));
+    assert_true(exists("turnstile/date=2023-01-02/late-readings-3-000000000002.csv.gz"));
+    assert_false(exists("turnstile/date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp"));
+    assert_true(exists("turnstile/date=2023-01-02/.part-readings-3-000000000001-0.csv.gz.bridge-z-1-0.tmp"));
+    assert_true(exists("turnstile/date=2023-01-02/.part-readings-3-000000000001-01.csv.gz.bridge-z-1-0.tmp"));
+    ts_lake_close(l);
+    assert_int_equal(count_fds(NULL), fds);
+}
+
+/* The same rows in a child whose RLIMIT_NOFILE leaves the lake exactly its
+ * bound plus its two directories plus the one fd it may take within a call:
+ * every write and the commit succeed. */
+static void rows_for_many_dates_under_a_tight_fd_limit(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct ts_lake_cfg cfg = config(true, 100);
+        struct ts_lake_resume res;
+        struct ts_lake *l = NULL;
+        int hi;
+        for (int fd = 3; count_fds(&hi) > 3 && fd <= hi; fd++)
+            close(fd); /* what an earlier failed test left open */
+        int used = count_fds(&hi);
+        rlim_t limit = (rlim_t)used + BOUND + 3;
+        struct rlimit rl = {limit, limit};
+        if (hi >= used) /* fds 0..used-1: the limit is then exact */
+            _exit(10);
+        cfg.max_open_files = BOUND;
+        ts_log_level = 0;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(11);
+        if (ts_lake_open(&cfg, TOPIC, PART, &l, &res, NULL, 0) != TS_OK)
+            _exit(12);
+        for (int pass = 0; pass < 3; pass++) {
+            for (int d = 0; d < NDATES; d++) {
+                char date[11];
+                date_of(d, date);
+                struct ts_window_row r = row("00-00-00", date, "00:05:00", 1, 1, pass == 1);
+                if (ts_lake_write_row(l, &r) != TS_OK)
+                    _exit(13);
+            }
+        }
+        if (ts_lake_commit(l, 1, NULL, 0, NULL) != TS_OK)
+            _exit(14);
+        ts_lake_close(l);
+        if (ts_lake_open(&cfg, TOPIC, PART, &l, &res, NULL, 0) != TS_OK || res.generation != 1)
+            _exit(15);
+        ts_lake_close(l);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child failed: status %d (10: fds not contiguous; 13: a write, 14: the "
+                 "commit)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+static void commit_due_at_max_checkpoint_files(void **state)
+{
+    struct ts_lake_cfg cfg = config(true, 100);
+    struct ts_lake_resume res;
+    cfg.max_open_files = 1;
+    cfg.max_checkpoint_files = 3;
+    struct ts_lake *l = open_ok(&cfg, &res);
+    assert_false(ts_lake_commit_due(l));
+    write_ok(l, row("02-00-00", "06/03/2023", "00:05:00", 1, 1, false));
+    write_ok(l, row("02-00-00", "06/03/2023", "00:10:00", 1, 1, false));
+    write_ok(l, row("02-00-00", "06/04/2023", "00:05:00", 1, 1, false));
+    assert_false(ts_lake_commit_due(l)); /* two files */
+    write_ok(l, row("02-00-00", "06/03/2023", "00:15:00", 1, 1, false));
+    assert_true(ts_lake_commit_due(l)); /* 06/03's second file */
+    commit_ok(l, 4, NULL, 0, 1, 3, 4);
+    assert_false(ts_lake_commit_due(l));
+    expect_list(D1, false, "part-readings-3-000000000001-1.csv.gz part-readings-3-000000000001.csv.gz");
+    expect_file(D1 "part-readings-3-000000000001-1.csv.gz",
+                "," HDR "0,A002,R051,02-00-00,59 ST,NQR456W,BMT,06/03/2023,00:15:00,REGULAR,1,1\n");
+    ts_lake_close(l);
+    cfg.max_open_files = 0;
+    struct ts_lake *x = NULL;
+    assert_int_equal(ts_lake_open(&cfg, TOPIC, PART, &x, &res, NULL, 0), TS_EINVAL);
+    cfg.max_open_files = 1;
+    cfg.max_checkpoint_files = 0;
+    assert_int_equal(ts_lake_open(&cfg, TOPIC, PART, &x, &res, NULL, 0), TS_EINVAL);
+}
+
+/* A checkpoint made by hand, with a valid crc, naming one file. */
+static void write_checkpoint(uint64_t gen, const char *file)
+{
+    char text[2048], p[1024];
+    int n = snprintf(text, sizeof text,
+                     "ts-lake-checkpoint 1\ntopic readings\npartition 3\ngeneration %" PRIu64
+                     "\nowner x\nwriter bridge-x-1-00000000\ncreated_ms 0\noffset_from -1\n"
+                     "offset_next 5\nfile %s rows 1 entries 1 exits 1 late 0\nstate 0\n\n",
+                     gen, file);
+    n += snprintf(text + n, sizeof text - (size_t)n, "crc32 %08lx\n",
+                  crc32(0, (const Bytef *)text, (uInt)n));
+    snprintf(p, sizeof p, "%s/" MDIR "/%012" PRIu64 ".ckpt", root, gen);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+}
+
+/* The seq of a name in a checkpoint: 1 to 999999999, no leading zero;
+ * anything else is a parse error, and nothing is renamed or deleted. */
+static void file_names_in_checkpoints_are_strict(void **state)
+{
+    struct ts_lake_cfg cfg = config(true, 100);
+    struct ts_lake_resume res;
+    struct ts_lake *l = open_ok(&cfg, &res);
+    ts_lake_close(l);
+    const char *bad[] = {"-0", "-01", "-1000000000", "-1x", "-", "--1", "-1-1", ".1", "-+1",
+                         "- 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[256], why[512] = "";
+        snprintf(path, sizeof path, D1 "part-readings-3-000000000001%s.csv.gz", bad[i]);
+        write_checkpoint(1, path);
+        assert_int_equal(ts_lake_open(&cfg, TOPIC, PART, &l, &res, why, sizeof why), TS_EPARSE);
+        if (!strstr(why, "bad file line"))
+            fail_msg("%s: %s", path, why);
+    }
+    /* the largest seq, with its temporary there: rolled forward */
+    write_checkpoint(1, D1 "part-readings-3-000000000001-999999999.csv.gz");
+    char d1[1024];
+    path_of(d1, sizeof d1, D1);
+    assert_int_equal(mkdir(d1, 0755), 0);
+    touch(D1 ".part-readings-3-000000000001-999999999.csv.gz.bridge-x-1-00000000.tmp");
+    l = open_ok(&cfg, &res);
+    assert_int_equal(res.rolled_forward, 1);
+    free(res.state);
+    ts_lake_close(l);
+    expect_list(D1, false, "part-readings-3-000000000001-999999999.csv.gz");
+}
+
+/* ---- a lake written by the writer of before the bound ---- */
+
+static void copy_tree(const char *from, const char *to)
+{
+    DIR *d = opendir(from);
+    struct dirent *e;
+    if (!d)
+        fail_msg("cannot open %s", from);
+    assert_int_equal(mkdir(to, 0755), 0);
+    while ((e = readdir(d))) {
+        char a[1024], b[1024];
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+        assert_int_equal(stat(a, &st), 0);
+        if (S_ISDIR(st.st_mode)) {
+            copy_tree(a, b);
+            continue;
+        }
+        FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+        char buf[4096];
+        size_t k;
+        assert_non_null(in);
+        assert_non_null(out);
+        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+            assert_int_equal(fwrite(buf, 1, k, out), k);
+        fclose(in);
+        assert_int_equal(fclose(out), 0);
+    }
+    closedir(d);
+}
+
+/* tests/unit/fixtures/lake-v1 (see its README): two checkpoints and a
+ * killed writer's temporary, by lake.c as it was before -<seq> names. */
+static void reads_a_lake_written_before_the_open_file_bound(void **state)
+{
+    static const char s2[] = "v1 state two\n\0\nend";
+    struct ts_lake_cfg cfg = config(true, 100);
+    struct ts_lake_resume res;
+    char fixture[1024], tag[128], dir[400];
+    const char *slash = strrchr(__FILE__, '/');
+
+    snprintf(fixture, sizeof fixture, "%.*s/fixtures/lake-v1", slash ? (int)(slash - __FILE__) : 1,
+             slash ? __FILE__ : ".");
+    snprintf(dir, sizeof dir, "%s/t%d", base, test_no);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    copy_tree(fixture, root);
+    cfg.owner = "bridge-v2";
+    cfg.max_open_files = 1;
+
+    struct ts_lake *l = open_ok(&cfg, &res);
+    assert_int_equal(res.generation, 2);
+    assert_int_equal(res.offset_next, 20);
+    assert_int_equal(res.state_len, sizeof s2 - 1);
+    assert_memory_equal(res.state, s2, sizeof s2);
+    assert_int_equal(res.rolled_forward, 0);
+    assert_int_equal(res.removed_temporaries, 0); /* generation 3's: maybe a live writer's */
+    free(res.state);
+    ts_lake_close(l);
+    expect_file(D1 "part-readings-3-000000000002.csv.gz",
+                "," HDR "0,A002,R051,02-00-00,59 ST,NQR456W,BMT,06/03/2023,00:10:00,REGULAR,20,30\n");
+
+    /* its latest checkpoint rolled forward */
+    writer_of(2, tag, sizeof tag);
+    const char *names[] = {D1 "part-readings-3-000000000002.csv.gz",
+                           D1 "late-readings-3-000000000002.csv.gz",
+                           D2 "part-readings-3-000000000002.csv.gz"};
+    for (size_t i = 0; i < 3; i++) {
+        char tmp[512];
+        const char *name = strrchr(names[i], '/') + 1;
+        snprintf(tmp, sizeof tmp, "%.*s.%s.%s.tmp", (int)(name - names[i]), names[i], name, tag);
+        rename_rel(names[i], tmp);
+    }
+    l = open_ok(&cfg, &res);
+    assert_int_equal(res.generation, 2);
+    assert_int_equal(res.rolled_forward, 3);
+    assert_memory_equal(res.state, s2, sizeof s2);
+    free(res.state);
+    expect_list(D1, false, "late-readings-3-000000000002.csv.gz part-readings-3-000000000001.csv.gz "
+                           "part-readings-3-000000000002.csv.gz");
+
+    /* and carries on: one file open, so 06/03 gets a second file */
+    write_ok(l, row("02-00-00", "06/03/2023", "00:15:00", 1, 2, false));
+    write_ok(l, row("02-00-00", "06/04/2023", "00:15:00", 3, 4, false));
+    write_ok(l, row("02-00-00", "06/03/2023", "00:20:00", 5, 6, false));
+    commit_ok(l, 23, "v2", 2, 3, 3, 3);
+    expect_list(D1, false, "late-readings-3-000000000002.csv.gz part-readings-3-000000000001.csv.gz "
+                           "part-readings-3-000000000002.csv.gz part-readings-3-000000000003-1.csv.gz "
+                           "part-readings-3-000000000003.csv.gz");
+    expect_list(D2, false, "part-readings-3-000000000002.csv.gz part-readings-3-000000000003.csv.gz");
+    expect_list(D2, true, ""); /* the killed v1 writer's temporary of generation 3 is gone */
+    expect_file(D1 "part-readings-3-000000000003-1.csv.gz",
+                "," HDR "0,A002,R051,02-00-00,59 ST,NQR456W,BMT,06/03/2023,00:20:00,REGULAR,5,6\n");
+    ts_lake_close(l);
+    l = open_ok(&cfg, &res);
+    assert_int_equal(res.generation, 3);
+    assert_int_equal(res.offset_next, 23);
+    free(res.state);
+    ts_lake_close(l);
+}
+
 /* ---- crash test ---- */
 
 #define KILLS 200
-static const char *const crash_dates[] = {"06/01/2023", "06/02/2023", "06/03/2023"};
+#define CRASH_DATES 5 /* with 2 files open at most: files finished early, -<seq> names */
+static const char *const crash_dates[CRASH_DATES] = {"06/01/2023", "06/02/2023", "06/03/2023",
+                                                     "06/04/2023", "06/05/2023"};
+static uint64_t seq_files_seen; /* visible files with a -<seq> name checked */
 
 struct totals {
     uint64_t rows, entries;
@@ -820,6 +1320,7 @@ static void crash_child(int ready)
     char state[128];
 
     cfg.compression_level = 1;
+    cfg.max_open_files = 2;
     if (ts_lake_open(&cfg, TOPIC, PART, &l, &res, NULL, 0) != TS_OK)
         _exit(2);
     if (res.generation && !decode_state(res.state, res.state_len, &t))
@@ -829,13 +1330,15 @@ static void crash_child(int ready)
         _exit(4);
     close(ready);
     for (;;) {
-        unsigned k = (unsigned)rand_r(&seed) % 6;
+        /* three dates in turn from a random one: with 2 files open, a fourth row
+         * comes back to a finished file (a -<seq> file) unless a late row broke the turn */
+        unsigned k = (unsigned)rand_r(&seed) % 9, first = (unsigned)rand_r(&seed) % CRASH_DATES;
         for (unsigned i = 0; i < k; i++) {
             char scp[16];
             snprintf(scp, sizeof scp, "00-00-%02u", i);
             uint64_t e = (uint64_t)(rand_r(&seed) % 50);
-            struct ts_window_row r = row(scp, crash_dates[rand_r(&seed) % 3], "00:05:00", e, 1,
-                                         rand_r(&seed) % 4 == 0);
+            struct ts_window_row r = row(scp, crash_dates[(first + i % 3) % CRASH_DATES],
+                                         "00:05:00", e, 1, rand_r(&seed) % 6 == 0);
             if (ts_lake_write_row(l, &r) != TS_OK)
                 _exit(5);
             t.rows++;
@@ -894,9 +1397,10 @@ static void read_checkpoints(uint64_t latest)
 static void check_data_file(const char *dir, const char *name, uint64_t latest,
                             struct totals *sum)
 {
-    size_t tl = strlen(name);
     uint64_t g = 0;
-    if (tl < 19 || sscanf(name + tl - 19, "%12" SCNu64 ".csv.gz", &g) != 1 || g == 0 || g > latest)
+    unsigned seq;
+    bool late;
+    if (!name_parts(name, &g, &seq, &late) || g == 0 || g > latest)
         fail_msg("visible file %s/%s: no checkpoint %" PRIu64 " names it", dir, name, g);
     char rel[200];
     snprintf(rel, sizeof rel, "turnstile/%s/%s", dir, name);
@@ -933,6 +1437,7 @@ static void check_data_file(const char *dir, const char *name, uint64_t latest,
         assert_int_equal(rows, f->rows);
         assert_int_equal(entries, f->entries);
         f->seen = true;
+        seq_files_seen += seq > 0;
     }
     sum->rows += f->rows;
     sum->entries += f->entries;
@@ -944,7 +1449,7 @@ static void check_lake(uint64_t latest, const struct totals *committed)
     char p[1024];
     struct totals sum = {0};
     read_checkpoints(latest);
-    for (size_t d = 0; d < 3; d++) {
+    for (size_t d = 0; d < CRASH_DATES; d++) {
         char dir[32];
         const char *us = crash_dates[d];
         snprintf(dir, sizeof dir, "date=%.4s-%.2s-%.2s", us + 6, us, us + 3);
@@ -955,13 +1460,12 @@ static void check_lake(uint64_t latest, const struct totals *committed)
         struct dirent *e;
         while ((e = readdir(dd))) {
             uint64_t g;
-            char *dot;
-            if (e->d_name[0] != '.') {
+            unsigned seq;
+            bool late;
+            if (e->d_name[0] != '.')
                 check_data_file(dir, e->d_name, latest, &sum);
-            } else if ((dot = strstr(e->d_name, ".csv.gz.")) && dot - e->d_name >= 12 &&
-                       sscanf(dot - 12, "%12" SCNu64, &g) == 1 && g <= latest) {
+            else if (name_parts(e->d_name, &g, &seq, &late) && g <= latest)
                 fail_msg("%s/%s: a temporary of a committed generation left", dir, e->d_name);
-            }
         }
         closedir(dd);
     }
@@ -1045,10 +1549,11 @@ static void sigkill_at_random_moments_loses_and_duplicates_nothing(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     fprintf(stderr,
             "%d kills in %.1f s: %" PRIu64 " generations committed, %u recoveries rolled forward "
-            "%" PRIu64 " files, %" PRIu64 " temporaries removed\n",
+            "%" PRIu64 " files, %" PRIu64 " temporaries removed; %" PRIu64 " -<seq> files\n",
             KILLS, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-            last_gen, rolled_runs, rolled, removed);
+            last_gen, rolled_runs, rolled, removed, seq_files_seen);
     assert_true(progressed >= 10); /* loose: a loaded machine slows the child */
+    assert_true(seq_files_seen > 0);
     for (size_t i = 0; i < nckpts; i++)
         free(ckpts[i].files);
     free(ckpts);
@@ -1075,6 +1580,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(keeps_the_last_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(rejects_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(open_files_stay_within_the_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(rows_for_many_dates_under_a_tight_fd_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(commit_due_at_max_checkpoint_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(file_names_in_checkpoints_are_strict, setup, teardown),
+        cmocka_unit_test_setup_teardown(reads_a_lake_written_before_the_open_file_bound, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(sigkill_at_random_moments_loses_and_duplicates_nothing,
                                         setup, teardown),
     };

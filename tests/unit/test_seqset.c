@@ -216,6 +216,28 @@ static void merged_ranges_cover_their_numbers(void **state)
     assert_true(dup);
     assert_text(s, "15;20");
 
+    /* a merged range can only cover numbers never seen (the agent merges
+     * only what it never published): a new seq whose range overlaps seen
+     * numbers is refused, whole, and changes nothing */
+    assert_int_equal(ts_seqset_accept(&t, "gate.7", 15, 17, &dup), TS_ECONFLICT); /* 15 <= ack */
+    assert_false(dup);
+    assert_int_equal(ts_seqset_accept(&t, "gate.7", 18, 22, &dup), TS_ECONFLICT); /* 20 seen */
+    assert_int_equal(ts_seqset_accept(&t, "gate.7", 1, 30, &dup), TS_ECONFLICT);
+    assert_text(s, "15;20");
+    assert_true(ts_seqset_contains_any(s, 18, 22));
+    assert_true(ts_seqset_contains_any(s, 20, 20));
+    assert_true(ts_seqset_contains_any(s, 0, 1));
+    assert_false(ts_seqset_contains_any(s, 16, 19));
+    assert_false(ts_seqset_contains_any(s, 21, UINT64_MAX));
+    assert_false(ts_seqset_contains_any(s, 19, 18));
+    assert_false(ts_seqset_contains_any(s, 0, 0));
+    /* touching seen numbers is not overlapping them */
+    assert_int_equal(ts_seqset_accept(&t, "gate.7", 16, 19, &dup), TS_OK);
+    assert_false(dup);
+    assert_text(s, "20");
+    assert_int_equal(ts_seqset_accept(&t, "gate.7", 21, 25, &dup), TS_OK);
+    assert_text(s, "25");
+
     /* bad numbers create nothing */
     assert_int_equal(ts_seqset_accept(&t, "new", 1, 0, &dup), TS_EINVAL);
     assert_int_equal(ts_seqset_accept(&t, "new", 0, 3, &dup), TS_EINVAL);
@@ -342,9 +364,10 @@ struct op {
 };
 
 /* An agent's stream: readings covering floor+1..DOMAIN, some merged, plus
- * re-sends and never-published numbers inside merged ranges, shuffled fully
- * or locally. */
-static size_t agent_stream(struct op *ops, size_t max, uint64_t floor, bool local)
+ * re-sends, shuffled fully or locally. hostile: some of the re-sends are
+ * replaced by numbers inside merged ranges (which a genuine agent never
+ * publishes) and by merged ranges over published numbers. */
+static size_t agent_stream(struct op *ops, size_t max, uint64_t floor, bool local, bool hostile)
 {
     size_t n = 0;
     for (uint64_t seq = floor + 1; seq <= DOMAIN && n < max; seq++) {
@@ -359,9 +382,11 @@ static size_t agent_stream(struct op *ops, size_t max, uint64_t floor, bool loca
     size_t readings = n;
     while (n < max && n < readings + readings / 4) {
         struct op o = ops[below(readings)];
-        if (o.lo < o.hi && below(2)) { /* a number inside a merged range */
+        if (hostile && o.lo < o.hi && below(2)) { /* a number inside a merged range */
             uint64_t x = o.lo + below(o.hi - o.lo);
             o.lo = o.hi = x;
+        } else if (hostile && o.lo == o.hi && o.lo > 1 && below(4) == 0) {
+            o.lo -= 1 + below(o.lo - 1 < 5 ? o.lo - 1 : 5); /* a range over published numbers */
         }
         ops[n++] = o;
     }
@@ -408,7 +433,10 @@ static void randomized_against_a_bitmap(void **state)
         rng_state = seed;
         uint64_t floor = round % 2 ? 1 + below(50) : 0;
         int kind = (int)(round % 3); /* 0 agent full shuffle, 1 agent local, 2 intervals */
-        size_t n = kind == 2 ? random_intervals(ops, OPS) : agent_stream(ops, OPS, floor, kind);
+        bool hostile = (round / 3) % 2 == 1;
+        size_t n = kind == 2 ? random_intervals(ops, OPS)
+                             : agent_stream(ops, OPS, floor, kind, hostile);
+        size_t conflicts = 0;
 
         struct ts_seqset s;
         struct ts_seqsets t;
@@ -434,13 +462,21 @@ static void randomized_against_a_bitmap(void **state)
                              i, (unsigned long long)lo, (unsigned long long)hi,
                              (unsigned long long)added, (unsigned long long)want);
             } else {
-                /* the bridge's rule, by hand on s and through accept on t */
-                bool want_dup = m->seen[hi], dup = !want_dup;
-                assert_int_equal(ts_seqset_accept(&t, "rnd", lo, hi, &dup), TS_OK);
-                if (dup != want_dup || ts_seqset_contains(&s, hi) != want_dup)
-                    fail_msg("seed %llu step %zu: duplicate of %llu wrong", seed, i,
-                             (unsigned long long)hi);
-                if (!want_dup) {
+                /* the bridge's rule, by hand on s and through accept on t:
+                 * seq seen: a duplicate; else a number of lo..hi-1 seen: refused */
+                bool want_dup = m->seen[hi], dup = !want_dup, want_any = false;
+                for (uint64_t x = lo; x < hi; x++)
+                    want_any |= m->seen[x];
+                bool want_conflict = !want_dup && want_any;
+                int rc = ts_seqset_accept(&t, "rnd", lo, hi, &dup);
+                if (rc != (want_conflict ? TS_ECONFLICT : TS_OK) || dup != want_dup ||
+                    ts_seqset_contains(&s, hi) != want_dup ||
+                    ts_seqset_contains_any(&s, lo, hi - 1) != want_any)
+                    fail_msg("seed %llu step %zu: accept(%llu, %llu) = %d dup %d, model dup %d "
+                             "conflict %d", seed, i, (unsigned long long)lo,
+                             (unsigned long long)hi, rc, dup, want_dup, want_conflict);
+                conflicts += want_conflict;
+                if (!want_dup && !want_conflict) {
                     uint64_t want = model_add(m, lo, hi);
                     assert_int_equal(ts_seqset_add(&s, lo, hi, &added), TS_OK);
                     if (added != want)
@@ -452,10 +488,13 @@ static void randomized_against_a_bitmap(void **state)
             }
             check_against(&s, m, lo, hi, seed, i, i % 64 == 0 || i + 1 == n);
         }
-        if (kind != 2) { /* every number arrived: the acknowledgement covers all */
+        if (kind != 2 && !hostile) { /* every number arrived: the acknowledgement covers all */
+            assert_int_equal(conflicts, 0);
             assert_int_equal(ts_seqset_contiguous(&s), DOMAIN);
             assert_int_equal(ts_seqset_ranges(&s), 0);
         }
+        if (hostile && kind == 0 && conflicts == 0) /* (locally shuffled, re-sends come last) */
+            fail_msg("seed %llu: a hostile stream met no merged range over seen numbers", seed);
         char *a = text_of(&s), *b = text_of(ts);
         if (kind != 2)
             assert_string_equal(a, b);

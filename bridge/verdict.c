@@ -1,0 +1,235 @@
+/* verdict.c - is this message a valid reading? (see verdict.h) */
+#include "verdict.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "mqtt_link.h"
+#include "window.h"
+
+#define TOPIC_MAX (2 * TS_ID_MAX + 32) /* turnstile/v1/<station>/<agent>/readings fits */
+#define SHOWN_MAX 48                   /* bytes of a foreign string quoted in a reason */
+
+static void say(struct ts_verdict *v, enum ts_verdict_class cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(struct ts_verdict *v, enum ts_verdict_class cls, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->reason, sizeof v->reason, fmt, ap);
+    va_end(ap);
+    v->cls = cls;
+}
+
+/* A reason sentence (cut to TS_VERDICT_REASON_MAX - 1 bytes). */
+static void put(char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(char *reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, TS_VERDICT_REASON_MAX, fmt, ap);
+    va_end(ap);
+}
+
+/* s (len bytes, any) as printable ASCII, non-printable bytes as \xNN, at
+ * most SHOWN_MAX bytes of it then "...". */
+static void shown(const void *s, size_t len, char *out, size_t size)
+{
+    const unsigned char *p = s;
+    size_t n = 0;
+    for (size_t i = 0; i < len && i < SHOWN_MAX && n + 5 < size; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+            out[n++] = (char)p[i];
+        else
+            n += (size_t)snprintf(out + n, size - n, "\\x%02x", p[i]);
+    }
+    if (len > SHOWN_MAX && n + 4 < size) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+/* The topic (len bytes) as a C string in buf; false if it holds a NUL or
+ * does not fit (then it is not a readings topic anyway). */
+static bool topic_copy(const char *topic, size_t len, char buf[TOPIC_MAX])
+{
+    if (len >= TOPIC_MAX || memchr(topic, '\0', len))
+        return false;
+    memcpy(buf, topic, len);
+    buf[len] = '\0';
+    return true;
+}
+
+static void utc_text(int64_t ms, char *out, size_t size)
+{
+    struct tm tm;
+    time_t secs = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    if (!gmtime_r(&secs, &tm) || !strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, size, "%" PRId64 " ms", ms);
+}
+
+enum ts_verdict_class ts_verdict_judge(const struct ts_verdict_msg *m,
+                                       const struct ts_verdict_bounds *b, struct ts_verdict *v)
+{
+    char topic[TOPIC_MAX], line[TS_READING_LINE_MAX], text[4 * SHOWN_MAX + 8];
+    const char *why = NULL;
+
+    memset(v, 0, sizeof *v);
+    /* who: the topic, and the key that must name the same agent */
+    if (!m->topic) {
+        say(v, TS_VERDICT_MALFORMED, "no mqtt_topic header");
+        return v->cls;
+    }
+    if (!topic_copy(m->topic, m->topic_len, topic) ||
+        !ts_mqtt_agent_topic(topic, "readings", v->station, v->agent)) {
+        v->station[0] = v->agent[0] = '\0';
+        say(v, TS_VERDICT_MALFORMED,
+            "topic is not turnstile/v1/<station_id>/<agent_id>/readings with valid ids");
+        return v->cls;
+    }
+    if (m->key && (m->key_len != strlen(v->agent) || memcmp(m->key, v->agent, m->key_len) != 0)) {
+        shown(m->key, m->key_len, text, sizeof text);
+        say(v, TS_VERDICT_MALFORMED, "Kafka key '%s' is not the topic's agent '%s'", text,
+            v->agent);
+        return v->cls;
+    }
+    /* (the partition check goes here: the record's partition is the one its
+     * key maps to) */
+    if (m->retained) {
+        say(v, TS_VERDICT_MALFORMED, "a retained message is not a reading (the broker would "
+            "deliver it again on every subscription)");
+        return v->cls;
+    }
+    /* what: one complete reading of that agent */
+    size_t len = m->payload ? m->len : 0;
+    if (len == 0) {
+        say(v, TS_VERDICT_MALFORMED, "empty payload");
+        return v->cls;
+    }
+    if (len >= TS_READING_LINE_MAX) {
+        say(v, TS_VERDICT_MALFORMED, "payload of %zu bytes, longer than a reading line can be (%d)",
+            len, TS_READING_LINE_MAX - 1);
+        return v->cls;
+    }
+    if (memchr(m->payload, '\0', len)) {
+        say(v, TS_VERDICT_MALFORMED, "payload holds a NUL byte");
+        return v->cls;
+    }
+    if (memchr(m->payload, '\n', len) || memchr(m->payload, '\r', len)) {
+        say(v, TS_VERDICT_MALFORMED, "payload holds a line break");
+        return v->cls;
+    }
+    memcpy(line, m->payload, len);
+    line[len] = '\0';
+    if (ts_reading_parse(line, &v->r, &why) != TS_OK) {
+        say(v, TS_VERDICT_MALFORMED, "not a reading: %s", why ? why : "unknown");
+        return v->cls;
+    }
+    size_t commas = 0;
+    for (size_t i = 0; i < len; i++)
+        commas += line[i] == ',';
+    if (commas + 1 != TS_READING_FIELDS) {
+        say(v, TS_VERDICT_MALFORMED, "not a reading: %zu fields, the agent sends %d "
+            "(EPOCH_MS..MERGED_FROM missing)", commas + 1, TS_READING_FIELDS);
+        return v->cls;
+    }
+    if (strcmp(v->r.agent_id, v->agent) != 0) {
+        say(v, TS_VERDICT_MALFORMED, "ID names agent '%s', the topic agent '%s'", v->r.agent_id,
+            v->agent);
+        return v->cls;
+    }
+    /* the agent's own reading: what the bridge's rules refuse is POLICY */
+    int64_t t = v->r.time_ms;
+    if (ts_reading_utc_offset(line, &v->r, &v->utc_offset_s) != TS_OK) {
+        say(v, TS_VERDICT_POLICY, "TIMESTAMP and EPOCH_MS are more than 18 h apart (no station "
+            "time zone is)");
+        return v->cls;
+    }
+    if (t < 0 || t > TS_WINDOW_TIME_MAX) {
+        say(v, TS_VERDICT_POLICY, "EPOCH_MS %" PRId64 " is not a time the lake can hold "
+            "(1970-01-01 to 9998-12-31 UTC)", t);
+        return v->cls;
+    }
+    /* differences as unsigned: exact for every now_ms (t is 0..TS_WINDOW_TIME_MAX) */
+    int64_t now = m->now_ms;
+    if (b && b->max_age_ms > 0 && now > t && (uint64_t)now - (uint64_t)t > (uint64_t)b->max_age_ms) {
+        utc_text(t, text, sizeof text);
+        say(v, TS_VERDICT_POLICY, "reading time %s is %" PRIu64 " s before the bridge's clock, "
+            "more than max_event_age_s %" PRId64, text, ((uint64_t)now - (uint64_t)t) / 1000,
+            b->max_age_ms / 1000);
+        return v->cls;
+    }
+    if (b && b->max_ahead_ms > 0 && t > now &&
+        (uint64_t)t - (uint64_t)now > (uint64_t)b->max_ahead_ms) {
+        utc_text(t, text, sizeof text);
+        say(v, TS_VERDICT_POLICY, "reading time %s is %" PRIu64 " s ahead of the bridge's clock, "
+            "more than max_event_ahead_s %" PRId64, text, ((uint64_t)t - (uint64_t)now) / 1000,
+            b->max_ahead_ms / 1000);
+        return v->cls;
+    }
+    v->cls = TS_VERDICT_READING;
+    return v->cls;
+}
+
+/* A decimal sequence number 1.. of exactly len digits. */
+static bool seq_parse(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (len == 0 || len > 20 || s[0] == '0')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10)
+            return false;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return true;
+}
+
+bool ts_verdict_marker(const char *topic, size_t topic_len, const void *key, size_t key_len,
+                       const char *id, size_t id_len, const char *from, size_t from_len,
+                       char agent[TS_ID_MAX], uint64_t *merged_from, uint64_t *seq,
+                       char reason[TS_VERDICT_REASON_MAX])
+{
+    char t[TOPIC_MAX], text[4 * SHOWN_MAX + 8];
+    const char *colon = id ? memchr(id, ':', id_len) : NULL;
+
+    reason[0] = '\0';
+    if (!topic || !topic_copy(topic, topic_len, t) ||
+        !ts_mqtt_agent_topic(t, "readings", NULL, agent)) {
+        put(reason, "marker: %s",
+                 topic ? "mqtt_topic is not turnstile/v1/<station_id>/<agent_id>/readings "
+                         "with valid ids" : "no mqtt_topic header");
+        return false;
+    }
+    if (!key || key_len != strlen(agent) || memcmp(key, agent, key_len) != 0) {
+        shown(key ? key : "", key ? key_len : 0, text, sizeof text);
+        put(reason, "marker: Kafka key '%s' is not the topic's "
+                 "agent '%s'", text, agent);
+        return false;
+    }
+    if (!colon || (size_t)(colon - id) != strlen(agent) || memcmp(id, agent, strlen(agent)) != 0 ||
+        !seq_parse(colon + 1, id_len - (size_t)(colon - id) - 1, seq)) {
+        shown(id ? id : "", id ? id_len : 0, text, sizeof text);
+        put(reason, "marker: %s '%s' is not '%s:<seq>'",
+                 TS_MARKER_HEADER_ID, text, agent);
+        return false;
+    }
+    if (!from || !seq_parse(from, from_len, merged_from) || *merged_from > *seq) {
+        shown(from ? from : "", from ? from_len : 0, text, sizeof text);
+        put(reason, "marker: %s '%s' is not a sequence number "
+                 "up to %" PRIu64, TS_MARKER_HEADER_FROM, text, *seq);
+        return false;
+    }
+    return true;
+}
