@@ -83,6 +83,10 @@ static const struct ts_cfg_key kafka_keys[] = {
      .doc = "none, gzip, snappy, lz4 or zstd"},
     {"session_timeout_ms", TS_CFG_INT, NOSIZE(K, session_timeout_ms), 6000, 300000, "30000",
      .doc = "consumer group session: a bridge silent this long loses its partitions"},
+    {"readings_partitions", TS_CFG_INT, NOSIZE(K, readings_partitions), 0, 100000, "0",
+     .doc = "the partitions readings are spread over (by agent id); 0: the lake's layout, or the "
+            "topic's count at the first reading. Set it on relay-only bridges (docs/bridge.md, "
+            "\"Adding partitions\")"},
 };
 #undef K
 

@@ -52,6 +52,7 @@ struct ts_bridge_kafka_cfg {
     int linger_ms;            /* producer batching delay */
     char compression[16];     /* none, gzip, snappy, lz4, zstd */
     int session_timeout_ms;   /* consumer group session */
+    int readings_partitions;  /* the layout the relay places readings by; 0: the lake's */
 };
 
 struct ts_bridge_lake_cfg {

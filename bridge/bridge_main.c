@@ -13,6 +13,7 @@
 #include "bridge_config.h"
 #include "cli.h"
 #include "err.h"
+#include "layout.h"
 #include "now.h"
 #include "log.h"
 #include "relay.h"
@@ -82,6 +83,29 @@ static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_
     sd_notifyf(0, "STATUS=%s", line);
 }
 
+/* The layout the relay places readings by: [kafka] readings_partitions,
+ * which must agree with the lake's layout when there is one (layout.h). */
+static int relay_layout(const struct ts_bridge_cfg *cfg, int32_t *layout, char *why,
+                        size_t why_size)
+{
+    int32_t n;
+    char lwhy[300] = "";
+    if (!cfg->has_lake)
+        return TS_OK;
+    int rc = ts_layout_read(cfg->lake.path, cfg->lake.table, cfg->kafka.readings_topic, &n, lwhy,
+                            sizeof lwhy);
+    if (rc == TS_ENOTFOUND)
+        return TS_OK;
+    if (rc != TS_OK)
+        return ts_fail(why, why_size, rc, "the lake's layout: %s", lwhy);
+    if (*layout && *layout != n)
+        return ts_fail(why, why_size, TS_ECONFIG, "[kafka] readings_partitions is %" PRId32
+                       " but the lake's layout spreads the agents over %" PRId32 " partitions "
+                       "(docs/bridge.md, \"Adding partitions\")", *layout, n);
+    *layout = n;
+    return TS_OK;
+}
+
 static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
 {
     struct ts_relay *relay = NULL;
@@ -91,8 +115,11 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     int rc = TS_OK;
     uint64_t watchdog_usec = 0;
 
-    if (role != TS_ROLE_AGGREGATE) {
-        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, &cfg->bridge, &relay, why, sizeof why);
+    int32_t layout = cfg->kafka.readings_partitions;
+    if (role != TS_ROLE_AGGREGATE)
+        rc = relay_layout(cfg, &layout, why, sizeof why);
+    if (rc == TS_OK && role != TS_ROLE_AGGREGATE) {
+        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, &cfg->bridge, layout, &relay, why, sizeof why);
         if (rc == TS_OK)
             rc = ts_relay_start(relay);
     }
