@@ -188,6 +188,34 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     return TS_OK;
 }
 
+int ts_archive_adopt(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
+                     struct ts_archive **out)
+{
+    *out = NULL;
+    struct ts_archive *a = calloc(1, sizeof *a);
+    if (!a || !(a->line = malloc(max_line + 1))) {
+        free(a);
+        return TS_ENOMEM;
+    }
+    a->fd = -1;
+    a->ref = *ref;
+    a->max_line = max_line;
+    if (ref->name[0]) {
+        struct stat st;
+        a->fd = openat(dirfd, ref->name, O_RDONLY | O_CLOEXEC);
+        if (a->fd < 0 || fstat(a->fd, &st) != 0) {
+            ts_archive_close(a);
+            return TS_ESYS;
+        }
+        if ((uint64_t)st.st_size != ref->size) {
+            ts_archive_close(a);
+            return TS_EPARSE;
+        }
+    }
+    *out = a;
+    return TS_OK;
+}
+
 const struct ts_archive_ref *ts_archive_ref(const struct ts_archive *a)
 {
     return &a->ref;

@@ -51,6 +51,12 @@ struct ts_archive_ref {
 int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
                     struct ts_archive **out, char *why, size_t why_size);
 
+/* Opens an archive this process has just written (ts_archive_write gave
+ * ref): only its size is checked, not its crc and form. TS_OK, TS_EPARSE
+ * (size), TS_ESYS, TS_ENOMEM. */
+int ts_archive_adopt(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
+                     struct ts_archive **out);
+
 /* The longest line a set with at most max_ranges ranges can take. */
 size_t ts_archive_max_line(size_t max_ranges);
 

@@ -73,6 +73,7 @@ struct ts_seqset {
     size_t max_ranges;
     int64_t touched_ms;       /* the caller's: when the agent was last seen (0 after init;
                                  not part of the text form) */
+    uint64_t epoch;           /* the caller's bookkeeping (0 after init; not in the text) */
 };
 
 /* Starts an empty set whose numbers 1..floor count as seen (floor 0: none;
