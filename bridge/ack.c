@@ -10,8 +10,11 @@
  * one the broker retains. a->lock is taken before libmosquitto's locks
  * (mosquitto_publish under it); libmosquitto runs on_publish without them.
  *
- * The table grows with the agents seen and never shrinks (an agent's topic
- * is ~60 bytes: 100,000 agents are a few MB). */
+ * The table is bounded (ts_ack_limits): an entry whose value went out on
+ * the current connection and has not changed for idle_ms is forgotten (the
+ * broker retains the value; a later ts_ack_set publishes it again), and past
+ * max_agents entries the ones published longest ago go first; a sweep does
+ * this every SWEEP_MS. An entry costs about 250 bytes. */
 #include "ack.h"
 
 #include <errno.h>
@@ -31,6 +34,7 @@
 #include "reading.h"
 
 #define LOOP_MS 100
+#define SWEEP_MS 1000             /* how often the table is checked against its bounds */
 #define TOPIC_MAX (sizeof "turnstile/v1//" + 2 * TS_ID_MAX + sizeof "ack")
 
 struct entry {
@@ -55,6 +59,11 @@ struct ts_ack {
     size_t n, cap;
     size_t npending;          /* entries with latest != published */
     bool up;                  /* the link announced a session (and we re-published) */
+    long long up_ms;          /* when it did */
+    long long idle_ms;        /* ts_ack_limits; 0: none */
+    size_t max_agents;        /* ts_ack_limits; 0: none */
+    long long sweep_ms;       /* the last sweep */
+    uint64_t expired;         /* entries forgotten */
     bool flush;               /* closing: publish what is pending now */
     size_t inflight;          /* published, PUBACK not seen */
     uint64_t published;
@@ -122,6 +131,62 @@ static struct entry *add(struct ts_ack *a, const char *topic)
     return e;
 }
 
+/* Forgets all[i] (published, not pending); lock held. */
+static void forget(struct ts_ack *a, size_t i)
+{
+    struct entry *e = a->all[i], **pp = &a->buckets[hash(e->topic) & (a->nbuckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    a->all[i] = a->all[--a->n];
+    free(e);
+    a->expired++;
+}
+
+static int by_pub_ms(const void *x, const void *y)
+{
+    long long p = (*(struct entry *const *)x)->pub_ms, q = (*(struct entry *const *)y)->pub_ms;
+    return p < q ? -1 : p > q;
+}
+
+/* An entry whose value went out on this connection (its PUBACK long since
+ * came, or the reconnect re-publishes it) and is not waiting to go out. */
+static bool settled(const struct ts_ack *a, const struct entry *e)
+{
+    return a->up && e->pub_ms && e->pub_ms >= a->up_ms && e->published == e->latest;
+}
+
+/* Applies the bounds of ts_ack_limits; lock held, network thread. */
+static void sweep(struct ts_ack *a, long long now)
+{
+    if (a->idle_ms > 0)
+        for (size_t i = 0; i < a->n;) {
+            if (settled(a, a->all[i]) && now - a->all[i]->pub_ms >= a->idle_ms)
+                forget(a, i);
+            else
+                i++;
+        }
+    if (!a->max_agents || a->n <= a->max_agents)
+        return;
+    /* the settled ones published longest ago, down to 3/4 of the bound so
+     * that this does not run on every sweep */
+    struct entry **c = malloc(a->n * sizeof *c);
+    size_t nc = 0, goal = a->max_agents - a->max_agents / 4;
+    if (!c)
+        return;
+    for (size_t i = 0; i < a->n; i++)
+        if (settled(a, a->all[i]))
+            c[nc++] = a->all[i];
+    qsort(c, nc, sizeof *c, by_pub_ms);
+    for (size_t k = 0; k < nc && a->n > goal; k++)
+        for (size_t i = 0; i < a->n; i++)
+            if (a->all[i] == c[k]) {
+                forget(a, i);
+                break;
+            }
+    free(c);
+}
+
 /* Publishes e's latest value, retained, QoS 1; lock held, network thread. */
 static void publish(struct ts_ack *a, struct entry *e, long long now)
 {
@@ -154,6 +219,7 @@ static void ack_connected(void *ctx, bool session_present)
 
     pthread_mutex_lock(&a->lock);
     a->up = true;
+    a->up_ms = now;
     for (size_t i = 0; i < a->n; i++)
         if (a->all[i]->latest) {
             publish(a, a->all[i], now);
@@ -199,6 +265,10 @@ static void ack_tick(void *ctx)
         }
         if (!a->npending)
             pthread_cond_broadcast(&a->cond);
+    }
+    if ((a->idle_ms || a->max_agents) && now - a->sweep_ms >= SWEEP_MS) {
+        sweep(a, now);
+        a->sweep_ms = now;
     }
     pthread_mutex_unlock(&a->lock);
 }
@@ -301,9 +371,18 @@ int ts_ack_publish_retained(struct ts_ack *a, const char *topic, const char *pay
     return TS_OK;
 }
 
+void ts_ack_limits(struct ts_ack *a, int64_t idle_ms, size_t max_agents)
+{
+    pthread_mutex_lock(&a->lock);
+    a->idle_ms = idle_ms > 0 ? idle_ms : 0;
+    a->max_agents = max_agents;
+    pthread_mutex_unlock(&a->lock);
+}
+
 void ts_ack_stats(struct ts_ack *a, struct ts_ack_stats *st)
 {
     pthread_mutex_lock(&a->lock);
+    st->expired = a->expired;
     st->published = a->published;
     st->agents = a->n;
     st->pending = a->npending;

@@ -26,6 +26,7 @@ struct ts_ack_stats {
     uint64_t published;       /* ack messages handed to libmosquitto */
     uint64_t agents;          /* agents known */
     uint64_t pending;         /* agents whose latest value is not published yet */
+    uint64_t expired;         /* agents forgotten (ts_ack_limits) */
 };
 
 struct ts_ack;
@@ -49,6 +50,14 @@ int ts_ack_set(struct ts_ack *ack, const char *readings_topic, uint64_t acked);
  * aggregator.h). Best effort: TS_ECONNECT while disconnected (nothing is
  * queued), TS_EINVAL. Thread-safe. */
 int ts_ack_publish_retained(struct ts_ack *ack, const char *topic, const char *payload, size_t len);
+
+/* Bounds the table of agents (0: no bound). An agent whose value went out
+ * on the current connection and has not changed for idle_ms is forgotten:
+ * the broker retains its value, and a later ts_ack_set publishes again (so
+ * call ts_ack_set for duplicates too). Past max_agents agents, those
+ * published longest ago are forgotten first (down to 3/4 of it); values
+ * not yet published are never forgotten. Thread-safe. */
+void ts_ack_limits(struct ts_ack *ack, int64_t idle_ms, size_t max_agents);
 
 void ts_ack_stats(struct ts_ack *ack, struct ts_ack_stats *st);
 

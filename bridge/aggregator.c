@@ -8,12 +8,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent_table.h"
 #include "deadletter.h"
 #include "err.h"
+#include "layout.h"
 #include "now.h"
 #include "lake.h"
+#include "partition_state.h"
 #include "log.h"
+#include "mqtt_link.h"
 #include "reading.h"
+#include "retention.h"
 #include "seqset.h"
 #include "station_windows.h"
 #include "verdict.h"
@@ -21,7 +26,10 @@
 
 #define BATCH_MAX 10000          /* messages between two window advances */
 #define TIMER_MS 1000            /* windows advance at least this often */
-#define PAUSE_AFTER_FAILURE_MS 5000
+#define PAUSE_AFTER_FAILURE_MS 5000  /* the first pause after a failed checkpoint, */
+#define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
+#define RETENTION_ASK_MS 600000      /* the topic's retention.ms is asked again this often */
+#define BACKLOG_LOG_MS 60000         /* a backlog near the retention: one line a minute */
 #define DL_WAIT_MS 1000          /* a dead letter waits this long for room in the queue */
 #define DL_CONFIRM_MS 500        /* before a checkpoint: dead letters confirmed within this */
 #define DL_CONFIRM_FINAL_MS 10000 /* ... at revocation and shutdown */
@@ -35,7 +43,7 @@ struct part {
     bool assigned;
     bool lost;                   /* another bridge committed its checkpoint */
     struct ts_lake *lake;
-    struct ts_seqsets seen;
+    struct ts_agent_table agents; /* the agents' sets: in memory, and archived */
     struct ts_window_agg *win;
     int64_t next_offset;         /* offset after the last message taken */
     int64_t ckpt_offset;         /* offset_next of the last checkpoint */
@@ -46,6 +54,22 @@ struct part {
     bool dirty;                  /* state changed since the last checkpoint */
     bool dl_pending;             /* dead letters sent since Kafka last confirmed them all:
                                     no checkpoint before they are confirmed */
+    int64_t backlog_since_ms;    /* Kafka timestamp of the first record taken since the last
+                                    checkpoint; INT64_MIN: none */
+    int64_t backlog_log_ms;      /* last "backlog nears the retention" line */
+    uint64_t failures_in_row;    /* checkpoints failed since the last that worked */
+    int64_t failing_since_ms;    /* when the first of them failed */
+    int pause_ms;                /* the next pause after a failure */
+    char last_error[160];
+    uint64_t epoch;              /* checkpoints made: agents touched in this epoch are in
+                                    pending (ack_after = lake) */
+    struct pending_ack *pending; /* ack_after = lake: agents to acknowledge at the checkpoint */
+    size_t n_pending, cap_pending;
+};
+
+/* An agent whose acknowledgement waits for the next checkpoint. */
+struct pending_ack {
+    char station[TS_ID_MAX], agent[TS_ID_MAX];
 };
 
 struct ts_aggregator {
@@ -66,91 +90,25 @@ struct ts_aggregator {
     int64_t dl_busy_mono_ms;     /* when a flush last found dead letters unconfirmed */
     struct part **parts;         /* by partition number */
     size_t n_parts;
+    int ack_after;               /* enum ts_ack_after */
+    int32_t layout;              /* partitions the agents are spread over; 0: not known yet */
+    int32_t topic_partitions;
+    struct ts_retention *retention;
     int64_t last_advance_ms;
     bool fatal;
     struct ts_aggregator_stats st;
 };
 
-/* --- partition state: checkpoint blob ------------------------------------ */
-
-/* "ts-bridge-state 1\nseqsets N\n<N bytes>window M\n<M bytes>" */
-static int state_encode(const struct part *p, char **out, size_t *out_len)
-{
-    char *sets = NULL, *win = NULL;
-    size_t sets_len = 0, win_len = 0;
-    int rc = ts_seqsets_encode(&p->seen, &sets, &sets_len);
-    if (rc == TS_OK)
-        rc = ts_window_encode(p->win, &win, &win_len);
-    if (rc == TS_OK) {
-        size_t cap = sets_len + win_len + 96;
-        char *buf = malloc(cap);
-        if (!buf) {
-            rc = TS_ENOMEM;
-        } else {
-            int n = snprintf(buf, cap, "ts-bridge-state 1\nseqsets %zu\n", sets_len);
-            memcpy(buf + n, sets, sets_len);
-            size_t len = (size_t)n + sets_len;
-            len += (size_t)snprintf(buf + len, cap - len, "window %zu\n", win_len);
-            memcpy(buf + len, win, win_len);
-            len += win_len;
-            *out = buf;
-            *out_len = len;
-        }
-    }
-    free(sets);
-    free(win);
-    return rc;
-}
-
-/* Reads "<name> <len>\n" at *pos and returns the section's bytes. */
-static const char *state_section(const char *buf, size_t len, size_t *pos, const char *name,
-                                 size_t *sec_len)
-{
-    const char *p = buf + *pos, *end = buf + len;
-    size_t nl = strlen(name);
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    if (!eol || (size_t)(eol - p) <= nl + 1 || memcmp(p, name, nl) != 0 || p[nl] != ' ')
-        return NULL;
-    char *stop;
-    unsigned long long n = strtoull(p + nl + 1, &stop, 10);
-    if (stop != eol || n > (unsigned long long)(end - eol - 1))
-        return NULL;
-    *sec_len = (size_t)n;
-    *pos = (size_t)(eol + 1 - buf) + (size_t)n;
-    return eol + 1;
-}
-
-static int state_decode(struct part *p, const char *buf, size_t len, char *why, size_t why_size)
-{
-    static const char magic[] = "ts-bridge-state 1\n";
-    size_t pos = sizeof magic - 1, sets_len, win_len, line = 0;
-    if (len < pos || memcmp(buf, magic, pos) != 0) {
-        snprintf(why, why_size, "state does not start with '%.*s'", (int)pos - 1, magic);
-        return TS_EPARSE;
-    }
-    const char *sets = state_section(buf, len, &pos, "seqsets", &sets_len);
-    const char *win = sets ? state_section(buf, len, &pos, "window", &win_len) : NULL;
-    if (!win || pos != len) {
-        snprintf(why, why_size, "state sections malformed");
-        return TS_EPARSE;
-    }
-    int rc = ts_seqsets_decode(&p->seen, sets, sets_len, &line);
-    if (rc != TS_OK) {
-        snprintf(why, why_size, "duplicate-removal state, line %zu: %s", line, ts_strerror(rc));
-        return rc;
-    }
-    return ts_window_decode(p->win, win, win_len, ts_wall_ms(), why, why_size);
-}
-
 /* --- partition life ------------------------------------------------------ */
 
 static void part_clear(struct part *p)
 {
+    ts_agent_table_close(&p->agents); /* before the lake: it lends the directory */
     ts_lake_close(p->lake);
     p->lake = NULL;
-    ts_seqsets_free(&p->seen);
     ts_window_free(p->win);
     p->win = NULL;
+    p->n_pending = 0;
 }
 
 /* (Re)loads the partition from the lake's latest checkpoint: *offset is where
@@ -162,13 +120,34 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
     char why[256] = "";
     int rc;
 
+    struct ts_seqsets sets;
+    struct ts_archive_ref archive = {0};
+
     part_clear(p);
-    ts_seqsets_init(&p->seen, 0);
+    ts_seqsets_init(&sets, 0);
     rc = ts_window_new(&agg->wcfg, &p->win, why, sizeof why);
     if (rc == TS_OK)
         rc = ts_lake_open(&agg->lake_cfg, agg->topic, p->partition, &p->lake, &res, why, sizeof why);
     if (rc == TS_OK && res.state)
-        rc = state_decode(p, res.state, res.state_len, why, sizeof why);
+        rc = ts_partition_state_decode(res.state, res.state_len, &sets, p->win, ts_wall_ms(),
+                                       &archive, why, sizeof why);
+    if (rc == TS_OK)
+        rc = ts_agent_table_open(&p->agents, ts_lake_manifest_fd(p->lake), &archive,
+                                 (size_t)agg->lake.max_agents, agg->lake.agent_idle_s * 1000, why,
+                                 sizeof why);
+    if (rc == TS_OK) {
+        /* the sets of the checkpoint are the agents in memory, last seen now */
+        ts_seqsets_free(&p->agents.hot);
+        p->agents.hot = sets;
+        ts_seqsets_init(&sets, 0);
+        size_t cursor = 0;
+        const char *agent;
+        struct ts_seqset *set;
+        int64_t now = ts_wall_ms();
+        while (ts_seqsets_next(&p->agents.hot, &cursor, &agent, &set))
+            set->touched_ms = now;
+    }
+    ts_seqsets_free(&sets);
     if (rc != TS_OK) {
         TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": cannot resume from the lake: %s%s%s",
                p->partition, ts_strerror(rc), why[0] ? ": " : "", why);
@@ -177,6 +156,7 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
         return rc;
     }
     p->next_offset = p->ckpt_offset = res.offset_next;
+    p->backlog_since_ms = INT64_MIN;
     p->seek_to = -1;
     p->ckpt_ms = ts_wall_ms();
     p->dirty = false;
@@ -184,10 +164,12 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
     *offset = res.offset_next >= 0 ? res.offset_next : RD_KAFKA_OFFSET_BEGINNING;
     TS_LOG(TS_LOG_INFO,
            "aggregate: partition %" PRId32 ": resuming at %s%" PRId64 " (checkpoint %" PRIu64
-           ", %zu agents; %u files rolled forward, %u temporaries removed)",
+           ", %zu agents in memory, %" PRIu64 " archived; %u files rolled forward, %u "
+           "temporaries removed)",
            p->partition, res.offset_next >= 0 ? "offset " : "the beginning ",
-           res.offset_next >= 0 ? res.offset_next : 0, res.generation, ts_seqsets_count(&p->seen),
-           res.rolled_forward, res.removed_temporaries);
+           res.offset_next >= 0 ? res.offset_next : 0, res.generation,
+           ts_seqsets_count(&p->agents.hot), archive.agents, res.rolled_forward,
+           res.removed_temporaries);
     free(res.state);
     return TS_OK;
 }
@@ -268,7 +250,10 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
         agg->fatal = true;
     }
     rd_kafka_topic_partition_list_destroy(l);
-    p->paused_until_ms = ts_wall_ms() + PAUSE_AFTER_FAILURE_MS;
+    if (p->pause_ms < PAUSE_AFTER_FAILURE_MS)
+        p->pause_ms = PAUSE_AFTER_FAILURE_MS;
+    p->paused_until_ms = ts_wall_ms() + p->pause_ms;
+    p->pause_ms = p->pause_ms > PAUSE_MAX_MS / 2 ? PAUSE_MAX_MS : p->pause_ms * 2;
 }
 
 /* Before a checkpoint passes a dead-lettered record, Kafka must have its
@@ -314,27 +299,84 @@ static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, in
     return false;
 }
 
+/* ack_after = lake: the agents touched since the last checkpoint are
+ * acknowledged now that one holds their readings. */
+static void ack_pending(struct ts_aggregator *agg, struct part *p)
+{
+    char topic[2 * TS_ID_MAX + 32];
+    for (size_t i = 0; i < p->n_pending; i++) {
+        struct ts_seqset *set = ts_agent_table_peek(&p->agents, p->pending[i].agent);
+        if (!set)
+            continue;
+        snprintf(topic, sizeof topic, "turnstile/v1/%s/%s/readings", p->pending[i].station,
+                 p->pending[i].agent);
+        ts_ack_set(agg->ack, topic, ts_seqset_contiguous(set));
+    }
+    p->n_pending = 0;
+}
+
+/* A checkpoint failed: loudly, and the partition reads again from the last
+ * one after a pause that doubles while failures repeat. */
+static void commit_failed(struct ts_aggregator *agg, struct part *p, const char *what)
+{
+    int64_t now = ts_wall_ms();
+    agg->st.commit_failures++;
+    if (!p->failures_in_row++)
+        p->failing_since_ms = now;
+    snprintf(p->last_error, sizeof p->last_error, "%s", what);
+    int pause = p->pause_ms < PAUSE_AFTER_FAILURE_MS ? PAUSE_AFTER_FAILURE_MS : p->pause_ms;
+    TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": checkpoint failed (%s), %" PRIu64
+           " in a row for %" PRId64 " s: nothing since offset %" PRId64 " is in the lake; "
+           "resuming from the last checkpoint in %d s", p->partition, what, p->failures_in_row,
+           (now - p->failing_since_ms) / 1000, p->ckpt_offset, pause / 1000);
+    part_reload(agg, p);
+}
+
 /* Writes the partition's checkpoint, once its dead letters are confirmed
  * (waiting up to confirm_ms for them). */
 static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_ms)
 {
     struct ts_lake_commit_info info = {0};
-    char *state = NULL;
+    struct ts_archive_ref archive;
+    char *state = NULL, what[160];
     size_t len = 0;
 
     if (p->lost || !p->lake)
         return;
     if (!dead_letters_confirmed(agg, p, confirm_ms))
         return;
-    int rc = state_encode(p, &state, &len);
+    uint64_t gen = ts_lake_generation(p->lake) + 1;
+    int rc = ts_agent_table_prepare(&p->agents, ts_wall_ms(), gen, ts_lake_writer_tag(p->lake),
+                                    &archive);
+    if (rc != TS_OK) {
+        snprintf(what, sizeof what, "writing the agents' archive: %s%s%s", ts_strerror(rc),
+                 rc == TS_ESYS ? ": " : "", rc == TS_ESYS ? strerror(errno) : "");
+        ts_agent_table_finish(&p->agents, false, gen);
+        commit_failed(agg, p, what);
+        return;
+    }
+    rc = ts_partition_state_encode(&p->agents.hot, p->win, &archive, &state, &len);
     if (rc == TS_OK)
         rc = ts_lake_commit(p->lake, p->next_offset, state, len, &info);
+    int saved = errno;
     free(state);
     if (rc == TS_OK) {
+        if (agg->ack_after == TS_ACK_AFTER_LAKE && agg->ack)
+            ack_pending(agg, p);
+        ts_agent_table_finish(&p->agents, true, gen);
+        p->epoch++;
         agg->st.checkpoints++;
         agg->st.files += info.files;
+        if (p->failures_in_row)
+            TS_LOG(TS_LOG_NOTICE, "aggregate: partition %" PRId32 ": checkpoints work again after "
+                   "%" PRIu64 " failures in %" PRId64 " s", p->partition, p->failures_in_row,
+                   (ts_wall_ms() - p->failing_since_ms) / 1000);
+        p->failures_in_row = 0;
+        p->pause_ms = 0;
+        p->last_error[0] = '\0';
         p->ckpt_offset = p->next_offset;
         p->ckpt_ms = ts_wall_ms();
+        p->backlog_since_ms = INT64_MIN;
         p->dirty = false;
         if (p->next_offset >= 0) {
             rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -349,6 +391,7 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
                p->partition, info.generation, p->next_offset, info.files, info.rows);
         return;
     }
+    ts_agent_table_finish(&p->agents, false, gen);
     if (rc == TS_ECONFLICT) {
         TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 ": another bridge committed a "
                "checkpoint of it: dropping it until the group reassigns it", p->partition);
@@ -357,20 +400,71 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
         part_clear(p);
         return;
     }
-    agg->st.commit_failures++;
-    TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": checkpoint failed (%s%s%s): resuming "
-           "from the last one in %d s", p->partition, ts_strerror(rc), rc == TS_ESYS ? ": " : "",
-           rc == TS_ESYS ? strerror(errno) : "", PAUSE_AFTER_FAILURE_MS / 1000);
-    part_reload(agg, p);
+    snprintf(what, sizeof what, "%s%s%s", ts_strerror(rc), rc == TS_ESYS ? ": " : "",
+             rc == TS_ESYS ? strerror(saved) : "");
+    commit_failed(agg, p, what);
 }
 
 /* --- rebalancing --------------------------------------------------------- */
+
+/* The topic's partition count from the cluster; 0 if it cannot be had. */
+static int32_t topic_partitions(struct ts_aggregator *agg, rd_kafka_t *rk)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, agg->topic, NULL);
+    int32_t n = 0;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* At each assignment: the layout the agents are spread over (layout.h),
+ * made from the topic's count by the first aggregator, and what the topic
+ * has now. false: no layout can be had (the partitions are not taken). */
+static bool check_layout(struct ts_aggregator *agg, rd_kafka_t *rk)
+{
+    char why[300] = "";
+    int32_t n = topic_partitions(agg, rk);
+    if (n > 0)
+        agg->topic_partitions = n;
+    if (agg->layout <= 0) {
+        int rc = n > 0 ? ts_layout_create(agg->lake.path, agg->lake.table, agg->topic, n,
+                                          &agg->layout, why, sizeof why)
+                       : ts_layout_read(agg->lake.path, agg->lake.table, agg->topic, &agg->layout,
+                                        why, sizeof why);
+        if (rc != TS_OK) {
+            TS_LOG(TS_LOG_ERR, "aggregate: no layout of %s's partitions (%s%s%s): taking none",
+                   agg->topic, ts_strerror(rc), why[0] ? ": " : "", why);
+            agg->layout = 0;
+            return false;
+        }
+        TS_LOG(TS_LOG_INFO, "aggregate: the agents are spread over %" PRId32 " partitions of %s "
+               "(the lake's layout)", agg->layout, agg->topic);
+    }
+    if (n > 0 && n != agg->layout)
+        TS_LOG(TS_LOG_ERR, "aggregate: %s has %" PRId32 " partitions but the lake's layout %"
+               PRId32 ": %s (docs/bridge.md, \"Adding partitions\")", agg->topic, n, agg->layout,
+               n > agg->layout ? "partitions beyond the layout stay unused and their records are "
+                                 "dead-lettered until turnstile-bridge --repartition"
+                               : "the relays cannot place readings");
+    return true;
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct ts_aggregator *agg = opaque;
 
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !check_layout(agg, rk)) {
+        agg->fatal = true;
+        rd_kafka_assign(rk, NULL);
+        return;
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         for (int i = 0; i < list->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &list->elems[i];
@@ -385,6 +479,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             tp->offset = offset;
             agg->st.partitions++;
         }
+        if (agg->ack) /* the acknowledger's table: the agents these partitions may hold */
+            ts_ack_limits(agg->ack, agg->lake.agent_idle_s * 1000,
+                          (size_t)agg->lake.max_agents * (agg->st.partitions ? agg->st.partitions : 1));
         rd_kafka_assign(rk, list);
         return;
     }
@@ -456,18 +553,75 @@ static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_mes
     part_reload(agg, p);
 }
 
-/* The agent's numbers merged_from..seq are in the set: its ack, and which
- * station a turnstile belongs to (reading r, NULL for a marker). */
+/* The agent's numbers are in its set (or were already: a duplicate): its
+ * ack now (ack_after = kafka) or at the next checkpoint (lake), and which
+ * station a turnstile belongs to (reading r, NULL for a marker or a
+ * duplicate). A duplicate acknowledges too: an agent re-sending what was
+ * seen may have missed its ack (ack.h forgets agents idle for long). */
 static void after_seen(struct ts_aggregator *agg, struct part *p, const char *topic,
-                       const char *station, const char *agent, const struct ts_reading *r)
+                       const char *station, const char *agent, struct ts_seqset *set,
+                       const struct ts_reading *r)
 {
     if (!agg->ack)
         return;
-    struct ts_seqset *set = ts_seqsets_find(&p->seen, agent);
-    if (set)
+    if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
         ts_ack_set(agg->ack, topic, ts_seqset_contiguous(set));
+    } else if (set->epoch != p->epoch + 1) {
+        /* first time since the last checkpoint: acknowledged by the next */
+        char st[TS_ID_MAX];
+        if (!station && !ts_mqtt_agent_topic(topic, "readings", st, NULL))
+            return;
+        if (p->n_pending == p->cap_pending) {
+            size_t cap = p->cap_pending ? p->cap_pending * 2 : 64;
+            struct pending_ack *a = realloc(p->pending, cap * sizeof *a);
+            if (!a)
+                return; /* acknowledged when it is seen again */
+            p->pending = a;
+            p->cap_pending = cap;
+        }
+        struct pending_ack *a = &p->pending[p->n_pending++];
+        snprintf(a->station, sizeof a->station, "%s", station ? station : st);
+        snprintf(a->agent, sizeof a->agent, "%s", agent);
+        set->epoch = p->epoch + 1;
+    }
     if (r)
         ts_station_windows_learn(agg->stations, r, station);
+}
+
+/* The agent's set, from memory or its archive; NULL when the archive cannot
+ * be read (the partition stops: agg->fatal) or memory is out. */
+static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct part *p, const char *agent,
+                                   int64_t now)
+{
+    struct ts_seqset *set;
+    bool found;
+    int rc = ts_agent_table_get(&p->agents, agent, &set, &found);
+    if (rc == TS_OK) {
+        set->touched_ms = now;
+        return set;
+    }
+    if (rc != TS_EINVAL) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": agent %s: its archived position "
+               "cannot be read (%s): stopping", p->partition, agent, ts_strerror(rc));
+        agg->fatal = true;
+    }
+    return NULL;
+}
+
+/* Its place in the layout (layout.h): a record in another partition than its
+ * key's was produced around the relay, and would be counted a second time
+ * by another partition's duplicate removal. NULL, or the reason. */
+static const char *misplaced(struct ts_aggregator *agg, const rd_kafka_message_t *m, char *why,
+                             size_t size)
+{
+    if (agg->layout <= 0 || !m->key)
+        return NULL;
+    int32_t want = ts_layout_partition(m->key, m->key_len, agg->layout);
+    if (want == m->partition)
+        return NULL;
+    snprintf(why, size, "record in partition %" PRId32 ", but its key's agent belongs to partition "
+             "%" PRId32 " of the layout's %" PRId32, m->partition, want, agg->layout);
+    return why;
 }
 
 /* A marker (verdict.h): the agent's reading refused by policy at the relay,
@@ -487,7 +641,10 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
         return;
     }
     bool dup = false;
-    int rc = ts_seqset_accept(&p->seen, agent, from, seq, &dup);
+    struct ts_seqset *set = agent_set(agg, p, agent, ts_wall_ms());
+    if (!set)
+        return;
+    int rc = ts_seqset_accept_in(set, from, seq, &dup);
     if (rc == TS_EFULL) {
         agg->st.held++;
         return; /* the agent re-sends, the relay marks it again */
@@ -502,14 +659,13 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
         refuse(agg, p, m, topic, topic_len, "marker: not accepted by the duplicate removal");
         return;
     }
-    if (dup) {
-        agg->st.duplicates++;
-        return;
-    }
-    agg->st.passed++;
     memcpy(t, topic, topic_len); /* checked by ts_verdict_marker: it fits */
     t[topic_len] = '\0';
-    after_seen(agg, p, t, NULL, agent, NULL);
+    if (dup)
+        agg->st.duplicates++;
+    else
+        agg->st.passed++;
+    after_seen(agg, p, t, NULL, agent, set, NULL);
 }
 
 static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t now)
@@ -529,11 +685,31 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     }
     if (m->offset < p->next_offset)
         return; /* already taken */
+    if (p->next_offset >= 0 && m->offset > p->next_offset) {
+        /* offsets are dense (no transactions): Kafka deleted these before a
+         * checkpoint took them (retention): readings lost to the lake */
+        uint64_t gone = (uint64_t)(m->offset - p->next_offset);
+        agg->st.records_lost += gone;
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": %" PRIu64 " record(s), offsets %"
+               PRId64 "..%" PRId64 ", were deleted by Kafka before a lake checkpoint held them "
+               "(the topic's retention is shorter than the lake was stuck; docs/bridge.md, "
+               "\"Retention\")", m->partition, gone, p->next_offset, m->offset - 1);
+    }
     p->next_offset = m->offset + 1;
     p->dirty = true;
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ref = rd_kafka_message_timestamp(m, &tstype);
+    if (p->backlog_since_ms == INT64_MIN)
+        p->backlog_since_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 ? now : ref;
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = NULL;
     const char *topic = header(hdrs, "mqtt_topic", &topic_len);
+    char where[TS_VERDICT_REASON_MAX];
+    const char *why_misplaced = misplaced(agg, m, where, sizeof where);
+    if (why_misplaced) {
+        refuse(agg, p, m, topic, topic_len, why_misplaced);
+        return;
+    }
     if ((!m->payload || m->len == 0) && header(hdrs, TS_MARKER_HEADER_ID, &id_len)) {
         take_marker(agg, p, m, hdrs, topic, topic_len);
         return;
@@ -542,8 +718,6 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     /* judged against the time the relay judged it (the record's timestamp),
      * so that a reading that waited in Kafka is not refused for its wait;
      * never later than this clock, nor earlier than its age bound allows */
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ref = rd_kafka_message_timestamp(m, &tstype);
     if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 || ref > now)
         ref = now;
     if (agg->bounds.max_age_ms > 0 && ref < now - agg->bounds.max_age_ms)
@@ -560,7 +734,10 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     }
     const struct ts_reading *r = &v.r;
     bool dup = false;
-    int rc = ts_seqset_accept(&p->seen, r->agent_id, r->merged_from, r->seq, &dup);
+    struct ts_seqset *set = agent_set(agg, p, r->agent_id, now);
+    if (!set)
+        return;
+    int rc = ts_seqset_accept_in(set, r->merged_from, r->seq, &dup);
     if (rc == TS_EFULL) {
         if (agg->st.held++ < 10)
             TS_LOG(TS_LOG_WARNING, "aggregate: agent %s: too many gaps in its sequence; reading "
@@ -580,8 +757,12 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         refuse(agg, p, m, topic, topic_len, "not accepted by the duplicate removal");
         return;
     }
+    char t[2 * TS_ID_MAX + 32];
+    memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
+    t[topic_len] = '\0';
     if (dup) {
         agg->st.duplicates++;
+        after_seen(agg, p, t, v.station, r->agent_id, set, NULL);
         return;
     }
     rc = ts_window_add(p->win, r, v.utc_offset_s, now);
@@ -593,18 +774,39 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         return;
     }
     agg->st.readings++;
-    char t[2 * TS_ID_MAX + 32];
-    memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
-    t[topic_len] = '\0';
-    after_seen(agg, p, t, v.station, r->agent_id, r);
+    after_seen(agg, p, t, v.station, r->agent_id, set, r);
+}
+
+/* Kafka deletes records older than the topic's retention.ms: a partition
+ * whose lake is stuck must say so well before its backlog gets there
+ * (ack_after = kafka: the agents no longer hold those readings). */
+static void watch_backlog(struct ts_aggregator *agg, struct part *p, int64_t now)
+{
+    int64_t keep = agg->retention ? ts_retention_ms(agg->retention) : TS_RETENTION_UNKNOWN;
+    if (keep <= 0 || p->backlog_since_ms == INT64_MIN || now - p->backlog_log_ms < BACKLOG_LOG_MS)
+        return;
+    int64_t age = now - p->backlog_since_ms;
+    if (age < keep / 2)
+        return;
+    p->backlog_log_ms = now;
+    TS_LOG(age >= keep / 4 * 3 ? TS_LOG_ERR : TS_LOG_WARNING,
+           "aggregate: partition %" PRId32 ": its oldest record not yet in the lake is %" PRId64
+           " s old, %" PRId64 "%% of the topic's retention (%" PRId64 " s): %s",
+           p->partition, age / 1000, age * 100 / keep, keep / 1000,
+           agg->ack_after == TS_ACK_AFTER_KAFKA
+               ? "if the lake stays stuck past it, Kafka deletes readings the agents no longer hold"
+               : "if the lake stays stuck past it, the agents send those readings again");
 }
 
 static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commit)
 {
+    if (agg->retention)
+        ts_retention_poll(agg->retention, ts_mono_ms());
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
         if (!p || !p->assigned || p->lost || !p->lake)
             continue;
+        watch_backlog(agg, p, now);
         if (p->paused_until_ms && now < p->paused_until_ms)
             continue; /* reloaded after a failed commit: waits before trying again */
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
@@ -705,6 +907,12 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     agg->wcfg.max_open = (size_t)cfg->lake.max_open_groups;
     agg->bounds = (struct ts_verdict_bounds){.max_age_ms = cfg->bridge.max_event_age_s * 1000,
                                              .max_ahead_ms = cfg->bridge.max_event_ahead_s * 1000};
+    agg->ack_after = cfg->bridge.ack_after;
+    if (ts_layout_read(agg->lake.path, agg->lake.table, agg->topic, &agg->layout, why,
+                       why_size) == TS_EPARSE) {
+        free(agg);
+        return TS_EPARSE;
+    }
     if ((rc = ts_window_cfg_check(&agg->wcfg, why, why_size)) != TS_OK) {
         free(agg);
         return TS_ECONFIG;
@@ -770,6 +978,8 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         free(agg);
         return rc;
     }
+    if (ts_retention_new(agg->rk, agg->topic, RETENTION_ASK_MS, &agg->retention) != TS_OK)
+        TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: the topic's retention is not watched");
     agg->last_advance_ms = ts_wall_ms();
     *out = agg;
     return TS_OK;
@@ -779,7 +989,10 @@ void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_s
 {
     *st = agg->st;
     st->watermark_ms = INT64_MIN;
-    st->agents = st->agents_with_gaps = 0;
+    st->agents = st->agents_with_gaps = st->archived = 0;
+    st->layout = agg->layout;
+    st->topic_partitions = agg->topic_partitions;
+    st->retention_ms = agg->retention ? ts_retention_ms(agg->retention) : TS_RETENTION_UNKNOWN;
     bool first = true;
     for (size_t i = 0; i < agg->n_parts; i++) {
         const struct part *p = agg->parts[i];
@@ -788,15 +1001,47 @@ void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_s
         size_t cursor = 0;
         const char *agent;
         struct ts_seqset *set;
-        while (ts_seqsets_next(&p->seen, &cursor, &agent, &set)) {
+        while (ts_seqsets_next(&p->agents.hot, &cursor, &agent, &set)) {
             st->agents++;
             st->agents_with_gaps += ts_seqset_ranges(set) > 0;
         }
+        struct ts_agent_table_stats ts;
+        ts_agent_table_stats(&p->agents, &ts);
+        st->archived += ts.archived;
         int64_t w = ts_window_watermark(p->win);
         if (first || w < st->watermark_ms)
             st->watermark_ms = w;
         first = false;
     }
+}
+
+size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
+                                struct ts_aggregator_partition *out, size_t max)
+{
+    size_t n = 0;
+    int64_t now = ts_wall_ms();
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        const struct part *p = agg->parts[i];
+        if (!p || !p->assigned)
+            continue;
+        if (n < max) {
+            struct ts_aggregator_partition *o = &out[n];
+            struct ts_agent_table_stats ts = {0};
+            if (p->lake)
+                ts_agent_table_stats(&p->agents, &ts);
+            *o = (struct ts_aggregator_partition){
+                .partition = p->partition, .next_offset = p->next_offset,
+                .checkpoint_offset = p->ckpt_offset, .checkpoint_age_ms = now - p->ckpt_ms,
+                .backlog_age_ms = p->backlog_since_ms == INT64_MIN ? 0 : now - p->backlog_since_ms,
+                .failures_in_row = p->failures_in_row,
+                .failing_ms = p->failures_in_row ? now - p->failing_since_ms : 0,
+                .agents = ts.in_memory, .archived = ts.archived,
+                .paused = p->paused_until_ms && now < p->paused_until_ms};
+            snprintf(o->last_error, sizeof o->last_error, "%s", p->last_error);
+        }
+        n++;
+    }
+    return n;
 }
 
 void ts_aggregator_free(struct ts_aggregator *agg)
@@ -806,10 +1051,13 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     if (!agg->fatal) /* a final checkpoint: windows stay open in the state */
         advance_all(agg, ts_wall_ms(), true);
     rd_kafka_consumer_close(agg->rk); /* the revoke callback clears the partitions */
+    ts_retention_free(agg->retention);
     rd_kafka_destroy(agg->rk);
     for (size_t i = 0; i < agg->n_parts; i++) {
-        if (agg->parts[i])
+        if (agg->parts[i]) {
             part_clear(agg->parts[i]);
+            free(agg->parts[i]->pending);
+        }
         free(agg->parts[i]);
     }
     free(agg->parts);

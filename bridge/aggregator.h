@@ -59,6 +59,28 @@ struct ts_aggregator_stats {
     uint64_t agents;          /* agents in the assigned partitions */
     uint64_t agents_with_gaps; /* of which some reading above the ack is missing */
     int64_t watermark_ms;     /* lowest watermark of the assigned partitions (INT64_MIN: none) */
+    uint64_t archived;        /* agents in the assigned partitions' archives (agent_table.h) */
+    uint64_t moved_out, brought_back; /* agents moved to an archive and back */
+    uint64_t records_lost;    /* records Kafka deleted before a checkpoint took them (retention) */
+    int32_t layout;           /* partitions the agents are spread over (layout.h); 0: unknown */
+    int32_t topic_partitions; /* the topic's partitions at the last assignment */
+    int64_t retention_ms;     /* the topic's retention.ms (retention.h: TS_RETENTION_*) */
+};
+
+/* One assigned partition, for the status (bridge_main.c). */
+struct ts_aggregator_partition {
+    int32_t partition;
+    int64_t next_offset;      /* offset after the last record taken (-1: none yet) */
+    int64_t checkpoint_offset;
+    int64_t checkpoint_age_ms; /* since the last checkpoint */
+    int64_t backlog_age_ms;   /* age of the oldest record taken that no checkpoint holds yet
+                                 (by its Kafka timestamp); 0: none */
+    uint64_t failures_in_row; /* checkpoints failed since the last one that worked */
+    int64_t failing_ms;       /* how long it has been failing; 0: it is not */
+    char last_error[160];     /* why the last one failed ("" if the last one worked) */
+    size_t agents;            /* in memory */
+    uint64_t archived;        /* in its archive */
+    bool paused;              /* waiting before it tries again */
 };
 
 struct ts_aggregator;
@@ -77,6 +99,11 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms);
 
 void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_stats *st);
+
+/* The assigned partitions, ascending, into out (at most max); returns how
+ * many are assigned. */
+size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
+                                struct ts_aggregator_partition *out, size_t max);
 
 /* Checkpoints every partition, leaves the group (closing the consumer) and
  * frees; NULL-safe. */

@@ -14,6 +14,8 @@
 
 static const struct ts_cfg_choice roles[] = {
     {"all", TS_ROLE_ALL}, {"relay", TS_ROLE_RELAY}, {"aggregate", TS_ROLE_AGGREGATE}, {NULL, 0}};
+static const struct ts_cfg_choice ack_afters[] = {
+    {"kafka", TS_ACK_AFTER_KAFKA}, {"lake", TS_ACK_AFTER_LAKE}, {NULL, 0}};
 static const struct ts_cfg_choice log_levels[] = {
     {"error", 3}, {"warning", 4}, {"notice", 5}, {"info", 6}, {"debug", 7}, {NULL, 0}};
 
@@ -35,6 +37,10 @@ static const struct ts_cfg_key bridge_keys[] = {
     {"max_event_ahead_s", TS_CFG_INT64, NOSIZE(B, max_event_ahead_s), 0, 31536000, "120",
      .doc = "a reading stamped further ahead of the bridge's clock goes to the dead-letter topic "
             "(a clock fault: it would move the windows' watermark); 0: no bound"},
+    {"ack_after", TS_CFG_ENUM, NOSIZE(B, ack_after), .def = "kafka", .choices = ack_afters,
+     .doc = "kafka: an agent's readings are acknowledged (and deleted by the agent) once they "
+            "are in Kafka; lake: only once a lake checkpoint holds them (a lake stuck longer "
+            "than the topic's retention then loses nothing; the agents keep more)"},
 };
 #undef B
 
@@ -83,6 +89,10 @@ static const struct ts_cfg_key kafka_keys[] = {
      .doc = "none, gzip, snappy, lz4 or zstd"},
     {"session_timeout_ms", TS_CFG_INT, NOSIZE(K, session_timeout_ms), 6000, 300000, "30000",
      .doc = "consumer group session: a bridge silent this long loses its partitions"},
+    {"readings_partitions", TS_CFG_INT, NOSIZE(K, readings_partitions), 0, 100000, "0",
+     .doc = "the partitions readings are spread over (by agent id); 0: the lake's layout, or the "
+            "topic's count at the first reading. Set it on relay-only bridges (docs/bridge.md, "
+            "\"Adding partitions\")"},
 };
 #undef K
 
@@ -117,6 +127,12 @@ static const struct ts_cfg_key lake_keys[] = {
     {"max_checkpoint_files", TS_CFG_INT, NOSIZE(L, max_checkpoint_files), 1, 1000000, "256",
      .doc = "a partition checkpoints as soon as this many data files are pending, without "
             "waiting for checkpoint_interval_ms"},
+    {"max_agents", TS_CFG_INT, NOSIZE(L, max_agents), 1, 100000000, "20000",
+     .doc = "agents whose duplicate-removal state a partition keeps in memory (about 250 bytes "
+            "each); beyond, the least recently seen move to its archive on disk"},
+    {"agent_idle_s", TS_CFG_INT64, NOSIZE(L, agent_idle_s), 0, 3153600000.0, "86400",
+     .doc = "an agent not seen for this long moves to its partition's archive on disk (its "
+            "position is kept; it comes back when seen again); 0: only max_agents moves them"},
 };
 #undef L
 

@@ -17,6 +17,11 @@
 
 enum ts_bridge_role { TS_ROLE_ALL = 0, TS_ROLE_RELAY = 1, TS_ROLE_AGGREGATE = 2 };
 
+/* When the bridge acknowledges an agent's readings (docs/bridge.md, "Acknowledgements"):
+ * once they are in Kafka (the agent deletes them then: a lake stuck for longer than the
+ * topic's retention loses them), or once a lake checkpoint holds them. */
+enum ts_ack_after { TS_ACK_AFTER_KAFKA = 0, TS_ACK_AFTER_LAKE = 1 };
+
 struct ts_bridge_settings {
     char id[64];              /* this bridge's name: client ids, checkpoint owner */
     int role;                 /* enum ts_bridge_role; --role overrides */
@@ -26,6 +31,7 @@ struct ts_bridge_settings {
      * 0: no bound */
     int64_t max_event_age_s;
     int64_t max_event_ahead_s;
+    int ack_after;            /* enum ts_ack_after: when an agent's reading is acknowledged */
 };
 
 /* The broker, as seen by both the relay (subscriber) and the acknowledger. */
@@ -52,6 +58,7 @@ struct ts_bridge_kafka_cfg {
     int linger_ms;            /* producer batching delay */
     char compression[16];     /* none, gzip, snappy, lz4, zstd */
     int session_timeout_ms;   /* consumer group session */
+    int readings_partitions;  /* the layout the relay places readings by; 0: the lake's */
 };
 
 struct ts_bridge_lake_cfg {
@@ -68,6 +75,8 @@ struct ts_bridge_lake_cfg {
     int keep_checkpoints;     /* checkpoint records kept per partition */
     int max_open_files;       /* data files open at once per partition */
     int max_checkpoint_files; /* a partition checkpoints early from this many pending files */
+    int max_agents;           /* agents' sets kept in memory per partition; beyond, archived */
+    int64_t agent_idle_s;     /* an agent not seen for this long is archived */
 };
 
 struct ts_bridge_cfg {

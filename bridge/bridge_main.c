@@ -12,10 +12,13 @@
 #include "aggregator.h"
 #include "bridge_config.h"
 #include "cli.h"
+#include "bridge_status.h"
 #include "err.h"
+#include "layout.h"
 #include "now.h"
 #include "log.h"
 #include "relay.h"
+#include "status_report.h"
 
 #define EX_USAGE_ 2
 #define EX_CONFIG_ 78 /* sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus */
@@ -46,40 +49,87 @@ static void usage(FILE *out)
             "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure.\n");
 }
 
-static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_ack *ack)
+#define MAX_PARTS 4096 /* partitions shown in the status */
+
+/* The progress line (log, systemd STATUS) and the retained status document
+ * (bridge_status.h). A problem an operator must act on goes first. */
+static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_relay *relay,
+                   struct ts_aggregator *agg, struct ts_ack *ack, struct ts_bridge_status *bs)
 {
-    char line[512] = "";
+    char line[768] = "", problems[1024];
     size_t n = 0;
+    struct ts_relay_stats rs;
+    struct ts_aggregator_stats as;
+    struct ts_ack_stats ks;
+    static struct ts_aggregator_partition parts[MAX_PARTS];
+    struct ts_status_report rep = {.bridge_id = cfg->bridge.id, .role = role};
 
     if (relay) {
-        struct ts_relay_stats s;
-        ts_relay_stats(relay, &s);
+        ts_relay_stats(relay, &rs);
+        rep.relay = &rs;
         n += (size_t)snprintf(line + n, sizeof line - n,
                               "relay: %s, %" PRIu64 " received, %" PRIu64 " in Kafka, %" PRIu64
                               " dead letters, %zu queued; ",
-                              s.connected ? "connected" : "disconnected", s.received, s.delivered,
-                              s.dead_letters, s.queued);
+                              rs.connected ? "connected" : "disconnected", rs.received,
+                              rs.delivered, rs.dead_letters, rs.queued);
     }
     if (agg) {
-        struct ts_aggregator_stats s;
-        ts_aggregator_stats(agg, &s);
+        ts_aggregator_stats(agg, &as);
+        rep.agg = &as;
+        rep.parts = parts;
+        rep.n_parts = ts_aggregator_partitions(agg, parts, MAX_PARTS);
+        if (rep.n_parts > MAX_PARTS)
+            rep.n_parts = MAX_PARTS;
         n += (size_t)snprintf(line + n, sizeof line - n,
                               "aggregate: %u partitions, %" PRIu64 " agents (%" PRIu64
-                              " with gaps), %" PRIu64 " readings, %" PRIu64
+                              " with gaps, %" PRIu64 " archived), %" PRIu64 " readings, %" PRIu64
                               " duplicates, %" PRIu64 " dead-lettered, %" PRIu64 " passed, %"
-                              PRIu64 " rows (%" PRIu64
-                              " late), %" PRIu64 " files, %" PRIu64 " checkpoints; ",
-                              s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.passed, s.rows,
-                              s.late_rows, s.files, s.checkpoints);
+                              PRIu64 " rows (%" PRIu64 " late), %" PRIu64 " files, %" PRIu64
+                              " checkpoints; ",
+                              as.partitions, as.agents, as.agents_with_gaps, as.archived,
+                              as.readings, as.duplicates, as.invalid, as.passed, as.rows,
+                              as.late_rows, as.files, as.checkpoints);
     }
     if (ack) {
-        struct ts_ack_stats s;
-        ts_ack_stats(ack, &s);
+        ts_ack_stats(ack, &ks);
+        rep.ack = &ks;
         n += (size_t)snprintf(line + n, sizeof line - n, "acks: %" PRIu64 " agents, %" PRIu64
-                              " published", s.agents, s.published);
+                              " published", ks.agents, ks.published);
     }
-    TS_LOG(TS_LOG_INFO, "%s", line);
-    sd_notifyf(0, "STATUS=%s", line);
+    char *json = ts_status_report_json(&rep, problems, sizeof problems);
+    if (json && bs)
+        ts_bridge_status_set(bs, json);
+    free(json);
+    if (problems[0]) {
+        TS_LOG(TS_LOG_WARNING, "DEGRADED: %s", problems);
+        sd_notifyf(0, "STATUS=DEGRADED: %s; %s", problems, line);
+    } else {
+        TS_LOG(TS_LOG_INFO, "%s", line);
+        sd_notifyf(0, "STATUS=%s", line);
+    }
+}
+
+/* The layout the relay places readings by: [kafka] readings_partitions,
+ * which must agree with the lake's layout when there is one (layout.h). */
+static int relay_layout(const struct ts_bridge_cfg *cfg, int32_t *layout, char *why,
+                        size_t why_size)
+{
+    int32_t n;
+    char lwhy[300] = "";
+    if (!cfg->has_lake)
+        return TS_OK;
+    int rc = ts_layout_read(cfg->lake.path, cfg->lake.table, cfg->kafka.readings_topic, &n, lwhy,
+                            sizeof lwhy);
+    if (rc == TS_ENOTFOUND)
+        return TS_OK;
+    if (rc != TS_OK)
+        return ts_fail(why, why_size, rc, "the lake's layout: %s", lwhy);
+    if (*layout && *layout != n)
+        return ts_fail(why, why_size, TS_ECONFIG, "[kafka] readings_partitions is %" PRId32
+                       " but the lake's layout spreads the agents over %" PRId32 " partitions "
+                       "(docs/bridge.md, \"Adding partitions\")", *layout, n);
+    *layout = n;
+    return TS_OK;
 }
 
 static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
@@ -87,14 +137,25 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     struct ts_relay *relay = NULL;
     struct ts_ack *ack = NULL;
     struct ts_aggregator *agg = NULL;
+    struct ts_bridge_status *bs = NULL;
+    const char *role_name = role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate"
+                                                                                      : "all";
     char why[512] = "";
     int rc = TS_OK;
     uint64_t watchdog_usec = 0;
 
-    if (role != TS_ROLE_AGGREGATE) {
-        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, &cfg->bridge, &relay, why, sizeof why);
+    int32_t layout = cfg->kafka.readings_partitions;
+    if (role != TS_ROLE_AGGREGATE)
+        rc = relay_layout(cfg, &layout, why, sizeof why);
+    if (rc == TS_OK && role != TS_ROLE_AGGREGATE) {
+        rc = ts_relay_new(&cfg->mqtt, &cfg->kafka, &cfg->bridge, layout, &relay, why, sizeof why);
         if (rc == TS_OK)
             rc = ts_relay_start(relay);
+    }
+    if (rc == TS_OK) {
+        rc = ts_bridge_status_new(&cfg->mqtt, cfg->bridge.id, &bs, why, sizeof why);
+        if (rc == TS_OK)
+            rc = ts_bridge_status_start(bs);
     }
     if (rc == TS_OK && role != TS_ROLE_RELAY) {
         rc = ts_ack_new(&cfg->mqtt, cfg->bridge.id, &ack, why, sizeof why);
@@ -108,6 +169,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
         ts_aggregator_free(agg);
         ts_ack_free(ack, 0);
         ts_relay_free(relay, 0);
+        ts_bridge_status_free(bs, NULL, 0);
         return rc;
     }
     TS_LOG(TS_LOG_NOTICE, "turnstile-bridge %s: %s started (readings %s, lake %s)", TS_VERSION,
@@ -140,7 +202,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
             last_watchdog = now;
         }
         if (now - last_status >= cfg->bridge.status_interval_ms) {
-            status(relay, agg, ack);
+            status(cfg, role_name, relay, agg, ack, bs);
             last_status = now;
         }
         if (duration_s > 0 && now - start >= (int64_t)(duration_s * 1000))
@@ -150,8 +212,12 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     TS_LOG(TS_LOG_NOTICE, "stopping%s", rc == TS_OK ? "" : " after a fatal error");
     ts_relay_free(relay, FLUSH_MS);   /* first: nothing new enters Kafka */
     ts_aggregator_free(agg);          /* final checkpoints */
-    status(NULL, NULL, ack);
+    status(cfg, role_name, NULL, NULL, ack, NULL);
     ts_ack_free(ack, FLUSH_MS);       /* last: the acks of the final checkpoints */
+    char offline[200];
+    snprintf(offline, sizeof offline, "{\"state\":\"offline\",\"bridge\":\"%s\",\"reason\":\"%s\"}",
+             cfg->bridge.id, rc == TS_OK ? "shutdown" : "failure");
+    ts_bridge_status_free(bs, offline, 2000);
     return rc;
 }
 

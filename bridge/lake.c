@@ -929,6 +929,21 @@ bool ts_lake_commit_due(const struct ts_lake *l)
     return l->nfiles >= l->max_files;
 }
 
+int ts_lake_manifest_fd(const struct ts_lake *l)
+{
+    return l->mfd;
+}
+
+const char *ts_lake_writer_tag(const struct ts_lake *l)
+{
+    return l->tag;
+}
+
+uint64_t ts_lake_generation(const struct ts_lake *l)
+{
+    return l->generation;
+}
+
 /* Closes what is open of the pending files; deletes them if unlink. */
 static void drop_pending(struct ts_lake *l, bool unlink)
 {

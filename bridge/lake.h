@@ -164,6 +164,14 @@ uint64_t ts_lake_pending_rows(const struct ts_lake *lake);
  * the usual interval, so that no checkpoint names thousands of files. */
 bool ts_lake_commit_due(const struct ts_lake *lake);
 
+/* The partition's manifest directory, open for the lake's life (side files
+ * of its checkpoints live there: agent_archive.h); the writer's tag in the
+ * names of its temporaries (letters, digits, '.', '_', '-'); the generation
+ * of the last checkpoint (0: none), so the next commit writes this + 1. */
+int ts_lake_manifest_fd(const struct ts_lake *lake);
+const char *ts_lake_writer_tag(const struct ts_lake *lake);
+uint64_t ts_lake_generation(const struct ts_lake *lake);
+
 /* Commits (steps 1 to 4 above) with offset_next (>= -1) and the caller's
  * state (state_len bytes, copied; state may be NULL if state_len is 0).
  * May be called with no pending rows (a checkpoint of offsets and state

@@ -451,6 +451,12 @@ void ts_mqtt_link_set_nodelay(struct ts_mqtt_link *l, bool on)
     mosquitto_int_option(l->mosq, MOSQ_OPT_TCP_NODELAY, on ? 1 : 0);
 }
 
+int ts_mqtt_link_set_will(struct ts_mqtt_link *l, const char *topic, const char *payload)
+{
+    int rc = mosquitto_will_set(l->mosq, topic, (int)strlen(payload), payload, 1, true);
+    return rc == MOSQ_ERR_SUCCESS ? TS_OK : TS_EINVAL;
+}
+
 int ts_mqtt_link_start(struct ts_mqtt_link *l)
 {
     if (!l || l->started)

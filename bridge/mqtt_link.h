@@ -74,6 +74,10 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
  * the relay drains a backlog 27-43% faster without it). Before start. */
 void ts_mqtt_link_set_nodelay(struct ts_mqtt_link *link, bool on);
 
+/* The last will (retained, QoS 1) the broker publishes if the link is lost
+ * without a DISCONNECT. Strings are copied. Before start. TS_OK, TS_EINVAL. */
+int ts_mqtt_link_set_will(struct ts_mqtt_link *link, const char *topic, const char *payload);
+
 int ts_mqtt_link_start(struct ts_mqtt_link *link);
 
 /* The libmosquitto client, for publish and subscribe (it stays the link's). */

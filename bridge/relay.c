@@ -59,12 +59,14 @@
 #include <mosquitto.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "err.h"
+#include "layout.h"
 #include "now.h"
 #include "log.h"
 #include "mqtt_link.h"
@@ -89,6 +91,10 @@ struct ratelog {
 
 struct ts_relay {
     struct ts_bridge_kafka_cfg kcfg;
+    _Atomic int32_t layout;   /* partitions the agents are spread over (layout.h); 0: take the
+                                 topic's count at the first reading */
+    _Atomic int32_t topic_partitions; /* the topic's count, as librdkafka last saw it */
+    _Atomic int layout_warned;
     struct ts_verdict_bounds bounds;
     char client_id[160];
     char filter[sizeof FILTER + 80];
@@ -512,6 +518,39 @@ static void *dr_main(void *arg)
     }
 }
 
+/* ---- placing readings: the lake's layout, not the topic's count ---- */
+
+/* librdkafka's partitioner for the readings topic: the agent's partition
+ * among the layout's N (layout.h), whatever the topic's count now is, so that
+ * partitions added to the topic move no agent. A topic with fewer partitions
+ * than the layout cannot hold the agents where they belong: the reading is
+ * refused (delivery error; its agent sends it again). Runs in the producing
+ * thread or in librdkafka's; touches only atomics. */
+static int32_t place(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                     int32_t partition_cnt, void *rkt_opaque, void *msg_opaque)
+{
+    struct ts_relay *r = rkt_opaque;
+    int32_t n = atomic_load(&r->layout), zero = 0;
+    atomic_store(&r->topic_partitions, partition_cnt);
+    if (n == 0 && atomic_compare_exchange_strong(&r->layout, &zero, partition_cnt)) {
+        n = partition_cnt;
+        TS_LOG(TS_LOG_NOTICE, "relay: readings are placed over the %" PRId32 " partitions "
+               "%s has now (no layout known yet: docs/bridge.md, \"Adding partitions\")", n,
+               rd_kafka_topic_name(rkt));
+    } else if (n == 0) {
+        n = atomic_load(&r->layout);
+    }
+    if (partition_cnt != n && !atomic_exchange(&r->layout_warned, 1))
+        TS_LOG(TS_LOG_ERR, "relay: %s has %" PRId32 " partitions, the layout %" PRId32 ": %s "
+               "(docs/bridge.md, \"Adding partitions\")", rd_kafka_topic_name(rkt), partition_cnt, n,
+               partition_cnt > n ? "readings stay on the layout's partitions until the bridges are "
+                                   "repartitioned (turnstile-bridge --repartition)"
+                                 : "readings cannot be placed and are refused");
+    if (partition_cnt < n)
+        return RD_KAFKA_PARTITION_UA;
+    return ts_layout_partition(key, keylen, n);
+}
+
 /* ---- public ---- */
 
 static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char *why,
@@ -525,8 +564,8 @@ static int kset(rd_kafka_conf_t *conf, const char *name, const char *value, char
 }
 
 int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_kafka_cfg *kafka,
-                 const struct ts_bridge_settings *bridge, struct ts_relay **out, char *why,
-                 size_t why_size)
+                 const struct ts_bridge_settings *bridge, int32_t layout, struct ts_relay **out,
+                 char *why, size_t why_size)
 {
     if (out)
         *out = NULL;
@@ -554,6 +593,9 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     if (!r)
         return ts_fail(why, why_size, TS_ENOMEM, "%s", "relay: out of memory");
     r->kcfg = *kafka;
+    atomic_init(&r->layout, layout > 0 ? layout : 0);
+    atomic_init(&r->topic_partitions, 0);
+    atomic_init(&r->layout_warned, 0);
     r->bounds = (struct ts_verdict_bounds){.max_age_ms = bridge->max_event_age_s * 1000,
                                            .max_ahead_ms = bridge->max_event_ahead_s * 1000};
     r->bad_log.max = RATE_LINES;
@@ -613,7 +655,14 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
         return ts_fail(why, why_size, TS_ECONFIG, "relay: kafka: cannot create the producer: %s",
                     err);
     }
-    r->t_readings = rd_kafka_topic_new(r->rk, kafka->readings_topic, NULL);
+    rd_kafka_topic_conf_t *tconf = rd_kafka_topic_conf_new();
+    if (tconf) {
+        rd_kafka_topic_conf_set_partitioner_cb(tconf, place);
+        rd_kafka_topic_conf_set_opaque(tconf, r);
+    }
+    r->t_readings = tconf ? rd_kafka_topic_new(r->rk, kafka->readings_topic, tconf) : NULL;
+    if (!r->t_readings && tconf)
+        rd_kafka_topic_conf_destroy(tconf);
     r->t_dead = rd_kafka_topic_new(r->rk, kafka->deadletter_topic, NULL);
     if (!r->t_readings || !r->t_dead) {
         const char *e = rd_kafka_err2str(rd_kafka_last_error());
@@ -673,6 +722,8 @@ void ts_relay_stats(struct ts_relay *r, struct ts_relay_stats *st)
     st->connected = ts_mqtt_link_connected(r->link);
     st->connects = ts_mqtt_link_connects(r->link);
     st->queued = (size_t)rd_kafka_outq_len(r->rk);
+    st->layout = atomic_load(&r->layout);
+    st->topic_partitions = atomic_load(&r->topic_partitions);
 }
 
 void ts_relay_free(struct ts_relay *r, int flush_ms)

@@ -8,7 +8,8 @@
  *   - ts_verdict_judge (verdict.h) decides, with the retain flag and the
  *     wall clock as reference time;
  *   - a valid reading is produced to kafka->readings_topic, key = agent id
- *     (one agent's readings stay in order in one partition), value = the
+ *     (one agent's readings stay in order in one partition: the layout's,
+ *     see ts_relay_new), value = the
  *     payload unchanged, timestamp = the reference time (the aggregator
  *     judges against it again), header "mqtt_topic" = the MQTT topic (the
  *     aggregator derives the ack topic from it); the producer has acks=all,
@@ -55,6 +56,8 @@ struct ts_relay_stats {
     uint64_t backpressure_waits; /* times the queue was full */
     uint64_t connects;        /* MQTT connections made */
     size_t queued;            /* messages in librdkafka's queue now */
+    int32_t layout;           /* partitions readings are placed over (0: none yet) */
+    int32_t topic_partitions; /* the topic's count as last seen (0: not yet) */
     bool fatal;               /* librdkafka raised a fatal error: the producer is dead,
                                  the relay takes nothing more; exit non-zero and let
                                  the service manager restart the bridge */
@@ -64,12 +67,14 @@ struct ts_relay;
 
 /* Creates the relay: the MQTT client (client id mqtt->client_id, or
  * "turnstile-bridge-<bridge->id>") and the Kafka producer (bridge's event-time
- * bounds go to the verdict). Does not connect
+ * bounds go to the verdict). layout: the partitions the agents are spread
+ * over (layout.h; readings are placed by it, whatever the topic's count),
+ * or 0 to take the topic's count at the first reading. Does not connect
  * yet. TS_OK; TS_ECONFIG (a bad value, a TLS file that cannot be read, a
  * librdkafka property refused) or TS_ENOMEM, with a sentence in why. */
 int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_kafka_cfg *kafka,
-                 const struct ts_bridge_settings *bridge, struct ts_relay **out, char *why,
-                 size_t why_size);
+                 const struct ts_bridge_settings *bridge, int32_t layout, struct ts_relay **out,
+                 char *why, size_t why_size);
 
 /* Starts the threads; the MQTT connection is made and re-made (back-off
  * reconnect_min_ms .. reconnect_max_ms) for ever. TS_OK or TS_ESYS. */

@@ -634,6 +634,21 @@ int ts_seqsets_decode(struct ts_seqsets *t, const char *text, size_t len, size_t
     return TS_OK;
 }
 
+int ts_seqset_accept_in(struct ts_seqset *set, uint64_t merged_from, uint64_t seq,
+                        bool *duplicate)
+{
+    *duplicate = false;
+    if (seq == 0 || merged_from == 0 || merged_from > seq)
+        return TS_EINVAL;
+    if (ts_seqset_contains(set, seq)) {
+        *duplicate = true;
+        return TS_OK;
+    }
+    if (merged_from < seq && ts_seqset_contains_any(set, merged_from, seq - 1))
+        return TS_ECONFLICT; /* a merged range over numbers already seen */
+    return ts_seqset_add(set, merged_from, seq, NULL);
+}
+
 int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_from, uint64_t seq,
                      bool *duplicate)
 {
@@ -646,11 +661,31 @@ int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_fr
     int err = get(t, agent, &set, &created);
     if (err)
         return err;
-    if (ts_seqset_contains(set, seq)) {
-        *duplicate = true;
-        return TS_OK;
+    return ts_seqset_accept_in(set, merged_from, seq, duplicate);
+}
+
+bool ts_seqsets_take(struct ts_seqsets *t, const char *agent, struct ts_seqset *out)
+{
+    if (!t->cap || !id_ok(agent))
+        return false;
+    size_t mask = t->cap - 1, i = probe(t, agent, hash_id(agent));
+    struct ts_seqsets_entry *e = t->slots[i];
+    if (!e)
+        return false;
+    *out = e->set;
+    free(e);
+    t->slots[i] = NULL;
+    t->count--;
+    /* linear probing: shift back the entries that probed past slot i */
+    for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+        size_t home = (size_t)t->slots[j]->hash & mask;
+        /* move j into the hole at i unless its home lies cyclically in (i, j] */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            t->slots[i] = t->slots[j];
+            t->slots[j] = NULL;
+            i = j;
+        }
     }
-    if (merged_from < seq && ts_seqset_contains_any(set, merged_from, seq - 1))
-        return TS_ECONFLICT; /* a merged range over numbers already seen */
-    return ts_seqset_add(set, merged_from, seq, NULL);
+    return true;
 }

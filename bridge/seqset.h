@@ -71,6 +71,9 @@ struct ts_seqset {
     struct ts_seqrange *buf;  /* ranges live at buf[off .. off + n) */
     size_t off, n, cap;
     size_t max_ranges;
+    int64_t touched_ms;       /* the caller's: when the agent was last seen (0 after init;
+                                 not part of the text form) */
+    uint64_t epoch;           /* the caller's bookkeeping (0 after init; not in the text) */
 };
 
 /* Starts an empty set whose numbers 1..floor count as seen (floor 0: none;
@@ -172,6 +175,17 @@ int ts_seqsets_encode(const struct ts_seqsets *t, char **text, size_t *len);
  * the 1-based number of the offending line in *line (may be NULL; 0 if no
  * line is at fault); TS_ENOMEM. On error t is unchanged. */
 int ts_seqsets_decode(struct ts_seqsets *t, const char *text, size_t len, size_t *line);
+
+/* ts_seqset_accept on one set: the agent's set, found or made by the
+ * caller. Same results, except TS_EINVAL for a bad agent id (no id here). */
+int ts_seqset_accept_in(struct ts_seqset *set, uint64_t merged_from, uint64_t seq,
+                        bool *duplicate);
+
+/* Removes agent from the table and moves its set into *out (the caller's to
+ * free with ts_seqset_free); pointers to that set from ts_seqsets_get are no
+ * longer valid, others are. false (and *out untouched) if the table has no
+ * such agent. Must not be called during an iteration. */
+bool ts_seqsets_take(struct ts_seqsets *t, const char *agent, struct ts_seqset *out);
 
 /* The one call per reading: agent's reading seq standing for the numbers
  * merged_from..seq. *duplicate is set true iff seq was already seen (then

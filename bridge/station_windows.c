@@ -27,6 +27,8 @@ struct station {
 struct ts_station_windows {
     struct turnstile *slots;       /* open addressing; ca[0] == 0: empty */
     size_t cap, count;             /* cap: a power of two */
+    size_t max_turnstiles, max_stations;
+    uint64_t resets;
     struct station *stations;
     size_t n_stations, cap_stations;
     char *json;                    /* the flush buffer */
@@ -78,8 +80,34 @@ int ts_station_windows_new(struct ts_station_windows **out)
         free(sw);
         return TS_ENOMEM;
     }
+    sw->max_turnstiles = TS_STATION_WINDOWS_MAX_TURNSTILES;
+    sw->max_stations = TS_STATION_WINDOWS_MAX_STATIONS;
     *out = sw;
     return TS_OK;
+}
+
+void ts_station_windows_set_limits(struct ts_station_windows *sw, size_t max_turnstiles,
+                                   size_t max_stations)
+{
+    sw->max_turnstiles = max_turnstiles ? max_turnstiles : 1;
+    sw->max_stations = max_stations ? max_stations : 1;
+}
+
+uint64_t ts_station_windows_resets(const struct ts_station_windows *sw)
+{
+    return sw->resets;
+}
+
+/* Forgets every turnstile and station (their rows too): past the bounds,
+ * what was learnt is learnt again from the next readings. */
+static void reset(struct ts_station_windows *sw)
+{
+    for (size_t i = 0; i < sw->n_stations; i++)
+        free(sw->stations[i].rows);
+    sw->n_stations = 0;
+    memset(sw->slots, 0, sw->cap * sizeof *sw->slots);
+    sw->count = 0;
+    sw->resets++;
 }
 
 void ts_station_windows_free(struct ts_station_windows *sw)
@@ -92,6 +120,14 @@ void ts_station_windows_free(struct ts_station_windows *sw)
     free(sw->slots);
     free(sw->json);
     free(sw);
+}
+
+static bool station_known(const struct ts_station_windows *sw, const char *id)
+{
+    for (size_t i = 0; i < sw->n_stations; i++)
+        if (strcmp(sw->stations[i].id, id) == 0)
+            return true;
+    return false;
 }
 
 static long station_index(struct ts_station_windows *sw, const char *id)
@@ -122,6 +158,11 @@ int ts_station_windows_learn(struct ts_station_windows *sw, const struct ts_read
     struct turnstile *t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
     if (t->ca[0] && strcmp(sw->stations[t->station].id, station_id) == 0)
         return TS_OK; /* the common case: known, same station */
+    if ((!t->ca[0] && sw->count >= sw->max_turnstiles) ||
+        (sw->n_stations >= sw->max_stations && !station_known(sw, station_id))) {
+        reset(sw);
+        t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
+    }
     long st = station_index(sw, station_id);
     if (st < 0)
         return TS_ENOMEM;

@@ -16,7 +16,11 @@
  *
  * Rows of a window older than the one held are ignored, late rows too (the
  * lake has them; a dashboard shows the newest window). Memory: one entry per
- * turnstile, plus the rows of one window per station.
+ * turnstile (about 100 bytes with the table's slack), plus the rows of one
+ * window per station (about 200 bytes a turnstile), bounded: a turnstile or
+ * a station beyond the limits (ts_station_windows_set_limits) makes the
+ * module forget everything it learnt, and learn it again from the next
+ * readings (the summaries are best effort).
  *
  * Not thread-safe: it belongs to the aggregator's thread. */
 #ifndef TS_STATION_WINDOWS_H
@@ -29,10 +33,21 @@
 
 struct ts_station_windows;
 
+#define TS_STATION_WINDOWS_MAX_TURNSTILES (1u << 20)  /* default limits */
+#define TS_STATION_WINDOWS_MAX_STATIONS 4096
+
 typedef void (*ts_station_publish_fn)(const char *topic, const char *json, size_t len, void *ctx);
 
 int ts_station_windows_new(struct ts_station_windows **out);
 void ts_station_windows_free(struct ts_station_windows *sw);
+
+/* The bounds on turnstiles and stations remembered (>= 1; a station lookup
+ * is a scan: keep max_stations to thousands). */
+void ts_station_windows_set_limits(struct ts_station_windows *sw, size_t max_turnstiles,
+                                   size_t max_stations);
+
+/* How many times the bounds made it forget everything. */
+uint64_t ts_station_windows_resets(const struct ts_station_windows *sw);
 
 /* Notes that r's turnstile belongs to station_id (a ts_id_ok id). Cheap
  * when already known. TS_OK, TS_EINVAL, TS_ENOMEM. */

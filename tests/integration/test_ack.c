@@ -7,7 +7,7 @@
  * pending value published by ts_ack_free, every value published again after
  * the broker lost everything (SIGKILL, persistence file removed), TLS with
  * a client certificate and a password, and concurrent ts_ack_set from
- * several threads for many agents. */
+ * several threads for many agents, and the table's bounds (ts_ack_limits). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -451,6 +451,63 @@ static void many_agents_from_threads(void **state)
     broker_cleanup(&b);
 }
 
+/* The table is bounded: idle agents are forgotten after their value went
+ * out, past max_agents the oldest go first, and a forgotten agent's next
+ * value is published again. */
+static void bounded_table_forgets_settled_agents(void **state)
+{
+    struct broker b;
+    struct ts_ack_stats s;
+    char topic[96];
+    assert_int_equal(broker_start(&b, NULL), 0);
+
+    /* 1. a bound on the count: 500 agents, at most 100 kept */
+    struct ts_ack *a = ack_start(b.port, 10);
+    ts_ack_limits(a, 0, 100);
+    for (int i = 1; i <= 500; i++) {
+        snprintf(topic, sizeof topic, "turnstile/v1/S/c%d/readings", i);
+        assert_int_equal(ts_ack_set(a, topic, (uint64_t)i), TS_OK);
+    }
+    ack_wait(a, 500);
+    long long deadline = mono_ms() + WAIT_MS;
+    do {
+        ts_ack_stats(a, &s);
+        usleep(10000);
+    } while (s.agents > 100 && mono_ms() < deadline);
+    assert_true(s.agents <= 100);
+    assert_true(s.expired >= 400);
+    /* every value reached the broker all the same */
+    wait_broker_has(b.port, "turnstile/v1/S/c1/ack", "1");
+    wait_broker_has(b.port, "turnstile/v1/S/c500/ack", "500");
+    ts_ack_free(a, 2000);
+
+    /* 2. idle agents: forgotten once published; a later set publishes again
+     * (even the same value: a forgotten agent re-sending its readings) */
+    a = ack_start(b.port, 10);
+    ts_ack_limits(a, 300, 0);
+    assert_int_equal(ts_ack_set(a, R("S", "i1"), 7), TS_OK);
+    ack_wait(a, 1);
+    deadline = mono_ms() + WAIT_MS;
+    do {
+        ts_ack_stats(a, &s);
+        usleep(10000);
+    } while (s.agents > 0 && mono_ms() < deadline);
+    assert_int_equal(s.agents, 0);
+    assert_int_equal(s.expired, 1);
+    struct sub sub;
+    sub_start(&sub, b.port);
+    assert_true(sub_wait_value(&sub, A("S", "i1"), "7"));   /* retained */
+    size_t before = sub_on(&sub, A("S", "i1"), NULL, 0);
+    assert_int_equal(ts_ack_set(a, R("S", "i1"), 7), TS_OK);
+    deadline = mono_ms() + WAIT_MS;
+    while (sub_on(&sub, A("S", "i1"), NULL, 0) == before && mono_ms() < deadline)
+        usleep(10000);
+    assert_int_equal(sub_on(&sub, A("S", "i1"), NULL, 0), before + 1);
+    sub_stop(&sub);
+    ts_ack_free(a, 2000);
+    broker_cleanup(&b);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -463,6 +520,7 @@ int main(void)
         cmocka_unit_test(republished_after_broker_loss),
         cmocka_unit_test(tls_and_password),
         cmocka_unit_test(many_agents_from_threads),
+        cmocka_unit_test(bounded_table_forgets_settled_agents),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mosquitto_lib_cleanup();

@@ -112,11 +112,11 @@ sub "$work/a1.txt" a1 pw-a1 'turnstile/v1/S1/a1/ack'
 # the dashboard, over wss, asks for more than it may read
 ws "$wss" turnstile-dashboard pw-dash --sub 'turnstile/v1/+/+/status' --sub 'turnstile/v1/+/+/state' \
   --sub 'turnstile/v1/+/window' --sub 'turnstile/v1/+/+/readings' --sub 'turnstile/v1/+/+/ack' \
-  --sub '#' --wait 8000 >"$work/dash.txt" 2>&1 &
+  --sub 'turnstile/bridge/+/status' --sub '#' --wait 8000 >"$work/dash.txt" 2>&1 &
 pids+=($!)
 # a2 tries to read a1's ack and everything else
 sub "$work/a2.txt" a2 pw-a2 'turnstile/v1/S1/a1/ack' 'turnstile/v1/#' '#' 'turnstile/v1/+/+/readings'
-for _ in $(seq 400); do [ "$(grep -c '^suback' "$work/dash.txt")" -ge 6 ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ "$(grep -c '^suback' "$work/dash.txt")" -ge 7 ] && break; sleep 0.05; done
 check "the dashboard signs in over wss and subscribes" grep -q '^connect ok$' "$work/dash.txt"
 sleep 1.5   # the subscriptions are in place
 
@@ -134,6 +134,8 @@ pub turnstile-bridge pw-bridge turnstile/v1/S1/a1/ack 42 -r
 pub b1 pw-b1 turnstile/v1/S2/b1/readings b1-reading
 pub turnstile-bridge pw-bridge turnstile/v1/S2/window '{"station_id":"S2"}' -r   # a window summary
 pub a1 pw-a1 turnstile/v1/S1/window a1-forged-window                          # agents: no
+pub turnstile-bridge pw-bridge turnstile/bridge/b1/status '{"bridge":"b1"}' -r   # its own status
+pub a1 pw-a1 turnstile/bridge/b1/status a1-forged-bridge-status -r             # agents: no
 # the dashboard, over wss, retained: reads only
 ws "$wss" turnstile-dashboard pw-dash --retain --pub turnstile/v1/S1/window dash-forged-window \
   --pub turnstile/v1/S1/a1/status dash-forged-status --pub turnstile/v1/S1/a1/ack 777777 \
@@ -162,6 +164,9 @@ check "bridge writes a window summary and the dashboard reads it (wss)" \
 check "dashboard reads no readings" bash -c "! grep -q '^message .*/readings ' '$work/dash.txt'"
 check "dashboard reads no acks" bash -c "! grep -q '^message .*/ack ' '$work/dash.txt'"
 check "an agent cannot write a window summary" bash -c "! grep -q a1-forged-window '$work/dash.txt'"
+check "bridge writes its status and the dashboard reads it (wss)" \
+  grep -qx 'message turnstile/bridge/b1/status {"bridge":"b1"}' "$work/dash.txt"
+check "an agent cannot write the bridge's status" bash -c "! grep -q a1-forged-bridge-status '$work/dash.txt'"
 check "every publish of the dashboard over wss is refused (PUBACK 135)" \
   bash -c "[ \$(grep -c '^puback turnstile/v1/.* 135$' '$work/dash-pub.txt') -eq 4 ]"
 check "dashboard cannot write a window summary" bash -c "! grep -q dash-forged-window '$work/dash.txt'"

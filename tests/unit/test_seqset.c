@@ -811,6 +811,54 @@ static void table_decode_is_strict(void **state)
     ts_seqsets_free(&t);
 }
 
+/* Taking agents out of the table (ts_seqsets_take): every other agent stays
+ * findable whatever the probe chains, against a model of which are in. */
+static void take_keeps_the_table_whole(void **state)
+{
+    enum { IDS = 3000 };
+    static bool in[IDS];
+    struct ts_seqsets t;
+    char id[32];
+    ts_seqsets_init(&t, 0);
+    rng_state = 7;
+    memset(in, 0, sizeof in);
+    for (int round = 0; round < 60000; round++) {
+        int k = (int)below(IDS);
+        snprintf(id, sizeof id, "a%d", k);
+        if (below(3) == 0) {
+            struct ts_seqset got;
+            bool was = ts_seqsets_take(&t, id, &got);
+            assert_int_equal(was, in[k]);
+            if (was) {
+                assert_int_equal(ts_seqset_contiguous(&got), (uint64_t)k + 1);
+                ts_seqset_free(&got);
+            }
+            in[k] = false;
+        } else if (!in[k]) {
+            struct ts_seqset *set;
+            assert_int_equal(ts_seqsets_get(&t, id, &set), TS_OK);
+            assert_int_equal(ts_seqset_add(set, 1, (uint64_t)k + 1, NULL), TS_OK);
+            in[k] = true;
+        }
+        if (round % 997 == 0) {
+            size_t n = 0;
+            for (int j = 0; j < IDS; j++) {
+                snprintf(id, sizeof id, "a%d", j);
+                struct ts_seqset *set = ts_seqsets_find(&t, id);
+                assert_int_equal(set != NULL, in[j]);
+                if (set)
+                    assert_int_equal(ts_seqset_contiguous(set), (uint64_t)j + 1);
+                n += in[j];
+            }
+            assert_int_equal(ts_seqsets_count(&t), n);
+        }
+    }
+    struct ts_seqset none;
+    assert_false(ts_seqsets_take(&t, "nobody", &none));
+    assert_false(ts_seqsets_take(&t, "bad id", &none));
+    ts_seqsets_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -823,6 +871,7 @@ int main(void)
         cmocka_unit_test(randomized_against_a_bitmap),
         cmocka_unit_test(memory_bound_refuses_new_ranges_only),
         cmocka_unit_test(encode_decode_round_trip),
+        cmocka_unit_test(take_keeps_the_table_whole),
         cmocka_unit_test(decode_rejects_malformed),
         cmocka_unit_test(table_of_1000_agents),
         cmocka_unit_test(table_decode_is_strict),

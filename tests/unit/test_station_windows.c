@@ -134,11 +134,48 @@ static void many(void **state)
     ts_station_windows_free(sw);
 }
 
+/* Past its limits the module forgets everything and learns again: memory
+ * stays bounded whatever the readings name, and summaries go on. */
+static void bounded(void **state)
+{
+    struct ts_station_windows *sw;
+    struct published p = {0};
+    char scp[16], st[16];
+    assert_int_equal(ts_station_windows_new(&sw), TS_OK);
+    ts_station_windows_set_limits(sw, 10, 3);
+    for (int i = 0; i < 25; i++) {
+        snprintf(scp, sizeof scp, "00-%05d", i);
+        struct ts_reading r = reading("C001", scp);
+        assert_int_equal(ts_station_windows_learn(sw, &r, i % 2 ? "S1" : "S2"), TS_OK);
+    }
+    assert_int_equal(ts_station_windows_resets(sw), 2);   /* at the 11th and the 21st */
+    /* the last ones learnt still map to their station */
+    struct ts_window_row r = row("C001", "00-00024", 0, 1, 1, false);
+    ts_station_windows_row(sw, &r);
+    ts_station_windows_flush(sw, collect, &p);
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.topic[0], "turnstile/v1/S2/window");
+    /* forgotten ones are unknown: no summary */
+    r = row("C001", "00-00003", 300000, 1, 1, false);
+    ts_station_windows_row(sw, &r);
+    ts_station_windows_flush(sw, collect, &p);
+    assert_int_equal(p.n, 1);
+    /* a fourth station beyond the limit of 3 */
+    for (int i = 0; i < 4; i++) {
+        snprintf(st, sizeof st, "X%d", i);
+        struct ts_reading x = reading("D001", "01-00-00");
+        assert_int_equal(ts_station_windows_learn(sw, &x, st), TS_OK);
+    }
+    assert_int_equal(ts_station_windows_resets(sw), 3);
+    ts_station_windows_free(sw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(summaries),
         cmocka_unit_test(many),
+        cmocka_unit_test(bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

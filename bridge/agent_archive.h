@@ -1,0 +1,99 @@
+/* agent_archive.h - the positions of idle agents, kept on disk, not in memory.
+ *
+ * The aggregator keeps each active agent's duplicate-removal set (seqset.h)
+ * in memory. An agent idle for long, or the least recently seen one when too
+ * many are in memory, moves to its partition's archive: one immutable text
+ * file in the partition's manifest directory (lake.h), in the seqsets text
+ * form ("agent_id<TAB>set\n", ascending byte order of the ids, seqset.h),
+ * named after the checkpoint generation that first names it:
+ *     agents-<generation, 12 digits>-<writer tag>.txt
+ * A checkpoint names its archive with its size and crc32 (aggregator state),
+ * so an archive is only trusted once ts_archive_open has checked both.
+ *
+ * A lookup is a binary search over the file with pread(2): nothing of the
+ * archive is held in memory, so memory does not grow with the agents that
+ * went idle (one line buffer, bounded by max_line). A new archive is written
+ * by merging the current one with the agents leaving memory (their lines
+ * replace older ones) and leaving out the agents that are back in memory
+ * (their set is in the checkpoint's state, which is the truth for them):
+ * written under a hidden temporary name, fsynced, renamed, the directory
+ * fsynced; only then may a checkpoint name it. Archives no checkpoint names
+ * any more are deleted by ts_archive_prune.
+ *
+ * Not thread-safe: an archive belongs to its partition's thread. */
+#ifndef TS_AGENT_ARCHIVE_H
+#define TS_AGENT_ARCHIVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "seqset.h"
+
+#define TS_ARCHIVE_NAME_MAX 128
+
+struct ts_archive;
+
+/* What a checkpoint records of its archive. name "" : no archive (empty). */
+struct ts_archive_ref {
+    char name[TS_ARCHIVE_NAME_MAX];
+    uint64_t size;
+    uint32_t crc;             /* zlib crc32 of the whole file */
+    uint64_t agents;          /* lines */
+};
+
+/* Opens the archive ref names in the directory dirfd (lent: kept open by
+ * the caller for the archive's life), reading it once to check its size,
+ * crc and form. ref->name "" gives an empty archive. max_line bounds one
+ * line (id, tab, set, newline): see ts_archive_max_line. TS_OK; TS_EPARSE
+ * (size, crc or a line does not check out: why says which); TS_ESYS (errno
+ * kept); TS_ENOMEM. */
+int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
+                    struct ts_archive **out, char *why, size_t why_size);
+
+/* Opens an archive this process has just written (ts_archive_write gave
+ * ref): only its size is checked, not its crc and form. TS_OK, TS_EPARSE
+ * (size), TS_ESYS, TS_ENOMEM. */
+int ts_archive_adopt(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
+                     struct ts_archive **out);
+
+/* The longest line a set with at most max_ranges ranges can take. */
+size_t ts_archive_max_line(size_t max_ranges);
+
+/* The reference it was opened with. */
+const struct ts_archive_ref *ts_archive_ref(const struct ts_archive *a);
+
+/* Looks agent up; when found, decodes its set into *set (initialized by the
+ * caller; replaced on success). TS_OK, TS_ENOTFOUND, TS_EPARSE (the file
+ * changed under us), TS_EFULL (more ranges than the set's max_ranges),
+ * TS_ESYS, TS_ENOMEM. */
+int ts_archive_find(struct ts_archive *a, const char *agent, struct ts_seqset *set);
+
+/* Writes a new archive named name in dirfd: the lines of old (may be NULL:
+ * none) merged with add (add_len bytes of seqsets text form, sorted, as
+ * ts_seqsets_encode writes it; an agent in both takes add's line), leaving
+ * out every old line whose agent keep_out(agent, ctx) says is back in
+ * memory (keep_out may be NULL). *ref receives the new reference. An empty
+ * result writes no file (ref->name ""). TS_OK; TS_EPARSE (add or old is
+ * not in the sorted form); TS_ESYS; TS_ENOMEM. On failure nothing is left
+ * under name (the temporary is removed). */
+int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, const char *add,
+                     size_t add_len, bool (*keep_out)(const char *agent, void *ctx), void *ctx,
+                     struct ts_archive_ref *ref);
+
+/* The file name for generation gen and writer tag (a name character set of
+ * letters, digits, '.', '_', '-'): "agents-<gen>-<tag>.txt". TS_OK or
+ * TS_EINVAL (too long). */
+int ts_archive_name(uint64_t gen, const char *tag, char *name, size_t size);
+
+/* Deletes the archives (and their temporaries) in dirfd of generations up to
+ * upto except keep (a name, may be NULL or ""): no checkpoint can name them
+ * any more. Later generations may be another bridge's that has not
+ * committed yet: they are left. Failures only leave garbage. Returns how
+ * many files were deleted. */
+unsigned ts_archive_prune(int dirfd, uint64_t upto, const char *keep);
+
+/* Closes; NULL-safe. */
+void ts_archive_close(struct ts_archive *a);
+
+#endif

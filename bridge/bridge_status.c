@@ -1,0 +1,185 @@
+/* bridge_status.c - the bridge's retained status on MQTT (see bridge_status.h).
+ *
+ * The caller's thread sets the document under st->lock; the link's network
+ * thread publishes it from its tick when it changed, and from its connected
+ * hook. st->lock is taken before libmosquitto's locks. */
+#include "bridge_status.h"
+
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "mqtt_link.h"
+#include "now.h"
+
+#define LOOP_MS 200
+#define TOPIC_MAX 160
+
+struct ts_bridge_status {
+    struct ts_mqtt_link *link;
+    char topic[TOPIC_MAX];
+    char client_id[160];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    /* guarded by lock: */
+    char *json;               /* the newest document */
+    bool dirty;               /* not published since it changed */
+    bool up;
+    int inflight;
+};
+
+/* lock held */
+static void publish(struct ts_bridge_status *st)
+{
+    if (!st->json || !st->up)
+        return;
+    int rc = mosquitto_publish(ts_mqtt_link_client(st->link), NULL, st->topic,
+                               (int)strlen(st->json), st->json, 1, true);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        st->dirty = false;
+        st->inflight++;
+    }
+}
+
+static void on_connected(void *ctx, bool session_present)
+{
+    struct ts_bridge_status *st = ctx;
+    pthread_mutex_lock(&st->lock);
+    st->up = true;
+    st->inflight = 0;
+    publish(st);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void on_disconnected(void *ctx)
+{
+    struct ts_bridge_status *st = ctx;
+    pthread_mutex_lock(&st->lock);
+    st->up = false;
+    st->dirty = true;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void on_published(void *ctx, int mid)
+{
+    struct ts_bridge_status *st = ctx;
+    pthread_mutex_lock(&st->lock);
+    if (st->inflight > 0)
+        st->inflight--;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void on_tick(void *ctx)
+{
+    struct ts_bridge_status *st = ctx;
+    pthread_mutex_lock(&st->lock);
+    if (st->dirty)
+        publish(st);
+    pthread_mutex_unlock(&st->lock);
+}
+
+int ts_bridge_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id,
+                         struct ts_bridge_status **out, char *why, size_t why_size)
+{
+    *out = NULL;
+    struct ts_bridge_status *st = calloc(1, sizeof *st);
+    if (!st)
+        return ts_fail(why, why_size, TS_ENOMEM, "%s", "status: out of memory");
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&st->lock, NULL);
+    pthread_cond_init(&st->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    snprintf(st->topic, sizeof st->topic, "turnstile/bridge/%s/status", bridge_id);
+    if (ts_mqtt_client_id(mqtt, bridge_id, "-status", st->client_id, sizeof st->client_id)) {
+        ts_bridge_status_free(st, NULL, 0);
+        return ts_fail(why, why_size, TS_ECONFIG, "%s", "status: mqtt: client id too long");
+    }
+    static const struct ts_mqtt_link_ops ops = {
+        .connected = on_connected,
+        .disconnected = on_disconnected,
+        .published = on_published,
+        .tick = on_tick,
+    };
+    int rc = ts_mqtt_link_new(mqtt, "status", st->client_id, true, LOOP_MS, &ops, st, &st->link,
+                              why, why_size);
+    if (rc) {
+        ts_bridge_status_free(st, NULL, 0);
+        return rc;
+    }
+    char will[160];
+    snprintf(will, sizeof will, "{\"state\":\"offline\",\"bridge\":\"%s\",\"reason\":\"lost\"}",
+             bridge_id);
+    if (ts_mqtt_link_set_will(st->link, st->topic, will) != TS_OK) {
+        ts_bridge_status_free(st, NULL, 0);
+        return ts_fail(why, why_size, TS_ECONFIG, "%s", "status: mqtt: the last will is refused");
+    }
+    *out = st;
+    return TS_OK;
+}
+
+int ts_bridge_status_start(struct ts_bridge_status *st)
+{
+    return ts_mqtt_link_start(st->link);
+}
+
+const char *ts_bridge_status_topic(const struct ts_bridge_status *st)
+{
+    return st->topic;
+}
+
+void ts_bridge_status_set(struct ts_bridge_status *st, const char *json)
+{
+    pthread_mutex_lock(&st->lock);
+    if (!st->json || strcmp(st->json, json) != 0) {
+        char *copy = strdup(json);
+        if (copy) {
+            free(st->json);
+            st->json = copy;
+            st->dirty = true;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+}
+
+void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, int flush_ms)
+{
+    if (!st)
+        return;
+    if (st->link) {
+        if (last_json)
+            ts_bridge_status_set(st, last_json);
+        pthread_mutex_lock(&st->lock);
+        publish(st);
+        long long deadline = ts_mono_ms() + flush_ms;
+        while (st->up && (st->inflight > 0 || st->dirty)) {
+            long long left = deadline - ts_mono_ms();
+            if (left <= 0)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += left / 1000;
+            ts.tv_nsec += (left % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&st->cond, &st->lock, &ts);
+        }
+        pthread_mutex_unlock(&st->lock);
+        ts_mqtt_link_free(st->link);
+    }
+    free(st->json);
+    pthread_mutex_destroy(&st->lock);
+    pthread_cond_destroy(&st->cond);
+    free(st);
+}
