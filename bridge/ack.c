@@ -350,6 +350,22 @@ int ts_ack_set(struct ts_ack *a, const char *readings_topic, uint64_t acked)
     return TS_OK;
 }
 
+uint64_t ts_ack_get(struct ts_ack *a, const char *readings_topic)
+{
+    char station[TS_ID_MAX], agent[TS_ID_MAX], topic[TOPIC_MAX];
+    uint64_t v = 0;
+
+    if (!a || !ts_mqtt_agent_topic(readings_topic, "readings", station, agent))
+        return 0;
+    snprintf(topic, sizeof topic, "turnstile/v1/%s/%s/ack", station, agent);
+    pthread_mutex_lock(&a->lock);
+    struct entry *e = find(a, topic);
+    if (e)
+        v = e->latest;
+    pthread_mutex_unlock(&a->lock);
+    return v;
+}
+
 int ts_ack_publish_retained(struct ts_ack *a, const char *topic, const char *payload, size_t len)
 {
     int mid = 0;

@@ -45,6 +45,11 @@ int ts_ack_start(struct ts_ack *ack);
  * Thread-safe. */
 int ts_ack_set(struct ts_ack *ack, const char *readings_topic, uint64_t acked);
 
+/* The highest value recorded for the agent of readings_topic (what it was or
+ * is about to be told); 0 if none is known (never set, forgotten by
+ * ts_ack_limits, or a topic of another form). Thread-safe. */
+uint64_t ts_ack_get(struct ts_ack *ack, const char *readings_topic);
+
 /* Publishes payload on topic, retained, QoS 1, now, through the same
  * connection (the stations' window summaries for dashboards, see
  * aggregator.h). Best effort: TS_ECONNECT while disconnected (nothing is

@@ -30,6 +30,8 @@
 #define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
 #define RETENTION_ASK_MS 600000      /* the topic's retention.ms is asked again this often */
 #define BACKLOG_LOG_MS 60000         /* a backlog near the retention: one line a minute */
+#define CATCH_UP_MAX_MS 60000        /* ack_after = kafka: a retry reads at most this long
+                                        before it tries to commit */
 #define DL_WAIT_MS 1000          /* a dead letter waits this long for room in the queue */
 #define DL_CONFIRM_MS 500        /* before a checkpoint: dead letters confirmed within this */
 #define DL_CONFIRM_FINAL_MS 10000 /* ... at revocation and shutdown */
@@ -54,9 +56,20 @@ struct part {
     bool dirty;                  /* state changed since the last checkpoint */
     bool dl_pending;             /* dead letters sent since Kafka last confirmed them all:
                                     no checkpoint before they are confirmed */
-    int64_t backlog_since_ms;    /* Kafka timestamp of the first record taken since the last
-                                    checkpoint; INT64_MIN: none */
+    int64_t backlog_since_ms;    /* Kafka timestamp of the oldest record since the last
+                                    checkpoint that Kafka still has; INT64_MIN: none */
     int64_t backlog_log_ms;      /* last "backlog nears the retention" line */
+    int backlog_level;           /* ... and its level: 0 none, 1 warning, 2 error */
+    int64_t expired_to;          /* offsets below this were counted as deleted by Kafka
+                                    before a checkpoint took them (kept across reloads) */
+    int64_t fill_from;           /* ack_after = kafka, after such a deletion: from this
+                                    offset on, an agent's numbers up to its published ack
+                                    that the partition never saw are passed (lost); -1 */
+    unsigned fill_log_left;      /* fill_lost lines still to log for this deletion */
+    bool retrying;               /* reloaded after a failure, no checkpoint since */
+    int64_t catch_up_to;         /* ack_after = kafka, retrying: no commit before the
+                                    partition is read up to this offset (-1: none) */
+    int64_t resumed_ms;          /* when the pause after the failure ended */
     uint64_t failures_in_row;    /* checkpoints failed since the last that worked */
     int64_t failing_since_ms;    /* when the first of them failed */
     int pause_ms;                /* the next pause after a failure */
@@ -157,6 +170,8 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
     }
     p->next_offset = p->ckpt_offset = res.offset_next;
     p->backlog_since_ms = INT64_MIN;
+    p->fill_from = -1;
+    p->catch_up_to = -1;
     p->seek_to = -1;
     p->ckpt_ms = ts_wall_ms();
     p->dirty = false;
@@ -225,10 +240,15 @@ static void publish_window(const char *topic, const char *json, size_t len, void
 static void part_reload(struct ts_aggregator *agg, struct part *p)
 {
     int64_t offset, high;
+    /* the same checkpoint: its oldest record not in the lake stays the same
+     * (the backlog's age must not drop to nothing during the pause) */
+    int64_t backlog_since = p->backlog_since_ms;
     if (part_load(agg, p, &offset) != TS_OK) {
         agg->fatal = true;
         return;
     }
+    p->backlog_since_ms = backlog_since;
+    p->retrying = true;
     p->dl_pending = false; /* what is sent again is counted anew */
     /* no checkpoint yet: seek to the first offset there is, by number, so
      * that what was fetched before the seek can be told apart */
@@ -373,6 +393,9 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
                    (ts_wall_ms() - p->failing_since_ms) / 1000);
         p->failures_in_row = 0;
         p->pause_ms = 0;
+        p->retrying = false;
+        p->catch_up_to = -1;
+        p->backlog_level = 0;
         p->last_error[0] = '\0';
         p->ckpt_offset = p->next_offset;
         p->ckpt_ms = ts_wall_ms();
@@ -476,6 +499,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             p->assigned = true;
             p->paused_until_ms = 0;
+            p->failures_in_row = 0;
+            p->pause_ms = 0;
+            p->retrying = false;
+            p->backlog_level = 0;
+            p->expired_to = -1;
             tp->offset = offset;
             agg->st.partitions++;
         }
@@ -624,6 +652,74 @@ static const char *misplaced(struct ts_aggregator *agg, const rd_kafka_message_t
     return why;
 }
 
+/* The partition goes on at offset, above next_offset: offsets are dense (no
+ * transactions), so Kafka deleted the records between before a checkpoint
+ * took them (retention, or by hand). Each deleted offset is counted once,
+ * however often the partition is reloaded from the same checkpoint. With
+ * ack_after = kafka those readings are lost: the agents were told to delete
+ * them. With lake they were never acknowledged: the agents send them again. */
+static void records_deleted(struct ts_aggregator *agg, struct part *p, int64_t offset)
+{
+    int64_t from = p->next_offset > p->expired_to ? p->next_offset : p->expired_to;
+    p->backlog_since_ms = INT64_MIN; /* the oldest record Kafka still has is this one */
+    if (agg->ack_after == TS_ACK_AFTER_KAFKA && agg->ack) {
+        /* agents re-send only above what they were told; from the partition's
+         * end on, their numbers below are gone for good (fill_lost) */
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(agg->rk, agg->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR || hi <= offset)
+            hi = offset + 1;
+        p->fill_from = hi;
+        p->fill_log_left = 5;
+    }
+    if (offset <= from)
+        return; /* counted before */
+    uint64_t gone = (uint64_t)(offset - from);
+    p->expired_to = offset;
+    agg->st.records_expired += gone;
+    if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
+        agg->st.records_lost += gone;
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": %" PRIu64 " record(s), offsets %"
+               PRId64 "..%" PRId64 ", were deleted by Kafka before a lake checkpoint held them: "
+               "their readings are lost (ack_after = kafka: the agents no longer hold them; the "
+               "topic's retention is shorter than the lake was stuck, docs/bridge.md, "
+               "\"Retention\")", p->partition, gone, from, offset - 1);
+    } else {
+        TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 ": %" PRIu64 " record(s), offsets %"
+               PRId64 "..%" PRId64 ", were deleted by Kafka before a lake checkpoint held them: "
+               "nothing is lost (ack_after = lake: the agents still hold those readings and send "
+               "them again)", p->partition, gone, from, offset - 1);
+    }
+}
+
+/* ack_after = kafka, after records_deleted: the agent's numbers up to what
+ * it was told (its published ack) that this partition never saw were in
+ * the deleted records; the agent deleted them and never sends them again,
+ * so they are passed (not counted) or its ack would stop below them for
+ * good. Only for records written after the deletion was seen (fill_from):
+ * by then the agent has had its ack for a while; and never at or above
+ * merged_from, the lowest number the agent still sends in this record. */
+static void fill_lost(struct ts_aggregator *agg, struct part *p, const rd_kafka_message_t *m,
+                      const char *topic, const char *agent, struct ts_seqset *set,
+                      uint64_t merged_from)
+{
+    if (p->fill_from < 0 || m->offset < p->fill_from || !agg->ack || !merged_from)
+        return;
+    uint64_t told = ts_ack_get(agg->ack, topic);
+    uint64_t to = told < merged_from ? told : merged_from - 1;
+    uint64_t from = ts_seqset_contiguous(set) + 1, added = 0;
+    if (to < from || ts_seqset_add(set, from, to, &added) != TS_OK || !added)
+        return;
+    agg->st.numbers_lost += added;
+    if (!p->fill_log_left)
+        return; /* the status counts them all (numbers_lost) */
+    p->fill_log_left--;
+    TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": agent %s: %" PRIu64 " reading number(s) "
+           "in %" PRIu64 "..%" PRIu64 " were in records Kafka deleted and the agent no longer "
+           "holds them (acknowledged up to %" PRIu64 "): passed as lost%s", p->partition, agent,
+           added, from, to, told, p->fill_log_left ? "" : " (more agents are not logged)");
+}
+
 /* A marker (verdict.h): the agent's reading refused by policy at the relay,
  * whose dead letter Kafka has. Its numbers count as seen, its people as
  * nothing, so that the agent's ack passes them. */
@@ -641,9 +737,12 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
         return;
     }
     bool dup = false;
+    memcpy(t, topic, topic_len); /* checked by ts_verdict_marker: it fits */
+    t[topic_len] = '\0';
     struct ts_seqset *set = agent_set(agg, p, agent, ts_wall_ms());
     if (!set)
         return;
+    fill_lost(agg, p, m, t, agent, set, from);
     int rc = ts_seqset_accept_in(set, from, seq, &dup);
     if (rc == TS_EFULL) {
         agg->st.held++;
@@ -659,8 +758,6 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
         refuse(agg, p, m, topic, topic_len, "marker: not accepted by the duplicate removal");
         return;
     }
-    memcpy(t, topic, topic_len); /* checked by ts_verdict_marker: it fits */
-    t[topic_len] = '\0';
     if (dup)
         agg->st.duplicates++;
     else
@@ -685,16 +782,8 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     }
     if (m->offset < p->next_offset)
         return; /* already taken */
-    if (p->next_offset >= 0 && m->offset > p->next_offset) {
-        /* offsets are dense (no transactions): Kafka deleted these before a
-         * checkpoint took them (retention): readings lost to the lake */
-        uint64_t gone = (uint64_t)(m->offset - p->next_offset);
-        agg->st.records_lost += gone;
-        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": %" PRIu64 " record(s), offsets %"
-               PRId64 "..%" PRId64 ", were deleted by Kafka before a lake checkpoint held them "
-               "(the topic's retention is shorter than the lake was stuck; docs/bridge.md, "
-               "\"Retention\")", m->partition, gone, p->next_offset, m->offset - 1);
-    }
+    if (p->next_offset >= 0 && m->offset > p->next_offset)
+        records_deleted(agg, p, m->offset);
     p->next_offset = m->offset + 1;
     p->dirty = true;
     rd_kafka_timestamp_type_t tstype;
@@ -734,9 +823,13 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     }
     const struct ts_reading *r = &v.r;
     bool dup = false;
+    char t[2 * TS_ID_MAX + 32];
+    memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
+    t[topic_len] = '\0';
     struct ts_seqset *set = agent_set(agg, p, r->agent_id, now);
     if (!set)
         return;
+    fill_lost(agg, p, m, t, r->agent_id, set, r->merged_from);
     int rc = ts_seqset_accept_in(set, r->merged_from, r->seq, &dup);
     if (rc == TS_EFULL) {
         if (agg->st.held++ < 10)
@@ -757,9 +850,6 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         refuse(agg, p, m, topic, topic_len, "not accepted by the duplicate removal");
         return;
     }
-    char t[2 * TS_ID_MAX + 32];
-    memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
-    t[topic_len] = '\0';
     if (dup) {
         agg->st.duplicates++;
         after_seen(agg, p, t, v.station, r->agent_id, set, NULL);
@@ -783,19 +873,52 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
 static void watch_backlog(struct ts_aggregator *agg, struct part *p, int64_t now)
 {
     int64_t keep = agg->retention ? ts_retention_ms(agg->retention) : TS_RETENTION_UNKNOWN;
-    if (keep <= 0 || p->backlog_since_ms == INT64_MIN || now - p->backlog_log_ms < BACKLOG_LOG_MS)
+    if (keep <= 0 || p->backlog_since_ms == INT64_MIN)
         return;
     int64_t age = now - p->backlog_since_ms;
-    if (age < keep / 2)
+    int level = age >= keep / 4 * 3 ? 2 : age >= keep / 2 ? 1 : 0;
+    /* a line a minute, and at once when it gets worse */
+    if (!level || (level <= p->backlog_level && now - p->backlog_log_ms < BACKLOG_LOG_MS))
         return;
     p->backlog_log_ms = now;
-    TS_LOG(age >= keep / 4 * 3 ? TS_LOG_ERR : TS_LOG_WARNING,
+    p->backlog_level = level;
+    TS_LOG(level == 2 ? TS_LOG_ERR : TS_LOG_WARNING,
            "aggregate: partition %" PRId32 ": its oldest record not yet in the lake is %" PRId64
            " s old, %" PRId64 "%% of the topic's retention (%" PRId64 " s): %s",
            p->partition, age / 1000, age * 100 / keep, keep / 1000,
            agg->ack_after == TS_ACK_AFTER_KAFKA
                ? "if the lake stays stuck past it, Kafka deletes readings the agents no longer hold"
                : "if the lake stays stuck past it, the agents send those readings again");
+}
+
+/* The pause after a failure is over. ack_after = kafka: the acks come from
+ * what the partition reads, so a retry first reads up to the partition's end
+ * as it is now (catching_up), acknowledging what the agents sent meanwhile,
+ * before it tries to commit; otherwise a lake that stays stuck would let
+ * each retry read one batch, and the agents' stores would grow. */
+static void part_resume(struct ts_aggregator *agg, struct part *p, int64_t now)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
+    rd_kafka_resume_partitions(agg->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    p->paused_until_ms = 0;
+    p->resumed_ms = now;
+    p->catch_up_to = -1;
+    int64_t lo, hi;
+    if (agg->ack_after == TS_ACK_AFTER_KAFKA && p->retrying &&
+        rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &lo, &hi, 1000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+        p->catch_up_to = hi;
+}
+
+/* A retrying partition of ack_after = kafka that has not read up to
+ * catch_up_to yet (bounded by CATCH_UP_MAX_MS and by the lake's own limit on
+ * pending files). */
+static bool catching_up(struct ts_aggregator *agg, struct part *p, int64_t now)
+{
+    return p->catch_up_to >= 0 && p->next_offset < p->catch_up_to &&
+           now - p->resumed_ms < CATCH_UP_MAX_MS && !ts_lake_commit_due(p->lake);
 }
 
 static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commit)
@@ -809,18 +932,14 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
         watch_backlog(agg, p, now);
         if (p->paused_until_ms && now < p->paused_until_ms)
             continue; /* reloaded after a failed commit: waits before trying again */
+        if (p->paused_until_ms)
+            part_resume(agg, p, now);
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
             p->dirty = true;
         if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms ||
-                         ts_lake_commit_due(p->lake)))
+                         ts_lake_commit_due(p->lake)) &&
+            (force_commit || !catching_up(agg, p, now)))
             part_commit(agg, p, force_commit ? DL_CONFIRM_FINAL_MS : DL_CONFIRM_MS);
-        if (p->paused_until_ms && now >= p->paused_until_ms) {
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
-            rd_kafka_resume_partitions(agg->rk, l);
-            rd_kafka_topic_partition_list_destroy(l);
-            p->paused_until_ms = 0;
-        }
     }
     agg->last_advance_ms = now;
 }

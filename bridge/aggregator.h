@@ -31,10 +31,16 @@
  * files, the next offset and the state (sets + open windows) durable at once,
  * and then the offset is committed to the group. On revocation and at
  * shutdown each partition is checkpointed (windows stay open in the state).
- * A partition whose commit fails is reloaded from its last checkpoint and
- * paused for a while (disk full, lake unreachable); one whose checkpoint
- * generation was taken by another bridge (TS_ECONFLICT) is dropped until the
- * group takes it away. */
+ * The acks go to ack.h as readings are taken (cfg ack_after = kafka) or once
+ * a checkpoint holds them (lake). A partition whose commit fails (disk full,
+ * lake unreachable) is reloaded from its last checkpoint and paused, 5 s
+ * doubling to 5 min while failures repeat; with ack_after = kafka a retry
+ * first reads up to the partition's end (the acks go on) before it commits.
+ * Records Kafka deleted before a checkpoint took them (a gap in the offsets)
+ * are counted once (records_expired; with kafka also records_lost, and the
+ * agents' numbers in them up to their published acks are passed:
+ * numbers_lost). One whose checkpoint generation was taken by another
+ * bridge (TS_ECONFLICT) is dropped until the group takes it away. */
 #ifndef TS_AGGREGATOR_H
 #define TS_AGGREGATOR_H
 
@@ -61,7 +67,10 @@ struct ts_aggregator_stats {
     int64_t watermark_ms;     /* lowest watermark of the assigned partitions (INT64_MIN: none) */
     uint64_t archived;        /* agents in the assigned partitions' archives (agent_table.h) */
     uint64_t moved_out, brought_back; /* agents moved to an archive and back */
-    uint64_t records_lost;    /* records Kafka deleted before a checkpoint took them (retention) */
+    uint64_t records_expired; /* records Kafka deleted before a checkpoint took them (retention) */
+    uint64_t records_lost;    /* of which with ack_after = kafka: their readings are lost */
+    uint64_t numbers_lost;    /* agents' reading numbers passed because they were in those
+                                 records (ack_after = kafka; else their acks would stop) */
     int32_t layout;           /* partitions the agents are spread over (layout.h); 0: unknown */
     int32_t topic_partitions; /* the topic's partitions at the last assignment */
     int64_t retention_ms;     /* the topic's retention.ms (retention.h: TS_RETENTION_*) */

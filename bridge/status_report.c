@@ -97,7 +97,8 @@ static void find_problems(const struct ts_status_report *r, struct problems *pr)
                 r->agg->layout);
     if (r->agg->records_lost)
         problem(pr, "aggregate: %" PRIu64 " record(s) were deleted by Kafka before the lake took "
-                "them (retention)", r->agg->records_lost);
+                "them: their readings are lost (ack_after = kafka; docs/bridge.md, Retention)",
+                r->agg->records_lost);
     int64_t keep = r->agg->retention_ms;
     for (size_t i = 0; i < r->n_parts; i++) {
         const struct ts_aggregator_partition *p = &r->parts[i];
@@ -134,10 +135,11 @@ char *ts_status_report_json(const struct ts_status_report *r, char *problems, si
     if (r->agg) {
         const struct ts_aggregator_stats *s = r->agg;
         put(&b, ",\"aggregate\":{\"readings\":%" PRIu64 ",\"duplicates\":%" PRIu64
-            ",\"dead_lettered\":%" PRIu64 ",\"passed\":%" PRIu64 ",\"records_lost\":%" PRIu64
+            ",\"dead_lettered\":%" PRIu64 ",\"passed\":%" PRIu64 ",\"records_expired\":%" PRIu64 ",\"records_lost\":%" PRIu64
+            ",\"numbers_lost\":%" PRIu64
             ",\"agents\":%" PRIu64 ",\"archived\":%" PRIu64 ",\"layout\":%" PRId32
             ",\"topic_partitions\":%" PRId32 ",\"retention_s\":", s->readings, s->duplicates,
-            s->invalid, s->passed, s->records_lost, s->agents, s->archived, s->layout,
+            s->invalid, s->passed, s->records_expired, s->records_lost, s->numbers_lost, s->agents, s->archived, s->layout,
             s->topic_partitions);
         if (s->retention_ms == TS_RETENTION_UNKNOWN)
             put(&b, "null");

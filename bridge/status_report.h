@@ -7,7 +7,7 @@
  *    "relay":{"connected":true,"received":N,"in_kafka":N,"dead_letters":N,
  *             "markers":N,"queued":N,"layout":N,"topic_partitions":N},
  *    "aggregate":{"readings":N,"duplicates":N,"dead_lettered":N,"passed":N,
- *             "records_lost":N,"agents":N,"archived":N,"layout":N,
+ *             "records_expired":N,"records_lost":N,"numbers_lost":N,"agents":N,"archived":N,"layout":N,
  *             "topic_partitions":N,"retention_s":N|null,
  *             "partitions":[{"partition":0,"offset":N,"checkpoint_offset":N,
  *               "checkpoint_age_s":N,"backlog_age_s":N,"failures_in_row":N,
