@@ -164,7 +164,7 @@ cl0=$(ckpt_contiguous "$work/lakeL/turnstile/_manifest/tl-0" l0a)
 echo "after the first failure: ack k0a $ak0, ack l0a $al0 (its last checkpoint holds 1..$cl0), backlog l0a $bl0"
 check "lake mode: the ack is within the last checkpoint ($al0 <= $cl0)" test "$al0" -le "$cl0"
 wait_log "$work/bk.err" 'partition 0: checkpoint failed .*, 2 in a row' 15 || true
-sleep 1.5
+for _ in $(seq 50); do [ "$(ack_of k0a)" -gt "$ak0" ] && break; sleep 0.2; done
 ak1=$(ack_of k0a) al1=$(ack_of l0a "$lake_port") bl1=$(backlog_of l0a "$lake_port")
 cl1=$(ckpt_contiguous "$work/lakeL/turnstile/_manifest/tl-0" l0a)
 echo "after the second failure: ack k0a $ak1, ack l0a $al1 (checkpoint 1..$cl1), backlog l0a $bl1"
@@ -236,8 +236,14 @@ check "lake mode: the deleted records are counted as expired ($(jq -r .aggregate
 
 # --- Kafka frozen: kafka mode's acks stand still -----------------------------
 kill -STOP "$KAFKA_PID"
-sleep 1.5
-f0=$(ack_of k0a) f1=$(ack_of k1a) fb=$(backlog_of k1a)
+# what the aggregators had fetched before is taken and acknowledged first
+f0= f1=
+for _ in $(seq 10); do
+  sleep 1
+  [ "$f0 $f1" = "$(ack_of k0a) $(ack_of k1a)" ] && break
+  f0=$(ack_of k0a) f1=$(ack_of k1a)
+done
+fb=$(backlog_of k1a)
 sleep 4
 g0=$(ack_of k0a) g1=$(ack_of k1a) gb=$(backlog_of k1a)
 kill -CONT "$KAFKA_PID"
