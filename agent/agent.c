@@ -18,6 +18,8 @@
 #define BATCH 256                 /* samples taken per loop turn */
 #define STATUS_INTERVAL_MS 60000  /* retained status (backlog) refresh */
 #define CLOCK_LOG_INTERVAL_MS 60000
+#define RENUMBER_LOG_INTERVAL_MS 60000 /* a refused renumbering is logged this often */
+#define RENUMBER_RETRY_MS 5000         /* a renumbering the store failed is retried this often */
 
 struct agent {
     const struct ts_agent_cfg *cfg;
@@ -34,7 +36,15 @@ struct agent {
     int64_t last_ack_ms;
     uint64_t watchdog_usec;
     int store_error;                 /* as last reported in the status */
-    bool trusted, ready, ack_warned;
+    uint64_t renumber_refused;       /* the ack the store was not renumbered past (0: none) */
+    const char *renumber_why;        /* why, while renumber_refused */
+    uint64_t renumber_refusals;      /* distinct values refused */
+    uint64_t renumber_last;          /* the last of them */
+    int64_t renumber_log_ms;         /* last error line about it */
+    int64_t renumber_try_ms;         /* last attempt the store failed */
+    uint64_t status_refused;         /* acks refused, as last reported in the status */
+    const char *status_ack_error;    /* ack_error, as last reported in the status */
+    bool trusted, ready;
 };
 
 /* The store's figures, or NULL without a store. */
@@ -134,6 +144,65 @@ static void check_clock(struct agent *a, int64_t now)
     }
 }
 
+/* The bridge acknowledges numbers this store never published (want, from
+ * ts_publisher_renumber_ack): the store is new (a replaced controller, a lost
+ * SD card). Never reuse a number the bridge has seen: the readings move up
+ * past it. An absurd value (the numbers would pass TS_SEQ_MAX) is refused,
+ * loudly, and nothing is published meanwhile: the readings stay in the
+ * store until a sane ack replaces it or the retained ack is cleared. True
+ * when renumbered. */
+static bool renumber(struct agent *a, uint64_t want, const struct ts_store_stats *st)
+{
+    /* after the move the stored numbers run from want + 1 to at most
+     * want + (next_seq - 1 - acked): no overflow, not past TS_SEQ_MAX */
+    uint64_t in_use = st->next_seq - 1 - st->acked;
+    bool sane = want <= TS_SEQ_MAX && in_use <= TS_SEQ_MAX - want;
+    const char *why = "implausible acknowledgement: not renumbering";
+    int rc = TS_EINVAL;
+    int64_t now = ts_clock_mono_ms();
+    if (sane) {
+        if (st->pending_memory)
+            return false; /* renumbered once the readings held in memory are written */
+        if (want == a->renumber_refused && now - a->renumber_try_ms < RENUMBER_RETRY_MS)
+            return false; /* the store failed just now */
+        rc = ts_store_renumber(a->store, want + 1);
+        if (rc == TS_OK) {
+            ts_publisher_set_floor(a->pub, want);
+            if (a->renumber_refused)
+                TS_LOG(TS_LOG_NOTICE, "the acknowledgement is %llu now: renumbered past it, "
+                       "publishing again", (unsigned long long)want);
+            a->renumber_refused = 0;
+            a->renumber_why = NULL;
+            return true;
+        }
+        why = "cannot renumber";
+        a->renumber_try_ms = now;
+    }
+    bool due = want != a->renumber_refused || now - a->renumber_log_ms >= RENUMBER_LOG_INTERVAL_MS;
+    if (want != a->renumber_refused) {
+        a->renumber_refusals++;
+        a->renumber_last = want;
+    }
+    a->renumber_refused = want;
+    a->renumber_why = why;
+    if (due) {
+        if (!sane)
+            TS_LOG(TS_LOG_ERR, "the acknowledgement on turnstile/v1/%s/%s/ack is %llu, above "
+                   "anything this new store can number past (%llu is the highest sequence "
+                   "number an agent uses): not renumbering, publishing nothing, keeping every "
+                   "reading; publish the bridge's real value there (retained) or clear it",
+                   a->cfg->agent.station_id, a->cfg->agent.agent_id, (unsigned long long)want,
+                   (unsigned long long)TS_SEQ_MAX);
+        else
+            TS_LOG(TS_LOG_ERR, "the bridge acknowledges %llu for this new store but it cannot "
+                   "be renumbered past it (%s%s): publishing nothing, keeping every reading",
+                   (unsigned long long)want, st->publish_mark ? "its publish mark is not 0, "
+                   "although nothing was sent: " : "", ts_strerror(rc));
+        a->renumber_log_ms = now;
+    }
+    return false;
+}
+
 static void drain(struct agent *a)
 {
     struct ts_reading out[128];
@@ -142,24 +211,22 @@ static void drain(struct agent *a)
     if (!a->pub || !a->store)
         return;
     ts_store_retry(a->store);
-    uint64_t acked = ts_publisher_acked(a->pub);
     struct ts_store_stats st;
     ts_store_get_stats(a->store, &st);
-    if (acked > st.publish_mark) {
-        /* The bridge acknowledges numbers this store never published: the
-         * store is new (a replaced controller, a lost SD card). Never reuse a
-         * number the bridge has seen: the readings move up past it. */
-        if (st.publish_mark == 0 && st.pending_memory == 0) {
-            if (ts_store_renumber(a->store, acked + 1) != TS_OK)
-                return;
-        } else if (!a->ack_warned) {
-            TS_LOG(TS_LOG_ERR, "the bridge acknowledges %llu but this store published only up to "
-                               "%llu: is another agent running with id %s?",
-                   (unsigned long long)acked, (unsigned long long)st.publish_mark,
-                   a->cfg->agent.agent_id);
-            a->ack_warned = true;
-        }
-    } else if (acked > st.acked) {
+    uint64_t want = ts_publisher_renumber_ack(a->pub);
+    if (want) {
+        if (!renumber(a, want, &st))
+            return;
+        ts_store_get_stats(a->store, &st);
+    } else if (a->renumber_refused) {
+        TS_LOG(TS_LOG_NOTICE, "the retained acknowledgement %llu is gone: publishing",
+               (unsigned long long)a->renumber_refused);
+        a->renumber_refused = 0;
+        a->renumber_why = NULL;
+    }
+    /* never above what this agent may have published: the publisher's rule */
+    uint64_t acked = ts_publisher_acked(a->pub);
+    if (acked > st.acked) {
         /* deleting is not urgent: batch it, each delete is a commit */
         int64_t now = ts_clock_mono_ms();
         if (acked - st.acked >= (uint64_t)a->cfg->mqtt.max_inflight || now - a->last_ack_ms >= 500) {
@@ -191,6 +258,25 @@ static void drain(struct agent *a)
     }
 }
 
+/* What the status says about acknowledgements: the publisher's refusals
+ * (above what was published) and this loop's (renumbering). */
+static struct ts_ack_status ack_status(struct agent *a)
+{
+    struct ts_ack_status s = {.error = ""};
+    struct ts_publisher_stats ps;
+    if (!a->pub)
+        return s;
+    ts_publisher_get_stats(a->pub, &ps);
+    s.refused = ps.acks_refused + a->renumber_refusals;
+    /* a store renumbers only before it publishes, and refuses after */
+    s.refused_last = ps.acks_refused ? ps.ack_refused_last : a->renumber_last;
+    if (a->renumber_refused)
+        s.error = a->renumber_why;
+    else if (ps.ack_refusing)
+        s.error = "acknowledgement above what was published: ignored";
+    return s;
+}
+
 static void publish_state(struct agent *a, int64_t now, bool force)
 {
     if (!a->pub || (!force && now - a->last_state_ms < a->cfg->agent.state_interval_ms))
@@ -205,9 +291,15 @@ static void publish_state(struct agent *a, int64_t now, bool force)
     struct ts_store_stats sst;
     const struct ts_store_stats *ss = store_stats(a, &sst);
     int store_error = ss ? ss->last_error : 0;
-    if (now - a->last_status_ms >= STATUS_INTERVAL_MS || store_error != a->store_error) {
-        a->store_error = store_error; /* a disk-full condition is reported at once */
-        char *status = ts_status_json(a->cfg, "online", a->started_ms, ss);
+    struct ts_ack_status ack = ack_status(a);
+    /* a disk-full condition, a refused ack are reported at once */
+    if (now - a->last_status_ms >= STATUS_INTERVAL_MS || store_error != a->store_error ||
+        ack.refused != a->status_refused ||
+        strcmp(ack.error, a->status_ack_error ? a->status_ack_error : "") != 0) {
+        a->store_error = store_error;
+        a->status_refused = ack.refused;
+        a->status_ack_error = ack.error;
+        char *status = ts_status_json(a->cfg, "online", a->started_ms, ss, &ack);
         if (status)
             ts_publisher_status(a->pub, status);
         free(status);
@@ -268,9 +360,12 @@ static int setup(struct agent *a)
         }
         struct ts_store_stats st;
         ts_store_get_stats(a->store, &st);
+        /* believed at start: what the store deleted; acks up to what earlier
+         * runs may have published are not refused (docs/mqtt.md) */
         ts_publisher_set_floor(a->pub, st.acked);
+        ts_publisher_set_published(a->pub, st.publish_mark);
         ts_publisher_set_wake(a->pub, wake_main_loop, a->poller);
-        char *birth = ts_status_json(cfg, "online", a->started_ms, store_stats(a, &st));
+        char *birth = ts_status_json(cfg, "online", a->started_ms, store_stats(a, &st), NULL);
         rc = birth ? ts_publisher_start(a->pub, birth) : TS_ENOMEM;
         free(birth);
         if (rc)
@@ -303,7 +398,8 @@ static void teardown(struct agent *a)
         ts_store_get_stats(a->store, &st);
         if (acked > st.acked && acked <= st.publish_mark)
             ts_store_ack(a->store, acked);
-        char *status = ts_status_json(a->cfg, "offline", a->started_ms, store_stats(a, &st));
+        struct ts_ack_status ack = ack_status(a);
+        char *status = ts_status_json(a->cfg, "offline", a->started_ms, store_stats(a, &st), &ack);
         if (status)
             ts_publisher_status(a->pub, status);
         free(status);

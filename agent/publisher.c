@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ack_bound.h"
 #include "err.h"
 #include "log.h"
 
@@ -34,6 +35,7 @@
 #define JSON_MAX 256
 #define STOP_FLUSH_MS 2000    /* network thread: time to write DISCONNECT */
 #define LOOP_TIMEOUT_MS 1000  /* mosquitto_loop: publish() wakes it earlier */
+#define REFUSED_LOG_MS 60000  /* a refused ack is logged (error) at most this often */
 
 /* A QoS 1 message handed to libmosquitto, in publish order. */
 struct flight {
@@ -65,8 +67,10 @@ struct ts_publisher {
     char *state_json;             /* last state body published */
     long long state_ms;           /* when (0: never) */
     uint64_t cursor;              /* sending continues after this seq */
-    uint64_t hwm;                 /* highest seq ever handed to libmosquitto */
-    uint64_t acked;
+    struct ts_ack_bound ab;       /* acked, the highest seq handed to libmosquitto (sent),
+                                     what earlier runs may have published: ack_bound.h */
+    bool refusing;                /* the latest ack was refused (logged once per episode) */
+    long long refused_log_ms;     /* when a refusal was last logged (0: never) */
     bool ack_heard;               /* end-to-end: this connection knows the bridge's ack */
     int sub_mid;                  /* the ack subscription's message id */
     long long suback_ms;          /* when it was granted (0: not yet) */
@@ -130,15 +134,24 @@ static void fl_push(struct ts_publisher *p, struct flight f)
         p->inflight++;
 }
 
-static void set_acked(struct ts_publisher *p, uint64_t v)
+/* After ab.acked moved up from was: sending goes on after it, the ack
+ * timeout starts over. */
+static void acked_moved(struct ts_publisher *p, uint64_t was)
 {
-    if (v <= p->acked)
+    if (p->ab.acked <= was)
         return;
-    p->acked = v;
-    if (p->cursor < v)
-        p->cursor = v;
+    if (p->cursor < p->ab.acked)
+        p->cursor = p->ab.acked;
     p->progress_ms = now_ms();
     p->ack_wait_ms = p->cfg.ack_timeout_ms;
+}
+
+/* Believes v (a PUBACK, the store's floor): ts_ack_bound_floor. */
+static void set_acked(struct ts_publisher *p, uint64_t v)
+{
+    uint64_t was = p->ab.acked;
+    ts_ack_bound_floor(&p->ab, v);
+    acked_moved(p, was);
 }
 
 /* Drops the done entries at the head. In puback mode each popped reading
@@ -205,11 +218,11 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
     p->connected = true;
     p->session_up = true;
     p->st.connects++;
-    if (p->cursor > p->acked) {
+    if (p->cursor > p->ab.acked) {
         TS_LOG(TS_LOG_INFO,
-               "mqtt: reconnected: re-sending from %" PRIu64 " (sent up to %" PRIu64 ")",
-               p->acked + 1, p->cursor);
-        p->cursor = p->acked;
+               "mqtt: reconnected: re-sending after %" PRIu64 " (sent up to %" PRIu64 ")",
+               p->ab.acked, p->cursor);
+        p->cursor = p->ab.acked;
         p->st.restarts++;
     }
     p->progress_ms = now_ms();
@@ -317,6 +330,12 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         return;
     if (msg->payloadlen == 0) {
         TS_LOG(TS_LOG_INFO, "mqtt: empty message on %s (retained ack cleared): ignored", p->t_ack);
+        pthread_mutex_lock(&p->lock);
+        ts_ack_bound_cleared(&p->ab);   /* no renumbering past a value that is gone */
+        p->refusing = false;
+        pthread_mutex_unlock(&p->lock);
+        if (p->wake)
+            p->wake(p->wake_ctx);
         return;
     }
     if (!parse_ack(msg->payload, msg->payloadlen, &v)) {
@@ -336,15 +355,41 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         return;
     }
     pthread_mutex_lock(&p->lock);
-    uint64_t was = p->acked;
-    set_acked(p, v);
+    uint64_t was = p->ab.acked;
+    enum ts_ack_verdict verdict = ts_ack_bound_heard(&p->ab, v);
+    acked_moved(p, was);
     p->ack_heard = true;
+    uint64_t limit = ts_ack_bound_limit(&p->ab);
+    bool log_refused = false;
+    if (verdict == TS_ACK_REFUSED) {
+        /* A retained forged ack comes again on every reconnect: one error
+         * line per episode (until an ack is believed again), at most one a
+         * minute; each one is counted and shown in the status. */
+        long long now = now_ms();
+        p->st.acks_refused++;
+        p->st.ack_refused_last = v;
+        if (!p->refusing && (!p->refused_log_ms || now - p->refused_log_ms >= REFUSED_LOG_MS)) {
+            log_refused = true;
+            p->refused_log_ms = now;
+        }
+        p->refusing = true;
+    } else {
+        p->refusing = false;
+    }
     pthread_mutex_unlock(&p->lock);
     if (p->wake)
         p->wake(p->wake_ctx);
-    if (v < was)
-        TS_LOG(TS_LOG_DEBUG, "mqtt: acknowledgement %" PRIu64 " below %" PRIu64 ": ignored", v,
-               was);
+    if (log_refused)
+        TS_LOG(TS_LOG_ERR, "mqtt: acknowledgement %" PRIu64 " on %s is above anything this agent "
+               "may have published (%" PRIu64 "): ignored, nothing deleted (a forged or "
+               "misdirected ack, or another agent with id %s?); further ones are counted in "
+               "the status", v, p->t_ack, limit, p->agent_id);
+    else if (verdict == TS_ACK_OLD)
+        TS_LOG(TS_LOG_DEBUG, "mqtt: acknowledgement %" PRIu64 " not above %" PRIu64 ": ignored",
+               v, was);
+    else if (verdict == TS_ACK_REFUSED)
+        TS_LOG(TS_LOG_DEBUG, "mqtt: acknowledgement %" PRIu64 " above %" PRIu64 ": refused", v,
+               limit);
 }
 
 /* ---- the network thread ---- */
@@ -655,12 +700,12 @@ uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room)
 {
     pthread_mutex_lock(&p->lock);
     long long now = now_ms();
-    if (p->connected && p->acked < p->hwm && now - p->progress_ms >= p->ack_wait_ms) {
+    if (p->connected && p->ab.acked < p->ab.sent && now - p->progress_ms >= p->ack_wait_ms) {
         TS_LOG(TS_LOG_WARNING,
                "mqtt: no acknowledgement past %" PRIu64 " within %d ms (sent up to %" PRIu64
-               "): re-sending from %" PRIu64,
-               p->acked, p->ack_wait_ms, p->hwm, p->acked + 1);
-        p->cursor = p->acked;
+               "): re-sending what follows it",
+               p->ab.acked, p->ack_wait_ms, p->ab.sent);
+        p->cursor = p->ab.acked;
         p->st.restarts++;
         p->progress_ms = now;
         /* while the bridge is down (or Kafka, behind it), each round re-sends
@@ -669,15 +714,17 @@ uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room)
         if (p->ack_wait_ms <= p->cfg.ack_timeout_ms * (ACK_WAIT_MAX_X / 2))
             p->ack_wait_ms *= 2;
     }
-    if (p->cursor < p->acked)
-        p->cursor = p->acked;
+    if (p->cursor < p->ab.acked)
+        p->cursor = p->ab.acked;
     /* Before sending on a connection, learn the bridge's retained ack: a new
-     * store must not reuse numbers the bridge has seen (the caller renumbers). */
+     * store must not reuse numbers the bridge has seen (the caller renumbers,
+     * ts_publisher_renumber_ack; nothing is sent until it has). */
     if (!p->ack_heard && p->suback_ms && now - p->suback_ms >= ACK_GRACE_MS)
         p->ack_heard = true;
     size_t max = (size_t)p->cfg.max_inflight;
     if (room)
-        *room = p->connected && p->ack_heard && p->inflight < max ? max - p->inflight : 0;
+        *room = p->connected && p->ack_heard && !p->ab.renumber && p->inflight < max
+                    ? max - p->inflight : 0;
     uint64_t after = p->cursor;
     pthread_mutex_unlock(&p->lock);
     return after;
@@ -712,12 +759,13 @@ size_t ts_publisher_send(struct ts_publisher *p, const struct ts_reading *r, siz
             break;
         }
         fl_push(p, (struct flight){.mid = mid, .reading = true, .hi = r[i].seq});
-        if (p->acked >= p->hwm)
+        if (p->ab.acked >= p->ab.sent)
             p->progress_ms = now_ms();   /* the first one waiting for an ack */
-        if (r[i].seq <= p->hwm)
+        if (r[i].seq <= p->ab.sent)
             p->st.resent++;
-        else
-            p->hwm = r[i].seq;
+        uint64_t was = p->ab.acked;
+        ts_ack_bound_sent(&p->ab, r[i].seq);   /* an ack held since a restart may cover it */
+        acked_moved(p, was);
         p->st.sent++;
         p->cursor = r[i].seq;
         handed++;
@@ -729,9 +777,24 @@ size_t ts_publisher_send(struct ts_publisher *p, const struct ts_reading *r, siz
 uint64_t ts_publisher_acked(struct ts_publisher *p)
 {
     pthread_mutex_lock(&p->lock);
-    uint64_t a = p->acked;
+    uint64_t a = p->ab.acked;
     pthread_mutex_unlock(&p->lock);
     return a;
+}
+
+uint64_t ts_publisher_renumber_ack(struct ts_publisher *p)
+{
+    pthread_mutex_lock(&p->lock);
+    uint64_t a = p->ab.renumber;
+    pthread_mutex_unlock(&p->lock);
+    return a;
+}
+
+void ts_publisher_set_published(struct ts_publisher *p, uint64_t upto)
+{
+    pthread_mutex_lock(&p->lock);
+    ts_ack_bound_published(&p->ab, upto);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void ts_publisher_set_floor(struct ts_publisher *p, uint64_t acked_upto)
@@ -778,9 +841,11 @@ void ts_publisher_get_stats(struct ts_publisher *p, struct ts_publisher_stats *o
     pthread_mutex_lock(&p->lock);
     *out = p->st;
     out->connected = p->connected;
-    out->acked = p->acked;
+    out->acked = p->ab.acked;
     out->inflight = p->inflight;
-    out->highest_sent = p->hwm;
+    out->highest_sent = p->ab.sent;
+    out->ack_refusing = p->refusing;
+    out->renumber_ack = p->ab.renumber;
     pthread_mutex_unlock(&p->lock);
 }
 

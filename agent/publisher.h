@@ -22,7 +22,13 @@
  *               N such that every reading 1..N is durably in Kafka, published
  *               (retained) by the bridge as plain ASCII decimal digits, e.g.
  *               "1234". Anything else is logged, counted in bad_acks and
- *               ignored; so is a value not above the current one.
+ *               ignored; so is a value not above the current one. An ack is
+ *               believed only as far as this agent may have published
+ *               (ack_bound.h): one above that is ignored, counted in
+ *               acks_refused and logged at error level once per episode;
+ *               one above the numbers of a store that never published is
+ *               offered to the caller for renumbering
+ *               (ts_publisher_renumber_ack).
  *
  * The caller (the agent's main loop) owns the store; the publisher never
  * touches it. It asks the caller for readings through ts_publisher_next_seq
@@ -80,8 +86,12 @@ struct ts_publisher_stats {
     uint64_t acked;           /* highest acknowledged seq */
     uint64_t bad_acks;        /* malformed ack payloads ignored */
     uint64_t restarts;        /* times sending restarted from acked + 1 */
-    uint64_t highest_sent;    /* highest seq ever handed to libmosquitto */
+    uint64_t highest_sent;    /* highest seq handed to libmosquitto by this process */
     size_t inflight;          /* QoS 1 messages not yet PUBACKed */
+    uint64_t acks_refused;    /* acks above anything this agent may have published */
+    uint64_t ack_refused_last; /* the last of them (0: none) */
+    bool ack_refusing;        /* the latest ack heard was one of them */
+    uint64_t renumber_ack;    /* ts_publisher_renumber_ack */
 };
 
 struct ts_publisher;
@@ -115,12 +125,29 @@ uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room);
  * that cannot be formatted is logged and passed over. r is only read. */
 size_t ts_publisher_send(struct ts_publisher *p, const struct ts_reading *r, size_t n);
 
-/* The highest acknowledged seq (0: none yet); the caller deletes up to it. */
+/* The highest acknowledged seq (0: none yet); the caller deletes up to it.
+ * Never above what this process handed to libmosquitto, except for the
+ * floor. */
 uint64_t ts_publisher_acked(struct ts_publisher *p);
 
-/* Tells the publisher the lowest seq still stored minus one, at start (so a
- * fresh agent does not wait for acks of readings it no longer holds). */
+/* Tells the publisher the lowest seq still stored minus one (believed as
+ * acknowledged): at start, so that a fresh agent does not wait for acks of
+ * readings it no longer holds, and after a renumbering. */
 void ts_publisher_set_floor(struct ts_publisher *p, uint64_t acked_upto);
+
+/* Tells the publisher, at start, the highest seq that earlier runs may have
+ * published (the store's publish mark): acks up to it are not refused, and
+ * believed as far as this process re-sends. Not called, or 0: the store
+ * never published. */
+void ts_publisher_set_published(struct ts_publisher *p, uint64_t upto);
+
+/* 0, or an ack above the numbers of a store that never published (nothing
+ * sent yet, ts_publisher_set_published 0): the bridge has seen numbers up
+ * to it (a replaced store). Nothing is sent while it is not 0; the caller
+ * moves its readings past it and calls ts_publisher_set_floor(it), or
+ * refuses an absurd value (above TS_SEQ_MAX, store.h) and waits: a later
+ * sane ack or a cleared retained ack replaces it. */
+uint64_t ts_publisher_renumber_ack(struct ts_publisher *p);
 
 /* Publishes the retained state JSON (QoS 1, P/state) if it changed and
  * state_interval_ms passed since the last one (force: now, changed or

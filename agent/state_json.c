@@ -75,7 +75,7 @@ static void iso_time(int64_t ms, char *out, size_t size)
 }
 
 char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
-                     const struct ts_store_stats *store)
+                     const struct ts_store_stats *store, const struct ts_ack_status *ack)
 {
     struct buf b = {0};
     char started[32];
@@ -99,6 +99,16 @@ char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t 
         (unsigned long long)(store->rows + store->pending_memory), (unsigned long long)store->merges,
         (unsigned long long)store->merged_rows);
     put_string(&b, "store_error", store->last_error ? ts_strerror(store->last_error) : "");
+    struct ts_ack_status no_ack = {0};
+    if (!ack)
+        ack = &no_ack;
+    char last[24] = "";
+    if (ack->refused_last)
+        snprintf(last, sizeof last, "%llu", (unsigned long long)ack->refused_last);
+    put(&b, ",\"acks_refused\":%llu,", (unsigned long long)ack->refused);
+    put_string(&b, "ack_refused", last);
+    put(&b, ",");
+    put_string(&b, "ack_error", ack->error ? ack->error : "");
     put(&b, "}");
     return finish(&b);
 }

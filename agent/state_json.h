@@ -2,9 +2,13 @@
  *
  * status: {"state":"online","agent":...,"station":...,"version":...,
  *          "started":"<ISO UTC>","devices":N,"turnstiles":N,"backlog":N,
- *          "merges":N,"merged_rows":N,"store_error":""|"disk full"|"I/O error"}
+ *          "merges":N,"merged_rows":N,"store_error":""|"disk full"|"I/O error",
+ *          "acks_refused":N,"ack_refused":"<seq>"|"","ack_error":""|"<what>"}
  *          (backlog: readings stored and not yet acknowledged, including those
- *          held in memory while the disk is full; merges: retention merges)
+ *          held in memory while the disk is full; merges: retention merges;
+ *          acks_refused: acknowledgements not believed, ack_refused the last
+ *          of them as a string (exact in JavaScript whatever its size),
+ *          ack_error what is wrong with the acknowledgement now)
  * state:  {"agent":...,"station":...,"time":"<ISO UTC>","clock":"synced"|"unsynced",
  *          "backlog":N,"turnstiles":[{"name","ca","unit","scp","station",
  *          "entries","exits" (register values), "entries_counted","exits_counted"
@@ -24,9 +28,16 @@
 #include "store.h"
 #include "tally.h"
 
-/* store: NULL without a store. */
+/* What the status says about acknowledgements (docs/mqtt.md). */
+struct ts_ack_status {
+    uint64_t refused;         /* acknowledgements refused since start */
+    uint64_t refused_last;    /* the last one (0: none) */
+    const char *error;        /* what is wrong now; NULL or "": nothing */
+};
+
+/* store: NULL without a store; ack: NULL without MQTT (zeros). */
 char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
-                     const struct ts_store_stats *store);
+                     const struct ts_store_stats *store, const struct ts_ack_status *ack);
 
 char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally,
                     const struct ts_device_stats *devices,

@@ -1188,6 +1188,8 @@ int ts_store_renumber(struct ts_store *s, uint64_t first)
     if (first <= base)
         return TS_OK; /* already above */
     uint64_t d = first - base;
+    if (first > TS_SEQ_MAX || s->next_seq - 1 > TS_SEQ_MAX - d)
+        return TS_EINVAL; /* past the numbers an agent ever uses (the caller says so) */
     char sql[512];
     snprintf(sql, sizeof sql,
              "CREATE TEMP TABLE shifted AS SELECT * FROM readings;"

@@ -5,7 +5,10 @@
  * states and GPIO counts, an opaque blob owned by the tally), so that after a
  * crash the state and the readings agree and the next delta counts every
  * person the lost cycle would have counted. The store hands out the sequence
- * numbers: persistent, from 1, never reused, also after a crash.
+ * numbers: persistent, from 1, never reused, also after a crash, never above
+ * TS_SEQ_MAX (2^53 - 1, exact as a JavaScript number; at a million readings
+ * a second an agent needs 285 years to get there: only a renumbering past a
+ * forged acknowledgement could, and ts_store_renumber refuses that).
  *
  * A row leaves the store only through ts_store_ack (the acknowledgement
  * covers it) or a merge (retention full): when the store holds more than
@@ -37,6 +40,8 @@
 #include <stdint.h>
 
 #include "reading.h"
+
+#define TS_SEQ_MAX ((UINT64_C(1) << 53) - 1)
 
 struct ts_store_cfg {
     char path[256];
@@ -111,7 +116,8 @@ int ts_store_ack(struct ts_store *s, uint64_t upto);
  * published anything (publish mark 0, nothing held in memory): the agent
  * calls it when the bridge already acknowledges numbers up to first - 1 for
  * this agent id (a replaced controller or a lost store), so that no number
- * the bridge has seen is used again. TS_EINVAL otherwise. */
+ * the bridge has seen is used again. TS_EINVAL otherwise, and when the
+ * numbers would pass TS_SEQ_MAX (next_seq - 1 after the move). */
 int ts_store_renumber(struct ts_store *s, uint64_t first);
 
 void ts_store_get_stats(struct ts_store *s, struct ts_store_stats *out);

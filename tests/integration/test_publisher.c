@@ -116,10 +116,15 @@ static void sub_stop(struct sub *s)
     pthread_mutex_destroy(&s->lock);
 }
 
+/* Publishes (QoS 1); waits up to 5 s for the client to reconnect first. */
 static void sub_publish(struct sub *s, const char *topic, const char *payload, bool retain)
 {
-    assert_int_equal(mosquitto_publish(s->m, NULL, topic, (int)strlen(payload), payload, 1, retain),
-                     MOSQ_ERR_SUCCESS);
+    long long deadline = mono_ms() + 5000;
+    int rc;
+    while ((rc = mosquitto_publish(s->m, NULL, topic, (int)strlen(payload), payload, 1,
+                                   retain)) == MOSQ_ERR_NO_CONN && mono_ms() < deadline)
+        usleep(20000);
+    assert_int_equal(rc, MOSQ_ERR_SUCCESS);
 }
 
 /* The seqs of the readings received so far, in order of arrival (each line
@@ -276,7 +281,7 @@ static struct ts_mqtt_cfg base_cfg(int port, enum ts_ack_mode mode)
     return c;
 }
 
-static struct ts_publisher *start_publisher(const struct ts_mqtt_cfg *cfg)
+static struct ts_publisher *new_publisher(const struct ts_mqtt_cfg *cfg)
 {
     struct ts_publisher *p;
     char err[512] = "";
@@ -284,6 +289,12 @@ static struct ts_publisher *start_publisher(const struct ts_mqtt_cfg *cfg)
     if (rc)
         fprintf(stderr, "%s\n", err);
     assert_int_equal(rc, TS_OK);
+    return p;
+}
+
+static struct ts_publisher *start_publisher(const struct ts_mqtt_cfg *cfg)
+{
+    struct ts_publisher *p = new_publisher(cfg);
     assert_int_equal(ts_publisher_start(p, NULL), TS_OK);
     return p;
 }
@@ -441,12 +452,211 @@ static void end_to_end_ack_topic(void **state)
     assert_int_equal(ts_publisher_acked(c.p), 10);
     ts_publisher_free(c.p, 2000);
 
-    /* A restarted agent gets the retained acknowledgement at once. */
-    c.p = start_publisher(&cfg);
-    c.deleted = 0;
-    EXPECT(&c, ts_publisher_acked(c.p) == 10, 5000);
+    /* A restarted agent (its store deleted up to 10, its publish mark 10)
+     * gets the retained acknowledgement at once and sends after it. */
+    c.p = new_publisher(&cfg);
+    ts_publisher_set_floor(c.p, 10);
+    ts_publisher_set_published(c.p, 10);
+    assert_int_equal(ts_publisher_start(c.p, NULL), TS_OK);
+    EXPECT(&c, stats(c.p).connected, 5000);
+    pump_for(&c, 800);   /* the retained ack's grace */
+    assert_int_equal(ts_publisher_acked(c.p), 10);
     size_t room;
     assert_int_equal(ts_publisher_next_seq(c.p, &room), 10);
+    assert_int_equal(stats(c.p).acks_refused, 0);
+    ts_publisher_free(c.p, 2000);
+    sub_stop(&s);
+    broker_cleanup(&b);
+}
+
+/* How many times needle occurs in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+#define REFUSED_LINE "above anything this agent may have published"
+
+/* ---- (c2) regression: an ack above what was published (issue 11, row 1) ---- */
+
+/* A forged ack 100 above what the agent has published, retained, so that it
+ * comes again on every reconnect: it moved the cursor and acked past it, and
+ * the agent deleted readings it never published. Now: ignored, counted, one
+ * error line; readings after the real ack are still sent; the bridge's ack
+ * that comes later is taken. */
+static void ack_above_published_is_refused(void **state)
+{
+    struct broker b;
+    struct sub s;
+    assert_int_equal(broker_start(&b, NULL), 0);
+    sub_start(&s, b.port, "test-sub-c2", PREFIX "/readings", false);
+    struct ts_mqtt_cfg cfg = base_cfg(b.port, TS_ACK_END_TO_END);
+    struct caller c = {.p = start_publisher(&cfg), .n = 20, .batch = 20};
+    make_readings(200);
+
+    EXPECT(&c, sub_covered(&s, 20, 1) == 20, 5000);
+    struct capture cap;
+    capture_start(&cap);
+    sub_publish(&s, PREFIX "/ack", "120", true);
+    UNTIL(&c, stats(c.p).acks_refused == 1, 3000);
+    bool refused1 = until_ok;
+    struct ts_publisher_stats st = stats(c.p);
+    /* the readings after it are produced and sent: the cursor did not jump */
+    c.n = 100;
+    UNTIL(&c, sub_covered(&s, 100, 1) == 100, 5000);
+    bool sent_all = until_ok;
+    /* again, and on a reconnect (the retained one): counted, not logged */
+    sub_publish(&s, PREFIX "/ack", "120", false);
+    UNTIL(&c, stats(c.p).acks_refused == 2, 3000);
+    bool refused2 = until_ok;
+    uint64_t connects = stats(c.p).connects;
+    assert_int_equal(broker_stop(&b), 0);
+    assert_int_equal(broker_restart(&b), 0);
+    UNTIL(&c, stats(c.p).connects > connects && stats(c.p).acks_refused >= 3, 10000);
+    bool refused3 = until_ok;
+    struct ts_publisher_stats st3 = stats(c.p);
+    /* the bridge's own ack comes later: taken */
+    sub_publish(&s, PREFIX "/ack", "100", true);
+    UNTIL(&c, ts_publisher_acked(c.p) == 100, 5000);
+    bool taken = until_ok;
+    struct ts_publisher_stats st4 = stats(c.p);
+    char *log = capture_end(&cap);
+
+    assert_true(refused1);
+    assert_int_equal(st.acked, 0);          /* nothing believed, nothing deleted */
+    assert_int_equal(st.ack_refused_last, 120);
+    assert_true(st.ack_refusing);
+    assert_true(sent_all);
+    assert_true(refused2);
+    assert_true(refused3);
+    assert_int_equal(st3.acked, 0);
+    assert_int_equal(st4.acked, 100);
+    assert_true(taken);
+    assert_false(st4.ack_refusing);
+    assert_true(st4.acks_refused >= 3);
+    assert_int_equal(count_of(log, REFUSED_LINE), 1);
+    assert_non_null(strstr(log, "error: mqtt: acknowledgement 120 on " PREFIX "/ack"));
+    free(log);
+    ts_publisher_free(c.p, 2000);
+    sub_stop(&s);
+    broker_cleanup(&b);
+}
+
+/* ---- (c3) after a restart: what earlier runs may have published ---- */
+
+/* The store deleted up to 7 (deletes are batched), its publish mark is 30,
+ * the bridge's retained ack is 10: believed, without an error, as far as
+ * this process re-sends (8, 9, 10), then as a whole. An ack above the mark
+ * is refused even before anything is sent. */
+static void restart_believes_what_earlier_runs_published(void **state)
+{
+    struct broker b;
+    struct sub s;
+    assert_int_equal(broker_start(&b, NULL), 0);
+    sub_start(&s, b.port, "test-sub-c3", PREFIX "/readings", false);
+    sub_publish(&s, PREFIX "/ack", "10", true);
+    struct ts_mqtt_cfg cfg = base_cfg(b.port, TS_ACK_END_TO_END);
+    make_readings(100);
+
+    struct capture cap;
+    capture_start(&cap);
+    struct caller c = {.p = new_publisher(&cfg), .n = 7, .batch = 10, .deleted = 7};
+    ts_publisher_set_floor(c.p, 7);
+    ts_publisher_set_published(c.p, 30);
+    assert_int_equal(ts_publisher_start(c.p, NULL), TS_OK);
+    EXPECT(&c, stats(c.p).connected, 5000);
+    pump_for(&c, 800);                 /* the retained 10 came; nothing to re-send yet */
+    struct ts_publisher_stats st0 = stats(c.p);
+    c.n = 9;                           /* 8 and 9 re-sent: believed as far as that */
+    UNTIL(&c, sub_covered(&s, 9, 1) == 2, 5000);
+    pump_for(&c, 200);
+    uint64_t acked9 = ts_publisher_acked(c.p);
+    c.n = 40;
+    UNTIL(&c, ts_publisher_acked(c.p) == 10 && stats(c.p).highest_sent == 40, 5000);
+    bool all10 = until_ok;
+    ts_publisher_free(c.p, 2000);
+    char *log = capture_end(&cap);
+    assert_int_equal(st0.acked, 7);
+    assert_int_equal(st0.acks_refused, 0);
+    assert_int_equal(acked9, 9);
+    assert_true(all10);
+    assert_null(strstr(log, REFUSED_LINE));
+    free(log);
+
+    /* An ack above the mark (and above nothing sent) before the start. */
+    sub_publish(&s, PREFIX "/ack", "31", true);
+    capture_start(&cap);
+    c = (struct caller){.p = new_publisher(&cfg), .n = 40, .batch = 10, .deleted = 10};
+    ts_publisher_set_floor(c.p, 10);
+    ts_publisher_set_published(c.p, 30);
+    assert_int_equal(ts_publisher_start(c.p, NULL), TS_OK);
+    /* (the session queued it too while no one was connected: twice) */
+    UNTIL(&c, stats(c.p).acks_refused >= 1, 5000);
+    bool refused = until_ok;
+    UNTIL(&c, stats(c.p).highest_sent == 40, 5000);   /* 31 is not believed later either */
+    struct ts_publisher_stats st1 = stats(c.p);
+    ts_publisher_free(c.p, 2000);
+    log = capture_end(&cap);
+    assert_true(refused);
+    assert_int_equal(st1.highest_sent, 40);
+    assert_int_equal(st1.acked, 10);
+    assert_int_equal(count_of(log, REFUSED_LINE), 1);
+    free(log);
+    sub_stop(&s);
+    broker_cleanup(&b);
+}
+
+/* ---- (c4) a store that never published: renumbering past the bridge's ack ---- */
+
+static void new_store_renumbers_past_the_ack(void **state)
+{
+    struct broker b;
+    struct sub s;
+    assert_int_equal(broker_start(&b, NULL), 0);
+    sub_start(&s, b.port, "test-sub-c4", PREFIX "/readings", false);
+    sub_publish(&s, PREFIX "/ack", "18446744073709551615", true);
+    struct ts_mqtt_cfg cfg = base_cfg(b.port, TS_ACK_END_TO_END);
+    make_readings(100);
+
+    /* a new store: nothing published, its readings numbered 1..: the
+     * publisher offers the ack and sends nothing until the caller acts */
+    struct caller c = {.p = start_publisher(&cfg), .n = 100, .batch = 10};
+    EXPECT(&c, ts_publisher_renumber_ack(c.p) == UINT64_MAX, 5000);
+    pump_for(&c, 800);
+    size_t room;
+    ts_publisher_next_seq(c.p, &room);
+    assert_int_equal(room, 0);
+    assert_int_equal(stats(c.p).sent, 0);
+    assert_int_equal(ts_publisher_acked(c.p), 0);
+    /* the caller refuses an absurd value; a sane one replaces it */
+    sub_publish(&s, PREFIX "/ack", "9007199254740992", true);   /* 2^53: absurd too */
+    EXPECT(&c, ts_publisher_renumber_ack(c.p) == 9007199254740992ULL, 3000);
+    sub_publish(&s, PREFIX "/ack", "50", true);
+    EXPECT(&c, ts_publisher_renumber_ack(c.p) == 50, 3000);
+    sub_publish(&s, PREFIX "/ack", "40", true);                 /* lower, sane: kept 50 */
+    pump_for(&c, 300);
+    assert_int_equal(ts_publisher_renumber_ack(c.p), 50);
+    assert_int_equal(stats(c.p).sent, 0);
+    ts_publisher_set_floor(c.p, 50);                            /* renumbered: 51.. */
+    assert_int_equal(ts_publisher_renumber_ack(c.p), 0);
+    EXPECT(&c, sub_covered(&s, 100, 1) == 50, 5000);
+    assert_int_equal(sub_covered(&s, 50, 1), 0);
+    assert_int_equal(stats(c.p).acks_refused, 0);
+    /* once it published, an ack above it is refused, not a renumbering */
+    sub_publish(&s, PREFIX "/ack", "300", true);
+    EXPECT(&c, stats(c.p).acks_refused == 1, 3000);
+    assert_int_equal(ts_publisher_renumber_ack(c.p), 0);
+    ts_publisher_free(c.p, 2000);
+
+    /* an absurd retained ack cleared by the operator: nothing to renumber */
+    sub_publish(&s, PREFIX "/ack", "18446744073709551615", true);
+    c = (struct caller){.p = start_publisher(&cfg), .n = 10, .batch = 10};
+    EXPECT(&c, ts_publisher_renumber_ack(c.p) == UINT64_MAX, 5000);
+    sub_publish(&s, PREFIX "/ack", "", true);
+    EXPECT(&c, ts_publisher_renumber_ack(c.p) == 0 && stats(c.p).highest_sent == 10, 5000);
     ts_publisher_free(c.p, 2000);
     sub_stop(&s);
     broker_cleanup(&b);
@@ -743,6 +953,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(readings_arrive_once_in_order),
         cmocka_unit_test(broker_restart_loses_nothing),
         cmocka_unit_test(end_to_end_ack_topic),
+        cmocka_unit_test(ack_above_published_is_refused),
+        cmocka_unit_test(restart_believes_what_earlier_runs_published),
+        cmocka_unit_test(new_store_renumbers_past_the_ack),
         cmocka_unit_test(ack_timeout_resends),
         cmocka_unit_test(puback_mode_follows_pubacks),
         cmocka_unit_test(tls_client_cert_and_untrusted_ca),

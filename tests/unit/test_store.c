@@ -616,6 +616,61 @@ static void merged_from_covers_every_seq(void **state)
 
 /* --- refusals ----------------------------------------------------------------- */
 
+/* A store that never published moves its readings past an ack the bridge
+ * already holds for this agent id, but never past TS_SEQ_MAX (2^53 - 1): an
+ * ack of 2^64 - 1 wrapped acked + 1 to 0, and 2^53 would leave numbers a
+ * JavaScript dashboard cannot tell apart. Refused: nothing changes. */
+static void renumber_moves_past_the_ack_within_seq_max(void **state)
+{
+    struct ts_store *s = open_store(0, 0, 0);
+    struct ts_reading r[10];
+    for (int i = 0; i < 10; i++)
+        r[i] = make(i % NT, (uint64_t)i, 1, 0);
+    assert_int_equal(ts_store_append(s, r, 10, NULL, 0), TS_OK);
+    struct ts_store_stats st;
+
+    assert_int_equal(ts_store_renumber(s, 0), TS_EINVAL);
+    assert_int_equal(ts_store_renumber(s, UINT64_MAX), TS_EINVAL);
+    assert_int_equal(ts_store_renumber(s, TS_SEQ_MAX + 1), TS_EINVAL);
+    assert_int_equal(ts_store_renumber(s, TS_SEQ_MAX - 8), TS_EINVAL); /* 10 need ..MAX+1 */
+    ts_store_get_stats(s, &st);
+    assert_int_equal(st.next_seq, 11);
+    assert_int_equal(st.acked, 0);
+
+    /* the numbers end exactly at TS_SEQ_MAX: allowed */
+    assert_int_equal(ts_store_renumber(s, TS_SEQ_MAX - 9), TS_OK);
+    ts_store_get_stats(s, &st);
+    assert_int_equal(st.next_seq, TS_SEQ_MAX + 1);
+    assert_int_equal(st.acked, TS_SEQ_MAX - 10);
+    size_t n;
+    struct ts_reading *got = fetch_all(s, 0, &n);
+    assert_int_equal(n, 10);
+    assert_int_equal(got[0].seq, TS_SEQ_MAX - 9);
+    assert_int_equal(got[9].seq, TS_SEQ_MAX);
+    check_coverage(got, n, TS_SEQ_MAX - 9);
+    free(got);
+    ts_store_close(s);
+    remove_files();
+
+    /* an ordinary renumbering; then, once the store may have published, none */
+    s = open_store(0, 0, 0);
+    for (int i = 0; i < 10; i++)
+        r[i] = make(i % NT, (uint64_t)i, 1, 0);
+    assert_int_equal(ts_store_append(s, r, 10, NULL, 0), TS_OK);
+    assert_int_equal(ts_store_renumber(s, 5001), TS_OK);
+    ts_store_get_stats(s, &st);
+    assert_int_equal(st.acked, 5000);
+    assert_int_equal(st.next_seq, 5011);
+    assert_int_equal(ts_store_renumber(s, 3000), TS_OK);   /* already above: nothing */
+    ts_store_get_stats(s, &st);
+    assert_int_equal(st.next_seq, 5011);
+    assert_int_equal(ts_store_mark_published(s, 5005), TS_OK);
+    assert_int_equal(ts_store_renumber(s, 9001), TS_EINVAL);
+    ts_store_get_stats(s, &st);
+    assert_int_equal(st.next_seq, 5011);
+    ts_store_close(s);
+}
+
 static void agent_id_mismatch_is_refused(void **state)
 {
     struct ts_store *s = open_store(0, 0, 0), *other = NULL;
@@ -852,6 +907,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(retention_never_merges_published_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(merged_from_covers_every_seq, setup, teardown),
+        cmocka_unit_test_setup_teardown(renumber_moves_past_the_ack_within_seq_max, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(agent_id_mismatch_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(foreign_files_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(disk_full_holds_readings_in_memory_then_retry_writes_them,
