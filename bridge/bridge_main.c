@@ -67,6 +67,10 @@ static void status(struct ts_relay *relay, struct ts_aggregator *agg, struct ts_
                               " late), %" PRIu64 " files, %" PRIu64 " checkpoints; ",
                               s.partitions, s.agents, s.agents_with_gaps, s.readings, s.duplicates, s.invalid, s.rows,
                               s.late_rows, s.files, s.checkpoints);
+        /* fatal consumer errors, each consumer replaced (docs/bridge.md) */
+        if (s.consumer_failures && n >= 2 && n + 48 < sizeof line)
+            n += (size_t)snprintf(line + n - 2, sizeof line - (n - 2), ", %" PRIu64
+                                  " consumer failures; ", s.consumer_failures) - 2;
     }
     if (ack) {
         struct ts_ack_stats s;
