@@ -8,6 +8,8 @@
 # loopback, replaying its MTA station) and turnstile-agent, whose broker is the
 # central mosquitto at 10.231.X.1. mosquitto, Kafka and turnstile-bridge run in
 # the root namespace. A partition is the host side of the veth taken down.
+# With run.sh --cluster Kafka is three nodes (kafka_cluster_start 3) and the
+# fault_kafka_* functions below (CLUSTER_FAULTS) kill, stop and restart them.
 
 E2E_TAG=$$
 E2E_NET=$(((E2E_TAG % 60) * 4 + 1))   # third octets E2E_NET+1 .. +3, fairly unique per run
