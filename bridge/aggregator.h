@@ -57,7 +57,6 @@ struct ts_aggregator_stats {
     uint64_t commit_failures; /* commits that failed (partition reloaded) */
     uint64_t conflicts;       /* partitions lost to another bridge */
     uint64_t consumer_failures; /* fatal consumer errors: consumer replaced */
-    uint64_t consumer_failures; /* fatal consumer errors: consumer replaced */
     unsigned partitions;      /* assigned now */
     uint64_t agents;          /* agents in the assigned partitions */
     uint64_t agents_with_gaps; /* of which some reading above the ack is missing */
