@@ -265,6 +265,58 @@ static void long_lines_and_edges(void **state)
     ts_seqsets_free(&t);
 }
 
+/* A rewrite reads the old archive through a buffer refilled many times:
+ * an archive of several buffers' worth, with sets of the most ranges among
+ * short lines (one across a refill), merged with new agents; then every
+ * agent is found with its set, and lookups of absent ids miss. */
+static void big_merge_with_long_lines(void **state)
+{
+    struct ts_seqsets first, second, want, absent;
+    struct ts_seqset *set, *s2;
+    struct ts_archive_ref r1, r2;
+    const char *agent;
+    ts_seqsets_init(&first, 0);
+    ts_seqsets_init(&second, 0);
+    ts_seqsets_init(&want, 0);
+    ts_seqsets_init(&absent, 0);
+    random_table(&first, 20000);
+    static const char *const longs[] = {"0", "a", "b-long", "c", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        assert_int_equal(ts_seqsets_get(&first, longs[i], &set), TS_OK);
+        for (uint64_t k = 0; k < TS_SEQSET_MAX_RANGES; k++)
+            assert_int_equal(ts_seqset_add(set, 1000 + 3 * k + i % 2, 1000 + 3 * k + i % 2, NULL),
+                             TS_OK);
+    }
+    random_table(&second, 300);
+    random_table(&absent, 2000);
+    size_t cursor = 0;
+    while (ts_seqsets_next(&first, &cursor, &agent, &set)) {
+        assert_int_equal(ts_seqsets_get(&want, agent, &s2), TS_OK);
+        char *t = set_text(set);
+        assert_int_equal(ts_seqset_decode(s2, t, strlen(t)), TS_OK);
+        free(t);
+    }
+    cursor = 0;
+    while (ts_seqsets_next(&second, &cursor, &agent, &set)) {
+        assert_int_equal(ts_seqsets_get(&want, agent, &s2), TS_OK);
+        char *t = set_text(set);
+        assert_int_equal(ts_seqset_decode(s2, t, strlen(t)), TS_OK);
+        free(t);
+    }
+    struct ts_archive *a1 = write_open(NULL, "agents-000000000001-t.txt", &first, NULL, NULL, &r1);
+    assert_true(r1.size > 3 * (ts_archive_max_line(TS_SEQSET_MAX_RANGES) + 65536));
+    assert_matches(a1, &first, &absent);
+    struct ts_archive *a2 = write_open(a1, "agents-000000000002-t.txt", &second, NULL, NULL, &r2);
+    assert_int_equal(r2.agents, ts_seqsets_count(&want));
+    assert_matches(a2, &want, &absent);
+    ts_archive_close(a1);
+    ts_archive_close(a2);
+    ts_seqsets_free(&first);
+    ts_seqsets_free(&second);
+    ts_seqsets_free(&want);
+    ts_seqsets_free(&absent);
+}
+
 static void damaged_files_are_refused(void **state)
 {
     struct ts_seqsets t;
@@ -339,6 +391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(lookups_match_a_model, setup, teardown),
         cmocka_unit_test_setup_teardown(merge_replaces_and_leaves_out, setup, teardown),
         cmocka_unit_test_setup_teardown(long_lines_and_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(big_merge_with_long_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_files_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(prune_keeps_the_named_and_later_ones, setup, teardown),
     };
