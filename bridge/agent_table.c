@@ -67,6 +67,11 @@ struct ts_seqset *ts_agent_table_peek(struct ts_agent_table *t, const char *agen
     return s ? s : ts_seqsets_find(&t->leaving, agent);
 }
 
+bool ts_agent_table_over(const struct ts_agent_table *t)
+{
+    return ts_seqsets_count(&t->hot) > t->max_agents;
+}
+
 struct cand {
     int64_t touched_ms;
     const char *agent;
