@@ -88,6 +88,9 @@ int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, 
  * TS_EINVAL (too long). */
 int ts_archive_name(uint64_t gen, const char *tag, char *name, size_t size);
 
+/* The generation in the archive's name; 0 for an empty archive. */
+uint64_t ts_archive_generation(const struct ts_archive *a);
+
 /* Deletes the archives (and their temporaries) in dirfd of generations up to
  * upto except keep (a name, may be NULL or ""): no checkpoint can name them
  * any more. Later generations may be another bridge's that has not

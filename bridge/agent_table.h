@@ -84,8 +84,10 @@ bool ts_agent_table_over(const struct ts_agent_table *t);
 int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t gen,
                            const char *tag, struct ts_archive_ref *ref);
 
-/* After the checkpoint: committed, the new archive becomes the current one
- * and the archives of generations up to gen that it replaces are deleted;
+/* After the checkpoint: committed, the new archive (if prepare wrote one)
+ * becomes the current one, and the older archives are deleted except the one
+ * it replaces (the checkpoints before this one name it: an operator may
+ * fall back to them), with the leftovers of failed checkpoints;
  * not committed, the table is left as prepare made it (the caller reloads
  * the partition). The leaving agents' sets are freed either way. */
 void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t gen);
