@@ -231,12 +231,16 @@ sums_ok() { lake_sums >"$work/sums"; cmp -s "$work/sums" "$work/expected"; }
 check "the lake holds every reading once (sums per turnstile)" wait_for 60 sums_ok
 
 # ---- idle agents leave memory ----
-# nobody is seen for agent_idle_s; then one new agent per partition makes each checkpoint
-sleep $((IDLE_S + 1))
+# nobody is seen for agent_idle_s; then 20 new agents make each partition checkpoint (a by-hand
+# run with a long agent_idle_s leaves the wait and the check out)
+[ "$IDLE_S" -gt 60 ] || sleep $((IDLE_S + 1))
 pub "$N" $((N + 20)) idle
 wait_for 60 stat_is readings $((N + 20)) || true
-check "agents idle past agent_idle_s left memory at the next checkpoints (in memory: $(in_memory))" \
-  wait_for 60 eval '[ "$(in_memory)" -le 20 ]'
+if [ "$IDLE_S" -le 60 ]; then
+  check "agents idle past agent_idle_s left memory at the next checkpoints" \
+    wait_for 60 eval '[ "$(in_memory)" -le 20 ]'
+  echo "  in memory now: $(in_memory) agents"
+fi
 # the 20 new agents' readings join the expected sums
 awk -v n="$N" -v s="$STATIONS" 'BEGIN {
   for (i = 0; i < n + 20; i++) { k = sprintf("T-%03d", i % s); e[k] += 1 + i % 5; x[k] += i % 3 }
@@ -246,8 +250,9 @@ awk -v n="$N" -v s="$STATIONS" 'BEGIN {
 acks_before=$(acks_of 0 1000)
 pub 0 1000 again
 check "1,000 re-sent readings of archived agents are duplicates" wait_for 60 stat_is duplicates 1000
-check "their acks are published again ($(acks_of 0 1000) ack messages, $acks_before before)" \
+check "their acks are published again" \
   wait_for 30 eval '[ "$(acks_of 0 1000)" -ge $((acks_before + 1000)) ]'
+echo "  $(acks_of 0 1000) ack messages for them, $acks_before before"
 check "the lake's sums did not change" wait_for 30 eval 'checkpointed_all && sums_ok'
 
 # ---- SIGKILL and a restart: the positions come back with the archives ----
