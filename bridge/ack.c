@@ -14,7 +14,7 @@
  * the current connection and has not changed for idle_ms is forgotten (the
  * broker retains the value; a later ts_ack_set publishes it again), and past
  * max_agents entries the ones published longest ago go first; a sweep does
- * this every SWEEP_MS. An entry costs about 250 bytes. */
+ * this every SWEEP_MS. An entry costs about 230 bytes (bench-memory). */
 #include "ack.h"
 
 #include <errno.h>
@@ -42,6 +42,7 @@ struct entry {
     uint64_t latest;          /* highest value set */
     uint64_t published;       /* value last handed to libmosquitto (0: none) */
     long long pub_ms;         /* when (0: never) */
+    bool gone;                /* sweep: to be forgotten */
     struct entry *next;       /* hash chain */
 };
 
@@ -131,18 +132,6 @@ static struct entry *add(struct ts_ack *a, const char *topic)
     return e;
 }
 
-/* Forgets all[i] (published, not pending); lock held. */
-static void forget(struct ts_ack *a, size_t i)
-{
-    struct entry *e = a->all[i], **pp = &a->buckets[hash(e->topic) & (a->nbuckets - 1)];
-    while (*pp != e)
-        pp = &(*pp)->next;
-    *pp = e->next;
-    a->all[i] = a->all[--a->n];
-    free(e);
-    a->expired++;
-}
-
 static int by_pub_ms(const void *x, const void *y)
 {
     long long p = (*(struct entry *const *)x)->pub_ms, q = (*(struct entry *const *)y)->pub_ms;
@@ -156,35 +145,82 @@ static bool settled(const struct ts_ack *a, const struct entry *e)
     return a->up && e->pub_ms && e->pub_ms >= a->up_ms && e->published == e->latest;
 }
 
-/* Applies the bounds of ts_ack_limits; lock held, network thread. */
+/* Frees the entries marked gone, in one pass, and rebuilds the hash chains
+ * (and shrinks the arrays when they are mostly empty); lock held. */
+static void forget_marked(struct ts_ack *a)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->all[i]->gone) {
+            free(a->all[i]);
+            a->expired++;
+        } else {
+            a->all[k++] = a->all[i];
+        }
+    }
+    a->n = k;
+    if (a->cap > 256 && a->n < a->cap / 4) {
+        size_t cap = a->cap / 2;
+        struct entry **all = realloc(a->all, cap * sizeof *all);
+        if (all) {
+            a->all = all;
+            a->cap = cap;
+        }
+    }
+    size_t nb = a->nbuckets;
+    while (nb > 64 && a->n < nb / 4)
+        nb /= 2;
+    if (nb != a->nbuckets) {
+        struct entry **b = calloc(nb, sizeof *b);
+        if (b) {
+            free(a->buckets);
+            a->buckets = b;
+            a->nbuckets = nb;
+        }
+    }
+    memset(a->buckets, 0, a->nbuckets * sizeof *a->buckets);
+    for (size_t i = 0; i < a->n; i++) {
+        struct entry *e = a->all[i];
+        size_t h = hash(e->topic) & (a->nbuckets - 1);
+        e->next = a->buckets[h];
+        a->buckets[h] = e;
+    }
+}
+
+/* Applies the bounds of ts_ack_limits; lock held, network thread. Marks
+ * what goes, then frees it in one pass: O(n log n) however many go (one
+ * forget at a time, each searching the array, was quadratic: seconds under
+ * the lock after a flood of new agents). */
 static void sweep(struct ts_ack *a, long long now)
 {
+    size_t gone = 0;
     if (a->idle_ms > 0)
-        for (size_t i = 0; i < a->n;) {
-            if (settled(a, a->all[i]) && now - a->all[i]->pub_ms >= a->idle_ms)
-                forget(a, i);
-            else
-                i++;
-        }
-    if (!a->max_agents || a->n <= a->max_agents)
-        return;
-    /* the settled ones published longest ago, down to 3/4 of the bound so
-     * that this does not run on every sweep */
-    struct entry **c = malloc(a->n * sizeof *c);
-    size_t nc = 0, goal = a->max_agents - a->max_agents / 4;
-    if (!c)
-        return;
-    for (size_t i = 0; i < a->n; i++)
-        if (settled(a, a->all[i]))
-            c[nc++] = a->all[i];
-    qsort(c, nc, sizeof *c, by_pub_ms);
-    for (size_t k = 0; k < nc && a->n > goal; k++)
-        for (size_t i = 0; i < a->n; i++)
-            if (a->all[i] == c[k]) {
-                forget(a, i);
-                break;
+        for (size_t i = 0; i < a->n; i++) {
+            struct entry *e = a->all[i];
+            if (settled(a, e) && now - e->pub_ms >= a->idle_ms) {
+                e->gone = true;
+                gone++;
             }
-    free(c);
+        }
+    if (a->max_agents && a->n - gone > a->max_agents) {
+        /* the settled ones published longest ago, down to 3/4 of the bound
+         * so that this does not run on every sweep */
+        size_t nc = 0, goal = a->max_agents - a->max_agents / 4;
+        struct entry **c = malloc(a->n * sizeof *c);
+        if (c) {
+            for (size_t i = 0; i < a->n; i++)
+                if (!a->all[i]->gone && settled(a, a->all[i]))
+                    c[nc++] = a->all[i];
+            qsort(c, nc, sizeof *c, by_pub_ms);
+            for (size_t k = 0; k < nc && a->n - gone > goal; k++) {
+                c[k]->gone = true;
+                gone++;
+            }
+            free(c);
+        }
+    }
+    if (gone)
+        forget_marked(a);
 }
 
 /* Publishes e's latest value, retained, QoS 1; lock held, network thread. */

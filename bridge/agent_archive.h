@@ -10,9 +10,11 @@
  * A checkpoint names its archive with its size and crc32 (aggregator state),
  * so an archive is only trusted once ts_archive_open has checked both.
  *
- * A lookup is a binary search over the file with pread(2): nothing of the
- * archive is held in memory, so memory does not grow with the agents that
- * went idle (one line buffer, bounded by max_line). A new archive is written
+ * A lookup reads one stretch of about 4 KiB of the file with pread(2),
+ * found through a sparse index held in memory (the first id of every 4 KiB:
+ * about 1/80 of the file's size, a quarter of a byte per archived agent), so
+ * memory barely grows with the agents that went idle (plus one line buffer,
+ * bounded by max_line, and 8 KiB). A new archive is written
  * by merging the current one with the agents leaving memory (their lines
  * replace older ones) and leaving out the agents that are back in memory
  * (their set is in the checkpoint's state, which is the truth for them):
@@ -52,8 +54,8 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
                     struct ts_archive **out, char *why, size_t why_size);
 
 /* Opens an archive this process has just written (ts_archive_write gave
- * ref): only its size is checked, not its crc and form. TS_OK, TS_EPARSE
- * (size), TS_ESYS, TS_ENOMEM. */
+ * ref): its size and the order of its ids are checked (one pass, for the
+ * index), not its crc and sets. TS_OK, TS_EPARSE, TS_ESYS, TS_ENOMEM. */
 int ts_archive_adopt(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
                      struct ts_archive **out);
 
@@ -85,6 +87,9 @@ int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, 
  * letters, digits, '.', '_', '-'): "agents-<gen>-<tag>.txt". TS_OK or
  * TS_EINVAL (too long). */
 int ts_archive_name(uint64_t gen, const char *tag, char *name, size_t size);
+
+/* The generation in the archive's name; 0 for an empty archive. */
+uint64_t ts_archive_generation(const struct ts_archive *a);
 
 /* Deletes the archives (and their temporaries) in dirfd of generations up to
  * upto except keep (a name, may be NULL or ""): no checkpoint can name them

@@ -67,6 +67,11 @@ struct ts_seqset *ts_agent_table_peek(struct ts_agent_table *t, const char *agen
     return s ? s : ts_seqsets_find(&t->leaving, agent);
 }
 
+bool ts_agent_table_over(const struct ts_agent_table *t)
+{
+    return ts_seqsets_count(&t->hot) > t->max_agents;
+}
+
 struct cand {
     int64_t touched_ms;
     const char *agent;
@@ -161,12 +166,15 @@ void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t ge
     ts_seqsets_free(&t->leaving);
     ts_seqsets_init(&t->leaving, 0);
     if (committed && t->next) {
+        /* archives of generations up to the one it replaces, that one
+         * excepted (the checkpoints before this one name it), go; with no
+         * rewrite there is nothing new to delete */
+        uint64_t prev = ts_archive_generation(t->archive);
         ts_archive_close(t->archive);
         t->archive = t->next;
         t->next = NULL;
+        ts_archive_prune(t->dirfd, prev ? prev - 1 : gen, ts_archive_ref(t->archive)->name);
     }
-    if (committed)
-        ts_archive_prune(t->dirfd, gen, ts_archive_ref(t->archive)->name);
     ts_archive_close(t->next);
     t->next = NULL;
 }

@@ -4,14 +4,16 @@
  * Each agent's duplicate-removal set (seqset.h) is what keeps its re-sent
  * readings from counting twice and what its acknowledgement is computed
  * from, so an agent's position must survive however long it stays away.
- * The table holds the sets of active agents in memory (about 200 bytes
- * each, plus 16 a gap range); at each checkpoint the agents not seen for
- * idle_ms, and beyond max_agents the least recently seen, move to the
- * partition's archive (agent_archive.h: on disk, looked up by binary
- * search) and come back from it when they are seen again. Memory is thus
- * bounded by max_agents (plus the agents first seen between two
- * checkpoints), whatever the number of agent ids the input names; the
- * checkpoint's state holds only the agents in memory.
+ * The table holds the sets of active agents in memory (about 135 bytes
+ * each, 16 more a gap range: bench-memory); at each checkpoint the agents
+ * not seen for idle_ms, and beyond max_agents the least recently seen, move
+ * to the partition's archive (agent_archive.h: on disk, 19 bytes an agent of
+ * a 16-character id, found through a sparse index) and come back from it
+ * when they are seen again. A table past max_agents asks for a checkpoint at
+ * once (ts_agent_table_over), so memory is bounded by max_agents (plus the
+ * agents of one batch of consumed records while a checkpoint is put off),
+ * whatever the number of agent ids the input names; the checkpoint's state
+ * holds only the agents in memory.
  *
  * A checkpoint goes: ts_agent_table_prepare (the leaving agents are taken
  * out of memory and a new archive holding them is written), the caller
@@ -68,6 +70,12 @@ int ts_agent_table_get(struct ts_agent_table *t, const char *agent, struct ts_se
  * made, else NULL. */
 struct ts_seqset *ts_agent_table_peek(struct ts_agent_table *t, const char *agent);
 
+/* True when more agents are in memory than max_agents: the caller should
+ * checkpoint now (prepare moves the least recently seen out), not wait for
+ * its interval, so that memory stays bounded by max_agents whatever the
+ * rate of new agent ids. */
+bool ts_agent_table_over(const struct ts_agent_table *t);
+
 /* Takes out of memory the agents not seen since now_ms - idle_ms and, past
  * max_agents, the least recently seen down to 3/4 of it, and writes the
  * archive the next checkpoint (generation gen, writer tag tag) names into
@@ -76,8 +84,10 @@ struct ts_seqset *ts_agent_table_peek(struct ts_agent_table *t, const char *agen
 int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t gen,
                            const char *tag, struct ts_archive_ref *ref);
 
-/* After the checkpoint: committed, the new archive becomes the current one
- * and the archives of generations up to gen that it replaces are deleted;
+/* After the checkpoint: committed, the new archive (if prepare wrote one)
+ * becomes the current one, and the older archives are deleted except the one
+ * it replaces (the checkpoints before this one name it: an operator may
+ * fall back to them), with the leftovers of failed checkpoints;
  * not committed, the table is left as prepare made it (the caller reloads
  * the partition). The leaving agents' sets are freed either way. */
 void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t gen);

@@ -117,6 +117,8 @@ struct ts_aggregator {
     int32_t topic_partitions;
     struct ts_retention *retention;
     int64_t last_advance_ms;
+    bool agents_over;            /* a partition just passed [lake] max_agents: the batch ends
+                                    and it checkpoints (agent_table.h) */
     bool fatal;
     struct ts_aggregator_stats st;
 };
@@ -660,9 +662,15 @@ static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct part *p, co
 {
     struct ts_seqset *set;
     bool found;
+    size_t before = ts_seqsets_count(&p->agents.hot), max = (size_t)agg->lake.max_agents;
     int rc = ts_agent_table_get(&p->agents, agent, &set, &found);
     if (rc == TS_OK) {
         set->touched_ms = now;
+        /* the agent that passes max_agents ends the batch: the partition
+         * checkpoints at once (advance_all), moving the least recently seen
+         * out, so that a flood of new ids does not wait for the interval */
+        if (before == max && ts_seqsets_count(&p->agents.hot) == max + 1)
+            agg->agents_over = true;
         return set;
     }
     if (rc != TS_EINVAL) {
@@ -974,8 +982,8 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
             p->dirty = true;
         if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms ||
-                         ts_lake_commit_due(p->lake)) &&
-            (force_commit || !catching_up(agg, p, now)))
+                         ts_lake_commit_due(p->lake) || ts_agent_table_over(&p->agents)) &&
+            (force_commit || ts_agent_table_over(&p->agents) || !catching_up(agg, p, now)))
             part_commit(agg, p, force_commit ? DL_CONFIRM_FINAL_MS : DL_CONFIRM_MS);
     }
     agg->last_advance_ms = now;
@@ -988,7 +996,8 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 
     if (!agg->rk && !consumer_replace(agg, timeout_ms))
         return TS_OK; /* waited for the next consumer */
-    while (n < BATCH_MAX && !agg->fatal && !agg->consumer_failed) {
+    agg->agents_over = false;
+    while (n < BATCH_MAX && !agg->fatal && !agg->consumer_failed && !agg->agents_over) {
         int wait = n == 0 ? timeout_ms : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
         if (!m)

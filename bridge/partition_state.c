@@ -78,9 +78,14 @@ static bool archive_line(const char *buf, size_t len, size_t *pos, struct ts_arc
     if (strcmp(name, "-") != 0) {
         uint64_t gen;
         char tag[TS_ARCHIVE_NAME_MAX], check[TS_ARCHIVE_NAME_MAX];
-        /* only a name ts_archive_name makes: nothing that reaches out of the directory */
+        size_t tl;
+        /* only a name ts_archive_name makes: nothing that reaches out of the
+         * directory (the tag's characters take the ".txt" too: cut it) */
         if (sscanf(name, "agents-%12" SCNu64 "-%100[A-Za-z0-9._-]", &gen, tag) != 2 ||
-            ts_archive_name(gen, tag, check, sizeof check) != TS_OK || strcmp(check, name) != 0)
+            (tl = strlen(tag)) <= 4 || strcmp(tag + tl - 4, ".txt") != 0)
+            return false;
+        tag[tl - 4] = '\0';
+        if (ts_archive_name(gen, tag, check, sizeof check) != TS_OK || strcmp(check, name) != 0)
             return false;
         snprintf(a->name, sizeof a->name, "%s", name);
         a->size = size;

@@ -28,6 +28,7 @@ struct ts_station_windows {
     struct turnstile *slots;       /* open addressing; ca[0] == 0: empty */
     size_t cap, count;             /* cap: a power of two */
     size_t max_turnstiles, max_stations;
+    size_t rows_held;              /* rows over all stations (bounded by max_turnstiles) */
     uint64_t resets;
     struct station *stations;
     size_t n_stations, cap_stations;
@@ -57,9 +58,11 @@ static struct turnstile *slot_for(struct turnstile *slots, size_t cap, const cha
     return &slots[i];
 }
 
+#define INITIAL_CAP 1024
+
 static int grow(struct ts_station_windows *sw)
 {
-    size_t cap = sw->cap ? sw->cap * 2 : 1024;
+    size_t cap = sw->cap ? sw->cap * 2 : INITIAL_CAP;
     struct turnstile *slots = calloc(cap, sizeof *slots);
     if (!slots)
         return TS_ENOMEM;
@@ -105,7 +108,17 @@ static void reset(struct ts_station_windows *sw)
     for (size_t i = 0; i < sw->n_stations; i++)
         free(sw->stations[i].rows);
     sw->n_stations = 0;
-    memset(sw->slots, 0, sw->cap * sizeof *sw->slots);
+    sw->rows_held = 0;
+    /* the table shrinks back to its first size: what input made it grow to
+     * is given back, not kept for ever */
+    struct turnstile *slots = sw->cap > INITIAL_CAP ? calloc(INITIAL_CAP, sizeof *slots) : NULL;
+    if (slots) {
+        free(sw->slots);
+        sw->slots = slots;
+        sw->cap = INITIAL_CAP;
+    } else {
+        memset(sw->slots, 0, sw->cap * sizeof *sw->slots);
+    }
     sw->count = 0;
     sw->resets++;
 }
@@ -193,8 +206,17 @@ void ts_station_windows_row(struct ts_station_windows *sw, const struct ts_windo
         return;
     if (row->window_start_ms > s->start_ms) {
         s->start_ms = row->window_start_ms;
+        sw->rows_held -= s->n_rows;
         s->n_rows = 0;
+        if (s->cap_rows > 64) { /* a window that had many rows gives them back */
+            free(s->rows);
+            s->rows = NULL;
+            s->cap_rows = 0;
+        }
     }
+    if (sw->rows_held >= sw->max_turnstiles)
+        return; /* more rows than turnstiles (groups that differ by more than the turnstile):
+                   the summary is best effort, memory stays bounded */
     if (s->n_rows == s->cap_rows) {
         size_t cap = s->cap_rows ? s->cap_rows * 2 : 16;
         struct ts_window_row *rows = realloc(s->rows, cap * sizeof *rows);
@@ -204,6 +226,7 @@ void ts_station_windows_row(struct ts_station_windows *sw, const struct ts_windo
         s->cap_rows = cap;
     }
     s->rows[s->n_rows++] = *row;
+    sw->rows_held++;
     s->dirty = true;
 }
 

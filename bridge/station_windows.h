@@ -16,11 +16,13 @@
  *
  * Rows of a window older than the one held are ignored, late rows too (the
  * lake has them; a dashboard shows the newest window). Memory: one entry per
- * turnstile (about 100 bytes with the table's slack), plus the rows of one
- * window per station (about 200 bytes a turnstile), bounded: a turnstile or
- * a station beyond the limits (ts_station_windows_set_limits) makes the
- * module forget everything it learnt, and learn it again from the next
- * readings (the summaries are best effort).
+ * turnstile (52 bytes, up to 104 with the table's slack), plus the rows of
+ * one window per station (about 230 bytes a row), bounded: a turnstile or a
+ * station beyond the limits (ts_station_windows_set_limits) makes the module
+ * forget everything it learnt (and give back its memory), and learn it again
+ * from the next readings; rows beyond max_turnstiles in all are left out of
+ * the summaries (which are best effort). At the default limits: at most
+ * about 7 MiB of table and 15 MiB of rows.
  *
  * Not thread-safe: it belongs to the aggregator's thread. */
 #ifndef TS_STATION_WINDOWS_H
@@ -33,7 +35,7 @@
 
 struct ts_station_windows;
 
-#define TS_STATION_WINDOWS_MAX_TURNSTILES (1u << 20)  /* default limits */
+#define TS_STATION_WINDOWS_MAX_TURNSTILES (1u << 16)  /* default limits (NYC: 5,043) */
 #define TS_STATION_WINDOWS_MAX_STATIONS 4096
 
 typedef void (*ts_station_publish_fn)(const char *topic, const char *json, size_t len, void *ctx);

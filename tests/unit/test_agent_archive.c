@@ -17,6 +17,7 @@
 
 #include "agent_archive.h"
 #include "err.h"
+#include "partition_state.h"
 #include "reading.h"
 #include "seqset.h"
 
@@ -265,6 +266,119 @@ static void long_lines_and_edges(void **state)
     ts_seqsets_free(&t);
 }
 
+/* A rewrite reads the old archive through a buffer refilled many times:
+ * an archive of several buffers' worth, with sets of the most ranges among
+ * short lines (one across a refill), merged with new agents; then every
+ * agent is found with its set, and lookups of absent ids miss. */
+static void big_merge_with_long_lines(void **state)
+{
+    struct ts_seqsets first, second, want, absent;
+    struct ts_seqset *set, *s2;
+    struct ts_archive_ref r1, r2;
+    const char *agent;
+    ts_seqsets_init(&first, 0);
+    ts_seqsets_init(&second, 0);
+    ts_seqsets_init(&want, 0);
+    ts_seqsets_init(&absent, 0);
+    random_table(&first, 20000);
+    static const char *const longs[] = {"0", "a", "b-long", "c", "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        assert_int_equal(ts_seqsets_get(&first, longs[i], &set), TS_OK);
+        for (uint64_t k = 0; k < TS_SEQSET_MAX_RANGES; k++)
+            assert_int_equal(ts_seqset_add(set, 1000 + 3 * k + i % 2, 1000 + 3 * k + i % 2, NULL),
+                             TS_OK);
+    }
+    random_table(&second, 300);
+    random_table(&absent, 2000);
+    size_t cursor = 0;
+    while (ts_seqsets_next(&first, &cursor, &agent, &set)) {
+        assert_int_equal(ts_seqsets_get(&want, agent, &s2), TS_OK);
+        char *t = set_text(set);
+        assert_int_equal(ts_seqset_decode(s2, t, strlen(t)), TS_OK);
+        free(t);
+    }
+    cursor = 0;
+    while (ts_seqsets_next(&second, &cursor, &agent, &set)) {
+        assert_int_equal(ts_seqsets_get(&want, agent, &s2), TS_OK);
+        char *t = set_text(set);
+        assert_int_equal(ts_seqset_decode(s2, t, strlen(t)), TS_OK);
+        free(t);
+    }
+    struct ts_archive *a1 = write_open(NULL, "agents-000000000001-t.txt", &first, NULL, NULL, &r1);
+    assert_true(r1.size > 3 * (ts_archive_max_line(TS_SEQSET_MAX_RANGES) + 65536));
+    assert_matches(a1, &first, &absent);
+    struct ts_archive *a2 = write_open(a1, "agents-000000000002-t.txt", &second, NULL, NULL, &r2);
+    assert_int_equal(r2.agents, ts_seqsets_count(&want));
+    assert_matches(a2, &want, &absent);
+    ts_archive_close(a1);
+    ts_archive_close(a2);
+    ts_seqsets_free(&first);
+    ts_seqsets_free(&second);
+    ts_seqsets_free(&want);
+    ts_seqsets_free(&absent);
+}
+
+/* A checkpoint's state names its archive (partition_state.h) and a restart
+ * reads the name back: the tag of a real writer ("<owner>-<pid>-<hex>").
+ * The name's ".txt" was read as part of the tag, so every restart of a
+ * partition with an archive failed ("the archive line is malformed"). */
+static void state_names_the_archive(void **state)
+{
+    struct ts_seqsets t, back;
+    struct ts_seqset *set;
+    struct ts_archive_ref ref, got;
+    struct ts_window_cfg cfg;
+    struct ts_window_agg *w, *w2;
+    char name[TS_ARCHIVE_NAME_MAX], *text, why[256] = "";
+    size_t len;
+    ts_seqsets_init(&t, 0);
+    ts_seqsets_init(&back, 0);
+    assert_int_equal(ts_seqsets_get(&t, "r051-ctrl-01", &set), TS_OK);
+    assert_int_equal(ts_seqset_add(set, 1, 42, NULL), TS_OK);
+    assert_int_equal(ts_archive_name(229, "b1-13069-594c9935", name, sizeof name), TS_OK);
+    struct ts_archive *a = write_open(NULL, name, &t, NULL, NULL, &ref);
+    ts_window_cfg_default(&cfg);
+    assert_int_equal(ts_window_new(&cfg, &w, why, sizeof why), TS_OK);
+    assert_int_equal(ts_window_new(&cfg, &w2, why, sizeof why), TS_OK);
+    assert_int_equal(ts_partition_state_encode(&t, w, &ref, &text, &len), TS_OK);
+    int rc = ts_partition_state_decode(text, len, &back, w2, 0, &got, why, sizeof why);
+    if (rc != TS_OK)
+        fail_msg("decode: %s", why);
+    assert_string_equal(got.name, "agents-000000000229-b1-13069-594c9935.txt");
+    assert_int_equal(got.size, ref.size);
+    assert_int_equal(got.crc, ref.crc);
+    assert_int_equal(got.agents, 1);
+    assert_int_equal(ts_seqsets_count(&back), 1);
+    /* names that are not an archive's are refused: the same state with
+     * another name on its archive line */
+    static const char *const bad[] = {"agents-000000000229-b1.txt/../x.txt", "agents-229-b1.txt",
+                                      "agents-000000000229-b1", "agents-000000000229-.txt",
+                                      "agents-000000000229-b1.csv", "../agents-000000000229-b1.txt"};
+    const char *line = strstr(text, "archive ") + 8, *rest = strchr(line, ' ');
+    char good[TS_ARCHIVE_NAME_MAX];
+    snprintf(good, sizeof good, "%s", got.name);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0] + 1; i++) {
+        char *st = malloc(len + 128);
+        const char *nm = i < sizeof bad / sizeof bad[0] ? bad[i] : good;
+        int n = snprintf(st, len + 128, "%.*s%s%.*s", (int)(line - text), text, nm,
+                         (int)(text + len - rest), rest);
+        ts_window_free(w2);
+        assert_int_equal(ts_window_new(&cfg, &w2, why, sizeof why), TS_OK);
+        rc = ts_partition_state_decode(st, (size_t)n, &back, w2, 0, &got, why, sizeof why);
+        /* the last one, the right name again: accepted (the others fail for their name) */
+        assert_int_equal(rc, i < sizeof bad / sizeof bad[0] ? TS_EPARSE : TS_OK);
+        if (rc != TS_OK)
+            assert_non_null(strstr(why, "archive line"));
+        free(st);
+    }
+    free(text);
+    ts_window_free(w);
+    ts_window_free(w2);
+    ts_archive_close(a);
+    ts_seqsets_free(&t);
+    ts_seqsets_free(&back);
+}
+
 static void damaged_files_are_refused(void **state)
 {
     struct ts_seqsets t;
@@ -339,6 +453,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(lookups_match_a_model, setup, teardown),
         cmocka_unit_test_setup_teardown(merge_replaces_and_leaves_out, setup, teardown),
         cmocka_unit_test_setup_teardown(long_lines_and_edges, setup, teardown),
+        cmocka_unit_test_setup_teardown(big_merge_with_long_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(state_names_the_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_files_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(prune_keeps_the_named_and_later_ones, setup, teardown),
     };

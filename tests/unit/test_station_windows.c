@@ -170,12 +170,44 @@ static void bounded(void **state)
     ts_station_windows_free(sw);
 }
 
+/* Rows are bounded too: groups of one turnstile that differ by their other
+ * fields (LINENAME here) are rows of their own, and past max_turnstiles rows
+ * in all the rest are left out of the summary (it had no bound before). */
+static void rows_bounded(void **state)
+{
+    struct ts_station_windows *sw;
+    struct published p = {0};
+    assert_int_equal(ts_station_windows_new(&sw), TS_OK);
+    ts_station_windows_set_limits(sw, 10, 3);
+    struct ts_reading a = reading("A002", "00-00-00");
+    assert_int_equal(ts_station_windows_learn(sw, &a, "S1"), TS_OK);
+    for (int i = 0; i < 25; i++) {
+        struct ts_window_row r = row("A002", "00-00-00", 1000 * 300000LL, 1, 1, false);
+        snprintf(r.linename, sizeof r.linename, "L%d", i);
+        ts_station_windows_row(sw, &r);
+    }
+    ts_station_windows_flush(sw, collect, &p);
+    assert_int_equal(p.n, 1);
+    int rows = 0;
+    for (const char *q = p.json[0]; (q = strstr(q, "\"linename\"")); q++)
+        rows++;
+    assert_int_equal(rows, 10);
+    /* the next window starts again from none */
+    struct ts_window_row r = row("A002", "00-00-00", 1001 * 300000LL, 1, 1, false);
+    ts_station_windows_row(sw, &r);
+    ts_station_windows_flush(sw, collect, &p);
+    assert_int_equal(p.n, 2);
+    assert_non_null(strstr(p.json[1], "\"window_start_ms\":300300000"));
+    ts_station_windows_free(sw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(summaries),
         cmocka_unit_test(many),
         cmocka_unit_test(bounded),
+        cmocka_unit_test(rows_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
