@@ -79,8 +79,12 @@ static bool archive_line(const char *buf, size_t len, size_t *pos, struct ts_arc
         uint64_t gen;
         char tag[TS_ARCHIVE_NAME_MAX], check[TS_ARCHIVE_NAME_MAX];
         /* only a name ts_archive_name makes: nothing that reaches out of the directory */
-        if (sscanf(name, "agents-%12" SCNu64 "-%100[A-Za-z0-9._-]", &gen, tag) != 2 ||
-            ts_archive_name(gen, tag, check, sizeof check) != TS_OK || strcmp(check, name) != 0)
+        if (sscanf(name, "agents-%12" SCNu64 "-%100[A-Za-z0-9._-]", &gen, tag) != 2)
+            return false;
+        size_t tl = strlen(tag); /* the scan took the ".txt" too: the tag is before it */
+        if (tl > 4 && !strcmp(tag + tl - 4, ".txt"))
+            tag[tl - 4] = '\0';
+        if (ts_archive_name(gen, tag, check, sizeof check) != TS_OK || strcmp(check, name) != 0)
             return false;
         snprintf(a->name, sizeof a->name, "%s", name);
         a->size = size;
