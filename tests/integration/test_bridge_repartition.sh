@@ -10,8 +10,9 @@
 #      relay, the aggregator and its status say so, every ack keeps up.
 #   2. --repartition refuses while the aggregator runs, and while a
 #      partition holds records its checkpoint has not taken.
-#   3. The procedure (docs/bridge.md, "Adding partitions"): stop the relay,
-#      let the aggregator drain, stop it, --repartition, start both. Readings
+#   3. The procedure (docs/bridge.md, "Adding partitions"; repartition.sh):
+#      stop the relay, let an aggregator drain, stop it, --repartition, start
+#      both. Readings
 #      of a3 and a4 now go to partitions 7 and 4; what they sent before,
 #      published again, and a4's re-sends after a SIGKILL are duplicates
 #      there; every ack keeps up, and per turnstile the lake's sums equal what
@@ -128,25 +129,24 @@ check "... and names the partitions" \
   grep -q 'partition(s) of turnstile.readings hold records the lake has not taken' "$work/refused-lag.log"
 check "the layout is still 4" grep -q '^partitions 4$' "$work/lake/turnstile/_manifest/turnstile.readings.layout"
 
-# --- 3. the procedure -----------------------------------------------------------
-bridge_kill relay TERM   # readings wait in mosquitto (the relay's session) and the agents
-agg_up
-check "the aggregator drains every partition" repartition_wait_drained "$work/agg.conf" 60
-bridge_kill agg TERM
+# --- 3. the procedure (repartition.sh: what the e2e cluster fault runs) -------
+# the aggregator is stopped already; STOP stops the relay (readings wait in
+# mosquitto, the relay's session, and in the agents); an aggregator alone
+# drains every partition; --repartition; START starts both again
+mark=$(wc -l <"$work/agg.err")
 rc=0
-repartition_run "$work/agg.conf" "$work/repartition.log" || rc=$?
-cat "$work/repartition.log"
-check "--repartition succeeds (exit $rc)" test "$rc" -eq 0
-check "... and says the agents are spread over 8 partitions" \
-  grep -q 'the agents are now spread over 8 partitions (were 4)' "$work/repartition.log"
+repartition_procedure "$work/agg.conf" "bridge_kill relay TERM" "agg_up; relay_up" \
+  "$work/procedure.log" || rc=$?
+grep 'repartition' "$work/procedure.log" || true
+check "the procedure succeeds (exit $rc)" test "$rc" -eq 0
+check "... --repartition says the agents are spread over 8 partitions" \
+  grep -q 'the agents are now spread over 8 partitions (were 4)' "$work/procedure.log"
+check "... it moved 2 agents" grep -q ': 2 agents moved' "$work/procedure.log"
 check "the layout is 8" grep -q '^partitions 8$' "$work/lake/turnstile/_manifest/turnstile.readings.layout"
 rc=0
 repartition_run "$work/agg.conf" "$work/again.log" || rc=$?
-check "a second run has nothing to do (exit $rc)" \
+check "a second run has nothing to do, bridges running or not (exit $rc)" \
   bash -c "test $rc -eq 0 && grep -q 'nothing to do' '$work/again.log'"
-mark=$(wc -l <"$work/agg.err")
-agg_up
-relay_up
 sleep 4
 # what a3 and a4 sent before the move, published again: the new partitions know it
 grep '^turnstile/v1/ST-a[34]/' "$work/dups.txt" | while read -r topic payload; do
