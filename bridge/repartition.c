@@ -1117,7 +1117,12 @@ int ts_repartition_run(const struct ts_bridge_cfg *cfg, FILE *out, char *why, si
         return rc;
     if ((rc = kafka_new(cfg, &rk, why, why_size)) != TS_OK)
         return rc;
-    if ((m = topic_partitions(rk, topic)) <= 0) {
+    if ((m = topic_partitions(rk, topic)) > TS_LAYOUT_MAX_PARTITIONS) {
+        rc = ts_fail(why, why_size, TS_EINVAL, "%s has %" PRId32 " partitions, more than a "
+                     "layout may have (%d)", topic, m, TS_LAYOUT_MAX_PARTITIONS);
+        goto done;
+    }
+    if (m <= 0) {
         rc = ts_fail(why, why_size, TS_EIO, "kafka: cannot learn how many partitions %s has "
                      "(brokers %s)", topic, cfg->kafka.brokers);
         goto done;
