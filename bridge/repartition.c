@@ -395,6 +395,14 @@ static int check_drained(struct run *r)
                            "checkpoint is at offset %" PRId64 " but the partition ends at %"
                            PRId64 ": was the topic deleted and created again? Nothing done", p,
                            pt->offset, end);
+        if (pt->offset >= 0 && pt->offset < r->a->low[p]) {
+            /* deleted by the topic's retention before the lake took them: the
+             * aggregator would have found the same (records_lost) */
+            TS_LOG(TS_LOG_ERR, "repartition: partition %" PRId32 ": records %" PRId64 "..%"
+                   PRId64 " were deleted by Kafka before the lake took them (retention)", p,
+                   pt->offset, r->a->low[p] - 1);
+            from = r->a->low[p];
+        }
         if (from >= end)
             continue;
         behind++;
@@ -586,14 +594,20 @@ static int merge_step(struct run *r, int dirfd, uint64_t gen, const char *tag, u
                        ts_strerror(rc), rc == TS_ESYS ? ": " : "",
                        rc == TS_ESYS ? strerror(saved) : "");
     }
-    if (*ours) {
+    struct ts_archive *next;
+    rc = ts_archive_adopt(dirfd, &ref, ts_archive_max_line(TS_SEQSET_MAX_RANGES), &next);
+    if (rc != TS_OK) {
+        if (ref.name[0])
+            unlinkat(dirfd, ref.name, 0);
+        return ts_fail(r->why, r->why_size, rc, "reopening %s", name);
+    }
+    if (*ours) { /* the previous step's output: merged into this one */
         unlinkat(dirfd, ts_archive_ref(*cur)->name, 0);
         ts_archive_close(*cur);
     }
     *ours = true;
-    *cur = NULL;
-    rc = ts_archive_adopt(dirfd, &ref, ts_archive_max_line(TS_SEQSET_MAX_RANGES), cur);
-    return rc == TS_OK ? TS_OK : ts_fail(r->why, r->why_size, rc, "reopening %s", name);
+    *cur = next;
+    return TS_OK;
 }
 
 static int gain(struct run *r, int32_t q)

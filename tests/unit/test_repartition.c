@@ -695,6 +695,10 @@ static void refusals_change_nothing_that_counts(void **state)
     generations(8, after);
     assert_memory_equal(before, after, sizeof before);
 
+    /* records after a checkpoint that the topic's retention deleted: nothing
+     * is left to take, so the partition counts as drained (and ends at 150) */
+    fx.low[1] = fx.high[1] = 150;
+
     /* the recheck before the layout changes fails (a relay came back): the
      * layout stays; what was copied counts for nothing; a new run finishes */
     s.recheck_rc = TS_EBUSY;
