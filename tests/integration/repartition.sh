@@ -69,7 +69,7 @@ repartition_lag() { # CONF
     ckpt=$(ls "$dir"/*.ckpt 2>/dev/null | sort | tail -1) || true
     off=-1
     [ -z "$ckpt" ] || off=$(awk '$1 == "offset_next" {print $2; exit}' "$ckpt")
-    [ "$off" -ge 0 ] 2>/dev/null || off=$lo
+    [ "$off" -ge "$lo" ] 2>/dev/null || off=$lo   # none, or deleted by retention: from the first
     [ "$off" -ge "$hi" ] || echo "$p $((hi - off))"
   done <<<"$ends"
 }
