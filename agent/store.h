@@ -41,7 +41,6 @@
 
 #include "reading.h"
 
-#define TS_SEQ_MAX ((UINT64_C(1) << 53) - 1)
 
 struct ts_store_cfg {
     char path[256];

@@ -30,6 +30,9 @@
 #define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
 #define RETENTION_ASK_MS 600000      /* the topic's retention.ms is asked again this often */
 #define BACKLOG_LOG_MS 60000         /* a backlog near the retention: one line a minute */
+#define CONSUMER_BACKOFF_MIN_MS 1000   /* a failed consumer is replaced after this, */
+#define CONSUMER_BACKOFF_MAX_MS 30000  /* doubling up to this while failures repeat */
+#define CONSUMER_STABLE_MS 60000       /* a consumer that lived this long resets it */
 #define DL_WAIT_MS 1000          /* a dead letter waits this long for room in the queue */
 #define DL_CONFIRM_MS 500        /* before a checkpoint: dead letters confirmed within this */
 #define DL_CONFIRM_FINAL_MS 10000 /* ... at revocation and shutdown */
@@ -73,7 +76,13 @@ struct pending_ack {
 };
 
 struct ts_aggregator {
-    rd_kafka_t *rk;
+    rd_kafka_t *rk;              /* NULL between a failed consumer and its successor */
+    struct ts_bridge_kafka_cfg kafka; /* what a new consumer is made from */
+    bool in_rebalance;           /* inside on_rebalance: no group offset commits */
+    bool consumer_failed;        /* librdkafka raised a fatal error: replace rk */
+    int64_t consumer_since_ms;   /* when rk was created */
+    int64_t consumer_next_ms;    /* rk == NULL: when to create the next one */
+    int consumer_backoff_ms;
     struct ts_ack *ack;
     struct ts_station_windows *stations; /* with ack: window summaries for dashboards */
     char topic[128];
@@ -299,6 +308,24 @@ static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, in
     return false;
 }
 
+/* Commits the checkpoint's offset to the group: progress (lag) for operators
+ * only, the lake is the truth. Asynchronous, its result ignored (librdkafka
+ * logs a failure). Never from the rebalance callback: a revocation after the
+ * group session was lost (librdkafka resets the member id) would commit with
+ * an id the coordinator no longer knows, and with static membership the
+ * coordinator answers FENCED_INSTANCE_ID, which librdkafka 2.0 makes a fatal
+ * error of the whole consumer (docs/bridge.md). The next owner's first
+ * checkpoint commits the offset instead. */
+static void monitoring_commit(struct ts_aggregator *agg, const struct part *p)
+{
+    if (p->next_offset < 0 || agg->in_rebalance || !agg->rk || agg->consumer_failed)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = p->next_offset;
+    rd_kafka_commit(agg->rk, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* ack_after = lake: the agents touched since the last checkpoint are
  * acknowledged now that one holds their readings. */
 static void ack_pending(struct ts_aggregator *agg, struct part *p)
@@ -378,12 +405,7 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
         p->ckpt_ms = ts_wall_ms();
         p->backlog_since_ms = INT64_MIN;
         p->dirty = false;
-        if (p->next_offset >= 0) {
-            rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = p->next_offset;
-            rd_kafka_commit(agg->rk, l, 1); /* progress for operators; the lake is the truth */
-            rd_kafka_topic_partition_list_destroy(l);
-        }
+        monitoring_commit(agg, p);
         if (agg->stations && info.rows)
             ts_station_windows_flush(agg->stations, publish_window, agg->ack);
         TS_LOG(TS_LOG_DEBUG, "aggregate: partition %" PRId32 ": checkpoint %" PRIu64
@@ -455,11 +477,22 @@ static bool check_layout(struct ts_aggregator *agg, rd_kafka_t *rk)
     return true;
 }
 
+static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *list);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct ts_aggregator *agg = opaque;
 
+    agg->in_rebalance = true;
+    rebalance(agg, rk, err, list);
+    agg->in_rebalance = false;
+}
+
+static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *list)
+{
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && !check_layout(agg, rk)) {
         agg->fatal = true;
         rd_kafka_assign(rk, NULL);
@@ -501,6 +534,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* --- consuming ----------------------------------------------------------- */
+
+static void consumer_fatal(struct ts_aggregator *agg);
+static void consumer_drop(struct ts_aggregator *agg);
+static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms);
 
 /* A header's bytes (the last of that name); NULL if absent. */
 static const char *header(rd_kafka_headers_t *hdrs, const char *name, size_t *len)
@@ -830,20 +867,18 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
     int64_t start = ts_wall_ms(), now = start;
     int n = 0;
 
-    while (n < BATCH_MAX && !agg->fatal) {
+    if (!agg->rk && !consumer_replace(agg, timeout_ms))
+        return TS_OK; /* waited for the next consumer */
+    while (n < BATCH_MAX && !agg->fatal && !agg->consumer_failed) {
         int wait = n == 0 ? timeout_ms : 0;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
         if (!m)
             break;
         if (m->err) {
-            if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                char reason[256];
-                rd_kafka_fatal_error(agg->rk, reason, sizeof reason);
-                TS_LOG(TS_LOG_ERR, "aggregate: fatal Kafka error: %s", reason);
-                agg->fatal = true;
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+                consumer_fatal(agg);
+            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 TS_LOG(TS_LOG_WARNING, "aggregate: Kafka: %s", rd_kafka_message_errstr(m));
-            }
         } else {
             if (n == 0)
                 now = ts_wall_ms();
@@ -852,6 +887,8 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
         }
         rd_kafka_message_destroy(m);
     }
+    if (agg->consumer_failed)
+        consumer_drop(agg);
     ts_deadletter_poll(agg->dl);
     now = ts_wall_ms();
     if (n > 0 || now - agg->last_advance_ms >= TIMER_MS)
@@ -878,11 +915,141 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
            "aggregate: librdkafka %s: %s", fac, buf);
 }
 
+/* Creates the consumer (agg->rk) from agg->kafka and subscribes. TS_OK, or
+ * TS_ECONFIG with a sentence in why. */
+static int consumer_new(struct ts_aggregator *agg, char *why, size_t why_size)
+{
+    char num[32], err[256];
+    int rc;
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    snprintf(num, sizeof num, "%d", agg->kafka.session_timeout_ms);
+    if ((rc = set_prop(conf, "bootstrap.servers", agg->kafka.brokers, why, why_size)) ||
+        (rc = set_prop(conf, "group.id", agg->kafka.group_id, why, why_size)) ||
+        (rc = set_prop(conf, "client.id", agg->owner, why, why_size)) ||
+        /* static membership: a restarted bridge gets its partitions back at
+         * once, without a rebalance of the whole group */
+        (rc = set_prop(conf, "group.instance.id", agg->owner, why, why_size)) ||
+        (rc = set_prop(conf, "enable.auto.commit", "false", why, why_size)) ||
+        (rc = set_prop(conf, "enable.auto.offset.store", "false", why, why_size)) ||
+        (rc = set_prop(conf, "auto.offset.reset", "earliest", why, why_size)) ||
+        (rc = set_prop(conf, "partition.assignment.strategy", "range", why, why_size)) ||
+        (rc = set_prop(conf, "session.timeout.ms", num, why, why_size)) ||
+        (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
+        /* librdkafka before 2.1 stops fetching a partition for a whole second
+         * (rd_kafka_max_block_ms) once its local queue passes these bounds
+         * (confluentinc/librdkafka#2879): keep the bounds above what the
+         * aggregator takes in a second, or it idles two thirds of the time */
+        (rc = set_prop(conf, "queued.min.messages", "1000000", why, why_size)) ||
+        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size))) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rd_kafka_conf_set_opaque(conf, agg);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    agg->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+    if (!agg->rk) {
+        snprintf(why, why_size, "kafka consumer: %s", err);
+        rd_kafka_conf_destroy(conf);
+        return TS_ECONFIG;
+    }
+    rd_kafka_poll_set_consumer(agg->rk);
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, agg->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(agg->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        snprintf(why, why_size, "kafka subscribe %s: %s", agg->topic, rd_kafka_err2str(e));
+        rd_kafka_destroy(agg->rk);
+        agg->rk = NULL;
+        return TS_ECONFIG;
+    }
+    agg->consumer_since_ms = ts_wall_ms();
+    return TS_OK;
+}
+
+/* librdkafka raised a fatal error: the consumer is unusable for good (in
+ * 2.0.2 it joins no group, turns every assignment into an unassignment,
+ * refuses commits, reconnects no broker). The usual cause is static
+ * membership: a request with a member id the coordinator has replaced is
+ * answered FENCED_INSTANCE_ID (docs/bridge.md). */
+static void consumer_fatal(struct ts_aggregator *agg)
+{
+    char reason[256] = "";
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(agg->rk, reason, sizeof reason);
+    int64_t now = ts_wall_ms();
+    unsigned parts = 0;
+
+    for (size_t i = 0; i < agg->n_parts; i++)
+        parts += agg->parts[i] && agg->parts[i]->assigned;
+    if (now - agg->consumer_since_ms >= CONSUMER_STABLE_MS || agg->consumer_backoff_ms == 0)
+        agg->consumer_backoff_ms = CONSUMER_BACKOFF_MIN_MS;
+    else if ((agg->consumer_backoff_ms *= 2) > CONSUMER_BACKOFF_MAX_MS)
+        agg->consumer_backoff_ms = CONSUMER_BACKOFF_MAX_MS;
+    agg->consumer_failed = true;
+    agg->st.consumer_failures++;
+    TS_LOG(TS_LOG_ERR, "aggregate: consumer failed for good (fatal Kafka error %s: %s): dropping "
+           "its %u partition(s) without a checkpoint (each resumes from its last one), a new "
+           "consumer in %d ms; the relay goes on", rd_kafka_err2name(orig), reason, parts,
+           agg->consumer_backoff_ms);
+}
+
+/* Forgets the partitions of a failed consumer and destroys it. Their state
+ * since the last checkpoint is dropped, never checkpointed: the consumer
+ * that fetched it may no longer own them (the group may have handed them to
+ * another bridge), and their lake checkpoint already holds everything
+ * needed to resume, exactly as after a crash. */
+static void consumer_drop(struct ts_aggregator *agg)
+{
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        struct part *p = agg->parts[i];
+        if (!p || !p->assigned)
+            continue;
+        part_clear(p);
+        p->assigned = false;
+        p->lost = false;
+        p->paused_until_ms = 0;
+        agg->st.partitions--;
+    }
+    /* no consumer_close: no rebalance callback, no commit, no LeaveGroup */
+    rd_kafka_destroy_flags(agg->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    agg->rk = NULL;
+    agg->consumer_failed = false;
+    agg->consumer_next_ms = ts_wall_ms() + agg->consumer_backoff_ms;
+}
+
+/* No consumer: makes the next one when its back-off is over, else sleeps
+ * (at most timeout_ms). True if there is a consumer now. */
+static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms)
+{
+    char why[512] = "";
+    int64_t now = ts_wall_ms();
+
+    if (now >= agg->consumer_next_ms) {
+        if (consumer_new(agg, why, sizeof why) == TS_OK) {
+            TS_LOG(TS_LOG_NOTICE, "aggregate: new Kafka consumer (after %" PRIu64 " failure(s)): "
+                   "joining group %s", agg->st.consumer_failures, agg->kafka.group_id);
+            return true;
+        }
+        TS_LOG(TS_LOG_ERR, "aggregate: cannot make a new Kafka consumer: %s; trying again in %d ms",
+               why, agg->consumer_backoff_ms);
+        agg->consumer_next_ms = now + agg->consumer_backoff_ms;
+    }
+    int64_t left = agg->consumer_next_ms - now;
+    if (left > timeout_ms)
+        left = timeout_ms;
+    if (left > 0) {
+        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
 int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
                       struct ts_aggregator **out, char *why, size_t why_size)
 {
     struct ts_aggregator *agg = calloc(1, sizeof *agg);
-    char num[32], err[256];
     int rc;
 
     if (!agg)
@@ -891,6 +1058,7 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     snprintf(agg->topic, sizeof agg->topic, "%s", cfg->kafka.readings_topic);
     snprintf(agg->owner, sizeof agg->owner, "%s", cfg->bridge.id);
     agg->lake = cfg->lake;
+    agg->kafka = cfg->kafka;
     agg->lake_cfg = (struct ts_lake_cfg){.root = agg->lake.path, .table = agg->lake.table,
                                          .owner = agg->owner, .row_number = agg->lake.row_number,
                                          .compression_level = agg->lake.compression_level,
@@ -917,51 +1085,9 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         free(agg);
         return TS_ECONFIG;
     }
-
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    snprintf(num, sizeof num, "%d", cfg->kafka.session_timeout_ms);
-    if ((rc = set_prop(conf, "bootstrap.servers", cfg->kafka.brokers, why, why_size)) ||
-        (rc = set_prop(conf, "group.id", cfg->kafka.group_id, why, why_size)) ||
-        (rc = set_prop(conf, "client.id", agg->owner, why, why_size)) ||
-        /* static membership: a restarted bridge gets its partitions back at
-         * once, without a rebalance of the whole group */
-        (rc = set_prop(conf, "group.instance.id", agg->owner, why, why_size)) ||
-        (rc = set_prop(conf, "enable.auto.commit", "false", why, why_size)) ||
-        (rc = set_prop(conf, "enable.auto.offset.store", "false", why, why_size)) ||
-        (rc = set_prop(conf, "auto.offset.reset", "earliest", why, why_size)) ||
-        (rc = set_prop(conf, "partition.assignment.strategy", "range", why, why_size)) ||
-        (rc = set_prop(conf, "session.timeout.ms", num, why, why_size)) ||
-        (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
-        /* librdkafka before 2.1 stops fetching a partition for a whole second
-         * (rd_kafka_max_block_ms) once its local queue passes these bounds
-         * (confluentinc/librdkafka#2879): keep the bounds above what the
-         * aggregator takes in a second, or it idles two thirds of the time */
-        (rc = set_prop(conf, "queued.min.messages", "1000000", why, why_size)) ||
-        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size))) {
-        rd_kafka_conf_destroy(conf);
+    if ((rc = consumer_new(agg, why, why_size)) != TS_OK) {
         free(agg);
         return rc;
-    }
-    rd_kafka_conf_set_opaque(conf, agg);
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_log_cb(conf, on_log);
-    agg->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    if (!agg->rk) {
-        snprintf(why, why_size, "kafka consumer: %s", err);
-        rd_kafka_conf_destroy(conf);
-        free(agg);
-        return TS_ECONFIG;
-    }
-    rd_kafka_poll_set_consumer(agg->rk);
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, agg->topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(agg->rk, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (e) {
-        snprintf(why, why_size, "kafka subscribe %s: %s", agg->topic, rd_kafka_err2str(e));
-        rd_kafka_destroy(agg->rk);
-        free(agg);
-        return TS_ECONFIG;
     }
     if (ack && ts_station_windows_new(&agg->stations) != TS_OK) {
         rd_kafka_consumer_close(agg->rk);
@@ -978,7 +1104,9 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         free(agg);
         return rc;
     }
-    if (ts_retention_new(agg->rk, agg->topic, RETENTION_ASK_MS, &agg->retention) != TS_OK)
+    /* on the dead-letter producer's handle: it outlives a replaced consumer */
+    if (ts_retention_new(ts_deadletter_client(agg->dl), agg->topic, RETENTION_ASK_MS,
+                         &agg->retention) != TS_OK)
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: the topic's retention is not watched");
     agg->last_advance_ms = ts_wall_ms();
     *out = agg;
@@ -1050,9 +1178,11 @@ void ts_aggregator_free(struct ts_aggregator *agg)
         return;
     if (!agg->fatal) /* a final checkpoint: windows stay open in the state */
         advance_all(agg, ts_wall_ms(), true);
-    rd_kafka_consumer_close(agg->rk); /* the revoke callback clears the partitions */
+    if (agg->rk) {
+        rd_kafka_consumer_close(agg->rk); /* the revoke callback clears the partitions */
+        rd_kafka_destroy(agg->rk);
+    }
     ts_retention_free(agg->retention);
-    rd_kafka_destroy(agg->rk);
     for (size_t i = 0; i < agg->n_parts; i++) {
         if (agg->parts[i]) {
             part_clear(agg->parts[i]);

@@ -29,8 +29,9 @@
  * go to the partition's pending lake files; at least every
  * checkpoint_interval_ms while anything changed, ts_lake_commit makes the
  * files, the next offset and the state (sets + open windows) durable at once,
- * and then the offset is committed to the group. On revocation and at
- * shutdown each partition is checkpointed (windows stay open in the state).
+ * and then the offset is committed to the group (monitoring only; never from
+ * the rebalance callback). On revocation and at shutdown each partition is
+ * checkpointed (windows stay open in the state).
  * A partition whose commit fails is reloaded from its last checkpoint and
  * paused for a while (disk full, lake unreachable); one whose checkpoint
  * generation was taken by another bridge (TS_ECONFLICT) is dropped until the
@@ -55,6 +56,7 @@ struct ts_aggregator_stats {
     uint64_t checkpoints;     /* commits */
     uint64_t commit_failures; /* commits that failed (partition reloaded) */
     uint64_t conflicts;       /* partitions lost to another bridge */
+    uint64_t consumer_failures; /* fatal consumer errors: consumer replaced */
     unsigned partitions;      /* assigned now */
     uint64_t agents;          /* agents in the assigned partitions */
     uint64_t agents_with_gaps; /* of which some reading above the ack is missing */
@@ -93,9 +95,13 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
                       struct ts_aggregator **out, char *why, size_t why_size);
 
 /* Consumes for up to timeout_ms (less if work is done sooner), advances the
- * windows and checkpoints when due. Call it in a loop. TS_OK, or TS_EIO on a
- * fatal Kafka error or when the lake cannot be recovered (stop the process:
- * systemd restarts it and it resumes from the checkpoints). */
+ * windows and checkpoints when due. Call it in a loop. A fatal error of the
+ * Kafka consumer (e.g. fenced static membership) is handled here: its
+ * partitions are dropped without a checkpoint and a new consumer joins the
+ * group after a back-off (1 s doubling to 30 s; counted in
+ * consumer_failures). TS_OK, or TS_EIO when the lake cannot be recovered
+ * (stop the process: systemd restarts it and it resumes from the
+ * checkpoints). */
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms);
 
 void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_stats *st);

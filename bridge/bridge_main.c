@@ -90,10 +90,10 @@ static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
                               " with gaps, %" PRIu64 " archived), %" PRIu64 " readings, %" PRIu64
                               " duplicates, %" PRIu64 " dead-lettered, %" PRIu64 " passed, %"
                               PRIu64 " rows (%" PRIu64 " late), %" PRIu64 " files, %" PRIu64
-                              " checkpoints; ",
+                              " checkpoints, %" PRIu64 " consumer failures; ",
                               as.partitions, as.agents, as.agents_with_gaps, as.archived,
                               as.readings, as.duplicates, as.invalid, as.passed, as.rows,
-                              as.late_rows, as.files, as.checkpoints);
+                              as.late_rows, as.files, as.checkpoints, as.consumer_failures);
     }
     if (ack) {
         ts_ack_stats(ack, &ks);

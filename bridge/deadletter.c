@@ -179,3 +179,8 @@ void ts_deadletter_free(struct ts_deadletter *d, int flush_ms)
     rd_kafka_destroy(d->rk);
     free(d);
 }
+
+struct rd_kafka_s *ts_deadletter_client(struct ts_deadletter *d)
+{
+    return d->rk;
+}

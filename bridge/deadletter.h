@@ -62,6 +62,11 @@ void ts_deadletter_counts(const struct ts_deadletter *d, uint64_t *sent, uint64_
 
 /* Waits up to flush_ms for the queue (what is left is logged) and frees;
  * NULL-safe. */
+/* The producer's librdkafka handle (lent; valid until ts_deadletter_free),
+ * for admin requests of the aggregator's that must outlive its consumer
+ * (retention.h). */
+struct rd_kafka_s *ts_deadletter_client(struct ts_deadletter *d);
+
 void ts_deadletter_free(struct ts_deadletter *d, int flush_ms);
 
 #endif

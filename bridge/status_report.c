@@ -136,9 +136,10 @@ char *ts_status_report_json(const struct ts_status_report *r, char *problems, si
         put(&b, ",\"aggregate\":{\"readings\":%" PRIu64 ",\"duplicates\":%" PRIu64
             ",\"dead_lettered\":%" PRIu64 ",\"passed\":%" PRIu64 ",\"records_lost\":%" PRIu64
             ",\"agents\":%" PRIu64 ",\"archived\":%" PRIu64 ",\"layout\":%" PRId32
-            ",\"topic_partitions\":%" PRId32 ",\"retention_s\":", s->readings, s->duplicates,
-            s->invalid, s->passed, s->records_lost, s->agents, s->archived, s->layout,
-            s->topic_partitions);
+            ",\"topic_partitions\":%" PRId32 ",\"consumer_failures\":%" PRIu64
+            ",\"checkpoint_failures\":%" PRIu64 ",\"retention_s\":", s->readings,
+            s->duplicates, s->invalid, s->passed, s->records_lost, s->agents, s->archived,
+            s->layout, s->topic_partitions, s->consumer_failures, s->commit_failures);
         if (s->retention_ms == TS_RETENTION_UNKNOWN)
             put(&b, "null");
         else

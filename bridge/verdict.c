@@ -145,6 +145,11 @@ enum ts_verdict_class ts_verdict_judge(const struct ts_verdict_msg *m,
             v->agent);
         return v->cls;
     }
+    if (v->r.seq > TS_SEQ_MAX) {
+        say(v, TS_VERDICT_MALFORMED, "ID's sequence number %" PRIu64 " is above 2^53 - 1, the "
+            "highest an agent uses", v->r.seq);
+        return v->cls;
+    }
     /* the agent's own reading: what the bridge's rules refuse is POLICY */
     int64_t t = v->r.time_ms;
     if (ts_reading_utc_offset(line, &v->r, &v->utc_offset_s) != TS_OK) {
@@ -223,6 +228,10 @@ bool ts_verdict_marker(const char *topic, size_t topic_len, const void *key, siz
         shown(id ? id : "", id ? id_len : 0, text, sizeof text);
         put(reason, "marker: %s '%s' is not '%s:<seq>'",
                  TS_MARKER_HEADER_ID, text, agent);
+        return false;
+    }
+    if (*seq > TS_SEQ_MAX) {
+        put(reason, "marker: %s's sequence number is above 2^53 - 1", TS_MARKER_HEADER_ID);
         return false;
     }
     if (!from || !seq_parse(from, from_len, merged_from) || *merged_from > *seq) {

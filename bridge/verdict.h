@@ -12,7 +12,7 @@
  *   retained   a retained message is not a reading                   MALFORMED
  *   payload    not empty, < TS_READING_LINE_MAX bytes, no NUL, no line break,
  *              ts_reading_parse, the 18-field form, the ID's agent is the
- *              topic's agent                                         MALFORMED
+ *              topic's agent, its number at most TS_SEQ_MAX            MALFORMED
  *   UTC offset TIMESTAMP (local) vs EPOCH_MS within 18 h               POLICY
  *   time       0 .. TS_WINDOW_TIME_MAX (what the lake can write)       POLICY
  *   event time now_ms - max_age_ms .. now_ms + max_ahead_ms           POLICY

@@ -25,6 +25,10 @@
 #define TS_READING_FIELDS 18
 #define TS_READING_LINE_MAX 512
 #define TS_ID_MAX 64
+/* The highest sequence number an agent uses: 2^53 - 1, exact as a
+ * JavaScript number (dashboards), and centuries at a million readings a
+ * second. The store never numbers past it; the bridge refuses IDs above it. */
+#define TS_SEQ_MAX ((UINT64_C(1) << 53) - 1)
 
 struct ts_reading {
     char ca[16], unit[16], scp[16], station[64], linename[32], division[16];

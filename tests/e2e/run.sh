@@ -6,6 +6,9 @@
 #
 #   tests/e2e/run.sh [--faults all|LIST]          each fault once, in turn (ctest)
 #   tests/e2e/run.sh --soak 30m [--seed N]        faults mixed at random for 30 min
+#   tests/e2e/run.sh --cluster [--faults ...]     Kafka as a 3-node cluster; by default
+#                                                 its faults only (leader kill, quorum
+#                                                 loss, rolling restart; ctest)
 #   options: --keep (keep the work directory), --speed X (simulated s per real s)
 #
 # Needs root (ip netns, veth, tmpfs). Exit 0: nothing lost, nothing counted twice.
@@ -15,10 +18,11 @@ bin=${TS_BIN_DIR:-$src/build/bin}
 mta=${TS_MTA_FILE:-$src/../shared/data/mta/turnstile_230603.csv.gz}
 export TS_BIN_DIR=$bin TS_SRC_DIR=$src
 
-faults=all soak_s=0 seed= keep=${TS_KEEP:-} speed=
+faults= soak_s=0 seed= keep=${TS_KEEP:-} speed= cluster=0
 while [ $# -gt 0 ]; do
   case $1 in
     --faults) faults=$2; shift ;;
+    --cluster) cluster=1 ;;
     --soak)
       case $2 in
         *h) soak_s=$((${2%h} * 3600)) ;; *m) soak_s=$((${2%m} * 60)) ;;
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift ;;
     --speed) speed=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -78,6 +82,25 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'echo "e2e: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
+# the faults to run in turn: one node, every fault by default; a cluster, its
+# own by default ("cluster"), and "all" adds every other
+list=
+faults=${faults:-$([ "$cluster" = 1 ] && echo cluster || echo all)}
+for f in ${faults//,/ }; do
+  case $f in
+    cluster) list+=" $CLUSTER_FAULTS" ;;
+    all) list+=" $ALL_FAULTS"; [ "$cluster" = 0 ] || list+=" $CLUSTER_FAULTS" ;;
+    *) list+=" $f" ;;
+  esac
+done
+for f in $list; do
+  declare -F "fault_$f" >/dev/null ||
+    { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS kafka_add_partitions)" >&2; exit 2; }
+  case $f in kafka_*) [ "$f" = kafka_outage ] || [ "$cluster" = 1 ] ||
+    { echo "e2e: fault '$f' needs --cluster" >&2; exit 2; } ;;
+  esac
+done
+
 t_begin=$SECONDS
 # --- set up -----------------------------------------------------------------------
 for n in 1 2 3; do net_up "$n"; done
@@ -85,10 +108,20 @@ E2E_MQTT_PORT=$(free_port)
 listeners=$(for n in 1 2 3; do echo "listener $E2E_MQTT_PORT ${ST_HOST_IP[$n]}"; done)
 broker_start --conf "max_queued_messages 1000000
 $listeners"
-kafka_start
+if [ "$cluster" = 1 ]; then
+  kafka_cluster_start 3   # replication factor 3, min.insync.replicas 2 (kafka.sh)
+else
+  kafka_start
+fi
 kafka_create_topic turnstile.readings 4
 kafka_create_topic turnstile.deadletter 1
 bridge_conf "$work/bridge.conf" b1 "keep_checkpoints = 100000"
+if [ "$cluster" = 1 ]; then
+  # a producer queue that the quorum loss fills: the relay must back-pressure;
+  # checkpoints at the production default (5 s, not 0.5 s): state changed
+  # since the last one is what a revocation checkpoints
+  sed -i 's/^\[kafka\]$/[kafka]\nqueue_max_messages = 1500/; s/^checkpoint_interval_ms = .*/checkpoint_interval_ms = 5000/' "$work/bridge.conf"
+fi
 capture_start
 bridge_up
 for n in 1 2 3; do sim_up "$n"; station_setup "$n"; done
@@ -97,7 +130,8 @@ t0=$(sim_time 1)
 for n in 1 2 3; do agent_start "$n"; done
 sleep 5   # every agent has its baseline (the registers above) before the clocks run
 sim_all resume
-log "set up in $((SECONDS - t_begin)) s: 3 stations ($(cat "$work"/st?/regs.start | wc -l) turnstiles), mosquitto :$BROKER_PORT/:$E2E_MQTT_PORT, Kafka $KAFKA_BOOTSTRAP"
+log "set up in $((SECONDS - t_begin)) s: 3 stations ($(cat "$work"/st?/regs.start | wc -l) turnstiles), mosquitto :$BROKER_PORT/:$E2E_MQTT_PORT, Kafka $KAFKA_BOOTSTRAP ($KAFKA_NODES node(s))"
+bridge_pid0=${BRIDGE_PID[b1]}
 
 # --- faults -------------------------------------------------------------------------
 run_fault() { # NAME
@@ -111,7 +145,9 @@ if [ "$soak_s" -gt 0 ]; then
   kafka_down_s=60
   deadline=$((SECONDS + soak_s))
   fg=() bgl=()
-  for f in $ALL_FAULTS; do
+  soak_list=$ALL_FAULTS
+  [ "$cluster" = 0 ] || soak_list="$ALL_FAULTS $CLUSTER_FAULTS"
+  for f in $soak_list; do
     case " $BACKGROUND_FAULTS " in *" $f "*) bgl+=("$f") ;; *) fg+=("$f") ;; esac
   done
   step=0
@@ -133,10 +169,7 @@ if [ "$soak_s" -gt 0 ]; then
     kill -0 "${BRIDGE_PID[b1]:-0}" 2>/dev/null || { log "the bridge had died: restarted"; bridge_up; }
   done
 else
-  list=$faults
-  [ "$list" = all ] && list=$ALL_FAULTS
-  for f in ${list//,/ }; do
-    declare -F "fault_$f" >/dev/null || { echo "e2e: no fault '$f' (faults: $ALL_FAULTS)" >&2; exit 2; }
+  for f in $list; do
     run_fault "$f"
     sleep 2
   done
@@ -201,6 +234,7 @@ for _ in $(seq 120); do
 done
 log "converged: $converged ($((SECONDS - t_begin)) s)"
 for n in 1 2 3; do agent_kill "$n" TERM; done
+bridge_pid_end=${BRIDGE_PID[b1]:-}
 bridge_kill b1 TERM
 kill "$capture_pid" 2>/dev/null || true; wait "$capture_pid" 2>/dev/null || true; capture_pid=
 
@@ -269,7 +303,7 @@ bad_sums=$(cat "$work"/lake/turnstile/_manifest/*/*.ckpt | awk -v root="$work/la
 dead=$(kcat -b "$KAFKA_BOOTSTRAP" -C -t turnstile.deadletter -o beginning -e -q -f 'x%k\n' 2>/dev/null | grep -c '^x' || true)
 # the lake covers Kafka: each partition's latest checkpoint resumes after its last message
 uncovered=0
-for p in 0 1 2 3; do
+for p in $(seq 0 $(($(_kafka_partitions turnstile.readings | wc -l) - 1))); do
   hi=$(awk -v p="$p" '$1 == p { if ($2 + 1 > m) m = $2 + 1 } END { print m + 0 }' "$work/kafka.txt")
   ck=$(find "$work/lake/turnstile/_manifest/turnstile.readings-$p" -name '*.ckpt' 2>/dev/null | sort | tail -1 || true)
   next_off=0
@@ -339,6 +373,19 @@ fi
 if grep -qw disk_full "$work/faults.done" 2>/dev/null; then
   check "station 3 reported its disk full and wrote again" \
     bash -c "grep -Eqi 'full|no space' '$work/st3/agent.err' && grep -q 'writing again' '$work/st3/agent.err'"
+fi
+if [ "$cluster" = 1 ]; then
+  # the bridge must ride out every fault of the cluster by itself
+  check "the bridge never exited during a Kafka fault ($(cat "$work/bridge_exits" 2>/dev/null | tr '\n' ' '))" test "$E2E_BRIDGE_EXITS" = 0
+  if grep -qw kafka_quorum_loss "$work/faults.done" 2>/dev/null; then
+    check "quorum loss: produce stalled (the relay delivered nothing for 20 s)" test "$E2E_QUORUM_STALLED" -ge 1
+    check "quorum loss: the relay back-pressured (its producer queue was full)" grep -q 'Kafka producer queue full' "$work/b1.err"
+    check "quorum loss: the same bridge process before and after, no restart" test "$E2E_QUORUM_SURVIVED" -ge 1
+  fi
+  if ! grep -qw bridge_kill "$work/faults.done" 2>/dev/null; then
+    check "one bridge process for the whole run" test "$bridge_pid_end" = "$bridge_pid0"
+  fi
+  log "aggregator: $(grep -c 'aggregate: consumer failed for good' "$work/b1.err" || true) consumer failure(s) (fenced), $(grep -c 'aggregate: new Kafka consumer' "$work/b1.err" || true) new consumer(s)"
 fi
 check "no sanitizer report" bash -c "! cat '$work'/st?/agent.err '$work'/b1.err | grep -q 'Sanitizer'"
 log "total $((SECONDS - t_begin)) s"

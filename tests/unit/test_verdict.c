@@ -96,6 +96,17 @@ static void a_valid_reading_is_accepted(void **state)
     assert_int_equal(v.utc_offset_s, -4 * 3600);
 }
 
+/* Sequence numbers: up to 2^53 - 1, what an agent can use (TS_SEQ_MAX). */
+static void sequence_numbers_up_to_2_53(void **state)
+{
+    struct ts_verdict_msg m = relay_msg(TOPIC, line_at(T0, TS_SEQ_MAX, TS_SEQ_MAX), T0);
+    expect(&m, TS_VERDICT_READING, NULL);
+    m = relay_msg(TOPIC, line_at(T0, TS_SEQ_MAX + 1, TS_SEQ_MAX + 1), T0);
+    expect(&m, TS_VERDICT_MALFORMED, "above 2^53 - 1");
+    m = relay_msg(TOPIC, line_at(T0, UINT64_MAX, 1), T0);
+    expect(&m, TS_VERDICT_MALFORMED, "above 2^53 - 1");
+}
+
 static void the_topic_names_station_and_agent(void **state)
 {
     const char *line = line_at(T0, 1, 1);
@@ -363,6 +374,7 @@ static void markers(void **state)
         {TOPIC, "ag-1", "ag-1:57", "", "refused_from ''"},
         {TOPIC, "ag-1", "ag-1:57", NULL, "refused_from ''"},
         {TOPIC, "ag-1", "ag-1:57", "-1", "refused_from '-1'"},
+        {TOPIC, "ag-1", "ag-1:9007199254740992", "1", "above 2^53 - 1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (MARK(bad[i].topic, bad[i].key, bad[i].id, bad[i].from) ||
@@ -379,6 +391,7 @@ int main(void)
     tzset();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_valid_reading_is_accepted),
+        cmocka_unit_test(sequence_numbers_up_to_2_53),
         cmocka_unit_test(the_topic_names_station_and_agent),
         cmocka_unit_test(key_topic_and_id_name_one_agent),
         cmocka_unit_test(retained_is_refused),
