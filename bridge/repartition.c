@@ -103,7 +103,7 @@ static int rec_add(struct closed_rec *c, const struct ts_window_agg *w, char *wh
         return TS_ENOMEM;
     for (char *line = strtok_r(text, "\n", &save); line && rc == TS_OK;
          line = strtok_r(NULL, "\n", &save)) {
-        int64_t v;
+        int64_t v = 0;
         char *arg = strchr(line, ' ');
         if (arg)
             *arg++ = '\0';
