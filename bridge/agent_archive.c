@@ -573,6 +573,120 @@ int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, 
     return TS_OK;
 }
 
+/* ---- streaming: scan and merge (the repartition tool, repartition.h) ---- */
+
+int ts_archive_scan(const struct ts_archive *a,
+                    int (*visit)(const char *agent, const char *set, size_t set_len, void *ctx),
+                    void *ctx)
+{
+    struct lines r = {.a = a};
+    int rc;
+
+    if (!a || a->fd < 0)
+        return TS_OK;
+    if (!(r.buf = malloc(a->max_line + 1)))
+        return TS_ENOMEM;
+    while ((rc = lines_next(&r)) == TS_OK && r.len) {
+        size_t il = strlen(r.id); /* the line is "id<TAB>set\n" */
+        if ((rc = visit(r.id, r.buf + il + 1, r.len - il - 2, ctx)) != TS_OK)
+            break;
+    }
+    free(r.buf);
+    return rc;
+}
+
+/* The next line of r that keep accepts (r->len 0: none left). */
+static int lines_next_kept(struct lines *r, bool (*keep)(const char *agent, void *ctx), void *ctx)
+{
+    int rc;
+    while ((rc = lines_next(r)) == TS_OK && r->len && keep && !keep(r->id, ctx))
+        ;
+    return rc;
+}
+
+int ts_archive_merge(const struct ts_archive *a, bool (*keep_a)(const char *agent, void *ctx),
+                     void *ctx_a, const struct ts_archive *b,
+                     bool (*keep_b)(const char *agent, void *ctx), void *ctx_b, int dirfd,
+                     const char *name, struct ts_archive_ref *ref)
+{
+    char tmp[TS_ARCHIVE_NAME_MAX + 8];
+    struct lines ra = {.a = a}, rb = {.a = b};
+    struct out o = {.crc = crc32_z(0, Z_NULL, 0)};
+    int rc = TS_OK, fd;
+    bool renamed = false;
+
+    memset(ref, 0, sizeof *ref);
+    if (!name[0] || name[0] == '.' || strlen(name) >= sizeof ref->name || strchr(name, '/'))
+        return TS_EINVAL;
+    if ((a && a->fd >= 0 && !(ra.buf = malloc(a->max_line + 1))) ||
+        (b && b->fd >= 0 && !(rb.buf = malloc(b->max_line + 1)))) {
+        free(ra.buf);
+        return TS_ENOMEM;
+    }
+    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || !(o.f = fdopen(fd, "w"))) {
+        int saved = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlinkat(dirfd, tmp, 0);
+        }
+        free(ra.buf);
+        free(rb.buf);
+        errno = saved;
+        return TS_ESYS;
+    }
+    setvbuf(o.f, NULL, _IOFBF, 1 << 16);
+    rc = lines_next_kept(&ra, keep_a, ctx_a);
+    if (rc == TS_OK)
+        rc = lines_next_kept(&rb, keep_b, ctx_b);
+    while (rc == TS_OK && (ra.len || rb.len)) {
+        int cmp = !ra.len ? 1 : !rb.len ? -1 : strcmp(ra.id, rb.id);
+        if (cmp == 0) {
+            rc = TS_ECONFLICT; /* one agent on both sides: which one is the truth? */
+            break;
+        }
+        if (cmp < 0) {
+            if ((rc = put(&o, ra.buf, ra.len)) == TS_OK)
+                rc = lines_next_kept(&ra, keep_a, ctx_a);
+        } else {
+            if ((rc = put(&o, rb.buf, rb.len)) == TS_OK)
+                rc = lines_next_kept(&rb, keep_b, ctx_b);
+        }
+    }
+    free(ra.buf);
+    free(rb.buf);
+    if (fflush(o.f) != 0 || (o.lines && fsync(fileno(o.f)) != 0))
+        rc = rc ? rc : TS_ESYS;
+    if (fclose(o.f) != 0)
+        rc = rc ? rc : TS_ESYS;
+    if (rc == TS_OK && o.lines) {
+        if (renameat(dirfd, tmp, dirfd, name) != 0) {
+            rc = TS_ESYS;
+        } else {
+            renamed = true;
+            if (fsync(dirfd) != 0)
+                rc = TS_ESYS;
+        }
+    }
+    if (rc != TS_OK || !o.lines) {
+        int saved = errno;
+        unlinkat(dirfd, tmp, 0);
+        if (rc != TS_OK && renamed)
+            unlinkat(dirfd, name, 0);
+        errno = saved;
+    }
+    if (rc != TS_OK)
+        return rc;
+    if (o.lines) {
+        snprintf(ref->name, sizeof ref->name, "%s", name);
+        ref->size = o.size;
+        ref->crc = (uint32_t)o.crc;
+        ref->agents = o.lines;
+    }
+    return TS_OK;
+}
+
 /* "agents-<12 digits>-..." (a final name, or a temporary "." + it): the
  * generation. */
 static bool archive_gen(const char *name, uint64_t *gen)

@@ -83,6 +83,31 @@ int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, 
                      size_t add_len, bool (*keep_out)(const char *agent, void *ctx), void *ctx,
                      struct ts_archive_ref *ref);
 
+/* Calls visit(agent, set, set_len, ctx) for every line of a, in order of
+ * the ids (set: the set's text form, without the newline and not
+ * NUL-terminated; both lent for the call). Streams the file: memory is one
+ * line of max_line. visit returns TS_OK to go on; anything else stops the
+ * scan and is returned. TS_OK; TS_EPARSE (a line out of form or order: the
+ * file changed under us); TS_ESYS; TS_ENOMEM. */
+int ts_archive_scan(const struct ts_archive *a,
+                    int (*visit)(const char *agent, const char *set, size_t set_len, void *ctx),
+                    void *ctx);
+
+/* Writes a new archive named name in dirfd: the lines of a that
+ * keep_a(agent, ctx_a) accepts, merged in order with the lines of b that
+ * keep_b(agent, ctx_b) accepts (a or b may be NULL: no lines; a NULL keep_*
+ * accepts every line). Streams both: memory is two lines, whatever the
+ * archives' sizes, so it also serves as a filter (b NULL). An agent
+ * accepted from both is TS_ECONFLICT: the caller's filters must make the
+ * two sides disjoint. *ref receives the new reference; an empty result
+ * writes no file (ref->name ""). TS_OK; TS_ECONFLICT; TS_EPARSE (a line out
+ * of form or order); TS_EINVAL (a bad name); TS_ESYS; TS_ENOMEM. On failure
+ * nothing is left under name. */
+int ts_archive_merge(const struct ts_archive *a, bool (*keep_a)(const char *agent, void *ctx),
+                     void *ctx_a, const struct ts_archive *b,
+                     bool (*keep_b)(const char *agent, void *ctx), void *ctx_b, int dirfd,
+                     const char *name, struct ts_archive_ref *ref);
+
 /* The file name for generation gen and writer tag (a name character set of
  * letters, digits, '.', '_', '-'): "agents-<gen>-<tag>.txt". TS_OK or
  * TS_EINVAL (too long). */

@@ -18,10 +18,12 @@
 #include "now.h"
 #include "log.h"
 #include "relay.h"
+#include "repartition.h"
 #include "status_report.h"
 
 #define EX_USAGE_ 2
 #define EX_CONFIG_ 78 /* sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus */
+#define EX_TEMPFAIL_ 75 /* sysexits.h EX_TEMPFAIL: --repartition refused, not safe now */
 #define FLUSH_MS 10000
 #define DURATION_MAX_S 31536000 /* a year; without --duration the bridge runs until stopped */
 
@@ -39,6 +41,8 @@ static void usage(FILE *out)
             "  -c, --config FILE     configuration file (see config/bridge.conf.example)\n"
             "      --role ROLE       relay, aggregate or all (overrides [bridge] role)\n"
             "      --check-config    load and validate the configuration, then exit\n"
+            "      --repartition     offline: move the agents to the partitions added to the\n"
+            "                        readings topic (docs/bridge.md, \"Adding partitions\")\n"
             "      --config-doc      print the documentation of every configuration key\n"
             "      --duration SEC    stop after SEC seconds, 0.001 to 31536000 (a year)\n"
             "                        (default: run until SIGTERM)\n"
@@ -46,7 +50,8 @@ static void usage(FILE *out)
             "  -h, --help            this help\n"
             "      --version         print the version\n\n"
             "Signals: SIGTERM/SIGINT checkpoint, flush what is queued for Kafka and exit 0.\n"
-            "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure.\n");
+            "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure,\n"
+            "75 --repartition refused (not safe now: the message says what to do).\n");
 }
 
 #define MAX_PARTS 4096 /* partitions shown in the status */
@@ -223,15 +228,16 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_ROLE, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_ROLE, OPT_VERSION, OPT_REPARTITION };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"role", required_argument, NULL, OPT_ROLE},
         {"check-config", no_argument, NULL, OPT_CHECK}, {"config-doc", no_argument, NULL, OPT_DOC},
         {"duration", required_argument, NULL, OPT_DURATION},
+        {"repartition", no_argument, NULL, OPT_REPARTITION},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
     const char *path = NULL, *role_name = NULL;
-    int check = 0, verbose = 0, opt, role;
+    int check = 0, verbose = 0, repartition = 0, opt, role;
     double duration_s = 0;
     char why[256];
 
@@ -240,6 +246,7 @@ int main(int argc, char **argv)
         case 'c': path = optarg; break;
         case OPT_ROLE: role_name = optarg; break;
         case OPT_CHECK: check = 1; break;
+        case OPT_REPARTITION: repartition = 1; break;
         case OPT_DOC: ts_bridge_cfg_doc(stdout); return 0;
         case OPT_DURATION:
             if (ts_parse_double(optarg, 0.001, DURATION_MAX_S, &duration_s, why, sizeof why)) {
@@ -278,9 +285,10 @@ int main(int argc, char **argv)
             return EX_USAGE_;
         }
     }
-    if (role != TS_ROLE_RELAY && !cfg.has_lake) {
-        fprintf(stderr, "turnstile-bridge: %s: the %s role needs a [lake] section\n", path,
-                role == TS_ROLE_ALL ? "all" : "aggregate");
+    if ((role != TS_ROLE_RELAY || repartition) && !cfg.has_lake) {
+        fprintf(stderr, "turnstile-bridge: %s: %s needs a [lake] section\n", path,
+                repartition ? "--repartition" : role == TS_ROLE_ALL ? "the all role"
+                                                                    : "the aggregate role");
         ts_bridge_cfg_free(&cfg);
         return EX_CONFIG_;
     }
@@ -298,6 +306,15 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (repartition) { /* offline: no relay, no aggregator (repartition.h) */
+        char rwhy[1024] = "";
+        int rc = ts_repartition_run(&cfg, stdout, rwhy, sizeof rwhy);
+        if (rc != TS_OK)
+            fprintf(stderr, "turnstile-bridge: --repartition %s: %s\n",
+                    rc == TS_EBUSY ? "refused" : "failed", rwhy[0] ? rwhy : ts_strerror(rc));
+        ts_bridge_cfg_free(&cfg);
+        return rc == TS_OK ? 0 : rc == TS_EBUSY ? EX_TEMPFAIL_ : 1;
+    }
     int rc = run(&cfg, role, duration_s);
     ts_bridge_cfg_free(&cfg);
     return rc == TS_OK ? 0 : 1;
