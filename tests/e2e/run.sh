@@ -95,7 +95,7 @@ for f in ${faults//,/ }; do
 done
 for f in $list; do
   declare -F "fault_$f" >/dev/null ||
-    { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS kafka_add_partitions)" >&2; exit 2; }
+    { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS)" >&2; exit 2; }
   case $f in kafka_*) [ "$f" = kafka_outage ] || [ "$cluster" = 1 ] ||
     { echo "e2e: fault '$f' needs --cluster" >&2; exit 2; } ;;
   esac
@@ -382,7 +382,12 @@ if [ "$cluster" = 1 ]; then
     check "quorum loss: the relay back-pressured (its producer queue was full)" grep -q 'Kafka producer queue full' "$work/b1.err"
     check "quorum loss: the same bridge process before and after, no restart" test "$E2E_QUORUM_SURVIVED" -ge 1
   fi
-  if ! grep -qw bridge_kill "$work/faults.done" 2>/dev/null; then
+  if grep -qw kafka_add_partitions "$work/faults.done" 2>/dev/null; then
+    check "partitions added: the procedure moved the agents and readings reach the new partitions" \
+      test "$E2E_REPARTITIONED" -ge 1
+  fi
+  # the repartition procedure restarts the bridge by design
+  if ! grep -qwE 'bridge_kill|kafka_add_partitions' "$work/faults.done" 2>/dev/null; then
     check "one bridge process for the whole run" test "$bridge_pid_end" = "$bridge_pid0"
   fi
   log "aggregator: $(grep -c 'aggregate: consumer failed for good' "$work/b1.err" || true) consumer failure(s) (fenced), $(grep -c 'aggregate: new Kafka consumer' "$work/b1.err" || true) new consumer(s)"
