@@ -51,21 +51,6 @@ struct ts_archive {
     size_t ix_n, ix_cap, ix_ids_len, ix_ids_cap;
 };
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
 size_t ts_archive_max_line(size_t max_ranges)
 {
     /* id, tab, contiguous, ';', then per range "lo-hi," with 20 digits each */
@@ -172,12 +157,12 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     struct stat st;
     a->fd = openat(dirfd, ref->name, O_RDONLY | O_CLOEXEC);
     if (a->fd < 0 || fstat(a->fd, &st) != 0) {
-        set_why(why, why_size, "archive %s: %s", ref->name, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "archive %s: %s", ref->name, strerror(errno));
         ts_archive_close(a);
         return TS_ESYS;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ref->size) {
-        set_why(why, why_size, "archive %s: %lld bytes, the checkpoint says %" PRIu64,
+        ts_fail(why, why_size, TS_OK, "archive %s: %lld bytes, the checkpoint says %" PRIu64,
                 ref->name, (long long)st.st_size, ref->size);
         ts_archive_close(a);
         return TS_EPARSE;
@@ -194,7 +179,7 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     while (rc == TS_OK && off < ref->size) {
         ssize_t n = read_at(a->fd, chunk, sizeof chunk, off);
         if (n <= 0) {
-            set_why(why, why_size, "archive %s: %s", ref->name, n < 0 ? strerror(errno) : "short");
+            ts_fail(why, why_size, TS_OK, "archive %s: %s", ref->name, n < 0 ? strerror(errno) : "short");
             rc = n < 0 ? TS_ESYS : TS_EPARSE;
             break;
         }
@@ -202,7 +187,7 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
         off += (uint64_t)n;
         for (ssize_t i = 0; i < n && rc == TS_OK; i++) {
             if (have == max_line) {
-                set_why(why, why_size, "archive %s: line %" PRIu64 " longer than %zu bytes",
+                ts_fail(why, why_size, TS_OK, "archive %s: line %" PRIu64 " longer than %zu bytes",
                         ref->name, lines + 1, max_line);
                 rc = TS_EPARSE;
                 break;
@@ -219,7 +204,7 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
             }
             if (!il || (lines > 1 && strcmp(prev, id) >= 0) ||
                 ts_seqset_decode(&scratch, a->line + il + 1, have - il - 2) != TS_OK) {
-                set_why(why, why_size, "archive %s: line %" PRIu64 " is not a set in order",
+                ts_fail(why, why_size, TS_OK, "archive %s: line %" PRIu64 " is not a set in order",
                         ref->name, lines);
                 rc = TS_EPARSE;
                 break;
@@ -235,11 +220,11 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     }
     ts_seqset_free(&scratch);
     if (rc == TS_OK && have) {
-        set_why(why, why_size, "archive %s: the last line has no newline", ref->name);
+        ts_fail(why, why_size, TS_OK, "archive %s: the last line has no newline", ref->name);
         rc = TS_EPARSE;
     }
     if (rc == TS_OK && (crc != ref->crc || lines != ref->agents)) {
-        set_why(why, why_size, "archive %s: crc %08lx and %" PRIu64 " agents, the checkpoint says "
+        ts_fail(why, why_size, TS_OK, "archive %s: crc %08lx and %" PRIu64 " agents, the checkpoint says "
                 "%08" PRIx32 " and %" PRIu64, ref->name, crc, lines, ref->crc, ref->agents);
         rc = TS_EPARSE;
     }

@@ -24,21 +24,6 @@ int32_t ts_layout_partition(const char *agent, size_t agent_len, int32_t n)
     return (int32_t)((uint32_t)crc % (uint32_t)n);
 }
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
 static int dir_path(const char *root, const char *table, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s/%s/_manifest", root, table);
@@ -71,12 +56,12 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
     if (fd < 0) {
         if (errno == ENOENT)
             return TS_ENOTFOUND;
-        set_why(why, why_size, "%s: %s", path, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "%s: %s", path, strerror(errno));
         return TS_ESYS;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_why(why, why_size, "%s: not a regular file", path);
+        ts_fail(why, why_size, TS_OK, "%s: not a regular file", path);
         close(fd);
         return TS_EPARSE;
     }
@@ -85,7 +70,7 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
     close(fd);
     if (len < 0) {
         errno = saved;
-        set_why(why, why_size, "%s: %s", path, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "%s: %s", path, strerror(errno));
         return TS_ESYS;
     }
     buf[len] = '\0';
@@ -95,7 +80,7 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
         v = strtoll(p + 12, NULL, 10);
     if (v < 1 || v > TS_LAYOUT_MAX_PARTITIONS || text_of(topic, (int32_t)v, want, sizeof want) != len ||
         memcmp(want, buf, (size_t)len) != 0) {
-        set_why(why, why_size, "%s: not a layout of topic %s (damaged, or written by hand?)", path,
+        ts_fail(why, why_size, TS_OK, "%s: not a layout of topic %s (damaged, or written by hand?)", path,
                 topic);
         return TS_EPARSE;
     }
@@ -147,7 +132,7 @@ int ts_layout_create(const char *root, const char *table, const char *topic, int
         return rc;
     int dfd = open_dir(dir);
     if (dfd < 0) {
-        set_why(why, why_size, "%s: %s", dir, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "%s: %s", dir, strerror(errno));
         return TS_ESYS;
     }
     snprintf(fin, sizeof fin, "%s.layout", topic);
@@ -160,7 +145,7 @@ int ts_layout_create(const char *root, const char *table, const char *topic, int
             rc = TS_ESYS;
     }
     if (rc)
-        set_why(why, why_size, "creating %s/%s: %s", dir, fin, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "creating %s/%s: %s", dir, fin, strerror(errno));
     close(dfd);
     return rc ? rc : ts_layout_read(root, table, topic, actual, why, why_size);
 }
@@ -173,7 +158,7 @@ int ts_layout_replace(const char *root, const char *table, const char *topic, in
         return TS_EINVAL;
     int dfd = open_dir(dir);
     if (dfd < 0) {
-        set_why(why, why_size, "%s: %s", dir, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "%s: %s", dir, strerror(errno));
         return TS_ESYS;
     }
     snprintf(fin, sizeof fin, "%s.layout", topic);
@@ -181,7 +166,7 @@ int ts_layout_replace(const char *root, const char *table, const char *topic, in
     if (rc == TS_OK && (renameat(dfd, tmp, dfd, fin) != 0 || fsync(dfd) != 0))
         rc = TS_ESYS;
     if (rc) {
-        set_why(why, why_size, "writing %s/%s: %s", dir, fin, strerror(errno));
+        ts_fail(why, why_size, TS_OK, "writing %s/%s: %s", dir, fin, strerror(errno));
         unlinkat(dfd, tmp, 0);
     }
     close(dfd);

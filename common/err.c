@@ -1,5 +1,7 @@
 #include "err.h"
 
+#include <errno.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -49,10 +51,12 @@ const char *ts_strerror(int err)
 int ts_fail(char *why, size_t why_size, int code, const char *fmt, ...)
 {
     va_list ap;
+    int saved = errno; /* the caller may still report strerror(errno) */
     if (why && why_size) {
         va_start(ap, fmt);
         vsnprintf(why, why_size, fmt, ap);
         va_end(ap);
     }
+    errno = saved;
     return code;
 }

@@ -33,7 +33,8 @@ enum ts_err {
 /* A static string describing err; never NULL. */
 const char *ts_strerror(int err);
 
-/* Writes the sentence fmt into why (if why and why_size) and returns code:
+/* Writes the sentence fmt into why (if why and why_size), keeps errno, and
+ * returns code:
  * `return ts_fail(why, why_size, TS_ECONFIG, "port %d out of range", p);` */
 int ts_fail(char *why, size_t why_size, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
