@@ -1064,6 +1064,8 @@ static int consumer_new(struct ts_aggregator *agg, char *why, size_t why_size)
         (rc = set_prop(conf, "partition.assignment.strategy", "range", why, why_size)) ||
         (rc = set_prop(conf, "session.timeout.ms", num, why, why_size)) ||
         (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
+        /* partitions added to the topic are noticed (and reported) within a minute */
+        (rc = set_prop(conf, "topic.metadata.refresh.interval.ms", "60000", why, why_size)) ||
         /* librdkafka before 2.1 stops fetching a partition for a whole second
          * (rd_kafka_max_block_ms) once its local queue passes these bounds
          * (confluentinc/librdkafka#2879): keep the bounds above what the

@@ -114,8 +114,10 @@ static const struct ts_cfg_key lake_keys[] = {
      .doc = "watermark = highest event time - lateness_s; -1: one window"},
     {"idle_s", TS_CFG_INT, NOSIZE(L, idle_s), 0, 30 * 86400, "600",
      .doc = "a window nobody adds to while event time stands still closes after this; 0: never"},
-    {"max_open_groups", TS_CFG_INT, NOSIZE(L, max_open_groups), 0, 100000000, "1048576",
-     .doc = "memory bound per partition: past it the oldest windows close early; 0: none"},
+    {"max_open_groups", TS_CFG_INT, NOSIZE(L, max_open_groups), 0, 100000000, "262144",
+     .doc = "memory bound per partition, in (turnstile, window) groups of about 400 bytes: past "
+            "it the oldest windows close early; size it to the turnstiles times the windows open "
+            "at once, with a margin; 0: none (input then bounds it)"},
     {"checkpoint_interval_ms", TS_CFG_INT, NOSIZE(L, checkpoint_interval_ms), 100, 3600000, "5000",
      .doc = "files and offsets are committed at least this often while readings flow"},
     {"keep_checkpoints", TS_CFG_INT, NOSIZE(L, keep_checkpoints), 1, 100000, "100",

@@ -636,6 +636,8 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
         {"linger.ms", linger},
         {"compression.type", kafka->compression[0] ? kafka->compression : "none"},
         {"log.connection.close", "false"},    /* idle connections closed by the broker */
+        /* partitions added to the topic are noticed (and reported) within a minute */
+        {"topic.metadata.refresh.interval.ms", "60000"},
     };
     for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
         if ((rc = kset(conf, props[i][0], props[i][1], why, why_size)) != TS_OK) {
