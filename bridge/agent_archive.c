@@ -569,11 +569,12 @@ int ts_archive_scan(const struct ts_archive *a,
 
     if (!a || a->fd < 0)
         return TS_OK;
-    if (!(r.buf = malloc(a->max_line + 1)))
+    r.cap = a->max_line + READ_AHEAD;
+    if (!(r.buf = malloc(r.cap)))
         return TS_ENOMEM;
     while ((rc = lines_next(&r)) == TS_OK && r.len) {
         size_t il = strlen(r.id); /* the line is "id<TAB>set\n" */
-        if ((rc = visit(r.id, r.buf + il + 1, r.len - il - 2, ctx)) != TS_OK)
+        if ((rc = visit(r.id, r.line + il + 1, r.len - il - 2, ctx)) != TS_OK)
             break;
     }
     free(r.buf);
@@ -603,8 +604,10 @@ int ts_archive_merge(const struct ts_archive *a, bool (*keep_a)(const char *agen
     memset(ref, 0, sizeof *ref);
     if (!name[0] || name[0] == '.' || strlen(name) >= sizeof ref->name || strchr(name, '/'))
         return TS_EINVAL;
-    if ((a && a->fd >= 0 && !(ra.buf = malloc(a->max_line + 1))) ||
-        (b && b->fd >= 0 && !(rb.buf = malloc(b->max_line + 1)))) {
+    ra.cap = a ? a->max_line + READ_AHEAD : 0;
+    rb.cap = b ? b->max_line + READ_AHEAD : 0;
+    if ((a && a->fd >= 0 && !(ra.buf = malloc(ra.cap))) ||
+        (b && b->fd >= 0 && !(rb.buf = malloc(rb.cap)))) {
         free(ra.buf);
         return TS_ENOMEM;
     }
@@ -632,10 +635,10 @@ int ts_archive_merge(const struct ts_archive *a, bool (*keep_a)(const char *agen
             break;
         }
         if (cmp < 0) {
-            if ((rc = put(&o, ra.buf, ra.len)) == TS_OK)
+            if ((rc = put(&o, ra.line, ra.len)) == TS_OK)
                 rc = lines_next_kept(&ra, keep_a, ctx_a);
         } else {
-            if ((rc = put(&o, rb.buf, rb.len)) == TS_OK)
+            if ((rc = put(&o, rb.line, rb.len)) == TS_OK)
                 rc = lines_next_kept(&rb, keep_b, ctx_b);
         }
     }

@@ -321,17 +321,20 @@ static void conflicts_and_empty_results_leave_no_file(void **state)
 
 static void damaged_inputs_are_refused(void **state)
 {
-    /* a file whose lines are out of order, taken with only its size checked
-     * (ts_archive_adopt): the merge and the scan notice */
-    static const char bad[] = "b\t1\na\t2\n";
+    /* ts_archive_adopt checks the order of the ids as it indexes them */
+    static const char bad[] = "b\t1\na\t2\n", good[] = "a\t1\nb\t2\n";
     int fd = openat(dfd, "agents-000000000001-t.txt", O_WRONLY | O_CREAT, 0644);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, bad, sizeof bad - 1), (ssize_t)(sizeof bad - 1));
-    close(fd);
     struct ts_archive_ref ref = {.name = "agents-000000000001-t.txt", .size = sizeof bad - 1,
                                  .agents = 2};
     struct ts_archive *a;
+    assert_int_equal(ts_archive_adopt(dfd, &ref, 100, &a), TS_EPARSE);
+    /* a file that changes under an adopted archive: the merge and the scan notice */
+    assert_int_equal(pwrite(fd, good, sizeof good - 1, 0), (ssize_t)(sizeof good - 1));
     assert_int_equal(ts_archive_adopt(dfd, &ref, 100, &a), TS_OK);
+    assert_int_equal(pwrite(fd, bad, sizeof bad - 1, 0), (ssize_t)(sizeof bad - 1));
+    close(fd);
     struct ts_archive_ref out;
     assert_int_equal(ts_archive_merge(a, NULL, NULL, NULL, NULL, NULL, dfd,
                                       "agents-000000000002-t.txt", &out), TS_EPARSE);
