@@ -94,7 +94,8 @@ static void expect_error(const char *head, const char *tail, const char *const n
 {
     char text[4096];
 
-    snprintf(text, sizeof text, "%s%s", head, tail);
+    int n = snprintf(text, sizeof text, "%s%s", head, tail);
+    assert_true(n > 0 && (size_t)n < sizeof text);
     write_file(text);
     expect_file_error(path, needles);
 }
