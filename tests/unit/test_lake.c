@@ -1403,7 +1403,8 @@ static void check_data_file(const char *dir, const char *name, uint64_t latest,
     if (!name_parts(name, &g, &seq, &late) || g == 0 || g > latest)
         fail_msg("visible file %s/%s: no checkpoint %" PRIu64 " names it", dir, name, g);
     char rel[200];
-    snprintf(rel, sizeof rel, "turnstile/%s/%s", dir, name);
+    int rel_len = snprintf(rel, sizeof rel, "turnstile/%s/%s", dir, name);
+    assert_true(rel_len > 0 && (size_t)rel_len < sizeof rel);
     struct named_file *f = NULL;
     for (size_t i = 0; i < ckpts[g].n && !f; i++)
         if (!strcmp(ckpts[g].files[i].path, rel))
