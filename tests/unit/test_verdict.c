@@ -268,11 +268,16 @@ static void policy_refusals(void **state)
     assert_string_equal(v.agent, "ag-1");
     assert_int_equal(v.r.seq, 9);
     assert_int_equal(v.r.merged_from, 8);
-    /* after the last time the lake can write (9998-12-31) */
+    /* after the last time the lake can write (9998-12-31); a 32-bit time_t
+     * (armhf) cannot hold times past 2038 at all: the parser refuses them */
     m = relay_msg(TOPIC, "A002,R051,02-00-00,59 ST,NQR456W,BMT,06-01-99,00:00:00,REGULAR,1,0,"
                          "ag-1:9,9999-06-01 00:00:00,253383811200000,1,0,,9", T0);
-    assert_int_equal(ts_verdict_judge(&m, NULL, &v), TS_VERDICT_POLICY);
-    assert_non_null(strstr(v.reason, "EPOCH_MS 253383811200000 is not a time the lake"));
+    if (sizeof(time_t) >= 8) {
+        assert_int_equal(ts_verdict_judge(&m, NULL, &v), TS_VERDICT_POLICY);
+        assert_non_null(strstr(v.reason, "EPOCH_MS 253383811200000 is not a time the lake"));
+    } else {
+        assert_int_equal(ts_verdict_judge(&m, NULL, &v), TS_VERDICT_MALFORMED);
+    }
     /* TIMESTAMP 19 h from EPOCH_MS */
     m = relay_msg(TOPIC, "A002,R051,02-00-00,59 ST,NQR456W,BMT,05-27-23,23:00:00,REGULAR,1,0,"
                          "ag-1:9,2023-05-27 23:00:00,1685160000000,1,0,,9", T0);
@@ -318,14 +323,18 @@ static void event_time_bounds_at_their_edges(void **state)
     struct ts_verdict_msg m = relay_msg(TOPIC, line_at(0, 1, 1), now);
     assert_int_equal(ts_verdict_judge(&m, &none, &v), TS_VERDICT_READING);
     assert_int_equal(ts_verdict_judge(&m, NULL, &v), TS_VERDICT_READING);
-    m = relay_msg(TOPIC, line_at(TS_WINDOW_TIME_MAX, 1, 1), now);
-    assert_int_equal(ts_verdict_judge(&m, &none, &v), TS_VERDICT_READING);
+    if (sizeof(time_t) >= 8) { /* past 2038: see policy_refusals */
+        m = relay_msg(TOPIC, line_at(TS_WINDOW_TIME_MAX, 1, 1), now);
+        assert_int_equal(ts_verdict_judge(&m, &none, &v), TS_VERDICT_READING);
+    }
     b.max_age_ms = 0;
     m = relay_msg(TOPIC, line_at(0, 1, 1), now);
     assert_int_equal(ts_verdict_judge(&m, &b, &v), TS_VERDICT_READING);
     b = (struct ts_verdict_bounds){.max_age_ms = DAY_MS, .max_ahead_ms = 0};
-    m = relay_msg(TOPIC, line_at(TS_WINDOW_TIME_MAX, 1, 1), now);
-    assert_int_equal(ts_verdict_judge(&m, &b, &v), TS_VERDICT_READING);
+    if (sizeof(time_t) >= 8) {
+        m = relay_msg(TOPIC, line_at(TS_WINDOW_TIME_MAX, 1, 1), now);
+        assert_int_equal(ts_verdict_judge(&m, &b, &v), TS_VERDICT_READING);
+    }
     /* any reference time, however absurd, gives an answer without overflow */
     int64_t nows[] = {INT64_MIN, -1, 0, INT64_MAX};
     for (size_t i = 0; i < 4; i++) {
