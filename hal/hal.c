@@ -81,3 +81,11 @@ void ts_source_free(struct ts_source *src)
         src->backend->destroy(src);
     free(src);
 }
+
+int ts_source_read_regs(struct ts_source *src, size_t i, int addr, int count, uint16_t *regs)
+{
+    if (!src->backend->read_regs || i >= src->n_turnstiles || count < 1 || count > TS_RAW_REGS_MAX ||
+        addr < 0 || addr + count > 65536)
+        return TS_EINVAL;
+    return src->backend->read_regs(src, i, addr, count, regs);
+}

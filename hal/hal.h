@@ -97,6 +97,10 @@ struct ts_hal_backend {
     int (*open)(struct ts_source *src);
     /* Reads the cumulative counters of turnstile i (index into src->turnstiles). */
     int (*read)(struct ts_source *src, size_t i, uint64_t *entries, uint64_t *exits);
+    /* Reads count (1..TS_RAW_REGS_MAX) registers from addr, of turnstile i's
+     * register type, as they come off the wire, bounded by the device's
+     * timeouts and retries. NULL where there are no registers (gpio, sim). */
+    int (*read_regs)(struct ts_source *src, size_t i, int addr, int count, uint16_t *regs);
     /* Closes the link; open may be called again later. Safe when not open. */
     void (*close)(struct ts_source *src);
     /* Frees src->data. NULL-safe on a partly created source. */
@@ -127,6 +131,13 @@ void ts_hal_bus_key(const struct ts_device_cfg *cfg, char *buf, size_t size);
 int ts_source_new(const struct ts_device_cfg *cfg, const struct ts_turnstile_cfg *const *turnstiles,
                   size_t n, struct ts_source **out);
 void ts_source_free(struct ts_source *src);
+
+/* Raw registers for commissioning (agent/probe.c): count (1..TS_RAW_REGS_MAX)
+ * registers from addr as turnstile i's register type, undecoded, into regs
+ * (lent, count words). TS_OK, the read's error, or TS_EINVAL when the source
+ * has no registers or count is out of range. */
+#define TS_RAW_REGS_MAX 8
+int ts_source_read_regs(struct ts_source *src, size_t i, int addr, int count, uint16_t *regs);
 const char *ts_hal_kind_name(enum ts_hal_kind kind);
 int ts_hal_kind_parse(const char *name, enum ts_hal_kind *out);
 

@@ -104,11 +104,17 @@ static int modbus_read_counters(struct ts_source *src, size_t i, uint64_t *entri
     return TS_OK;
 }
 
+static int modbus_read_raw(struct ts_source *src, size_t i, int addr, int count, uint16_t *regs)
+{
+    return read_regs(src, src->turnstiles[i], addr, count, regs);
+}
+
 const struct ts_hal_backend ts_backend_modbus_tcp = {
     .name = "modbus-tcp",
     .create = modbus_create,
     .open = modbus_open,
     .read = modbus_read_counters,
+    .read_regs = modbus_read_raw,
     .close = modbus_close_link,
     .destroy = modbus_destroy,
 };
@@ -118,6 +124,7 @@ const struct ts_hal_backend ts_backend_modbus_rtu = {
     .create = modbus_create,
     .open = modbus_open,
     .read = modbus_read_counters,
+    .read_regs = modbus_read_raw,
     .close = modbus_close_link,
     .destroy = modbus_destroy,
 };
