@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "err.h"
 #include "log.h"
+#include "probe.h"
 
 #define EX_USAGE_ 2
 #define EX_CONFIG_ 78 /* sysexits.h EX_CONFIG: the unit's RestartPreventExitStatus */
@@ -33,6 +34,11 @@ static void usage(FILE *out)
             "      --duration SEC    stop after SEC seconds, 0.001 to 31536000 (a year)\n"
             "                        (default: run until SIGTERM)\n"
             "      --print           print readings on stdout also when publishing\n"
+            "      --probe           commissioning: read every device a few times, show the\n"
+            "                        counters in every width and word order, name the\n"
+            "                        plausible one (docs/commissioning.md); nothing is stored\n"
+            "      --probe-samples N reads per device, 2 to 1000 (default 5)\n"
+            "      --probe-interval-ms MS  between reads, 10 to 60000 (default 1000)\n"
             "      --quiet           do not print readings\n"
             "  -v, --verbose         log at debug level\n"
             "  -h, --help            this help\n"
@@ -40,20 +46,27 @@ static void usage(FILE *out)
             "Signals: SIGTERM/SIGINT finish the poll cycle, flush, disconnect and exit 0.\n"
             "A changed configuration takes a restart (systemctl restart turnstile-agent):\n"
             "devices, the store and the MQTT session are all set up from it at start.\n"
-            "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure.\n");
+            "Exit status: 0 ok, 2 usage error, 78 configuration error, 1 runtime failure;\n"
+            "--probe: 3 a configured register map is implausible while another one is\n"
+            "plausible, 4 a device could not be read at every sample, 5 a turnstile's\n"
+            "counters are implausible in every register map (the first of 3, 4, 5 that applies).\n");
 }
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_QUIET, OPT_PRINT, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_QUIET, OPT_PRINT, OPT_VERSION, OPT_PROBE,
+           OPT_PROBE_SAMPLES, OPT_PROBE_INTERVAL };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, OPT_CHECK},
         {"config-doc", no_argument, NULL, OPT_DOC}, {"duration", required_argument, NULL, OPT_DURATION},
         {"quiet", no_argument, NULL, OPT_QUIET}, {"print", no_argument, NULL, OPT_PRINT},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+        {"version", no_argument, NULL, OPT_VERSION}, {"probe", no_argument, NULL, OPT_PROBE},
+        {"probe-samples", required_argument, NULL, OPT_PROBE_SAMPLES},
+        {"probe-interval-ms", required_argument, NULL, OPT_PROBE_INTERVAL}, {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int check = 0, quiet = 0, print = 0, verbose = 0, opt;
+    int check = 0, quiet = 0, print = 0, verbose = 0, probe = 0, opt;
+    struct ts_probe_opts probe_opts = {TS_PROBE_SAMPLES_DEFAULT, TS_PROBE_INTERVAL_DEFAULT_MS};
     struct ts_agent_opts opts = {0};
     char why[256];
 
@@ -65,6 +78,21 @@ int main(int argc, char **argv)
         case OPT_DURATION:
             if (ts_parse_double(optarg, 0.001, DURATION_MAX_S, &opts.duration_s, why, sizeof why)) {
                 fprintf(stderr, "turnstile-agent: --duration: %s\n", why);
+                return EX_USAGE_;
+            }
+            break;
+        case OPT_PROBE: probe = 1; break;
+        case OPT_PROBE_SAMPLES:
+            if (ts_parse_int(optarg, TS_PROBE_SAMPLES_MIN, TS_PROBE_SAMPLES_MAX, &probe_opts.samples,
+                             why, sizeof why)) {
+                fprintf(stderr, "turnstile-agent: --probe-samples: %s\n", why);
+                return EX_USAGE_;
+            }
+            break;
+        case OPT_PROBE_INTERVAL:
+            if (ts_parse_int(optarg, TS_PROBE_INTERVAL_MIN_MS, TS_PROBE_INTERVAL_MAX_MS,
+                             &probe_opts.interval_ms, why, sizeof why)) {
+                fprintf(stderr, "turnstile-agent: --probe-interval-ms: %s\n", why);
                 return EX_USAGE_;
             }
             break;
@@ -105,6 +133,11 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (probe) {
+        int status = ts_probe_run(&cfg, &probe_opts, stdout, &stop);
+        ts_agent_cfg_free(&cfg);
+        return status;
+    }
     int rc = ts_agent_run(&cfg, &opts, &stop);
     if (rc != TS_OK)
         TS_LOG(TS_LOG_ERR, "agent failed: %s", ts_strerror(rc));
