@@ -302,6 +302,9 @@ static int read_turnstile(struct pdev *d, struct pts *t)
             }
             TS_LOG(TS_LOG_DEBUG, "probe: turnstile %s: %d registers per counter: %s", t->cfg->name,
                    r, ts_strerror(rc));
+            /* no answer at all: the configured count decides, one read more at most */
+            if (rc < TS_EDEVICE_BASE && r / 2 > conf)
+                r = conf * 2;
         }
     }
     if (rc == TS_OK)
