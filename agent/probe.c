@@ -621,8 +621,9 @@ static int report_values(FILE *out, const struct probe *p, const struct pts *t, 
                 ve == TS_PROBE_IMPLAUSIBLE ? why_e : why_x);
         return TS_PROBE_EXIT_IMPLAUSIBLE;
     }
-    fprintf(out, "verdict %s: right: the simulated counters are plausible (sim: no register map to"
-                 " check)\n", tc->name);
+    fprintf(out, "verdict %s: right: the simulated counters are plausible%s (sim: no register map"
+                 " to check)\n", tc->name,
+            ve == TS_PROBE_STILL && vx == TS_PROBE_STILL ? ", though they did not move" : "");
     return TS_PROBE_EXIT_OK;
 }
 

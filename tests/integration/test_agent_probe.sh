@@ -152,6 +152,18 @@ check "rtu dead slave: its neighbours are read at every sample" \
 check "rtu dead slave: and judged right" \
   test "$(grep -Ec '^verdict r[12]-[01]: right: width 32 order CDAB' "$work/rtu-dead.out")" -eq 4
 
+# the built-in simulator (kind = sim): no registers, its counters judged as configured
+{
+  echo "$head"
+  printf '[device replay]\nkind = sim\nmta_file = %s\nspeed = 600\n' "${TS_MTA_FILE:?}"
+  printf '[turnstile m0]\ndevice = replay\nca = A002\nunit = R051\nscp = 02-00-00\nstation = 59 ST\n'
+  printf 'linename = NQR456W\ndivision = BMT\n'
+} >"$work/sim.conf"
+probe sim-kind "$work/sim.conf"
+check "sim device: exit 0 (got $rc)" test "$rc" -eq 0
+check "sim device: judged without a register map" \
+  grep -q '^verdict m0: right: the simulated counters are plausible.* (sim: no register map to check)$' "$work/sim-kind.out"
+
 # the options are checked like every number on the command line
 set +e
 "$bin" --probe --probe-samples 1 -c "$work/right.conf" >/dev/null 2>"$work/opt.err"
