@@ -120,6 +120,7 @@ int ts_probe_decide(const struct ts_turnstile_cfg *t, const struct ts_probe_samp
 
     memset(out, 0, sizeof *out);
     if (n < TS_PROBE_SAMPLES_MIN || n > TS_PROBE_SAMPLES_MAX || (regs != 1 && regs != 2 && regs != 4) ||
+        (t->width != 16 && t->width != 32 && t->width != 64) || (unsigned)t->order > TS_ORDER_DCBA ||
         regs < ts_width_regs(t->width))
         return TS_EINVAL;
     v = calloc(TS_PROBE_INTERP_MAX * 2 * n, sizeof *v);

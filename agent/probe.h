@@ -104,8 +104,8 @@ struct ts_probe_decision {
  * sample (a 16-bit reading of a CDAB counter's low word does), or the still
  * ones are the same reading by definition (at 16 bits ABCD = CDAB, BADC =
  * DCBA): then the configured one is right if among them, else wrong; if they
- * do not agree, undecided. TS_OK, TS_ENOMEM, or TS_EINVAL for n or regs out
- * of range. */
+ * do not agree, undecided. TS_OK, TS_ENOMEM, or TS_EINVAL for n, regs, the
+ * width or the order out of range. */
 int ts_probe_decide(const struct ts_turnstile_cfg *t, const struct ts_probe_sample *s, size_t n,
                     int regs, struct ts_probe_decision *out);
 

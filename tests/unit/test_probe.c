@@ -374,6 +374,12 @@ static void test_decide_bad_args(void **state)
     assert_int_equal(ts_probe_decide(&t, s, 2, 3, &d), TS_EINVAL);
     assert_int_equal(ts_probe_decide(&t, s, 2, 1, &d), TS_EINVAL); /* narrower than configured */
     assert_int_equal(ts_probe_decide(&t, s, TS_PROBE_SAMPLES_MAX + 1, 2, &d), TS_EINVAL);
+    t.width = 48;
+    assert_int_equal(ts_probe_decide(&t, s, 2, 4, &d), TS_EINVAL);
+    t.width = 32;
+    t.order = (enum ts_word_order)4;
+    assert_int_equal(ts_probe_decide(&t, s, 2, 2, &d), TS_EINVAL);
+    t.order = TS_ORDER_DCBA;
     assert_int_equal(ts_probe_decide(&t, s, 2, 2, &d), TS_OK);
 }
 
