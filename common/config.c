@@ -724,6 +724,31 @@ static bool check_line(struct parse_state *st, char *p)
     return true;
 }
 
+/* The key of a refused long line (p, n characters, blanks gone), if it is
+ * one of the current section's: it counts as set, with a refused value, so
+ * that no "required" error follows from the line. buf (size bytes) is
+ * scratch. */
+static void mark_long_key(struct parse_state *st, const char *p, size_t n, char *buf, int size)
+{
+    if (!st->instance || n == 0 || *p == '[' || *p == ';' || *p == '#')
+        return;
+    n = n < (size_t)size - 1 ? n : (size_t)size - 1; /* a key that fits is in there */
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    char *end = (char *)find_chars_or_comment(buf, "=:");
+    if (*end != '=' && *end != ':')
+        return;
+    while (end > buf && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    for (size_t i = 0; i < st->section->n_keys; i++) {
+        const struct ts_cfg_key *k = &st->section->keys[i];
+        if (strcmp(k->name, buf) == 0 && !line_in_section(st, k->name) &&
+            add_origin(st->file, st->instance, k->name, st->line, 1))
+            st->file->stopped = 1; /* out of memory */
+    }
+}
+
 /* inih reader: hands over one whole line of the file at a time (never a
  * part of one: a line that does not fit inih's buffer is an error), counts
  * lines and starts sections, so errors name the right line. A refused line
@@ -759,6 +784,7 @@ static char *read_line(char *buf, int size, void *stream)
             p++, n--;
         if (n > 0 && *p == '[')
             skip_section(st); /* a header: its keys are not the previous section's */
+        mark_long_key(st, p, n, buf, size);
         buf[0] = '\0';
         return buf;
     }

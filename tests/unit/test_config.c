@@ -309,6 +309,42 @@ static void load_ok(const char *text, struct ts_agent_cfg *cfg)
     }
 }
 
+/* Loads text, expects TS_ECONFIG; cfg keeps the errors (free it). */
+static void load_errors(const char *text, struct ts_agent_cfg *cfg)
+{
+    char err[512] = "";
+    write_file(text);
+    assert_int_equal(ts_agent_cfg_load(path, cfg, err, sizeof err), TS_ECONFIG);
+    assert_true(cfg->file.n_errors > 0);
+    assert_string_equal(err, cfg->file.errors[0].text);
+}
+
+/* The errors of cfg are exactly `expected` (substrings), in that order. */
+static void assert_errors(const struct ts_agent_cfg *cfg, const char *const expected[])
+{
+    size_t n = 0;
+    int ok = 1;
+
+    while (expected[n])
+        n++;
+    ok = cfg->file.n_errors == n && cfg->file.n_more == 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = strstr(cfg->file.errors[i].text, expected[i]) != NULL;
+    if (!ok) {
+        fprintf(stderr, "expected %zu errors:\n", n);
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "  ...%s...\n", expected[i]);
+        fprintf(stderr, "got %zu (and %zu more):\n", cfg->file.n_errors, cfg->file.n_more);
+        for (size_t i = 0; i < cfg->file.n_errors; i++)
+            fprintf(stderr, "  %s\n", cfg->file.errors[i].text);
+        fail();
+    }
+    for (size_t i = 0; i < cfg->file.n_errors; i++)
+        assert_error_line(path, cfg->file.errors[i].text);
+}
+
+#define ASSERT_ERRORS(cfg, ...) assert_errors(cfg, (const char *const[]){__VA_ARGS__, NULL})
+
 /* Before: inih's reader took 199 bytes at a time, so the tail of a longer
  * comment was parsed as a line of its own and this key was applied. */
 static void long_comment_is_an_error_not_split(void **state)
@@ -336,6 +372,14 @@ static void long_value_is_an_error(void **state)
     char tail[300];
     snprintf(tail, sizeof tail, "\n\n[device long]\nkind = modbus-tcp\nhost = 10.0.0.1 ; %0200d\n", 0);
     EXPECT(good_head, tail, ":24: line longer than 199 characters");
+    /* and the only error: the key on the line counts as set (no "host: required"), and a
+     * header too long for a line leaves its keys out (not given to the section before) */
+    struct ts_agent_cfg cfg;
+    snprintf(text, sizeof text, "%s\n\n[device long]\nkind = modbus-tcp\nhost = 10.0.0.1 ; %0200d\n"
+             "[device %0200d]\nkind = gpio\n", good_head, 0, 0);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":24: line longer than 199 characters", ":25: line longer than 199 characters");
+    ts_agent_cfg_free(&cfg);
 }
 
 /* The longest line that fits (199 characters, also before CRLF) is whole,
@@ -383,41 +427,6 @@ static void first_error_comes_first(void **state)
 
 /* --- every error at once (issue 12) ---------------------------------------- */
 
-/* Loads text, expects TS_ECONFIG; cfg keeps the errors (free it). */
-static void load_errors(const char *text, struct ts_agent_cfg *cfg)
-{
-    char err[512] = "";
-    write_file(text);
-    assert_int_equal(ts_agent_cfg_load(path, cfg, err, sizeof err), TS_ECONFIG);
-    assert_true(cfg->file.n_errors > 0);
-    assert_string_equal(err, cfg->file.errors[0].text);
-}
-
-/* The errors of cfg are exactly `expected` (substrings), in that order. */
-static void assert_errors(const struct ts_agent_cfg *cfg, const char *const expected[])
-{
-    size_t n = 0;
-    int ok = 1;
-
-    while (expected[n])
-        n++;
-    ok = cfg->file.n_errors == n && cfg->file.n_more == 0;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = strstr(cfg->file.errors[i].text, expected[i]) != NULL;
-    if (!ok) {
-        fprintf(stderr, "expected %zu errors:\n", n);
-        for (size_t i = 0; i < n; i++)
-            fprintf(stderr, "  ...%s...\n", expected[i]);
-        fprintf(stderr, "got %zu (and %zu more):\n", cfg->file.n_errors, cfg->file.n_more);
-        for (size_t i = 0; i < cfg->file.n_errors; i++)
-            fprintf(stderr, "  %s\n", cfg->file.errors[i].text);
-        fail();
-    }
-    for (size_t i = 0; i < cfg->file.n_errors; i++)
-        assert_error_line(path, cfg->file.errors[i].text);
-}
-
-#define ASSERT_ERRORS(cfg, ...) assert_errors(cfg, (const char *const[]){__VA_ARGS__, NULL})
 
 /* One file, errors of every sort: each is reported with its line, in the
  * order of the lines, and nothing else (no error follows from another). */
