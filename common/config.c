@@ -596,17 +596,17 @@ static void start_section(struct parse_state *st, char *text)
     st->skip = false;
 }
 
-/* Line where key was set in the current section; 0 if not yet. A section's
+/* Origin of key in the current section; NULL if not set yet. A section's
  * keys follow its header in file->origins (no section is opened twice), so
  * this looks at no more than the section's own keys. */
-static int line_in_section(const struct parse_state *st, const char *key)
+static struct ts_cfg_origin *in_section(const struct parse_state *st, const char *key)
 {
     for (size_t i = st->section_first; i < st->file->n_origins; i++) {
-        const struct ts_cfg_origin *o = &st->file->origins[i];
+        struct ts_cfg_origin *o = &st->file->origins[i];
         if (o->key && strcmp(o->key, key) == 0)
-            return o->line;
+            return o;
     }
-    return 0;
+    return NULL;
 }
 
 /* "unknown key", with the closest key of the section if one is close, or
@@ -620,8 +620,14 @@ static void unknown_key(struct parse_state *st, const char *name)
     char where[200] = "";
     size_t n = 0;
 
-    if (near)
+    if (near) {
+        /* near counts as set (TS_CFG_GUESSED) until the section sets it: the
+         * mistyped line is the error, not also a "required" near */
+        if (!in_section(st, near) &&
+            add_origin(st->file, st->instance, near, st->line, TS_CFG_GUESSED))
+            st->file->stopped = 1; /* out of memory */
         return fail(st, name, "unknown key; did you mean '%s'?", near);
+    }
     for (size_t i = 0; i < st->schema->n_sections && n < sizeof where; i++) {
         const struct ts_cfg_section *s = &st->schema->sections[i];
         for (size_t j = 0; j < s->n_keys && s != sec; j++) {
@@ -656,16 +662,19 @@ static int on_key(void *user, const char *section, const char *name, const char 
         unknown_key(st, name);
         return 1;
     }
-    int first = line_in_section(st, k->name);
-    if (first) {
-        fail(st, name, "set twice (first on line %d)", first);
+    struct ts_cfg_origin *first = in_section(st, k->name);
+    if (first && first->bad != TS_CFG_GUESSED) {
+        fail(st, name, "set twice (first on line %d)", first->line);
         return 1;
     }
     const char *reason = set_value(k, st->instance, value, why, sizeof why);
     if (reason)
         fail(st, name, "%s", reason);
     /* a refused value counts as set: no "required" error, no "set twice" later */
-    if (add_origin(st->file, st->instance, k->name, st->line, reason != NULL)) {
+    if (first) { /* it stood in for a mistyped key: now it is set */
+        first->line = st->line;
+        first->bad = reason != NULL;
+    } else if (add_origin(st->file, st->instance, k->name, st->line, reason != NULL)) {
         fail(st, name, "out of memory");
         st->file->stopped = 1;
     }
@@ -743,7 +752,7 @@ static void mark_long_key(struct parse_state *st, const char *p, size_t n, char 
     *end = '\0';
     for (size_t i = 0; i < st->section->n_keys; i++) {
         const struct ts_cfg_key *k = &st->section->keys[i];
-        if (strcmp(k->name, buf) == 0 && !line_in_section(st, k->name) &&
+        if (strcmp(k->name, buf) == 0 && !in_section(st, k->name) &&
             add_origin(st->file, st->instance, k->name, st->line, 1))
             st->file->stopped = 1; /* out of memory */
     }
@@ -972,7 +981,8 @@ int ts_config_check_kind(struct ts_cfg_file *file, const struct ts_cfg_section *
         const struct ts_cfg_origin *o = &file->origins[i];
         for (size_t j = 0; j < section->n_keys; j++) {
             const struct ts_cfg_key *k = &section->keys[j];
-            if (k->name != o->key || !k->kinds || (k->kinds & TS_CFG_KIND(kind)))
+            if (k->name != o->key || !k->kinds || (k->kinds & TS_CFG_KIND(kind)) ||
+                o->bad == TS_CFG_GUESSED)
                 continue;
             kind_names(section->kinds, k->kinds, true, only, sizeof only);
             ts_config_error_at(file, o->line, "[%s] %s: means nothing for %s (only for %s)", text,

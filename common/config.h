@@ -89,9 +89,13 @@ struct ts_cfg_origin {
     const void *instance;     /* the section's struct */
     const char *key;          /* key name (from the table); NULL for the header */
     int line;
-    int bad;                  /* the value was refused (an error says so): the key
-                                 counts as set, the struct keeps its default */
+    int bad;                  /* 0; 1: the value was refused; TS_CFG_GUESSED: not set,
+                                 but an unknown key close to it was. Either way an
+                                 error says so, the key counts as set and the struct
+                                 keeps its default */
 };
+
+#define TS_CFG_GUESSED 2
 
 #define TS_CFG_FILE_MAX (1024 * 1024) /* bytes: a config is small */
 #define TS_CFG_SECTIONS_MAX 1024      /* sections per file: an agent polls far fewer turnstiles */
@@ -125,8 +129,9 @@ int ts_config_load(const char *path, const struct ts_cfg_schema *schema, void *u
  * A key whose value was refused counts as set. */
 int ts_config_line(const struct ts_cfg_file *file, const void *instance, const char *key);
 
-/* 1 if key of instance was set to a value that was refused (already an
- * error): checks that use its value skip it rather than add a false error. */
+/* 1 if key of instance was set to a value that was refused, or stands in
+ * for an unknown key close to it (already an error): checks that use its
+ * value skip it rather than add a false error. */
 int ts_config_bad(const struct ts_cfg_file *file, const void *instance, const char *key);
 
 /* Records an error naming file, the line of key (NULL: of the section

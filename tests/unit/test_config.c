@@ -669,6 +669,17 @@ static void unknown_keys_suggest_a_close_one(void **state)
     assert_null(strstr(cfg.file.errors[0].text, "did you mean"));
     ts_agent_cfg_free(&cfg);
 
+    /* the key it suggests counts as set until the section sets it: the typo is the one
+     * error (no "required"), and setting the key after it is not "set twice" */
+    snprintf(text, sizeof text, "%s[turnstile t2]\ndevice = gate\nscp = 02-00-01\nentries_adress = 4\n"
+             "exits_address = 6\n[device d2]\nkind = modbus-tcp\nhots = h\nhost = h\nhots = i\n", good_head);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":23: [turnstile t2] entries_adress: unknown key; did you mean 'entries_address'?",
+                  ":27: [device d2] hots: unknown key; did you mean 'host'?",
+                  ":29: [device d2] hots: unknown key; did you mean 'host'?");
+    assert_string_equal(cfg.devices[1]->host, "h");
+    ts_agent_cfg_free(&cfg);
+
     /* a key of another section says where it belongs */
     EXPECT(good_head, "baud = 9600\n", ":20:", "[turnstile t1] baud: unknown key; it belongs in [device NAME]");
     head_with_line_2(text, sizeof text, "host = h");
