@@ -358,8 +358,9 @@ static void check_device(struct ts_agent_cfg *cfg, size_t i)
                 ts_config_line(&cfg->file, o, NULL));
             dup = 1;
         }
-        if (rtu && o->kind == TS_HAL_MODBUS_RTU && good(cfg, o, "kind") &&
-            none_bad(cfg, o, line_keys) && strcmp(d->serial_port, o->serial_port) == 0) {
+        if (rtu && !(slave && line) && o->kind == TS_HAL_MODBUS_RTU &&
+            strcmp(d->serial_port, o->serial_port) == 0 && good(cfg, o, "kind") &&
+            none_bad(cfg, o, line_keys)) {
             if (!slave && d->slave_id == o->slave_id) {
                 BAD(d, "device", d->name, "slave_id", "slave %d on %s is also device '%s'",
                     d->slave_id, d->serial_port, o->name);
