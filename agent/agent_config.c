@@ -107,37 +107,54 @@ static const struct ts_cfg_key mqtt_keys[] = {
 };
 #undef M
 
+/* The kinds of device a key is for (the keys' `kinds`): a device's own, and
+ * its turnstiles' (which take their device's kind). */
+#define TCP TS_CFG_KIND(TS_HAL_MODBUS_TCP)
+#define RTU TS_CFG_KIND(TS_HAL_MODBUS_RTU)
+#define MODBUS (TCP | RTU)
+#define GPIO TS_CFG_KIND(TS_HAL_GPIO)
+#define SIM TS_CFG_KIND(TS_HAL_SIM)
+
 #define D ts_device_cfg
 static const struct ts_cfg_key device_keys[] = {
     {"kind", TS_CFG_ENUM, NOSIZE(D, kind), .choices = kinds, .flags = TS_CFG_REQUIRED,
      .doc = "modbus-tcp, modbus-rtu, gpio or sim"},
-    {"host", TS_CFG_STRING, OFF(D, host), .doc = "modbus-tcp: address of the gate controller"},
-    {"port", TS_CFG_INT, NOSIZE(D, port), 1, 65535, "502", .doc = "modbus-tcp: TCP port"},
-    {"serial_port", TS_CFG_STRING, OFF(D, serial_port),
+    {"host", TS_CFG_STRING, OFF(D, host), .kinds = TCP,
+     .doc = "modbus-tcp: address of the gate controller"},
+    {"port", TS_CFG_INT, NOSIZE(D, port), 1, 65535, "502", .kinds = TCP,
+     .doc = "modbus-tcp: TCP port"},
+    {"serial_port", TS_CFG_STRING, OFF(D, serial_port), .kinds = RTU,
      .doc = "modbus-rtu: serial device; devices on the same port share one serialized poller"},
-    {"baud", TS_CFG_INT, NOSIZE(D, baud), 300, 921600, "19200", .doc = "modbus-rtu: baud rate"},
-    {"parity", TS_CFG_CHAR, NOSIZE(D, parity), .def = "N", .chars = "NEO",
+    {"baud", TS_CFG_INT, NOSIZE(D, baud), 300, 921600, "19200", .kinds = RTU,
+     .doc = "modbus-rtu: baud rate"},
+    {"parity", TS_CFG_CHAR, NOSIZE(D, parity), .def = "N", .chars = "NEO", .kinds = RTU,
      .doc = "modbus-rtu: N, E or O"},
-    {"data_bits", TS_CFG_INT, NOSIZE(D, data_bits), 5, 8, "8", .doc = "modbus-rtu: data bits"},
-    {"stop_bits", TS_CFG_INT, NOSIZE(D, stop_bits), 1, 2, "1", .doc = "modbus-rtu: stop bits"},
-    {"frame_delay_ms", TS_CFG_INT, NOSIZE(D, frame_delay_ms), 0, 10000, "5",
+    {"data_bits", TS_CFG_INT, NOSIZE(D, data_bits), 5, 8, "8", .kinds = RTU,
+     .doc = "modbus-rtu: data bits"},
+    {"stop_bits", TS_CFG_INT, NOSIZE(D, stop_bits), 1, 2, "1", .kinds = RTU,
+     .doc = "modbus-rtu: stop bits"},
+    {"frame_delay_ms", TS_CFG_INT, NOSIZE(D, frame_delay_ms), 0, 10000, "5", .kinds = RTU,
      .doc = "modbus-rtu: silence between frames on the line"},
-    {"slave_id", TS_CFG_INT, NOSIZE(D, slave_id), 0, 247, "1", .doc = "Modbus unit / slave id"},
+    {"slave_id", TS_CFG_INT, NOSIZE(D, slave_id), 0, 247, "1", .kinds = MODBUS,
+     .doc = "Modbus unit / slave id"},
     {"response_timeout_ms", TS_CFG_INT, NOSIZE(D, response_timeout_ms), 10, 60000, "500",
+     .kinds = MODBUS,
      .doc = "Modbus: how long to wait for the first byte of a response"},
-    {"byte_timeout_ms", TS_CFG_INT, NOSIZE(D, byte_timeout_ms), 0, 10000, "100",
+    {"byte_timeout_ms", TS_CFG_INT, NOSIZE(D, byte_timeout_ms), 0, 10000, "100", .kinds = MODBUS,
      .doc = "Modbus: longest silence between bytes of one response"},
-    {"retries", TS_CFG_INT, NOSIZE(D, retries), 0, 10, "1",
+    {"retries", TS_CFG_INT, NOSIZE(D, retries), 0, 10, "1", .kinds = MODBUS,
      .doc = "Modbus: extra attempts of a failed read before it counts as a fault"},
     {"backoff_min_ms", TS_CFG_INT, NOSIZE(D, backoff_min_ms), 10, 3600000, "1000",
      .doc = "first back-off after a fault; doubles up to backoff_max_ms"},
     {"backoff_max_ms", TS_CFG_INT, NOSIZE(D, backoff_max_ms), 10, 3600000, "30000",
      .doc = "longest back-off after repeated faults"},
-    {"chip", TS_CFG_STRING, OFF(D, chip), .doc = "gpio: gpiochip name, path or label"},
-    {"debounce_us", TS_CFG_INT, NOSIZE(D, debounce_us), 0, 1000000, "10000",
+    {"chip", TS_CFG_STRING, OFF(D, chip), .kinds = GPIO,
+     .doc = "gpio: gpiochip name, path or label"},
+    {"debounce_us", TS_CFG_INT, NOSIZE(D, debounce_us), 0, 1000000, "10000", .kinds = GPIO,
      .doc = "gpio: edges closer than this to the last accepted one are contact bounce"},
-    {"mta_file", TS_CFG_STRING, OFF(D, mta_file), .doc = "sim: MTA turnstile file to replay"},
-    {"speed", TS_CFG_DOUBLE, NOSIZE(D, speed), 0.001, 1e7, "60",
+    {"mta_file", TS_CFG_STRING, OFF(D, mta_file), .kinds = SIM,
+     .doc = "sim: MTA turnstile file to replay"},
+    {"speed", TS_CFG_DOUBLE, NOSIZE(D, speed), 0.001, 1e7, "60", .kinds = SIM,
      .doc = "sim: simulated seconds per real second"},
 };
 #undef D
@@ -154,26 +171,28 @@ static const struct ts_cfg_key turnstile_keys[] = {
     {"linename", TS_CFG_FIELD, OFF(T, linename), .doc = "LINENAME; default from [agent]"},
     {"division", TS_CFG_FIELD, OFF(T, division), .doc = "DIVISION; default from [agent]"},
     {"register_type", TS_CFG_ENUM, NOSIZE(T, reg_type), .def = "holding", .choices = reg_types,
+     .kinds = MODBUS,
      .doc = "Modbus: holding or input registers"},
-    {"entries_address", TS_CFG_INT, NOSIZE(T, entries_address), 0, 65535,
+    {"entries_address", TS_CFG_INT, NOSIZE(T, entries_address), 0, 65535, .kinds = MODBUS,
      .doc = "Modbus: first register of the entries counter"},
-    {"exits_address", TS_CFG_INT, NOSIZE(T, exits_address), 0, 65535,
+    {"exits_address", TS_CFG_INT, NOSIZE(T, exits_address), 0, 65535, .kinds = MODBUS,
      .doc = "Modbus: first register of the exits counter"},
-    {"width", TS_CFG_ENUM, NOSIZE(T, width), .def = "32", .choices = widths,
+    {"width", TS_CFG_ENUM, NOSIZE(T, width), .def = "32", .choices = widths, .kinds = MODBUS | SIM,
      .doc = "counter width in bits: 16, 32 or 64 (wrap-around happens here)"},
-    {"order", TS_CFG_ENUM, NOSIZE(T, order), .def = "ABCD", .choices = orders,
+    {"order", TS_CFG_ENUM, NOSIZE(T, order), .def = "ABCD", .choices = orders, .kinds = MODBUS,
      .doc = "word and byte order: ABCD, CDAB, BADC, DCBA (64-bit aliases accepted)"},
-    {"entry_line", TS_CFG_INT, NOSIZE(T, entry_line), 0, 1023,
+    {"entry_line", TS_CFG_INT, NOSIZE(T, entry_line), 0, 1023, .kinds = GPIO,
      .doc = "gpio: line offset of the entry pulse input"},
-    {"exit_line", TS_CFG_INT, NOSIZE(T, exit_line), 0, 1023,
+    {"exit_line", TS_CFG_INT, NOSIZE(T, exit_line), 0, 1023, .kinds = GPIO,
      .doc = "gpio: line offset of the exit pulse input"},
-    {"edge", TS_CFG_ENUM, NOSIZE(T, edge), .def = "rising", .choices = edges,
+    {"edge", TS_CFG_ENUM, NOSIZE(T, edge), .def = "rising", .choices = edges, .kinds = GPIO,
      .doc = "gpio: which edge is a person: rising, falling or both"},
-    {"active_low", TS_CFG_BOOL, NOSIZE(T, active_low), .def = "false",
+    {"active_low", TS_CFG_BOOL, NOSIZE(T, active_low), .def = "false", .kinds = GPIO,
      .doc = "gpio: the input is active low"},
-    {"bias", TS_CFG_ENUM, NOSIZE(T, bias), .def = "as-is", .choices = biases,
+    {"bias", TS_CFG_ENUM, NOSIZE(T, bias), .def = "as-is", .choices = biases, .kinds = GPIO,
      .doc = "gpio: as-is, disable, pull-up or pull-down (where the kernel supports it)"},
     {"direction", TS_CFG_ENUM, NOSIZE(T, direction), .def = "auto", .choices = directions,
+     .kinds = MODBUS | SIM,
      .doc = "counter direction: up, down, or auto (detected from the data)"},
     {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(T, max_rate_per_min), 0, 1e7, "0",
      .doc = "plausible people per minute; 0: the [agent] default"},
@@ -181,6 +200,11 @@ static const struct ts_cfg_key turnstile_keys[] = {
      .doc = "readings in a row, each a plausible count from the last, that confirm a new counter level"},
 };
 #undef T
+#undef TCP
+#undef RTU
+#undef MODBUS
+#undef GPIO
+#undef SIM
 
 static void *add_agent(void *user, char *err, size_t errsize)
 {
@@ -237,11 +261,15 @@ static const struct ts_cfg_section sections[] = {
     [SEC_MQTT] = {"mqtt", 0, mqtt_keys, N(mqtt_keys), 0, 0,
                   "The MQTT broker the readings go to. Without it readings are printed.", add_mqtt},
     [SEC_DEVICE] = {"device", 1, device_keys, N(device_keys), offsetof(struct ts_device_cfg, name),
-                    TS_NAME_MAX, "A source of gate counters.", add_device},
+                    TS_NAME_MAX, "A source of gate counters.", add_device, .kinds = kinds,
+                    .kinds_doc = "A key for some kinds only is an error in a device of another "
+                                 "kind."},
     [SEC_TURNSTILE] = {"turnstile", 1, turnstile_keys, N(turnstile_keys),
                        offsetof(struct ts_turnstile_cfg, name), TS_NAME_MAX,
                        "One turnstile gate: its identity and where its counters are.",
-                       add_turnstile},
+                       add_turnstile, .kinds = kinds,
+                       .kinds_doc = "A key for some kinds only is an error in a turnstile whose "
+                                    "device is of another kind."},
 };
 static const struct ts_cfg_schema schema = {sections, N(sections)};
 
@@ -263,12 +291,14 @@ void ts_agent_cfg_free(struct ts_agent_cfg *cfg)
 
 /* --- validation ---------------------------------------------------------- */
 
+/* Every check records its error in cfg->file and goes on, so that one load
+ * reports every error; a check that would use a refused value (the key
+ * counts as set, the struct holds its default) is skipped. */
 #define BAD(inst, sec, name, key, ...)                                                  \
     do {                                                                               \
         char text_[96];                                                                \
-        snprintf(text_, sizeof text_, "%s%s%s", sec, *(name) ? " " : "", name);                             \
-        ts_config_error(&cfg->file, inst, text_, key, err, errsize, __VA_ARGS__);      \
-        return TS_ECONFIG;                                                             \
+        snprintf(text_, sizeof text_, "%s%s%s", sec, *(name) ? " " : "", name);        \
+        ts_config_error(&cfg->file, inst, text_, key, __VA_ARGS__);                    \
     } while (0)
 
 static int set_in(const struct ts_agent_cfg *cfg, const void *inst, const char *key)
@@ -276,60 +306,100 @@ static int set_in(const struct ts_agent_cfg *cfg, const void *inst, const char *
     return ts_config_line(&cfg->file, inst, key) != 0;
 }
 
-static int check_device(struct ts_agent_cfg *cfg, size_t i, char *err, size_t errsize)
+static int bad(const struct ts_agent_cfg *cfg, const void *inst, const char *key)
+{
+    return ts_config_bad(&cfg->file, inst, key);
+}
+
+/* The key was set to a value that was accepted. */
+static int good(const struct ts_agent_cfg *cfg, const void *inst, const char *key)
+{
+    return set_in(cfg, inst, key) && !bad(cfg, inst, key);
+}
+
+/* None of the keys (a NULL-terminated list) holds a refused value. */
+static int none_bad(const struct ts_agent_cfg *cfg, const void *inst, const char *const *keys)
+{
+    for (; *keys; keys++)
+        if (bad(cfg, inst, *keys))
+            return 0;
+    return 1;
+}
+
+static void check_device(struct ts_agent_cfg *cfg, size_t i)
 {
     struct ts_device_cfg *d = cfg->devices[i];
     static const struct { enum ts_hal_kind kind; const char *key; } needs[] = {
         {TS_HAL_MODBUS_TCP, "host"}, {TS_HAL_MODBUS_RTU, "serial_port"},
         {TS_HAL_GPIO, "chip"}, {TS_HAL_SIM, "mta_file"}};
+    static const char *const line_keys[] = {"serial_port", "slave_id", "baud", "parity",
+                                            "data_bits", "stop_bits", NULL};
+    int kind_ok = good(cfg, d, "kind");
 
-    for (size_t k = 0; k < N(needs); k++)
-        if (d->kind == needs[k].kind && !set_in(cfg, d, needs[k].key))
-            BAD(d, "device", d->name, needs[k].key, "required for kind %s",
-                ts_hal_kind_name(d->kind));
-    if (d->backoff_max_ms < d->backoff_min_ms)
+    if (kind_ok) {
+        char what[64];
+        for (size_t k = 0; k < N(needs); k++)
+            if (d->kind == needs[k].kind && !set_in(cfg, d, needs[k].key))
+                BAD(d, "device", d->name, needs[k].key, "required for kind %s",
+                    ts_hal_kind_name(d->kind));
+        snprintf(what, sizeof what, "kind %s", ts_hal_kind_name(d->kind));
+        ts_config_check_kind(&cfg->file, &sections[SEC_DEVICE], d, (int)d->kind, what);
+    }
+    if (d->backoff_max_ms < d->backoff_min_ms && !bad(cfg, d, "backoff_min_ms") &&
+        !bad(cfg, d, "backoff_max_ms"))
         BAD(d, "device", d->name, "backoff_max_ms", "must not be below backoff_min_ms (%d)",
             d->backoff_min_ms);
+    int dup = 0, slave = 0, line = 0; /* each reported once per device */
+    int rtu = kind_ok && d->kind == TS_HAL_MODBUS_RTU && none_bad(cfg, d, line_keys);
     for (size_t j = 0; j < i; j++) {
         const struct ts_device_cfg *o = cfg->devices[j];
-        if (strcmp(o->name, d->name) == 0)
+        if (!dup && strcmp(o->name, d->name) == 0) {
             BAD(d, "device", d->name, NULL, "duplicate device name (first on line %d)",
                 ts_config_line(&cfg->file, o, NULL));
-        if (d->kind == TS_HAL_MODBUS_RTU && o->kind == TS_HAL_MODBUS_RTU &&
-            strcmp(d->serial_port, o->serial_port) == 0) {
-            if (d->slave_id == o->slave_id)
+            dup = 1;
+        }
+        if (rtu && !(slave && line) && o->kind == TS_HAL_MODBUS_RTU &&
+            strcmp(d->serial_port, o->serial_port) == 0 && good(cfg, o, "kind") &&
+            none_bad(cfg, o, line_keys)) {
+            if (!slave && d->slave_id == o->slave_id) {
                 BAD(d, "device", d->name, "slave_id", "slave %d on %s is also device '%s'",
                     d->slave_id, d->serial_port, o->name);
-            if (d->baud != o->baud || d->parity != o->parity || d->data_bits != o->data_bits ||
-                d->stop_bits != o->stop_bits)
+                slave = 1;
+            }
+            if (!line && (d->baud != o->baud || d->parity != o->parity ||
+                          d->data_bits != o->data_bits || d->stop_bits != o->stop_bits)) {
                 BAD(d, "device", d->name, "baud",
                     "line settings differ from device '%s' on the same serial port", o->name);
+                line = 1;
+            }
         }
     }
-    return TS_OK;
 }
 
-static int check_register_map(struct ts_agent_cfg *cfg, struct ts_turnstile_cfg *t, char *err,
-                              size_t errsize)
+static void check_register_map(struct ts_agent_cfg *cfg, struct ts_turnstile_cfg *t)
 {
     int regs = ts_width_regs(t->width);
+    int width_ok = !bad(cfg, t, "width");
+    int entries_ok = good(cfg, t, "entries_address"), exits_ok = good(cfg, t, "exits_address");
+
     if (!set_in(cfg, t, "entries_address"))
         BAD(t, "turnstile", t->name, "entries_address", "required for a Modbus device");
     if (!set_in(cfg, t, "exits_address"))
         BAD(t, "turnstile", t->name, "exits_address", "required for a Modbus device");
-    if (t->entries_address + regs > 65536)
+    if (!width_ok)
+        return;
+    if (entries_ok && t->entries_address + regs > 65536)
         BAD(t, "turnstile", t->name, "entries_address", "%d registers from %d pass 65535", regs,
             t->entries_address);
-    if (t->exits_address + regs > 65536)
+    if (exits_ok && t->exits_address + regs > 65536)
         BAD(t, "turnstile", t->name, "exits_address", "%d registers from %d pass 65535", regs,
             t->exits_address);
-    if (abs(t->entries_address - t->exits_address) < regs)
+    if (entries_ok && exits_ok && abs(t->entries_address - t->exits_address) < regs)
         BAD(t, "turnstile", t->name, "exits_address",
             "overlaps the entries counter (%d bit counters take %d registers)", (int)t->width, regs);
-    return TS_OK;
 }
 
-static int check_turnstile(struct ts_agent_cfg *cfg, size_t i, char *err, size_t errsize)
+static void check_turnstile(struct ts_agent_cfg *cfg, size_t i)
 {
     struct ts_turnstile_cfg *t = cfg->turnstiles[i];
     const struct ts_agent_settings *a = &cfg->agent;
@@ -338,57 +408,78 @@ static int check_turnstile(struct ts_agent_cfg *cfg, size_t i, char *err, size_t
         {t->station, sizeof t->station, a->station, "station"},
         {t->linename, sizeof t->linename, a->linename, "linename"},
         {t->division, sizeof t->division, a->division, "division"}};
-    size_t d;
+    static const char *const id_keys[] = {"ca", "unit", "scp", NULL};
+    static const char *const line_keys[] = {"entry_line", "exit_line", NULL};
+    const struct ts_device_cfg *dev = NULL;
+    size_t d = cfg->n_devices;
 
     for (size_t k = 0; k < N(ids); k++) {
         if (!ids[k].dst[0])
             snprintf(ids[k].dst, ids[k].size, "%s", ids[k].def);
-        if (!ids[k].dst[0])
+        if (!ids[k].dst[0] && !bad(cfg, t, ids[k].key) && !bad(cfg, a, ids[k].key))
             BAD(t, "turnstile", t->name, ids[k].key, "missing (set it here or in [agent])");
     }
-    for (d = 0; d < cfg->n_devices; d++)
-        if (strcmp(cfg->devices[d]->name, t->device) == 0)
-            break;
-    if (d == cfg->n_devices)
-        BAD(t, "turnstile", t->name, "device", "no [device %s]", t->device);
+    if (good(cfg, t, "device")) { /* else "required" or the refused value said it */
+        for (d = 0; d < cfg->n_devices; d++)
+            if (strcmp(cfg->devices[d]->name, t->device) == 0)
+                break;
+        if (d == cfg->n_devices)
+            BAD(t, "turnstile", t->name, "device", "no [device %s]", t->device);
+        else
+            dev = cfg->devices[d];
+    }
     t->device_index = d;
     if (t->max_rate_per_min <= 0)
         t->max_rate_per_min = a->max_rate_per_min;
 
-    const struct ts_device_cfg *dev = cfg->devices[d];
-    if (dev->kind == TS_HAL_MODBUS_TCP || dev->kind == TS_HAL_MODBUS_RTU) {
-        int rc = check_register_map(cfg, t, err, errsize);
-        if (rc)
-            return rc;
-    } else if (dev->kind == TS_HAL_GPIO) {
-        if (!set_in(cfg, t, "entry_line"))
-            BAD(t, "turnstile", t->name, "entry_line", "required for a gpio device");
-        if (!set_in(cfg, t, "exit_line"))
-            BAD(t, "turnstile", t->name, "exit_line", "required for a gpio device");
-        if (t->entry_line == t->exit_line)
-            BAD(t, "turnstile", t->name, "exit_line", "same line as entry_line");
+    int gpio = 0;
+    if (dev && good(cfg, dev, "kind")) {
+        char what[96];
+        snprintf(what, sizeof what, "a turnstile of %s device '%s'", ts_hal_kind_name(dev->kind),
+                 dev->name);
+        ts_config_check_kind(&cfg->file, &sections[SEC_TURNSTILE], t, (int)dev->kind, what);
+        if (dev->kind == TS_HAL_MODBUS_TCP || dev->kind == TS_HAL_MODBUS_RTU) {
+            check_register_map(cfg, t);
+        } else if (dev->kind == TS_HAL_GPIO) {
+            if (!set_in(cfg, t, "entry_line"))
+                BAD(t, "turnstile", t->name, "entry_line", "required for a gpio device");
+            if (!set_in(cfg, t, "exit_line"))
+                BAD(t, "turnstile", t->name, "exit_line", "required for a gpio device");
+            gpio = good(cfg, t, "entry_line") && good(cfg, t, "exit_line");
+            if (gpio && t->entry_line == t->exit_line)
+                BAD(t, "turnstile", t->name, "exit_line", "same line as entry_line");
+        }
+    }
+    if (dev && dev->kind == TS_HAL_GPIO) {
         t->width = 64;
         t->direction = TS_DIR_UP;
     }
+    int dup = 0, same_id = 0, shared = 0; /* each reported once per turnstile */
+    int id_ok = none_bad(cfg, t, id_keys) && t->ca[0] && t->unit[0] && t->scp[0];
     for (size_t j = 0; j < i; j++) {
         const struct ts_turnstile_cfg *o = cfg->turnstiles[j];
-        if (strcmp(o->name, t->name) == 0)
+        if (!dup && strcmp(o->name, t->name) == 0) {
             BAD(t, "turnstile", t->name, NULL, "duplicate turnstile (first on line %d)",
                 ts_config_line(&cfg->file, o, NULL));
-        if (!strcmp(o->ca, t->ca) && !strcmp(o->unit, t->unit) && !strcmp(o->scp, t->scp))
+            dup = 1;
+        }
+        if (!same_id && id_ok && none_bad(cfg, o, id_keys) && !strcmp(o->ca, t->ca) &&
+            !strcmp(o->unit, t->unit) && !strcmp(o->scp, t->scp)) {
             BAD(t, "turnstile", t->name, "scp", "duplicate turnstile %s/%s/%s (also '%s')", t->ca,
                 t->unit, t->scp, o->name);
-        if (o->device_index != d)
+            same_id = 1;
+        }
+        if (!gpio || shared || o->device_index != d || !none_bad(cfg, o, line_keys))
             continue;
-        if (dev->kind == TS_HAL_GPIO) {
-            int lines[] = {o->entry_line, o->exit_line};
-            for (int l = 0; l < 2; l++)
-                if (lines[l] == t->entry_line || lines[l] == t->exit_line)
-                    BAD(t, "turnstile", t->name, "entry_line", "line %d is also used by '%s'",
-                        lines[l], o->name);
+        int lines[] = {o->entry_line, o->exit_line};
+        for (int l = 0; l < 2 && !shared; l++) {
+            if (lines[l] == t->entry_line || lines[l] == t->exit_line) {
+                BAD(t, "turnstile", t->name, "entry_line", "line %d is also used by '%s'",
+                    lines[l], o->name);
+                shared = 1;
+            }
         }
     }
-    return TS_OK;
 }
 
 static int zone_exists(const char *zone)
@@ -401,50 +492,47 @@ static int zone_exists(const char *zone)
 
 int ts_agent_cfg_load(const char *path, struct ts_agent_cfg *cfg, char *err, size_t errsize)
 {
-    int rc;
+    struct ts_cfg_file *file = &cfg->file;
 
     memset(cfg, 0, sizeof *cfg);
-    rc = ts_config_load(path, &schema, cfg, &cfg->file, err, errsize);
-    if (rc)
-        return rc;
-    if (!ts_config_line(&cfg->file, &cfg->agent, NULL)) {
-        snprintf(err, errsize, "%s:1: [agent] section is missing", path);
-        return TS_ECONFIG;
+    ts_config_load(path, &schema, cfg, file);
+    if (file->stopped) /* the rest of the file was not read: checks would only add noise */
+        return ts_config_finish(file, err, errsize);
+    if (!ts_config_line(file, &cfg->agent, NULL)) {
+        ts_config_error_at(file, 1, "[agent] section is missing");
+    } else {
+        ts_config_require(file, &sections[SEC_AGENT], &cfg->agent);
+        if (strcmp(cfg->agent.timezone, "UTC") != 0 && !bad(cfg, &cfg->agent, "timezone") &&
+            (strstr(cfg->agent.timezone, "..") || !zone_exists(cfg->agent.timezone)))
+            BAD(&cfg->agent, "agent", "", "timezone",
+                "unknown time zone '%s' (see /usr/share/zoneinfo)", cfg->agent.timezone);
     }
-    if ((rc = ts_config_require(&cfg->file, &sections[SEC_AGENT], &cfg->agent, err, errsize)))
-        return rc;
-    if (strcmp(cfg->agent.timezone, "UTC") != 0 && (strstr(cfg->agent.timezone, "..") ||
-        !zone_exists(cfg->agent.timezone)))
-        BAD(&cfg->agent, "agent", "", "timezone", "unknown time zone '%s' (see /usr/share/zoneinfo)",
-            cfg->agent.timezone);
     if (cfg->has_mqtt) {
-        if ((rc = ts_config_require(&cfg->file, &sections[SEC_MQTT], &cfg->mqtt, err, errsize)))
-            return rc;
+        struct ts_mqtt_cfg *m = &cfg->mqtt;
+        ts_config_require(file, &sections[SEC_MQTT], m);
         if (!cfg->has_store)
-            BAD(&cfg->mqtt, "mqtt", "", NULL, "needs a [store] section: published readings must be kept until acknowledged");
-        if (cfg->mqtt.reconnect_max_ms < cfg->mqtt.reconnect_min_ms)
-            BAD(&cfg->mqtt, "mqtt", "", "reconnect_max_ms", "must not be below reconnect_min_ms");
-        if ((cfg->mqtt.cert_file[0] != 0) != (cfg->mqtt.key_file[0] != 0))
-            BAD(&cfg->mqtt, "mqtt", "", cfg->mqtt.cert_file[0] ? "cert_file" : "key_file",
+            BAD(m, "mqtt", "", NULL,
+                "needs a [store] section: published readings must be kept until acknowledged");
+        if (m->reconnect_max_ms < m->reconnect_min_ms && !bad(cfg, m, "reconnect_min_ms") &&
+            !bad(cfg, m, "reconnect_max_ms"))
+            BAD(m, "mqtt", "", "reconnect_max_ms", "must not be below reconnect_min_ms");
+        if ((m->cert_file[0] != 0) != (m->key_file[0] != 0) && !bad(cfg, m, "cert_file") &&
+            !bad(cfg, m, "key_file"))
+            BAD(m, "mqtt", "", m->cert_file[0] ? "cert_file" : "key_file",
                 "cert_file and key_file go together");
-        if (cfg->mqtt.cert_file[0] && !cfg->mqtt.ca_file[0])
-            BAD(&cfg->mqtt, "mqtt", "", "cert_file", "needs ca_file (TLS)");
-        cfg->mqtt.state_interval_ms = cfg->agent.state_interval_ms;
+        if (m->cert_file[0] && !m->ca_file[0] && !bad(cfg, m, "ca_file"))
+            BAD(m, "mqtt", "", "cert_file", "needs ca_file (TLS)");
+        m->state_interval_ms = cfg->agent.state_interval_ms;
     }
-    if (cfg->n_turnstiles == 0) {
-        snprintf(err, errsize, "%s: no [turnstile] section: nothing to poll", path);
-        return TS_ECONFIG;
-    }
+    if (cfg->n_turnstiles == 0)
+        ts_config_error_at(file, 0, "no [turnstile] section: nothing to poll");
     for (size_t i = 0; i < cfg->n_devices; i++) {
-        if ((rc = ts_config_require(&cfg->file, &sections[SEC_DEVICE], cfg->devices[i], err, errsize)) ||
-            (rc = check_device(cfg, i, err, errsize)))
-            return rc;
+        ts_config_require(file, &sections[SEC_DEVICE], cfg->devices[i]);
+        check_device(cfg, i);
     }
     for (size_t i = 0; i < cfg->n_turnstiles; i++) {
-        if ((rc = ts_config_require(&cfg->file, &sections[SEC_TURNSTILE], cfg->turnstiles[i], err,
-                                    errsize)) ||
-            (rc = check_turnstile(cfg, i, err, errsize)))
-            return rc;
+        ts_config_require(file, &sections[SEC_TURNSTILE], cfg->turnstiles[i]);
+        check_turnstile(cfg, i);
     }
-    return TS_OK;
+    return ts_config_finish(file, err, errsize);
 }

@@ -110,10 +110,9 @@ int main(int argc, char **argv)
     }
 
     struct ts_agent_cfg cfg;
-    char err[512], shown[512];
+    char err[512];
     if (ts_agent_cfg_load(path, &cfg, err, sizeof err) != TS_OK) {
-        ts_config_escape(shown, sizeof shown, err); /* also what the file name brings */
-        fprintf(stderr, "turnstile-agent: %s\n", shown);
+        ts_config_print_errors(&cfg.file, "turnstile-agent", stderr); /* every error, one a line */
         ts_agent_cfg_free(&cfg);
         return EX_CONFIG_;
     }

@@ -192,11 +192,14 @@ void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-#define BAD(inst, sec, key, ...)                                                       \
-    do {                                                                               \
-        ts_config_error(&cfg->file, inst, sec, key, err, errsize, __VA_ARGS__);        \
-        return TS_ECONFIG;                                                             \
-    } while (0)
+/* Every check records its error in cfg->file and goes on (one load reports
+ * every error); a check that would use a refused value is skipped. */
+#define BAD(inst, sec, key, ...) ts_config_error(&cfg->file, inst, sec, key, __VA_ARGS__)
+
+static int bad(const struct ts_bridge_cfg *cfg, const void *inst, const char *key)
+{
+    return ts_config_bad(&cfg->file, inst, key);
+}
 
 /* Kafka topic names: letters, digits, '.', '_', '-', at most 249. */
 static int topic_ok(const char *t)
@@ -204,18 +207,25 @@ static int topic_ok(const char *t)
     return ts_id_ok(t) && strlen(t) <= 249 && strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
 }
 
-static int check_lake(struct ts_bridge_cfg *cfg, char *err, size_t errsize)
+static void check_lake(struct ts_bridge_cfg *cfg)
 {
+    static const char *const window_keys[] = {"window_s", "slide_s", "lateness_s", "idle_s",
+                                              "max_open_groups", NULL};
     struct ts_bridge_lake_cfg *l = &cfg->lake;
     struct ts_window_cfg w;
     char why[160];
 
-    if (l->path[0] != '/')
+    if (l->path[0] != '/' && !bad(cfg, l, "path") && ts_config_line(&cfg->file, l, "path"))
         BAD(l, "lake", "path", "must be an absolute path");
-    if (l->table[0] == '.' || l->table[0] == '_')
+    if ((l->table[0] == '.' || l->table[0] == '_') && !bad(cfg, l, "table"))
         BAD(l, "lake", "table", "must not start with '.' or '_' (readers skip such names)");
-    if (l->window_s > 0 && l->slide_s > l->window_s)
+    for (const char *const *k = window_keys; *k; k++)
+        if (bad(cfg, l, *k))
+            return;
+    if (l->window_s > 0 && l->slide_s > l->window_s) {
         BAD(l, "lake", "slide_s", "must not exceed window_s (%d)", l->window_s);
+        return;
+    }
     ts_window_cfg_default(&w);
     w.size_ms = (int64_t)l->window_s * 1000;
     w.slide_ms = (int64_t)l->slide_s * 1000;
@@ -224,63 +234,78 @@ static int check_lake(struct ts_bridge_cfg *cfg, char *err, size_t errsize)
     w.max_open = (size_t)l->max_open_groups;
     if (ts_window_cfg_check(&w, why, sizeof why) != TS_OK)
         BAD(l, "lake", l->slide_s ? "slide_s" : "window_s", "%s", why);
-    return TS_OK;
 }
 
-int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize)
+static void check_mqtt(struct ts_bridge_cfg *cfg)
 {
-    static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd"};
-    int rc;
-
-    memset(cfg, 0, sizeof *cfg);
-    rc = ts_config_load(path, &schema, cfg, &cfg->file, err, errsize);
-    if (rc)
-        return rc;
-    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka};
-    for (size_t i = 0; i < N(parts); i++) {
-        if (!ts_config_line(&cfg->file, parts[i], NULL)) {
-            snprintf(err, errsize, "%s:1: [%s] section is missing", path, sections[i].kind);
-            return TS_ECONFIG;
-        }
-        if ((rc = ts_config_require(&cfg->file, &sections[i], parts[i], err, errsize)))
-            return rc;
-    }
     struct ts_bridge_mqtt_cfg *m = &cfg->mqtt;
-    if (m->reconnect_max_ms < m->reconnect_min_ms)
+
+    if (m->reconnect_max_ms < m->reconnect_min_ms && !bad(cfg, m, "reconnect_min_ms") &&
+        !bad(cfg, m, "reconnect_max_ms"))
         BAD(m, "mqtt", "reconnect_max_ms", "must not be below reconnect_min_ms (%d)",
             m->reconnect_min_ms);
-    if ((m->cert_file[0] != 0) != (m->key_file[0] != 0))
+    if ((m->cert_file[0] != 0) != (m->key_file[0] != 0) && !bad(cfg, m, "cert_file") &&
+        !bad(cfg, m, "key_file"))
         BAD(m, "mqtt", m->cert_file[0] ? "cert_file" : "key_file",
             "cert_file and key_file go together");
-    if (m->cert_file[0] && !m->ca_file[0])
+    if (m->cert_file[0] && !m->ca_file[0] && !bad(cfg, m, "ca_file"))
         BAD(m, "mqtt", "cert_file", "needs ca_file (TLS)");
-    if (m->password[0] && !m->username[0])
+    if (m->password[0] && !m->username[0] && !bad(cfg, m, "username"))
         BAD(m, "mqtt", "password", "needs username");
+}
 
+static void check_kafka(struct ts_bridge_cfg *cfg)
+{
+    static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd"};
     struct ts_bridge_kafka_cfg *k = &cfg->kafka;
-    if (!topic_ok(k->readings_topic))
+    int readings_ok = !bad(cfg, k, "readings_topic");
+    int deadletter_ok = !bad(cfg, k, "deadletter_topic");
+
+    if (readings_ok && !topic_ok(k->readings_topic)) {
         BAD(k, "kafka", "readings_topic", "'%s' is not a Kafka topic name (letters, digits, . _ -)",
             k->readings_topic);
-    if (!topic_ok(k->deadletter_topic))
+        readings_ok = 0;
+    }
+    if (deadletter_ok && !topic_ok(k->deadletter_topic)) {
         BAD(k, "kafka", "deadletter_topic",
             "'%s' is not a Kafka topic name (letters, digits, . _ -)", k->deadletter_topic);
-    if (strcmp(k->readings_topic, k->deadletter_topic) == 0)
+        deadletter_ok = 0;
+    }
+    if (readings_ok && deadletter_ok && strcmp(k->readings_topic, k->deadletter_topic) == 0)
         BAD(k, "kafka", "deadletter_topic", "must differ from readings_topic");
     size_t c;
     for (c = 0; c < N(compressions); c++)
         if (strcmp(k->compression, compressions[c]) == 0)
             break;
-    if (c == N(compressions))
+    if (c == N(compressions) && !bad(cfg, k, "compression"))
         BAD(k, "kafka", "compression", "'%s' is not one of none, gzip, snappy, lz4, zstd",
             k->compression);
+}
 
+int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize)
+{
+    struct ts_cfg_file *file = &cfg->file;
+
+    memset(cfg, 0, sizeof *cfg);
+    ts_config_load(path, &schema, cfg, file);
+    if (file->stopped) /* the rest of the file was not read: checks would only add noise */
+        return ts_config_finish(file, err, errsize);
+    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka};
+    for (size_t i = 0; i < N(parts); i++) {
+        if (!ts_config_line(file, parts[i], NULL))
+            ts_config_error_at(file, 1, "[%s] section is missing", sections[i].kind);
+        else
+            ts_config_require(file, &sections[i], parts[i]);
+    }
+    if (ts_config_line(file, &cfg->mqtt, NULL))
+        check_mqtt(cfg);
+    if (ts_config_line(file, &cfg->kafka, NULL))
+        check_kafka(cfg);
     if (cfg->has_lake) {
-        if ((rc = ts_config_require(&cfg->file, &sections[SEC_LAKE], &cfg->lake, err, errsize)))
-            return rc;
-        if ((rc = check_lake(cfg, err, errsize)))
-            return rc;
+        ts_config_require(file, &sections[SEC_LAKE], &cfg->lake);
+        check_lake(cfg);
     } else {
         ts_config_defaults(&sections[SEC_LAKE], &cfg->lake);
     }
-    return TS_OK;
+    return ts_config_finish(file, err, errsize);
 }

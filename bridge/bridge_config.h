@@ -92,7 +92,8 @@ struct ts_bridge_cfg {
 void ts_bridge_cfg_defaults(struct ts_bridge_cfg *cfg);
 
 /* Loads and validates path into cfg (zeroed by the call). TS_OK, or
- * TS_ECONFIG with one line naming file, line and key in err. cfg must be
+ * TS_ECONFIG with the first error (one line naming file, line and key) in
+ * err and every error in cfg->file (ts_config_print_errors). cfg must be
  * freed with ts_bridge_cfg_free in both cases. */
 int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize);
 void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg);

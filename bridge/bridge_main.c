@@ -266,10 +266,9 @@ int main(int argc, char **argv)
     }
 
     struct ts_bridge_cfg cfg;
-    char err[512], shown[512];
+    char err[512];
     if (ts_bridge_cfg_load(path, &cfg, err, sizeof err) != TS_OK) {
-        ts_config_escape(shown, sizeof shown, err); /* also what the file name brings */
-        fprintf(stderr, "turnstile-bridge: %s\n", shown);
+        ts_config_print_errors(&cfg.file, "turnstile-bridge", stderr); /* every error, one a line */
         ts_bridge_cfg_free(&cfg);
         return EX_CONFIG_;
     }

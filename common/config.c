@@ -31,9 +31,8 @@ struct parse_state {
     size_t n_sections;
     char section_text[256];
     bool *seen_singleton;
-    char *err;
-    size_t errsize;
-    bool failed;
+    bool skip;                            /* the current section's header was refused:
+                                             its keys are ignored, not reported */
 };
 
 void ts_config_escape(char *dst, size_t size, const char *src)
@@ -60,48 +59,122 @@ void ts_config_escape(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-/* Formats into err, escaped: no error line carries a raw byte from the file. */
-static void set_error(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define ERROR_TEXT_MAX 512 /* an error line, escaped */
 
-static void set_error(char *err, size_t errsize, const char *fmt, ...)
+/* Keeps one error line (escaped: no error line carries a raw byte from the
+ * file), or counts it once TS_CFG_ERRORS_MAX are kept. */
+static void record(struct ts_cfg_file *file, int line, const char *raw)
 {
-    char raw[1024];
+    char text[ERROR_TEXT_MAX];
+    char *copy;
+
+    if (file->n_errors == TS_CFG_ERRORS_MAX) {
+        file->n_more++;
+        return;
+    }
+    if (!file->errors && !(file->errors = calloc(TS_CFG_ERRORS_MAX, sizeof *file->errors))) {
+        file->n_more++;
+        return;
+    }
+    ts_config_escape(text, sizeof text, raw);
+    if (!(copy = strdup(text))) {
+        file->n_more++;
+        return;
+    }
+    file->errors[file->n_errors++] = (struct ts_cfg_error){line, copy};
+}
+
+static void vrecord_at(struct ts_cfg_file *file, const char *path, int line, const char *fmt,
+                       va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vrecord_at(struct ts_cfg_file *file, const char *path, int line, const char *fmt,
+                       va_list ap)
+{
+    char reason[ERROR_TEXT_MAX], raw[2 * ERROR_TEXT_MAX];
+
+    if (file->n_errors == TS_CFG_ERRORS_MAX) { /* counted, not even formatted */
+        file->n_more++;
+        return;
+    }
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    if (line > 0)
+        snprintf(raw, sizeof raw, "%s:%d: %s", path, line, reason);
+    else
+        snprintf(raw, sizeof raw, "%s: %s", path, reason);
+    record(file, line, raw);
+}
+
+void ts_config_error_at(struct ts_cfg_file *file, int line, const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    vrecord_at(file, file->path, line, fmt, ap);
     va_end(ap);
-    ts_config_escape(err, errsize, raw);
+}
+
+/* An error about the whole file, naming it as given (file->path may be cut). */
+static void file_error(struct ts_cfg_file *file, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void file_error(struct ts_cfg_file *file, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vrecord_at(file, path, 0, fmt, ap);
+    va_end(ap);
 }
 
 static void fail(struct parse_state *st, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* An error on the current line, in the current section, about key (NULL:
+ * about the section header). */
 static void fail(struct parse_state *st, const char *key, const char *fmt, ...)
 {
-    char reason[512];
+    char reason[ERROR_TEXT_MAX];
     va_list ap;
 
-    if (st->failed)
+    if (st->file->n_errors == TS_CFG_ERRORS_MAX) { /* counted, not even formatted */
+        st->file->n_more++;
         return;
-    st->failed = true;
+    }
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    set_error(st->err, st->errsize, "%s:%d: %s%s%s%s%s%s", st->file->path, st->line,
-              st->section_text[0] ? "[" : "", st->section_text, st->section_text[0] ? "] " : "",
-              key ? key : "", key ? ": " : "", reason);
+    ts_config_error_at(st->file, st->line, "%s%s%s%s%s%s", st->section_text[0] ? "[" : "",
+                       st->section_text, st->section_text[0] ? "] " : "", key ? key : "",
+                       key ? ": " : "", reason);
 }
 
 /* An error about the line itself, not about a key of the current section. */
 static void fail_line(struct parse_state *st, const char *reason)
 {
-    st->section_text[0] = '\0';
-    fail(st, NULL, "%s", reason);
+    ts_config_error_at(st->file, st->line, "%s", reason);
 }
 
-static int add_origin(struct ts_cfg_file *file, const void *instance, const char *key, int line)
+/* The current section's keys are ignored from here to the next header. */
+static void skip_section(struct parse_state *st)
+{
+    st->section = NULL;
+    st->instance = NULL;
+    st->skip = true;
+}
+
+/* Section headers by instance: an open-addressing hash of origin indexes
+ * (+1; 0: empty) with room for TS_CFG_SECTIONS_MAX headers at half load, so
+ * that a lookup costs a few probes and a walk over one section's keys. */
+#define HEADS_SIZE (2 * TS_CFG_SECTIONS_MAX)
+
+static size_t head_slot(const void *instance)
+{
+    return (size_t)(((uintptr_t)instance >> 3) * UINT64_C(0x9E3779B97F4A7C15) >> 20) &
+           (HEADS_SIZE - 1);
+}
+
+static int add_origin(struct ts_cfg_file *file, const void *instance, const char *key, int line,
+                      int bad)
 {
     if (file->n_origins == file->cap_origins) {
         size_t cap = file->cap_origins ? file->cap_origins * 2 : 64;
@@ -111,35 +184,80 @@ static int add_origin(struct ts_cfg_file *file, const void *instance, const char
         file->origins = o;
         file->cap_origins = cap;
     }
-    file->origins[file->n_origins++] = (struct ts_cfg_origin){instance, key, line};
+    if (!key) { /* a header: index it (at most TS_CFG_SECTIONS_MAX of them) */
+        if (!file->heads && !(file->heads = calloc(HEADS_SIZE, sizeof *file->heads)))
+            return TS_ENOMEM;
+        size_t h = head_slot(instance), probes = 0;
+        while (file->heads[h] && ++probes < HEADS_SIZE)
+            h = (h + 1) & (HEADS_SIZE - 1);
+        if (file->heads[h])
+            return TS_ENOMEM; /* cannot happen: the sections are bounded */
+        file->heads[h] = file->n_origins + 1;
+    }
+    file->origins[file->n_origins++] = (struct ts_cfg_origin){instance, key, line, bad};
     return TS_OK;
+}
+
+/* Index of instance's header in file->origins, or n_origins if none. Its
+ * keys follow it (no section is opened twice). */
+static size_t find_head(const struct ts_cfg_file *file, const void *instance)
+{
+    if (!file->heads)
+        return file->n_origins;
+    for (size_t h = head_slot(instance), probes = 0; file->heads[h] && probes < HEADS_SIZE;
+         h = (h + 1) & (HEADS_SIZE - 1), probes++)
+        if (file->origins[file->heads[h] - 1].instance == instance)
+            return file->heads[h] - 1;
+    return file->n_origins;
+}
+
+static const struct ts_cfg_origin *find_origin(const struct ts_cfg_file *file,
+                                               const void *instance, const char *key)
+{
+    size_t i = find_head(file, instance);
+    if (i == file->n_origins || !key)
+        return i == file->n_origins ? NULL : &file->origins[i];
+    for (i++; i < file->n_origins && file->origins[i].key; i++)
+        if (strcmp(key, file->origins[i].key) == 0)
+            return &file->origins[i];
+    return NULL;
 }
 
 int ts_config_line(const struct ts_cfg_file *file, const void *instance, const char *key)
 {
-    for (size_t i = 0; i < file->n_origins; i++) {
-        const struct ts_cfg_origin *o = &file->origins[i];
-        if (o->instance == instance &&
-            ((key == NULL && o->key == NULL) || (key && o->key && strcmp(key, o->key) == 0)))
-            return o->line;
-    }
-    return 0;
+    const struct ts_cfg_origin *o = find_origin(file, instance, key);
+    return o ? o->line : 0;
 }
 
-void ts_config_error(const struct ts_cfg_file *file, const void *instance, const char *section,
-                     const char *key, char *err, size_t errsize, const char *fmt, ...)
+int ts_config_bad(const struct ts_cfg_file *file, const void *instance, const char *key)
+{
+    const struct ts_cfg_origin *o = find_origin(file, instance, key);
+    return o && o->bad;
+}
+
+static void verror(struct ts_cfg_file *file, int line, const char *section, const char *key,
+                   const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void verror(struct ts_cfg_file *file, int line, const char *section, const char *key,
+                   const char *fmt, va_list ap)
+{
+    char reason[ERROR_TEXT_MAX];
+
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    ts_config_error_at(file, line, "[%s] %s%s%s", section, key ? key : "", key ? ": " : "", reason);
+}
+
+void ts_config_error(struct ts_cfg_file *file, const void *instance, const char *section,
+                     const char *key, const char *fmt, ...)
 {
     int line = key ? ts_config_line(file, instance, key) : 0;
-    char reason[512];
     va_list ap;
 
     if (line == 0)
         line = ts_config_line(file, instance, NULL);
     va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
+    verror(file, line, section, key, fmt, ap);
     va_end(ap);
-    set_error(err, errsize, "%s:%d: [%s] %s%s%s", file->path, line, section, key ? key : "",
-              key ? ": " : "", reason);
 }
 
 void ts_config_file_free(struct ts_cfg_file *file)
@@ -147,8 +265,129 @@ void ts_config_file_free(struct ts_cfg_file *file)
     if (!file)
         return;
     free(file->origins);
+    for (size_t i = 0; i < file->n_errors; i++)
+        free(file->errors[i].text);
+    free(file->errors);
+    free(file->heads);
     file->origins = NULL;
-    file->n_origins = file->cap_origins = 0;
+    file->errors = NULL;
+    file->heads = NULL;
+    file->n_origins = file->cap_origins = file->n_errors = file->n_more = 0;
+}
+
+/* Errors about the whole file (line 0) go after those about a line. */
+static int sort_line(const struct ts_cfg_error *e)
+{
+    return e->line > 0 ? e->line : INT_MAX;
+}
+
+int ts_config_finish(struct ts_cfg_file *file, char *err, size_t errsize)
+{
+    /* insertion sort: stable (one line's errors keep their order), and n <= 100 */
+    for (size_t i = 1; i < file->n_errors; i++) {
+        struct ts_cfg_error e = file->errors[i];
+        size_t j = i;
+        for (; j > 0 && sort_line(&file->errors[j - 1]) > sort_line(&e); j--)
+            file->errors[j] = file->errors[j - 1];
+        file->errors[j] = e;
+    }
+    if (file->n_errors > 0) {
+        if (errsize > 0)
+            snprintf(err, errsize, "%s", file->errors[0].text);
+        return TS_ECONFIG;
+    }
+    if (file->n_more > 0) {
+        char path[ERROR_TEXT_MAX / 2];
+        ts_config_escape(path, sizeof path, file->path);
+        if (errsize > 0)
+            snprintf(err, errsize, "%s: %zu errors (out of memory to show them)", path,
+                     file->n_more);
+        return TS_ECONFIG;
+    }
+    return TS_OK;
+}
+
+size_t ts_config_print_errors(const struct ts_cfg_file *file, const char *prog, FILE *out)
+{
+    size_t n = 0;
+
+    for (; n < file->n_errors; n++)
+        fprintf(out, "%s: %s\n", prog, file->errors[n].text);
+    if (file->n_more > 0) {
+        char path[ERROR_TEXT_MAX / 2];
+        ts_config_escape(path, sizeof path, file->path);
+        fprintf(out, "%s: %s: ... and %zu more error%s\n", prog, path, file->n_more,
+                file->n_more == 1 ? "" : "s");
+        n++;
+    }
+    return n;
+}
+
+/* --- suggestions ------------------------------------------------------------ */
+
+#define CLOSE_MAX 48 /* longest word a suggestion is looked for (keys are shorter) */
+
+static int fold(int c)
+{
+    return c == '-' ? '_' : tolower(c);
+}
+
+/* Edits from a to b: insert, delete, replace, swap of two neighbours (the
+ * optimal string alignment distance), with case and '-'/'_' aside. Both
+ * at most CLOSE_MAX characters. */
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t rows[3][CLOSE_MAX + 1];
+    size_t *before = rows[0], *prev = rows[1], *cur = rows[2];
+
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            int ai = fold((unsigned char)a[i - 1]), bj = fold((unsigned char)b[j - 1]);
+            size_t d = prev[j - 1] + (ai != bj);
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && ai == fold((unsigned char)b[j - 2]) &&
+                fold((unsigned char)a[i - 2]) == bj && before[j - 2] + 1 < d)
+                d = before[j - 2] + 1;
+            cur[j] = d;
+        }
+        size_t *t = before;
+        before = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+/* The closest of n names (the first `const char *` of each element of
+ * table, stride bytes apart) to word, within a few edits for word's length
+ * (1 up to 5 characters, 2 up to 10, else 3; none under 3 characters); NULL
+ * if none is that close. The first of equally close names wins. */
+static const char *closest(const char *word, const void *table, size_t n, size_t stride)
+{
+    size_t lw = strlen(word), best = SIZE_MAX;
+    size_t limit = lw < 3 ? 0 : lw <= 5 ? 1 : lw <= 10 ? 2 : 3;
+    const char *found = NULL;
+
+    if (limit == 0 || lw > CLOSE_MAX)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = *(const char *const *)((const char *)table + i * stride);
+        size_t ln = strlen(name);
+        if (ln > CLOSE_MAX || (ln > lw ? ln - lw : lw - ln) > limit)
+            continue;
+        size_t d = edit_distance(word, lw, name, ln);
+        if (d <= limit && d < best) {
+            best = d;
+            found = name;
+        }
+    }
+    return found;
 }
 
 /* --- values --------------------------------------------------------------- */
@@ -285,10 +524,17 @@ int ts_config_defaults(const struct ts_cfg_section *section, void *instance)
 
 /* --- sections ---------------------------------------------------------- */
 
+_Static_assert(offsetof(struct ts_cfg_key, name) == 0, "closest() reads a key's name first");
+_Static_assert(offsetof(struct ts_cfg_section, kind) == 0, "closest() reads a section's kind first");
+
+/* Starts the section of header text ("kind" or "kind NAME"). A refused
+ * header makes the engine ignore the section's keys (skip_section): they
+ * would only repeat the error. */
 static void start_section(struct parse_state *st, char *text)
 {
     char *name = text;
-    size_t kind_len;
+    size_t kind_len, index = 0;
+    const struct ts_cfg_section *s = NULL;
 
     while (*name && !isspace((unsigned char)*name))
         name++;
@@ -296,57 +542,103 @@ static void start_section(struct parse_state *st, char *text)
     while (isspace((unsigned char)*name))
         name++;
     snprintf(st->section_text, sizeof st->section_text, "%s", text);
-    st->section = NULL;
-    st->instance = NULL;
-    if (++st->n_sections > TS_CFG_SECTIONS_MAX)
-        return fail(st, NULL, "more than %d sections", TS_CFG_SECTIONS_MAX);
-    for (size_t i = 0; i < st->schema->n_sections; i++) {
-        const struct ts_cfg_section *s = &st->schema->sections[i];
-        if (strlen(s->kind) == kind_len && strncmp(s->kind, text, kind_len) == 0) {
-            st->section = s;
-            if (s->named && !*name)
-                return fail(st, NULL, "section needs a name: [%s NAME]", s->kind);
-            if (!s->named && *name)
-                return fail(st, NULL, "section [%s] takes no name", s->kind);
-            if (!s->named && st->seen_singleton[i])
-                return fail(st, NULL, "section [%s] appears twice", s->kind);
-            st->seen_singleton[i] = true;
-            break;
-        }
+    skip_section(st);
+    if (++st->n_sections > TS_CFG_SECTIONS_MAX) {
+        fail(st, NULL, "more than %d sections", TS_CFG_SECTIONS_MAX);
+        st->file->stopped = 1;
+        return;
     }
-    if (!st->section)
-        return fail(st, NULL, "unknown section kind '%.*s'", (int)kind_len, text);
+    for (size_t i = 0; i < st->schema->n_sections && !s; i++) {
+        const struct ts_cfg_section *c = &st->schema->sections[i];
+        if (strlen(c->kind) == kind_len && strncmp(c->kind, text, kind_len) == 0)
+            s = c, index = i;
+    }
+    if (!s) {
+        char kind[64];
+        snprintf(kind, sizeof kind, "%.*s", (int)kind_len, text);
+        const char *near = closest(kind, st->schema->sections, st->schema->n_sections,
+                                   sizeof *st->schema->sections);
+        return fail(st, NULL, "unknown section kind '%.*s'%s%s%s", (int)kind_len, text,
+                    near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    }
+    if (s->named && !*name)
+        return fail(st, NULL, "section needs a name: [%s NAME]", s->kind);
+    if (!s->named && st->seen_singleton[index])
+        return fail(st, NULL, "section [%s] appears twice", s->kind);
+    if (s->named && (strlen(name) >= s->name_size || !ts_field_ok(name)))
+        return fail(st, NULL, "bad section name '%s'", name);
+    if (!s->named && *name) /* reported; its keys are still read (they are the section's) */
+        fail(st, NULL, "section [%s] takes no name", s->kind);
+    st->seen_singleton[index] = true;
 
     char why[160] = "";
-    st->instance = st->section->add(st->user, why, sizeof why);
-    if (!st->instance)
-        return fail(st, NULL, "%s", why[0] ? why : "cannot add section");
-    if (st->section->named) {
-        if (strlen(name) >= st->section->name_size || !ts_field_ok(name))
-            return fail(st, NULL, "bad section name '%s'", name);
-        strcpy((char *)st->instance + st->section->name_offset, name);
+    void *instance = s->add(st->user, why, sizeof why);
+    if (!instance) {
+        fail(st, NULL, "%s", why[0] ? why : "cannot add section");
+        st->file->stopped = 1; /* out of memory */
+        return;
     }
-    for (size_t i = 0; i < st->section->n_keys; i++) {
-        const struct ts_cfg_key *k = &st->section->keys[i];
-        if (k->def && set_value(k, st->instance, k->def, why, sizeof why))
-            return fail(st, k->name, "bad built-in default '%s'", k->def);
+    if (s->named)
+        strcpy((char *)instance + s->name_offset, name);
+    for (size_t i = 0; i < s->n_keys; i++) {
+        const struct ts_cfg_key *k = &s->keys[i];
+        if (k->def && set_value(k, instance, k->def, why, sizeof why))
+            fail(st, k->name, "bad built-in default '%s'", k->def);
     }
     st->section_first = st->file->n_origins;
-    if (add_origin(st->file, st->instance, NULL, st->line))
+    if (add_origin(st->file, instance, NULL, st->line, 0)) {
         fail(st, NULL, "out of memory");
+        st->file->stopped = 1;
+        return;
+    }
+    st->section = s;
+    st->instance = instance;
+    st->skip = false;
 }
 
-/* Line where key was set in the current section; 0 if not yet. A section's
+/* Origin of key in the current section; NULL if not set yet. A section's
  * keys follow its header in file->origins (no section is opened twice), so
  * this looks at no more than the section's own keys. */
-static int line_in_section(const struct parse_state *st, const char *key)
+static struct ts_cfg_origin *in_section(const struct parse_state *st, const char *key)
 {
     for (size_t i = st->section_first; i < st->file->n_origins; i++) {
-        const struct ts_cfg_origin *o = &st->file->origins[i];
+        struct ts_cfg_origin *o = &st->file->origins[i];
         if (o->key && strcmp(o->key, key) == 0)
-            return o->line;
+            return o;
     }
-    return 0;
+    return NULL;
+}
+
+/* "unknown key", with the closest key of the section if one is close, or
+ * else the sections that have a key of that name. */
+static void unknown_key(struct parse_state *st, const char *name)
+{
+    const struct ts_cfg_section *sec = st->section;
+    if (st->file->n_errors == TS_CFG_ERRORS_MAX) /* counted, no suggestion looked for */
+        return fail(st, name, "unknown key");
+    const char *near = closest(name, sec->keys, sec->n_keys, sizeof *sec->keys);
+    char where[200] = "";
+    size_t n = 0;
+
+    if (near) {
+        /* near counts as set (TS_CFG_GUESSED) until the section sets it: the
+         * mistyped line is the error, not also a "required" near */
+        if (!in_section(st, near) &&
+            add_origin(st->file, st->instance, near, st->line, TS_CFG_GUESSED))
+            st->file->stopped = 1; /* out of memory */
+        return fail(st, name, "unknown key; did you mean '%s'?", near);
+    }
+    for (size_t i = 0; i < st->schema->n_sections && n < sizeof where; i++) {
+        const struct ts_cfg_section *s = &st->schema->sections[i];
+        for (size_t j = 0; j < s->n_keys && s != sec; j++) {
+            if (strcmp(s->keys[j].name, name) == 0) {
+                n += (size_t)snprintf(where + n, sizeof where - n, "%s[%s%s]", n ? " or " : "",
+                                      s->kind, s->named ? " NAME" : "");
+                break;
+            }
+        }
+    }
+    fail(st, name, "unknown key%s%s", n ? "; it belongs in " : "", where);
 }
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -356,32 +648,35 @@ static int on_key(void *user, const char *section, const char *name, const char 
     char why[200];
 
     (void)section;
-    if (st->failed)
-        return 0;
+    if (st->file->stopped)
+        return 1;
     if (!st->instance) {
-        fail(st, name, "key outside of any section");
-        return 0;
+        if (!st->skip)
+            fail(st, name, "key outside of any section");
+        return 1;
     }
     for (size_t i = 0; i < st->section->n_keys; i++)
         if (strcmp(st->section->keys[i].name, name) == 0)
             k = &st->section->keys[i];
     if (!k) {
-        fail(st, name, "unknown key");
-        return 0;
+        unknown_key(st, name);
+        return 1;
     }
-    int first = line_in_section(st, k->name);
-    if (first) {
-        fail(st, name, "set twice (first on line %d)", first);
-        return 0;
+    struct ts_cfg_origin *first = in_section(st, k->name);
+    if (first && first->bad != TS_CFG_GUESSED) {
+        fail(st, name, "set twice (first on line %d)", first->line);
+        return 1;
     }
     const char *reason = set_value(k, st->instance, value, why, sizeof why);
-    if (reason) {
+    if (reason)
         fail(st, name, "%s", reason);
-        return 0;
-    }
-    if (add_origin(st->file, st->instance, k->name, st->line)) {
+    /* a refused value counts as set: no "required" error, no "set twice" later */
+    if (first) { /* it stood in for a mistyped key: now it is set */
+        first->line = st->line;
+        first->bad = reason != NULL;
+    } else if (add_origin(st->file, st->instance, k->name, st->line, reason != NULL)) {
         fail(st, name, "out of memory");
-        return 0;
+        st->file->stopped = 1;
     }
     return 1;
 }
@@ -399,28 +694,32 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
 }
 
 /* Checks one line (leading blanks already gone) as inih will read it, and
- * starts the section of a header: so that the first error is the one
- * reported, on its own line. */
-static void check_line(struct parse_state *st, char *p)
+ * starts the section of a header: so that every error is reported on its
+ * own line. Returns whether inih is to see the line (a refused one is
+ * blanked: its error is already recorded). */
+static bool check_line(struct parse_state *st, char *p)
 {
     if (*p == '\0' || *p == ';' || *p == '#')
-        return; /* blank or comment */
+        return true; /* blank or comment */
     if (*p != '[') {
         const char *eq = find_chars_or_comment(p, "=:");
         if (*eq != '=' && *eq != ':')
-            return fail_line(st, "syntax error (expected [section] or key = value)");
+            return fail_line(st, "syntax error (expected [section] or key = value)"), false;
         if (eq == p)
-            return fail_line(st, "syntax error (a key name is missing before '=')");
-        return; /* inih calls on_key */
+            return fail_line(st, "syntax error (a key name is missing before '=')"), false;
+        return true; /* inih calls on_key */
     }
     const char *close = find_chars_or_comment(p + 1, "]");
-    if (*close != ']')
-        return fail_line(st, "syntax error (a section header without ']')");
+    if (*close != ']') {
+        fail_line(st, "syntax error (a section header without ']')");
+        skip_section(st);
+        return false;
+    }
     const char *after = close + 1;
     while (isspace((unsigned char)*after))
         after++;
-    if (*after && *after != ';' && *after != '#')
-        return fail_line(st, "syntax error (text after the section header)");
+    if (*after && *after != ';' && *after != '#') /* reported; the header is still read */
+        fail_line(st, "syntax error (text after the section header)");
 
     char text[256]; /* a line is shorter */
     const char *t = p + 1, *e = close;
@@ -430,16 +729,44 @@ static void check_line(struct parse_state *st, char *p)
         e--;
     snprintf(text, sizeof text, "%.*s", (int)(e - t), t);
     start_section(st, text);
+    p[close + 1 - p] = '\0'; /* inih sees the header alone */
+    return true;
+}
+
+/* The key of a refused long line (p, n characters, blanks gone), if it is
+ * one of the current section's: it counts as set, with a refused value, so
+ * that no "required" error follows from the line. buf (size bytes) is
+ * scratch. */
+static void mark_long_key(struct parse_state *st, const char *p, size_t n, char *buf, int size)
+{
+    if (!st->instance || n == 0 || *p == '[' || *p == ';' || *p == '#')
+        return;
+    n = n < (size_t)size - 1 ? n : (size_t)size - 1; /* a key that fits is in there */
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    char *end = (char *)find_chars_or_comment(buf, "=:");
+    if (*end != '=' && *end != ':')
+        return;
+    while (end > buf && isspace((unsigned char)end[-1]))
+        end--;
+    *end = '\0';
+    for (size_t i = 0; i < st->section->n_keys; i++) {
+        const struct ts_cfg_key *k = &st->section->keys[i];
+        if (strcmp(k->name, buf) == 0 && !in_section(st, k->name) &&
+            add_origin(st->file, st->instance, k->name, st->line, 1))
+            st->file->stopped = 1; /* out of memory */
+    }
 }
 
 /* inih reader: hands over one whole line of the file at a time (never a
  * part of one: a line that does not fit inih's buffer is an error), counts
- * lines and starts sections, so errors name the right line. */
+ * lines and starts sections, so errors name the right line. A refused line
+ * goes to inih blank; a NUL byte stops the reading (not a text file). */
 static char *read_line(char *buf, int size, void *stream)
 {
     struct parse_state *st = stream;
 
-    if (st->failed || st->pos >= st->len)
+    if (st->file->stopped || st->pos >= st->len)
         return NULL;
     const char *p = st->data + st->pos;
     const char *nl = memchr(p, '\n', st->len - st->pos);
@@ -455,13 +782,20 @@ static char *read_line(char *buf, int size, void *stream)
     }
     if (memchr(p, '\0', n)) {
         fail_line(st, "holds a NUL byte (not a text file?)");
+        st->file->stopped = 1;
         return NULL;
     }
     if (size < 2 || n > (size_t)size - 1) {
         char why[64];
         snprintf(why, sizeof why, "line longer than %d characters", size - 1);
         fail_line(st, why);
-        return NULL;
+        while (n > 0 && isspace((unsigned char)*p))
+            p++, n--;
+        if (n > 0 && *p == '[')
+            skip_section(st); /* a header: its keys are not the previous section's */
+        mark_long_key(st, p, n, buf, size);
+        buf[0] = '\0';
+        return buf;
     }
     while (n > 0 && isspace((unsigned char)*p)) {
         p++; /* leading blanks: no inih continuation lines */
@@ -469,8 +803,9 @@ static char *read_line(char *buf, int size, void *stream)
     }
     memcpy(buf, p, n);
     buf[n] = '\0';
-    check_line(st, buf);
-    return st->failed ? NULL : buf;
+    if (!check_line(st, buf))
+        buf[0] = '\0';
+    return buf;
 }
 
 static const char *file_kind(mode_t mode)
@@ -483,7 +818,7 @@ static const char *file_kind(mode_t mode)
  * (malloc'ed, the caller frees it). Opens without blocking (a FIFO), checks
  * the type before opening (a device is never opened) and again on the
  * descriptor it reads from. */
-static int read_file(const char *path, char **data, size_t *len, char *err, size_t errsize)
+static int read_file(struct ts_cfg_file *file, const char *path, char **data, size_t *len)
 {
     struct stat sb;
     int fd = -1;
@@ -496,11 +831,11 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
         goto not_regular;
     fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
-        set_error(err, errsize, "%s: cannot open: %s", path, strerror(errno));
+        file_error(file, path, "cannot open: %s", strerror(errno));
         return TS_ECONFIG;
     }
     if (fstat(fd, &sb) != 0) {
-        set_error(err, errsize, "%s: cannot read: %s", path, strerror(errno));
+        file_error(file, path, "cannot read: %s", strerror(errno));
         goto fail;
     }
     if (!S_ISREG(sb.st_mode))
@@ -524,7 +859,7 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
-            set_error(err, errsize, "%s: cannot read: %s", path, strerror(errno));
+            file_error(file, path, "cannot read: %s", strerror(errno));
             goto fail;
         }
         if (got == 0)
@@ -539,14 +874,13 @@ static int read_file(const char *path, char **data, size_t *len, char *err, size
     return TS_OK;
 
 no_memory:
-    set_error(err, errsize, "%s: out of memory", path);
+    file_error(file, path, "out of memory");
     goto fail;
 not_regular:
-    set_error(err, errsize, "%s: is %s, not a regular file", path, file_kind(sb.st_mode));
+    file_error(file, path, "is %s, not a regular file", file_kind(sb.st_mode));
     goto fail;
 too_big:
-    set_error(err, errsize, "%s: larger than %d bytes (a configuration is small)", path,
-              TS_CFG_FILE_MAX);
+    file_error(file, path, "larger than %d bytes (a configuration is small)", TS_CFG_FILE_MAX);
 fail:
     free(buf);
     if (fd >= 0)
@@ -555,47 +889,108 @@ fail:
 }
 
 int ts_config_load(const char *path, const struct ts_cfg_schema *schema, void *user,
-                   struct ts_cfg_file *file, char *err, size_t errsize)
+                   struct ts_cfg_file *file)
 {
-    struct parse_state st = {.schema = schema, .user = user, .file = file, .err = err,
-                             .errsize = errsize};
+    struct parse_state st = {.schema = schema, .user = user, .file = file};
     bool seen[16] = {false};
     char *data;
 
-    if (schema->n_sections > 16)
-        return TS_EINVAL;
     memset(file, 0, sizeof *file);
     snprintf(file->path, sizeof file->path, "%s", path);
-    st.seen_singleton = seen;
-    if (read_file(path, &data, &st.len, err, errsize) != TS_OK)
+    if (schema->n_sections > 16) {
+        file_error(file, path, "too many section kinds (a bug in the table)");
+        file->stopped = 1;
         return TS_ECONFIG;
+    }
+    st.seen_singleton = seen;
+    if (read_file(file, path, &data, &st.len) != TS_OK) {
+        file->stopped = 1;
+        return TS_ECONFIG;
+    }
     st.data = data;
     int rc = ini_parse_stream(read_line, &st, on_key, &st);
     free(data);
-    if (st.failed)
-        return TS_ECONFIG;
-    if (rc != 0) { /* check_line should have caught it first */
-        st.line = rc > 0 ? rc : st.line;
-        fail_line(&st, "syntax error (expected [section] or key = value)");
-        return TS_ECONFIG;
+    if (rc < 0) {
+        file_error(file, path, "out of memory");
+        file->stopped = 1;
+    } else if (rc > 0) {
+        /* a line inih refused that check_line let through: not expected */
+        bool named = false;
+        for (size_t i = 0; i < file->n_errors; i++)
+            named = named || file->errors[i].line == rc;
+        if (!named)
+            ts_config_error_at(file, rc, "syntax error (expected [section] or key = value)");
     }
-    return TS_OK;
+    return file->n_errors || file->n_more ? TS_ECONFIG : TS_OK;
 }
 
-int ts_config_require(const struct ts_cfg_file *file, const struct ts_cfg_section *section,
-                      const void *instance, char *err, size_t errsize)
+/* "kind" or "kind NAME" of instance, a section of kind section. */
+static void section_text(const struct ts_cfg_section *section, const void *instance, char *text,
+                         size_t size)
 {
+    const char *name = section->named ? (const char *)instance + section->name_offset : "";
+    snprintf(text, size, "%s%s%s", section->kind, *name ? " " : "", name);
+}
+
+int ts_config_require(struct ts_cfg_file *file, const struct ts_cfg_section *section,
+                      const void *instance)
+{
+    int rc = TS_OK;
     for (size_t i = 0; i < section->n_keys; i++) {
         const struct ts_cfg_key *k = &section->keys[i];
         if ((k->flags & TS_CFG_REQUIRED) && !ts_config_line(file, instance, k->name)) {
-            const char *name = section->named ? (const char *)instance + section->name_offset : "";
             char text[160];
-            snprintf(text, sizeof text, "%s%s%s", section->kind, *name ? " " : "", name);
-            ts_config_error(file, instance, text, k->name, err, errsize, "required key is missing");
-            return TS_ECONFIG;
+            section_text(section, instance, text, sizeof text);
+            ts_config_error(file, instance, text, k->name, "required key is missing");
+            rc = TS_ECONFIG;
         }
     }
-    return TS_OK;
+    return rc;
+}
+
+/* The names of the kinds in mask into text: "modbus-tcp, modbus-rtu and
+ * sim" in prose, else "modbus-tcp, modbus-rtu, sim". */
+static void kind_names(const struct ts_cfg_choice *kinds, unsigned mask, bool prose, char *text,
+                       size_t size)
+{
+    size_t n = 0, count = 0, total = 0;
+
+    text[0] = '\0';
+    for (const struct ts_cfg_choice *c = kinds; c->name; c++)
+        total += c->value >= 0 && c->value < 32 && (mask & TS_CFG_KIND(c->value));
+    for (const struct ts_cfg_choice *c = kinds; c->name && n < size; c++) {
+        if (c->value < 0 || c->value >= 32 || !(mask & TS_CFG_KIND(c->value)))
+            continue;
+        count++;
+        n += (size_t)snprintf(text + n, size - n, "%s%s",
+                              count == 1 ? "" : prose && count == total ? " and " : ", ", c->name);
+    }
+}
+
+int ts_config_check_kind(struct ts_cfg_file *file, const struct ts_cfg_section *section,
+                         const void *instance, int kind, const char *what)
+{
+    int rc = TS_OK;
+    char text[160], only[160];
+
+    if (!section->kinds || kind < 0 || kind >= 32)
+        return TS_OK;
+    section_text(section, instance, text, sizeof text);
+    size_t i = find_head(file, instance);
+    for (i += i < file->n_origins; i < file->n_origins && file->origins[i].key; i++) {
+        const struct ts_cfg_origin *o = &file->origins[i];
+        for (size_t j = 0; j < section->n_keys; j++) {
+            const struct ts_cfg_key *k = &section->keys[j];
+            if (k->name != o->key || !k->kinds || (k->kinds & TS_CFG_KIND(kind)) ||
+                o->bad == TS_CFG_GUESSED)
+                continue;
+            kind_names(section->kinds, k->kinds, true, only, sizeof only);
+            ts_config_error_at(file, o->line, "[%s] %s: means nothing for %s (only for %s)", text,
+                               k->name, what, only);
+            rc = TS_ECONFIG;
+        }
+    }
+    return rc;
 }
 
 static const char *type_name(const struct ts_cfg_key *k)
@@ -618,11 +1013,15 @@ void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out)
 {
     for (size_t s = 0; s < schema->n_sections; s++) {
         const struct ts_cfg_section *sec = &schema->sections[s];
-        fprintf(out, "### [%s%s]\n\n%s\n\n| key | type | range / choices | default | meaning |\n"
-                     "|---|---|---|---|---|\n", sec->kind, sec->named ? " NAME" : "", sec->doc);
+        fprintf(out, "### [%s%s]\n\n%s\n\n", sec->kind, sec->named ? " NAME" : "", sec->doc);
+        if (sec->kinds)
+            fprintf(out, "%s\n\n| key | type | range / choices | default | kinds | meaning |\n"
+                         "|---|---|---|---|---|---|\n", sec->kinds_doc ? sec->kinds_doc : "");
+        else
+            fputs("| key | type | range / choices | default | meaning |\n|---|---|---|---|---|\n", out);
         for (size_t i = 0; i < sec->n_keys; i++) {
             const struct ts_cfg_key *k = &sec->keys[i];
-            char range[160] = "";
+            char range[160] = "", kinds[160] = "all";
             size_t n = 0;
             if (k->type == TS_CFG_INT || k->type == TS_CFG_INT64 || k->type == TS_CFG_DOUBLE)
                 snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
@@ -631,8 +1030,14 @@ void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out)
                     n += (size_t)snprintf(range + n, sizeof range - n, "%s%s", n ? ", " : "", c->name);
             else if (k->type == TS_CFG_CHAR)
                 snprintf(range, sizeof range, "%s", k->chars);
-            fprintf(out, "| `%s` | %s | %s | %s | %s |\n", k->name, type_name(k), range,
-                    (k->flags & TS_CFG_REQUIRED) ? "**required**" : (k->def ? k->def : ""), k->doc);
+            fprintf(out, "| `%s` | %s | %s | %s | ", k->name, type_name(k), range,
+                    (k->flags & TS_CFG_REQUIRED) ? "**required**" : (k->def ? k->def : ""));
+            if (sec->kinds) {
+                if (k->kinds)
+                    kind_names(sec->kinds, k->kinds, false, kinds, sizeof kinds);
+                fprintf(out, "%s | ", kinds);
+            }
+            fprintf(out, "%s |\n", k->doc);
         }
         fputs("\n", out);
     }

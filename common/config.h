@@ -9,14 +9,21 @@
  * Every error names the file, the line and the key, e.g.
  *   agent.conf:12: [turnstile t1] width: must be one of 16, 32, 64
  * and holds only printable ASCII: bytes from the file (or its name) outside
- * 0x20..0x7e are shown as \xNN.
+ * 0x20..0x7e are shown as \xNN. Loading goes on past an error, so that one
+ * run reports every error of the file (at most TS_CFG_ERRORS_MAX of them are
+ * kept, the rest only counted), sorted by line; an unknown key names the
+ * closest key of its section when one is close. A section kind may have
+ * kinds (a device's `kind`): a key limited to some of them is an error in a
+ * section of another kind (ts_config_check_kind).
  *
  * Input limits (docs: README "Configuration"): only a regular file is read
  * (a FIFO, device, directory or socket is refused without blocking), of at
  * most TS_CFG_FILE_MAX bytes and TS_CFG_SECTIONS_MAX sections; a line holds
  * at most 199 characters (inih's 200-byte line buffer; a longer one is an
  * error, never split), no NUL byte; leading blanks are ignored (no
- * continuation lines). Integers are decimal, or hexadecimal with 0x. */
+ * continuation lines). Integers are decimal, or hexadecimal with 0x. A NUL
+ * byte, too many sections or a file that cannot be read stop the reading
+ * (file->stopped): the rest would only add noise. */
 #ifndef TS_CONFIG_H
 #define TS_CONFIG_H
 
@@ -41,6 +48,7 @@ struct ts_cfg_choice {
 };
 
 #define TS_CFG_REQUIRED 1u /* must be set in every section of this kind */
+#define TS_CFG_KIND(v) (1u << (v)) /* a key's `kinds` bit for the kind of value v (0..31) */
 
 struct ts_cfg_key {
     const char *name;
@@ -52,6 +60,7 @@ struct ts_cfg_key {
     const char *chars;        /* CHAR */
     unsigned flags;           /* TS_CFG_REQUIRED */
     const char *doc;          /* one line */
+    unsigned kinds;           /* TS_CFG_KIND bits of the section's kinds it applies to; 0: all */
 };
 
 struct ts_cfg_section {
@@ -64,6 +73,10 @@ struct ts_cfg_section {
     /* Returns the zeroed struct for a new section (the engine fills defaults
      * and values), or NULL with a reason in err. Storage stays the caller's. */
     void *(*add)(void *user, char *err, size_t errsize);
+    /* Kinds the keys' `kinds` name (terminated by {NULL, 0}), NULL: none; and
+     * a sentence for the docs saying what decides a section's kind. */
+    const struct ts_cfg_choice *kinds;
+    const char *kinds_doc;
 };
 
 struct ts_cfg_schema {
@@ -76,35 +89,81 @@ struct ts_cfg_origin {
     const void *instance;     /* the section's struct */
     const char *key;          /* key name (from the table); NULL for the header */
     int line;
+    int bad;                  /* 0; 1: the value was refused; TS_CFG_GUESSED: not set,
+                                 but an unknown key close to it was. Either way an
+                                 error says so, the key counts as set and the struct
+                                 keeps its default */
 };
+
+#define TS_CFG_GUESSED 2
 
 #define TS_CFG_FILE_MAX (1024 * 1024) /* bytes: a config is small */
 #define TS_CFG_SECTIONS_MAX 1024      /* sections per file: an agent polls far fewer turnstiles */
+#define TS_CFG_ERRORS_MAX 100         /* errors kept per file; the rest are only counted */
+
+struct ts_cfg_error {
+    int line;                 /* 0: about the whole file */
+    char *text;               /* owned: "file:line: [section] key: reason", printable ASCII */
+};
 
 struct ts_cfg_file {
     char path[256];
     struct ts_cfg_origin *origins; /* owned; freed by ts_config_file_free */
     size_t n_origins, cap_origins;
+    size_t *heads;                 /* owned: an index of the section headers in origins */
+    struct ts_cfg_error *errors;   /* owned: the first TS_CFG_ERRORS_MAX errors found */
+    size_t n_errors;
+    size_t n_more;                 /* errors found beyond those (or not stored: no memory) */
+    int stopped;                   /* reading stopped before the end of the file */
 };
 
-/* Parses path against schema. TS_OK, or TS_ECONFIG with one line in err
- * ("file:line: [section] key: reason"; "file: reason" when the file cannot
- * be read). file receives the origins. */
+/* Parses path against schema into the sections user's add() hands out, and
+ * records where every value came from and every error in file. TS_OK, or
+ * TS_ECONFIG: errors are in file (file->stopped if the reading stopped early;
+ * else the program's checks may add more). The caller ends with
+ * ts_config_finish and frees file with ts_config_file_free in both cases. */
 int ts_config_load(const char *path, const struct ts_cfg_schema *schema, void *user,
-                   struct ts_cfg_file *file, char *err, size_t errsize);
+                   struct ts_cfg_file *file);
 
-/* Line where key (NULL: the section header) of instance was set; 0 if not. */
+/* Line where key (NULL: the section header) of instance was set; 0 if not.
+ * A key whose value was refused counts as set. */
 int ts_config_line(const struct ts_cfg_file *file, const void *instance, const char *key);
 
-/* Formats a validation error naming file, line and key into err. */
-void ts_config_error(const struct ts_cfg_file *file, const void *instance, const char *section,
-                     const char *key, char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+/* 1 if key of instance was set to a value that was refused, or stands in
+ * for an unknown key close to it (already an error): checks that use its
+ * value skip it rather than add a false error. */
+int ts_config_bad(const struct ts_cfg_file *file, const void *instance, const char *key);
 
-/* Checks that every TS_CFG_REQUIRED key of instance (a section of kind
- * `section`) was set. TS_OK, or TS_ECONFIG with the error in err. */
-int ts_config_require(const struct ts_cfg_file *file, const struct ts_cfg_section *section,
-                      const void *instance, char *err, size_t errsize);
+/* Records an error naming file, the line of key (NULL: of the section
+ * header) of instance, section ("device d1") and key. */
+void ts_config_error(struct ts_cfg_file *file, const void *instance, const char *section,
+                     const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Records an error "file:line: reason" ("file: reason" for line 0). */
+void ts_config_error_at(struct ts_cfg_file *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records an error for every TS_CFG_REQUIRED key of instance (a section of
+ * kind `section`) that was not set. TS_OK, or TS_ECONFIG if one was missing. */
+int ts_config_require(struct ts_cfg_file *file, const struct ts_cfg_section *section,
+                      const void *instance);
+
+/* Records an error for every key set in instance (a section of kind
+ * `section`, which has kinds) whose `kinds` leave out kind (a value of
+ * section->kinds), worded "KEY: does not apply to WHAT (only to K1, K2)".
+ * TS_OK, or TS_ECONFIG if there was one. */
+int ts_config_check_kind(struct ts_cfg_file *file, const struct ts_cfg_section *section,
+                         const void *instance, int kind, const char *what);
+
+/* Ends a load: sorts the errors by line (errors about the whole file last).
+ * TS_OK if there is none; else TS_ECONFIG with the first in err. */
+int ts_config_finish(struct ts_cfg_file *file, char *err, size_t errsize);
+
+/* Writes every error kept in file to out, one a line, each after "PROG: ",
+ * and "PROG: FILE: ... and N more errors" when some were only counted.
+ * Returns the number of lines written. */
+size_t ts_config_print_errors(const struct ts_cfg_file *file, const char *prog, FILE *out);
 
 /* Sets every key of section that has a default in instance (what an empty
  * section gives): for a section that is absent from the file. TS_OK, or
@@ -118,7 +177,8 @@ void ts_config_file_free(struct ts_cfg_file *file);
  * does not fit: for error lines that echo file names, keys and values. */
 void ts_config_escape(char *dst, size_t size, const char *src);
 
-/* Writes the documentation of every section and key (markdown) to out. */
+/* Writes the documentation of every section and key (markdown) to out: for
+ * a section with kinds, which kinds each key applies to. */
 void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out);
 
 #endif

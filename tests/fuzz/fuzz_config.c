@@ -7,9 +7,12 @@
  * loaded through its /proc/self/fd path as the agent loads its file. Beyond
  * "no crash, no leak, no undefined behaviour" it checks:
  *   - the result is TS_OK or TS_ECONFIG;
- *   - an error is one line of printable ASCII (0x20..0x7e) that starts with
- *     the file name and ':', then either a line number within the input's
- *     lines (1 for an empty input) and ':', or ' ' (a whole-file message);
+ *   - every error (err, and each one the file keeps) is one line of printable
+ *     ASCII (0x20..0x7e) that starts with the file name and ':', then either
+ *     a line number within the input's lines (1 for an empty input) and ':',
+ *     or ' ' (a whole-file message);
+ *   - TS_ECONFIG keeps 1 to TS_CFG_ERRORS_MAX errors (more only counted), in
+ *     the order of their lines, err the first of them; TS_OK keeps none;
  *   - "line longer than 199 characters" names a line that is longer, "holds a
  *     NUL byte" one that holds a NUL; an input with such a line is never
  *     accepted (a line is never split or cut);
@@ -131,6 +134,33 @@ static void check_error(const char *err, size_t lines)
     }
 }
 
+/* Line of an error ("path:LINE: ..."), 0 for a whole-file one. */
+static int error_line(const char *e)
+{
+    const char *p = e + strlen(path) + 1;
+    return *p == ' ' ? 0 : atoi(p);
+}
+
+/* Every error kept, as check_error; at most TS_CFG_ERRORS_MAX, sorted by
+ * line (whole-file ones last), err the first. */
+static void check_errors(const struct ts_cfg_file *file, const char *err, size_t lines)
+{
+    if (file->n_errors == 0 || file->n_errors > TS_CFG_ERRORS_MAX)
+        fail("TS_ECONFIG keeps no error, or more than TS_CFG_ERRORS_MAX", err);
+    if (strcmp(err, file->errors[0].text) != 0)
+        fail("err is not the first error kept", err);
+    for (size_t i = 0; i < file->n_errors; i++) {
+        check_error(file->errors[i].text, lines);
+        if (error_line(file->errors[i].text) != file->errors[i].line)
+            fail("an error's line is not the one its text names", file->errors[i].text);
+        if (i > 0) {
+            int a = file->errors[i - 1].line, b = file->errors[i].line;
+            if ((a == 0 && b != 0) || (b != 0 && a > b))
+                fail("errors out of line order", file->errors[i].text);
+        }
+    }
+}
+
 static void check_text(const char *field, size_t size, const char *name)
 {
     if (strnlen(field, size) == size)
@@ -221,12 +251,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     size_t lines = count_lines();
     int rc = ts_agent_cfg_load(path, &cfg, err, sizeof err);
-    if (rc == TS_ECONFIG)
+    if (rc == TS_ECONFIG) {
         check_error(err, lines);
-    else if (rc == TS_OK)
+        check_errors(&cfg.file, err, lines);
+    } else if (rc == TS_OK) {
+        if (cfg.file.n_errors || cfg.file.n_more)
+            fail("accepted with errors", NULL);
         check_accepted(&cfg, lines);
-    else
+    } else {
         fail("neither TS_OK nor TS_ECONFIG", ts_strerror(rc));
+    }
     ts_agent_cfg_free(&cfg);
     return 0;
 }

@@ -1,4 +1,5 @@
-/* Config validation: every bad config gets one line naming file, line and key. */
+/* Config validation: every error of a bad config is one line naming file,
+ * line and key; one load reports them all. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,30 +64,56 @@ static void assert_printable(const char *err)
     }
 }
 
-/* Loads file; expects failure with an error holding every needle. */
-static void expect_file_error(const char *file, const char *const needles[])
+/* Whether text holds every needle. */
+static int holds_all(const char *text, const char *const needles[])
 {
-    char err[512] = "";
-    struct ts_agent_cfg cfg;
+    for (int i = 0; needles[i]; i++)
+        if (!strstr(text, needles[i]))
+            return 0;
+    return 1;
+}
 
-    int rc = ts_agent_cfg_load(file, &cfg, err, sizeof err);
-    ts_agent_cfg_free(&cfg);
-    if (rc != TS_ECONFIG) {
-        fprintf(stderr, "%s accepted (rc %d)\n", file, rc);
-        fail();
-    }
+/* An error line: starts with the file name, one line of printable ASCII. */
+static void assert_error_line(const char *file, const char *err)
+{
     if (strncmp(err, file, strlen(file)) != 0) {
         fprintf(stderr, "error '%s' does not start with the file name\n", err);
         fail();
     }
-    for (int i = 0; needles[i]; i++) {
-        if (!strstr(err, needles[i])) {
-            fprintf(stderr, "error '%s' lacks '%s'\n", err, needles[i]);
-            fail();
-        }
-    }
     assert_null(strchr(err, '\n'));
     assert_printable(err);
+}
+
+/* Loads file; expects failure with an error holding every needle (err holds
+ * the first error; every error found is in cfg.file). */
+static void expect_file_error(const char *file, const char *const needles[])
+{
+    char err[512] = "";
+    struct ts_agent_cfg cfg;
+    int found = 0;
+
+    int rc = ts_agent_cfg_load(file, &cfg, err, sizeof err);
+    if (rc != TS_ECONFIG) {
+        fprintf(stderr, "%s accepted (rc %d)\n", file, rc);
+        fail();
+    }
+    assert_error_line(file, err);
+    assert_true(cfg.file.n_errors > 0);
+    assert_string_equal(err, cfg.file.errors[0].text);
+    for (size_t i = 0; i < cfg.file.n_errors; i++) {
+        assert_error_line(file, cfg.file.errors[i].text);
+        found = found || holds_all(cfg.file.errors[i].text, needles);
+    }
+    if (!found) {
+        fprintf(stderr, "no error holds every one of:");
+        for (int i = 0; needles[i]; i++)
+            fprintf(stderr, " '%s'", needles[i]);
+        fprintf(stderr, "\nerrors:\n");
+        for (size_t i = 0; i < cfg.file.n_errors; i++)
+            fprintf(stderr, "  %s\n", cfg.file.errors[i].text);
+    }
+    ts_agent_cfg_free(&cfg);
+    assert_true(found);
 }
 
 /* Loads head + tail; expects failure with an error holding every needle. */
@@ -100,8 +127,28 @@ static void expect_error(const char *head, const char *tail, const char *const n
     expect_file_error(path, needles);
 }
 
+/* As expect_error, and the first error (in err) is the one holding every needle. */
+static void expect_first_error(const char *head, const char *tail, const char *const needles[])
+{
+    char text[4096], err[512] = "";
+    struct ts_agent_cfg cfg;
+
+    int n = snprintf(text, sizeof text, "%s%s", head, tail);
+    assert_true(n > 0 && (size_t)n < sizeof text);
+    write_file(text);
+    assert_int_equal(ts_agent_cfg_load(path, &cfg, err, sizeof err), TS_ECONFIG);
+    ts_agent_cfg_free(&cfg);
+    assert_error_line(path, err);
+    if (!holds_all(err, needles)) {
+        fprintf(stderr, "the first error '%s' lacks one of the needles\n", err);
+        fail();
+    }
+}
+
 #define EXPECT(head, tail, ...) expect_error(head, tail, (const char *const[]){__VA_ARGS__, NULL})
 #define EXPECT_FILE(file, ...) expect_file_error(file, (const char *const[]){__VA_ARGS__, NULL})
+#define EXPECT_FIRST(head, tail, ...)                                                    \
+    expect_first_error(head, tail, (const char *const[]){__VA_ARGS__, NULL})
 
 static int setup(void **state)
 {
@@ -262,6 +309,42 @@ static void load_ok(const char *text, struct ts_agent_cfg *cfg)
     }
 }
 
+/* Loads text, expects TS_ECONFIG; cfg keeps the errors (free it). */
+static void load_errors(const char *text, struct ts_agent_cfg *cfg)
+{
+    char err[512] = "";
+    write_file(text);
+    assert_int_equal(ts_agent_cfg_load(path, cfg, err, sizeof err), TS_ECONFIG);
+    assert_true(cfg->file.n_errors > 0);
+    assert_string_equal(err, cfg->file.errors[0].text);
+}
+
+/* The errors of cfg are exactly `expected` (substrings), in that order. */
+static void assert_errors(const struct ts_agent_cfg *cfg, const char *const expected[])
+{
+    size_t n = 0;
+    int ok = 1;
+
+    while (expected[n])
+        n++;
+    ok = cfg->file.n_errors == n && cfg->file.n_more == 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = strstr(cfg->file.errors[i].text, expected[i]) != NULL;
+    if (!ok) {
+        fprintf(stderr, "expected %zu errors:\n", n);
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "  ...%s...\n", expected[i]);
+        fprintf(stderr, "got %zu (and %zu more):\n", cfg->file.n_errors, cfg->file.n_more);
+        for (size_t i = 0; i < cfg->file.n_errors; i++)
+            fprintf(stderr, "  %s\n", cfg->file.errors[i].text);
+        fail();
+    }
+    for (size_t i = 0; i < cfg->file.n_errors; i++)
+        assert_error_line(path, cfg->file.errors[i].text);
+}
+
+#define ASSERT_ERRORS(cfg, ...) assert_errors(cfg, (const char *const[]){__VA_ARGS__, NULL})
+
 /* Before: inih's reader took 199 bytes at a time, so the tail of a longer
  * comment was parsed as a line of its own and this key was applied. */
 static void long_comment_is_an_error_not_split(void **state)
@@ -289,6 +372,14 @@ static void long_value_is_an_error(void **state)
     char tail[300];
     snprintf(tail, sizeof tail, "\n\n[device long]\nkind = modbus-tcp\nhost = 10.0.0.1 ; %0200d\n", 0);
     EXPECT(good_head, tail, ":24: line longer than 199 characters");
+    /* and the only error: the key on the line counts as set (no "host: required"), and a
+     * header too long for a line leaves its keys out (not given to the section before) */
+    struct ts_agent_cfg cfg;
+    snprintf(text, sizeof text, "%s\n\n[device long]\nkind = modbus-tcp\nhost = 10.0.0.1 ; %0200d\n"
+             "[device %0200d]\nkind = gpio\n", good_head, 0, 0);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":24: line longer than 199 characters", ":25: line longer than 199 characters");
+    ts_agent_cfg_free(&cfg);
 }
 
 /* The longest line that fits (199 characters, also before CRLF) is whole,
@@ -321,13 +412,334 @@ static void longest_line_is_whole_and_later_lines_keep_their_numbers(void **stat
     EXPECT(two_hundred, "", ":20: line longer than 199 characters");
 }
 
-/* The first error in the file is the one reported. Before: inih went on past
- * a syntax error, and a later bad key named its own line. */
-static void first_error_wins(void **state)
+/* The first error in the file is the first reported (err), and the errors
+ * after it are reported too, each on its own line. Before: inih went on past
+ * a syntax error, and a later bad key named its own line; then (issue 12)
+ * only the first error was reported. */
+static void first_error_comes_first(void **state)
 {
-    EXPECT(good_head, "this is not ini\ncolour = red\n", ":20:", "syntax error");
-    EXPECT(good_head, "[turnstile t2\ndevice = gate\n", ":20:", "without ']'");
-    EXPECT(good_head, "= 5\ncolour = red\n", ":20:", "key name is missing");
+    EXPECT_FIRST(good_head, "this is not ini\ncolour = red\n", ":20:", "syntax error");
+    EXPECT(good_head, "this is not ini\ncolour = red\n", ":21:", "colour: unknown key");
+    EXPECT_FIRST(good_head, "[turnstile t2\ndevice = gate\n", ":20:", "without ']'");
+    EXPECT_FIRST(good_head, "= 5\ncolour = red\n", ":20:", "key name is missing");
+    EXPECT(good_head, "= 5\ncolour = red\n", ":21:", "colour: unknown key");
+}
+
+/* --- every error at once (issue 12) ---------------------------------------- */
+
+
+/* One file, errors of every sort: each is reported with its line, in the
+ * order of the lines, and nothing else (no error follows from another). */
+static void every_error_is_reported(void **state)
+{
+    char text[4096], comment[201];
+    memset(comment, 'c', 200);
+    comment[0] = '#';
+    comment[200] = '\0';
+    snprintf(text, sizeof text,
+             "[agent]\n"                   /* 1 */
+             "id = ctrl-01\n"              /* 2 */
+             "station_id = R051\n"         /* 3 */
+             "pol_interval_ms = 500\n"     /* 4: unknown key, a close one */
+             "ca = A002\n"                 /* 5 */
+             "unit = R051\n"               /* 6 */
+             "station = 59 ST\n"           /* 7 */
+             "linename = NQR456W\n"        /* 8 */
+             "division = BMT\n"            /* 9 */
+             "log_level = loud\n"          /* 10: not a choice */
+             "this is not ini\n"           /* 11: syntax */
+             "[device gate]\n"             /* 12 */
+             "kind = modbus-tcp\n"         /* 13 */
+             "host = 127.0.0.1\n"          /* 14 */
+             "baud = 9600\n"               /* 15: a modbus-rtu key */
+             "port = 70000\n"              /* 16: out of range */
+             "[turnstile t1]\n"            /* 17 */
+             "device = gate\n"             /* 18 */
+             "scp = 02-00-00\n"            /* 19 */
+             "entries_address = 0\n"       /* 20 */
+             "exits_address = 1\n"         /* 21: overlaps */
+             "scp = 02-00-01\n"            /* 22: set twice */
+             "[turnstile t2]\n"            /* 23 */
+             "device = nowhere\n"          /* 24: no such device */
+             "scp = 02-00-02\n"            /* 25 */
+             "%s\n"                        /* 26: too long */
+             "colour = red\n"              /* 27: unknown key, none close */
+             "[gate g]\n"                  /* 28: unknown section kind */
+             "host = x\n",                 /* 29: (in a refused section: not reported) */
+             comment);
+    struct ts_agent_cfg cfg;
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":4: [agent] pol_interval_ms: unknown key; did you mean 'poll_interval_ms'?",
+                  ":10: [agent] log_level: 'loud' is not one of",
+                  ":11: syntax error",
+                  ":15: [device gate] baud: means nothing for kind modbus-tcp (only for modbus-rtu)",
+                  ":16: [device gate] port: 70000 is out of range",
+                  ":21: [turnstile t1] exits_address: overlaps the entries counter",
+                  ":22: [turnstile t1] scp: set twice (first on line 19)",
+                  ":24: [turnstile t2] device: no [device nowhere]",
+                  ":26: line longer than 199 characters",
+                  ":27: [turnstile t2] colour: unknown key",
+                  ":28: [gate g] unknown section kind 'gate'");
+    assert_null(strstr(cfg.file.errors[9].text, "did you mean"));
+    assert_null(strstr(cfg.file.errors[10].text, "did you mean"));
+    ts_agent_cfg_free(&cfg);
+}
+
+/* A refused value counts as set, and checks that would use it are skipped:
+ * one error each, not a cascade of false ones. */
+static void a_refused_value_is_one_error(void **state)
+{
+    struct ts_agent_cfg cfg;
+    char text[4096];
+
+    /* a bad kind: no "host required", no "means nothing for" */
+    snprintf(text, sizeof text, "%s[device d2]\nkind = modbus\nhost = h\nbaud = 9600\n", good_head);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":21: [device d2] kind: 'modbus' is not one of");
+    ts_agent_cfg_free(&cfg);
+    /* a bad width or address: no overlap, no "required" */
+    snprintf(text, sizeof text, "%swidth = 48\n[turnstile t2]\ndevice = gate\nscp = 02-00-01\n"
+             "entries_address = -4\nexits_address = 0\n", good_head);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":20: [turnstile t1] width: '48' is not one of",
+                  ":24: [turnstile t2] entries_address: -4 is out of range");
+    ts_agent_cfg_free(&cfg);
+    /* a bad device name in a turnstile: no "no [device ...]" */
+    snprintf(text, sizeof text, "%s[turnstile t2]\ndevice = ga\x01te\nscp = 02-00-01\n"
+             "entries_address = 4\nexits_address = 6\n", good_head);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":21: [turnstile t2] device: holds a control character");
+    ts_agent_cfg_free(&cfg);
+    /* a bad identity in [agent]: not "missing" in every turnstile */
+    snprintf(text, sizeof text, "%s", good_head);
+    memcpy(strstr(text, "station = 59 ST"), "station = 59,ST", 15);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":6: [agent] station: must be non-empty without comma");
+    ts_agent_cfg_free(&cfg);
+}
+
+/* --- keys for some kinds of device only ----------------------------------- */
+
+enum { K_TCP = 1, K_RTU = 2, K_GPIO = 4, K_SIM = 8, K_MODBUS = K_TCP | K_RTU };
+static const struct {
+    const char *name;
+    unsigned bit;
+    const char *device_lines;    /* kind and its required key */
+    const char *turnstile_lines; /* what a turnstile of it needs */
+} device_kinds[] = {
+    {"modbus-tcp", K_TCP, "kind = modbus-tcp\nhost = h\n", "entries_address = 0\nexits_address = 8\n"},
+    {"modbus-rtu", K_RTU, "kind = modbus-rtu\nserial_port = /dev/ttyS0\n",
+     "entries_address = 0\nexits_address = 8\n"},
+    {"gpio", K_GPIO, "kind = gpio\nchip = gpiochip0\n", "entry_line = 1\nexit_line = 2\n"},
+    {"sim", K_SIM, "kind = sim\nmta_file = /tmp/week.csv\n", ""},
+};
+static const struct {
+    const char *key, *value;
+    unsigned kinds;
+} device_keys[] = {
+    {"host", "h", K_TCP}, {"port", "502", K_TCP}, {"serial_port", "/dev/ttyS0", K_RTU},
+    {"baud", "9600", K_RTU}, {"parity", "E", K_RTU}, {"data_bits", "8", K_RTU},
+    {"stop_bits", "1", K_RTU}, {"frame_delay_ms", "5", K_RTU}, {"slave_id", "3", K_MODBUS},
+    {"response_timeout_ms", "500", K_MODBUS}, {"byte_timeout_ms", "100", K_MODBUS},
+    {"retries", "1", K_MODBUS}, {"chip", "gpiochip0", K_GPIO}, {"debounce_us", "100", K_GPIO},
+    {"mta_file", "/tmp/week.csv", K_SIM}, {"speed", "60", K_SIM},
+    {"backoff_min_ms", "1000", K_TCP | K_RTU | K_GPIO | K_SIM},
+}, turnstile_keys[] = {
+    {"register_type", "input", K_MODBUS}, {"entries_address", "0", K_MODBUS},
+    {"exits_address", "2", K_MODBUS}, {"order", "CDAB", K_MODBUS}, {"width", "64", K_MODBUS | K_SIM},
+    {"direction", "down", K_MODBUS | K_SIM}, {"entry_line", "1", K_GPIO},
+    {"exit_line", "2", K_GPIO}, {"edge", "both", K_GPIO}, {"active_low", "true", K_GPIO},
+    {"bias", "pull-up", K_GPIO}, {"max_rate_per_min", "60", K_MODBUS | K_GPIO | K_SIM},
+};
+
+/* "[agent]...[device x]\n<kind lines><device extra>[turnstile t]\n...<turnstile extra>" */
+static int kind_config(char *text, size_t size, size_t k, const char *device_extra,
+                       const char *turnstile_extra)
+{
+    int n = snprintf(text, size, "%.*s[device x]\n%s%s[turnstile t]\ndevice = x\nscp = 01-00-00\n%s%s",
+                     (int)(strstr(good_head, "\n\n") + 2 - good_head), good_head,
+                     device_kinds[k].device_lines, device_extra, device_kinds[k].turnstile_lines,
+                     turnstile_extra);
+    assert_true(n > 0 && (size_t)n < size);
+    int lines = 0;
+    for (const char *c = text; *c; c++)
+        lines += *c == '\n';
+    return lines; /* the number of the last line */
+}
+
+/* A key is accepted in a device (or a turnstile of a device) of a kind it is
+ * for, and is an error naming its line in one of every other kind. Before:
+ * every key was accepted in every device (`host` on a gpio device). */
+static void keys_for_another_kind_are_errors(void **state)
+{
+    char text[4096], line[160], expected[256];
+    struct ts_agent_cfg cfg;
+
+    for (size_t k = 0; k < sizeof device_kinds / sizeof device_kinds[0]; k++) {
+        const char *kind = device_kinds[k].name;
+        for (size_t i = 0; i < sizeof device_keys / sizeof device_keys[0]; i++) {
+            if (strstr(device_kinds[k].device_lines, device_keys[i].key))
+                continue; /* the kind's own required key */
+            snprintf(line, sizeof line, "%s = %s\n", device_keys[i].key, device_keys[i].value);
+            int last = kind_config(text, sizeof text, k, line, "");
+            int at = last - 3 - (int)(strchr(device_kinds[k].turnstile_lines, '\n') != NULL) -
+                     (int)(strstr(device_kinds[k].turnstile_lines, "\nexit") != NULL);
+            if (device_keys[i].kinds & device_kinds[k].bit) {
+                load_ok(text, &cfg);
+            } else {
+                snprintf(expected, sizeof expected, ":%d: [device x] %s: means nothing for kind %s (only for",
+                         at, device_keys[i].key, kind);
+                load_errors(text, &cfg);
+                ASSERT_ERRORS(&cfg, expected);
+            }
+            ts_agent_cfg_free(&cfg);
+        }
+        for (size_t i = 0; i < sizeof turnstile_keys / sizeof turnstile_keys[0]; i++) {
+            if (strstr(device_kinds[k].turnstile_lines, turnstile_keys[i].key))
+                continue; /* already there */
+            snprintf(line, sizeof line, "%s = %s\n", turnstile_keys[i].key, turnstile_keys[i].value);
+            int last = kind_config(text, sizeof text, k, "", line);
+            if (turnstile_keys[i].kinds & device_kinds[k].bit) {
+                load_ok(text, &cfg);
+            } else {
+                snprintf(expected, sizeof expected,
+                         ":%d: [turnstile t] %s: means nothing for a turnstile of %s device 'x' (only for",
+                         last, turnstile_keys[i].key, kind);
+                load_errors(text, &cfg);
+                ASSERT_ERRORS(&cfg, expected);
+            }
+            ts_agent_cfg_free(&cfg);
+        }
+    }
+    /* the wording names every kind the key is for */
+    kind_config(text, sizeof text, 2, "slave_id = 3\nhost = h\n", "width = 16\n");
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, "slave_id: means nothing for kind gpio (only for modbus-tcp and modbus-rtu)",
+                  "host: means nothing for kind gpio (only for modbus-tcp)",
+                  "width: means nothing for a turnstile of gpio device 'x' (only for modbus-tcp, "
+                  "modbus-rtu and sim)");
+    ts_agent_cfg_free(&cfg);
+}
+
+/* --- suggestions ----------------------------------------------------------- */
+
+static void unknown_keys_suggest_a_close_one(void **state)
+{
+    char text[4096];
+    const struct { const char *line, *expected; } close[] = {
+        {"pol_interval_ms = 500", "pol_interval_ms: unknown key; did you mean 'poll_interval_ms'?"},
+        {"Poll-Interval-MS = 500", "Poll-Interval-MS: unknown key; did you mean 'poll_interval_ms'?"},
+        {"staion = 59 ST", "staion: unknown key; did you mean 'station'?"},
+        {"recovred_after_pols = 3", "unknown key; did you mean 'recovered_after_polls'?"},
+        {"tiemzone = UTC", "tiemzone: unknown key; did you mean 'timezone'?"},
+    };
+    for (size_t i = 0; i < sizeof close / sizeof close[0]; i++) {
+        head_with_line_2(text, sizeof text, close[i].line);
+        EXPECT(text, "", ":2: [agent] ", close[i].expected);
+    }
+    EXPECT(good_head, "[device d2]\nkind = modbus-tcp\nhots = h\n", ":22:",
+           "[device d2] hots: unknown key; did you mean 'host'?");
+    EXPECT(good_head, "[device d2]\nkind = modbus-rtu\nserial_port = /dev/ttyS1\nstop_bit = 1\n",
+           ":23:", "stop_bit: unknown key; did you mean 'stop_bits'?");
+    EXPECT(good_head, "exit_adress = 4\n", ":20:", "exit_adress: unknown key; did you mean 'exits_address'?");
+    EXPECT(good_head, "[devcie d2]\n", ":20:", "unknown section kind 'devcie'; did you mean 'device'?");
+
+    /* far from every key: no suggestion */
+    const char *far[] = {"colour = red", "interval = 5", "ip = 10.0.0.1", "x = 1",
+                         "poll = 1000", "hostname = h", "zzzzzzzzzzzzzzzz = 1"};
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+        struct ts_agent_cfg cfg;
+        char key[32];
+        head_with_line_2(text, sizeof text, far[i]);
+        load_errors(text, &cfg);
+        snprintf(key, sizeof key, "%.*s", (int)(strchr(far[i], ' ') - far[i]), far[i]);
+        char expected[96];
+        snprintf(expected, sizeof expected, ":2: [agent] %s: unknown key", key);
+        ASSERT_ERRORS(&cfg, expected);
+        if (strstr(cfg.file.errors[0].text, "did you mean")) {
+            fprintf(stderr, "a far-off suggestion: %s\n", cfg.file.errors[0].text);
+            fail();
+        }
+        ts_agent_cfg_free(&cfg);
+    }
+    EXPECT(good_head, "[colour x]\n", ":20:", "unknown section kind 'colour'");
+    struct ts_agent_cfg cfg;
+    snprintf(text, sizeof text, "%s[colour x]\n", good_head);
+    load_errors(text, &cfg);
+    assert_null(strstr(cfg.file.errors[0].text, "did you mean"));
+    ts_agent_cfg_free(&cfg);
+
+    /* the key it suggests counts as set until the section sets it: the typo is the one
+     * error (no "required"), and setting the key after it is not "set twice" */
+    snprintf(text, sizeof text, "%s[turnstile t2]\ndevice = gate\nscp = 02-00-01\nentries_adress = 4\n"
+             "exits_address = 6\n[device d2]\nkind = modbus-tcp\nhots = h\nhost = h\nhots = i\n", good_head);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":23: [turnstile t2] entries_adress: unknown key; did you mean 'entries_address'?",
+                  ":27: [device d2] hots: unknown key; did you mean 'host'?",
+                  ":29: [device d2] hots: unknown key; did you mean 'host'?");
+    assert_string_equal(cfg.devices[1]->host, "h");
+    ts_agent_cfg_free(&cfg);
+
+    /* a key of another section says where it belongs */
+    EXPECT(good_head, "baud = 9600\n", ":20:", "[turnstile t1] baud: unknown key; it belongs in [device NAME]");
+    head_with_line_2(text, sizeof text, "host = h");
+    EXPECT(text, "", ":2:", "[agent] host: unknown key; it belongs in [mqtt] or [device NAME]");
+}
+
+/* --- the cap ------------------------------------------------------------------ */
+
+/* At most TS_CFG_ERRORS_MAX errors are kept; the rest are counted and the
+ * report says how many. A file of a million bad lines neither prints a
+ * million lines nor keeps them. */
+static void errors_are_capped(void **state)
+{
+    size_t cap = strlen(good_head) + 150 * 32, n;
+    char *text = malloc(cap);
+    struct ts_agent_cfg cfg;
+    assert_non_null(text);
+    n = (size_t)snprintf(text, cap, "%s", good_head);
+    for (int i = 0; i < 150; i++)
+        n += (size_t)snprintf(text + n, cap - n, "colour%d = red\n", i);
+    load_errors(text, &cfg);
+    free(text);
+    assert_int_equal(cfg.file.n_errors, TS_CFG_ERRORS_MAX);
+    assert_int_equal(cfg.file.n_more, 150 - TS_CFG_ERRORS_MAX);
+    assert_non_null(strstr(cfg.file.errors[0].text, ":20: [turnstile t1] colour0: unknown key"));
+    assert_non_null(strstr(cfg.file.errors[99].text, ":119: [turnstile t1] colour99: unknown key"));
+
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *f = open_memstream(&out, &out_len);
+    assert_non_null(f);
+    assert_int_equal(ts_config_print_errors(&cfg.file, "turnstile-agent", f), TS_CFG_ERRORS_MAX + 1);
+    fclose(f);
+    ts_agent_cfg_free(&cfg);
+    size_t lines = 0;
+    for (size_t i = 0; i < out_len; i++)
+        lines += out[i] == '\n';
+    assert_int_equal(lines, TS_CFG_ERRORS_MAX + 1);
+    assert_true(strncmp(out, "turnstile-agent: /tmp/ts-config-test-", 37) == 0);
+    char last[128];
+    snprintf(last, sizeof last, "\nturnstile-agent: %s: ... and 50 more errors\n", path);
+    assert_non_null(strstr(out, last));
+    assert_true(out_len > strlen(last) && strcmp(out + out_len - strlen(last), last) == 0);
+    free(out);
+
+    /* the largest file read, every line an error */
+    size_t len = TS_CFG_FILE_MAX;
+    char *big = malloc(len);
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i += 2)
+        memcpy(big + i, "x\n", 2);
+    write_bytes(path, big, len);
+    free(big);
+    char err[512];
+    assert_int_equal(ts_agent_cfg_load(path, &cfg, err, sizeof err), TS_ECONFIG);
+    assert_int_equal(cfg.file.n_errors, TS_CFG_ERRORS_MAX);
+    /* every line, then "[agent] section is missing" and "no [turnstile] section" */
+    assert_int_equal(cfg.file.n_errors + cfg.file.n_more, len / 2 + 2);
+    assert_non_null(strstr(err, ":1: syntax error"));
+    ts_agent_cfg_free(&cfg);
 }
 
 static void sections_take_nothing_after_the_header(void **state)
@@ -541,7 +953,12 @@ int main(void)
         cmocka_unit_test(long_comment_is_an_error_not_split),
         cmocka_unit_test(long_value_is_an_error),
         cmocka_unit_test(longest_line_is_whole_and_later_lines_keep_their_numbers),
-        cmocka_unit_test(first_error_wins),
+        cmocka_unit_test(first_error_comes_first),
+        cmocka_unit_test(every_error_is_reported),
+        cmocka_unit_test(a_refused_value_is_one_error),
+        cmocka_unit_test(keys_for_another_kind_are_errors),
+        cmocka_unit_test(unknown_keys_suggest_a_close_one),
+        cmocka_unit_test(errors_are_capped),
         cmocka_unit_test(sections_take_nothing_after_the_header),
         cmocka_unit_test(indented_keys_are_keys),
         cmocka_unit_test(byte_order_mark_is_skipped),
