@@ -344,10 +344,15 @@ static int setup(struct agent *a)
             TS_LOG(TS_LOG_ERR, "%s", err);
             return rc;
         }
-        size_t cap = 64 + cfg->n_turnstiles * 1024, len = 0;
+        /* a format-3 record is about 600 bytes; room for fields to come */
+        size_t cap = 64 + cfg->n_turnstiles * 4096, len = 0;
         void *blob = malloc(cap);
-        if (blob && ts_store_load_state(a->store, blob, cap, &len) == TS_OK && len)
+        rc = blob ? ts_store_load_state(a->store, blob, cap, &len) : TS_ENOMEM;
+        if (rc == TS_OK && len)
             ts_tally_restore(&a->tally, blob, len);
+        else if (rc)
+            TS_LOG(TS_LOG_WARNING, "saved counter state not read (%zu bytes: %s): starting from "
+                   "fresh baselines", len, ts_strerror(rc));
         free(blob);
     }
     if ((rc = ts_poller_new(cfg, &a->poller)) != TS_OK)

@@ -17,7 +17,10 @@
  *
  * The state is saved to and restored from a blob (the store keeps it in the
  * same transaction as the readings), matched by CA/UNIT/SCP so that a config
- * change keeps the turnstiles that stayed. Sequence numbers are not the
+ * change keeps the turnstiles that stayed. The blob is an explicit format,
+ * independent of struct layout and architecture: tagged little-endian
+ * fields with a checksum (docs/store.md, "The state blob"); a field added
+ * to the state is one line in tally.c's tables. Sequence numbers are not the
  * tally's business: the store (or, without one, the caller) assigns them. */
 #ifndef TS_TALLY_H
 #define TS_TALLY_H
@@ -60,12 +63,17 @@ struct ts_tally {
 int ts_tally_init(struct ts_tally *t, const struct ts_agent_cfg *cfg);
 void ts_tally_free(struct ts_tally *t);
 
-/* Restores what ts_tally_save wrote. A blob of another version is ignored
- * with a warning (the next reading of each turnstile is then a baseline). */
+/* Restores what ts_tally_save wrote (format 3), or formats 1 and 2 as
+ * written by earlier agents on the same architecture. Fields the format
+ * does not hold keep their ts_tally_init value; unknown ones are skipped.
+ * All or nothing: a blob that is damaged, truncated, of an unknown format
+ * or with a value out of range changes nothing, is logged as a warning and
+ * gives TS_EPARSE (the next reading of each turnstile is then a baseline).
+ * The blob is only read, len bytes of it at most. */
 int ts_tally_restore(struct ts_tally *t, const void *blob, size_t len);
 
-/* Serialises the state. The buffer stays the tally's, valid until the next
- * call. NULL on allocation failure. */
+/* Serialises the state (format 3). The buffer stays the tally's, valid
+ * until the next call. NULL on allocation failure. */
 const void *ts_tally_save(struct ts_tally *t, size_t *len);
 
 /* Takes one sample. If trusted, writes the readings it gives (held ones of
