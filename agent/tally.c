@@ -547,6 +547,79 @@ refused:
 
 #define COPY(dst, src) snprintf((dst), sizeof(dst), "%s", (src))
 
+/* --- the anomaly warning -------------------------------------------------- */
+
+#define ANOMALY_FLAGS (TS_FLAG_GLITCH | TS_FLAG_DOWNWARD)
+static const char *const counter_name[2] = {"entries", "exits"};
+
+int64_t ts_tally_anomaly_s(const struct ts_tally *t, size_t i, const char **counter,
+                           uint32_t *flags)
+{
+    const struct ts_turnstile_state *st = &t->turnstiles[i];
+    int64_t best = -1;
+    int which = 0;
+    for (int c = 0; c < 2; c++) {
+        const struct ts_anomaly_run *r = &st->anomaly[c];
+        if (r->first_mono_ms && r->last_mono_ms - r->first_mono_ms > best) {
+            best = r->last_mono_ms - r->first_mono_ms;
+            which = c;
+        }
+    }
+    if (counter)
+        *counter = counter_name[which];
+    if (flags)
+        *flags = best < 0 ? 0 : st->anomaly[which].flags;
+    return best < 0 ? 0 : best / 1000;
+}
+
+/* Follows counter c of turnstile i after a reading that counted delta with
+ * flags (moved: its register changed since the last reading); warns when
+ * its anomaly run passes anomaly_warn_s, says when the turnstile counts
+ * again. A register that did not move neither extends nor ends the run
+ * (the counters flag it glitch while a glitch run goes on). */
+static void watch(struct ts_tally *t, size_t i, int c, bool moved, uint64_t delta, uint32_t flags,
+                  int64_t mono_ms)
+{
+    struct ts_turnstile_state *st = &t->turnstiles[i];
+    struct ts_anomaly_run *r = &st->anomaly[c];
+    const struct ts_turnstile_cfg *tc = t->cfg->turnstiles[i];
+    int64_t limit_ms = (int64_t)t->cfg->agent.anomaly_warn_s * 1000;
+
+    if (delta > 0) {
+        int64_t lasted_s = r->first_mono_ms ? (r->last_mono_ms - r->first_mono_ms) / 1000 : 0;
+        memset(r, 0, sizeof *r);
+        const struct ts_anomaly_run *other = &st->anomaly[!c];
+        if (st->warned && !(other->first_mono_ms &&
+                            other->last_mono_ms - other->first_mono_ms >= limit_ms)) {
+            st->warned = false;
+            t->n_warned--;
+            t->warnings_changed = true;
+            TS_LOG(TS_LOG_INFO, "turnstile %s (%s %s %s): %s counts again after %lld s of anomalies",
+                   tc->name, tc->ca, tc->unit, tc->scp, counter_name[c], (long long)lasted_s);
+        }
+        return;
+    }
+    if (!moved || !(flags & ANOMALY_FLAGS))
+        return; /* no move, a first reading, a rebase that counted nobody: neutral */
+    if (!r->first_mono_ms)
+        r->first_mono_ms = mono_ms ? mono_ms : 1;
+    r->last_mono_ms = mono_ms > r->first_mono_ms ? mono_ms : r->first_mono_ms;
+    r->flags |= flags & ANOMALY_FLAGS;
+    if (limit_ms > 0 && !st->warned && r->last_mono_ms - r->first_mono_ms >= limit_ms) {
+        char names[64];
+        ts_flags_format(r->flags, names, sizeof names);
+        st->warned = true;
+        t->n_warned++;
+        t->warnings_changed = true;
+        TS_LOG(TS_LOG_WARNING,
+               "turnstile %s (%s %s %s): every reading of %s that moved in the last %lld s was an "
+               "anomaly (%s) and counted nobody: the register map is likely wrong (word order, "
+               "width, address); `turnstile-agent --probe -c FILE` shows the registers in every "
+               "order", tc->name, tc->ca, tc->unit, tc->scp, counter_name[c],
+               (long long)((r->last_mono_ms - r->first_mono_ms) / 1000), names);
+    }
+}
+
 /* Runs one sample through the turnstile's counters at time_ms: the people
  * since the previous sample into *entries, *exits; anomalies into *flags. */
 static void count(struct ts_tally *t, const struct ts_sample *s, int64_t time_ms,
@@ -555,8 +628,12 @@ static void count(struct ts_tally *t, const struct ts_sample *s, int64_t time_ms
     struct ts_turnstile_state *st = &t->turnstiles[s->turnstile];
     uint64_t e = s->entries + st->gpio_base_entries, x = s->exits + st->gpio_base_exits;
 
-    *entries = ts_counter_step(&st->entries, e, time_ms, flags);
-    *exits = ts_counter_step(&st->exits, x, time_ms, flags);
+    uint32_t fe = 0, fx = 0;
+    *entries = ts_counter_step(&st->entries, e, time_ms, &fe);
+    *exits = ts_counter_step(&st->exits, x, time_ms, &fx);
+    *flags |= fe | fx;
+    watch(t, s->turnstile, 0, e != st->last_entries, *entries, fe, s->mono_ms);
+    watch(t, s->turnstile, 1, x != st->last_exits, *exits, fx, s->mono_ms);
     st->counted_entries += *entries;
     st->counted_exits += *exits;
     st->last_entries = e;

@@ -50,18 +50,40 @@ struct ts_turnstile_state {
      * counted in this run (0: none), so that samples counted while the clock
      * is not trusted get times consistent with the ones before */
     int64_t ref_time_ms, ref_mono_ms;
+    /* the anomaly run of each counter (entries, exits): the monotonic times
+     * of the first and latest readings since the last one that counted
+     * somebody, that counted nobody because of an anomaly (0: none), and
+     * their flags. Not saved: it starts again with each run. */
+    struct ts_anomaly_run {
+        int64_t first_mono_ms, last_mono_ms;
+        uint32_t flags;
+    } anomaly[2];
+    bool warned;              /* an anomaly run passed anomaly_warn_s (logged) */
 };
 
 struct ts_tally {
     const struct ts_agent_cfg *cfg; /* lent */
     struct ts_turnstile_state *turnstiles; /* owned, one per cfg->turnstiles */
     size_t n_held;            /* turnstiles holding samples */
+    size_t n_warned;          /* turnstiles with warned set */
+    bool warnings_changed;    /* a warning was raised or cleared: the caller clears it */
     void *blob;               /* owned: the last saved state */
     size_t blob_cap;
 };
 
 int ts_tally_init(struct ts_tally *t, const struct ts_agent_cfg *cfg);
 void ts_tally_free(struct ts_tally *t);
+
+/* The anomaly warning (config anomaly_warn_s): a counter whose every
+ * reading that moved counted nobody because of an anomaly (a withheld
+ * glitch, a held downward move) for that long, by the monotonic clock of
+ * the samples, warns once (logged; st->warned, t->n_warned) until a reading
+ * counts somebody again (logged as info). Readings that did not move
+ * neither extend nor end the run; first readings are not anomalies.
+ * ts_tally_anomaly_s gives the longer of turnstile i's two runs in seconds
+ * (0: none) and which counter ("entries"/"exits") and flags it has. */
+int64_t ts_tally_anomaly_s(const struct ts_tally *t, size_t i, const char **counter,
+                           uint32_t *flags);
 
 /* Restores what ts_tally_save wrote (format 3), or formats 1 and 2 as
  * written by earlier agents on the same architecture. Fields the format
