@@ -299,16 +299,20 @@ static void adopt(struct ts_tally *t, size_t i, const struct ts_turnstile_state 
     struct ts_turnstile_state *st = &t->turnstiles[i];
     struct ts_counter_cfg keep_e = st->entries.cfg, keep_x = st->exits.cfg;
 
-    if (st->holding)
-        t->n_held--;
+    /* what belongs to the run (counted, timeline, anomaly run) starts
+     * afresh, as after ts_tally_init */
+    t->n_held -= st->holding;
+    t->n_warned -= st->warned;
     *st = *saved;
     st->entries.cfg = keep_e;
     st->exits.cfg = keep_x;
     st->hold_mono_ms = 0; /* stamped when released */
-    if (st->holding)
+    if (st->holding) {
         t->n_held++;
-    else
-        st->hold_entries = st->hold_exits = 0, st->hold_flags = 0;
+    } else {
+        st->hold_entries = st->hold_exits = 0;
+        st->hold_flags = 0;
+    }
     if (t->cfg->devices[t->cfg->turnstiles[i]->device_index]->kind == TS_HAL_GPIO) {
         st->gpio_base_entries = st->last_entries;
         st->gpio_base_exits = st->last_exits;
