@@ -198,35 +198,39 @@ static bool field_set(const struct field *f, void *base, uint64_t v)
     return true;
 }
 
-/* Writes one field at b (NULL: only measures); returns its size. */
+/* Writes one field at b; returns its size. */
 static size_t put_number(unsigned char *b, uint16_t tag, uint64_t v)
 {
-    if (b) {
-        put_le(b, tag, 2);
-        put_le(b + 2, 8, 2);
-        put_le(b + 4, v, 8);
-    }
+    put_le(b, tag, 2);
+    put_le(b + 2, 8, 2);
+    put_le(b + 4, v, 8);
     return 12;
 }
 
 static size_t put_text(unsigned char *b, uint16_t tag, const char *text)
 {
     size_t n = strlen(text);
-    if (b) {
-        put_le(b, tag, 2);
-        put_le(b + 2, n, 2);
-        memcpy(b + 4, text, n);
-    }
+    put_le(b, tag, 2);
+    put_le(b + 2, n, 2);
+    memcpy(b + 4, text, n);
     return 4 + n;
 }
 
-/* Writes turnstile i's record at b (NULL: only measures); returns its size. */
+/* The size of turnstile i's record, as put_record writes it. */
+static size_t record_size(const struct ts_tally *t, size_t i)
+{
+    const struct ts_turnstile_cfg *tc = t->cfg->turnstiles[i];
+    return 4 + 3 * 4 + strlen(tc->ca) + strlen(tc->unit) + strlen(tc->scp) +
+           12 * (N_OF(turnstile_fields) + 2 * N_OF(counter_fields));
+}
+
+/* Writes turnstile i's record at b; returns its size. */
 static size_t put_record(const struct ts_tally *t, size_t i, unsigned char *b)
 {
     const struct ts_turnstile_cfg *tc = t->cfg->turnstiles[i];
     const struct ts_turnstile_state *st = &t->turnstiles[i];
     size_t n = 4;
-#define AT (b ? b + n : NULL)
+#define AT (b + n)
     n += put_text(AT, TAG_CA, tc->ca);
     n += put_text(AT, TAG_UNIT, tc->unit);
     n += put_text(AT, TAG_SCP, tc->scp);
@@ -238,8 +242,7 @@ static size_t put_record(const struct ts_tally *t, size_t i, unsigned char *b)
         n += put_number(AT, (uint16_t)(TAG_EXITS + f->tag), field_get(f, &st->exits));
     }
 #undef AT
-    if (b)
-        put_le(b, n - 4, 4);
+    put_le(b, n - 4, 4);
     return n;
 }
 
@@ -248,7 +251,7 @@ const void *ts_tally_save(struct ts_tally *t, size_t *len)
     size_t n = t->cfg->n_turnstiles, need = HEADER_SIZE;
 
     for (size_t i = 0; i < n; i++)
-        need += put_record(t, i, NULL);
+        need += record_size(t, i);
     if (need > t->blob_cap) {
         void *b = realloc(t->blob, need);
         if (!b)
@@ -260,6 +263,8 @@ const void *ts_tally_save(struct ts_tally *t, size_t *len)
     size_t at = HEADER_SIZE;
     for (size_t i = 0; i < n; i++)
         at += put_record(t, i, b + at);
+    if (at != need) /* record_size and put_record disagree: a bug, never a short blob */
+        abort();
     put_le(b, BLOB_MAGIC, 4);
     put_le(b + 4, BLOB_VERSION, 4);
     put_le(b + 8, n, 4);
