@@ -411,7 +411,9 @@ static const char *walk_v3(struct ts_tally *t, const unsigned char *b, size_t le
 /* Formats 1 and 2: struct blob_record_v1 (+ v2's tail) in the native
  * layout, the counter as struct ts_counter was from 6a62445 to 0a1bd3f.
  * Frozen copies here, so that a change of struct ts_counter does not
- * change how they read. */
+ * change how they read. Its bools are unsigned chars here (the same size
+ * and alignment): a byte from the file that is neither 0 nor 1 must be
+ * refused, not loaded as a bool (found by fuzz_tally_state). */
 struct legacy_counter {
     struct {
         unsigned width;
@@ -420,11 +422,11 @@ struct legacy_counter {
         uint64_t min_plausible;
         unsigned rebase_after;
     } cfg;
-    bool have_prev;
+    unsigned char have_prev;
     uint64_t prev;
     int64_t prev_time_ms;
     int64_t up_votes, down_votes;
-    bool have_held;
+    unsigned char have_held;
     uint64_t held;
     int64_t held_time_ms;
     unsigned run_len;

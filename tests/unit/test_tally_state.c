@@ -501,6 +501,18 @@ static void broken_blobs_are_refused(void **state)
     memcpy(b, fx, flen);
     memset(b + 16, 'A', 16); /* a CA without its end */
     refused(&cfg, b, flen);
+    /* a bool byte that is neither 0 nor 1 (t0's entries.have_prev: after
+     * the identity's 48 bytes and the counter's 32 of settings) */
+    memcpy(b, fx, flen);
+    assert_int_equal(b[16 + 48 + 32], 0);
+    b[16 + 48 + 32] = 7;
+    refused(&cfg, b, flen);
+    b[16 + 48 + 32] = 1; /* while 1 is taken */
+    struct ts_tally one;
+    assert_int_equal(ts_tally_init(&one, &cfg), TS_OK);
+    assert_int_equal(ts_tally_restore(&one, b, flen), TS_OK);
+    assert_true(one.turnstiles[0].entries.have_prev);
+    ts_tally_free(&one);
     free(fx);
     free(b);
     free(blob);
