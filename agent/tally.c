@@ -99,6 +99,12 @@ static const struct field counter_fields[] = {
     /* next: 22. The counter's cfg is not saved: it comes from today's config. */
 };
 #undef C
+/* A tripwire for the next field of struct ts_counter (the same size on
+ * amd64, arm64 and armhf): a field not in the table above is not saved,
+ * and resets at every restart. */
+_Static_assert(sizeof(struct ts_counter) == 200,
+               "struct ts_counter changed: add its new field to counter_fields in agent/tally.c "
+               "(the next tag; or say there why it is not saved), then update this size");
 
 #define S(tag, member) FIELD(tag, struct ts_turnstile_state, member)
 static const struct field turnstile_fields[] = {
