@@ -279,8 +279,11 @@ static struct ts_ack_status ack_status(struct agent *a)
 
 static void publish_state(struct agent *a, int64_t now, bool force)
 {
+    /* a warning raised or cleared is published at once */
+    force = force || a->tally.warnings_changed;
     if (!a->pub || (!force && now - a->last_state_ms < a->cfg->agent.state_interval_ms))
         return;
+    a->tally.warnings_changed = false;
     for (size_t i = 0; i < a->cfg->n_devices; i++)
         ts_poller_device_stats(a->poller, i, &a->devices[i]);
     char *json = ts_state_json(a->cfg, &a->tally, a->devices, a->trusted, backlog(a));
@@ -315,9 +318,10 @@ static void notify_systemd(struct agent *a, int64_t now)
     }
     if (a->watchdog_usec && (now - a->last_watchdog_ms) * 2000 >= (int64_t)a->watchdog_usec) {
         char status[160];
-        snprintf(status, sizeof status, "STATUS=%llu readings, backlog %llu%s",
+        snprintf(status, sizeof status, "STATUS=%llu readings, backlog %llu%s%s",
                  (unsigned long long)a->n_readings, (unsigned long long)backlog(a),
-                 a->trusted ? "" : ", clock not synchronised: holding readings");
+                 a->trusted ? "" : ", clock not synchronised: holding readings",
+                 a->tally.n_warned ? ", turnstiles counting only anomalies (see the log)" : "");
         sd_notify(0, "WATCHDOG=1");
         sd_notify(0, status);
         a->last_watchdog_ms = now;
@@ -344,10 +348,15 @@ static int setup(struct agent *a)
             TS_LOG(TS_LOG_ERR, "%s", err);
             return rc;
         }
-        size_t cap = 64 + cfg->n_turnstiles * 1024, len = 0;
+        /* a format-3 record is about 600 bytes; room for fields to come */
+        size_t cap = 64 + cfg->n_turnstiles * 4096, len = 0;
         void *blob = malloc(cap);
-        if (blob && ts_store_load_state(a->store, blob, cap, &len) == TS_OK && len)
+        rc = blob ? ts_store_load_state(a->store, blob, cap, &len) : TS_ENOMEM;
+        if (rc == TS_OK && len)
             ts_tally_restore(&a->tally, blob, len);
+        else if (rc)
+            TS_LOG(TS_LOG_WARNING, "saved counter state not read (%zu bytes: %s): starting from "
+                   "fresh baselines", len, ts_strerror(rc));
         free(blob);
     }
     if ((rc = ts_poller_new(cfg, &a->poller)) != TS_OK)

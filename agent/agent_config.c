@@ -56,6 +56,9 @@ static const struct ts_cfg_key agent_keys[] = {
             "trust: the wall clock is always right"},
     {"state_interval_ms", TS_CFG_INT, NOSIZE(S, state_interval_ms), 200, 3600000, "5000",
      .doc = "how often the retained state topic (dashboards) is refreshed at most"},
+    {"anomaly_warn_s", TS_CFG_INT, NOSIZE(S, anomaly_warn_s), 0, 604800, "900",
+     .doc = "warn (log, state topic) when every reading of a turnstile's counter that moved was an "
+            "anomaly that counted nobody for this many seconds (a wrong word order or width); 0: never"},
     {"ca", TS_CFG_FIELD, OFF(S, ca), .doc = "default C/A (control area) of the turnstiles"},
     {"unit", TS_CFG_FIELD, OFF(S, unit), .doc = "default UNIT (remote unit) of the turnstiles"},
     {"station", TS_CFG_FIELD, OFF(S, station), .doc = "default STATION name of the turnstiles"},

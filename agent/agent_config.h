@@ -29,6 +29,7 @@ struct ts_agent_settings {
     double max_rate_per_min;
     int clock;                /* enum ts_clock_policy */
     int state_interval_ms;
+    int anomaly_warn_s;       /* warn after this long of anomalies only (tally.h); 0: never */
 };
 
 struct ts_agent_cfg {

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "flags.h"
 
 /* A growing string; on allocation failure it stops growing and is freed. */
 struct buf {
@@ -134,8 +135,8 @@ char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally
     put_string(&b, "station", cfg->agent.station_id);
     put(&b, ",");
     put_string(&b, "time", now);
-    put(&b, ",\"clock\":\"%s\",\"backlog\":%llu,\"turnstiles\":[", clock_synced ? "synced" : "unsynced",
-        (unsigned long long)backlog);
+    put(&b, ",\"clock\":\"%s\",\"backlog\":%llu,\"warnings\":%zu,\"turnstiles\":[",
+        clock_synced ? "synced" : "unsynced", (unsigned long long)backlog, tally->n_warned);
     for (size_t i = 0; i < cfg->n_turnstiles; i++) {
         const struct ts_turnstile_cfg *t = cfg->turnstiles[i];
         const struct ts_turnstile_state *st = &tally->turnstiles[i];
@@ -150,10 +151,25 @@ char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally
         put(&b, ",");
         put_string(&b, "station", t->station);
         put(&b, ",\"entries\":%llu,\"exits\":%llu,\"entries_counted\":%llu,\"exits_counted\":%llu,"
-                "\"time_ms\":%lld}",
+                "\"time_ms\":%lld,",
             (unsigned long long)st->last_entries, (unsigned long long)st->last_exits,
             (unsigned long long)st->counted_entries, (unsigned long long)st->counted_exits,
             (long long)st->last_ms);
+        const char *counter;
+        uint32_t flags;
+        char names[64], warning[256] = "";
+        int64_t secs = ts_tally_anomaly_s(tally, i, &counter, &flags);
+        ts_flags_format(flags, names, sizeof names);
+        if (st->warned)
+            snprintf(warning, sizeof warning,
+                     "every reading of %s that moved for %lld s was an anomaly (%s) and counted "
+                     "nobody: a wrong word order or width is the usual cause (turnstile-agent --probe)",
+                     counter, (long long)secs, names);
+        put(&b, "\"anomaly_s\":%lld,", (long long)secs);
+        put_string(&b, "anomaly", names);
+        put(&b, ",");
+        put_string(&b, "warning", warning);
+        put(&b, "}");
     }
     put(&b, "],\"devices\":[");
     for (size_t i = 0; i < cfg->n_devices; i++) {

@@ -10,9 +10,11 @@
  *          of them as a string (exact in JavaScript whatever its size),
  *          ack_error what is wrong with the acknowledgement now)
  * state:  {"agent":...,"station":...,"time":"<ISO UTC>","clock":"synced"|"unsynced",
- *          "backlog":N,"turnstiles":[{"name","ca","unit","scp","station",
- *          "entries","exits" (register values), "entries_counted","exits_counted"
- *          (people since the agent started), "time_ms"}...],
+ *          "backlog":N,"warnings":N (turnstiles warning),"turnstiles":[{"name","ca",
+ *          "unit","scp","station","entries","exits" (register values),
+ *          "entries_counted","exits_counted" (people since the agent started),
+ *          "time_ms","anomaly_s" (the anomaly run, tally.h; 0: none),
+ *          "anomaly" (its flags),"warning" ("" or a sentence)}...],
  *          "devices":[{"name","kind","link":"up"|"down"|"backoff","polls","errors",
  *          "timeouts","exceptions","crc_errors","short_responses",
  *          "connect_errors","last_error","rtt_us"}...]}

@@ -17,7 +17,10 @@
  *
  * The state is saved to and restored from a blob (the store keeps it in the
  * same transaction as the readings), matched by CA/UNIT/SCP so that a config
- * change keeps the turnstiles that stayed. Sequence numbers are not the
+ * change keeps the turnstiles that stayed. The blob is an explicit format,
+ * independent of struct layout and architecture: tagged little-endian
+ * fields with a checksum (docs/store.md, "The state blob"); a field added
+ * to the state is one line in tally.c's tables. Sequence numbers are not the
  * tally's business: the store (or, without one, the caller) assigns them. */
 #ifndef TS_TALLY_H
 #define TS_TALLY_H
@@ -47,12 +50,23 @@ struct ts_turnstile_state {
      * counted in this run (0: none), so that samples counted while the clock
      * is not trusted get times consistent with the ones before */
     int64_t ref_time_ms, ref_mono_ms;
+    /* the anomaly run of each counter (entries, exits): the monotonic times
+     * of the first and latest readings since the last one that counted
+     * somebody, that counted nobody because of an anomaly (0: none), and
+     * their flags. Not saved: it starts again with each run. */
+    struct ts_anomaly_run {
+        int64_t first_mono_ms, last_mono_ms;
+        uint32_t flags;
+    } anomaly[2];
+    bool warned;              /* an anomaly run passed anomaly_warn_s (logged) */
 };
 
 struct ts_tally {
     const struct ts_agent_cfg *cfg; /* lent */
     struct ts_turnstile_state *turnstiles; /* owned, one per cfg->turnstiles */
     size_t n_held;            /* turnstiles holding samples */
+    size_t n_warned;          /* turnstiles with warned set */
+    bool warnings_changed;    /* a warning was raised or cleared: the caller clears it */
     void *blob;               /* owned: the last saved state */
     size_t blob_cap;
 };
@@ -60,12 +74,28 @@ struct ts_tally {
 int ts_tally_init(struct ts_tally *t, const struct ts_agent_cfg *cfg);
 void ts_tally_free(struct ts_tally *t);
 
-/* Restores what ts_tally_save wrote. A blob of another version is ignored
- * with a warning (the next reading of each turnstile is then a baseline). */
+/* The anomaly warning (config anomaly_warn_s): a counter whose every
+ * reading that moved counted nobody because of an anomaly (a withheld
+ * glitch, a held downward move) for that long, by the monotonic clock of
+ * the samples, warns once (logged; st->warned, t->n_warned) until a reading
+ * counts somebody again (logged as info). Readings that did not move
+ * neither extend nor end the run; first readings are not anomalies.
+ * ts_tally_anomaly_s gives the longer of turnstile i's two runs in seconds
+ * (0: none) and which counter ("entries"/"exits") and flags it has. */
+int64_t ts_tally_anomaly_s(const struct ts_tally *t, size_t i, const char **counter,
+                           uint32_t *flags);
+
+/* Restores what ts_tally_save wrote (format 3), or formats 1 and 2 as
+ * written by earlier agents on the same architecture. Fields the format
+ * does not hold keep their ts_tally_init value; unknown ones are skipped.
+ * All or nothing: a blob that is damaged, truncated, of an unknown format
+ * or with a value out of range changes nothing, is logged as a warning and
+ * gives TS_EPARSE (the next reading of each turnstile is then a baseline).
+ * The blob is only read, len bytes of it at most. */
 int ts_tally_restore(struct ts_tally *t, const void *blob, size_t len);
 
-/* Serialises the state. The buffer stays the tally's, valid until the next
- * call. NULL on allocation failure. */
+/* Serialises the state (format 3). The buffer stays the tally's, valid
+ * until the next call. NULL on allocation failure. */
 const void *ts_tally_save(struct ts_tally *t, size_t *len);
 
 /* Takes one sample. If trusted, writes the readings it gives (held ones of

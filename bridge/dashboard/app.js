@@ -5,7 +5,7 @@
 // retained status and state and to the bridge's retained per-station window summaries:
 //
 //   turnstile/v1/<station>/<agent>/status   {"state":"online"|"offline","reason",...,"backlog"}
-//   turnstile/v1/<station>/<agent>/state    {"backlog","clock","turnstiles":[...],"devices":[...]}
+//   turnstile/v1/<station>/<agent>/state    {"backlog","clock","warnings","turnstiles":[...,"warning"],"devices":[...]}
 //   turnstile/v1/<station>/window           {"window_start_ms","window_end_ms","date","time",
 //                                            "turnstiles":[{"ca","unit","scp",...,"entries","exits"}]}
 //
@@ -371,10 +371,12 @@ function agentTable(agents) {
     const backlog = backlogOf(a);
     const trend = a.backlogTrend > 0 ? ['▲', 'growing'] : a.backlogTrend < 0 ? ['▼', 'draining'] : null;
     const storeErr = str(a.status?.store_error);
+    const warnings = num(a.state?.warnings) ?? 0;
     const stateTime = isoMs(a.state?.time) || a.stateAt;
     return h('tr', { class: `agent ${status}`, 'data-agent': a.id, 'data-status': status, 'data-backlog': backlog ?? '' },
       h('td', {}, h('b', {}, a.id)),
-      h('td', {}, h('span', { class: `badge ${status}` }, status), reason && status === 'offline' ? h('span', { class: 'reason' }, ` ${reason}`) : null),
+      h('td', {}, h('span', { class: `badge ${status}` }, status), reason && status === 'offline' ? h('span', { class: 'reason' }, ` ${reason}`) : null,
+        warnings > 0 ? h('div', { class: 'err warnings' }, `${warnings} turnstile${warnings === 1 ? '' : 's'} counting only anomalies`) : null),
       h('td', { class: 'r backlog' }, n(backlog),
         trend ? h('span', { class: `trend ${trend[1]}`, title: `backlog ${trend[1]}` }, ` ${trend[0]}`) : null,
         storeErr ? h('div', { class: 'err' }, `store: ${storeErr}`) : null),
@@ -423,16 +425,27 @@ function turnstileTable(agents, lastWindow) {
     for (const t of a.state?.turnstiles || []) {
       if (!t || typeof t !== 'object') continue;
       const w = inWindow.get(tkey(t));
+      const warning = str(t.warning);
       rows.push(h('tr', {
-        class: `turnstile${stale ? ' stale' : ''}`, 'data-agent': a.id, 'data-turnstile': str(t.name),
+        class: `turnstile${stale ? ' stale' : ''}${warning ? ' warn' : ''}`, 'data-agent': a.id, 'data-turnstile': str(t.name),
         'data-entries-counted': num(t.entries_counted) ?? '', 'data-exits-counted': num(t.exits_counted) ?? '',
+        'data-warning': warning ? 'yes' : null,
       },
-      h('td', {}, a.id), h('td', {}, h('b', {}, str(t.name))),
+      h('td', {}, a.id), h('td', {}, h('b', {}, str(t.name)),
+        warning ? h('span', { class: 'badge warn', title: warning }, '⚠ anomalies') : null),
       h('td', {}, str(t.ca)), h('td', {}, str(t.unit)), h('td', {}, str(t.scp)), h('td', {}, str(t.station)),
       h('td', { class: 'r in' }, n(t.entries_counted)), h('td', { class: 'r out' }, n(t.exits_counted)),
       h('td', { class: 'r' }, w ? `${fmt.format(w[0])} / ${fmt.format(w[1])}` : '–'),
       h('td', { class: 'r dim' }, `${n(t.entries)} / ${n(t.exits)}`),
       h('td', {}, num(t.time_ms) > 0 ? age(t.time_ms) : '–')));
+      // the agent's anomaly warning (docs/mqtt.md, "The anomaly warning"), under its row
+      if (warning) {
+        rows.push(h('tr', { class: `turnstile-warning${stale ? ' stale' : ''}`, 'data-agent': a.id, 'data-turnstile': str(t.name) },
+          h('td', { colspan: 11 },
+            h('span', { class: 'warn-text' }, `⚠ ${str(t.name)}: ${warning}.`),
+            h('span', { class: 'hint' }, ` Check the turnstile's register map in ${a.id}'s config (order, width, ` +
+              'entries_address, exits_address); turnstile-agent --probe -c FILE shows the registers read in every order.'))));
+      }
     }
   }
   return table('turnstiles', ['Controller', 'Turnstile', 'CA', 'UNIT', 'SCP', 'Station', '#Entries', '#Exits',

@@ -229,6 +229,18 @@ async function main() {
         `${s1} svg.chart`, { timeout: 5000 });
       return await prod.$eval('#conn', (e) => e.textContent);
     });
+    await step("the agent's anomaly warning is shown under its turnstile, with the hint", async () => {
+      const s1 = 'section.station[data-station="S1"]';
+      await prod.waitForSelector(`${s1} tr.turnstile[data-turnstile="T2"][data-warning="yes"] .badge.warn`, { timeout: 5000 });
+      if (await prod.$(`${s1} tr.turnstile[data-turnstile="T1"][data-warning]`)) throw new Error('T1 is marked too');
+      const text = await prod.$eval(`${s1} tr.turnstile-warning[data-turnstile="T2"]`, (e) => e.textContent);
+      if (!/T2: every reading of entries .* word order .*turnstile-agent --probe -c FILE/.test(text)) throw new Error(text);
+      const agentNote = await prod.$eval(`${s1} tr.agent[data-agent="p1"] .warnings`, (e) => e.textContent);
+      if (agentNote !== '1 turnstile counting only anomalies') throw new Error(agentNote);
+      const file = path.join(artifacts, 'dashboard-warning.png');
+      await prod.screenshot({ path: file, fullPage: true });
+      return `${text.slice(0, 60)}…; ${file}`;
+    });
     await step("production config: MQTT on the page listener itself sees nothing (mount_point)", async () => {
       await prod.goto(prodUrl({ username: user, password }), { waitUntil: 'load', timeout: 15000 });
       await connected(prod);

@@ -141,9 +141,15 @@ ppub() { # USER PASSWORD TOPIC MESSAGE: retained, over the agents' TLS listener
 now_ms=$(($(date +%s) * 1000))
 ppub p1 pw-p1 turnstile/v1/S1/p1/status \
   '{"state":"online","agent":"p1","station":"S1","version":"test","started":"2026-01-01T00:00:00Z","backlog":3}'
+# T2: read in the wrong word order, the agent's anomaly warning (docs/mqtt.md)
 ppub p1 pw-p1 turnstile/v1/S1/p1/state "{\"agent\":\"p1\",\"station\":\"S1\",\"clock\":\"synced\",\"backlog\":3,\
-\"turnstiles\":[{\"name\":\"T1\",\"ca\":\"A002\",\"unit\":\"R051\",\"scp\":\"02-00-00\",\"station\":\"59 ST\",\
-\"entries\":1000,\"exits\":500,\"entries_counted\":12,\"exits_counted\":8,\"time_ms\":$now_ms}],\
+\"warnings\":1,\"turnstiles\":[{\"name\":\"T1\",\"ca\":\"A002\",\"unit\":\"R051\",\"scp\":\"02-00-00\",\"station\":\"59 ST\",\
+\"entries\":1000,\"exits\":500,\"entries_counted\":12,\"exits_counted\":8,\"time_ms\":$now_ms,\
+\"anomaly_s\":0,\"anomaly\":\"\",\"warning\":\"\"},{\"name\":\"T2\",\"ca\":\"A002\",\"unit\":\"R051\",\
+\"scp\":\"02-00-01\",\"station\":\"59 ST\",\"entries\":65536000,\"exits\":0,\"entries_counted\":0,\
+\"exits_counted\":0,\"time_ms\":$now_ms,\"anomaly_s\":930,\"anomaly\":\"glitch\",\"warning\":\"every reading \
+of entries that moved for 930 s was an anomaly (glitch) and counted nobody: a wrong word order or width is the usual \
+cause (turnstile-agent --probe)\"}],\
 \"devices\":[{\"name\":\"gate\",\"kind\":\"modbus-tcp\",\"link\":\"backoff\",\"polls\":9,\"errors\":2,\
 \"timeouts\":2,\"exceptions\":0,\"crc_errors\":0,\"short_responses\":0,\"connect_errors\":1,\
 \"last_error\":\"timed out\",\"rtt_us\":0}]}"
@@ -188,7 +194,7 @@ arc=0
 wait "$agent_pid" || arc=$?
 agent_pid=
 check "the agent stopped cleanly on SIGTERM (exit $arc)" test "$arc" -eq 0
-for f in dashboard dashboard-login dashboard-offline; do
+for f in dashboard dashboard-login dashboard-offline dashboard-warning; do
   check "screenshot $artifacts/$f.png" bash -c "head -c 8 '$artifacts/$f.png' 2>/dev/null | grep -q PNG"
 done
 if [ "$fails" -ne 0 ]; then
@@ -197,6 +203,6 @@ if [ "$fails" -ne 0 ]; then
   echo "--- bridge log (tail)"; tail -n 30 "$work/b1.err" || true
   echo "--- agent log (tail)"; tail -n 20 "$work/a1.err" || true
 fi
-echo "dashboard screenshots: $artifacts/dashboard.png (live), $artifacts/dashboard-offline.png, $artifacts/dashboard-login.png"
+echo "dashboard screenshots: $artifacts/dashboard.png (live), $artifacts/dashboard-offline.png, $artifacts/dashboard-login.png, $artifacts/dashboard-warning.png"
 echo "took $((SECONDS - t0)) s"
 finish

@@ -14,6 +14,7 @@
 #include "agent_config.h"
 #include "clock.h"
 #include "err.h"
+#include "state_json.h"
 #include "tally.h"
 
 static char conf_path[64], clock_path[64];
@@ -297,6 +298,128 @@ static void gpio_counts_carry_over_a_restart(void **state)
     ts_agent_cfg_free(&cfg);
 }
 
+/* A register read in the wrong word order (CDAB of an ABCD counter): every
+ * person moves the value by 65536, every reading that moved is a glitch
+ * that counts nobody. */
+static uint64_t swapped(uint64_t v)
+{
+    return ((v & 0xffff) << 16) | (v >> 16 & 0xffff);
+}
+
+static char *state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *t)
+{
+    struct ts_device_stats devices[2];
+    memset(devices, 0, sizeof devices);
+    char *json = ts_state_json(cfg, t, devices, true, 0);
+    assert_non_null(json);
+    return json;
+}
+
+static void a_turnstile_counting_only_anomalies_warns(void **state)
+{
+    struct ts_agent_cfg cfg;
+    struct ts_tally t;
+    struct ts_reading out[TS_TALLY_MAX_OUT];
+    int64_t base = ts_clock_mono_ms() - 1000000;
+
+    load2(&cfg, modbus, regs, regs);
+    cfg.agent.anomaly_warn_s = 60;
+    assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
+    /* t0 in the wrong word order, one person every 10 s; t1 right. The
+     * first reading is a baseline, not an anomaly; then 6 glitches span 50 s */
+    for (int k = 0; k <= 6; k++) {
+        struct ts_sample s = sample(0, swapped(1000 + (uint64_t)k), 500, base + k * 10000);
+        assert_int_equal(ts_tally_sample(&t, &s, true, out), 1);
+        assert_int_equal(out[0].entries, 0);
+        if (k)
+            assert_true(out[0].flags & TS_FLAG_GLITCH);
+        s = sample(1, 1000 + (uint64_t)k, 500, base + k * 10000);
+        ts_tally_sample(&t, &s, true, out);
+    }
+    assert_false(t.turnstiles[0].warned);
+    assert_int_equal(ts_tally_anomaly_s(&t, 0, NULL, NULL), 50);
+    assert_int_equal(ts_tally_anomaly_s(&t, 1, NULL, NULL), 0);
+    assert_false(t.warnings_changed);
+    /* an hour without anybody: readings that do not move neither warn nor
+     * clear (the first ones are still flagged glitch: the run goes on) */
+    for (int k = 7; k < 20; k++) {
+        struct ts_sample s = sample(0, swapped(1006), 500, base + 50000 + k * 300000);
+        ts_tally_sample(&t, &s, true, out);
+        assert_int_equal(out[0].entries, 0);
+    }
+    assert_false(t.turnstiles[0].warned);
+    assert_int_equal(ts_tally_anomaly_s(&t, 0, NULL, NULL), 50);
+    /* one more person, 60 s of anomalies with the hour between... the run
+     * is measured from its first anomaly: the warning comes now */
+    int64_t at = base + 50000 + 20 * 300000;
+    struct ts_sample s = sample(0, swapped(1007), 500, at);
+    ts_tally_sample(&t, &s, true, out);
+    assert_true(t.turnstiles[0].warned);
+    assert_int_equal(t.n_warned, 1);
+    assert_true(t.warnings_changed);
+    const char *counter;
+    uint32_t flags;
+    assert_true(ts_tally_anomaly_s(&t, 0, &counter, &flags) >= 60);
+    assert_string_equal(counter, "entries");
+    assert_int_equal(flags, TS_FLAG_GLITCH);
+    char *json = state_json(&cfg, &t);
+    assert_non_null(strstr(json, "\"warnings\":1,"));
+    assert_non_null(strstr(json, "\"anomaly\":\"glitch\",\"warning\":\"every reading of entries that "
+                                 "moved for "));
+    assert_non_null(strstr(json, "word order"));
+    assert_non_null(strstr(json, "\"anomaly_s\":0,\"anomaly\":\"\",\"warning\":\"\"}")); /* t1 */
+    free(json);
+    /* once per episode: more glitches do not raise it again */
+    t.warnings_changed = false;
+    s = sample(0, swapped(1008), 500, at + 10000);
+    ts_tally_sample(&t, &s, true, out);
+    assert_false(t.warnings_changed);
+    assert_int_equal(t.n_warned, 1);
+    /* fixed (the config corrected, the agent restarted on the same state):
+     * a reading that counts ends the episode */
+    s = sample(0, 1010, 500, at + 20000);
+    ts_tally_sample(&t, &s, true, out); /* a glitch again: from the swapped baseline */
+    for (int k = 1; k <= 3; k++) { /* the new level is confirmed: it counts */
+        s = sample(0, 1010 + (uint64_t)k, 500, at + 20000 + k * 10000);
+        ts_tally_sample(&t, &s, true, out);
+    }
+    assert_true(out[0].entries > 0);
+    assert_false(t.turnstiles[0].warned);
+    assert_int_equal(t.n_warned, 0);
+    assert_true(t.warnings_changed);
+    assert_int_equal(ts_tally_anomaly_s(&t, 0, NULL, NULL), 0);
+    json = state_json(&cfg, &t);
+    assert_non_null(strstr(json, "\"warnings\":0,"));
+    assert_null(strstr(json, "word order"));
+    free(json);
+    ts_tally_free(&t);
+    ts_agent_cfg_free(&cfg);
+}
+
+/* anomaly_warn_s = 0: never; and held samples (clock not trusted) count too */
+static void the_anomaly_warning_can_be_off(void **state)
+{
+    struct ts_agent_cfg cfg;
+    struct ts_tally t;
+    struct ts_reading out[TS_TALLY_MAX_OUT];
+    int64_t base = ts_clock_mono_ms() - 1000000;
+
+    for (int on = 0; on < 2; on++) {
+        load(&cfg, modbus, regs);
+        assert_int_equal(cfg.agent.anomaly_warn_s, 900); /* the default */
+        cfg.agent.anomaly_warn_s = on ? 30 : 0;
+        assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
+        for (int k = 0; k <= 10; k++) {
+            struct ts_sample s = sample(0, 500, swapped(2000 + (uint64_t)k), base + k * 10000);
+            ts_tally_sample(&t, &s, false, out);
+        }
+        assert_int_equal(t.n_warned, on ? 1 : 0);
+        assert_int_equal(ts_tally_anomaly_s(&t, 0, NULL, NULL), 90);
+        ts_tally_free(&t);
+        ts_agent_cfg_free(&cfg);
+    }
+}
+
 static void fake_clock_file(void **state)
 {
     write_text(clock_path, "0 -94608000000\n");
@@ -321,6 +444,8 @@ int main(void)
         cmocka_unit_test(a_clock_step_back_does_not_make_glitches),
         cmocka_unit_test(state_survives_a_restart),
         cmocka_unit_test(gpio_counts_carry_over_a_restart),
+        cmocka_unit_test(a_turnstile_counting_only_anomalies_warns),
+        cmocka_unit_test(the_anomaly_warning_can_be_off),
         cmocka_unit_test(fake_clock_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
