@@ -8,15 +8,40 @@ static uint64_t reg_value(const struct ts_mta_reading *r, int reg)
     return reg == TS_REPLAY_EXITS ? r->exits : r->entries;
 }
 
-/* +1 or -1: down when more successive readings fall than rise. */
+/* The last row at the time of row i (rows are sorted by time): at a time
+ * with several rows the file's value is its last one. */
+static size_t last_at(const struct ts_mta_turnstile *ts, size_t i)
+{
+    size_t lo = i, hi = ts->n_readings; /* r[lo] has the time, r[hi] does not */
+    int64_t t = ts->readings[i].time_ms;
+
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ts->readings[mid].time_ms == t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* +1 or -1: down when more of the successive values (one per time) fall
+ * than rise. */
 static signed char count_direction(const struct ts_mta_turnstile *ts, int reg)
 {
-    size_t up = 0, down = 0;
+    size_t up = 0, down = 0, prev = 0;
 
     for (size_t k = 1; k < ts->n_readings; k++) {
-        uint64_t a = reg_value(&ts->readings[k - 1], reg), b = reg_value(&ts->readings[k], reg);
+        if (k + 1 < ts->n_readings && ts->readings[k + 1].time_ms == ts->readings[k].time_ms)
+            continue; /* not the last row at its time */
+        if (ts->readings[k].time_ms == ts->readings[prev].time_ms) {
+            prev = k; /* the first time's rows */
+            continue;
+        }
+        uint64_t a = reg_value(&ts->readings[prev], reg), b = reg_value(&ts->readings[k], reg);
         up += b > a;
         down += b < a;
+        prev = k;
     }
     return down > up ? -1 : 1;
 }
@@ -38,20 +63,15 @@ static signed char direction(const struct ts_mta_turnstile *ts, int reg)
     return ts->replay_dir[reg] ? ts->replay_dir[reg] : count_direction(ts, reg);
 }
 
-static uint64_t distance(uint64_t a, uint64_t b)
+/* Whether the move from a (at ta) to b (at tb > ta) is linear: the
+ * register's way (or nowhere) and plausible in the time it took. */
+static bool ordinary(uint64_t a, int64_t ta, uint64_t b, int64_t tb, signed char dir, double rate)
 {
-    return a > b ? a - b : b - a;
-}
-
-/* A move from x (at tx) to y (at ty >= tx) is ordinary when it goes the
- * register's way (or nowhere) and is plausible in the time it took. */
-static bool ordinary(uint64_t x, int64_t tx, uint64_t y, int64_t ty, signed char dir, double rate)
-{
-    if (x == y)
+    if (a == b)
         return true;
-    if ((dir > 0) != (y > x) || ty <= tx)
+    if ((dir > 0) != (b > a))
         return false;
-    return (double)distance(x, y) <= rate * ((double)(ty - tx) / 60000.0);
+    return (double)(a > b ? a - b : b - a) <= rate * ((double)(tb - ta) / 60000.0);
 }
 
 bool ts_replay_linear(const struct ts_mta_turnstile *ts, size_t k, int reg,
@@ -59,22 +79,16 @@ bool ts_replay_linear(const struct ts_mta_turnstile *ts, size_t k, int reg,
 {
     double rate = cfg && cfg->max_rate_per_min > 0 ? cfg->max_rate_per_min : TS_REPLAY_MAX_RATE_DEFAULT;
     const struct ts_mta_reading *r = ts->readings;
-    signed char dir = direction(ts, reg);
-    uint64_t a, b, c;
+    size_t a, b;
 
-    if (k + 1 >= ts->n_readings)
+    if (k >= ts->n_readings)
         return false;
-    a = reg_value(&r[k], reg);
-    b = reg_value(&r[k + 1], reg);
-    if (a == b || !ordinary(a, r[k].time_ms, b, r[k + 1].time_ms, dir, rate))
+    a = last_at(ts, k);
+    if (a + 1 >= ts->n_readings)
         return false;
-    if (k + 2 >= ts->n_readings)
-        return true;
-    /* b is an excursion when the file leaves it at once for a level nearer to a */
-    c = reg_value(&r[k + 2], reg);
-    return ordinary(b, r[k + 1].time_ms, c, r[k + 2].time_ms, dir, rate) ||
-           !ordinary(a, r[k].time_ms, c, r[k + 2].time_ms, dir, rate) ||
-           distance(c, a) >= distance(c, b);
+    b = last_at(ts, a + 1);
+    return ordinary(reg_value(&r[a], reg), r[a].time_ms, reg_value(&r[b], reg), r[b].time_ms,
+                    direction(ts, reg), rate);
 }
 
 uint64_t ts_replay_between(uint64_t a, int64_t ta, uint64_t b, int64_t tb, int64_t t, bool linear)
@@ -85,7 +99,7 @@ uint64_t ts_replay_between(uint64_t a, int64_t ta, uint64_t b, int64_t tb, int64
         return b;
     if (t <= ta || !linear)
         return a;
-    d = distance(a, b);
+    d = a > b ? a - b : b - a;
     num = (uint64_t)(t - ta);
     den = (uint64_t)(tb - ta);
     if (den <= UINT32_MAX) /* (d % den) * num < den * den fits */
@@ -105,11 +119,8 @@ void ts_replay_at(const struct ts_mta_turnstile *ts, int64_t t_ms, const struct 
         *entries = *exits = 0;
         return;
     }
-    if (t_ms <= r[0].time_ms) {
-        *entries = r[0].entries;
-        *exits = r[0].exits;
-        return;
-    }
+    if (t_ms < r[0].time_ms)
+        t_ms = r[0].time_ms; /* before the first reading: the value at its time */
     /* last reading at or before t_ms: r[lo] */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -123,8 +134,9 @@ void ts_replay_at(const struct ts_mta_turnstile *ts, int64_t t_ms, const struct 
         *exits = r[lo].exits;
         return;
     }
-    *entries = ts_replay_between(r[lo].entries, r[lo].time_ms, r[lo + 1].entries, r[lo + 1].time_ms,
-                                 t_ms, ts_replay_linear(ts, lo, TS_REPLAY_ENTRIES, cfg));
-    *exits = ts_replay_between(r[lo].exits, r[lo].time_ms, r[lo + 1].exits, r[lo + 1].time_ms, t_ms,
+    hi = last_at(ts, lo + 1); /* the value at the next time */
+    *entries = ts_replay_between(r[lo].entries, r[lo].time_ms, r[hi].entries, r[hi].time_ms, t_ms,
+                                 ts_replay_linear(ts, lo, TS_REPLAY_ENTRIES, cfg));
+    *exits = ts_replay_between(r[lo].exits, r[lo].time_ms, r[hi].exits, r[hi].time_ms, t_ms,
                                ts_replay_linear(ts, lo, TS_REPLAY_EXITS, cfg));
 }

@@ -1,15 +1,15 @@
 /* replay.h - what a gate's counters show at a given time, from MTA readings.
  *
- * Pure, no I/O. Each register has a direction in the file (down when more of
- * its successive readings fall than rise). Between two successive readings a
- * counter moves linearly, up or down alike, when the move is ordinary: in
- * that direction and plausible (at most max_rate_per_min people a minute),
- * and the later reading is not an excursion that the file leaves again at
- * once. Otherwise (a reset, a move against the direction, an implausible
- * jump, an excursion to another level and back) it keeps the earlier value
- * and steps to the later one at the later reading's time: the replay steps
- * where the file steps. Before the first reading a counter shows the first
- * value, after the last the last value. The rule is in docs/simulator.md. */
+ * Pure, no I/O. The file's value at a time is its last row at that time.
+ * Each register has a direction in the file (down when more of its
+ * successive values fall than rise). Between the values at two successive
+ * times a counter moves linearly, up or down alike, when the move goes that
+ * way and is plausible (at most max_rate_per_min people a minute); otherwise
+ * (a reset, a move against the direction, an implausible jump, an excursion
+ * to another level) it keeps the earlier value and steps to the later one at
+ * the later time: the replay steps where the file steps. Before the first
+ * time a counter shows the value at that time, after the last the last
+ * value. The rule is in docs/simulator.md. */
 #ifndef TS_REPLAY_H
 #define TS_REPLAY_H
 
@@ -33,8 +33,9 @@ void ts_replay_prepare(struct ts_mta_data *d);
 void ts_replay_prepare_turnstile(struct ts_mta_turnstile *ts);
 
 /* Whether register reg (TS_REPLAY_ENTRIES or _EXITS) moves linearly from
- * reading k to reading k + 1 (k + 1 < n_readings, later in time); false: it
- * steps at reading k + 1. cfg may be NULL. Exposed for tests. */
+ * the value at the time of reading k to the value at the next time; false:
+ * it steps at the next time, or there is none. cfg may be NULL. Exposed
+ * for tests. */
 bool ts_replay_linear(const struct ts_mta_turnstile *ts, size_t k, int reg,
                       const struct ts_replay_cfg *cfg);
 

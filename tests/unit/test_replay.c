@@ -157,8 +157,11 @@ static void test_real_segments(void **state)
 
     for (size_t i = 0; i < week->n_turnstiles; i++) {
         const struct ts_mta_turnstile *t = &week->turnstiles[i];
-        for (size_t k = 0; k + 1 < t->n_readings; k++) {
-            const struct ts_mta_reading *a = &t->readings[k], *b = a + 1;
+        for (size_t k = 0, nk; k + 1 < t->n_readings; k = nk) {
+            /* the value at a time is its last row: from there to the next time's */
+            for (nk = k + 1; nk + 1 < t->n_readings && t->readings[nk + 1].time_ms == t->readings[nk].time_ms;)
+                nk++;
+            const struct ts_mta_reading *a = &t->readings[k], *b = &t->readings[nk];
             uint64_t e[5], x[5];
 
             if (b->time_ms == a->time_ms)
@@ -239,8 +242,8 @@ static void test_between(void **state)
     assert_true(ts_replay_between(0, 0, 1000, INT64_C(1) << 40, INT64_C(1) << 39, true) == 500);
 }
 
-/* Which segments move linearly: the register's direction in the file, the
- * plausible rate, and excursions the file leaves at once. */
+/* Which segments move linearly: the register's direction in the file and
+ * the plausible rate; rows at the same time. */
 static void test_linear_rule(void **state)
 {
     struct ts_replay_cfg cfg = {.max_rate_per_min = 60};
@@ -263,25 +266,43 @@ static void test_linear_rule(void **state)
     assert_false(ts_replay_linear(&down, 2, 0, &cfg));         /* +5 against the direction */
     assert_true(ts_replay_linear(&down, 3, 0, &cfg));
     /* alternating levels (TREMONT AV N213/R154/00-05-00, early 2024): two rows
-     * at each time, 2998 and a counter that goes 80, 83, 90; the rise 80 ->
-     * 2998 is an excursion that returns to 83 at once: a step, not 2918 people */
+     * at each time, a level 2998 and then the counter, 80, 83, 90. The value
+     * at a time is its last row, so the counter rises linearly, as its rows
+     * say, and 2998 is never shown (the old replay invented a rise of 2918
+     * from each 80 to the next 2998) */
     struct ts_mta_turnstile alt = {.readings = SEG(R(0, 2998), R(0, 80), R(4, 2998), R(4, 83),
                                                    R(8, 2998), R(8, 90)), .n_readings = 6};
     uint64_t e, x;
-    assert_false(ts_replay_linear(&alt, 1, 0, &cfg));
-    assert_false(ts_replay_linear(&alt, 3, 0, &cfg));
-    ts_replay_at(&alt, 2 * HOUR_MS, &cfg, &e, &x);
+    ts_replay_prepare_turnstile(&alt);
+    assert_int_equal(alt.replay_dir[0], 1);
+    assert_true(ts_replay_linear(&alt, 0, 0, &cfg));
+    assert_true(ts_replay_linear(&alt, 1, 0, &cfg));
+    assert_true(ts_replay_linear(&alt, 2, 0, &cfg));
+    assert_false(ts_replay_linear(&alt, 5, 0, &cfg));
+    ts_replay_at(&alt, -HOUR_MS, &cfg, &e, &x); /* before the first time: its value */
     assert_int_equal(e, 80);
-    ts_replay_at(&alt, 4 * HOUR_MS, &cfg, &e, &x); /* the last row at that time */
+    ts_replay_at(&alt, 0, &cfg, &e, &x);
+    assert_int_equal(e, 80);
+    ts_replay_at(&alt, 2 * HOUR_MS, &cfg, &e, &x);
+    assert_int_equal(e, 81);
+    ts_replay_at(&alt, 4 * HOUR_MS, &cfg, &e, &x);
     assert_int_equal(e, 83);
     ts_replay_at(&alt, 6 * HOUR_MS, &cfg, &e, &x);
-    assert_int_equal(e, 83);
-    /* a small step back after the rise is not an excursion: the rise is kept */
+    assert_int_equal(e, 86);
+    /* the other order shows the level 2998 throughout: each fall to the
+     * counter is against the direction, a step, and lasts no time */
+    struct ts_mta_turnstile alt2 = {.readings = SEG(R(0, 80), R(0, 2998), R(4, 83), R(4, 2998),
+                                                    R(8, 90), R(8, 2998)), .n_readings = 6};
+    for (int h = 0; h <= 8; h++) {
+        ts_replay_at(&alt2, h * HOUR_MS, &cfg, &e, &x);
+        assert_int_equal(e, 2998);
+    }
+    /* a rise, then a step back: the rise is linear, the step back steps */
     struct ts_mta_turnstile back = {.readings = SEG(R(0, 100), R(1, 150), R(2, 147), R(3, 160)),
                                     .n_readings = 4};
     assert_true(ts_replay_linear(&back, 0, 0, &cfg));
     assert_false(ts_replay_linear(&back, 1, 0, &cfg));
-    /* ... and a reset after it neither */
+    /* a reset steps, the counting before and after it is linear */
     struct ts_mta_turnstile reset = {.readings = SEG(R(0, 100), R(1, 150), R(2, 5), R(3, 60)),
                                      .n_readings = 4};
     assert_true(ts_replay_linear(&reset, 0, 0, &cfg));
