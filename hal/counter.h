@@ -27,6 +27,10 @@ enum ts_direction { TS_DIR_UP, TS_DIR_DOWN, TS_DIR_AUTO };
 #define TS_COUNTER_DEFAULT_REBASE_AFTER 3
 #define TS_COUNTER_REBASE_MIN 2
 #define TS_COUNTER_REBASE_MAX 100
+/* Below this interval the counter judges a reset, and the confirmation of a
+ * new level, as if it polled this rarely, so that how often it is polled
+ * does not change the people it counts (docs/counters.md, "Poll rate"). */
+#define TS_COUNTER_WINDOW_MS 60000
 /* Auto direction: a direction is decided when its votes lead by this many;
  * both tallies are halved when their sum passes TS_COUNTER_VOTE_CAP. */
 #define TS_COUNTER_VOTE_LEAD 3
