@@ -125,9 +125,10 @@ static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_
     enum ts_direction dir = ts_counter_direction(c);
     bool down = dir == TS_DIR_DOWN;
     uint32_t down_flag = down ? TS_FLAG_DOWNWARD : 0;
-    /* a reset is judged over at least the window: the people since it */
-    uint64_t lim = plausible(c, t - c->prev_time_ms > TS_COUNTER_WINDOW_MS ? t - c->prev_time_ms
-                                                                          : TS_COUNTER_WINDOW_MS);
+    uint64_t lim = plausible(c, t - c->prev_time_ms);
+    /* the people since a reset are judged over at least the window */
+    uint64_t since_reset = plausible(c, t - c->prev_time_ms > TS_COUNTER_WINDOW_MS
+                                            ? t - c->prev_time_ms : TS_COUNTER_WINDOW_MS);
     struct count b = count_from(c, c->prev, c->prev_time_ms, raw, t, down), none = {false, 0, 0};
     struct count h = none, r = none;
 
@@ -168,7 +169,7 @@ static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_
         *delta = h.people;
         return h.flags | down_flag | TS_FLAG_REBASED;
     }
-    if (!down && raw <= lim && ((c->prev - raw) & width_mask(c->cfg.width)) > lim) {
+    if (!down && raw <= since_reset && ((c->prev - raw) & width_mask(c->cfg.width)) > lim) {
         set_baseline(c, raw, t);
         *delta = raw; /* reset to 0, then counted up to raw */
         return TS_FLAG_RESET;

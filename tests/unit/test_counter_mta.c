@@ -268,7 +268,7 @@ static uint32_t model_step(struct model *m, int64_t v, int64_t t, uint64_t *delt
         return down_flag | TS_FLAG_REBASED;
     }
     int64_t window = t - m->prev_t > TS_COUNTER_WINDOW_MS ? t - m->prev_t : TS_COUNTER_WINDOW_MS;
-    if (sign > 0 && v <= allowed(window) && m->prev - v > allowed(window)) {
+    if (sign > 0 && v <= allowed(window) && m->prev - v > allowed(t - m->prev_t)) {
         *delta = (uint64_t)v;
         model_accept(m, v, t);
         return TS_FLAG_RESET;
