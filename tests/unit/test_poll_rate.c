@@ -209,8 +209,10 @@ static int by_size(const void *a, const void *b)
     return dx < dy ? 1 : dx > dy ? -1 : 0;
 }
 
-/* Returns the number of registers whose totals differ by more than TOLERANCE. */
-static size_t compare(const char *name, const struct ts_mta_data *d, uint64_t out_total[2][2])
+/* Returns the number of registers whose totals differ by more than TOLERANCE;
+ * per_ts (may be NULL) gets each turnstile's totals at 100 ms. */
+static size_t compare(const char *name, const struct ts_mta_data *d, uint64_t out_total[2][2],
+                      uint64_t (*per_ts)[2])
 {
     int64_t t0 = d->first_ms, t1 = t0 + (d->last_ms - t0 + COARSE_MS - 1) / COARSE_MS * COARSE_MS;
     struct diff *diffs = calloc(2 * d->n_turnstiles + 1, sizeof *diffs);
@@ -227,6 +229,8 @@ static size_t compare(const char *name, const struct ts_mta_data *d, uint64_t ou
         fed[1] += coarse.polls_fed;
         for (int reg = 0; reg < 2; reg++) {
             total[0][reg] += fine.total[reg];
+            if (per_ts)
+                per_ts[i][reg] = fine.total[reg];
             total[1][reg] += coarse.total[reg];
             if (fine.total[reg] != coarse.total[reg]) {
                 diffs[n_diff++] = (struct diff){i, reg, fine.total[reg], coarse.total[reg]};
@@ -266,7 +270,7 @@ static void test_real_week(void **state)
     if (ts_mta_load(mta_path(), NULL, &d, err, sizeof err))
         fail_msg("%s", err);
     ts_replay_prepare(d);
-    size_t over = compare("real week", d, total);
+    size_t over = compare("real week", d, total, NULL);
 
     /* the downward counter of 57 ST-7 AV counts the same at both rates: the
      * whole fall of the week (its first vote aside) */
@@ -335,12 +339,14 @@ static void add_anomaly(struct ts_mta_turnstile *t, enum anomaly a, size_t k)
         }
         break;
     }
-    case WRAP: /* crosses 2^32 mid-week: the 32-bit register wraps */
+    case WRAP: { /* crosses 2^32 mid-week: the 32-bit register wraps */
+        uint64_t de = (UINT64_C(1) << 32) - r[n / 2].entries, dx = (UINT64_C(1) << 32) - r[n / 3].exits - 7;
         for (size_t i = 0; i < n; i++) {
-            r[i].entries += (UINT64_C(1) << 32) - r[n / 2].entries;
-            r[i].exits += (UINT64_C(1) << 32) - r[n / 3].exits - 7;
+            r[i].entries += de;
+            r[i].exits += dx;
         }
         break;
+    }
     case GLITCH: /* garbage for one reading, later for two in a row */
         r[n / 4].entries ^= UINT64_C(1) << 28;
         r[n / 2].exits = 0;
@@ -373,7 +379,35 @@ static void test_synthetic_week(void **state)
     for (size_t i = 0; i < d->n_turnstiles; i++)
         add_anomaly(&d->turnstiles[i], (enum anomaly)(i % N_ANOMALIES), i);
     ts_replay_prepare(d);
-    assert_int_equal(compare("synthetic week", d, NULL), 0);
+    uint64_t (*got)[2] = calloc(d->n_turnstiles, sizeof *got);
+    assert_non_null(got);
+    assert_int_equal(compare("synthetic week", d, NULL, got), 0);
+    /* and the people are the right ones where the file says how many */
+    for (size_t i = 0; i < d->n_turnstiles; i++) {
+        const struct ts_mta_turnstile *t = &d->turnstiles[i];
+        const struct ts_mta_reading *first = &t->readings[0], *last = &t->readings[t->n_readings - 1];
+        uint64_t want[2];
+
+        switch ((enum anomaly)(i % N_ANOMALIES)) {
+        case CLEAN:
+        case WRAP:      /* counted across 2^32 */
+        case ALTERNATE: /* the counter's rows; the stuck level lasts no time */
+            want[0] = last->entries - (i % N_ANOMALIES == ALTERNATE ? first[1].entries : first->entries);
+            want[1] = last->exits - (i % N_ANOMALIES == ALTERNATE ? first[1].exits : first->exits);
+            break;
+        case DOWN:
+            want[0] = first->entries - last->entries;
+            want[1] = first->exits - last->exits;
+            break;
+        default:
+            continue;
+        }
+        if (got[i][0] != want[0] || got[i][1] != want[1])
+            fail_msg("%s/%s/%s (%s): %" PRIu64 "/%" PRIu64 " people, the file says %" PRIu64
+                     "/%" PRIu64, t->ca, t->unit, t->scp, t->station, got[i][0], got[i][1],
+                     want[0], want[1]);
+    }
+    free(got);
     ts_mta_free(d);
 }
 
