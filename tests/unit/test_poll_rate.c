@@ -5,7 +5,8 @@
  * 100 ms and every 60 s. Each turnstile's ENTRIES and EXITS go through a
  * ts_counter with the agent's defaults (width 32, direction auto, 120 people
  * a minute, rebase_after 3). The per-turnstile totals of both rates must
- * agree within the tolerance of docs/counters.md ("Poll rate"). The week is
+ * be equal: both polls fall on every minute, where all MTA times are, so the
+ * tolerance of docs/counters.md ("Poll rate") is 0 here. The week is
  * the real one (TS_MTA_FILE) and a synthetic one (ts_mta_generate) with
  * anomalies added: counters running down, two alternating levels, resets,
  * 32-bit wraps, glitches of one and two readings, steps back.
@@ -15,8 +16,8 @@
  * "Poll rate", has the argument): at each poll where a register's replayed
  * value may change (computed from the replay's linear formula, and every
  * reading's time), the poll itself; while a counter is in a glitch run, the
- * following polls (at most rebase_after of them); and the last poll before
- * the next such point. Between those, every poll shows the same values (the
+ * following polls until it has rebase_after readings, then the first poll at
+ * which it can be confirmed; and the last poll before the next such point. Between those, every poll shows the same values (the
  * test checks it at both ends: the replay is monotonic within a segment),
  * and a reading equal to the last one only moves the time of the baseline
  * or of the held value, which the last poll sets as the full feed would. */
@@ -192,7 +193,8 @@ static struct poll_result poll_turnstile(const struct ts_mta_turnstile *t, int64
 
 /* ---- comparing two poll rates over a data set ------------------------------- */
 
-/* Tolerance per register, in people (docs/counters.md, "Poll rate"). */
+/* Tolerance per register, in people (docs/counters.md, "Poll rate"): 0 with
+ * both polls on the file's minutes. */
 #define TOLERANCE 0
 
 struct diff {
