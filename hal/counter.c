@@ -126,6 +126,9 @@ static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_
     bool down = dir == TS_DIR_DOWN;
     uint32_t down_flag = down ? TS_FLAG_DOWNWARD : 0;
     uint64_t lim = plausible(c, t - c->prev_time_ms);
+    /* the people since a reset are judged over at least the window */
+    uint64_t since_reset = plausible(c, t - c->prev_time_ms > TS_COUNTER_WINDOW_MS
+                                            ? t - c->prev_time_ms : TS_COUNTER_WINDOW_MS);
     struct count b = count_from(c, c->prev, c->prev_time_ms, raw, t, down), none = {false, 0, 0};
     struct count h = none, r = none;
 
@@ -146,8 +149,9 @@ static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_
     }
     if (r.ok) { /* the glitch run goes on: a new level once confirmed */
         run_push(c, raw, t, r);
-        if (c->run_len < c->cfg.rebase_after)
-            return TS_FLAG_GLITCH;
+        if (c->run_len < c->cfg.rebase_after ||
+            t - c->run_first_time_ms < (int64_t)(c->cfg.rebase_after - 1) * TS_COUNTER_WINDOW_MS)
+            return TS_FLAG_GLITCH; /* confirmed by rebase_after readings, a window apart at least */
         uint32_t f = c->run_flags | down_flag | TS_FLAG_REBASED;
         *delta = c->run_people; /* from the first withheld value: nobody lost */
         set_baseline(c, raw, t);
@@ -165,7 +169,7 @@ static uint32_t interpret(struct ts_counter *c, uint64_t raw, int64_t t, uint64_
         *delta = h.people;
         return h.flags | down_flag | TS_FLAG_REBASED;
     }
-    if (!down && raw <= lim && ((c->prev - raw) & width_mask(c->cfg.width)) > lim) {
+    if (!down && raw <= since_reset && ((c->prev - raw) & width_mask(c->cfg.width)) > lim) {
         set_baseline(c, raw, t);
         *delta = raw; /* reset to 0, then counted up to raw */
         return TS_FLAG_RESET;

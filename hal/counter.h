@@ -23,10 +23,15 @@ enum ts_direction { TS_DIR_UP, TS_DIR_DOWN, TS_DIR_AUTO };
 #define TS_COUNTER_DEFAULT_MIN_PLAUSIBLE 10
 /* A withheld level becomes the baseline after this many readings in a row
  * (counting the first withheld one), each a plausible count from the one
- * before; the allowed range is TS_COUNTER_REBASE_MIN..TS_COUNTER_REBASE_MAX. */
+ * before, spanning at least (this - 1) * TS_COUNTER_WINDOW_MS; the allowed
+ * range is TS_COUNTER_REBASE_MIN..TS_COUNTER_REBASE_MAX. */
 #define TS_COUNTER_DEFAULT_REBASE_AFTER 3
 #define TS_COUNTER_REBASE_MIN 2
 #define TS_COUNTER_REBASE_MAX 100
+/* Below this interval the counter judges a reset, and the confirmation of a
+ * new level, as if it polled this rarely, so that how often it is polled
+ * does not change the people it counts (docs/counters.md, "Poll rate"). */
+#define TS_COUNTER_WINDOW_MS 60000
 /* Auto direction: a direction is decided when its votes lead by this many;
  * both tallies are halved when their sum passes TS_COUNTER_VOTE_CAP. */
 #define TS_COUNTER_VOTE_LEAD 3
@@ -37,7 +42,8 @@ struct ts_counter_cfg {
     enum ts_direction direction;
     double max_rate_per_min;  /* plausible people per minute; above: glitch; 0 = 60 */
     uint64_t min_plausible;   /* a move up to this is always plausible; 0 = 10 */
-    unsigned rebase_after;    /* readings that confirm a new level, 2..100; 0 = 3 */
+    unsigned rebase_after;    /* readings that confirm a new level (over rebase_after - 1
+                                 windows), 2..100; 0 = 3 */
 };
 
 /* Internal state: call ts_counter_init, then only the functions below touch

@@ -51,6 +51,7 @@ static int load(struct ts_source *src, struct sim_state *st)
         TS_LOG(TS_LOG_ERR, "device %s: %s", cfg->name, err);
         return rc;
     }
+    ts_replay_prepare(st->data);
     for (size_t i = 0; i < src->n_turnstiles; i++) {
         const struct ts_turnstile_cfg *t = src->turnstiles[i];
         st->map[i] = ts_mta_find(st->data, t->ca, t->unit, t->scp);

@@ -476,6 +476,8 @@ static int load_traffic(struct options *o, struct ts_mta_data **data)
             ts_mta_parse_time(NULL, DEFAULT_START, &start);
         if ((rc = ts_mta_generate(need, o->seed, start, GENERATE_DAYS, data)))
             TS_LOG(TS_LOG_ERR, "cannot generate traffic: %s", ts_strerror(rc));
+        else
+            ts_replay_prepare(*data);
         o->cfg.start_ms = start;
         return rc;
     }
@@ -492,6 +494,7 @@ static int load_traffic(struct options *o, struct ts_mta_data **data)
         *data = NULL;
         return TS_ENOTFOUND;
     }
+    ts_replay_prepare(*data);
     o->cfg.start_ms = o->start ? start : (*data)->file_first_ms;
     return TS_OK;
 }

@@ -252,7 +252,7 @@ done >"$work/pending"
 # the truth, from the MTA file and the simulator's registers
 for n in 1 2 3; do
   paste -d' ' "$work/st$n/regs.start" <(cut -d' ' -f4,5 "$work/st$n/regs.end") >"$work/st$n/keys"
-  zcat "$mta" | awk -v t0="$t0" -v t1="$t1" -v lpoll="$(lpoll "$n")" -f "$src/tests/e2e/truth.awk" \
+  zcat "$mta" | awk -v t0="$t0" -v t1="$t1" -v lpoll="$(lpoll "$n")" -v lwin="$((240 * speed))" -f "$src/tests/e2e/truth.awk" \
     "$work/st$n/keys" - >"$work/st$n/truth"
 done
 cat "$work"/st?/truth | awk '{print $1, $2, $3, $4, $5}' | sort >"$work/truth.sums"

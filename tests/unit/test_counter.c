@@ -506,6 +506,53 @@ static void test_glitch_run_restarts(void **state)
     expect(&c, 98600, 60 * MIN_MS, 600, TS_FLAG_REBASED);
 }
 
+/* Issue 12: the same people whether polled every 100 ms or every minute. */
+static void test_issue12_reset_judged_over_a_minute(void **state)
+{
+    struct ts_counter_cfg cfg = {.width = 32, .direction = TS_DIR_AUTO, .max_rate_per_min = 120};
+    const int64_t polls[] = {100, MIN_MS};
+
+    for (size_t i = 0; i < 2; i++) {
+        struct ts_counter c;
+        int64_t t = 0, p = polls[i];
+
+        /* B025/R150/00-00-01 exits: 170244, then 58 (a reset), 60: the 58
+         * are counted at both rates (at 100 ms they were withheld: 58 > 10) */
+        assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+        expect(&c, 170244, t, 0, TS_FLAG_FIRST);
+        for (int k = 0; k < 4; k++)
+            expect(&c, 170244 + k + 1, t += p, 1, 0);
+        expect(&c, 58, t += p, 58, TS_FLAG_RESET);
+        expect(&c, 60, t += p, 2, 0);
+        /* a reset to more than a minute can count is a new level at both rates */
+        assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+        expect(&c, 170244, t, 0, TS_FLAG_FIRST);
+        expect(&c, 170245, t += p, 1, 0);
+        expect(&c, 121, t += p, 0, TS_FLAG_GLITCH);
+    }
+    /* a counter stepping back 3 and counting on: not confirmed before it is
+     * back above the baseline, at 100 ms as at a minute; nothing counted twice */
+    struct ts_counter c;
+    int64_t t = 0;
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    expect(&c, 4990, t, 0, TS_FLAG_FIRST);
+    for (uint64_t v = 4991; v <= 5003; v++) /* the vote says up */
+        expect(&c, v, t += 100, 1, 0);
+    expect(&c, 5000, t += 100, 0, TS_FLAG_GLITCH);
+    for (int k = 0; k < 300; k++) /* 30 s of the same value: 300 readings */
+        expect(&c, 5000, t += 100, 0, TS_FLAG_GLITCH);
+    expect(&c, 5001, t += 100, 0, TS_FLAG_GLITCH);
+    expect(&c, 5003, t += 100, 0, 0);
+    expect(&c, 5004, t += 100, 1, 0);
+    assert_int_equal(c.n_rebased, 0);
+    /* a level that lasts: confirmed two minutes after its first reading */
+    expect(&c, 900000, t += 100, 0, TS_FLAG_GLITCH);
+    int64_t first = t;
+    while (t + 100 < first + 2 * MIN_MS)
+        expect(&c, 900000, t += 100, 0, TS_FLAG_GLITCH);
+    expect(&c, 900001, t += 100, 1, TS_FLAG_REBASED);
+}
+
 static void test_rebase_after(void **state)
 {
     struct ts_counter c;
@@ -521,9 +568,18 @@ static void test_rebase_after(void **state)
     expect(&c, 90010, 45 * MIN_MS, 6, 0);
     assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
     expect(&c, 3, 0, 0, TS_FLAG_FIRST);
+    expect(&c, 99999999, MIN_MS, 0, TS_FLAG_GLITCH);
+    expect(&c, 99999999, 2 * MIN_MS, 0, TS_FLAG_REBASED);
+    expect(&c, 3, 3 * MIN_MS, 3, TS_FLAG_RESET);
+    /* polled every 200 ms, the level must also last TS_COUNTER_WINDOW_MS
+     * to be confirmed: two readings of garbage are withheld (until issue 12,
+     * they were rebased at 400 ms, as above) */
+    assert_int_equal(ts_counter_init(&c, &cfg), TS_OK);
+    expect(&c, 3, 0, 0, TS_FLAG_FIRST);
     expect(&c, 99999999, 200, 0, TS_FLAG_GLITCH);
-    expect(&c, 99999999, 400, 0, TS_FLAG_REBASED);
-    expect(&c, 3, 600, 3, TS_FLAG_RESET);
+    expect(&c, 99999999, 400, 0, TS_FLAG_GLITCH);
+    expect(&c, 3, 600, 0, 0);
+    assert_int_equal(c.n_reset, 0);
 
     /* 5: four readings withheld, the fifth publishes the people of all five */
     cfg.rebase_after = 5;
@@ -738,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_glitch_flip_two_reads_never_confirmed),
         cmocka_unit_test(test_confirmed_rebase_counts_from_first_withheld),
         cmocka_unit_test(test_glitch_run_restarts),
+        cmocka_unit_test(test_issue12_reset_judged_over_a_minute),
         cmocka_unit_test(test_rebase_after),
         cmocka_unit_test(test_signed_sign_extended),
         cmocka_unit_test(test_signed_wrap_at_2_31),

@@ -249,7 +249,7 @@ static uint32_t model_step(struct model *m, int64_t v, int64_t t, uint64_t *delt
         m->n_run++;
         m->run_last = v;
         m->run_last_t = t;
-        if (m->n_run < REBASE_AFTER)
+        if (m->n_run < REBASE_AFTER || t - m->run0_t < (REBASE_AFTER - 1) * TS_COUNTER_WINDOW_MS)
             return TS_FLAG_GLITCH;
         *delta = (uint64_t)(sign * (v - m->run0)); /* from the first withheld value */
         model_accept(m, v, t);
@@ -267,7 +267,8 @@ static uint32_t model_step(struct model *m, int64_t v, int64_t t, uint64_t *delt
         model_accept(m, v, t);
         return down_flag | TS_FLAG_REBASED;
     }
-    if (sign > 0 && v <= allowed(t - m->prev_t) && m->prev - v > allowed(t - m->prev_t)) {
+    int64_t window = t - m->prev_t > TS_COUNTER_WINDOW_MS ? t - m->prev_t : TS_COUNTER_WINDOW_MS;
+    if (sign > 0 && v <= allowed(window) && m->prev - v > allowed(t - m->prev_t)) {
         *delta = (uint64_t)v;
         model_accept(m, v, t);
         return TS_FLAG_RESET;

@@ -35,6 +35,8 @@ static int load_week(void **state)
     int rc = ts_mta_load(mta_path(), NULL, &week, err, sizeof err);
     if (rc)
         fprintf(stderr, "cannot load %s: %s\n", mta_path(), err);
+    else
+        ts_replay_prepare(week);
     return rc;
 }
 
@@ -121,19 +123,68 @@ static void test_real_reset_steps(void **state)
     assert_int_equal(e, 426);
 }
 
-/* A011/R080/01-03-00 counts downward: it steps, never interpolates. */
-static void test_real_downward_steps(void **state)
+/* A011/R080/01-03-00 counts downward: it falls linearly, as an up counter
+ * rises (885337107 -> 885337086 and 488548944 -> 488548895 in 4 hours). */
+static void test_real_downward_falls(void **state)
 {
     const struct ts_mta_turnstile *t = ts_mta_find(week, "A011", "R080", "01-03-00");
     uint64_t e, x;
 
     assert_non_null(t);
+    assert_int_equal(t->replay_dir[TS_REPLAY_ENTRIES], -1);
+    assert_int_equal(t->replay_dir[TS_REPLAY_EXITS], -1);
     ts_replay_at(t, MAY27_NY_MS + 2 * HOUR_MS, NULL, &e, &x);
-    assert_int_equal(e, 885337107);
-    assert_int_equal(x, 488548944);
+    assert_int_equal(e, 885337107 - 10); /* 21 / 2, rounded toward the earlier reading */
+    assert_int_equal(x, 488548944 - 24);
+    ts_replay_at(t, MAY27_NY_MS + 4 * HOUR_MS - 1, NULL, &e, &x);
+    assert_int_equal(e, 885337087);
     ts_replay_at(t, MAY27_NY_MS + 4 * HOUR_MS, NULL, &e, &x);
     assert_int_equal(e, 885337086);
     assert_int_equal(x, 488548895);
+    /* the same values when the directions are not prepared (counted at each call) */
+    struct ts_mta_turnstile bare = *t;
+    bare.replay_dir[0] = bare.replay_dir[1] = 0;
+    ts_replay_at(&bare, MAY27_NY_MS + 2 * HOUR_MS, NULL, &e, &x);
+    assert_int_equal(e, 885337097);
+    assert_int_equal(x, 488548920);
+}
+
+/* Within one segment the replay is monotonic, and it reaches every reading
+ * at its time, for every turnstile of the week. */
+static void test_real_segments(void **state)
+{
+    size_t linear = 0, steps = 0;
+
+    for (size_t i = 0; i < week->n_turnstiles; i++) {
+        const struct ts_mta_turnstile *t = &week->turnstiles[i];
+        for (size_t k = 0, nk; k + 1 < t->n_readings; k = nk) {
+            /* the value at a time is its last row: from there to the next time's */
+            for (nk = k + 1; nk + 1 < t->n_readings && t->readings[nk + 1].time_ms == t->readings[nk].time_ms;)
+                nk++;
+            const struct ts_mta_reading *a = &t->readings[k], *b = &t->readings[nk];
+            uint64_t e[5], x[5];
+
+            if (b->time_ms == a->time_ms)
+                continue;
+            for (int j = 0; j < 5; j++)
+                ts_replay_at(t, a->time_ms + (b->time_ms - a->time_ms) * j / 4, NULL, &e[j], &x[j]);
+            for (int j = 1; j < 5; j++) {
+                assert_true(b->entries >= a->entries ? e[j] >= e[j - 1] : e[j] <= e[j - 1]);
+                assert_true(b->exits >= a->exits ? x[j] >= x[j - 1] : x[j] <= x[j - 1]);
+            }
+            assert_int_equal(e[4], b->entries);
+            assert_int_equal(x[4], b->exits);
+            for (int reg = 0; reg < 2; reg++) {
+                bool lin = ts_replay_linear(t, k, reg, NULL);
+                linear += lin;
+                steps += !lin && (reg ? b->exits != a->exits : b->entries != a->entries);
+                if (!lin) /* a step keeps the earlier value until the later reading */
+                    assert_int_equal(reg ? x[3] : e[3], reg ? a->exits : a->entries);
+            }
+        }
+    }
+    printf("week: %zu linear segments, %zu steps\n", linear, steps);
+    assert_true(steps < linear / 50);
 }
 
 static void test_filters(void **state)
@@ -169,23 +220,96 @@ static void test_filters(void **state)
 
 static void test_between(void **state)
 {
-    /* 0 -> 100 over an hour: plausible */
-    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, HOUR_MS / 2, 0), 50);
-    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, 0, 0), 0);
-    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, HOUR_MS, 0), 100);
-    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, HOUR_MS - 1, 0), 99);
+    /* 0 -> 100 over an hour */
+    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, HOUR_MS / 2, true), 50);
+    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, 0, true), 0);
+    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, HOUR_MS, true), 100);
+    assert_int_equal(ts_replay_between(0, 0, 100, HOUR_MS, HOUR_MS - 1, true), 99);
+    /* down alike, rounded toward the earlier value */
+    assert_int_equal(ts_replay_between(100, 0, 0, HOUR_MS, HOUR_MS / 2, true), 50);
+    assert_int_equal(ts_replay_between(100, 0, 0, HOUR_MS, HOUR_MS - 1, true), 1);
+    assert_int_equal(ts_replay_between(100, 0, 90, HOUR_MS, 1, true), 100);
     /* equal values stay */
-    assert_int_equal(ts_replay_between(7, 0, 7, HOUR_MS, HOUR_MS / 2, 0), 7);
-    /* downward: step at tb */
-    assert_int_equal(ts_replay_between(100, 0, 90, HOUR_MS, HOUR_MS - 1, 0), 100);
-    assert_int_equal(ts_replay_between(100, 0, 90, HOUR_MS, HOUR_MS, 0), 90);
-    /* implausible: 60/min * 60 min = 3600 allowed in an hour, 3601 is not */
-    assert_int_equal(ts_replay_between(0, 0, 3600, HOUR_MS, HOUR_MS / 2, 0), 1800);
-    assert_int_equal(ts_replay_between(0, 0, 3601, HOUR_MS, HOUR_MS / 2, 0), 0);
-    assert_int_equal(ts_replay_between(0, 0, 3601, HOUR_MS, HOUR_MS / 2, 100), 1800);
+    assert_int_equal(ts_replay_between(7, 0, 7, HOUR_MS, HOUR_MS / 2, true), 7);
+    /* a step: the earlier value until tb */
+    assert_int_equal(ts_replay_between(100, 0, 90, HOUR_MS, HOUR_MS - 1, false), 100);
+    assert_int_equal(ts_replay_between(100, 0, 90, HOUR_MS, HOUR_MS, false), 90);
+    assert_int_equal(ts_replay_between(0, 0, 3601, HOUR_MS, HOUR_MS / 2, false), 0);
     /* large values do not overflow */
-    assert_true(ts_replay_between(UINT64_MAX - 1000, 0, UINT64_MAX, HOUR_MS, HOUR_MS / 2, 0) ==
+    assert_true(ts_replay_between(UINT64_MAX - 1000, 0, UINT64_MAX, HOUR_MS, HOUR_MS / 2, true) ==
                 UINT64_MAX - 500);
+    assert_true(ts_replay_between(UINT64_MAX, 0, 0, HOUR_MS, HOUR_MS / 2, true) == UINT64_MAX / 2 + 1);
+    assert_true(ts_replay_between(0, 0, 1000, INT64_C(1) << 40, INT64_C(1) << 39, true) == 500);
+}
+
+/* Which segments move linearly: the register's direction in the file and
+ * the plausible rate; rows at the same time. */
+static void test_linear_rule(void **state)
+{
+    struct ts_replay_cfg cfg = {.max_rate_per_min = 60};
+#define SEG(...) ((struct ts_mta_reading[]){__VA_ARGS__})
+#define R(h, e) {.time_ms = (h) * HOUR_MS, .entries = (e)}
+    /* an up counter: rises plausible up to 3600 an hour, nothing else */
+    struct ts_mta_turnstile up = {.readings = SEG(R(0, 100), R(1, 3700), R(2, 7301), R(3, 7290),
+                                                  R(4, 7300), R(5, 7310)), .n_readings = 6};
+    assert_true(ts_replay_linear(&up, 0, 0, &cfg));   /* +3600 in an hour */
+    assert_false(ts_replay_linear(&up, 1, 0, &cfg));  /* +3601: implausible */
+    assert_false(ts_replay_linear(&up, 2, 0, &cfg));  /* -11: against the direction */
+    assert_true(ts_replay_linear(&up, 3, 0, &cfg));
+    assert_false(ts_replay_linear(&up, 5, 0, &cfg));  /* no next reading */
+    assert_false(ts_replay_linear(&up, 0, 0, &(struct ts_replay_cfg){.max_rate_per_min = 59}));
+    /* a down counter falls linearly; a rise of it steps */
+    struct ts_mta_turnstile down = {.readings = SEG(R(0, 1000), R(4, 900), R(8, 800), R(12, 805),
+                                                    R(16, 700)), .n_readings = 5};
+    assert_true(ts_replay_linear(&down, 0, 0, &cfg));
+    assert_true(ts_replay_linear(&down, 1, 0, &cfg));  /* 805 after it: nearer 800, no excursion */
+    assert_false(ts_replay_linear(&down, 2, 0, &cfg));         /* +5 against the direction */
+    assert_true(ts_replay_linear(&down, 3, 0, &cfg));
+    /* alternating levels (TREMONT AV N213/R154/00-05-00, early 2024): two rows
+     * at each time, a level 2998 and then the counter, 80, 83, 90. The value
+     * at a time is its last row, so the counter rises linearly, as its rows
+     * say, and 2998 is never shown (the old replay invented a rise of 2918
+     * from each 80 to the next 2998) */
+    struct ts_mta_turnstile alt = {.readings = SEG(R(0, 2998), R(0, 80), R(4, 2998), R(4, 83),
+                                                   R(8, 2998), R(8, 90)), .n_readings = 6};
+    uint64_t e, x;
+    ts_replay_prepare_turnstile(&alt);
+    assert_int_equal(alt.replay_dir[0], 1);
+    assert_true(ts_replay_linear(&alt, 0, 0, &cfg));
+    assert_true(ts_replay_linear(&alt, 1, 0, &cfg));
+    assert_true(ts_replay_linear(&alt, 2, 0, &cfg));
+    assert_false(ts_replay_linear(&alt, 5, 0, &cfg));
+    ts_replay_at(&alt, -HOUR_MS, &cfg, &e, &x); /* before the first time: its value */
+    assert_int_equal(e, 80);
+    ts_replay_at(&alt, 0, &cfg, &e, &x);
+    assert_int_equal(e, 80);
+    ts_replay_at(&alt, 2 * HOUR_MS, &cfg, &e, &x);
+    assert_int_equal(e, 81);
+    ts_replay_at(&alt, 4 * HOUR_MS, &cfg, &e, &x);
+    assert_int_equal(e, 83);
+    ts_replay_at(&alt, 6 * HOUR_MS, &cfg, &e, &x);
+    assert_int_equal(e, 86);
+    /* the other order shows the level 2998 throughout: each fall to the
+     * counter is against the direction, a step, and lasts no time */
+    struct ts_mta_turnstile alt2 = {.readings = SEG(R(0, 80), R(0, 2998), R(4, 83), R(4, 2998),
+                                                    R(8, 90), R(8, 2998)), .n_readings = 6};
+    for (int h = 0; h <= 8; h++) {
+        ts_replay_at(&alt2, h * HOUR_MS, &cfg, &e, &x);
+        assert_int_equal(e, 2998);
+    }
+    /* a rise, then a step back: the rise is linear, the step back steps */
+    struct ts_mta_turnstile back = {.readings = SEG(R(0, 100), R(1, 150), R(2, 147), R(3, 160)),
+                                    .n_readings = 4};
+    assert_true(ts_replay_linear(&back, 0, 0, &cfg));
+    assert_false(ts_replay_linear(&back, 1, 0, &cfg));
+    /* a reset steps, the counting before and after it is linear */
+    struct ts_mta_turnstile reset = {.readings = SEG(R(0, 100), R(1, 150), R(2, 5), R(3, 60)),
+                                     .n_readings = 4};
+    assert_true(ts_replay_linear(&reset, 0, 0, &cfg));
+    assert_false(ts_replay_linear(&reset, 1, 0, &cfg));
+    assert_true(ts_replay_linear(&reset, 2, 0, &cfg));
+#undef R
+#undef SEG
 }
 
 static void test_replay_at(void **state)
@@ -402,10 +526,12 @@ int main(void)
     const struct CMUnitTest real[] = {
         cmocka_unit_test(test_real_counts),        cmocka_unit_test(test_real_known_row),
         cmocka_unit_test(test_real_interpolation), cmocka_unit_test(test_real_reset_steps),
-        cmocka_unit_test(test_real_downward_steps), cmocka_unit_test(test_filters),
+        cmocka_unit_test(test_real_downward_falls), cmocka_unit_test(test_real_segments),
+        cmocka_unit_test(test_filters),
     };
     const struct CMUnitTest model[] = {
-        cmocka_unit_test(test_between),         cmocka_unit_test(test_replay_at),
+        cmocka_unit_test(test_between),         cmocka_unit_test(test_linear_rule),
+        cmocka_unit_test(test_replay_at),
         cmocka_unit_test(test_new_york_time),   cmocka_unit_test(test_generate),
         cmocka_unit_test(test_missing_file),    cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_original_layout), cmocka_unit_test(test_truncated_gzip),
