@@ -200,7 +200,7 @@ static const struct ts_cfg_key turnstile_keys[] = {
     {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(T, max_rate_per_min), 0, 1e7, "0",
      .doc = "plausible people per minute; 0: the [agent] default"},
     {"rebase_after", TS_CFG_INT, NOSIZE(T, rebase_after), 2, 100, "3",
-     .doc = "readings in a row, each a plausible count from the last, that confirm a new counter level"},
+     .doc = "readings in a row, each a plausible count from the last, that confirm a new counter level (spanning at least rebase_after - 1 minutes)"},
 };
 #undef T
 #undef TCP
