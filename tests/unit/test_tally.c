@@ -379,8 +379,9 @@ static void a_turnstile_counting_only_anomalies_warns(void **state)
      * a reading that counts ends the episode */
     s = sample(0, 1010, 500, at + 20000);
     ts_tally_sample(&t, &s, true, out); /* a glitch again: from the swapped baseline */
-    for (int k = 1; k <= 3; k++) { /* the new level is confirmed: it counts */
-        s = sample(0, 1010 + (uint64_t)k, 500, at + 20000 + k * 10000);
+    for (int k = 1; k <= 3; k++) { /* the new level is confirmed (rebase_after readings over
+                                    * rebase_after - 1 minutes, docs/counters.md): it counts */
+        s = sample(0, 1010 + (uint64_t)k, 500, at + 20000 + k * 60000);
         ts_tally_sample(&t, &s, true, out);
     }
     assert_true(out[0].entries > 0);
