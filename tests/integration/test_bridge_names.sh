@@ -5,7 +5,8 @@
 # agents poll it with the configs it wrote (not edited), mosquitto, Kafka,
 # turnstile-bridge, the lake. Then:
 #   - per turnstile (C/A, UNIT, SCP), the lake's sums equal what the
-#     simulator's registers moved by, exactly;
+#     simulator's registers moved by, exactly, though the bridge was killed
+#     (SIGKILL) mid-window and took the names back from its checkpoint;
 #   - every lake row carries the name exactly as the file, unquoted, and
 #     splits on commas into the reference schema's 12 columns;
 #   - the agents' retained state and the bridge's window summary are JSON
@@ -80,7 +81,12 @@ sleep 2
 check "both agents run with the configs as written" \
   bash -c "kill -0 ${agent_pid[a1]} && kill -0 ${agent_pid[a2]}"
 sim resume
-sleep 8
+sleep 4
+# the bridge is killed mid-window: the restarted one takes the open windows
+# (names and all) from its checkpoint's state
+bridge_kill b1
+bridge_start b1 "$work/bridge.conf"
+sleep 5
 sim pause
 read_registers "$work/registers.last"
 join <(sort "$work/registers.first") <(sort "$work/registers.last") |
