@@ -120,5 +120,30 @@ sed -E 's/sim-[0-9]+-slave/sim-P-slave/; /^port = /d' "$work/week.conf" >"$work/
 sed -E 's/sim-[0-9]+-slave/sim-P-slave/; /^port = /d' "$work/devices.conf" >"$work/b.conf"
 check "the week as others write it: the same agent config, names and all" cmp -s "$work/a.conf" "$work/b.conf"
 
+# --- 4. a name that would need quoting is refused where it enters ---------
+# (the agent's config: file, line, section, key and why); an apostrophe is not
+bad_name() { # NAME VALUE WHY
+  local conf="$work/bad.conf" rc=0
+  printf '[agent]\nid = a1\nstation_id = ST-1\n\n' >"$conf"
+  sed -n '/^\[device /,/^$/p' "$work/st/station-1.conf" >>"$conf"
+  printf "[turnstile X'1]\ndevice = %s\nca = X'1\nunit = R1\nscp = 00\nstation = %s\n" \
+    "$(awk '/^\[device / {sub(/^\[device /, ""); sub(/\]$/, ""); print; exit}' "$conf")" "$2" >>"$conf"
+  printf 'linename = L\ndivision = D\nentries_address = 0\nexits_address = 2\n' >>"$conf"
+  "$bin/turnstile-agent" --check-config -c "$conf" >/dev/null 2>"$work/bad.err" || rc=$?
+  if [ -z "$3" ]; then
+    check "agent config: $1 is accepted" test "$rc" -eq 0
+  else
+    line=$(grep -an '^station = ' "$conf" | cut -d: -f1)
+    check "agent config: $1 is refused naming file, line, section and key (exit $rc)" \
+      bash -c "[ $rc -eq 78 ] && grep -qF \"$conf:$line: [turnstile X'1] station: $3\" '$work/bad.err'"
+  fi
+}
+bad_name "an apostrophe" "B'WAY-LAFAYETTE" ""
+bad_name "UTF-8" "CAFÉ" ""
+bad_name "a comma" "FOO, BAR" "holds a comma"
+bad_name "a double quote" 'FOO "BAR"' "holds a double quote"
+bad_name "a byte that is not UTF-8" $'FOO \xff' "is not valid UTF-8"
+bad_name "a C1 control character" $'FOO \xc2\x85' "holds a control character"
+
 check "no sanitizer report from the simulator" bash -c "! grep -q Sanitizer '$work/week.err' '$work/sim.err'"
 finish
