@@ -741,7 +741,8 @@ static int read_lines(struct loader *l, gzFile gz)
         return fail(l, TS_ENOMEM, "out of memory");
     for (;;) {
         if (!gzgets(gz, buf + len, (int)(LINE_MAX_LEN - len))) {
-            if (len) {
+            gzerror(gz, &zerr);
+            if (len && (zerr == Z_OK || zerr == Z_STREAM_END)) {
                 rc = fail(l, TS_EPARSE, "a quoted field is not closed at the end of the file");
                 goto out;
             }
@@ -786,6 +787,8 @@ static int read_lines(struct loader *l, gzFile gz)
             continue;
         }
         len = 0;
+        if (line[strspn(line, " \t")] == '\0')
+            continue; /* a blank line */
         if (off < 0) {
             if ((off = parse_header(l, line)) < 0) {
                 rc = TS_EPARSE;
@@ -793,8 +796,6 @@ static int read_lines(struct loader *l, gzFile gz)
             }
             continue;
         }
-        if (line[strspn(line, " \t")] == '\0')
-            continue; /* a blank line */
         if ((rc = parse_row(l, line, off)))
             goto out;
     }
