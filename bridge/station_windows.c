@@ -255,8 +255,9 @@ static bool put(struct ts_station_windows *sw, size_t *len, const char *fmt, ...
     }
 }
 
-/* A JSON string of an identity field: ts_field_ok excludes quotes and
- * control characters, so only the backslash needs escaping. */
+/* A JSON string of an identity field: ts_field_ok excludes double quotes
+ * and control characters and wants valid UTF-8, so only the backslash needs
+ * escaping (an apostrophe needs none). */
 static bool put_str(struct ts_station_windows *sw, size_t *len, const char *key, const char *v)
 {
     if (!put(sw, len, "\"%s\":\"", key))

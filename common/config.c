@@ -441,8 +441,11 @@ static const char *set_value(const struct ts_cfg_key *k, void *instance, const c
         for (const char *c = value; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 return "holds a control character";
-        if (k->type == TS_CFG_FIELD && !ts_field_ok(value))
-            return "must be non-empty without comma, quote or line break";
+        if (k->type == TS_CFG_FIELD && !ts_field_ok(value)) {
+            snprintf(why, whysize, "%s (a name is a CSV field: no comma, double quote or "
+                     "control character)", ts_field_why(value));
+            return why;
+        }
         if (k->type == TS_CFG_ID && !ts_id_ok(value))
             return "may hold only letters, digits, '.', '_' and '-'";
         strcpy(dst, value);

@@ -10,16 +10,68 @@
 #include "err.h"
 #include "flags.h"
 
+/* Length of the UTF-8 sequence at s (1..4), or 0 if it is not valid UTF-8
+ * (overlong forms, surrogates and code points above U+10FFFF are not). */
+static size_t utf8_len(const unsigned char *s, uint32_t *cp)
+{
+    size_t n;
+    uint32_t c = s[0], min;
+
+    if (c < 0x80)
+        return *cp = c, 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, c &= 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, c &= 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, c &= 0x07, min = 0x10000;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the terminating NUL */
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+size_t ts_field_char(const char *s, const char **why)
+{
+    static const char *dummy;
+    uint32_t c = 0;
+    size_t n = utf8_len((const unsigned char *)s, &c);
+
+    if (!why)
+        why = &dummy;
+    *why = NULL;
+    if (n == 0)
+        *why = "is not valid UTF-8";
+    else if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+        *why = c == '\n' || c == '\r' ? "holds a line break" : "holds a control character";
+    else if (c == ',')
+        *why = "holds a comma";
+    else if (c == '"')
+        *why = "holds a double quote";
+    return n ? n : 1;
+}
+
+const char *ts_field_why(const char *s)
+{
+    const char *why = NULL;
+
+    if (!s || !*s)
+        return "is empty";
+    while (*s && !why)
+        s += ts_field_char(s, &why);
+    return why;
+}
+
 int ts_field_ok(const char *s)
 {
-    if (!s || !*s)
-        return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == ',' || c == '"' || c == '\'' || c < 0x20 || c == 0x7f)
-            return 0;
-    }
-    return 1;
+    return ts_field_why(s) == NULL;
 }
 
 int ts_id_ok(const char *s)

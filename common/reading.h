@@ -14,8 +14,9 @@
  *                     numbers from it up to SEQ that were not published
  *                     separately were merged into this one (store full);
  *                     equal to SEQ for an ordinary reading
- * No field may hold a comma, a quote or a line break: config loading rejects
- * such identifiers, and the codec refuses them. */
+ * No field may hold a comma, a double quote, a control character (line
+ * breaks included) or bytes that are not UTF-8 (ts_field_ok): config loading
+ * rejects such names, and the codec refuses them. An apostrophe is fine. */
 #ifndef TS_READING_H
 #define TS_READING_H
 
@@ -58,9 +59,19 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why);
  * (ISO 8601's bound) or line is not in the 18-field form. */
 int ts_reading_utc_offset(const char *line, const struct ts_reading *r, int32_t *offset_s);
 
-/* True if s is a valid identifier for a CSV field: non-empty, printable,
- * no comma, quote or line break. */
+/* A name (CA..DIVISION, DESC): non-empty valid UTF-8 without a comma, a
+ * double quote or a control character (C0, DEL, C1; line breaks are C0).
+ * Such a field goes into the reference CSV unquoted and into JSON with only
+ * the backslash to escape. The apostrophe is allowed (B'WAY-LAFAYETTE).
+ * ts_field_ok: true if s is one. ts_field_why: NULL if it is, else a static
+ * phrase saying why not ("holds a comma"). */
 int ts_field_ok(const char *s);
+const char *ts_field_why(const char *s);
+
+/* Judges the character at s (non-empty string): returns its length in bytes
+ * (1 for a byte that is not valid UTF-8) and sets *why (may be NULL) to NULL
+ * if a name may hold it, else to a static phrase as ts_field_why's. */
+size_t ts_field_char(const char *s, const char **why);
 
 /* True if s uses only letters, digits, '.', '_' and '-' (agent/station ids). */
 int ts_id_ok(const char *s);

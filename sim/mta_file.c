@@ -5,11 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
+#include "config.h"
 #include "err.h"
+#include "log.h"
+#include "reading.h"
 
-#define LINE_MAX_LEN 4096
+#define LINE_MAX_LEN 4096     /* a record, with its line breaks and the NUL */
 #define N_COLS 11             /* without the pandas index column */
 
 /* ---- New York time ------------------------------------------------------ */
@@ -139,22 +143,34 @@ const struct ts_mta_turnstile *ts_mta_find(const struct ts_mta_data *d, const ch
 /* ---- loading ------------------------------------------------------------ */
 
 /* Loader state: the data set being built, reading capacities and a hash of
- * "ca,unit,scp" -> turnstile index. */
+ * "ca,unit,scp" (as carried) -> turnstile index. */
 struct loader {
     const char *path;
-    unsigned long line_no;
+    unsigned long line_no;    /* physical lines read */
+    unsigned long rec_line;   /* first line of the record being parsed */
     const struct ts_mta_filter *filter;
     struct ts_mta_data *d;
     size_t cap_turnstiles;
     size_t *cap_readings;
+    struct raw_key *raw_keys; /* per turnstile: the file's key if the key was renamed */
     size_t *hash;             /* index + 1; 0 = empty */
     size_t hash_size;         /* power of two */
     char *err;
     size_t errlen;
     /* decision for the previous row's key (rows come grouped by turnstile) */
-    char last_key[64];
+    char last_key[3 * 64];    /* as carried */
+    char last_raw[LINE_MAX_LEN + 3]; /* as in the file (struct raw_key's form) */
+    size_t last_raw_len;
     long last_index;          /* -1: rejected by the filter */
     bool any_row, any_kept;
+};
+
+/* C/A, UNIT and SCP as the file spells them (blanks around them dropped),
+ * each with its NUL, in one block of len bytes; kept only for turnstiles
+ * whose key was renamed. */
+struct raw_key {
+    char *bytes;
+    size_t len;
 };
 
 static int fail(struct loader *l, int rc, const char *fmt, ...)
@@ -167,8 +183,8 @@ static int fail(struct loader *l, int rc, const char *fmt, ...)
 
     if (!l->err || l->errlen == 0)
         return rc;
-    if (l->line_no)
-        n = (size_t)snprintf(l->err, l->errlen, "%s:%lu: ", l->path, l->line_no);
+    if (l->rec_line)
+        n = (size_t)snprintf(l->err, l->errlen, "%s:%lu: ", l->path, l->rec_line);
     else
         n = (size_t)snprintf(l->err, l->errlen, "%s: ", l->path ? l->path : "(no path)");
     if (n < l->errlen) {
@@ -177,6 +193,15 @@ static int fail(struct loader *l, int rc, const char *fmt, ...)
         va_end(ap);
     }
     return rc;
+}
+
+/* The file's text for a message: printable, at most 40 bytes shown. */
+static const char *shown(const char *s, char buf[48])
+{
+    char tmp[48];
+    snprintf(tmp, sizeof tmp, "%.40s%s", s, strlen(s) > 40 ? "..." : "");
+    ts_config_escape(buf, 48, tmp);
+    return buf;
 }
 
 static uint64_t fnv1a(const char *s)
@@ -237,7 +262,8 @@ static int hash_grow(struct loader *l)
     return TS_OK;
 }
 
-static int filter_accepts(const struct loader *l, char *const *f)
+/* f[0..5]: the identity as carried. */
+static int filter_accepts(const struct loader *l, char f[6][64])
 {
     const struct ts_mta_filter *flt = l->filter;
     bool ok;
@@ -264,67 +290,210 @@ static int filter_accepts(const struct loader *l, char *const *f)
     return 1;
 }
 
-/* Copies an identity field; C/A, UNIT and SCP (key) must not be empty. */
-static int copy_field(struct loader *l, char *dst, size_t size, const char *src, const char *name,
-                      bool key)
+/* ---- names -------------------------------------------------------------- */
+
+static const char *const col_names[6] = {"C/A", "UNIT", "SCP", "STATION", "LINENAME",
+                                         "DIVISION"};
+static const size_t col_sizes[6] = {
+    sizeof ((struct ts_mta_turnstile *)0)->ca,      sizeof ((struct ts_mta_turnstile *)0)->unit,
+    sizeof ((struct ts_mta_turnstile *)0)->scp,     sizeof ((struct ts_mta_turnstile *)0)->station,
+    sizeof ((struct ts_mta_turnstile *)0)->linename, sizeof ((struct ts_mta_turnstile *)0)->division};
+
+/* Writes into dst (size bytes, at most 64) the name that carries the file's
+ * field src (identity column col) through the whole chain unchanged: the
+ * reading's CSV (ts_field_ok) and the agent config turnstile-sim writes (an
+ * INI file). Blanks around it are dropped; each character a name may not
+ * hold (comma, double quote, control character, a byte that is not UTF-8),
+ * a ';' or '#' after a blank (a comment in the config) and, in C/A, UNIT and
+ * SCP, a ']' (it would end the config's [turnstile CA/UNIT/SCP]) becomes
+ * '_'; an empty STATION, LINENAME or DIVISION becomes "_". Returns TS_OK with
+ * *why NULL (unchanged but for blanks) or the first reason it changed, or
+ * TS_EPARSE with *why set when it is too long or an empty key. */
+static int carry_name(const char *src, int col, char *dst, size_t size, const char **why)
 {
-    size_t n = strlen(src);
-    if ((key && n == 0) || n >= size)
-        return fail(l, TS_EPARSE, "%s '%s' is empty or longer than %zu characters", name, src,
-                    size - 1);
-    memcpy(dst, src, n + 1);
+    const char *end = src + strlen(src);
+    size_t n = 0;
+
+    *why = NULL;
+    while (*src == ' ' || *src == '\t')
+        src++;
+    while (end > src && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    for (const char *p = src; p < end;) {
+        const char *bad = NULL;
+        size_t len = ts_field_char(p, &bad);
+        if (len > (size_t)(end - p))
+            len = 1, bad = "is not valid UTF-8";
+        if (!bad && (*p == ';' || *p == '#') && n && dst[n - 1] == ' ')
+            bad = "holds ';' or '#' after a blank (a comment in the agent's config)";
+        if (!bad && *p == ']' && col < 3)
+            bad = "holds ']' (it would end the agent config's section name)";
+        if (n + (bad ? 1 : len) >= size) {
+            *why = "is too long";
+            return TS_EPARSE;
+        }
+        if (bad) {
+            *why = *why ? *why : bad;
+            dst[n++] = '_';
+        } else {
+            memcpy(dst + n, p, len);
+            n += len;
+        }
+        p += len;
+    }
+    if (n == 0) {
+        *why = "is empty";
+        if (col < 3)
+            return TS_EPARSE;
+        dst[n++] = '_';
+    }
+    dst[n] = '\0';
     return TS_OK;
+}
+
+/* The block of a raw key (struct raw_key) for the row's fields, without
+ * the blanks around them (as carry_name drops them); 0 if it does not fit. */
+static size_t raw_key_of(char *const *f, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        const char *p = f[i] + strspn(f[i], " \t");
+        size_t len = strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (n + len + 1 > size)
+            return 0;
+        memcpy(buf + n, p, len);
+        buf[n + len] = '\0';
+        n += len + 1;
+    }
+    return n;
+}
+
+/* Logs what was renamed in a new turnstile (the first few only). */
+static void log_renamed(struct loader *l, char *const *f, char carried[6][64])
+{
+    char a[48], b[48];
+    const char *why;
+    char tmp[64];
+
+    if (++l->d->n_renamed > TS_MTA_RENAMED_LOGGED)
+        return;
+    for (int i = 0; i < 6; i++) {
+        if (carry_name(f[i], i, tmp, sizeof tmp, &why) || !why)
+            continue;
+        TS_LOG(TS_LOG_NOTICE, "%s:%lu: turnstile %s/%s/%s: %s '%s' %s: carried as '%s'%s",
+               l->path, l->rec_line, carried[0], carried[1], carried[2], col_names[i],
+               shown(f[i], a), why, shown(carried[i], b),
+               l->d->n_renamed == TS_MTA_RENAMED_LOGGED ? " (no more such lines: see n_renamed)"
+                                                        : "");
+    }
 }
 
 /* Index of the turnstile for the row's identity fields f[0..5], creating it
  * if the filter accepts it; -1 if filtered out. */
 static int turnstile_for(struct loader *l, char *const *f, long *index)
 {
-    char key[64];
+    char key[3 * 64], carried[6][64], raw[LINE_MAX_LEN + 3];
     struct ts_mta_turnstile *t;
-    int rc;
+    const char *why = NULL;
+    bool renamed = false, key_renamed = false;
+    size_t raw_len = raw_key_of(f, raw, sizeof raw);
 
-    for (int i = 0; i < 3; i++)
-        if (!*f[i] || strlen(f[i]) >= 16)
-            return fail(l, TS_EPARSE, "C/A, UNIT or SCP empty or longer than 15 characters");
-    snprintf(key, sizeof key, "%s,%s,%s", f[0], f[1], f[2]);
-    if (strcmp(key, l->last_key) == 0) {
-        *index = l->last_index;
+    if (raw_len && raw_len == l->last_raw_len && memcmp(raw, l->last_raw, raw_len) == 0) {
+        *index = l->last_index; /* the same key as the row before: decided already */
         return TS_OK;
     }
-    *index = hash_get(l, key);
-    if (*index < 0 && filter_accepts(l, f)) {
-        if (hash_grow(l))
-            return fail(l, TS_ENOMEM, "out of memory");
-        if (l->d->n_turnstiles == l->cap_turnstiles) {
-            size_t cap = l->cap_turnstiles ? l->cap_turnstiles * 2 : 256;
-            void *p = realloc(l->d->turnstiles, cap * sizeof *l->d->turnstiles);
-            void *q = p ? realloc(l->cap_readings, cap * sizeof *l->cap_readings) : NULL;
-            if (p)
-                l->d->turnstiles = p;
-            if (!q)
-                return fail(l, TS_ENOMEM, "out of memory");
-            l->cap_readings = q;
-            l->cap_turnstiles = cap;
+    for (int i = 0; i < 3; i++) {
+        if (carry_name(f[i], i, carried[i], col_sizes[i], &why) == TS_EPARSE) {
+            char a[48];
+            return fail(l, TS_EPARSE, "%s '%s' %s (at most %zu bytes; C/A, UNIT and SCP may not "
+                        "be empty)", col_names[i], shown(f[i], a), why, col_sizes[i] - 1);
         }
-        t = &l->d->turnstiles[l->d->n_turnstiles];
-        memset(t, 0, sizeof *t);
-        l->cap_readings[l->d->n_turnstiles] = 0;
-        l->d->n_turnstiles++; /* counted first so that ts_mta_free sees it */
-        if ((rc = copy_field(l, t->ca, sizeof t->ca, f[0], "C/A", true)) ||
-            (rc = copy_field(l, t->unit, sizeof t->unit, f[1], "UNIT", true)) ||
-            (rc = copy_field(l, t->scp, sizeof t->scp, f[2], "SCP", true)) ||
-            (rc = copy_field(l, t->station, sizeof t->station, f[3], "STATION", false)) ||
-            (rc = copy_field(l, t->linename, sizeof t->linename, f[4], "LINENAME", false)) ||
-            (rc = copy_field(l, t->division, sizeof t->division, f[5], "DIVISION", false)))
-            return rc;
-        hash_put(l->hash, l->hash_size, key, l->d->n_turnstiles - 1);
-        *index = (long)(l->d->n_turnstiles - 1);
+        key_renamed |= why != NULL;
+    }
+    renamed = key_renamed;
+    snprintf(key, sizeof key, "%s,%s,%s", carried[0], carried[1], carried[2]);
+    if (strcmp(key, l->last_key) == 0) {
+        *index = l->last_index;
+    } else {
+        *index = hash_get(l, key);
+    }
+    if (*index >= 0 && (key_renamed || l->raw_keys[*index].bytes)) {
+        /* two different keys in the file must not become one turnstile */
+        const struct raw_key *rk = &l->raw_keys[*index];
+        char theirs[3 * 64];
+        size_t len = raw_len, tlen = rk->len;
+        const char *tb = rk->bytes;
+        if (!tb) {
+            const struct ts_mta_turnstile *o = &l->d->turnstiles[*index];
+            char *of[3] = {(char *)o->ca, (char *)o->unit, (char *)o->scp};
+            tlen = raw_key_of(of, theirs, sizeof theirs);
+            tb = theirs;
+        }
+        if (len != tlen || memcmp(raw, tb, len) != 0)
+            return fail(l, TS_EPARSE, "turnstile %s: C/A/UNIT/SCP carried as another "
+                        "turnstile's (a name that cannot be carried was renamed; docs/simulator.md)",
+                        key);
+    }
+    if (*index < 0 && strcmp(key, l->last_key) != 0) {
+        for (int i = 3; i < 6; i++)
+            if (carry_name(f[i], i, carried[i], col_sizes[i], &why) == TS_EPARSE) {
+                char a[48];
+                return fail(l, TS_EPARSE, "%s '%s' %s (at most %zu bytes)", col_names[i],
+                            shown(f[i], a), why, col_sizes[i] - 1);
+            } else {
+                renamed |= why != NULL;
+            }
+        if (filter_accepts(l, carried)) {
+            if (hash_grow(l))
+                return fail(l, TS_ENOMEM, "out of memory");
+            if (l->d->n_turnstiles == l->cap_turnstiles) {
+                size_t cap = l->cap_turnstiles ? l->cap_turnstiles * 2 : 256;
+                void *p = realloc(l->d->turnstiles, cap * sizeof *l->d->turnstiles);
+                void *q = p ? realloc(l->cap_readings, cap * sizeof *l->cap_readings) : NULL;
+                void *r = q ? realloc(l->raw_keys, cap * sizeof *l->raw_keys) : NULL;
+                if (p)
+                    l->d->turnstiles = p;
+                if (q)
+                    l->cap_readings = q;
+                if (!r)
+                    return fail(l, TS_ENOMEM, "out of memory");
+                l->raw_keys = r;
+                l->cap_turnstiles = cap;
+            }
+            size_t i = l->d->n_turnstiles;
+            t = &l->d->turnstiles[i];
+            memset(t, 0, sizeof *t);
+            l->cap_readings[i] = 0;
+            l->raw_keys[i] = (struct raw_key){0};
+            l->d->n_turnstiles++; /* counted first so that ts_mta_free sees it */
+            memcpy(t->ca, carried[0], strlen(carried[0]) + 1);
+            memcpy(t->unit, carried[1], strlen(carried[1]) + 1);
+            memcpy(t->scp, carried[2], strlen(carried[2]) + 1);
+            memcpy(t->station, carried[3], strlen(carried[3]) + 1);
+            memcpy(t->linename, carried[4], strlen(carried[4]) + 1);
+            memcpy(t->division, carried[5], strlen(carried[5]) + 1);
+            if (key_renamed) {
+                if (!(l->raw_keys[i].bytes = malloc(raw_len)))
+                    return fail(l, TS_ENOMEM, "out of memory");
+                memcpy(l->raw_keys[i].bytes, raw, raw_len);
+                l->raw_keys[i].len = raw_len;
+            }
+            if (renamed)
+                log_renamed(l, f, carried);
+            hash_put(l->hash, l->hash_size, key, i);
+            *index = (long)i;
+        }
     }
     snprintf(l->last_key, sizeof l->last_key, "%s", key);
     l->last_index = *index;
+    memcpy(l->last_raw, raw, raw_len);
+    l->last_raw_len = raw_len;
     return TS_OK;
 }
+
+/* ---- records ------------------------------------------------------------ */
 
 static int parse_count(const char *s, uint64_t *v)
 {
@@ -341,45 +510,121 @@ static int parse_count(const char *s, uint64_t *v)
     return TS_OK;
 }
 
-/* Splits line at commas into at most max fields; returns the field count. */
-static int split(char *line, char **f, int max)
+/* True if the record s ends inside a quoted field (which may hold line
+ * breaks): the same reading of quotes as split_csv's. */
+static bool open_quote(const char *s)
 {
+    bool quoted = false, field_start = true;
+
+    if (!strchr(s, '"'))
+        return false;
+    for (; *s; s++) {
+        if (quoted) {
+            if (*s == '"' && s[1] == '"')
+                s++;
+            else if (*s == '"')
+                quoted = false;
+        } else if (*s == ',') {
+            field_start = true;
+        } else if (*s == '"' && field_start) {
+            quoted = true;
+            field_start = false;
+        } else if (*s != ' ' && *s != '\t') {
+            field_start = false;
+        }
+    }
+    return quoted;
+}
+
+/* Splits a CSV record (RFC 4180) in place into at most max fields; returns
+ * their number (max + 1: more). A field in double quotes may hold commas,
+ * line breaks and "" for a quote. Blanks around a field are not part of it
+ * (inside the quotes they are). A quote inside an unquoted field is taken
+ * as it is. -1 and *why for a quote that is not closed or text after one. */
+static int split_csv(char *line, char **f, int max, const char **why)
+{
+    char *r = line, *w = line; /* read and write positions; w <= r */
     int n = 0;
-    for (char *p = line;; p++) {
+
+    for (;;) {
         if (n == max)
             return max + 1;
-        f[n++] = p;
-        p = strchr(p, ',');
-        if (!p)
+        while (*r == ' ' || *r == '\t')
+            r++;
+        f[n++] = w;
+        if (*r == '"') {
+            for (r++;; r++) {
+                if (*r == '\0') {
+                    *why = "a quoted field is not closed";
+                    return -1;
+                }
+                if (*r == '"' && *++r != '"')
+                    break;
+                *w++ = *r;
+            }
+            while (*r == ' ' || *r == '\t')
+                r++;
+            if (*r != ',' && *r != '\0') {
+                *why = "text after the closing quote of a field";
+                return -1;
+            }
+        } else {
+            char *end = w;
+            while (*r && *r != ',') {
+                char c = *r++;
+                *w++ = c;
+                if (c != ' ' && c != '\t')
+                    end = w;
+            }
+            w = end;
+        }
+        char sep = *r;
+        *w++ = '\0';
+        if (sep == '\0')
             return n;
-        *p = '\0';
+        r++;
     }
 }
 
-static void rtrim(char *s)
+static void trim_blanks(char *s)
 {
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        s[--n] = '\0';
+    size_t n = strlen(s), b = strspn(s, " \t");
+    while (n > b && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    memmove(s, s + b, n - b);
+    s[n - b] = '\0';
 }
 
-/* Returns the column offset (0 or 1: pandas index) or -1. */
-static int parse_header(char *line)
+/* Returns the column offset (0, or 1 with a leading index column) or -1
+ * after fail(). Names are compared without case and blanks around them;
+ * the first may be C/A or CA; the index column's name is not looked at. */
+static int parse_header(struct loader *l, char *line)
 {
     static const char *const names[N_COLS] = {"C/A",  "UNIT", "SCP",  "STATION",
                                               "LINENAME", "DIVISION", "DATE", "TIME",
                                               "DESC", "ENTRIES", "EXITS"};
-    char *f[N_COLS + 2];
-    int n = split(line, f, N_COLS + 1), off;
+    static const char want[] = "(want [index,]C/A,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,"
+                               "DESC,ENTRIES,EXITS; C/A may be CA)";
+    char *f[N_COLS + 2], a[48];
+    const char *why = NULL;
+    int n = split_csv(line, f, N_COLS + 1, &why), off;
 
-    for (int i = 0; i < n && i < N_COLS + 1; i++)
-        rtrim(f[i]);
-    off = n == N_COLS + 1 ? 1 : 0;
-    if (n != N_COLS + off)
+    if (n < 0)
+        return fail(l, TS_EPARSE, "bad header: %s %s", why, want), -1;
+    if (n != N_COLS && n != N_COLS + 1) {
+        fail(l, TS_EPARSE, "bad header: %s%d columns %s", n > N_COLS + 1 ? "more than " : "",
+             n > N_COLS + 1 ? N_COLS + 1 : n, want);
         return -1;
-    for (int i = 0; i < N_COLS; i++)
-        if (strcmp(f[i + off], names[i]) != 0)
-            return -1;
+    }
+    off = n - N_COLS;
+    for (int i = 0; i < N_COLS; i++) {
+        trim_blanks(f[i + off]); /* "EXITS   " in quotes */
+        if (strcasecmp(f[i + off], names[i]) == 0 || (i == 0 && strcasecmp(f[off], "CA") == 0))
+            continue;
+        fail(l, TS_EPARSE, "bad header: column %d is '%s', not %s %s", i + off + 1,
+             shown(f[i + off], a), names[i], want);
+        return -1;
+    }
     return off;
 }
 
@@ -401,19 +646,26 @@ static int add_reading(struct loader *l, size_t ti, const struct ts_mta_reading 
 
 static int parse_row(struct loader *l, char *line, int off)
 {
-    char *f[N_COLS + 2];
+    char *f[N_COLS + 2], a[48], b[48];
     struct ts_mta_reading r = {0};
     long index = -1;
-    int n = split(line, f, N_COLS + 1), rc;
+    const char *why = NULL;
+    int n = split_csv(line, f, N_COLS + 1, &why), rc;
 
+    if (n < 0)
+        return fail(l, TS_EPARSE, "%s", why);
     if (n != N_COLS + off)
-        return fail(l, TS_EPARSE, "expected %d columns, found %d", N_COLS + off, n);
+        return fail(l, TS_EPARSE, "expected %d columns, found %s%d", N_COLS + off,
+                    n > N_COLS + 1 ? "more than " : "", n > N_COLS + 1 ? N_COLS + 1 : n);
     char **c = f + off;
+    for (int i = 6; i < N_COLS; i++)
+        trim_blanks(c[i]); /* unquoted fields are trimmed already */
     if (ts_mta_parse_time(c[6], c[7], &r.time_ms))
-        return fail(l, TS_EPARSE, "bad DATE/TIME '%s %s' (want MM/DD/YYYY HH:MM:SS)", c[6], c[7]);
+        return fail(l, TS_EPARSE, "bad DATE/TIME '%s %s' (want MM/DD/YYYY HH:MM:SS)",
+                    shown(c[6], a), shown(c[7], b));
     if (parse_count(c[9], &r.entries) || parse_count(c[10], &r.exits))
-        return fail(l, TS_EPARSE, "bad ENTRIES/EXITS '%s'/'%s' (want unsigned integers)", c[9],
-                    c[10]);
+        return fail(l, TS_EPARSE, "bad ENTRIES/EXITS '%s'/'%s' (want unsigned integers)",
+                    shown(c[9], a), shown(c[10], b));
     if (!*c[8])
         return fail(l, TS_EPARSE, "empty DESC");
     r.recovered = strcmp(c[8], "RECOVR AUD") == 0;
@@ -470,49 +722,96 @@ static int finish(struct loader *l)
             free(tmp);
         }
     }
+    if (l->d->n_renamed > TS_MTA_RENAMED_LOGGED)
+        TS_LOG(TS_LOG_NOTICE, "%s: %zu turnstiles renamed in all (names that cannot be carried)",
+               l->path, l->d->n_renamed);
     return TS_OK;
 }
 
+/* Reads records (a line, or several when a quoted field holds line breaks)
+ * of at most LINE_MAX_LEN - 2 bytes each: the header, then the rows. */
 static int read_lines(struct loader *l, gzFile gz)
 {
-    char line[LINE_MAX_LEN];
     int off = -1, rc, zerr;
+    size_t len = 0;           /* of the record so far, lines before this one */
+    z_off_t pos = gztell(gz);
 
-    while (gzgets(gz, line, sizeof line)) {
-        size_t n = strlen(line);
+    char *buf = malloc(LINE_MAX_LEN);
+    if (!buf)
+        return fail(l, TS_ENOMEM, "out of memory");
+    for (;;) {
+        if (!gzgets(gz, buf + len, (int)(LINE_MAX_LEN - len))) {
+            gzerror(gz, &zerr);
+            if (len && (zerr == Z_OK || zerr == Z_STREAM_END)) {
+                rc = fail(l, TS_EPARSE, "a quoted field is not closed at the end of the file");
+                goto out;
+            }
+            break;
+        }
+        size_t n = strlen(buf + len);
+        z_off_t now = gztell(gz);
         l->line_no++;
-        if (n && line[n - 1] != '\n') {
-            /* the last line, a truncated stream or a line too long */
+        if (len == 0)
+            l->rec_line = l->line_no;
+        if (now >= 0 && pos >= 0 && (size_t)(now - pos) != n) {
+            rc = fail(l, TS_EPARSE, "holds a NUL byte (not a text file?)");
+            goto out;
+        }
+        pos = now;
+        if (n && buf[len + n - 1] != '\n') {
+            /* the last line, a truncated stream or a record too long */
             gzerror(gz, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END)
                 break;
-            if (n == sizeof line - 1 && !gzeof(gz))
-                return fail(l, TS_EPARSE, "line longer than %d characters", LINE_MAX_LEN - 2);
+            if (len + n == LINE_MAX_LEN - 1 && !gzeof(gz)) {
+                rc = fail(l, TS_EPARSE, "line longer than %d bytes", LINE_MAX_LEN - 2);
+                goto out;
+            }
         }
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        if (l->line_no == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0) {
+            memmove(buf, buf + 3, n - 2); /* a UTF-8 byte order mark */
+            n -= 3;
+        }
+        n += len;
+        while (n > len && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            buf[--n] = '\0';
+        char *line = buf;
+        if (open_quote(line)) {
+            if (n + 2 >= LINE_MAX_LEN) {
+                rc = fail(l, TS_EPARSE, "line longer than %d bytes", LINE_MAX_LEN - 2);
+                goto out;
+            }
+            buf[n++] = '\n';
+            buf[n] = '\0';
+            len = n;
+            continue;
+        }
+        len = 0;
+        if (line[strspn(line, " \t")] == '\0')
+            continue; /* a blank line */
         if (off < 0) {
-            if ((off = parse_header(line)) < 0)
-                return fail(l, TS_EPARSE,
-                            "bad header (want [index,]C/A,UNIT,SCP,STATION,LINENAME,DIVISION,"
-                            "DATE,TIME,DESC,ENTRIES,EXITS)");
+            if ((off = parse_header(l, line)) < 0) {
+                rc = TS_EPARSE;
+                goto out;
+            }
             continue;
         }
-        if (n == 0)
-            continue;
         if ((rc = parse_row(l, line, off)))
-            return rc;
+            goto out;
     }
     const char *msg = gzerror(gz, &zerr);
+    rc = TS_OK;
     if (zerr == Z_ERRNO)
-        return fail(l, TS_ESYS, "read error: %s", strerror(errno));
-    if (zerr != Z_OK && zerr != Z_STREAM_END)
-        return fail(l, TS_EPARSE, "bad gzip data: %s", msg);
-    if (off < 0) {
-        l->line_no = 0;
-        return fail(l, TS_EPARSE, "empty file (no header)");
+        rc = fail(l, TS_ESYS, "read error: %s", strerror(errno));
+    else if (zerr != Z_OK && zerr != Z_STREAM_END)
+        rc = fail(l, TS_EPARSE, "bad gzip data: %s", msg);
+    else if (off < 0) {
+        l->rec_line = 0;
+        rc = fail(l, TS_EPARSE, "empty file (no header)");
     }
-    return TS_OK;
+out:
+    free(buf);
+    return rc;
 }
 
 int ts_mta_load(const char *path, const struct ts_mta_filter *filter,
@@ -545,6 +844,9 @@ int ts_mta_load(const char *path, const struct ts_mta_filter *filter,
     gzclose(gz);
     if (rc == TS_OK)
         rc = finish(&l);
+    for (size_t i = 0; i < l.d->n_turnstiles; i++)
+        free(l.raw_keys[i].bytes);
+    free(l.raw_keys);
     free(l.hash);
     free(l.cap_readings);
     if (rc) {

@@ -1,10 +1,20 @@
 /* mta_file.h - an MTA turnstile data set in memory.
  *
- * Loads the MTA's weekly turnstile file (CSV, gzip or plain; the pandas
- * re-save with a leading index column or the original layout):
+ * Loads the MTA's weekly turnstile file (CSV, gzip or plain) as published:
  *   [index,]C/A,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS
- * into one record per turnstile (C/A + UNIT + SCP), each holding its readings
- * sorted by time. Can also generate a synthetic data set of the same shape.
+ * The first column may be spelled CA (recent files) or C/A; the leading index
+ * column (pandas' re-save, usually unnamed) may be there or not. Header names
+ * are compared without case and blanks around them; a UTF-8 byte order mark,
+ * CR LF line ends and RFC 4180 quoted fields (commas, "" and line breaks
+ * inside) are read. One record per turnstile (C/A + UNIT + SCP), each holding
+ * its readings sorted by time. A record (line) is at most 4094 bytes.
+ *
+ * Names: every identity kept is one the whole chain carries unchanged
+ * (ts_field_ok, and the agent config turnstile-sim writes). A field that is
+ * not is renamed (each such character becomes '_', an empty STATION,
+ * LINENAME or DIVISION "_"), counted in n_renamed and logged (the first
+ * TS_MTA_RENAMED_LOGGED); its readings are all kept. Two keys of the file
+ * that would become one are an error. docs/simulator.md has the rules.
  *
  * Times: DATE (MM/DD/YYYY) and TIME (HH:MM:SS) are New York local time. They
  * are converted to UTC epoch milliseconds by ts_mta_ny_to_ms, which applies
@@ -38,7 +48,11 @@ struct ts_mta_data {
     size_t n_rows;            /* rows kept */
     int64_t first_ms, last_ms;           /* over the kept readings */
     int64_t file_first_ms, file_last_ms; /* over every row of the file */
+    size_t n_renamed;         /* kept turnstiles whose names had to change (below) */
 };
+
+/* Notice lines the loader logs about renamed turnstiles, at most. */
+#define TS_MTA_RENAMED_LOGGED 10
 
 /* Identifies one turnstile. */
 struct ts_mta_key {
@@ -48,7 +62,7 @@ struct ts_mta_key {
 /* What to keep; every member optional (zero = keep all). Pointers are lent
  * for the duration of the load call only. */
 struct ts_mta_filter {
-    const char *const *stations; /* keep only these STATION names (exact) */
+    const char *const *stations; /* keep only these STATION names (exact, as kept) */
     size_t n_stations;
     const struct ts_mta_key *keys; /* keep only these turnstiles */
     size_t n_keys;
@@ -57,9 +71,10 @@ struct ts_mta_filter {
 
 /* Loads path. On success *out owns a new data set (free with ts_mta_free).
  * On failure returns TS_ESYS (cannot open or read; errno set), TS_EPARSE
- * (malformed header or line, bad gzip data) or TS_ENOMEM, and writes a
- * sentence naming the file and line into err (may be NULL). filter may be
- * NULL. A file with a header and no data rows is valid (0 turnstiles). */
+ * (a header that is not the schema, a malformed row, a NUL byte, a record
+ * too long, bad gzip data) or TS_ENOMEM, and writes a sentence naming the
+ * file and line into err (may be NULL; the file's bytes escaped). filter may
+ * be NULL. A file with a header and no data rows is valid (0 turnstiles). */
 int ts_mta_load(const char *path, const struct ts_mta_filter *filter,
                 struct ts_mta_data **out, char *err, size_t errlen);
 

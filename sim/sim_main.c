@@ -20,6 +20,7 @@
 
 #define MAX_STATIONS 64
 #define MAX_FAULTS 64
+#define MAX_PER_SLAVE 4500
 #define GENERATE_DAYS 366
 #define DEFAULT_START "2023-05-27 00:00:00" /* the MTA week in shared/data */
 
@@ -48,8 +49,9 @@ static const char usage_text[] =
     "  --generate           synthetic traffic (the default without --mta)\n"
     "  --seed N             seed of the synthetic traffic (1; 0 to 2^64-1)\n"
     "  --slaves LIST        Modbus unit ids served, comma-separated (1)\n"
-    "  --turnstiles N       turnstiles per slave (4; 1 to 4500); slave i gets the next N\n"
-    "                       turnstiles of the file, in file order\n"
+    "  --turnstiles N|all   turnstiles per slave (4; 1 to 4500); slave i gets the next N\n"
+    "                       turnstiles of the file, in file order; all: every matching\n"
+    "                       turnstile of the file, spread over the slaves\n"
     "  --speed X            simulated seconds per real second (1; 0.001 to 1e7)\n"
     "  --start TIME         'YYYY-MM-DD HH:MM:SS', New York time; default: the file's\n"
     "                       first reading (generated: " DEFAULT_START ")\n"
@@ -89,7 +91,7 @@ struct options {
     uint64_t seed;
     int slave_ids[247];
     size_t n_slaves;
-    size_t per_slave;
+    size_t per_slave;         /* 0: all (--turnstiles all), set once loaded */
     const char *start;
     const char *faults[MAX_FAULTS];
     size_t n_faults;
@@ -401,7 +403,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case O_SLAVES: if (parse_slaves(optarg, o)) bad = "--slaves", hint = " (ids 1..247, comma-separated)"; break;
         case O_TURNSTILES:
-            if (ts_parse_int(optarg, 1, 4500, &n, why, sizeof why))
+            if (strcmp(optarg, "all") == 0)
+                n = 0;
+            else if (ts_parse_int(optarg, 1, MAX_PER_SLAVE, &n, why, sizeof why))
                 bad = "--turnstiles";
             o->per_slave = (size_t)n;
             break;
@@ -456,6 +460,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         return fprintf(stderr, "turnstile-sim: --mta and --generate exclude each other\n"), TS_EINVAL;
     if (!o->mta_file)
         o->generate = true;
+    if (o->generate && o->per_slave == 0)
+        return fprintf(stderr, "turnstile-sim: --turnstiles all needs --mta\n"), TS_EINVAL;
     return TS_OK;
 }
 
@@ -486,6 +492,21 @@ static int load_traffic(struct options *o, struct ts_mta_data **data)
     if ((rc = ts_mta_load(o->mta_file, &f, data, err, sizeof err))) {
         TS_LOG(TS_LOG_ERR, "%s", err);
         return rc;
+    }
+    if ((*data)->n_renamed)
+        TS_LOG(TS_LOG_NOTICE, "%s: %zu turnstiles have names renamed to be carried (docs/simulator.md)",
+               o->mta_file, (*data)->n_renamed);
+    if (o->per_slave == 0) { /* --turnstiles all */
+        size_t n = (*data)->n_turnstiles;
+        o->per_slave = (n + o->n_slaves - 1) / o->n_slaves;
+        if (n == 0 || o->per_slave > MAX_PER_SLAVE || (o->n_slaves - 1) * o->per_slave >= n) {
+            TS_LOG(TS_LOG_ERR, "%s: %zu matching turnstiles do not spread over %zu slaves of 1 to "
+                   "%d turnstiles each", o->mta_file, n, o->n_slaves, MAX_PER_SLAVE);
+            ts_mta_free(*data);
+            *data = NULL;
+            return TS_ENOTFOUND;
+        }
+        need = n;
     }
     if ((*data)->n_turnstiles < need) {
         TS_LOG(TS_LOG_ERR, "%s: %zu matching turnstiles, need %zu (%zu slaves x %zu)", o->mta_file,
@@ -564,9 +585,12 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t i = 0; i < o.n_slaves; i++) {
+        /* every slave has per_slave turnstiles; with --turnstiles all the last may have fewer */
+        size_t mine = data->n_turnstiles - i * o.per_slave;
+        mine = mine < o.per_slave ? mine : o.per_slave;
         slaves[i] = (struct ts_sim_slave_cfg){.id = o.slave_ids[i], .turnstiles = ptrs + i * o.per_slave,
-                                             .n_turnstiles = o.per_slave};
-        for (size_t k = 0; k < o.per_slave; k++) {
+                                             .n_turnstiles = mine};
+        for (size_t k = 0; k < mine; k++) {
             const struct ts_mta_turnstile *t = &data->turnstiles[i * o.per_slave + k];
             ptrs[i * o.per_slave + k] = t;
             TS_LOG(TS_LOG_INFO, "slave %d turnstile %zu: %s/%s/%s %s", o.slave_ids[i], k, t->ca,

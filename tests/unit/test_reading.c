@@ -136,7 +136,10 @@ static void rejects_malformed_lines(void **state)
 static void refuses_fields_that_would_break_the_csv(void **state)
 {
     char line[TS_READING_LINE_MAX];
-    const char *bad[] = {"59 ST, BKLYN", "59 \"ST\"", "59\nST", ""};
+    const char *bad[] = {"59 ST, BKLYN", "59 \"ST\"", "59\nST", "59\rST", "59\tST", "59\x7fST",
+                         "59\xc2\x85ST" /* U+0085, a C1 line break */, "59 \xff ST",
+                         "\xc0\xafST" /* an overlong '/' */, "\xed\xa0\x80" /* a surrogate */,
+                         "\xe2\x82", /* a cut sequence */ ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct ts_reading r = sample();
         snprintf(r.station, sizeof r.station, "%s", bad[i]);
@@ -149,6 +152,54 @@ static void refuses_fields_that_would_break_the_csv(void **state)
     assert_int_equal(ts_reading_format(&r, line, 20), -TS_EFULL);
 }
 
+/* issue 12: real station names hold apostrophes (B'WAY-LAFAYETTE, E 143/ST
+ * MARY'S); they go through the codec unquoted and come back exactly. */
+static void apostrophes_and_utf8_names_round_trip(void **state)
+{
+    const char *names[] = {"B'WAY-LAFAYETTE", "E 143/ST MARY'S", "'", "CAF\xc3\x89 \xe2\x82\xac",
+                           "\xf0\x9f\x9a\x87 ST", "PIER #5; 2"};
+    char line[TS_READING_LINE_MAX];
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct ts_reading r = sample(), back;
+        const char *why = NULL;
+        snprintf(r.station, sizeof r.station, "%s", names[i]);
+        snprintf(r.ca, sizeof r.ca, "%s", names[i]);
+        assert_true(ts_field_ok(names[i]));
+        assert_null(ts_field_why(names[i]));
+        int n = ts_reading_format(&r, line, sizeof line);
+        assert_true(n > 0);
+        /* unquoted: the reference job's split on commas finds the name as is */
+        char want[128];
+        snprintf(want, sizeof want, ",R051,02-00-00,%s,NQR456W,", names[i]);
+        assert_non_null(strstr(line, want));
+        assert_null(strchr(line, '"'));
+        if (ts_reading_parse(line, &back, &why) != TS_OK)
+            fail_msg("%s: %s", line, why);
+        assert_string_equal(back.station, names[i]);
+        assert_string_equal(back.ca, names[i]);
+    }
+}
+
+static void field_why_names_the_reason(void **state)
+{
+    assert_string_equal(ts_field_why(""), "is empty");
+    assert_string_equal(ts_field_why("A,B"), "holds a comma");
+    assert_string_equal(ts_field_why("A\"B"), "holds a double quote");
+    assert_string_equal(ts_field_why("A\nB"), "holds a line break");
+    assert_string_equal(ts_field_why("A\r"), "holds a line break");
+    assert_string_equal(ts_field_why("A\x01"), "holds a control character");
+    assert_string_equal(ts_field_why("A\xc2\x9f"), "holds a control character");
+    assert_string_equal(ts_field_why("A\xfe"), "is not valid UTF-8");
+    assert_string_equal(ts_field_why("\xf4\x90\x80\x80"), "is not valid UTF-8"); /* > U+10FFFF */
+    const char *why = "x";
+    assert_int_equal(ts_field_char("\xe2\x82\xac!", &why), 3);
+    assert_null(why);
+    assert_int_equal(ts_field_char("\xe2\x82", &why), 1);
+    assert_non_null(why);
+    assert_int_equal(ts_field_char("'", NULL), 1);
+}
+
 static void id_rules(void **state)
 {
     assert_true(ts_id_ok("ctrl-01.a_b"));
@@ -157,6 +208,7 @@ static void id_rules(void **state)
     assert_false(ts_id_ok(""));
     assert_true(ts_field_ok("59 ST-7 AV"));
     assert_false(ts_field_ok("a,b"));
+    assert_true(ts_field_ok("B'WAY-LAFAYETTE"));
 }
 
 int main(void)
@@ -167,6 +219,8 @@ int main(void)
         cmocka_unit_test(parses_the_13_field_reference_form),
         cmocka_unit_test(rejects_malformed_lines),
         cmocka_unit_test(refuses_fields_that_would_break_the_csv),
+        cmocka_unit_test(apostrophes_and_utf8_names_round_trip),
+        cmocka_unit_test(field_why_names_the_reason),
         cmocka_unit_test(id_rules),
     };
     return cmocka_run_group_tests(tests, setup_tz, NULL);
