@@ -37,6 +37,8 @@ static const char usage_text[] =
     "\n"
     "  --agent-config FILE  once listening, write the turnstile-agent [device] and\n"
     "                       [turnstile] sections that poll this simulator to FILE\n"
+    "  --agent-serial-port PATH  RTU: the serial_port written there, the end of the line\n"
+    "                       the agent opens (default DEVICE, with a comment to change it)\n"
     "Link:\n"
     "  --tcp HOST:PORT      Modbus TCP; HOST empty = all addresses, PORT 0 = any\n"
     "                       free port ([::1]:502 for IPv6)\n"
@@ -96,6 +98,7 @@ struct options {
     const char *faults[MAX_FAULTS];
     size_t n_faults;
     const char *agent_config; /* write [device]/[turnstile] sections here */
+    const char *agent_serial_port; /* RTU: the line's end the agent opens; NULL: DEVICE */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -310,10 +313,17 @@ static int write_agent_config(struct ts_sim_server *srv, const struct options *o
         if (o->cfg.transport == TS_SIM_TCP)
             fprintf(f, "kind = modbus-tcp\nhost = %s\nport = %d\n",
                     o->cfg.host[0] ? o->cfg.host : "127.0.0.1", ts_sim_server_port(srv));
-        else
-            fprintf(f, "kind = modbus-rtu\nserial_port = %s  # the other end of the line\n"
+        else {
+            /* in the agent's config '#' after a value is part of it: the
+             * comment goes on a line of its own */
+            if (!o->agent_serial_port)
+                fprintf(f, "; the simulator serves %s: set serial_port to the other end of "
+                           "the line\n", o->cfg.device);
+            fprintf(f, "kind = modbus-rtu\nserial_port = %s\n"
                        "baud = %d\nparity = %c\ndata_bits = %d\nstop_bits = %d\n",
-                    o->cfg.device, o->cfg.baud, o->cfg.parity, o->cfg.data_bits, o->cfg.stop_bits);
+                    o->agent_serial_port ? o->agent_serial_port : o->cfg.device, o->cfg.baud,
+                    o->cfg.parity, o->cfg.data_bits, o->cfg.stop_bits);
+        }
         fprintf(f, "slave_id = %d\n", id);
         const struct ts_mta_turnstile *t;
         for (size_t k = 0; (t = ts_sim_turnstile(srv, id, k)); k++)
@@ -333,7 +343,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
     enum { O_BAUD = 256, O_PARITY, O_DATA, O_STOP, O_STATION, O_SEED, O_SLAVES, O_TURNSTILES,
            O_SPEED, O_START, O_WIDTH, O_ORDER, O_FAULT, O_RATE, O_LOGLEVEL, O_VERSION,
-           O_AGENT_CONFIG };
+           O_AGENT_CONFIG, O_AGENT_SERIAL_PORT };
     static const struct option opts[] = {
         {"tcp", required_argument, NULL, 't'},       {"rtu", required_argument, NULL, 'r'},
         {"baud", required_argument, NULL, O_BAUD},    {"parity", required_argument, NULL, O_PARITY},
@@ -348,6 +358,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"verbose", no_argument, NULL, 'v'},         {"log-level", required_argument, NULL, O_LOGLEVEL},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, O_VERSION},
         {"agent-config", required_argument, NULL, O_AGENT_CONFIG},
+        {"agent-serial-port", required_argument, NULL, O_AGENT_SERIAL_PORT},
         {NULL, 0, NULL, 0}};
     struct ts_sim_cfg *c = &o->cfg;
     bool link = false;
@@ -438,6 +449,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 ts_log_level = n;
             break;
         case O_AGENT_CONFIG: o->agent_config = optarg; break;
+        case O_AGENT_SERIAL_PORT: o->agent_serial_port = optarg; break;
         case 'h': fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("turnstile-sim %s\n", TS_VERSION); exit(0);
         default: return TS_EINVAL;

@@ -111,6 +111,7 @@ socat pty,raw,echo=0,link="$work/a" pty,raw,echo=0,link="$work/b" 2>/dev/null &
 socat_pid=$!
 for _ in $(seq 200); do [ -e "$work/a" ] && [ -e "$work/b" ] && break; sleep 0.05; done
 "$simbin" --rtu "$work/a" --baud 38400 --slaves 1,2 --turnstiles 2 --width 32 --order CDAB "${traffic[@]}" \
+  --agent-config "$work/rtu-sim.conf" --agent-serial-port "$work/b" \
   </dev/null >"$work/rtu-sim.out" 2>"$work/rtu-sim.err" &
 rtu_pid=$!
 for _ in $(seq 200); do grep -q '^listening rtu' "$work/rtu-sim.out" && break; sleep 0.05; done
@@ -129,6 +130,12 @@ rtu_conf() { # ORDER SLAVE...
     done
   done
 }
+# the simulator's own agent config names the agent's end of the line and loads as written
+check "rtu simulator's agent config: serial_port is the agent's end" \
+  test "$(grep -c "^serial_port = $work/b\$" "$work/rtu-sim.conf")" -eq 2
+{ echo "$head"; cat "$work/rtu-sim.conf"; } >"$work/rtu-sim-full.conf"
+check "rtu simulator's agent config: --check-config accepts it" \
+  "$bin" --check-config -c "$work/rtu-sim-full.conf"
 rtu_conf CDAB 1 2 >"$work/rtu-right.conf"
 probe rtu-right "$work/rtu-right.conf"
 check "rtu right map: exit 0 (got $rc)" test "$rc" -eq 0
