@@ -514,7 +514,7 @@ static void a_refused_value_is_one_error(void **state)
     snprintf(text, sizeof text, "%s", good_head);
     memcpy(strstr(text, "station = 59 ST"), "station = 59,ST", 15);
     load_errors(text, &cfg);
-    ASSERT_ERRORS(&cfg, ":6: [agent] station: must be non-empty without comma");
+    ASSERT_ERRORS(&cfg, ":6: [agent] station: holds a comma");
     ts_agent_cfg_free(&cfg);
 }
 
