@@ -73,8 +73,8 @@ totals_conserved() { # label: every turnstile's sums equal last - first register
   local bad=0
   while read -r scp e0 x0; do
     read -r e1 x1 < <(awk -v s="$scp" '$1 == s {print $2, $3}' "$work/regs.end")
-    read -r _ _ e x < <(grep "^turnstile $scp " "$work/account" || echo "t $scp -1 -1")
-    if [ "$e" -ne $((e1 - e0)) ] || [ "$x" -ne $((x1 - x0)) ]; then
+    read -r _ _ e x _ < <(grep "^turnstile $scp " "$work/account" || echo "t $scp -1 -1")
+    if ! [[ $e =~ ^[0-9]+$ && $x =~ ^[0-9]+$ ]] || [ "$e" -ne $((e1 - e0)) ] || [ "$x" -ne $((x1 - x0)) ]; then
       echo "  $scp: got $e/$x people, registers say $((e1 - e0))/$((x1 - x0))"; bad=1
     fi
   done <"$work/regs.start"
