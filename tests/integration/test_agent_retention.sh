@@ -37,6 +37,11 @@ write_config() { # STORE_PATH MAX_ROWS
   } >"$work/agent.conf"
 }
 start_subscriber() { # OUTFILE
+  # the persistent session and its subscription exist before this returns (-E exits on
+  # the SUBACK): on a loaded machine the background client may connect after the
+  # agent's first readings, which the session then keeps for it
+  mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -q 1 -c -i "sub-$1" -t "$topic/readings" -E \
+    2>>"$work/sub.err"
   mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -q 1 -c -i "sub-$1" -t "$topic/readings" \
     >>"$work/$1" 2>>"$work/sub.err" &
   sub_pid=$!
