@@ -62,10 +62,19 @@ idempotent_batches() {
 }
 # lag of GROUP per partition from the broker's view (kafka-consumer-groups)
 group_lag_zero() { # GROUP EXPECTED_TOTAL_OFFSET
-  kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
-    --bootstrap-server "$KAFKA_BOOTSTRAP" --describe --group "$1" >"$work/group.txt" 2>&1 || return 1
-  awk -v t="$topic" -v want="$2" '$2 == t { n++; sum += $4; if ($6 != 0) bad = 1 }
-    END { exit !(n == 4 && !bad && sum == want) }' "$work/group.txt"
+  # up to 3 tries: on a loaded machine the admin tool's JVM may time out or describe
+  # the group while the coordinator is still loading it (its output is kept, per try)
+  local try
+  for try in 1 2 3; do
+    kafka_tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+      --bootstrap-server "$KAFKA_BOOTSTRAP" --describe --group "$1" >"$work/group.txt" 2>&1 &&
+      awk -v t="$topic" -v want="$2" '$2 == t { n++; sum += $4; if ($6 != 0) bad = 1 }
+        END { exit !(n == 4 && !bad && sum == want) }' "$work/group.txt" && return 0
+    cp "$work/group.txt" "$work/group.try$try.txt"
+    sleep 2
+  done
+  cat "$work/group.try"*.txt >&2
+  return 1
 }
 
 t0=$(ms)
