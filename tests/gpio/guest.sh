@@ -39,7 +39,7 @@ check() { # NAME CMD...
 info() { echo "GPIOVM info: $*"; }
 finish() {
   if [ "$fail" -ne 0 ]; then
-    for f in /data/*.err /data/*.out /data/*.mon; do
+    for f in /data/*.err /data/*.out /data/*.mon /data/*.rc; do
       [ -f "$f" ] && { echo "----- $f"; tail -n 60 "$f"; }
     done
   fi
@@ -202,8 +202,21 @@ flags() {
 eq() { [ "$1" = "$2" ] || { info "expected '$2', got '$1'"; return 1; }; }
 gt() { [ "$1" -gt "$2" ] || { info "expected more than $2, got $1"; return 1; }; }
 
-# ---- run 1: ordinary pulses, bounces, active-low, two lines at once ---------
+# ---- commissioning: --probe counts the pulses made while it runs -----------
 conf /data/a.conf /data/agent.db "$PINS" "$RAW"
+turnstile-agent -c /data/a.conf --probe --probe-samples 20 --probe-interval-ms 100 \
+  >/data/probe.out 2>/data/probe.err &
+PROBE=$!
+sleep 0.5                 # guest time: the probe has requested the lines
+rep 2 bouncy_high 0
+pulse_low 3
+wait $PROBE
+echo $? >/data/probe.rc
+check "--probe: exit 0, the pulses made while it ran: hi 2 entries, lo 1 exit" eval \
+  '[ "$(cat /data/probe.rc)" = 0 ] && grep -q "^verdict hi: pulses: 2 entries, 0 exits" /data/probe.out &&
+   grep -q "^verdict lo: pulses: 0 entries, 1 exits" /data/probe.out'
+
+# ---- run 1: ordinary pulses, bounces, active-low, two lines at once ---------
 start_agent run1 /data/a.conf
 check "run 1: the agent opened the chip by its label and requested the lines" \
   wait_for /data/run1.err 'device pins (gpio ts-sim): link up'
@@ -217,6 +230,12 @@ timeout 60 turnstile-agent -c /data/b.conf --duration 1 >/data/second.out 2>/dat
 check "a second agent: line 0 busy, used by turnstile-edge (the first agent)" \
   grep -q 'gpio pins: chip ts-sim line 0: cannot request for events: Device or resource busy, used by turnstile-edge' /data/second.err
 check "a second agent: no reading of the busy device" eq "$(grep -c ',01-00-0[01],' /data/second.out)" 0
+timeout 60 turnstile-agent -c /data/b.conf --probe --probe-samples 2 --probe-interval-ms 100 \
+  >/data/probe2.out 2>/data/probe2.err
+echo $? >/data/probe2.rc
+check "--probe while the agent holds the lines: unreadable (exit 4), EBUSY on stderr" eval \
+  '[ "$(cat /data/probe2.rc)" = 4 ] && grep -q "^verdict hi: unreadable" /data/probe2.out &&
+   grep -q "Device or resource busy, used by turnstile-edge" /data/probe2.err'
 
 rep 5 pulse_high 0      # hi entries: 5 clean presses
 rep 3 pulse_high 1      # hi exits: 3
