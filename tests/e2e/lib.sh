@@ -12,7 +12,14 @@
 # fault_kafka_* functions below (CLUSTER_FAULTS) kill, stop and restart them.
 
 E2E_TAG=$$
-E2E_NET=$(((E2E_TAG % 60) * 4 + 1))   # third octets E2E_NET+1 .. +3, fairly unique per run
+# third octets E2E_NET+1 .. +3: from the pid, moved on past blocks that another
+# run (a concurrent e2e of another checkout) has on an interface already; two
+# runs on one block route each other's stations into the void
+E2E_NET=$(((E2E_TAG % 60) * 4 + 1))
+for _ in $(seq 60); do
+  ip -o -4 addr show 2>/dev/null | grep -qE "inet 10\.231\.($((E2E_NET + 1))|$((E2E_NET + 2))|$((E2E_NET + 3)))\." || break
+  E2E_NET=$(((E2E_NET + 3) % 240 + 1))
+done
 declare -a ST_NAME=("" "59 ST" "AVENUE U" "57 ST-7 AV")
 declare -a ST_TURN=("" 3 3 8)          # turnstiles per slave (slaves 1 and 2)
 declare -a ST_POLL=("" 500 500 250)    # poll interval, ms
@@ -270,19 +277,21 @@ E2E_POWER_CUTS=0 E2E_POWER_CUTS_DISCARDING=0
 
 # Station 1's power is cut twice, each time while the WAL holds commits that
 # synchronous = normal has not synced: they must vanish with the counter state
-# of the same transactions, and the people be recounted. First connected: cut
-# right after a poll's commit, before the publish mark's commit syncs it. Then
-# partitioned: the agent keeps publishing into the dead link (and syncing each
-# publish mark) until keepalive_s tells it, or max_inflight fills; after that
-# it only appends, and the cut lands after 2 to 5 such commits.
+# of the same transactions, and the people be recounted. First connected,
+# after 2 unsynced commits: between two publish marks (each syncs) the agent
+# commits a poll's readings and state, and an acknowledgement's deletion, so
+# the cut lands after both, before the next mark syncs them. Then partitioned:
+# the agent keeps publishing into the dead link (and syncing each publish
+# mark) until keepalive_s tells it, or max_inflight fills; after that it only
+# appends, and the cut lands after 2 to 5 such commits.
 fault_power_cut() {
   local a b k=$((RANDOM % 4 + 2))
-  power_cut_once 1; a=$E2E_CUT_NOTE
-  sleep 1; agent_start 1; sleep 3
+  power_cut_once 2; a=$E2E_CUT_NOTE
+  agent_start 1; sleep 2
   link_down 1
   power_cut_once "$k"; b=$E2E_CUT_NOTE
-  sleep 1; agent_start 1; sleep 2; link_up 1; sleep 3
-  FAULT_NOTE="power cut at station 1 connected after 1 unsynced commit: $a; then partitioned, after $k: $b"
+  agent_start 1; sleep 2; link_up 1; sleep 3
+  FAULT_NOTE="power cut at station 1 connected after 2 unsynced commits: $a; then partitioned, after $k: $b"
 }
 fault_disk_full() { # station 3's store file system fills up, then space returns
   # The agent is restarted first (SIGTERM: SQLite checkpoints and removes its
