@@ -19,7 +19,8 @@
  * since its last sync (a commit is the frame whose 24-byte header, written on
  * its own, has a nonzero "database size after commit"; it is complete once the
  * frame's page follows). The cut is armed by creating SHADOW/.cut holding a
- * number N: when a write to the WAL is about to start with N or more commits
+ * number N (read again at every check, so it may be lowered while armed): when
+ * a write to the WAL is about to start with N or more commits
  * unsynced (and none half written), the shim writes "commits C bytes B" to
  * SHADOW/.cut-done and SIGKILLs the process instead. So the cut lands after a
  * known number of committed, unsynced transactions, the ones that
@@ -53,7 +54,6 @@ static struct {
     unsigned long long commits;  /* "-wal": commits since the last sync */
 } files[MAX_FILES];
 static int commit_fd = -1; /* a commit frame's header was just written to it */
-static long cut_at;        /* armed: cut at this many unsynced commits (0: not yet read) */
 
 static void resolve(void)
 {
@@ -116,17 +116,18 @@ static void maybe_cut(int i)
     char path[PATH_MAX], line[128];
     unsigned long long bytes = 0;
 
+    long cut_at = 0;
+
     if (!files[i].commits || commit_fd >= 0)
         return; /* nothing committed since the last sync, or a commit half written */
-    if (!cut_at) {
-        snprintf(path, sizeof path, "%s/.cut", shadow);
-        FILE *f = fopen(path, "re");
-        if (!f)
-            return;
-        if (fscanf(f, "%ld", &cut_at) != 1 || cut_at < 1)
-            cut_at = 1;
-        fclose(f);
-    }
+    /* read each time: the harness may lower N while armed */
+    snprintf(path, sizeof path, "%s/.cut", shadow);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    if (fscanf(f, "%ld", &cut_at) != 1 || cut_at < 1)
+        cut_at = 1;
+    fclose(f);
     if (files[i].commits < (unsigned long long)cut_at)
         return;
     for (int k = 0; k < MAX_FILES; k++)
