@@ -115,7 +115,6 @@ static void maybe_cut(int i)
     const char *shadow = getenv("TS_E2E_SHADOW_DIR");
     char path[PATH_MAX], line[128];
     unsigned long long bytes = 0;
-
     long cut_at = 0;
 
     if (!files[i].commits || commit_fd >= 0)
