@@ -133,6 +133,7 @@ struct ts_store {
     bool retention_stuck; /* over the bound and nothing can be merged (logged once) */
     bool merge_failed;    /* a merge pass failed to write (logged once) */
     bool ack_clamped;     /* an ack went past the publish mark (logged once) */
+    bool state_synced;    /* a counter state was committed with a sync by this process */
 };
 
 /* --- small helpers ----------------------------------------------------- */
@@ -346,6 +347,15 @@ static int save_counters(struct ts_store *s, uint64_t next_seq)
 static int write_batch(struct ts_store *s, struct ts_reading *r, size_t n, bool has_state,
                        const void *state, size_t len)
 {
+    /* The first counter state this process stores is synced whatever
+     * cfg.synchronous_full says. Under NORMAL a power cut rolls the store back
+     * to its last sync; before any publish mark (a new store, the clock not yet
+     * synchronised, no broker) that is no state at all, and the next start
+     * takes a new baseline: the people since the first one would be lost, not
+     * recounted (docs/store.md, "Power cut"). One fsync per start. */
+    bool sync_once = has_state && !s->state_synced && !s->cfg.synchronous_full;
+    if (sync_once)
+        sqlite3_exec(s->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     int rc = tx_begin(s);
     int64_t stored = rc == SQLITE_OK ? query_int(s, ST_NEXT_SEQ, 0) : 0;
 
@@ -383,6 +393,10 @@ static int write_batch(struct ts_store *s, struct ts_reading *r, size_t n, bool 
     }
     if (rc == SQLITE_OK)
         rc = tx_commit(s);
+    if (sync_once)
+        sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && has_state)
+        s->state_synced = true; /* or every commit syncs (synchronous = full) */
     if (rc != SQLITE_OK) {
         const char *msg = sqlite3_errmsg(s->db);
         TS_LOG(TS_LOG_DEBUG, "store %s: append of %zu readings failed: %s", s->cfg.path, n, msg);

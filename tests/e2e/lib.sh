@@ -12,7 +12,14 @@
 # fault_kafka_* functions below (CLUSTER_FAULTS) kill, stop and restart them.
 
 E2E_TAG=$$
-E2E_NET=$(((E2E_TAG % 60) * 4 + 1))   # third octets E2E_NET+1 .. +3, fairly unique per run
+# third octets E2E_NET+1 .. +3: from the pid, moved on past blocks that another
+# run (a concurrent e2e of another checkout) has on an interface already; two
+# runs on one block route each other's stations into the void
+E2E_NET=$(((E2E_TAG % 60) * 4 + 1))
+for _ in $(seq 60); do
+  ip -o -4 addr show 2>/dev/null | grep -qE "inet 10\.231\.($((E2E_NET + 1))|$((E2E_NET + 2))|$((E2E_NET + 3)))\." || break
+  E2E_NET=$(((E2E_NET + 3) % 240 + 1))
+done
 declare -a ST_NAME=("" "59 ST" "AVENUE U" "57 ST-7 AV")
 declare -a ST_TURN=("" 3 3 8)          # turnstiles per slave (slaves 1 and 2)
 declare -a ST_POLL=("" 500 500 250)    # poll interval, ms
@@ -221,17 +228,23 @@ fault_agent_kill() {
   agent_kill 2; sleep 1; agent_start 2; sleep 3
   FAULT_NOTE="agent of station 2 SIGKILLed, restarted after 1 s"
 }
-fault_power_cut() { # station 1: SIGKILL, then only what was fsynced survives
-  # Cut off first: nothing is published, so with synchronous = normal nothing
-  # syncs the commits of these seconds (no publish mark): the cut loses them.
-  local d=$work/st1 f lost
-  link_down 1; sleep 4
-  agent_kill 1
-  # bytes that differ between the files and what was last synced of them
-  lost=0
+# Station 1's store after its agent died: each file put back to its last synced
+# content (the shim's shadow copy; never synced: deleted; SQLite's -shm index
+# always deleted). Prints how many bytes of agent.db and its WAL differed from
+# the synced state (differing bytes plus the difference in length): what the
+# cut discarded.
+store_power_cut() {
+  local d=$work/st1 f s lost=0 a b
   for f in "$d"/store/agent.db "$d"/store/agent.db-wal; do
     [ -f "$f" ] || continue
-    lost=$((lost + $(cmp -l "$f" "$d/shadow/${f##*/}" 2>/dev/null | wc -l || true)))
+    s=$d/shadow/${f##*/}
+    a=$(stat -c %s "$f")
+    if [ -f "$s" ]; then
+      b=$(stat -c %s "$s")
+      lost=$((lost + (a > b ? a - b : b - a) + $(cmp -l "$f" "$s" 2>/dev/null | wc -l || true)))
+    else
+      lost=$((lost + a))
+    fi
   done
   for f in "$d"/store/*; do
     [ -e "$f" ] || continue
@@ -240,8 +253,50 @@ fault_power_cut() { # station 1: SIGKILL, then only what was fsynced survives
       *) if [ -f "$d/shadow/${f##*/}" ]; then cp "$d/shadow/${f##*/}" "$f"; else rm -f "$f"; fi ;;
     esac
   done
-  sleep 1; agent_start 1; sleep 2; link_up 1; sleep 3
-  FAULT_NOTE="power cut at station 1 (partitioned 4 s before): unsynced writes discarded ($lost bytes of the store differed from the synced state)"
+  echo "$lost"
+}
+
+# One power cut at station 1: the shim (synced_fs.c) is armed to cut the
+# power when its agent starts writing after N commits that are in the WAL but
+# not synced; sets E2E_CUT_NOTE. After 15 s without a cut (N commits never
+# came between two syncs: no acknowledgement arrived, say) any unsynced commit
+# will do; after 30 s the agent is SIGKILLed all the same, and the run fails.
+power_cut_once() { # N
+  local d=$work/st1 n=$1 by=harness what= lost i
+  rm -f "$d/shadow/.cut-done"
+  echo "$n" >"$d/shadow/.cut"
+  for i in $(seq 300); do
+    [ -s "$d/shadow/.cut-done" ] && break
+    if [ "$i" = 150 ] && [ "$n" -gt 1 ]; then echo 1 >"$d/shadow/.cut"; n="1 (not $n within 15 s)"; fi
+    sleep 0.1
+  done
+  agent_kill 1
+  rm -f "$d/shadow/.cut"
+  if [ -s "$d/shadow/.cut-done" ]; then by=shim what=$(cat "$d/shadow/.cut-done"); fi
+  lost=$(store_power_cut)
+  E2E_POWER_CUTS=$((E2E_POWER_CUTS + 1))
+  if [ "$by" = shim ] && [ "$lost" -gt 0 ]; then E2E_POWER_CUTS_DISCARDING=$((E2E_POWER_CUTS_DISCARDING + 1)); fi
+  E2E_CUT_NOTE="cut by the $by after $n ${what:+(unsynced: $what)}, $lost bytes of the store discarded"
+}
+E2E_POWER_CUTS=0 E2E_POWER_CUTS_DISCARDING=0
+
+# Station 1's power is cut twice, each time while the WAL holds commits that
+# synchronous = normal has not synced: they must vanish with the counter state
+# of the same transactions, and the people be recounted. First connected,
+# after 2 unsynced commits: between two publish marks (each syncs) the agent
+# commits a poll's readings and state, and an acknowledgement's deletion, so
+# the cut lands after both, before the next mark syncs them. Then partitioned:
+# the agent keeps publishing into the dead link (and syncing each publish
+# mark) until keepalive_s tells it, or max_inflight fills; after that it only
+# appends, and the cut lands after 2 to 5 such commits.
+fault_power_cut() {
+  local a b k=$((RANDOM % 4 + 2))
+  power_cut_once 2; a=$E2E_CUT_NOTE
+  agent_start 1; sleep 2
+  link_down 1
+  power_cut_once "$k"; b=$E2E_CUT_NOTE
+  agent_start 1; sleep 2; link_up 1; sleep 3
+  FAULT_NOTE="power cut at station 1, connected: $a; then partitioned: $b"
 }
 fault_disk_full() { # station 3's store file system fills up, then space returns
   # The agent is restarted first (SIGTERM: SQLite checkpoints and removes its

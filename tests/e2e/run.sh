@@ -370,6 +370,12 @@ fi
 if grep -qw bridge_kill "$work/faults.done" 2>/dev/null && [ "$soak_s" = 0 ]; then
   check "the bridge was killed at least once with a lake file half written" test "$E2E_MIDFILE" -gt 0
 fi
+if grep -qw power_cut "$work/faults.done" 2>/dev/null; then
+  # a cut that discarded nothing proves nothing: the shim cuts while the WAL
+  # holds unsynced commits, and each must have lost bytes
+  check "every power cut landed while unsynced commits existed and discarded them ($E2E_POWER_CUTS_DISCARDING of $E2E_POWER_CUTS)" \
+    test "$E2E_POWER_CUTS_DISCARDING" = "$E2E_POWER_CUTS"
+fi
 if grep -qw disk_full "$work/faults.done" 2>/dev/null; then
   check "station 3 reported its disk full and wrote again" \
     bash -c "grep -Eqi 'full|no space' '$work/st3/agent.err' && grep -q 'writing again' '$work/st3/agent.err'"

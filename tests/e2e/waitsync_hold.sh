@@ -11,6 +11,12 @@
 # `waitsync_hold.sh kill`: no reset, the agent is SIGKILLed during the hold
 # instead: the held samples were only in memory, the restarted agent takes a new
 # baseline, and the people before the kill were lost the same way (17/8 -> 7/3).
+# `waitsync_hold.sh powercut`: the same with a power cut instead of the SIGKILL
+# (the e2e shim, synced_fs.c, with `synchronous = normal`): nothing is published
+# during the hold, so no publish mark ever synced the store, and the cut used to
+# discard all of it, counter state included: a new store, a new baseline, 7/3
+# (found by tests/e2e/run.sh --faults power_cut). Now the first state a process
+# stores is synced (agent/store.c), and the cut rolls back to it: 17/8.
 set -euo pipefail
 src=${TS_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 export TS_BIN_DIR=${TS_BIN_DIR:-$src/build/bin}
@@ -19,23 +25,49 @@ agent_pid=
 trap 'kill -9 $agent_pid ${SIM_PID:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . "$src/tests/integration/lib.sh"
 mode=${1:-wait-sync} clock=${1:-wait-sync}
-[ "$mode" = kill ] && clock=wait-sync
+[ "$mode" = kill ] || [ "$mode" = powercut ] && clock=wait-sync
+store=$work sync=full env=()
+if [ "$mode" = powercut ]; then
+  [ -f "$TS_BIN_DIR/e2e-synced-fs.so" ] || { echo "build first (scripts/build)" >&2; exit 1; }
+  store=$work/store sync=normal
+  mkdir -p "$store" "$work/shadow"
+  env=(LD_PRELOAD="$TS_BIN_DIR/e2e-synced-fs.so" TS_E2E_SYNCED_DIR="$store" TS_E2E_SHADOW_DIR="$work/shadow"
+       ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0")
+fi
 sim_start --generate --turnstiles 1 --fault pause --fault 'set 1 0 1000 500'
 {
   printf '[agent]\nid = a1\nstation_id = S1\npoll_interval_ms = 200\nclock = %s\n' "$clock"
   printf 'timezone = UTC\nmax_rate_per_min = 6000\n'
-  printf '[store]\npath = %s/agent.db\n' "$work"   # the counters' state survives a crash
+  printf '[store]\npath = %s/agent.db\nsynchronous = %s\n' "$store" "$sync"   # the counters' state survives a crash
   cat "$work/devices.conf"
 } >"$work/agent.conf"
 echo "0 -94608000000" >"$work/clock"       # unsynchronised, three years behind
-TS_CLOCK_FAKE=$work/clock "$TS_BIN_DIR/turnstile-agent" -c "$work/agent.conf" \
+env "${env[@]}" TS_CLOCK_FAKE="$work/clock" "$TS_BIN_DIR/turnstile-agent" -c "$work/agent.conf" \
   >"$work/readings.csv" 2>"$work/agent.err" &
 agent_pid=$!
 sleep 1
 sim set 1 0 1010 505; sleep 1      # +10 in, +5 out
-if [ "$mode" = kill ]; then
-  kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null || true   # a crash during the hold
-  TS_CLOCK_FAKE=$work/clock "$TS_BIN_DIR/turnstile-agent" -c "$work/agent.conf" \
+if [ "$mode" = kill ] || [ "$mode" = powercut ]; then
+  if [ "$mode" = powercut ]; then
+    # the shim cuts the power once the WAL holds an unsynced commit (a poll's
+    # state); then each store file is put back to its last synced content
+    echo 1 >"$work/shadow/.cut"
+    for _ in $(seq 100); do [ -s "$work/shadow/.cut-done" ] && break; sleep 0.1; done
+    check "the shim cut the power with unsynced commits ($(cat "$work/shadow/.cut-done" 2>/dev/null))" \
+      test -s "$work/shadow/.cut-done"
+    rm -f "$work/shadow/.cut"
+  fi
+  kill -9 "$agent_pid" 2>/dev/null || true; wait "$agent_pid" 2>/dev/null || true   # a crash during the hold
+  if [ "$mode" = powercut ]; then
+    for f in "$store"/*; do
+      case $f in
+        *-shm) rm -f "$f" ;;
+        *) if [ -f "$work/shadow/${f##*/}" ]; then cp "$work/shadow/${f##*/}" "$f"; else rm -f "$f"; fi ;;
+      esac
+    done
+    echo "after the cut: $(ls "$store" | tr '\n' ' ')"
+  fi
+  env "${env[@]}" TS_CLOCK_FAKE="$work/clock" "$TS_BIN_DIR/turnstile-agent" -c "$work/agent.conf" \
     >>"$work/readings.csv" 2>>"$work/agent.err" &
   agent_pid=$!
   sleep 1
