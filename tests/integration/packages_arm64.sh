@@ -11,6 +11,7 @@
 #     as agent.conf.dpkg-dist, the store the same file with every reading; the agent started
 #     again numbers on
 #   - dpkg -r keeps store and config; dpkg -P removes both
+#   - last, as an image build does: agent.conf put in place first, dpkg -i: kept, unit enabled
 # Environment (from test_packages.sh): src, work, root (a copy of the arm64 base root), v1, v2.
 # Prints ok/FAIL lines and writes "PASSES FAILS" to $work/arm64.counts.
 set -euo pipefail
@@ -143,4 +144,15 @@ check "arm64: purge: /var/lib/turnstile and agent.conf(.dpkg-dist) gone" bash -c
   "[ ! -e '$root/var/lib/turnstile' ] && [ ! -e '$root/etc/turnstile/agent.conf' ] && [ ! -e '$root/etc/turnstile/agent.conf.dpkg-dist' ]"
 check "arm64: purge: nothing of the packages left" bash -c \
   "! chroot '$root' dpkg-query -W -f='\${Status}\n' turnstile-agent turnstile-sim 2>/dev/null | grep -q installed"
+
+# --- as in an image build (scripts/rootfs --agent-conf): agent.conf provisioned beforehand ------
+mkdir -p "$root/etc/turnstile"
+cp "$work/arm64-agent.conf.mine" "$root/etc/turnstile/agent.conf"
+rc=0
+dpkg_in -i --force-confold "/root/v2/turnstile-agent_${v2}_arm64.deb" </dev/null >"$work/arm64-image.log" 2>&1 || rc=$?
+sed 's/^/  /' "$work/arm64-image.log"
+check "arm64, image build: dpkg -i with a provisioned agent.conf succeeds" test "$rc" = 0
+check "arm64, image build: the provisioned agent.conf is kept" cmp -s "$root/etc/turnstile/agent.conf" "$work/arm64-agent.conf.mine"
+check "arm64, image build: the unit is enabled for the first boot (deb-systemd-helper under qemu)" \
+  test -L "$root/etc/systemd/system/multi-user.target.wants/turnstile-agent.service"
 umount "$root/proc" 2>/dev/null || true
