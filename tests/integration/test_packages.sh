@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The amd64 Debian packages (scripts/package), installed in a Debian 12 root booted with its own
-# systemd under systemd-nspawn (the host is left alone; the container shares its network):
+# The Debian packages (scripts/package) of all three architectures, built and checked:
+#   - each package: its Architecture, its programs built for it, Depends as dpkg-shlibdeps
+#     makes them (libc6's minimum covers every GLIBC_ version the binary needs; the ARM
+#     agent NEEDs the dynamic loader, ld-linux-*.so, which belongs to libc6), every dependency
+#     in that architecture's bookworm at a version that satisfies it
+# amd64, installed in a Debian 12 root booted with its own systemd under systemd-nspawn (the
+# host is left alone; the container shares its network):
 #   - install: files, the system users and groups, conffiles and their permissions, the state
 #     directories; the example agent.conf is not started (its id is the example controller's);
 #     the installed agent and bridge accept the installed configs (--check-config)
@@ -12,8 +17,11 @@
 #     one lands in agent.conf.dpkg-dist), the agent is restarted, the store is the same file
 #     and every reading in it survives; new readings follow with the next sequence numbers
 #   - remove keeps the store and the config; purge deletes them (and keeps a non-empty lake)
-# The root is made once (debootstrap: systemd and the packages' dependencies) and cached in the
-# git-ignored .cache/packages-root; each run works on a copy. Needs root and systemd-nspawn.
+# arm64, installed, upgraded and purged in an arm64 controller system under qemu-user
+# (tests/integration/packages_arm64.sh, run by scripts/qemu-root arm64 run in a copy of the
+# controller base root that scripts/rootfs uses too, .cache/rootfs-arm64).
+# The amd64 root is made once (debootstrap: systemd and the packages' dependencies) and cached in
+# the git-ignored .cache/packages-root; each run works on a copy. Needs root and systemd-nspawn.
 set -euo pipefail
 src=${TS_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$src"
@@ -44,11 +52,12 @@ cleanup() {
 trap cleanup EXIT
 . "$src/tests/integration/lib.sh"
 
-# --- the packages: this revision (1) and the next (2) ---------------------------------------
+# --- the packages: three architectures, this revision (1) and the next (2) -------------------
 t0=$SECONDS
-TS_PKG_OUT=$work/v1 TS_PKG_REVISION=1 ./scripts/package amd64 >"$work/package.log" 2>&1 ||
+TS_PKG_OUT=$work/v1 TS_PKG_REVISION=1 ./scripts/package amd64 arm64 armhf >"$work/package.log" 2>&1 ||
   { cat "$work/package.log"; exit 1; }
-v1=$(dpkg-deb -f "$work"/v1/turnstile-agent_*.deb Version)
+grep '^package: turnstile-' "$work/package.log"
+v1=$(dpkg-deb -f "$work"/v1/turnstile-agent_*_amd64.deb Version)
 # revision 2: the same binaries; each shipped conffile gets one more comment line (and the
 # postinst the new file's md5, as scripts/package would write it)
 mkdir -p "$work/v2" "$work/unpacked"
@@ -69,10 +78,64 @@ for deb in "$work"/v1/*.deb; do
     >"$d/DEBIAN/md5sums"
   dpkg-deb --root-owner-group -Zxz --build "$d" "$work/v2/" >/dev/null
 done
-echo "packages $v1 and $v2 in $((SECONDS - t0)) s: $(cd "$work/v1" && ls)"
+echo "packages $v1 and $v2 in $((SECONDS - t0)) s: $(cd "$work/v1" && ls | xargs)"
+
+# --- each architecture's packages -------------------------------------------------------------
+available() { # ARCH NAME: the versions of NAME in ARCH's bookworm (ARM: the sysroot's Packages file)
+  if [ "$1" = amd64 ]; then
+    apt-cache show "$2:amd64" 2>/dev/null | sed -n 's/^Version: //p'
+  else
+    awk -v n="$2" '/^Package: /{p=$2} /^Version: / && p == n {print $2}' \
+      "$src/.cache/sysroot-$1"/var/lib/apt/lists/*_binary-"$1"_Packages
+  fi
+}
+satisfiable() { # ARCH DEPENDS: every dependency has a version in ARCH's bookworm that satisfies it
+  local arch=$1 dep name min v ok
+  while read -r dep; do
+    name=${dep%% *} min=
+    [[ $dep != *'|'* ]] || { echo "$arch: alternatives not expected: $dep"; return 1; }
+    [[ $dep != *"(>= "* ]] || { min=${dep#*(>= }; min=${min%)}; }
+    ok=
+    while read -r v; do
+      [ -z "$min" ] || dpkg --compare-versions "$v" ge "$min" || continue
+      ok=$v
+    done < <(available "$arch" "$name")
+    [ -n "$ok" ] || { echo "$arch: nothing satisfies $dep (has: $(available "$arch" "$name" | xargs))"; return 1; }
+  done < <(tr ',' '\n' <<<"$2" | sed 's/^ *//')
+}
+glibc_covered() { # DEPENDS ELF: libc6's minimum >= the newest GLIBC_x.y the binary needs
+  local min need
+  min=$(sed -nE 's/.*libc6 \(>= ([^)]*)\).*/\1/p' <<<"$1")
+  need=$(readelf -V --wide "$2" | grep -oE 'Name: GLIBC_[0-9.]+' | sed 's/Name: GLIBC_//' | sort -uV | tail -1)
+  [ -n "$min" ] && [ -n "$need" ] && dpkg --compare-versions "$min" ge "$need"
+}
+for arch in amd64 arm64 armhf; do
+  case $arch in amd64) elf=x86-64 ;; arm64) elf=aarch64 ;; armhf) elf='ARM, EABI5' ;; esac
+  for p in turnstile-agent turnstile-bridge turnstile-sim; do
+    deb=$work/v1/${p}_${v1}_$arch.deb
+    check "$p ($arch): built" test -s "$deb"
+    [ -s "$deb" ] || continue
+    d=$work/x/$arch/$p
+    mkdir -p "$d" && dpkg-deb -x "$deb" "$d"
+    deps=$(dpkg-deb -f "$deb" Depends)
+    echo "$p ($arch) Depends: $deps"
+    check "$p ($arch): Architecture $arch" test "$(dpkg-deb -f "$deb" Architecture)" = "$arch"
+    check "$p ($arch): /usr/bin/$p is an $arch program" bash -c "file -b '$d/usr/bin/$p' | grep -q '$elf'"
+    check "$p ($arch): libc6's minimum covers every GLIBC_ version it needs" glibc_covered "$deps" "$d/usr/bin/$p"
+    check "$p ($arch): every dependency is in bookworm $arch at a sufficient version" satisfiable "$arch" "$deps"
+  done
+done
+# the case that stopped scripts/package: on ARM the agent NEEDs the dynamic loader
+# (__stack_chk_guard), which belongs to libc6; no package of that name exists
+for arch in arm64 armhf; do
+  check "turnstile-agent ($arch) NEEDs ld-linux-*.so (libc6's): Depends names libc6, no ld-linux" bash -c \
+    "readelf -d '$work/x/$arch/turnstile-agent/usr/bin/turnstile-agent' | grep -q 'NEEDED.*\[ld-linux-' &&
+     dpkg-deb -f '$work/v1/turnstile-agent_${v1}_$arch.deb' Depends | grep -q 'libc6 (>= ' &&
+     ! dpkg-deb -f '$work/v1/turnstile-agent_${v1}_$arch.deb' Depends | grep -q ld-linux"
+done
 
 # --- the Debian 12 root: systemd and the packages' dependencies (once) ------------------------
-deps=$(for deb in "$work"/v1/*.deb; do dpkg-deb -f "$deb" Depends; done |
+deps=$(for deb in "$work"/v1/*_amd64.deb; do dpkg-deb -f "$deb" Depends; done |
        tr ',' '\n' | sed -E 's/\(.*//; s/[[:space:]]//g' | grep . | sort -u | paste -sd,)
 pkgs=systemd,systemd-sysv,dbus,procps,$deps
 base=$src/.cache/packages-root
@@ -95,8 +158,8 @@ fi
 root=$work/root
 cp -a "$base" "$root"
 mkdir -p "$root/root/v1" "$root/root/v2" "$root/srv/sim"
-cp "$work"/v1/*.deb "$root/root/v1/"
-cp "$work"/v2/*.deb "$root/root/v2/"
+cp "$work"/v1/*_amd64.deb "$root/root/v1/"
+cp "$work"/v2/*_amd64.deb "$root/root/v2/"
 
 # --- boot ---------------------------------------------------------------------------------------
 t_boot=$SECONDS
@@ -271,5 +334,24 @@ check "image build: the provisioned agent.conf is kept" cmp -s "$root/etc/turnst
 check "image build: the unit is enabled for the first boot" \
   test -L "$root/etc/systemd/system/multi-user.target.wants/turnstile-agent.service"
 check "image build: nothing started" bash -c "! nsenter --target $init --mount --pid -- pgrep -x turnstile-agent"
+
+# --- arm64: install, upgrade, purge in an arm64 system under qemu-user ---------------------------
+# the controller base root (scripts/rootfs's, cached in .cache/rootfs-arm64: made once, about 5
+# minutes), a copy; the steps run in scripts/qemu-root's namespaces (packages_arm64.sh)
+t_arm=$SECONDS
+base64=$(./scripts/qemu-root arm64 base "$work/v1/turnstile-agent_${v1}_arm64.deb")
+echo "arm64 base root ready in $((SECONDS - t_arm)) s"
+aroot=$work/root-arm64
+cp -a "$base64" "$aroot"
+mkdir -p "$aroot/root/v1" "$aroot/root/v2"
+cp "$work"/v1/*_arm64.deb "$aroot/root/v1/"
+cp "$work"/v2/*_arm64.deb "$aroot/root/v2/"
+rc=0
+src=$src work=$work root=$aroot v1=$v1 v2=$v2 \
+  ./scripts/qemu-root arm64 run bash tests/integration/packages_arm64.sh || rc=$?
+read -r p f <"$work/arm64.counts" || { p=0 f=1; }
+passes=$((passes + p)) fails=$((fails + f))
+check "arm64: the steps in the arm64 system ran to their end" test "$rc" = 0
+echo "arm64 part in $((SECONDS - t_arm)) s"
 echo "test_packages: $((SECONDS - t_start)) s"
 finish
