@@ -26,6 +26,9 @@
  * known number of committed, unsynced transactions, the ones that
  * `synchronous = NORMAL` allows to vanish, and never inside a commit that would
  * have synced. */
+/* The shim defines pwrite and pwrite64 both: with a 64-bit off_t on a 32-bit
+ * target (armhf) the headers would rename the first to the second. */
+#undef _FILE_OFFSET_BITS
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
