@@ -53,9 +53,6 @@ vm_image() {
     printf 'poll_interval_ms = %s\nclock = trust\n' "${ST_POLL[1]}"
     printf 'max_rate_per_min = %s\nstate_interval_ms = 2000\n' "$((240 * speed))"
     printf '[store]\npath = /var/lib/turnstile/agent.db\n'   # durability: the defaults
-    # (TS_VM_SYNCHRONOUS=normal only to see the power-cut test fail: commits since the last
-    # sync are lost, numbers already published are handed out again)
-    [ -z "${TS_VM_SYNCHRONOUS:-}" ] || printf 'synchronous = %s\n' "$TS_VM_SYNCHRONOUS"
     printf '[mqtt]\nhost = %s\nport = 1883\nkeepalive_s = 5\n' "$VM_MQTT_IP"
     printf 'reconnect_min_ms = 100\nreconnect_max_ms = 1000\nmax_inflight = 100\n'
     printf 'ack_timeout_ms = 10000\nack = end-to-end\n'
