@@ -269,7 +269,16 @@ static void test_real_week(void **state)
     char err[512];
     uint64_t total[2][2];
 
-    if (ts_mta_load(mta_path(), NULL, &d, err, sizeof err))
+    /* TS_POLL_RATE_TURNSTILES=N: only the file's first N turnstiles (at least
+     * 39, so that A011/R080/01-03-00 is among them): scripts/test-cross sets it
+     * for armhf, where qemu runs the whole week for minutes */
+    struct ts_mta_filter filter = {0};
+    const char *n = getenv("TS_POLL_RATE_TURNSTILES");
+    if (n && *n)
+        filter.max_turnstiles = (size_t)strtoul(n, NULL, 10);
+    if (filter.max_turnstiles && filter.max_turnstiles < 39)
+        fail_msg("TS_POLL_RATE_TURNSTILES=%s: at least 39", n);
+    if (ts_mta_load(mta_path(), &filter, &d, err, sizeof err))
         fail_msg("%s", err);
     ts_replay_prepare(d);
     size_t over = compare("real week", d, total, NULL);
