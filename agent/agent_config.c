@@ -539,3 +539,21 @@ int ts_agent_cfg_load(const char *path, struct ts_agent_cfg *cfg, char *err, siz
     }
     return ts_config_finish(file, err, errsize);
 }
+
+void ts_device_describe(const struct ts_device_cfg *d, char *buf, size_t size)
+{
+    switch (d->kind) {
+    case TS_HAL_MODBUS_TCP:
+        snprintf(buf, size, "modbus-tcp %s:%d slave %d", d->host, d->port, d->slave_id);
+        break;
+    case TS_HAL_MODBUS_RTU:
+        snprintf(buf, size, "modbus-rtu %s slave %d", d->serial_port, d->slave_id);
+        break;
+    case TS_HAL_GPIO:
+        snprintf(buf, size, "gpio %s", d->chip);
+        break;
+    case TS_HAL_SIM:
+        snprintf(buf, size, "sim %s", d->mta_file);
+        break;
+    }
+}

@@ -51,6 +51,9 @@ struct ts_agent_cfg {
 int ts_agent_cfg_load(const char *path, struct ts_agent_cfg *cfg, char *err, size_t errsize);
 void ts_agent_cfg_free(struct ts_agent_cfg *cfg);
 
+/* "modbus-tcp HOST:PORT slave N" and the like, for log lines and reports. */
+void ts_device_describe(const struct ts_device_cfg *d, char *buf, size_t size);
+
 /* Prints the documentation of every key (markdown). */
 void ts_agent_cfg_doc(FILE *out);
 

@@ -53,24 +53,6 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void describe(const struct ts_device_cfg *d, char *buf, size_t size)
-{
-    switch (d->kind) {
-    case TS_HAL_MODBUS_TCP:
-        snprintf(buf, size, "modbus-tcp %s:%d slave %d", d->host, d->port, d->slave_id);
-        break;
-    case TS_HAL_MODBUS_RTU:
-        snprintf(buf, size, "modbus-rtu %s slave %d", d->serial_port, d->slave_id);
-        break;
-    case TS_HAL_GPIO:
-        snprintf(buf, size, "gpio %s", d->chip);
-        break;
-    case TS_HAL_SIM:
-        snprintf(buf, size, "sim %s", d->mta_file);
-        break;
-    }
-}
-
 static void push(struct ts_poller *p, const struct ts_sample *s)
 {
     pthread_mutex_lock(&p->lock);
@@ -119,7 +101,7 @@ static void fault(struct ts_poller *p, struct device *dev, int err, const char *
     if (dev->src->backend->close)
         dev->src->backend->close(dev->src);
     dev->open = false;
-    describe(cfg, what, sizeof what);
+    ts_device_describe(cfg, what, sizeof what);
     TS_LOG(TS_LOG_WARNING, "device %s (%s)%s%s: %s; backing off %d ms (%llu faults)", cfg->name,
            what, turnstile ? ": turnstile " : "", turnstile ? turnstile : "", ts_strerror(err),
            dev->backoff_ms, (unsigned long long)st->errors);
@@ -148,7 +130,7 @@ static void poll_device(struct ts_poller *p, struct device *dev)
     src->stats.polls++;
     if (src->stats.link != TS_LINK_UP) {
         char what[TS_PATH_MAX + 64];
-        describe(src->cfg, what, sizeof what);
+        ts_device_describe(src->cfg, what, sizeof what);
         TS_LOG(src->stats.errors ? TS_LOG_NOTICE : TS_LOG_INFO, "device %s (%s): link up",
                src->cfg->name, what);
     }

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "now.h"
 
 /* ---- the judgement (pure) ------------------------------------------------ */
 
@@ -20,17 +21,11 @@ static uint64_t width_mask(unsigned width)
     return width >= 64 ? UINT64_MAX : (UINT64_C(1) << width) - 1;
 }
 
-/* L(dt): the people a counter can plausibly count in dt_ms, as hal/counter.c
- * computes it (at least TS_COUNTER_DEFAULT_MIN_PLAUSIBLE). */
+/* L(dt) of hal/counter.c, with the counters' default min_plausible. */
 static uint64_t plausible_step(double rate_per_min, int64_t dt_ms)
 {
-    double rate = rate_per_min > 0 ? rate_per_min : TS_COUNTER_DEFAULT_RATE;
-    double n = dt_ms > 0 ? rate * (double)dt_ms / 60000.0 : 0.0;
-
-    if (!(n < 1.8e19))
-        return UINT64_MAX;
-    return (uint64_t)n > TS_COUNTER_DEFAULT_MIN_PLAUSIBLE ? (uint64_t)n
-                                                          : TS_COUNTER_DEFAULT_MIN_PLAUSIBLE;
+    return ts_counter_limit(rate_per_min > 0 ? rate_per_min : TS_COUNTER_DEFAULT_RATE,
+                            TS_COUNTER_DEFAULT_MIN_PLAUSIBLE, dt_ms);
 }
 
 static void say(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -248,13 +243,6 @@ struct probe {
     size_t n_buses;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool is_modbus(const struct ts_device_cfg *d)
 {
     return d->kind == TS_HAL_MODBUS_TCP || d->kind == TS_HAL_MODBUS_RTU;
@@ -265,7 +253,7 @@ static void wait_until(int64_t until_ms, volatile sig_atomic_t *stop)
 {
     int64_t left;
 
-    while (!*stop && (left = until_ms - mono_ms()) > 0) {
+    while (!*stop && (left = until_ms - ts_mono_ms()) > 0) {
         if (left > 100)
             left = 100;
         struct timespec ts = {0, (long)left * 1000000};
@@ -288,7 +276,7 @@ static int read_turnstile(struct pdev *d, struct pts *t)
     int rc;
 
     memset(s, 0, sizeof *s);
-    s->t_ms = mono_ms();
+    s->t_ms = ts_mono_ms();
     if (!is_modbus(d->cfg)) {
         rc = d->src->backend->read(d->src, t->src_index, &t->ve[t->n], &t->vx[t->n]);
     } else if (t->regs) {
@@ -444,24 +432,6 @@ static void teardown(struct probe *p)
 
 /* ---- the report ------------------------------------------------------------ */
 
-static void describe(const struct ts_device_cfg *d, char *buf, size_t size)
-{
-    switch (d->kind) {
-    case TS_HAL_MODBUS_TCP:
-        snprintf(buf, size, "modbus-tcp %s:%d slave %d", d->host, d->port, d->slave_id);
-        break;
-    case TS_HAL_MODBUS_RTU:
-        snprintf(buf, size, "modbus-rtu %s slave %d", d->serial_port, d->slave_id);
-        break;
-    case TS_HAL_GPIO:
-        snprintf(buf, size, "gpio %s", d->chip);
-        break;
-    case TS_HAL_SIM:
-        snprintf(buf, size, "sim %s", d->mta_file);
-        break;
-    }
-}
-
 static const char *dir_name(enum ts_direction d)
 {
     return d == TS_DIR_UP ? "up" : d == TS_DIR_DOWN ? "down" : "auto";
@@ -472,7 +442,7 @@ static void print_device(FILE *out, const struct probe *p, const struct pdev *d)
     char what[TS_PATH_MAX + 64];
     size_t tried = d->ok + d->failed;
 
-    describe(d->cfg, what, sizeof what);
+    ts_device_describe(d->cfg, what, sizeof what);
     if (d->n == 0)
         fprintf(out, "device %s (%s): serves no turnstile, not probed\n", d->cfg->name, what);
     else if (d->failed == 0)
@@ -651,7 +621,7 @@ int ts_probe_run(const struct ts_agent_cfg *cfg, const struct ts_probe_opts *opt
     fprintf(out, "probe: %d samples %d ms apart; devices %zu, turnstiles %zu\n", opts->samples,
             opts->interval_ms, cfg->n_devices, cfg->n_turnstiles);
     fflush(out);
-    p.start_ms = mono_ms();
+    p.start_ms = ts_mono_ms();
     for (size_t b = 0; b < p.n_buses; b++) {
         int e = pthread_create(&p.buses[b].thread, NULL, bus_main, &p.buses[b]);
         if (e) { /* probe this bus here instead: slower, still bounded */

@@ -18,13 +18,18 @@ static uint64_t width_mask(unsigned width)
 
 /* People that can plausibly pass in dt_ms: the rate over the interval, at
  * least min_plausible. A negative interval (clock stepped back) counts as 0. */
-static uint64_t plausible(const struct ts_counter *c, int64_t dt_ms)
+uint64_t ts_counter_limit(double max_rate_per_min, uint64_t min_plausible, int64_t dt_ms)
 {
-    double n = dt_ms > 0 ? c->cfg.max_rate_per_min * (double)dt_ms / 60000.0 : 0.0;
+    double n = dt_ms > 0 ? max_rate_per_min * (double)dt_ms / 60000.0 : 0.0;
 
     if (!(n < 1.8e19)) /* beyond uint64_t */
         return UINT64_MAX;
-    return (uint64_t)n > c->cfg.min_plausible ? (uint64_t)n : c->cfg.min_plausible;
+    return (uint64_t)n > min_plausible ? (uint64_t)n : min_plausible;
+}
+
+static uint64_t plausible(const struct ts_counter *c, int64_t dt_ms)
+{
+    return ts_counter_limit(c->cfg.max_rate_per_min, c->cfg.min_plausible, dt_ms);
 }
 
 enum ts_direction ts_counter_direction(const struct ts_counter *c)

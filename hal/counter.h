@@ -85,6 +85,10 @@ int ts_counter_init(struct ts_counter *c, const struct ts_counter_cfg *cfg);
  * sign extension, and withheld as a glitch otherwise. */
 uint64_t ts_counter_step(struct ts_counter *c, uint64_t raw, int64_t time_ms, uint32_t *flags);
 
+/* L(dt): the people that can plausibly pass in dt_ms at max_rate_per_min, at
+ * least min_plausible; a negative interval counts as 0 (docs/counters.md). */
+uint64_t ts_counter_limit(double max_rate_per_min, uint64_t min_plausible, int64_t dt_ms);
+
 /* The direction moves are counted in now: the configured one, or in auto
  * mode the decided one, or TS_DIR_AUTO while the vote is still open. */
 enum ts_direction ts_counter_direction(const struct ts_counter *c);
