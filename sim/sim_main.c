@@ -1,5 +1,6 @@
 /* turnstile-sim: a Modbus gate simulator replaying MTA turnstile data.
  * Command line and the stdin control commands; serving is in sim_server.c. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -449,7 +450,14 @@ static int parse_args(int argc, char **argv, struct options *o)
                 ts_log_level = n;
             break;
         case O_AGENT_CONFIG: o->agent_config = optarg; break;
-        case O_AGENT_SERIAL_PORT: o->agent_serial_port = optarg; break;
+        case O_AGENT_SERIAL_PORT:
+            /* written as a config value: one line, no ';' comment, no edge blanks */
+            if (!*optarg || strpbrk(optarg, "\r\n;") || isspace((unsigned char)optarg[0]) ||
+                isspace((unsigned char)optarg[strlen(optarg) - 1]))
+                bad = "--agent-serial-port";
+            else
+                o->agent_serial_port = optarg;
+            break;
         case 'h': fputs(usage_text, stdout); exit(0);
         case O_VERSION: printf("turnstile-sim %s\n", TS_VERSION); exit(0);
         default: return TS_EINVAL;

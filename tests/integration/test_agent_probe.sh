@@ -133,6 +133,8 @@ rtu_conf() { # ORDER SLAVE...
 # the simulator's own agent config names the agent's end of the line and loads as written
 check "rtu simulator's agent config: serial_port is the agent's end" \
   test "$(grep -c "^serial_port = $work/b\$" "$work/rtu-sim.conf")" -eq 2
+check "rtu simulator: an --agent-serial-port that would add a config line is refused (exit 2)" \
+  bash -c 'timeout 10 "$1" --rtu /dev/null --agent-serial-port "$(printf "x\nhost = evil")" --agent-config /dev/null 2>/dev/null; test $? -eq 2' _ "$simbin"
 { echo "$head"; cat "$work/rtu-sim.conf"; } >"$work/rtu-sim-full.conf"
 check "rtu simulator's agent config: --check-config accepts it" \
   "$bin" --check-config -c "$work/rtu-sim-full.conf"
