@@ -153,6 +153,13 @@ static void *add_kafka(void *user, char *err, size_t errsize)
     return &((struct ts_bridge_cfg *)user)->kafka;
 }
 
+static const char *add_kafka_prop(void *instance, const char *key, const char *value, int line,
+                                  char *why, size_t whysize)
+{
+    return ts_kafka_props_add(&((struct ts_bridge_kafka_cfg *)instance)->props, key, value, line,
+                              why, whysize);
+}
+
 static void *add_lake(void *user, char *err, size_t errsize)
 {
     struct ts_bridge_cfg *cfg = user;
@@ -168,7 +175,13 @@ static const struct ts_cfg_section sections[] = {
                   "The central MQTT broker: readings come from it, acknowledgements go to it.",
                   add_mqtt},
     [SEC_KAFKA] = {"kafka", 0, kafka_keys, N(kafka_keys), 0, 0,
-                   "The Kafka cluster and its topics.", add_kafka},
+                   "The Kafka cluster and its topics, and librdkafka properties for every "
+                   "Kafka client of the bridge (TLS, SASL: docs/kafka.md, \"Secured Kafka\").",
+                   add_kafka, .pass_prefix = TS_KAFKA_PREFIX, .pass = add_kafka_prop,
+                   .pass_doc = "`rdkafka.NAME = VALUE` sets librdkafka property NAME (e.g. "
+                               "rdkafka.security.protocol = SASL_SSL); `rdkafka.NAME_file = PATH` "
+                               "reads the value from a file, `rdkafka.NAME_env = VARIABLE` from the "
+                               "environment (secrets); properties the bridge sets are refused"},
     [SEC_LAKE] = {"lake", 0, lake_keys, N(lake_keys), 0, 0,
                   "The data lake and the windowed aggregation (roles aggregate and all).",
                   add_lake},
@@ -188,6 +201,7 @@ void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg)
 {
     if (!cfg)
         return;
+    ts_kafka_props_free(&cfg->kafka.props);
     ts_config_file_free(&cfg->file);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -254,6 +268,31 @@ static void check_mqtt(struct ts_bridge_cfg *cfg)
         BAD(m, "mqtt", "password", "needs username");
 }
 
+/* The rdkafka.* keys, checked by librdkafka itself: each one set on a
+ * configuration (an error names its line and key), then, if all are taken, a
+ * client made and destroyed at once with them (files, SASL, combinations). */
+static void check_kafka_props(struct ts_bridge_cfg *cfg)
+{
+    const struct ts_kafka_props *p = &cfg->kafka.props;
+    char why[400];
+    int line, bad = 0;
+
+    if (p->n == 0)
+        return;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < p->n; i++)
+        if (ts_kafka_prop_set(conf, &p->v[i], why, sizeof why) != TS_OK) {
+            ts_config_error_at(&cfg->file, p->v[i].line, "[kafka] %s: librdkafka: %s",
+                               p->v[i].key, why);
+            bad = 1;
+        }
+    rd_kafka_conf_destroy(conf);
+    if (bad || ts_kafka_props_trial(p, &line, why, sizeof why) == TS_OK)
+        return;
+    ts_config_error_at(&cfg->file, line ? line : ts_config_line(&cfg->file, &cfg->kafka, NULL),
+                       "[kafka] librdkafka: %s", why);
+}
+
 static void check_kafka(struct ts_bridge_cfg *cfg)
 {
     static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd"};
@@ -279,7 +318,7 @@ static void check_kafka(struct ts_bridge_cfg *cfg)
             break;
     if (c == N(compressions) && !bad(cfg, k, "compression"))
         BAD(k, "kafka", "compression", "'%s' is not one of none, gzip, snappy, lz4, zstd",
-            k->compression);
+            k->compression);    check_kafka_props(cfg);
 }
 
 int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize)

@@ -2,7 +2,8 @@
  *
  * Sections: [bridge] (identity, role), [mqtt] (the central broker: readings in,
  * acknowledgements out), [kafka] (brokers and topics), [lake] (where the
- * aggregated files go, and the windows). The key tables in bridge_config.c are
+ * aggregated files go, and the windows); [kafka] also passes rdkafka.* keys to
+ * librdkafka (kafka_conf.h). The key tables in bridge_config.c are
  * the single source of parsing, defaults, ranges and the documentation printed
  * by `turnstile-bridge --config-doc`. Modules take the struct of their
  * section; none of them reads the file. */
@@ -14,6 +15,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "kafka_conf.h"
 
 enum ts_bridge_role { TS_ROLE_ALL = 0, TS_ROLE_RELAY = 1, TS_ROLE_AGGREGATE = 2 };
 
@@ -59,6 +61,9 @@ struct ts_bridge_kafka_cfg {
     char compression[16];     /* none, gzip, snappy, lz4, zstd */
     int session_timeout_ms;   /* consumer group session */
     int readings_partitions;  /* the layout the relay places readings by; 0: the lake's */
+    struct ts_kafka_props props; /* rdkafka.* keys, set on every client (kafka_conf.h);
+                                    owned by the ts_bridge_cfg, copies of this struct
+                                    only borrow them */
 };
 
 struct ts_bridge_lake_cfg {

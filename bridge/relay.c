@@ -66,6 +66,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "kafka_conf.h"
 #include "layout.h"
 #include "now.h"
 #include "log.h"
@@ -172,7 +173,7 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 {
     int l = level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : level == 5 ? TS_LOG_NOTICE
           : level == 6 ? TS_LOG_INFO : TS_LOG_DEBUG;
-    TS_LOG(l, "relay: kafka: librdkafka: %s: %s", fac, buf);
+    ts_kafka_log(l, "relay: kafka: librdkafka:", fac, buf);   /* secrets masked */
 }
 
 static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -645,6 +646,11 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
             ts_relay_free(r, 0);
             return rc;
         }
+    if ((rc = ts_kafka_conf_apply(conf, &kafka->props, why, why_size)) != TS_OK) { /* rdkafka.* */
+        rd_kafka_conf_destroy(conf);
+        ts_relay_free(r, 0);
+        return rc;
+    }
     rd_kafka_conf_set_opaque(conf, r);
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_delivered);
     rd_kafka_conf_set_error_cb(conf, kafka_error);
