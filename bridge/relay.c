@@ -179,10 +179,14 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct ts_relay *r = opaque;
+    char clean[512];
 
+    ts_kafka_redact(clean, sizeof clean, reason); /* librdkafka's words: secrets masked */
+    reason = clean;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, clean, sizeof clean);
+        ts_kafka_redact(buf, sizeof buf, clean);
         pthread_mutex_lock(&r->lock);
         r->fatal = true;
         pthread_cond_broadcast(&r->cond);
