@@ -217,7 +217,8 @@ static const char *read_secret(const char *path, char **out, char *why, size_t w
         goto fail;
     }
     close(fd);
-    *out = buf;
+    char *fit = realloc(buf, n + 1); /* a password is far smaller than the limit */
+    *out = fit ? fit : buf;
     return NULL;
 fail:
     if (buf) {

@@ -491,6 +491,8 @@ kafka_start() { # [--conf LINES] [--sasl-ssl [--scram-user NAME:PASSWORD]...]
     esac
     shift
   done
+  [ "$_kafka_sasl" = 1 ] || [ "${#_kafka_scram_users[@]}" = 0 ] ||
+    { echo "kafka_start: --scram-user needs --sasl-ssl" >&2; return 2; }
   _kafka_launch 1
 }
 

@@ -19,7 +19,9 @@
 #   4. a wrong password: the relay logs the broker's "invalid credentials"
 #      error with the mechanism, and nothing it takes reaches Kafka;
 #   5. a CA that did not sign the broker's certificate: the relay logs the
-#      failed certificate verification.
+#      failed certificate verification;
+#   6. PLAIN over TLS with the password from the environment
+#      (rdkafka.sasl.password_env): the relay's readings reach Kafka.
 # Waits poll with generous deadlines; nothing asserts on a duration.
 set -euo pipefail
 src=${TS_SRC_DIR:?}
@@ -49,17 +51,17 @@ echo "broker and Kafka (SASL_SSL on $KAFKA_SASL_BOOTSTRAP) ready in $((SECONDS -
 kafka_tls_ca "$work" other-ca
 ( umask 077; printf '%s\n' "$pw" >"$work/kafka.pw"; printf 'wrong-%s\n' "$pw" >"$work/wrong.pw" )
 
-# CONF_FILE ID ROLE PASSWORD_FILE CA [LINES for [kafka]]
+# CONF_FILE ID ROLE MECHANISM PASSWORD_LINE CA [LINES for [kafka]]
 secure_conf() {
   {
     printf '[bridge]\nid = %s\nrole = %s\nstatus_interval_ms = 1000\n' "$2" "$3"
     printf '[mqtt]\nhost = 127.0.0.1\nport = %s\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n' "$BROKER_PORT"
     printf 'ack_interval_ms = 100\n'
     printf '[kafka]\nbrokers = %s\nlinger_ms = 5\nsession_timeout_ms = 6000\n' "$KAFKA_SASL_BOOTSTRAP"
-    printf 'rdkafka.security.protocol = SASL_SSL\nrdkafka.sasl.mechanism = SCRAM-SHA-512\n'
-    printf 'rdkafka.sasl.username = bridge\nrdkafka.sasl.password_file = %s\n' "$4"
-    printf 'rdkafka.ssl.ca.location = %s\n' "$5"
-    [ -z "${6:-}" ] || printf '%s\n' "$6"
+    printf 'rdkafka.security.protocol = SASL_SSL\nrdkafka.sasl.mechanism = %s\n' "$4"
+    printf 'rdkafka.sasl.username = bridge\n%s\n' "$5"
+    printf 'rdkafka.ssl.ca.location = %s\n' "$6"
+    [ -z "${7:-}" ] || printf '%s\n' "$7"
     printf '[lake]\npath = %s/lake\nwindow_s = 2\nlateness_s = 1\nidle_s = 3\n' "$work"
     printf 'checkpoint_interval_ms = 500\n'
   } >"$1"
@@ -102,7 +104,7 @@ sums_are() {
 
 # 1. the config is checked by librdkafka, nothing started
 export TS_TEST_KINIT="kinit --not-used-with-scram $kinit_secret"
-secure_conf "$work/b1.conf" tls1 all "$work/kafka.pw" "$KAFKA_CA" \
+secure_conf "$work/b1.conf" tls1 all SCRAM-SHA-512 "rdkafka.sasl.password_file = $work/kafka.pw" "$KAFKA_CA" \
   "rdkafka.debug = conf,security,broker
 rdkafka.sasl.kerberos.kinit.cmd_env = TS_TEST_KINIT"
 check "--check-config takes the secured config" "$bin/turnstile-bridge" -c "$work/b1.conf" --check-config
@@ -135,7 +137,7 @@ check "a secret from the environment is never in the log" \
 check "it is masked instead" grep -q 'sasl.kerberos.kinit.cmd = (secret)' "$work/b1.err"
 
 # 4. a wrong password
-secure_conf "$work/b2.conf" tls2 relay "$work/wrong.pw" "$KAFKA_CA"
+secure_conf "$work/b2.conf" tls2 relay SCRAM-SHA-512 "rdkafka.sasl.password_file = $work/wrong.pw" "$KAFKA_CA"
 before=$(count_readings)
 bridge_start b2 "$work/b2.conf"
 check "wrong password: the relay subscribes" wait_for 60 grep -q 'relay: mqtt: subscribed' "$work/b2.err"
@@ -147,12 +149,26 @@ bridge_kill b2
 check "wrong password: not in the log" eval '! grep -qF -- "wrong-$pw" "$work/b2.err"'
 
 # 5. a CA that did not sign the broker's certificate
-secure_conf "$work/b3.conf" tls3 relay "$work/kafka.pw" "$work/other-ca.pem"
+secure_conf "$work/b3.conf" tls3 relay SCRAM-SHA-512 "rdkafka.sasl.password_file = $work/kafka.pw" "$work/other-ca.pem"
 bridge_start b3 "$work/b3.conf"
 check "wrong CA: the failed verification is logged" \
   wait_for 60 grep -q 'SSL handshake failed: .*certificate verify failed' "$work/b3.err"
 bridge_kill b3
-for n in b1 b2 b3; do
+
+# 6. PLAIN over TLS, the password from the environment
+secure_conf "$work/b4.conf" tls4 relay PLAIN "rdkafka.sasl.password_env = TS_TEST_KAFKA_PW" "$KAFKA_CA" \
+  "rdkafka.debug = security"
+before=$(count_readings)
+TS_TEST_KAFKA_PW=$pw bridge_start b4 "$work/b4.conf" -v
+check "PLAIN: the relay subscribes" wait_for 60 grep -q 'relay: mqtt: subscribed' "$work/b4.err"
+publish ke 1 10
+check "PLAIN, password from the environment: 10 more readings in Kafka" \
+  wait_for 60 eval '[ "$(count_readings)" = "$((before + 10))" ]'
+bridge_kill b4 TERM
+check "PLAIN: the relay used SASL PLAIN over SASL_SSL (the listener takes nothing else)" \
+  grep -qE "relay: kafka: librdkafka: SASLPLAIN: .*sasl_ssl://.*Sending SASL PLAIN" "$work/b4.err"
+check "PLAIN: the password is never in the log" eval '! grep -qF -- "$pw" "$work/b4.err"'
+for n in b1 b2 b3 b4; do
   check "$n: no sanitizer report" eval '! grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$work/$n.err"'
 done
 [ "$fails" = 0 ] || { echo "--- b1.err (last 30 lines)"; tail -30 "$work/b1.err"; echo "--- b2.err"; tail -10 "$work/b2.err"; echo "--- b3.err"; tail -10 "$work/b3.err"; }
