@@ -4,8 +4,9 @@
 # made by kafka-storage format), the bridge configured through [kafka]
 # rdkafka.* (docs/kafka.md, "Secured Kafka"), one Kafka start:
 #   1. --check-config takes the secured config (librdkafka checks every
-#      value and a trial client); the bridge's --brokers are only the
-#      SASL_SSL listener, so nothing below goes over plain text;
+#      value and a trial client), and refuses a property the bridge owns and
+#      one set twice, naming file, line and key; the bridge's brokers are
+#      only the SASL_SSL listener, so nothing below goes over plain text;
 #   2. relay and aggregator (role all) over SASL_SSL with SCRAM-SHA-512, the
 #      password read from a 0600 file (rdkafka.sasl.password_file): 300
 #      readings of 3 agents reach the readings topic and the lake, sums
@@ -110,6 +111,20 @@ rdkafka.sasl.kerberos.kinit.cmd_env = TS_TEST_KINIT"
 check "--check-config takes the secured config" "$bin/turnstile-bridge" -c "$work/b1.conf" --check-config
 check "the bridge's brokers are the SASL_SSL listener only" \
   eval '[ "$(grep "^brokers = " "$work/b1.conf")" = "brokers = $KAFKA_SASL_BOOTSTRAP" ] && [ "$KAFKA_SASL_BOOTSTRAP" != "$KAFKA_BOOTSTRAP" ]'
+
+# ... and a bad one is refused with file, line and key, a secret masked
+secure_conf "$work/bad.conf" tlsbad all SCRAM-SHA-512 "rdkafka.sasl.password_file = $work/kafka.pw" \
+  "$KAFKA_CA" "rdkafka.enable.idempotence = false
+rdkafka.ssl.ca.location_env = TS_TEST_CA"
+rc=0
+TS_TEST_CA=$pw "$bin/turnstile-bridge" -c "$work/bad.conf" --check-config >"$work/bad.out" 2>&1 || rc=$?
+check "a bad secured config: exit status 78" eval '[ "$rc" = 78 ]'
+line_of() { grep -n "^$1 " "$work/bad.conf" | cut -d: -f1; }
+check "an owned property is refused, naming file, line and key" grep -qF \
+  "$work/bad.conf:$(line_of rdkafka.enable.idempotence): [kafka] rdkafka.enable.idempotence: the bridge sets enable.idempotence itself" "$work/bad.out"
+check "a property set twice, the line of the first named" grep -qF \
+  "$work/bad.conf:$(line_of rdkafka.ssl.ca.location_env): [kafka] rdkafka.ssl.ca.location_env: ssl.ca.location set twice (first on line $(line_of rdkafka.ssl.ca.location))" "$work/bad.out"
+check "no secret in the errors" eval '! grep -qF -- "$pw" "$work/bad.out"'
 
 # 2. relay, aggregator and dead letters over SASL_SSL with SCRAM-SHA-512
 bridge_start b1 "$work/b1.conf" -v
