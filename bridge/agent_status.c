@@ -193,7 +193,7 @@ static void scalar(struct jp *j, struct jval *v)
     } else if (c == '-' || (c >= '0' && c <= '9')) {
         char tmp[40];
         size_t n = 0;
-        while (j->p < j->end && n + 1 < sizeof tmp && strchr("0123456789+-.eE", *j->p))
+        while (j->p < j->end && n + 1 < sizeof tmp && *j->p && strchr("0123456789+-.eE", *j->p))
             tmp[n++] = *j->p++;
         tmp[n] = 0;
         char *e;
@@ -208,6 +208,7 @@ static void scalar(struct jp *j, struct jval *v)
                 j->p += l;
                 v->t = words[i].t;
                 v->num = words[i].v;
+                break;
             }
         }
     }
@@ -533,9 +534,10 @@ int ts_agent_status_render(struct ts_agent_status *s, char **text, size_t *len, 
     put(&o, "# HELP turnstile_bridge_agents_known agents whose retained status or state this "
             "bridge read\n# TYPE turnstile_bridge_agents_known gauge\n"
             "turnstile_bridge_agents_known %zu\n", s->n);
-    put(&o, "# HELP turnstile_bridge_agents_left_out agents left out of /metrics ([http] "
-            "max_agents)\n# TYPE turnstile_bridge_agents_left_out gauge\n"
-            "turnstile_bridge_agents_left_out %" PRIu64 "\n", s->left_out);
+    put(&o, "# HELP turnstile_bridge_agent_documents_left_out_total documents of agents "
+            "left out of /metrics: the table was full ([http] max_agents)\n"
+            "# TYPE turnstile_bridge_agent_documents_left_out_total counter\n"
+            "turnstile_bridge_agent_documents_left_out_total %" PRIu64 "\n", s->left_out);
     put(&o, "# HELP turnstile_bridge_agent_documents_bad_total agents' status or state "
             "documents that did not parse\n# TYPE turnstile_bridge_agent_documents_bad_total "
             "counter\nturnstile_bridge_agent_documents_bad_total %" PRIu64 "\n", s->bad_payloads);

@@ -8,8 +8,8 @@
  * read for the numbers it names; anything else in it is ignored and a
  * payload that does not parse is counted and leaves the agent's figures as
  * they were. Agents are told apart by the topic's ids (the broker's ACL
- * ties them to the agent's account), at most max_agents of them (the rest
- * are counted); an empty retained payload removes one. Thread-safe. */
+ * ties them to the agent's account), at most max_agents of them (the
+ * documents of the others are counted); an empty retained status hides one. Thread-safe. */
 #ifndef TS_AGENT_STATUS_H
 #define TS_AGENT_STATUS_H
 

@@ -160,8 +160,8 @@ static const struct ts_cfg_key http_keys[] = {
      .doc = "read every agent's retained status and state (turnstile/v1/+/+/status, /state; "
             "the bridge's MQTT account needs read access) and serve their figures"},
     {"max_agents", TS_CFG_INT, NOSIZE(H, max_agents), 1, 1000000, "10000",
-     .doc = "agents whose figures /metrics serves (about 300 bytes each); the others are "
-            "counted in turnstile_bridge_agents_left_out"},
+     .doc = "agents whose figures /metrics serves (about 350 bytes each, the first seen); the "
+            "documents of others are counted in turnstile_bridge_agent_documents_left_out_total"},
 };
 #undef H
 
