@@ -2,6 +2,8 @@
 # turnstile-bridge's [http] listener (docs/monitoring.md) with a real
 # mosquitto, a real Kafka and a real agent reading a simulated gate, every
 # scrape parsed by Prometheus' own text parser (tests/integration/prom.py):
+#   0. a bad [http] listen is a config error naming the line; a port in use
+#      stops the bridge at start with the reason;
 #   1. /metrics parses; the readings' counters move as readings flow (in,
 #      in Kafka, in the windows, rows, files, checkpoints); per partition
 #      offsets and lag; the agent's figures from its retained status/state
@@ -34,7 +36,19 @@ trap cleanup EXIT
 . "$src/tests/integration/bridge.sh"
 prom() { /usr/bin/python3 "$src/tests/integration/prom.py" "$@"; }
 
+# --- 0. [http] listen is checked --------------------------------------------------------------
+for l in localhost:9464 127.0.0.1 127.0.0.1:0 127.0.0.1:65536 '::1:9464' '[::1:9464'; do
+  printf '[bridge]\nid = b\nrole = relay\n[mqtt]\nhost = h\n[kafka]\nbrokers = k:1\n[http]\nlisten = %s\n' "$l" >"$work/bad.conf"
+  rc=0; "$TS_BIN_DIR/turnstile-bridge" --check-config -c "$work/bad.conf" 2>"$work/bad.err" || rc=$?
+  check "listen = $l: refused (78), naming the line" bash -c "[ $rc = 78 ] && grep -q 'bad.conf:9: \[http\] listen: ' '$work/bad.err'"
+done
+
 broker_start --conf 'max_queued_messages 1000000'
+# a port in use: the bridge does not start, and says why
+printf '[bridge]\nid = b0\nrole = relay\n[mqtt]\nhost = 127.0.0.1\nport = %s\n[kafka]\nbrokers = 127.0.0.1:1\n[http]\nlisten = 127.0.0.1:%s\n' \
+  "$BROKER_PORT" "$BROKER_PORT" >"$work/busy.conf"
+rc=0; timeout 60 "$TS_BIN_DIR/turnstile-bridge" -c "$work/busy.conf" 2>"$work/busy.err" || rc=$?
+check "listen on a port in use: exit 1, 'cannot listen'" bash -c "[ $rc = 1 ] && grep -q 'cannot listen on 127.0.0.1:$BROKER_PORT' '$work/busy.err'"
 kafka_start
 kafka_create_topic turnstile.readings 2
 kafka_create_topic turnstile.deadletter 1
