@@ -538,6 +538,9 @@ int ts_agent_status_render(struct ts_agent_status *s, char **text, size_t *len, 
             "left out of /metrics: the table was full ([http] max_agents)\n"
             "# TYPE turnstile_bridge_agent_documents_left_out_total counter\n"
             "turnstile_bridge_agent_documents_left_out_total %" PRIu64 "\n", s->left_out);
+    put(&o, "# HELP turnstile_bridge_agent_documents_total agents' status and state documents "
+            "read\n# TYPE turnstile_bridge_agent_documents_total counter\n"
+            "turnstile_bridge_agent_documents_total %" PRIu64 "\n", s->messages);
     put(&o, "# HELP turnstile_bridge_agent_documents_bad_total agents' status or state "
             "documents that did not parse\n# TYPE turnstile_bridge_agent_documents_bad_total "
             "counter\nturnstile_bridge_agent_documents_bad_total %" PRIu64 "\n", s->bad_payloads);

@@ -141,6 +141,7 @@ static void hostile_payloads_change_nothing(void **unused)
     char *t = render(s);
     has(t, "turnstile_agent_readings_sent_total{station=\"S1\",agent=\"a1\"} 100");
     has(t, "turnstile_bridge_agent_documents_bad_total 19");
+    has(t, "turnstile_bridge_agent_documents_total 20"); /* the topics refused are not read */
     has(t, "turnstile_bridge_agents_known 1");
     free(t);
     ts_agent_status_free(s);
