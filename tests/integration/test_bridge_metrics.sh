@@ -11,6 +11,8 @@
 #   2. every metric the shipped Grafana dashboard queries is in the scrape;
 #   3. /healthz is 200; Kafka stopped while the agent publishes: 503 naming
 #      the relay's stall; Kafka back: 200 again;
+#      the lake's disk (a 4 MiB tmpfs) filled: 503 naming the failing
+#      checkpoints; room again: 200;
 #   4. hostile HTTP: unknown paths 404, POST and DELETE 405, a 200 kB header
 #      or request line refused, garbage refused; 4 x max_connections held
 #      open with half a request: at most max_connections accepted, the idle
@@ -27,6 +29,7 @@ cleanup() {
   wait 2>/dev/null || true
   broker_cleanup 2>/dev/null || true
   kafka_cleanup 2>/dev/null || true
+  umount "$work/lake" 2>/dev/null || true
   [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -43,6 +46,8 @@ for l in localhost:9464 127.0.0.1 127.0.0.1:0 127.0.0.1:65536 '::1:9464' '[::1:9
   check "listen = $l: refused (78), naming the line" bash -c "[ $rc = 78 ] && grep -q 'bad.conf:9: \[http\] listen: ' '$work/bad.err'"
 done
 
+mkdir -p "$work/lake"   # a small tmpfs, filled in 3b
+mount -t tmpfs -o size=4m tmpfs "$work/lake" || { echo "FAIL: cannot mount a tmpfs (not root?)"; exit 1; }
 broker_start --conf 'max_queued_messages 1000000'
 # a port in use: the bridge does not start, and says why
 printf '[bridge]\nid = b0\nrole = relay\n[mqtt]\nhost = 127.0.0.1\nport = %s\n[kafka]\nbrokers = 127.0.0.1:1\n[http]\nlisten = 127.0.0.1:%s\n' \
@@ -117,6 +122,13 @@ check "  healthy = 0, relay_stalled_seconds > 0" test "$(v s3 turnstile_bridge_h
   "$(v s3 turnstile_bridge_relay_stalled_seconds | cut -d. -f1)" -ge 1
 kafka_restart
 check "Kafka back: /healthz 200 again" health_is 200
+
+# --- 3b. /healthz follows the lake: its disk full, checkpoints fail -----------------------------
+dd if=/dev/zero of="$work/lake/filler" bs=64k 2>/dev/null || true
+check "the lake's disk full: /healthz 503" health_is 503
+check "  naming the failing checkpoints" grep -q 'checkpoint(s) failed in a row' "$work/health"
+rm -f "$work/lake/filler"
+check "room again: /healthz 200 again" health_is 200
 
 # --- 4. hostile HTTP -------------------------------------------------------------------------
 prom hostile "$http" 4 | tee "$work/hostile"
