@@ -122,6 +122,8 @@ static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
                               " published", ks.agents, ks.published);
     }
     char *json = ts_status_report_json(&rep, problems, sizeof problems);
+    if (metrics)
+        ts_metrics_set_problems(metrics, problems);
     if (json && bs)
         ts_bridge_status_set(bs, json);
     free(json);

@@ -47,6 +47,7 @@ struct ts_metrics {
     size_t n_parts;
     struct part_mark *marks;  /* as parts, same order */
     struct part_mark *old;    /* scratch: the marks of the previous snapshot */
+    bool degraded;            /* the status report has problems */
     uint64_t relay_delivered;
     int64_t relay_since_ms;   /* mono: delivered unchanged with readings queued since */
 };
@@ -159,6 +160,13 @@ void ts_metrics_update(struct ts_metrics *m, const struct ts_status_report *r)
     m->n_parts = n;
     m->taken_ms = now;
     m->set = true;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void ts_metrics_set_problems(struct ts_metrics *m, const char *problems)
+{
+    pthread_mutex_lock(&m->lock);
+    m->degraded = problems[0] != 0;
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -380,6 +388,8 @@ int ts_metrics_render(struct ts_metrics *m, char **body, size_t *len)
     put(&b, P "info{bridge=\"%s\",version=\"%s\",role=\"%s\"} 1\n", m->cfg->bridge.id,
         TS_VERSION, m->role);
     u64(&b, P "healthy", "gauge", "1 when /healthz says 200", why.len == 0 && !why.oom);
+    u64(&b, P "status_degraded", "gauge", "1 when the bridge's retained status says degraded "
+        "(its problems need an operator: docs/bridge.md)", m->degraded);
     secs(&b, P "snapshot_age_seconds", "age of the figures served (the main loop's snapshot)",
          m->set ? now - m->taken_ms : 0);
     if (m->set) {

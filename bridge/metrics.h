@@ -34,6 +34,10 @@ int ts_metrics_new(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
  * call). Main thread. */
 void ts_metrics_update(struct ts_metrics *m, const struct ts_status_report *r);
 
+/* The problems of the status report (status_report.h; "" when none), as
+ * the main loop last found them: turnstile_bridge_status_degraded. */
+void ts_metrics_set_problems(struct ts_metrics *m, const char *problems);
+
 /* The texts the listener serves (malloc'ed, the caller frees; NULL: out of
  * memory); return the HTTP status. For tests and the handlers. */
 int ts_metrics_render(struct ts_metrics *m, char **body, size_t *len);

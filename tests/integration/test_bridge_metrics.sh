@@ -96,7 +96,7 @@ check "agents seen: 1" test "$(v s2 turnstile_bridge_agents)" = 1
 check "per partition offsets (2 partitions)" test "$(grep -c '^turnstile_bridge_partition_offset{' "$work/s2")" = 2
 check "per partition lag is served" grep -q '^turnstile_bridge_partition_lag{partition="0"}' "$work/s2"
 check "dead letters by reason are served" grep -q '^turnstile_bridge_dead_letters_total{reason="malformed",stage="relay"} 0' "$work/s2"
-check "healthy = 1" test "$(v s2 turnstile_bridge_healthy)" = 1
+check "healthy = 1, status not degraded" test "$(v s2 turnstile_bridge_healthy)/$(v s2 turnstile_bridge_status_degraded)" = 1/0
 # the agent's figures, from its retained status and state (agent_status.h)
 A=(station=ST-a1 agent=a1)
 check "agent a1 online" test "$(v s2 turnstile_agent_online "${A[@]}")" = 1
@@ -127,6 +127,10 @@ check "Kafka back: /healthz 200 again" health_is 200
 dd if=/dev/zero of="$work/lake/filler" bs=64k 2>/dev/null || true
 check "the lake's disk full: /healthz 503" health_is 503
 check "  naming the failing checkpoints" grep -q 'checkpoint(s) failed in a row' "$work/health"
+sleep 2   # a status interval (1 s here)
+prom scrape "$http" "$work/s5"
+check "  the status says degraded, checkpoint failures counted" test "$(v s5 turnstile_bridge_status_degraded)" = 1 -a \
+  "$(v s5 turnstile_bridge_checkpoint_failures_total)" -gt 0
 rm -f "$work/lake/filler"
 check "room again: /healthz 200 again" health_is 200
 
