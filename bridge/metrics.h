@@ -26,7 +26,7 @@
 struct ts_metrics;
 
 /* Starts the listener of cfg->http (cfg and role lent; they must outlive
- * the metrics). TS_OK; TS_ECONFIG, TS_ESYS, TS_ENOMEM with a sentence in why. */
+ * the metrics; listen "": no listener, for tests). TS_OK; TS_ECONFIG, TS_ESYS, TS_ENOMEM with a sentence in why. */
 int ts_metrics_new(const struct ts_bridge_cfg *cfg, const char *role, struct ts_metrics **out,
                    char *why, size_t why_size);
 
