@@ -1289,8 +1289,12 @@ size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
             struct ts_agent_table_stats ts = {0};
             if (p->lake)
                 ts_agent_table_stats(&p->agents, &ts);
+            int64_t lo, hi = -1; /* cached by librdkafka: no request to the broker */
+            if (!agg->rk || rd_kafka_get_watermark_offsets(agg->rk, agg->topic, p->partition,
+                                                           &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                hi = -1;
             *o = (struct ts_aggregator_partition){
-                .partition = p->partition, .next_offset = p->next_offset,
+                .partition = p->partition, .next_offset = p->next_offset, .high_offset = hi,
                 .checkpoint_offset = p->ckpt_offset, .checkpoint_age_ms = now - p->ckpt_ms,
                 .backlog_age_ms = p->backlog_since_ms == INT64_MIN ? 0 : now - p->backlog_since_ms,
                 .failures_in_row = p->failures_in_row,

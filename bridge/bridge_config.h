@@ -2,8 +2,9 @@
  *
  * Sections: [bridge] (identity, role), [mqtt] (the central broker: readings in,
  * acknowledgements out), [kafka] (brokers and topics), [lake] (where the
- * aggregated files go, and the windows); [kafka] also passes rdkafka.* keys to
- * librdkafka (kafka_conf.h). The key tables in bridge_config.c are
+ * aggregated files go, and the windows), [http] (the monitoring listener:
+ * /metrics and /healthz; off without the section); [kafka] also passes
+ * rdkafka.* keys to librdkafka (kafka_conf.h). The key tables in bridge_config.c are
  * the single source of parsing, defaults, ranges and the documentation printed
  * by `turnstile-bridge --config-doc`. Modules take the struct of their
  * section; none of them reads the file. */
@@ -84,12 +85,26 @@ struct ts_bridge_lake_cfg {
     int64_t agent_idle_s;     /* an agent not seen for this long is archived */
 };
 
+/* [http]: the monitoring listener (http_listener.h, metrics.h, docs/monitoring.md). */
+struct ts_bridge_http_cfg {
+    char listen[80];          /* "ADDRESS:PORT", IPv4 or [IPv6] literal */
+    int max_connections;      /* connections served at once; more wait in the listen queue */
+    int timeout_s;            /* an idle or slow connection is closed after this */
+    int max_request_bytes;    /* a request's line and headers at most (libmicrohttpd's
+                                 per-connection memory); beyond, refused */
+    int stall_s;              /* /healthz: no progress for this long while work waits */
+    bool agents;              /* read the agents' retained status and state */
+    int max_agents;           /* agents whose figures are kept (beyond: counted, left out) */
+};
+
 struct ts_bridge_cfg {
     struct ts_bridge_settings bridge;
     struct ts_bridge_mqtt_cfg mqtt;
     struct ts_bridge_kafka_cfg kafka;
     struct ts_bridge_lake_cfg lake;
     bool has_lake;            /* [lake] present (required for aggregate/all) */
+    struct ts_bridge_http_cfg http;
+    bool has_http;            /* [http] present: the listener runs */
     struct ts_cfg_file file;
 };
 

@@ -347,9 +347,10 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
         uint64_t summary = 0;
         pthread_mutex_lock(&r->lock);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (reason)
+            if (reason) {
                 r->st.dead_letters++;
-            else
+                r->st.dead_letters_policy += mark != &dead_letter_mark;
+            } else
                 r->st.produced++;
             long long held = r->full && waited ? now - r->full_since : -1;
             if (waited)
