@@ -1114,12 +1114,16 @@ static int consumer_new(struct ts_aggregator *agg, char *why, size_t why_size)
         (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
         /* partitions added to the topic are noticed (and reported) within a minute */
         (rc = set_prop(conf, "topic.metadata.refresh.interval.ms", "60000", why, why_size)) ||
-        /* librdkafka before 2.1 stops fetching a partition for a whole second
-         * (rd_kafka_max_block_ms) once its local queue passes these bounds
-         * (confluentinc/librdkafka#2879): keep the bounds above what the
-         * aggregator takes in a second, or it idles two thirds of the time */
-        (rc = set_prop(conf, "queued.min.messages", "1000000", why, why_size)) ||
-        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size))) {
+        /* librdkafka before 2.1 stops fetching a partition for up to a
+         * second once its local queue passes these bounds
+         * (confluentinc/librdkafka#2879): the bounds should hold what the
+         * aggregator takes in a second, but each queued message costs about
+         * 550 bytes of memory (measured; 1,000,000 held 600 MiB): 250,000
+         * (about 140 MiB) keeps the bridge under 256 MiB (docs/bridge.md,
+         * "Memory"); above 250,000 readings/s the aggregator may wait for
+         * the fetcher part of a second */
+        (rc = set_prop(conf, "queued.min.messages", "250000", why, why_size)) ||
+        (rc = set_prop(conf, "queued.max.messages.kbytes", "131072", why, why_size))) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }
