@@ -1,8 +1,13 @@
 /* bench_aggregate.c - the aggregator (Kafka to the lake) at full speed.
  *
- *   bench-aggregate fill BOOTSTRAP TOPIC N      produce N readings (100 agents,
+ *   bench-aggregate fill BOOTSTRAP TOPIC N [AGENTS TURNSTILES START_MS SEQ_FROM]
+ *                                               produce N readings (100 agents,
  *                                               50 turnstiles each, one reading
- *                                               per turnstile and minute)
+ *                                               per turnstile and minute from
+ *                                               2023-05-27 04:00Z, agent seqs
+ *                                               from 1; the same input every
+ *                                               time: tests/integration/
+ *                                               test_bridge_lake_expected.sh)
  *   bench-aggregate consume BOOTSTRAP TOPIC N   baseline: a bare librdkafka
  *                                               consumer reading N messages
  *   bench-aggregate run BOOTSTRAP TOPIC N LAKE  turnstile-bridge's aggregator
@@ -63,40 +68,43 @@ fail:
     exit(1);
 }
 
-static int fill(const char *bootstrap, const char *topic, uint64_t n)
+static int fill(const char *bootstrap, const char *topic, uint64_t n, unsigned agents,
+                unsigned per_agent, int64_t base, uint64_t seq_from)
 {
     static const char *const props[] = {"linger.ms", "50", "batch.num.messages", "10000",
                                         "queue.buffering.max.messages", "1000000",
                                         "compression.type", "lz4", "acks", "all",
                                         "enable.idempotence", "true", NULL};
     rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, bootstrap, props);
-    uint64_t seq[AGENTS] = {0};
+    uint64_t seq[AGENTS];
     char line[TS_READING_LINE_MAX], key[TS_ID_MAX];
     struct ts_reading r = {0};
-    int64_t base = 1685160000000LL; /* 2023-05-27 04:00Z */
     double t0 = now_s();
+
+    for (unsigned a = 0; a < AGENTS; a++)
+        seq[a] = seq_from - 1;
 
     setenv("TZ", "America/New_York", 1);
     tzset();
     for (uint64_t i = 0; i < n; i++) {
-        unsigned a = (unsigned)(i % AGENTS), t = (unsigned)(i / AGENTS % PER_AGENT);
+        unsigned a = (unsigned)(i % agents), t = (unsigned)(i / agents % per_agent);
         snprintf(r.ca, sizeof r.ca, "B%03u", a);
         snprintf(r.unit, sizeof r.unit, "R%03u", a);
-        snprintf(r.scp, sizeof r.scp, "00-00-%02u", t);
+        snprintf(r.scp, sizeof r.scp, "00-00-%02u", t % 100u);
         snprintf(r.station, sizeof r.station, "STATION %u", a);
         snprintf(r.linename, sizeof r.linename, "NQR");
         snprintf(r.division, sizeof r.division, "BMT");
         snprintf(r.desc, sizeof r.desc, "REGULAR");
         snprintf(r.agent_id, sizeof r.agent_id, "agent-%03u", a);
         r.seq = r.merged_from = ++seq[a];
-        r.time_ms = base + (int64_t)(i / (AGENTS * PER_AGENT)) * 60000 + a * 10;
+        r.time_ms = base + (int64_t)(i / (agents * per_agent)) * 60000 + a * 10;
         r.entries = i % 7;
         r.exits = i % 5;
         r.entries_cum += r.entries;
         r.exits_cum += r.exits;
         int len = ts_reading_format(&r, line, sizeof line);
         snprintf(key, sizeof key, "%s", r.agent_id);
-        char topic_hdr[96];
+        char topic_hdr[128];
         snprintf(topic_hdr, sizeof topic_hdr, "turnstile/v1/S%03u/%s/readings", a, r.agent_id);
         for (;;) {
             rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -195,8 +203,19 @@ static int run(const char *bootstrap, const char *topic, uint64_t n, const char 
 
 int main(int argc, char **argv)
 {
-    if (argc >= 5 && strcmp(argv[1], "fill") == 0)
-        return fill(argv[2], argv[3], strtoull(argv[4], NULL, 10));
+    if (argc >= 5 && strcmp(argv[1], "fill") == 0) {
+        unsigned agents = argc >= 7 ? (unsigned)strtoul(argv[5], NULL, 10) : AGENTS;
+        unsigned per_agent = argc >= 7 ? (unsigned)strtoul(argv[6], NULL, 10) : PER_AGENT;
+        int64_t base = argc >= 8 ? strtoll(argv[7], NULL, 10) : 1685160000000LL; /* 04:00Z */
+        uint64_t seq_from = argc >= 9 ? strtoull(argv[8], NULL, 10) : 1;
+        if (agents < 1 || agents > AGENTS || per_agent < 1 || per_agent > 100 || seq_from < 1) {
+            fprintf(stderr, "bench-aggregate: fill: 1..%d agents, 1..100 turnstiles, SEQ_FROM >= 1\n",
+                    AGENTS);
+            return 2;
+        }
+        return fill(argv[2], argv[3], strtoull(argv[4], NULL, 10), agents, per_agent, base,
+                    seq_from);
+    }
     if (argc >= 5 && strcmp(argv[1], "consume") == 0)
         return consume(argv[2], argv[3], strtoull(argv[4], NULL, 10));
     if (argc >= 6 && strcmp(argv[1], "run") == 0)

@@ -41,6 +41,8 @@
 #define DL_CONFIRM_FINAL_MS 10000 /* ... at revocation and shutdown */
 #define REFUSED_LOG_MS 10000     /* refusals logged: at most REFUSED_LOG_LINES per window */
 #define REFUSED_LOG_LINES 5
+#define ACK_BATCH_MAX 1024       /* agents whose ack a batch collects before handing them over */
+#define TOPIC_MAX (2 * TS_ID_MAX + 32) /* turnstile/v1/<station>/<agent>/readings */
 
 /* One assigned partition. */
 struct part {
@@ -84,6 +86,13 @@ struct part {
     size_t n_pending, cap_pending;
 };
 
+/* ack_after = kafka: an agent's ack noted in this batch, handed to ack.h
+ * (a topic parsed, a mutex) once per agent at the end of the batch. */
+struct batch_ack {
+    char topic[TOPIC_MAX];
+    uint64_t acked;
+};
+
 /* An agent whose acknowledgement waits for the next checkpoint. */
 struct pending_ack {
     char station[TS_ID_MAX], agent[TS_ID_MAX];
@@ -122,6 +131,9 @@ struct ts_aggregator {
                                     and it checkpoints (agent_table.h) */
     bool fatal;
     struct ts_aggregator_stats st;
+    struct batch_ack *acks;      /* ACK_BATCH_MAX: noted in this batch (ack_note) */
+    size_t n_acks;
+    uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
 };
 
 /* --- partition life ------------------------------------------------------ */
@@ -621,6 +633,40 @@ static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_mes
     part_reload(agg, p);
 }
 
+/* Hands the acks noted in this batch to ack.h. */
+static void acks_flush(struct ts_aggregator *agg)
+{
+    for (size_t i = 0; i < agg->n_acks; i++)
+        ts_ack_set(agg->ack, agg->acks[i].topic, agg->acks[i].acked);
+    agg->n_acks = 0;
+    agg->ack_batch++;
+}
+
+/* The agent of set (readings on topic) is acknowledged up to acked: noted
+ * for the end of the batch (acks_flush); at once when it cannot be noted. */
+static void ack_note(struct ts_aggregator *agg, struct ts_seqset *set, const char *topic,
+                     uint64_t acked)
+{
+    if (set->batch == agg->ack_batch && set->batch_slot < agg->n_acks &&
+        strcmp(agg->acks[set->batch_slot].topic, topic) == 0) {
+        if (acked > agg->acks[set->batch_slot].acked)
+            agg->acks[set->batch_slot].acked = acked;
+        return;
+    }
+    size_t len = strlen(topic);
+    if (agg->n_acks == ACK_BATCH_MAX)
+        acks_flush(agg);
+    if (!agg->acks || len >= TOPIC_MAX) {
+        ts_ack_set(agg->ack, topic, acked);
+        return;
+    }
+    struct batch_ack *a = &agg->acks[agg->n_acks];
+    memcpy(a->topic, topic, len + 1);
+    a->acked = acked;
+    set->batch = agg->ack_batch;
+    set->batch_slot = (uint32_t)agg->n_acks++;
+}
+
 /* The agent's numbers are in its set (or were already: a duplicate): its
  * ack now (ack_after = kafka) or at the next checkpoint (lake), and which
  * station a turnstile belongs to (reading r, NULL for a marker or a
@@ -633,7 +679,7 @@ static void after_seen(struct ts_aggregator *agg, struct part *p, const char *to
     if (!agg->ack)
         return;
     if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
-        ts_ack_set(agg->ack, topic, ts_seqset_contiguous(set));
+        ack_note(agg, set, topic, ts_seqset_contiguous(set));
     } else if (set->epoch != p->epoch + 1) {
         /* first time since the last checkpoint: acknowledged by the next */
         char st[TS_ID_MAX];
@@ -751,6 +797,7 @@ static void fill_lost(struct ts_aggregator *agg, struct part *p, const rd_kafka_
 {
     if (p->fill_from < 0 || m->offset < p->fill_from || !agg->ack || !merged_from)
         return;
+    acks_flush(agg); /* what the agent was told includes this batch's acks */
     uint64_t told = ts_ack_get(agg->ack, topic);
     uint64_t to = told < merged_from ? told : merged_from - 1;
     uint64_t from = ts_seqset_contiguous(set) + 1, added = 0;
@@ -1016,6 +1063,7 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
         }
         rd_kafka_message_destroy(m);
     }
+    acks_flush(agg);
     if (agg->consumer_failed)
         consumer_drop(agg);
     ts_deadletter_poll(agg->dl);
@@ -1067,12 +1115,16 @@ static int consumer_new(struct ts_aggregator *agg, char *why, size_t why_size)
         (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
         /* partitions added to the topic are noticed (and reported) within a minute */
         (rc = set_prop(conf, "topic.metadata.refresh.interval.ms", "60000", why, why_size)) ||
-        /* librdkafka before 2.1 stops fetching a partition for a whole second
-         * (rd_kafka_max_block_ms) once its local queue passes these bounds
-         * (confluentinc/librdkafka#2879): keep the bounds above what the
-         * aggregator takes in a second, or it idles two thirds of the time */
-        (rc = set_prop(conf, "queued.min.messages", "1000000", why, why_size)) ||
-        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size)) ||
+        /* librdkafka before 2.1 stops fetching a partition for up to a
+         * second once its local queue passes these bounds
+         * (confluentinc/librdkafka#2879): the bounds should hold what the
+         * aggregator takes in a second, but each queued message costs about
+         * 550 bytes of memory (measured; 1,000,000 held 600 MiB): 250,000
+         * (about 140 MiB) keeps the bridge under 256 MiB (docs/bridge.md,
+         * "Memory"); above 250,000 readings/s the aggregator may wait for
+         * the fetcher part of a second */
+        (rc = set_prop(conf, "queued.min.messages", "250000", why, why_size)) ||
+        (rc = set_prop(conf, "queued.max.messages.kbytes", "131072", why, why_size)) ||
         (rc = ts_kafka_conf_apply(conf, &agg->kafka.props, why, why_size))) { /* rdkafka.* */
         rd_kafka_conf_destroy(conf);
         return rc;
@@ -1240,6 +1292,8 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     if (ts_retention_new(ts_deadletter_client(agg->dl), agg->topic, RETENTION_ASK_MS,
                          &agg->retention) != TS_OK)
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: the topic's retention is not watched");
+    if (ack && !(agg->acks = malloc(ACK_BATCH_MAX * sizeof *agg->acks)))
+        TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: acks handed over one reading at a time");
     agg->last_advance_ms = ts_wall_ms();
     *out = agg;
     return TS_OK;
@@ -1330,5 +1384,6 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     ts_station_windows_free(agg->stations);
     /* what is not confirmed now was not passed by any checkpoint */
     ts_deadletter_free(agg->dl, DL_CONFIRM_FINAL_MS);
+    free(agg->acks);
     free(agg);
 }

@@ -74,6 +74,8 @@ struct ts_seqset {
     int64_t touched_ms;       /* the caller's: when the agent was last seen (0 after init;
                                  not part of the text form) */
     uint64_t epoch;           /* the caller's bookkeeping (0 after init; not in the text) */
+    uint64_t batch;           /* the caller's too (0 after init; not in the text) */
+    uint32_t batch_slot;
 };
 
 /* Starts an empty set whose numbers 1..floor count as seen (floor 0: none;

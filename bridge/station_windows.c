@@ -262,10 +262,26 @@ static bool put_str(struct ts_station_windows *sw, size_t *len, const char *key,
 {
     if (!put(sw, len, "\"%s\":\"", key))
         return false;
-    for (; *v; v++)
-        if (!put(sw, len, *v == '\\' ? "\\\\" : "%c", *v))
+    /* the value's bytes, backslashes doubled: at most 2 per byte, plus '"' and NUL */
+    size_t n = strlen(v);
+    if (sw->json_cap - *len < 2 * n + 2) {
+        size_t cap = (sw->json_cap + 2 * n + 2) * 2;
+        char *j = realloc(sw->json, cap);
+        if (!j)
             return false;
-    return put(sw, len, "\"");
+        sw->json = j;
+        sw->json_cap = cap;
+    }
+    char *o = sw->json + *len;
+    for (; *v; v++) {
+        if (*v == '\\')
+            *o++ = '\\';
+        *o++ = *v;
+    }
+    *o++ = '"';
+    *o = '\0';
+    *len = (size_t)(o - sw->json);
+    return true;
 }
 
 void ts_station_windows_flush(struct ts_station_windows *sw, ts_station_publish_fn publish,

@@ -64,8 +64,14 @@ const char *ts_field_why(const char *s)
 
     if (!s || !*s)
         return "is empty";
-    while (*s && !why)
-        s += ts_field_char(s, &why);
+    while (*s && !why) {
+        /* printable ASCII but ',' and '"': what ts_field_char accepts in one byte */
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c < 0x7f && c != ',' && c != '"')
+            s++;
+        else
+            s += ts_field_char(s, &why);
+    }
     return why;
 }
 
@@ -133,9 +139,9 @@ static int parse_u64(const char *s, size_t len, uint64_t *out)
     if (len == 0 || len > 20)
         return 0;
     for (size_t i = 0; i < len; i++) {
-        if (!isdigit((unsigned char)s[i]))
+        unsigned d = (unsigned)((unsigned char)s[i] - '0'); /* isdigit: '0'..'9' only */
+        if (d > 9)
             return 0;
-        unsigned d = (unsigned)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10)
             return 0;
         v = v * 10 + d;
@@ -158,13 +164,12 @@ static int parse_i64(const char *s, size_t len, int64_t *out)
  * character must match itself. */
 static int matches(const char *s, size_t len, const char *pattern)
 {
-    if (len != strlen(pattern))
-        return 0;
     for (size_t i = 0; i < len; i++) {
-        if (pattern[i] == 'D' ? !isdigit((unsigned char)s[i]) : s[i] != pattern[i])
+        if (!pattern[i] || (pattern[i] == 'D' ? (unsigned)((unsigned char)s[i] - '0') > 9
+                                              : s[i] != pattern[i]))
             return 0;
     }
-    return 1;
+    return pattern[len] == '\0'; /* len == strlen(pattern) */
 }
 
 static int two(const char *s) { return (s[0] - '0') * 10 + (s[1] - '0'); }
@@ -185,12 +190,30 @@ static struct tm timestamp_tm(const char *ts)
     return tm;
 }
 
+/* timegm(tm) for tm_mon 0..11, by arithmetic (the proleptic Gregorian
+ * calendar, as glibc's; days, hours, minutes and seconds out of their range
+ * carry over the same way): timegm costs a hundred times more. */
+static int64_t utc_seconds(const struct tm *tm)
+{
+    int64_t y = (int64_t)tm->tm_year + 1900, m = tm->tm_mon + 1;
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + tm->tm_mday - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    return days * 86400 + (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
+}
+
 /* True if time_ms formats as a local date with a four-digit year. */
 static int year_writable(int64_t time_ms)
 {
     struct tm tm;
     if (time_ms < -2208988800000LL || time_ms > 253402300799000LL) /* 1900..9999 UTC */
         return 0;
+    /* a day inside those bounds: no time zone is a day away from UTC */
+    if (time_ms >= -2208988800000LL + 86400000 && time_ms <= 253402300799000LL - 86400000)
+        return 1;
     time_t secs = (time_t)(time_ms / 1000 - (time_ms % 1000 < 0));
     if (!localtime_r(&secs, &tm))
         return 0;
@@ -324,7 +347,7 @@ int ts_reading_utc_offset(const char *line, const struct ts_reading *r, int32_t 
     if (!matches(ts, 19, "DDDD-DD-DD DD:DD:DD") || ts[19] != ',')
         return TS_EPARSE;
     struct tm tm = timestamp_tm(ts);
-    int64_t local = (int64_t)timegm(&tm);
+    int64_t local = tm.tm_mon >= 0 && tm.tm_mon <= 11 ? utc_seconds(&tm) : (int64_t)timegm(&tm);
     int64_t utc = r->time_ms / 1000 - (r->time_ms % 1000 < 0);
     int64_t off = local - utc;
     if (off < -18 * 3600 || off > 18 * 3600)

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The lake of a fixed input, against the committed one (issue 14: the aggregator
+# made faster must write exactly the same lake). A real mosquitto and Kafka, the
+# real `turnstile-bridge --role aggregate` (acks and station windows on), a
+# 2-partition topic filled by bench-aggregate fill (6 agents x 3 turnstiles, one
+# reading per turnstile and minute, keyed by agent: both partitions get some),
+# in three steps, each read whole before the next is produced (so that the
+# result cannot depend on how the consumer cuts its batches):
+#   1. 720 readings from 2023-05-28 03:40Z (23:40 in New York: two dates),
+#      40 minutes: the windows up to 04:10Z close (108 rows);
+#   2. 180 new readings (numbers 121..150 of each agent) from 03:50Z: late for
+#      two closed windows (36 late rows, late- files);
+#   3. 54 readings again with numbers 1..9: duplicates, not counted.
+# Then SIGTERM: the final checkpoint makes it all visible (one generation).
+# Compared: every visible file's name (relative to the lake) and its content
+# decompressed, exactly (the gzip bytes depend on zlib's version and level,
+# the CSV does not), against tests/integration/lake_expected.txt.
+# TS_LAKE_EXPECTED_WRITE=1 writes that file from this run instead (review the
+# diff before committing it).
+set -euo pipefail
+src=${TS_SRC_DIR:?}
+bin=${TS_BIN_DIR:?}
+expected=$src/tests/integration/lake_expected.txt
+work=$(mktemp -d /tmp/ts-lake-expected.XXXXXX)
+cleanup() {
+  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
+  kafka_cleanup 2>/dev/null || true
+  broker_cleanup 2>/dev/null || true
+  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+. "$src/tests/integration/lib.sh"
+. "$src/tests/integration/broker.sh"
+. "$src/tests/integration/kafka.sh"
+. "$src/tests/integration/bridge.sh"
+
+broker_start
+kafka_start
+kafka_create_topic turnstile.readings 2
+kafka_create_topic turnstile.deadletter 1
+
+# status every 0.1 s; one checkpoint, at the end; no processing-time closing
+cat >"$work/bridge.conf" <<EOF
+[bridge]
+id = lake-expected
+status_interval_ms = 100
+max_event_age_s = 0
+[mqtt]
+host = 127.0.0.1
+port = $BROKER_PORT
+[kafka]
+brokers = $KAFKA_BOOTSTRAP
+session_timeout_ms = 6000
+[lake]
+path = $work/lake
+window_s = 300
+idle_s = 0
+checkpoint_interval_ms = 3600000
+EOF
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }
+status_has() { # PATTERN: the bridge's last status line matches
+  grep 'aggregate: ' "$work/agg.err" 2>/dev/null | tail -n 1 | grep -q -- "$1"
+}
+wait_status() { # PATTERN SECONDS
+  local end=$((SECONDS + $2))
+  until status_has "$1"; do
+    [ $SECONDS -lt $end ] || { tail -n 5 "$work/agg.err" >&2; fail "no status line with '$1' in $2 s"; }
+    kill -0 "${BRIDGE_PID[agg]}" 2>/dev/null || { tail -n 20 "$work/agg.err" >&2; fail "the bridge died"; }
+    sleep 0.2
+  done
+}
+
+bridge_start agg "$work/bridge.conf" --role aggregate
+fill 720 1685245200000 1
+wait_status ' 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)' 120
+fill 180 1685245800000 121
+wait_status ' 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
+fill 54 1685245200000 1
+wait_status ' 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
+bridge_kill agg TERM
+
+got=$work/lake.txt
+(cd "$work/lake" && find . -name '*.csv.gz' ! -name '.*' | sort | while read -r f; do
+  echo "== ${f#./}"
+  zcat "$f"
+done) >"$got"
+if [ -n "${TS_LAKE_EXPECTED_WRITE:-}" ]; then
+  cp "$got" "$expected"
+  echo "wrote $expected ($(grep -c '^== ' "$got") files, $(wc -l <"$got") lines)"
+  exit 0
+fi
+if ! diff -u "$expected" "$got" >"$work/diff"; then
+  head -n 40 "$work/diff" >&2
+  fail "the lake differs from $expected ($(grep -c '^[-+][^-+]' "$work/diff") lines)"
+fi
+echo "ok: the lake equals $expected: $(grep -c '^== ' "$got") files, $(grep -vc '^== ' "$got") lines"
