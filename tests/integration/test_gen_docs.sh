@@ -26,7 +26,7 @@ sed -i 's|<!-- gen default agent device debounce_us -->[0-9]*<!-- /gen -->|<!-- 
 grep -q 'debounce_us -->5000<' "$work/t/docs/gpio.md"; check "copy: gpio.md says 5000" test $? = 0
 # every size in the table halved
 awk '/<!-- gen sizes -->/ {in_t = 1} /<!-- \/gen -->/ {in_t = 0}
-     in_t && /^\| `turnstile-/ {n = split($0, c, "|"); line = "|" c[2]
+     in_t && /^\| `turnstile-/ {n = split($0, c, "|"); line = "|" c[2] "|"
        for (i = 3; i < n; i++) { v = c[i]; gsub(/[ ,]/, "", v); line = line (v ~ /^[0-9]+$/ ? " " int(v / 2) " |" : c[i] "|") }
        print line; next} {print}' "$src/README.md" >"$work/t/README.md"
 export TS_GEN_DOCS_BUILDS=$src
