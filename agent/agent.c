@@ -313,7 +313,7 @@ static void publish_state(struct agent *a, int64_t now, bool force)
         a->store_error = store_error;
         a->status_refused = ack.refused;
         a->status_ack_error = ack.error;
-        char *status = ts_status_json(a->cfg, "online", a->started_ms, ss, &ack);
+        char *status = ts_status_json(a->cfg, "online", NULL, a->started_ms, ss, &ack);
         if (status)
             ts_publisher_status(a->pub, status);
         free(status);
@@ -385,7 +385,7 @@ static int setup(struct agent *a)
         ts_publisher_set_floor(a->pub, st.acked);
         ts_publisher_set_published(a->pub, st.publish_mark);
         ts_publisher_set_wake(a->pub, wake_main_loop, a->poller);
-        char *birth = ts_status_json(cfg, "online", a->started_ms, store_stats(a, &st), NULL);
+        char *birth = ts_status_json(cfg, "online", NULL, a->started_ms, store_stats(a, &st), NULL);
         rc = birth ? ts_publisher_start(a->pub, birth) : TS_ENOMEM;
         free(birth);
         if (rc)
@@ -419,7 +419,7 @@ static void teardown(struct agent *a)
         if (acked > st.acked && acked <= st.publish_mark)
             ts_store_ack(a->store, acked);
         struct ts_ack_status ack = ack_status(a);
-        char *status = ts_status_json(a->cfg, "offline", a->started_ms, store_stats(a, &st), &ack);
+        char *status = ts_status_json(a->cfg, "offline", "shutdown", a->started_ms, store_stats(a, &st), &ack);
         if (status)
             ts_publisher_status(a->pub, status);
         free(status);

@@ -40,7 +40,9 @@ static void usage(FILE *out)
             "      --probe-samples N reads per device, 2 to 1000 (default 5)\n"
             "      --probe-interval-ms MS  between reads, 10 to 60000 (default 1000)\n"
             "      --quiet           do not print readings\n"
-            "  -v, --verbose         log at debug level\n"
+            "      --log-level LEVEL error, warning, notice, info, debug (default: the\n"
+            "                        config's [agent] log_level, info)\n"
+            "  -v, --verbose         log at debug level (--log-level debug)\n"
             "  -h, --help            this help\n"
             "      --version         print the version\n\n"
             "Signals: SIGTERM/SIGINT finish the poll cycle, flush, disconnect and exit 0.\n"
@@ -55,7 +57,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_QUIET, OPT_PRINT, OPT_VERSION, OPT_PROBE,
-           OPT_PROBE_SAMPLES, OPT_PROBE_INTERVAL };
+           OPT_PROBE_SAMPLES, OPT_PROBE_INTERVAL, OPT_LOG_LEVEL };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, OPT_CHECK},
         {"config-doc", no_argument, NULL, OPT_DOC}, {"duration", required_argument, NULL, OPT_DURATION},
@@ -63,9 +65,11 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {"probe", no_argument, NULL, OPT_PROBE},
         {"probe-samples", required_argument, NULL, OPT_PROBE_SAMPLES},
-        {"probe-interval-ms", required_argument, NULL, OPT_PROBE_INTERVAL}, {NULL, 0, NULL, 0}};
+        {"probe-interval-ms", required_argument, NULL, OPT_PROBE_INTERVAL},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL}, {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int check = 0, quiet = 0, print = 0, verbose = 0, probe = 0, opt;
+    int check = 0, quiet = 0, print = 0, probe = 0, opt;
+    int log_level = -1; /* -1: the config's [agent] log_level */
     struct ts_probe_opts probe_opts = {TS_PROBE_SAMPLES_DEFAULT, TS_PROBE_INTERVAL_DEFAULT_MS};
     struct ts_agent_opts opts = {0};
     char why[256];
@@ -98,7 +102,15 @@ int main(int argc, char **argv)
             break;
         case OPT_QUIET: quiet = 1; break;
         case OPT_PRINT: print = 1; break;
-        case 'v': verbose = 1; break;
+        case 'v': log_level = TS_LOG_DEBUG; break;
+        case OPT_LOG_LEVEL:
+            if ((log_level = ts_log_level_parse(optarg)) < 0) {
+                ts_config_escape(why, sizeof why, optarg);
+                fprintf(stderr, "turnstile-agent: --log-level: '%s' is not one of error, warning, "
+                                "notice, info, debug\n", why);
+                return EX_USAGE_;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         case OPT_VERSION: printf("turnstile-agent %s\n", TS_VERSION); return 0;
         default: usage(stderr); return EX_USAGE_;
@@ -122,7 +134,7 @@ int main(int argc, char **argv)
         return 0;
     }
     opts.print = !quiet && (print || !cfg.has_mqtt);
-    ts_log_level = verbose ? TS_LOG_DEBUG : cfg.agent.log_level;
+    ts_log_level = log_level >= 0 ? log_level : cfg.agent.log_level;
     setenv("TZ", cfg.agent.timezone, 1);
     tzset();
 

@@ -75,8 +75,9 @@ static void iso_time(int64_t ms, char *out, size_t size)
     strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
-                     const struct ts_store_stats *store, const struct ts_ack_status *ack)
+char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, const char *reason,
+                     int64_t started_ms, const struct ts_store_stats *store,
+                     const struct ts_ack_status *ack)
 {
     struct buf b = {0};
     char started[32];
@@ -85,6 +86,10 @@ char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t 
     put(&b, "{");
     put_string(&b, "state", state);
     put(&b, ",");
+    if (reason) {
+        put_string(&b, "reason", reason);
+        put(&b, ",");
+    }
     put_string(&b, "agent", cfg->agent.agent_id);
     put(&b, ",");
     put_string(&b, "station", cfg->agent.station_id);

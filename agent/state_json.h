@@ -39,9 +39,12 @@ struct ts_ack_status {
     const char *error;        /* what is wrong now; NULL or "": nothing */
 };
 
-/* store: NULL without a store; ack: NULL without MQTT (zeros). */
-char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
-                     const struct ts_store_stats *store, const struct ts_ack_status *ack);
+/* The agent's retained status (README, docs/mqtt.md): state "online" or "offline"; reason
+ * (NULL: none) follows state, "shutdown" for a clean stop. store: NULL without a store; ack:
+ * NULL without MQTT (zeros). Returns a malloc'd string the caller frees; NULL: no memory. */
+char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, const char *reason,
+                     int64_t started_ms, const struct ts_store_stats *store,
+                     const struct ts_ack_status *ack);
 
 /* The publishing figures of the state (docs/mqtt.md, "State"). */
 struct ts_state_mqtt {

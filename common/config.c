@@ -1021,6 +1021,16 @@ static const char *type_name(const struct ts_cfg_key *k)
     return "?";
 }
 
+/* A range's bound as it would be written in the file: an integral value in plain digits
+ * (3600000, never 3.6e+06), a fraction with up to 15 significant digits (0.001). */
+static void doc_number(char *out, size_t size, double v)
+{
+    if (v > -9.2e18 && v < 9.2e18 && v == (double)(long long)v)
+        snprintf(out, size, "%lld", (long long)v);
+    else
+        snprintf(out, size, "%.15g", v);
+}
+
 void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out)
 {
     for (size_t s = 0; s < schema->n_sections; s++) {
@@ -1035,8 +1045,12 @@ void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out)
             const struct ts_cfg_key *k = &sec->keys[i];
             char range[160] = "", kinds[160] = "all";
             size_t n = 0;
-            if (k->type == TS_CFG_INT || k->type == TS_CFG_INT64 || k->type == TS_CFG_DOUBLE)
-                snprintf(range, sizeof range, "%g .. %g", k->min, k->max);
+            if (k->type == TS_CFG_INT || k->type == TS_CFG_INT64 || k->type == TS_CFG_DOUBLE) {
+                char lo[32], hi[32];
+                doc_number(lo, sizeof lo, k->min);
+                doc_number(hi, sizeof hi, k->max);
+                snprintf(range, sizeof range, "%s .. %s", lo, hi);
+            }
             else if (k->type == TS_CFG_ENUM)
                 for (const struct ts_cfg_choice *c = k->choices; c->name && n < sizeof range; c++)
                     n += (size_t)snprintf(range + n, sizeof range - n, "%s%s", n ? ", " : "", c->name);

@@ -36,7 +36,7 @@ for key in id station_id timezone poll_interval_ms kind host serial_port baud pa
 done
 # the kinds of device each key is for, from the key table
 for row in 'host` | text |  |  | modbus-tcp |' 'slave_id` | integer | 0 .. 247 | 1 | modbus-tcp, modbus-rtu |' \
-           'chip` | text |  |  | gpio |' 'backoff_min_ms` | integer | 10 .. 3.6e+06 | 1000 | all |' \
+           'chip` | text |  |  | gpio |' 'backoff_min_ms` | integer | 10 .. 3600000 | 1000 | all |' \
            'entry_line` | integer | 0 .. 1023 |  | gpio |' 'width` | choice | 16, 32, 64 | 32 | modbus-tcp, modbus-rtu, sim |'; do
   check "config-doc: | \`$row" grep -qF "| \`$row" "$work/doc"
 done

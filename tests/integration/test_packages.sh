@@ -81,6 +81,18 @@ done
 echo "packages $v1 and $v2 in $((SECONDS - t0)) s: $(cd "$work/v1" && ls | xargs)"
 
 # --- each architecture's packages -------------------------------------------------------------
+dep5() { # FILE: the copyright format 1.0's structure: Format first; every Files paragraph has
+  # Copyright and License; every licence it names has a stand-alone License paragraph
+  awk 'NR == 1 && $0 != "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/" {print "no Format line"; bad = 1}
+       /^$/ {if (files && !(cr && lic)) {print "a Files paragraph without Copyright or License"; bad = 1}; files = cr = lic = 0; next}
+       /^Files:/ {files = 1} /^Copyright:/ {cr = 1}
+       /^License:/ {lic = 1; if (files) {n = split(substr($0, 10), l, / and /); for (i = 1; i <= n; i++) {gsub(/ /, "", l[i]); used[l[i]] = 1}}
+                    else defined[$2] = 1}
+       END {if (files && !(cr && lic)) bad = 1
+            for (x in used) if (!(x in defined)) {print "no License paragraph for " x; bad = 1}
+            if (!("Apache-2.0" in used)) {print "Apache-2.0 not used"; bad = 1}
+            exit bad}' "$1"
+}
 available() { # ARCH NAME: the versions of NAME in ARCH's bookworm (ARM: the sysroot's Packages file)
   if [ "$1" = amd64 ]; then
     apt-cache show "$2:amd64" 2>/dev/null | sed -n 's/^Version: //p'
@@ -123,7 +135,24 @@ for arch in amd64 arm64 armhf; do
     check "$p ($arch): /usr/bin/$p is an $arch program" bash -c "file -b '$d/usr/bin/$p' | grep -q '$elf'"
     check "$p ($arch): libc6's minimum covers every GLIBC_ version it needs" glibc_covered "$deps" "$d/usr/bin/$p"
     check "$p ($arch): every dependency is in bookworm $arch at a sufficient version" satisfiable "$arch" "$deps"
+    # issue 15: the man page (written from the program's --help and --config-doc, under
+    # qemu-user for ARM), the licence, the changelog, a DEP-5 copyright file
+    page=$d/usr/share/man/man1/$p.1.gz
+    check "$p ($arch): man page $p.1.gz" test -s "$page"
+    check "$p ($arch): it renders without a warning (groff -ww)" bash -c \
+      "zcat '$page' | groff -ww -z -man 2>&1 | { ! grep .; } && zcat '$page' | grep -q '^\.SH OPTIONS'"
+    check "$p ($arch): LICENSE is the Apache License 2.0" cmp -s "$d/usr/share/doc/$p/LICENSE" "$src/LICENSE"
+    check "$p ($arch): CHANGELOG.md.gz" bash -c "zcat '$d/usr/share/doc/$p/CHANGELOG.md.gz' | cmp -s - '$src/CHANGELOG.md'"
+    check "$p ($arch): copyright is machine-readable (DEP-5), Apache-2.0" dep5 "$d/usr/share/doc/$p/copyright"
   done
+  # the live dashboard in the bridge's package (issue 15)
+  d=$work/x/$arch/turnstile-bridge
+  for f in index.html app.js style.css; do
+    check "turnstile-bridge ($arch): the dashboard's $f in /usr/share/turnstile/dashboard" \
+      cmp -s "$d/usr/share/turnstile/dashboard/$f" "$src/build-dashboard/www/$f"
+  done
+  check "turnstile-bridge ($arch): the dashboard's mosquitto listeners as an example, http_dir there" \
+    grep -q '^http_dir /usr/share/turnstile/dashboard$' "$d/usr/share/doc/turnstile-bridge/examples/mosquitto/turnstile-dashboard.conf"
 done
 # the case that stopped scripts/package: on ARM the agent NEEDs the dynamic loader
 # (__stack_chk_guard), which belongs to libc6; no package of that name exists
@@ -206,6 +235,11 @@ for u in turnstile-agent turnstile-bridge; do
     "e=\$(chroot '$root' getent passwd $u) && IFS=: read -r _ _ uid _ _ home shell <<<\"\$e\" && [ \"\$uid\" -lt 1000 ] && [ \"\$home\" = /nonexistent ] && [ \"\$shell\" = /usr/sbin/nologin ]"
 done
 check "/usr/share/doc/turnstile-sim/copyright" test -s "$root/usr/share/doc/turnstile-sim/copyright"
+for p in turnstile-agent turnstile-bridge turnstile-sim; do
+  check "$p's man page installed: /usr/share/man/man1/$p.1.gz" test -s "$root/usr/share/man/man1/$p.1.gz"
+done
+check "the dashboard's page installed, owned by turnstile-bridge" bash -c \
+  "chroot '$root' dpkg -S /usr/share/turnstile/dashboard/index.html | grep -q '^turnstile-bridge: '"
 check "group gpio exists" bash -c "chroot '$root' getent group gpio >/dev/null"
 check "turnstile-agent is in dialout and gpio" bash -c \
   "g=\" \$(chroot '$root' id -nG turnstile-agent) \"; [[ \$g == *' dialout '* && \$g == *' gpio '* ]]"

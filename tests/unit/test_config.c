@@ -850,6 +850,44 @@ static void control_bytes_are_escaped(void **state)
     assert_non_null(strstr(err, "-\\x1b[31m\\xe9.conf:20: [turnstile t1] colour: unknown key"));
 }
 
+/* --config-doc's ranges are written as a value would be in the file: integers in plain
+ * digits, never 3.6e+06 (issue 15), fractions as they are. */
+static void doc_ranges(void **state)
+{
+    (void)state;
+    struct demo {
+        int i;
+        long long big;
+        double d;
+    };
+    static const struct ts_cfg_key keys[] = {
+        {"i", TS_CFG_INT, offsetof(struct demo, i), sizeof(int), 100, 3600000, "1000", NULL, NULL, 0, "an int", 0},
+        {"big", TS_CFG_INT64, offsetof(struct demo, big), sizeof(long long), -1e15, 1e15, "0", NULL, NULL, 0, "an int64", 0},
+        {"d", TS_CFG_DOUBLE, offsetof(struct demo, d), sizeof(double), 0.001, 1e7, "1", NULL, NULL, 0, "a double", 0},
+    };
+    static const struct ts_cfg_section sections[] = {{"x", 0, keys, 3, 0, 0, "a section", NULL, NULL, NULL}};
+    static const struct ts_cfg_schema schema = {sections, 1};
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    assert_non_null(f);
+    ts_config_doc(&schema, f);
+    fclose(f);
+    assert_non_null(strstr(out, "| `i` | integer | 100 .. 3600000 | 1000 |"));
+    assert_non_null(strstr(out, " | -1000000000000000 .. 1000000000000000 | 0 |"));
+    assert_non_null(strstr(out, "| `d` | number | 0.001 .. 10000000 | 1 |"));
+    free(out);
+
+    /* the agent's own table: no exponent anywhere */
+    f = open_memstream(&out, &len);
+    assert_non_null(f);
+    ts_agent_cfg_doc(f);
+    fclose(f);
+    assert_null(strstr(out, "e+"));
+    assert_non_null(strstr(out, "| `poll_interval_ms` | integer | 100 .. 3600000 |"));
+    free(out);
+}
+
 /* Integers are decimal or 0x hexadecimal, never octal; doubles are finite. */
 static void numbers(void **state)
 {
@@ -967,6 +1005,7 @@ int main(void)
         cmocka_unit_test(file_size_and_sections_are_bounded),
         cmocka_unit_test(control_bytes_are_escaped),
         cmocka_unit_test(numbers),
+        cmocka_unit_test(doc_ranges),
         cmocka_unit_test(command_line_numbers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
