@@ -865,7 +865,7 @@ static void doc_ranges(void **state)
         {"big", TS_CFG_INT64, offsetof(struct demo, big), sizeof(long long), -1e15, 1e15, "0", NULL, NULL, 0, "an int64", 0},
         {"d", TS_CFG_DOUBLE, offsetof(struct demo, d), sizeof(double), 0.001, 1e7, "1", NULL, NULL, 0, "a double", 0},
     };
-    static const struct ts_cfg_section sections[] = {{"x", 0, keys, 3, 0, 0, "a section", NULL, NULL, NULL}};
+    static const struct ts_cfg_section sections[] = {{"x", 0, keys, 3, 0, 0, "a section", NULL, NULL, NULL, NULL, NULL, NULL}};
     static const struct ts_cfg_schema schema = {sections, 1};
     char *out = NULL;
     size_t len = 0;
