@@ -19,6 +19,7 @@
 # key are summed. Windows still open when a job ends are not written by either (both hold back
 # the last window: watermark = one window); a key that only one side wrote is a failure unless
 # its window ends after the last window the other side wrote. Any difference: exit 1.
+# Each run is bounded: Spark 600 s + N/1000 s (then killed), the bridge 120 s + N/5000 s.
 #
 # Usage: bash bench/vs-spark.sh [N] [ROUNDS]
 #   binaries from $TS_BIN_DIR (default build-release/bin: ./scripts/build --release);
@@ -123,6 +124,7 @@ run_spark() { # R
   local r=$1 out=$work/spark-$1
   SPARK_KAFKA_JARS=$jars PYSPARK_PYTHON=$python \
     "$python" "$work/measure.py" "$out.m" "$out.pid" \
+    timeout -k 30 $((600 + n / 1000)) \
     "$spark_submit" --master 'local[2]' --jars "$jars" \
     "$anchor" "$KAFKA_BOOTSTRAP" "$topic" "$out.csv" >"$out.log" 2>&1 ||
     die "spark round $r failed: $(tail -n 20 "$out.log")"
@@ -148,8 +150,9 @@ run_bridge() { # R
   local waiter=$!
   for _ in $(seq 100); do [ -s "$out.pid" ] && break; sleep 0.05; done
   bridge_pid=$(cat "$out.pid")
-  # its status line, every 200 ms: "... N readings, ..."
-  while kill -0 "$waiter" 2>/dev/null; do
+  # its status line, every 200 ms: "... N readings, ..."; a bound, should it never get there
+  local deadline=$((SECONDS + 120 + n / 5000))
+  while kill -0 "$waiter" 2>/dev/null && ((SECONDS < deadline)); do
     got=$({ grep -o 'aggregate: [^;]*' "$out.log" || true; } | tail -n 1 |
           sed -n 's/.* \([0-9]*\) readings,.*/\1/p')
     [ "${got:-0}" -lt "$n" ] || break
