@@ -34,6 +34,8 @@ struct agent {
     uint64_t n_readings, n_anomalies;
     int64_t started_ms, last_state_ms, last_status_ms, last_clock_log_ms, last_watchdog_ms;
     int64_t last_ack_ms;
+    uint64_t state_acked;            /* the ack as the last state saw it */
+    int64_t ack_moved_ms;            /* when it last moved (or nothing waited) */
     uint64_t watchdog_usec;
     int store_error;                 /* as last reported in the status */
     uint64_t renumber_refused;       /* the ack the store was not renumbered past (0: none) */
@@ -286,7 +288,16 @@ static void publish_state(struct agent *a, int64_t now, bool force)
     a->tally.warnings_changed = false;
     for (size_t i = 0; i < a->cfg->n_devices; i++)
         ts_poller_device_stats(a->poller, i, &a->devices[i]);
-    char *json = ts_state_json(a->cfg, &a->tally, a->devices, a->trusted, backlog(a));
+    struct ts_publisher_stats ps;
+    ts_publisher_get_stats(a->pub, &ps);
+    uint64_t waiting = backlog(a);
+    if (!waiting || ps.acked != a->state_acked || !a->ack_moved_ms)
+        a->ack_moved_ms = now;
+    a->state_acked = ps.acked;
+    struct ts_state_mqtt sm = {.sent = ps.sent, .resent = ps.resent, .pubacks = ps.pubacks,
+                               .connects = ps.connects, .acked = ps.acked,
+                               .ack_age_s = (now - a->ack_moved_ms) / 1000};
+    char *json = ts_state_json(a->cfg, &a->tally, a->devices, a->trusted, waiting, &sm);
     if (json)
         ts_publisher_state(a->pub, json, true);
     free(json);

@@ -121,7 +121,7 @@ static const char *link_name(enum ts_link_state s)
 
 char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally,
                     const struct ts_device_stats *devices,
-                    bool clock_synced, uint64_t backlog)
+                    bool clock_synced, uint64_t backlog, const struct ts_state_mqtt *mqtt)
 {
     struct buf b = {0};
     char now[32];
@@ -189,6 +189,13 @@ char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally
         put_string(&b, "last_error", d->last_error ? ts_strerror(d->last_error) : "");
         put(&b, ",\"rtt_us\":%lld}", (long long)d->last_rtt_us);
     }
-    put(&b, "]}");
+    put(&b, "]");
+    if (mqtt)
+        put(&b, ",\"sent\":%llu,\"resent\":%llu,\"pubacks\":%llu,\"connects\":%llu,"
+                "\"acked\":%llu,\"ack_age_s\":%lld",
+            (unsigned long long)mqtt->sent, (unsigned long long)mqtt->resent,
+            (unsigned long long)mqtt->pubacks, (unsigned long long)mqtt->connects,
+            (unsigned long long)mqtt->acked, (long long)mqtt->ack_age_s);
+    put(&b, "}");
     return finish(&b);
 }

@@ -17,7 +17,9 @@
  *          "anomaly" (its flags),"warning" ("" or a sentence)}...],
  *          "devices":[{"name","kind","link":"up"|"down"|"backoff","polls","errors",
  *          "timeouts","exceptions","crc_errors","short_responses",
- *          "connect_errors","last_error","rtt_us"}...]}
+ *          "connect_errors","last_error","rtt_us"}...],
+ *          "sent","resent","pubacks","connects","acked","ack_age_s"} (struct
+ *          ts_state_mqtt; for Prometheus through the bridge, docs/monitoring.md)
  * Strings are escaped; the caller frees the result. */
 #ifndef TS_STATE_JSON_H
 #define TS_STATE_JSON_H
@@ -41,8 +43,18 @@ struct ts_ack_status {
 char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, int64_t started_ms,
                      const struct ts_store_stats *store, const struct ts_ack_status *ack);
 
+/* The publishing figures of the state (docs/mqtt.md, "State"). */
+struct ts_state_mqtt {
+    uint64_t sent, resent;    /* readings handed to MQTT since start, of which re-sends */
+    uint64_t pubacks;         /* readings the broker PUBACKed since start */
+    uint64_t connects;        /* MQTT sessions made since start */
+    uint64_t acked;           /* highest reading number acknowledged */
+    int64_t ack_age_s;        /* how long readings have waited with the ack unmoved (0: none) */
+};
+
+/* mqtt: NULL without MQTT (the fields are left out). */
 char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally,
                     const struct ts_device_stats *devices,
-                    bool clock_synced, uint64_t backlog);
+                    bool clock_synced, uint64_t backlog, const struct ts_state_mqtt *mqtt);
 
 #endif

@@ -11,6 +11,7 @@
 #include "agent_table.h"
 #include "deadletter.h"
 #include "err.h"
+#include "kafka_conf.h"
 #include "layout.h"
 #include "now.h"
 #include "lake.h"
@@ -1039,8 +1040,8 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, 
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    TS_LOG(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
-           "aggregate: librdkafka %s: %s", fac, buf);
+    ts_kafka_log(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
+                 "aggregate: librdkafka", fac, buf);
 }
 
 /* Creates the consumer (agg->rk) from agg->kafka and subscribes. TS_OK, or
@@ -1071,7 +1072,8 @@ static int consumer_new(struct ts_aggregator *agg, char *why, size_t why_size)
          * (confluentinc/librdkafka#2879): keep the bounds above what the
          * aggregator takes in a second, or it idles two thirds of the time */
         (rc = set_prop(conf, "queued.min.messages", "1000000", why, why_size)) ||
-        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size))) {
+        (rc = set_prop(conf, "queued.max.messages.kbytes", "262144", why, why_size)) ||
+        (rc = ts_kafka_conf_apply(conf, &agg->kafka.props, why, why_size))) { /* rdkafka.* */
         rd_kafka_conf_destroy(conf);
         return rc;
     }
@@ -1287,8 +1289,12 @@ size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
             struct ts_agent_table_stats ts = {0};
             if (p->lake)
                 ts_agent_table_stats(&p->agents, &ts);
+            int64_t lo, hi = -1; /* cached by librdkafka: no request to the broker */
+            if (!agg->rk || rd_kafka_get_watermark_offsets(agg->rk, agg->topic, p->partition,
+                                                           &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                hi = -1;
             *o = (struct ts_aggregator_partition){
-                .partition = p->partition, .next_offset = p->next_offset,
+                .partition = p->partition, .next_offset = p->next_offset, .high_offset = hi,
                 .checkpoint_offset = p->ckpt_offset, .checkpoint_age_ms = now - p->ckpt_ms,
                 .backlog_age_ms = p->backlog_since_ms == INT64_MIN ? 0 : now - p->backlog_since_ms,
                 .failures_in_row = p->failures_in_row,

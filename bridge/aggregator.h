@@ -82,6 +82,8 @@ struct ts_aggregator_stats {
 struct ts_aggregator_partition {
     int32_t partition;
     int64_t next_offset;      /* offset after the last record taken (-1: none yet) */
+    int64_t high_offset;      /* the partition's end as last fetched (librdkafka's cached
+                                 high watermark; -1: unknown): the lag is the difference */
     int64_t checkpoint_offset;
     int64_t checkpoint_age_ms; /* since the last checkpoint */
     int64_t backlog_age_ms;   /* age of the oldest record taken that no checkpoint holds yet

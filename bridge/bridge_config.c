@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "http_listener.h"
 #include "log.h"
 #include "reading.h"
 #include "window.h"
@@ -138,6 +139,32 @@ static const struct ts_cfg_key lake_keys[] = {
 };
 #undef L
 
+#define H ts_bridge_http_cfg
+static const struct ts_cfg_key http_keys[] = {
+    {"listen", TS_CFG_STRING, OFF(H, listen), .def = "127.0.0.1:9464",
+     .doc = "address and port of the monitoring listener (/metrics, /healthz): an IPv4 or "
+            "[IPv6] literal; 0.0.0.0 or [::] listen on every interface (no TLS, no "
+            "authentication: keep it on a trusted network)"},
+    {"max_connections", TS_CFG_INT, NOSIZE(H, max_connections), 1, 1024, "16",
+     .doc = "connections served at once; more wait in the kernel's listen queue until one "
+            "closes (timeout_s bounds how long an idle one holds its place)"},
+    {"timeout_s", TS_CFG_INT, NOSIZE(H, timeout_s), 1, 300, "10",
+     .doc = "a connection idle (or sending its request too slowly) for this long is closed"},
+    {"max_request_bytes", TS_CFG_INT, NOSIZE(H, max_request_bytes), 4096, 1048576, "16384",
+     .doc = "memory of a connection: a request line and headers longer than about half of it "
+            "are refused (431 or 414)"},
+    {"stall_s", TS_CFG_INT, NOSIZE(H, stall_s), 1, 86400, "60",
+     .doc = "/healthz says 503 when readings wait for Kafka, or records in a partition, and "
+            "nothing moved for this long"},
+    {"agents", TS_CFG_BOOL, NOSIZE(H, agents), .def = "true",
+     .doc = "read every agent's retained status and state (turnstile/v1/+/+/status, /state; "
+            "the bridge's MQTT account needs read access) and serve their figures"},
+    {"max_agents", TS_CFG_INT, NOSIZE(H, max_agents), 1, 1000000, "10000",
+     .doc = "agents whose figures /metrics serves (about 350 bytes each, the first seen); the "
+            "documents of others are counted in turnstile_bridge_agent_documents_left_out_total"},
+};
+#undef H
+
 static void *add_bridge(void *user, char *err, size_t errsize)
 {
     return &((struct ts_bridge_cfg *)user)->bridge;
@@ -153,6 +180,13 @@ static void *add_kafka(void *user, char *err, size_t errsize)
     return &((struct ts_bridge_cfg *)user)->kafka;
 }
 
+static const char *add_kafka_prop(void *instance, const char *key, const char *value, int line,
+                                  char *why, size_t whysize)
+{
+    return ts_kafka_props_add(&((struct ts_bridge_kafka_cfg *)instance)->props, key, value, line,
+                              why, whysize);
+}
+
 static void *add_lake(void *user, char *err, size_t errsize)
 {
     struct ts_bridge_cfg *cfg = user;
@@ -160,7 +194,14 @@ static void *add_lake(void *user, char *err, size_t errsize)
     return &cfg->lake;
 }
 
-enum { SEC_BRIDGE, SEC_MQTT, SEC_KAFKA, SEC_LAKE };
+static void *add_http(void *user, char *err, size_t errsize)
+{
+    struct ts_bridge_cfg *cfg = user;
+    cfg->has_http = true;
+    return &cfg->http;
+}
+
+enum { SEC_BRIDGE, SEC_MQTT, SEC_KAFKA, SEC_LAKE, SEC_HTTP };
 static const struct ts_cfg_section sections[] = {
     [SEC_BRIDGE] = {"bridge", 0, bridge_keys, N(bridge_keys), 0, 0,
                     "The bridge itself: name and role.", add_bridge},
@@ -168,10 +209,19 @@ static const struct ts_cfg_section sections[] = {
                   "The central MQTT broker: readings come from it, acknowledgements go to it.",
                   add_mqtt},
     [SEC_KAFKA] = {"kafka", 0, kafka_keys, N(kafka_keys), 0, 0,
-                   "The Kafka cluster and its topics.", add_kafka},
+                   "The Kafka cluster and its topics, and librdkafka properties for every "
+                   "Kafka client of the bridge (TLS, SASL: docs/kafka.md, \"Secured Kafka\").",
+                   add_kafka, .pass_prefix = TS_KAFKA_PREFIX, .pass = add_kafka_prop,
+                   .pass_doc = "`rdkafka.NAME = VALUE` sets librdkafka property NAME (e.g. "
+                               "rdkafka.security.protocol = SASL_SSL); `rdkafka.NAME_file = PATH` "
+                               "reads the value from a file, `rdkafka.NAME_env = VARIABLE` from the "
+                               "environment (secrets); properties the bridge sets are refused"},
     [SEC_LAKE] = {"lake", 0, lake_keys, N(lake_keys), 0, 0,
                   "The data lake and the windowed aggregation (roles aggregate and all).",
                   add_lake},
+    [SEC_HTTP] = {"http", 0, http_keys, N(http_keys), 0, 0,
+                  "Monitoring: Prometheus /metrics and /healthz over HTTP (docs/monitoring.md). "
+                  "Without this section there is no listener.", add_http},
 };
 static const struct ts_cfg_schema schema = {sections, N(sections)};
 
@@ -179,7 +229,7 @@ void ts_bridge_cfg_doc(FILE *out) { ts_config_doc(&schema, out); }
 
 void ts_bridge_cfg_defaults(struct ts_bridge_cfg *cfg)
 {
-    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka, &cfg->lake};
+    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka, &cfg->lake, &cfg->http};
     for (size_t i = 0; i < N(sections); i++)
         ts_config_defaults(&sections[i], parts[i]);
 }
@@ -188,6 +238,7 @@ void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg)
 {
     if (!cfg)
         return;
+    ts_kafka_props_free(&cfg->kafka.props);
     ts_config_file_free(&cfg->file);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -254,6 +305,31 @@ static void check_mqtt(struct ts_bridge_cfg *cfg)
         BAD(m, "mqtt", "password", "needs username");
 }
 
+/* The rdkafka.* keys, checked by librdkafka itself: each one set on a
+ * configuration (an error names its line and key), then, if all are taken, a
+ * client made and destroyed at once with them (files, SASL, combinations). */
+static void check_kafka_props(struct ts_bridge_cfg *cfg)
+{
+    const struct ts_kafka_props *p = &cfg->kafka.props;
+    char why[400];
+    int line, bad = 0;
+
+    if (p->n == 0)
+        return;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < p->n; i++)
+        if (ts_kafka_prop_set(conf, &p->v[i], why, sizeof why) != TS_OK) {
+            ts_config_error_at(&cfg->file, p->v[i].line, "[kafka] %s: librdkafka: %s",
+                               p->v[i].key, why);
+            bad = 1;
+        }
+    rd_kafka_conf_destroy(conf);
+    if (bad || ts_kafka_props_trial(p, &line, why, sizeof why) == TS_OK)
+        return;
+    ts_config_error_at(&cfg->file, line ? line : ts_config_line(&cfg->file, &cfg->kafka, NULL),
+                       "[kafka] librdkafka: %s", why);
+}
+
 static void check_kafka(struct ts_bridge_cfg *cfg)
 {
     static const char *const compressions[] = {"none", "gzip", "snappy", "lz4", "zstd"};
@@ -279,7 +355,15 @@ static void check_kafka(struct ts_bridge_cfg *cfg)
             break;
     if (c == N(compressions) && !bad(cfg, k, "compression"))
         BAD(k, "kafka", "compression", "'%s' is not one of none, gzip, snappy, lz4, zstd",
-            k->compression);
+            k->compression);    check_kafka_props(cfg);
+}
+
+static void check_http(struct ts_bridge_cfg *cfg)
+{
+    struct ts_bridge_http_cfg *h = &cfg->http;
+    char why[160];
+    if (!bad(cfg, h, "listen") && ts_http_parse_listen(h->listen, NULL, why, sizeof why) != TS_OK)
+        BAD(h, "http", "listen", "%s", why);
 }
 
 int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize)
@@ -307,5 +391,9 @@ int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, s
     } else {
         ts_config_defaults(&sections[SEC_LAKE], &cfg->lake);
     }
+    if (cfg->has_http)
+        check_http(cfg);
+    else
+        ts_config_defaults(&sections[SEC_HTTP], &cfg->http);
     return ts_config_finish(file, err, errsize);
 }

@@ -2,7 +2,9 @@
  *
  * Sections: [bridge] (identity, role), [mqtt] (the central broker: readings in,
  * acknowledgements out), [kafka] (brokers and topics), [lake] (where the
- * aggregated files go, and the windows). The key tables in bridge_config.c are
+ * aggregated files go, and the windows), [http] (the monitoring listener:
+ * /metrics and /healthz; off without the section); [kafka] also passes
+ * rdkafka.* keys to librdkafka (kafka_conf.h). The key tables in bridge_config.c are
  * the single source of parsing, defaults, ranges and the documentation printed
  * by `turnstile-bridge --config-doc`. Modules take the struct of their
  * section; none of them reads the file. */
@@ -14,6 +16,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "kafka_conf.h"
 
 enum ts_bridge_role { TS_ROLE_ALL = 0, TS_ROLE_RELAY = 1, TS_ROLE_AGGREGATE = 2 };
 
@@ -59,6 +62,9 @@ struct ts_bridge_kafka_cfg {
     char compression[16];     /* none, gzip, snappy, lz4, zstd */
     int session_timeout_ms;   /* consumer group session */
     int readings_partitions;  /* the layout the relay places readings by; 0: the lake's */
+    struct ts_kafka_props props; /* rdkafka.* keys, set on every client (kafka_conf.h);
+                                    owned by the ts_bridge_cfg, copies of this struct
+                                    only borrow them */
 };
 
 struct ts_bridge_lake_cfg {
@@ -79,12 +85,26 @@ struct ts_bridge_lake_cfg {
     int64_t agent_idle_s;     /* an agent not seen for this long is archived */
 };
 
+/* [http]: the monitoring listener (http_listener.h, metrics.h, docs/monitoring.md). */
+struct ts_bridge_http_cfg {
+    char listen[80];          /* "ADDRESS:PORT", IPv4 or [IPv6] literal */
+    int max_connections;      /* connections served at once; more wait in the listen queue */
+    int timeout_s;            /* an idle or slow connection is closed after this */
+    int max_request_bytes;    /* a request's line and headers at most (libmicrohttpd's
+                                 per-connection memory); beyond, refused */
+    int stall_s;              /* /healthz: no progress for this long while work waits */
+    bool agents;              /* read the agents' retained status and state */
+    int max_agents;           /* agents whose figures are kept (beyond: counted, left out) */
+};
+
 struct ts_bridge_cfg {
     struct ts_bridge_settings bridge;
     struct ts_bridge_mqtt_cfg mqtt;
     struct ts_bridge_kafka_cfg kafka;
     struct ts_bridge_lake_cfg lake;
     bool has_lake;            /* [lake] present (required for aggregate/all) */
+    struct ts_bridge_http_cfg http;
+    bool has_http;            /* [http] present: the listener runs */
     struct ts_cfg_file file;
 };
 

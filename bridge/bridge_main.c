@@ -17,6 +17,7 @@
 #include "layout.h"
 #include "now.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "repartition.h"
 #include "status_report.h"
@@ -55,23 +56,50 @@ static void usage(FILE *out)
 }
 
 #define MAX_PARTS 4096 /* partitions shown in the status */
+static struct ts_aggregator_partition part_buf[MAX_PARTS]; /* the main thread's */
 
 /* The progress line (log, systemd STATUS) and the retained status document
  * (bridge_status.h). A problem an operator must act on goes first. */
+/* The figures of the roles that run, for the status and the metrics. */
+static void gather(const struct ts_bridge_cfg *cfg, const char *role, struct ts_relay *relay,
+                   struct ts_aggregator *agg, struct ts_ack *ack, struct ts_relay_stats *rs,
+                   struct ts_aggregator_stats *as, struct ts_ack_stats *ks,
+                   struct ts_aggregator_partition *parts, struct ts_status_report *rep)
+{
+    *rep = (struct ts_status_report){.bridge_id = cfg->bridge.id, .role = role};
+    if (relay) {
+        ts_relay_stats(relay, rs);
+        rep->relay = rs;
+    }
+    if (agg) {
+        ts_aggregator_stats(agg, as);
+        rep->agg = as;
+        rep->parts = parts;
+        rep->n_parts = ts_aggregator_partitions(agg, parts, MAX_PARTS);
+        if (rep->n_parts > MAX_PARTS)
+            rep->n_parts = MAX_PARTS;
+    }
+    if (ack) {
+        ts_ack_stats(ack, ks);
+        rep->ack = ks;
+    }
+}
+
 static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_relay *relay,
-                   struct ts_aggregator *agg, struct ts_ack *ack, struct ts_bridge_status *bs)
+                   struct ts_aggregator *agg, struct ts_ack *ack, struct ts_bridge_status *bs,
+                   struct ts_metrics *metrics)
 {
     char line[768] = "", problems[1024];
     size_t n = 0;
     struct ts_relay_stats rs;
     struct ts_aggregator_stats as;
     struct ts_ack_stats ks;
-    static struct ts_aggregator_partition parts[MAX_PARTS];
-    struct ts_status_report rep = {.bridge_id = cfg->bridge.id, .role = role};
+    struct ts_status_report rep;
 
+    gather(cfg, role, relay, agg, ack, &rs, &as, &ks, part_buf, &rep);
+    if (metrics)
+        ts_metrics_update(metrics, &rep);
     if (relay) {
-        ts_relay_stats(relay, &rs);
-        rep.relay = &rs;
         n += (size_t)snprintf(line + n, sizeof line - n,
                               "relay: %s, %" PRIu64 " received, %" PRIu64 " in Kafka, %" PRIu64
                               " dead letters, %zu queued; ",
@@ -79,12 +107,6 @@ static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
                               rs.delivered, rs.dead_letters, rs.queued);
     }
     if (agg) {
-        ts_aggregator_stats(agg, &as);
-        rep.agg = &as;
-        rep.parts = parts;
-        rep.n_parts = ts_aggregator_partitions(agg, parts, MAX_PARTS);
-        if (rep.n_parts > MAX_PARTS)
-            rep.n_parts = MAX_PARTS;
         n += (size_t)snprintf(line + n, sizeof line - n,
                               "aggregate: %u partitions, %" PRIu64 " agents (%" PRIu64
                               " with gaps, %" PRIu64 " archived), %" PRIu64 " readings, %" PRIu64
@@ -96,12 +118,12 @@ static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
                               as.late_rows, as.files, as.checkpoints, as.consumer_failures);
     }
     if (ack) {
-        ts_ack_stats(ack, &ks);
-        rep.ack = &ks;
         n += (size_t)snprintf(line + n, sizeof line - n, "acks: %" PRIu64 " agents, %" PRIu64
                               " published", ks.agents, ks.published);
     }
     char *json = ts_status_report_json(&rep, problems, sizeof problems);
+    if (metrics)
+        ts_metrics_set_problems(metrics, problems);
     if (json && bs)
         ts_bridge_status_set(bs, json);
     free(json);
@@ -143,6 +165,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     struct ts_ack *ack = NULL;
     struct ts_aggregator *agg = NULL;
     struct ts_bridge_status *bs = NULL;
+    struct ts_metrics *metrics = NULL;
     const char *role_name = role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate"
                                                                                       : "all";
     char why[512] = "";
@@ -169,8 +192,11 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
         if (rc == TS_OK)
             rc = ts_aggregator_new(cfg, ack, &agg, why, sizeof why);
     }
+    if (rc == TS_OK && cfg->has_http)
+        rc = ts_metrics_new(cfg, role_name, &metrics, why, sizeof why);
     if (rc != TS_OK) {
         TS_LOG(TS_LOG_ERR, "cannot start: %s%s%s", ts_strerror(rc), why[0] ? ": " : "", why);
+        ts_metrics_free(metrics);
         ts_aggregator_free(agg);
         ts_ack_free(ack, 0);
         ts_relay_free(relay, 0);
@@ -185,6 +211,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
         watchdog_usec = 0;
 
     int64_t start = ts_mono_ms(), last_status = start, last_watchdog = start;
+    int64_t last_metrics = start - TS_METRICS_REFRESH_MS;
     while (!stop) {
         if (agg) {
             if ((rc = ts_aggregator_poll(agg, 100)) != TS_OK)
@@ -207,17 +234,27 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
             last_watchdog = now;
         }
         if (now - last_status >= cfg->bridge.status_interval_ms) {
-            status(cfg, role_name, relay, agg, ack, bs);
-            last_status = now;
+            status(cfg, role_name, relay, agg, ack, bs, metrics);
+            last_status = last_metrics = now;
+        } else if (metrics && now - last_metrics >= TS_METRICS_REFRESH_MS) {
+            /* the figures for /metrics and /healthz, between polls: nothing per reading */
+            struct ts_relay_stats rs;
+            struct ts_aggregator_stats as;
+            struct ts_ack_stats ks;
+            struct ts_status_report rep;
+            gather(cfg, role_name, relay, agg, ack, &rs, &as, &ks, part_buf, &rep);
+            ts_metrics_update(metrics, &rep);
+            last_metrics = now;
         }
         if (duration_s > 0 && now - start >= (int64_t)(duration_s * 1000))
             break;
     }
     sd_notify(0, "STOPPING=1");
     TS_LOG(TS_LOG_NOTICE, "stopping%s", rc == TS_OK ? "" : " after a fatal error");
-    ts_relay_free(relay, FLUSH_MS);   /* first: nothing new enters Kafka */
+    ts_metrics_free(metrics);         /* first: it reads the figures of the others */
+    ts_relay_free(relay, FLUSH_MS);   /* nothing new enters Kafka */
     ts_aggregator_free(agg);          /* final checkpoints */
-    status(cfg, role_name, NULL, NULL, ack, NULL);
+    status(cfg, role_name, NULL, NULL, ack, NULL, NULL);
     ts_ack_free(ack, FLUSH_MS);       /* last: the acks of the final checkpoints */
     char offline[200];
     snprintf(offline, sizeof offline, "{\"state\":\"offline\",\"bridge\":\"%s\",\"reason\":\"%s\"}",

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "kafka_conf.h"
 #include "log.h"
 #include "now.h"
 
@@ -39,8 +40,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    TS_LOG(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
-           "aggregate: dead letters: librdkafka %s: %s", fac, buf);
+    ts_kafka_log(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
+                 "aggregate: dead letters: librdkafka", fac, buf);
 }
 
 int ts_deadletter_new(const struct ts_bridge_kafka_cfg *kafka, const char *client_id,
@@ -74,6 +75,11 @@ int ts_deadletter_new(const struct ts_bridge_kafka_cfg *kafka, const char *clien
             return ts_fail(why, why_size, TS_ECONFIG, "dead letters: kafka: %s = '%s': %s",
                            props[i][0], props[i][1], err);
         }
+    if (ts_kafka_conf_apply(conf, &kafka->props, err, sizeof err) != TS_OK) { /* rdkafka.* */
+        rd_kafka_conf_destroy(conf);
+        free(d);
+        return ts_fail(why, why_size, TS_ECONFIG, "dead letters: kafka: %s", err);
+    }
     rd_kafka_conf_set_opaque(conf, d);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_log_cb(conf, on_log);

@@ -66,6 +66,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "kafka_conf.h"
 #include "layout.h"
 #include "now.h"
 #include "log.h"
@@ -172,16 +173,20 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 {
     int l = level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : level == 5 ? TS_LOG_NOTICE
           : level == 6 ? TS_LOG_INFO : TS_LOG_DEBUG;
-    TS_LOG(l, "relay: kafka: librdkafka: %s: %s", fac, buf);
+    ts_kafka_log(l, "relay: kafka: librdkafka:", fac, buf);   /* secrets masked */
 }
 
 static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     struct ts_relay *r = opaque;
+    char clean[512];
 
+    ts_kafka_redact(clean, sizeof clean, reason); /* librdkafka's words: secrets masked */
+    reason = clean;
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
-        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, clean, sizeof clean);
+        ts_kafka_redact(buf, sizeof buf, clean);
         pthread_mutex_lock(&r->lock);
         r->fatal = true;
         pthread_cond_broadcast(&r->cond);
@@ -342,9 +347,10 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
         uint64_t summary = 0;
         pthread_mutex_lock(&r->lock);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            if (reason)
+            if (reason) {
                 r->st.dead_letters++;
-            else
+                r->st.dead_letters_policy += mark != &dead_letter_mark;
+            } else
                 r->st.produced++;
             long long held = r->full && waited ? now - r->full_since : -1;
             if (waited)
@@ -645,6 +651,11 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
             ts_relay_free(r, 0);
             return rc;
         }
+    if ((rc = ts_kafka_conf_apply(conf, &kafka->props, why, why_size)) != TS_OK) { /* rdkafka.* */
+        rd_kafka_conf_destroy(conf);
+        ts_relay_free(r, 0);
+        return rc;
+    }
     rd_kafka_conf_set_opaque(conf, r);
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_delivered);
     rd_kafka_conf_set_error_cb(conf, kafka_error);

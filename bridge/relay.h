@@ -50,6 +50,7 @@ struct ts_relay_stats {
     uint64_t produced;        /* valid readings handed to librdkafka */
     uint64_t delivered;       /* of which Kafka confirmed (acks=all) */
     uint64_t dead_letters;    /* invalid messages sent to the dead-letter topic */
+    uint64_t dead_letters_policy; /* of which refused by policy (TS_VERDICT_POLICY) */
     uint64_t markers;         /* markers produced: the agent's own readings refused by
                                  policy, whose dead letter Kafka confirmed (verdict.h) */
     uint64_t delivery_errors; /* delivery reports with an error (logged) */

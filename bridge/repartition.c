@@ -16,6 +16,7 @@
 
 #include "agent_archive.h"
 #include "err.h"
+#include "kafka_conf.h"
 #include "lake.h"
 #include "layout.h"
 #include "log.h"
@@ -958,8 +959,8 @@ int ts_repartition_lake(const struct ts_repartition_args *a, struct ts_repartiti
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    TS_LOG(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
-           "repartition: librdkafka %s: %s", fac, buf);
+    ts_kafka_log(level <= 3 ? TS_LOG_ERR : level == 4 ? TS_LOG_WARNING : TS_LOG_DEBUG,
+                 "repartition: librdkafka", fac, buf);
 }
 
 static int kafka_new(const struct ts_bridge_cfg *cfg, rd_kafka_t **rk, char *why, size_t why_size)
@@ -968,7 +969,8 @@ static int kafka_new(const struct ts_bridge_cfg *cfg, rd_kafka_t **rk, char *why
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     snprintf(id, sizeof id, "%s-repartition", cfg->bridge.id);
     if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, err, sizeof err) ||
-        rd_kafka_conf_set(conf, "client.id", id, err, sizeof err)) {
+        rd_kafka_conf_set(conf, "client.id", id, err, sizeof err) ||
+        ts_kafka_conf_apply(conf, &cfg->kafka.props, err, sizeof err)) { /* rdkafka.* */
         rd_kafka_conf_destroy(conf);
         return ts_fail(why, why_size, TS_ECONFIG, "kafka: %s", err);
     }

@@ -661,6 +661,15 @@ static int on_key(void *user, const char *section, const char *name, const char 
     for (size_t i = 0; i < st->section->n_keys; i++)
         if (strcmp(st->section->keys[i].name, name) == 0)
             k = &st->section->keys[i];
+    if (!k && st->section->pass_prefix &&
+        strncmp(name, st->section->pass_prefix, strlen(st->section->pass_prefix)) == 0) {
+        const char *reason = strstr(value, " #") || strstr(value, "\t#")
+            ? "holds ' #': inline comments start with ';' (a '#' comments whole lines only)"
+            : st->section->pass(st->instance, name, value, st->line, why, sizeof why);
+        if (reason)
+            fail(st, name, "%s", reason);
+        return 1;
+    }
     if (!k) {
         unknown_key(st, name);
         return 1;
@@ -1042,6 +1051,9 @@ void ts_config_doc(const struct ts_cfg_schema *schema, FILE *out)
             }
             fprintf(out, "%s |\n", k->doc);
         }
+        if (sec->pass_prefix)
+            fprintf(out, "| `%s*` | text | | | %s%s |\n", sec->pass_prefix,
+                    sec->kinds ? "all | " : "", sec->pass_doc ? sec->pass_doc : "");
         fputs("\n", out);
     }
 }

@@ -77,6 +77,14 @@ struct ts_cfg_section {
      * a sentence for the docs saying what decides a section's kind. */
     const struct ts_cfg_choice *kinds;
     const char *kinds_doc;
+    /* Keys outside the table that start with pass_prefix (e.g. "rdkafka."):
+     * handed whole to pass(instance, key, value, line, why, whysize), which
+     * keeps them (NULL) or refuses them (a reason, reported on that line).
+     * NULL: no such keys. pass_doc: one line of the docs for them. */
+    const char *pass_prefix;
+    const char *(*pass)(void *instance, const char *key, const char *value, int line, char *why,
+                        size_t whysize);
+    const char *pass_doc;
 };
 
 struct ts_cfg_schema {

@@ -2,6 +2,9 @@
 # N) for bash tests and the demo. Source it:
 #
 #   kafka_start [--conf 'LINES']       # one node: format the storage, start, wait until ready
+#   kafka_start --sasl-ssl [--scram-user NAME:PASSWORD]...   # also a SASL_SSL listener
+#                                      # (below, "TLS and SASL")
+#   kafka_tls_ca DIR NAME              # a new CA: DIR/NAME.pem (certificate), DIR/NAME.key
 #   kafka_cluster_start N [--conf 'LINES']   # N nodes, each broker + controller (below)
 #   kafka_create_topic NAME PARTITIONS [--config K=V ...]
 #   kcat -b "$KAFKA_BOOTSTRAP" -P -t NAME ...
@@ -53,6 +56,19 @@
 # KAFKA_LOG, KAFKA_OUT, KAFKA_DATA. One node keeps them directly in
 # KAFKA_DIR; a cluster's node I in KAFKA_DIR/nodeI.
 #
+# TLS and SASL: with --sasl-ssl every node also listens with SASL_SSL on a
+# free 127.0.0.1 port (the PLAINTEXT listener stays, for the harness, the
+# tools and kcat without credentials). kafka_start makes a CA and a broker
+# certificate (IP 127.0.0.1 and DNS localhost; EC P-256, openssl) in
+# KAFKA_DIR/tls, its key in a PKCS12 keystore. Mechanisms SCRAM-SHA-512,
+# SCRAM-SHA-256 and PLAIN; each --scram-user (the name without ':', the
+# password without ',', ']', '"', '=' or blanks) is created for both SCRAM mechanisms
+# by the storage format (kafka-storage format --add-scram) and is a PLAIN user
+# with the same password. No authorizer: an authenticated user may do
+# anything. Set: KAFKA_SASL_BOOTSTRAP (127.0.0.1:PORT,...), KAFKA_CA (the
+# CA's certificate, PEM), the array KAFKA_NODE_SASL_PORT and node 1's
+# KAFKA_SASL_PORT.
+#
 # Clean-up: the nodes are stopped and KAFKA_DIR removed when the shell exits,
 # by an EXIT trap that runs kafka_cleanup and then the EXIT trap that was set
 # before kafka_start (set yours first, or call kafka_cleanup from it). With
@@ -65,6 +81,10 @@ KAFKA_LOG= KAFKA_OUT= KAFKA_LIBS= KAFKA_DATA= KAFKA_CLUSTER_ID= KAFKA_NODES=0 KA
 declare -a KAFKA_NODE_PID=() KAFKA_NODE_PORT=() KAFKA_NODE_CONTROLLER_PORT=() KAFKA_NODE_CONF=()
 declare -a KAFKA_NODE_LOG=() KAFKA_NODE_OUT=() KAFKA_NODE_DATA=()
 _kafka_extra= _kafka_trap=0 _kafka_cp= _kafka_home=
+KAFKA_SASL_BOOTSTRAP= KAFKA_SASL_PORT=0 KAFKA_CA=
+declare -a KAFKA_NODE_SASL_PORT=()
+_kafka_sasl=0
+declare -a _kafka_scram_users=()
 _kafka_cds_opts=() _kafka_cds_new= _kafka_cds_file=
 # per node: starts seen in its log before the last spawn, ready since, its
 # class data sharing dump (file it writes, file to keep) and JVM options
@@ -168,6 +188,29 @@ _kafka_legacy() { # node 1's values under the one-node names
   KAFKA_PID=${KAFKA_NODE_PID[1]:-} KAFKA_PORT=${KAFKA_NODE_PORT[1]:-0}
   KAFKA_CONTROLLER_PORT=${KAFKA_NODE_CONTROLLER_PORT[1]:-0} KAFKA_CONF=${KAFKA_NODE_CONF[1]:-}
   KAFKA_LOG=${KAFKA_NODE_LOG[1]:-} KAFKA_OUT=${KAFKA_NODE_OUT[1]:-} KAFKA_DATA=${KAFKA_NODE_DATA[1]:-}
+  KAFKA_SASL_PORT=${KAFKA_NODE_SASL_PORT[1]:-0}
+}
+
+kafka_tls_ca() { # DIR NAME: a new certificate authority, DIR/NAME.pem and DIR/NAME.key
+  mkdir -p "$1" &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=turnstile-edge test $2" -keyout "$1/$2.key" -out "$1/$2.pem" 2>/dev/null ||
+    { echo "kafka_tls_ca: openssl failed" >&2; return 1; }
+}
+
+# the CA and the brokers' certificate and keystore in KAFKA_DIR/tls
+_kafka_tls_make() {
+  local d=$KAFKA_DIR/tls
+  kafka_tls_ca "$d" ca || return 1
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost \
+      -keyout "$d/broker.key" -out "$d/broker.csr" 2>/dev/null &&
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/broker.ext" &&
+    openssl x509 -req -in "$d/broker.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+      -days 2 -extfile "$d/broker.ext" -out "$d/broker.pem" 2>/dev/null &&
+    openssl pkcs12 -export -in "$d/broker.pem" -inkey "$d/broker.key" -certfile "$d/ca.pem" \
+      -name broker -passout pass:keystore-pw -out "$d/broker.p12" 2>/dev/null ||
+    { echo "kafka: making the broker's certificate failed" >&2; return 1; }
+  KAFKA_CA=$d/ca.pem
 }
 
 _kafka_all() { seq 1 "$KAFKA_NODES"; }   # every node's number
@@ -181,9 +224,25 @@ _kafka_write_conf() { # I
     echo "process.roles=broker,controller"
     echo "node.id=$i"
     echo "controller.quorum.voters=$voters"
-    echo "listeners=PLAINTEXT://127.0.0.1:${KAFKA_NODE_PORT[$i]},CONTROLLER://127.0.0.1:${KAFKA_NODE_CONTROLLER_PORT[$i]}"
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_NODE_PORT[$i]}"
-    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [ "$_kafka_sasl" = 1 ]; then
+      local u plain=
+      echo "listeners=PLAINTEXT://127.0.0.1:${KAFKA_NODE_PORT[$i]},SASL_SSL://127.0.0.1:${KAFKA_NODE_SASL_PORT[$i]},CONTROLLER://127.0.0.1:${KAFKA_NODE_CONTROLLER_PORT[$i]}"
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_NODE_PORT[$i]},SASL_SSL://127.0.0.1:${KAFKA_NODE_SASL_PORT[$i]}"
+      echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+      echo "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN"
+      echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+      echo "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+      for u in "${_kafka_scram_users[@]}"; do plain+=" user_${u%%:*}=\"${u#*:}\""; done
+      echo "listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain;"
+      echo "ssl.keystore.type=PKCS12"
+      echo "ssl.keystore.location=$KAFKA_DIR/tls/broker.p12"
+      echo "ssl.keystore.password=keystore-pw"
+      echo "ssl.key.password=keystore-pw"
+    else
+      echo "listeners=PLAINTEXT://127.0.0.1:${KAFKA_NODE_PORT[$i]},CONTROLLER://127.0.0.1:${KAFKA_NODE_CONTROLLER_PORT[$i]}"
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_NODE_PORT[$i]}"
+      echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    fi
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
     echo "log.dirs=${KAFKA_NODE_DATA[$i]}"
@@ -326,8 +385,19 @@ _kafka_launch() { # NODES
   _kafka_install_trap
   KAFKA_DIR=$(mktemp -d /tmp/ts-kafka.XXXXXX) || return 1
   KAFKA_NODES=$nodes KAFKA_RF=$((nodes < 3 ? nodes : 3))
-  KAFKA_NODE_PID=() KAFKA_NODE_PORT=() KAFKA_NODE_CONTROLLER_PORT=()
+  KAFKA_NODE_PID=() KAFKA_NODE_PORT=() KAFKA_NODE_CONTROLLER_PORT=() KAFKA_NODE_SASL_PORT=()
+  KAFKA_SASL_BOOTSTRAP= KAFKA_CA=
   KAFKA_CLUSTER_ID=$(_kafka_uuid)
+  local port_names=(KAFKA_NODE_PORT KAFKA_NODE_CONTROLLER_PORT) scram=() u
+  if [ "$_kafka_sasl" = 1 ]; then
+    command -v openssl >/dev/null || { echo "kafka: openssl not found (scripts/deps)" >&2; return 1; }
+    _kafka_tls_make || { kafka_cleanup; return 1; }
+    port_names+=(KAFKA_NODE_SASL_PORT)
+    for u in "${_kafka_scram_users[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]"
+              --add-scram "SCRAM-SHA-256=[name=${u%%:*},password=${u#*:}]")
+    done
+  fi
   for i in $(_kafka_all); do
     d=$KAFKA_DIR
     [ "$nodes" = 1 ] || { d=$KAFKA_DIR/node$i; mkdir -p "$d"; }
@@ -337,7 +407,7 @@ _kafka_launch() { # NODES
   for _ in 1 2 3 4 5; do
     ports=" "
     for i in $(_kafka_all); do
-      for n in KAFKA_NODE_PORT KAFKA_NODE_CONTROLLER_PORT; do
+      for n in "${port_names[@]}"; do
         p=$(free_port) || return 1
         while [[ $ports == *" $p "* ]]; do p=$(free_port) || return 1; done
         ports+="$p "
@@ -346,6 +416,10 @@ _kafka_launch() { # NODES
     done
     KAFKA_BOOTSTRAP=
     for i in $(_kafka_all); do KAFKA_BOOTSTRAP+="${KAFKA_BOOTSTRAP:+,}127.0.0.1:${KAFKA_NODE_PORT[$i]}"; done
+    KAFKA_SASL_BOOTSTRAP=
+    [ "$_kafka_sasl" = 0 ] || for i in $(_kafka_all); do
+      KAFKA_SASL_BOOTSTRAP+="${KAFKA_SASL_BOOTSTRAP:+,}127.0.0.1:${KAFKA_NODE_SASL_PORT[$i]}"
+    done
     for i in $(_kafka_all); do
       rm -rf "${KAFKA_NODE_DATA[$i]}" "${KAFKA_NODE_LOG[$i]}"
       _kafka_write_conf "$i"
@@ -354,7 +428,7 @@ _kafka_launch() { # NODES
     fmt=()
     for i in $(_kafka_all); do
       kafka_tool kafka.tools.StorageTool format -t "$KAFKA_CLUSTER_ID" -c "${KAFKA_NODE_CONF[$i]}" \
-        >>"$KAFKA_DIR/commands.log" 2>&1 &
+        "${scram[@]}" >>"$KAFKA_DIR/commands.log" 2>&1 &
       fmt+=($!)
     done
     bad=0
@@ -398,20 +472,33 @@ _kafka_wait_brokers() { # COUNT SECONDS
   return 1
 }
 
-kafka_start() { # [--conf LINES]
-  _kafka_extra=
+kafka_start() { # [--conf LINES] [--sasl-ssl [--scram-user NAME:PASSWORD]...]
+  _kafka_extra= _kafka_sasl=0 _kafka_scram_users=()
   while [ $# -gt 0 ]; do
     case $1 in
       --conf) _kafka_extra=$2; shift ;;
+      --sasl-ssl) _kafka_sasl=1 ;;
+      --scram-user)
+        case $2 in
+          *:*) ;;
+          *) echo "kafka_start: --scram-user NAME:PASSWORD" >&2; return 2 ;;
+        esac
+        case ${2%%:*}${2#*:} in
+          *[],\"=[:space:]]*) echo "kafka_start: --scram-user: no ',', ']', '\"', '=' or blank" >&2; return 2 ;;
+        esac
+        _kafka_scram_users+=("$2"); shift ;;
       *) echo "kafka_start: unknown option $1" >&2; return 2 ;;
     esac
     shift
   done
+  [ "$_kafka_sasl" = 1 ] || [ "${#_kafka_scram_users[@]}" = 0 ] ||
+    { echo "kafka_start: --scram-user needs --sasl-ssl" >&2; return 2; }
   _kafka_launch 1
 }
 
 kafka_cluster_start() { # N [--conf LINES]
   local n=${1:-}
+  _kafka_sasl=0 _kafka_scram_users=()
   case $n in ''|*[!0-9]*) echo "kafka_cluster_start: N nodes, a number" >&2; return 2 ;; esac
   [ "$n" -ge 1 ] && [ "$n" -le 9 ] || { echo "kafka_cluster_start: 1 to 9 nodes" >&2; return 2; }
   shift

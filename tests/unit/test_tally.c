@@ -310,7 +310,7 @@ static char *state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *t
 {
     struct ts_device_stats devices[2];
     memset(devices, 0, sizeof devices);
-    char *json = ts_state_json(cfg, t, devices, true, 0);
+    char *json = ts_state_json(cfg, t, devices, true, 0, NULL);
     assert_non_null(json);
     return json;
 }
