@@ -102,7 +102,7 @@ static const struct ts_cfg_key lake_keys[] = {
     {"path", TS_CFG_STRING, OFF(L, path), .flags = TS_CFG_REQUIRED,
      .doc = "the lake's root directory (a local POSIX file system: see docs/lake.md)"},
     {"table", TS_CFG_ID, OFF(L, table), .def = "turnstile",
-     .doc = "files go under <path>/<table>/date=YYYY-MM-DD/"},
+     .doc = "files go under <path>/<table>/event_date=YYYY-MM-DD/"},
     {"row_number", TS_CFG_BOOL, NOSIZE(L, row_number), .def = "true",
      .doc = "write the reference files' leading unnamed row-number column"},
     {"compression_level", TS_CFG_INT, NOSIZE(L, compression_level), 1, 9, "6",

@@ -69,7 +69,7 @@ struct ts_bridge_kafka_cfg {
 
 struct ts_bridge_lake_cfg {
     char path[256];           /* lake root */
-    char table[64];           /* files under <path>/<table>/date=YYYY-MM-DD/ */
+    char table[64];           /* files under <path>/<table>/event_date=YYYY-MM-DD/ */
     bool row_number;          /* leading unnamed row-number column, as the
                                  reference files (false: leave it out) */
     int compression_level;    /* gzip 1..9 */

@@ -106,17 +106,33 @@ static void set_why(char *why, size_t size, const char *fmt, ...)
 
 /* ---- names ---- */
 
-/* <table>/date=<date>/<part|late>-<topic>-<p>-<gen>[-<seq>].csv.gz (seq 0:
- * without), or its temporary .<that name>.<tag>.tmp when tag is not NULL. */
-static void data_path(const struct ts_lake *l, char *buf, const char *date, bool late,
-                      uint64_t gen, uint32_t seq, const char *tag)
+/* The partition key of the date directories. Not "date": Hive, Spark, Trino
+ * and DuckDB compare names without case, and the files have a DATE column
+ * (docs/lake.md, "Layout"). Bridges before it wrote "date=": recovery still
+ * reads checkpoints naming such files, rolls them forward where they are and
+ * sweeps those directories too (LEGACY_KEY). */
+#define PART_KEY "event_date"
+#define LEGACY_KEY "date"
+
+/* <table>/<key>=<date>/<part|late>-<topic>-<p>-<gen>[-<seq>].csv.gz (seq 0:
+ * without), or its temporary .<that name>.<tag>.tmp when tag is not NULL;
+ * key PART_KEY, or LEGACY_KEY for files an older bridge named. */
+static void data_path_key(const struct ts_lake *l, char *buf, bool legacy, const char *date,
+                          bool late, uint64_t gen, uint32_t seq, const char *tag)
 {
     char s[16] = "";
     if (seq)
         snprintf(s, sizeof s, "-%" PRIu32, seq);
-    snprintf(buf, PATH_LEN, "%s/date=%s/%s%s-%s-%" PRId32 "-%012" PRIu64 "%s.csv.gz%s%s%s",
-             l->table, date, tag ? "." : "", late ? "late" : "part", l->topic, l->partition,
-             gen, s, tag ? "." : "", tag ? tag : "", tag ? ".tmp" : "");
+    snprintf(buf, PATH_LEN, "%s/%s=%s/%s%s-%s-%" PRId32 "-%012" PRIu64 "%s.csv.gz%s%s%s",
+             l->table, legacy ? LEGACY_KEY : PART_KEY, date, tag ? "." : "",
+             late ? "late" : "part", l->topic, l->partition, gen, s, tag ? "." : "",
+             tag ? tag : "", tag ? ".tmp" : "");
+}
+
+static void data_path(const struct ts_lake *l, char *buf, const char *date, bool late,
+                      uint64_t gen, uint32_t seq, const char *tag)
+{
+    data_path_key(l, buf, false, date, late, gen, seq, tag);
 }
 
 /* Exactly 12 digits at s, not all zero. */
@@ -309,6 +325,7 @@ static int build_checkpoint(const struct ts_lake *l, uint64_t gen, int64_t offse
 
 struct named { /* a data file a checkpoint names */
     char date[11];
+    bool legacy; /* under LEGACY_KEY=: written by a bridge of before PART_KEY */
     bool late;
     uint32_t seq;
 };
@@ -328,21 +345,29 @@ static bool named_ok(const struct ts_lake *l, uint64_t gen, const char *path, in
                      struct named *f)
 {
     char expect[PATH_LEN];
-    size_t tl = strlen(l->table);
-    if (strlen(path) < tl + 16 || strncmp(path + tl, "/date=", 6) || late < 0 || late > 1)
+    size_t tl = strlen(l->table), kl;
+    if (strlen(path) < tl + 1 || path[tl] != '/' || late < 0 || late > 1)
         return false;
-    memcpy(f->date, path + tl + 6, 10);
+    if (!strncmp(path + tl + 1, PART_KEY "=", sizeof PART_KEY))
+        f->legacy = false, kl = sizeof PART_KEY;
+    else if (!strncmp(path + tl + 1, LEGACY_KEY "=", sizeof LEGACY_KEY))
+        f->legacy = true, kl = sizeof LEGACY_KEY;
+    else
+        return false;
+    if (strlen(path) < tl + 1 + kl + 10)
+        return false;
+    memcpy(f->date, path + tl + 1 + kl, 10);
     f->date[10] = '\0';
     f->late = late;
     if (strchr(f->date, '/'))
         return false;
     /* the name without a seq up to ".csv.gz", then "" or "-<seq>" */
-    data_path(l, expect, f->date, f->late, gen, 0, NULL);
+    data_path_key(l, expect, f->legacy, f->date, f->late, gen, 0, NULL);
     size_t base = strlen(expect) - 7;
     const char *rest = strncmp(path, expect, base) ? NULL : seq_part(path + base, &f->seq);
     if (!rest || strcmp(rest, ".csv.gz"))
         return false;
-    data_path(l, expect, f->date, f->late, gen, f->seq, NULL);
+    data_path_key(l, expect, f->legacy, f->date, f->late, gen, f->seq, NULL);
     return strcmp(path, expect) == 0;
 }
 
@@ -447,8 +472,13 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
     for (int pass = 0; pass < 2; pass++) { /* check everything, then rename */
         for (size_t i = 0; i < c->nfiles; i++) {
             const struct named *f = &c->files[i];
+            /* an older bridge's file may since have been moved to PART_KEY= (docs/lake.md,
+             * "Upgrading from date= directories"); its temporary is where it wrote it */
             data_path(l, fin, f->date, f->late, gen, f->seq, NULL);
-            data_path(l, tmp, f->date, f->late, gen, f->seq, c->writer);
+            if (f->legacy && faccessat(l->rootfd, fin, F_OK, 0) == 0)
+                continue;
+            data_path_key(l, fin, f->legacy, f->date, f->late, gen, f->seq, NULL);
+            data_path_key(l, tmp, f->legacy, f->date, f->late, gen, f->seq, c->writer);
             if (faccessat(l->rootfd, fin, F_OK, 0) == 0)
                 continue;
             if (pass == 0 && faccessat(l->rootfd, tmp, F_OK, 0) != 0) {
@@ -464,7 +494,8 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
                     return TS_ESYS;
                 }
                 (*renamed)++;
-                snprintf(tmp, sizeof tmp, "%s/date=%s", l->table, f->date);
+                snprintf(tmp, sizeof tmp, "%s/%s=%s", l->table,
+                         f->legacy ? LEGACY_KEY : PART_KEY, f->date);
                 if (fsync_dir(l->rootfd, tmp)) {
                     set_why(why, why_size, "fsync %s: %s", tmp, strerror(errno));
                     return TS_ESYS;
@@ -536,7 +567,11 @@ static int sweep(struct ts_lake *l, uint64_t latest, unsigned *removed, char *wh
     if (!err && !(d = open_dir(l->rootfd, l->table)))
         err = TS_ESYS;
     while (!err && (e = readdir(d))) {
-        if (!strncmp(e->d_name, "date=", 5) && strlen(e->d_name) == 15) {
+        /* an older bridge's temporaries are in LEGACY_KEY= directories */
+        if ((!strncmp(e->d_name, PART_KEY "=", sizeof PART_KEY) &&
+             strlen(e->d_name) == sizeof PART_KEY + 10) ||
+            (!strncmp(e->d_name, LEGACY_KEY "=", sizeof LEGACY_KEY) &&
+             strlen(e->d_name) == sizeof LEGACY_KEY + 10)) {
             snprintf(dir, sizeof dir, "%s/%s", l->table, e->d_name);
             err = sweep_dir(l, l->rootfd, dir, false, latest, removed);
         }
@@ -840,7 +875,7 @@ static int add_pending(struct ts_lake *l, const char *date, bool late, struct pe
         if (err)
             return err;
     }
-    snprintf(dir, sizeof dir, "%s/date=%s", l->table, date);
+    snprintf(dir, sizeof dir, "%s/" PART_KEY "=%s", l->table, date);
     int err = make_dir(l->rootfd, dir);
     if (err)
         return err;
@@ -993,7 +1028,7 @@ static int sync_dirs(const struct ts_lake *l)
     for (size_t i = 0; i < l->nfiles && !err; i++) {
         if (i && !strcmp(dates[i], dates[i - 1]))
             continue;
-        snprintf(dir, sizeof dir, "%s/date=%s", l->table, dates[i]);
+        snprintf(dir, sizeof dir, "%s/" PART_KEY "=%s", l->table, dates[i]);
         if (fsync_dir(l->rootfd, dir))
             err = TS_ESYS;
     }

@@ -34,12 +34,13 @@
  * the checkpoint is the truth it resumes from).
  *
  * Layout under cfg->root:
- *   <table>/date=YYYY-MM-DD/part-<topic>-<partition>-<generation>[-<seq>].csv.gz
- *   <table>/date=YYYY-MM-DD/late-<topic>-<partition>-<generation>[-<seq>].csv.gz
+ *   <table>/event_date=YYYY-MM-DD/part-<topic>-<partition>-<generation>[-<seq>].csv.gz
+ *   <table>/event_date=YYYY-MM-DD/late-<topic>-<partition>-<generation>[-<seq>].csv.gz
  *   <table>/_manifest/<topic>-<partition>/<generation>.ckpt
- * generation is 12 decimal digits, from 000000000001; date is the row's DATE
- * (station-local, from MM/DD/YYYY). Late rows (row->late) go to the late-
- * files.
+ * generation is 12 decimal digits, from 000000000001; event_date is the
+ * row's DATE (station-local, from MM/DD/YYYY). Late rows (row->late) go to
+ * the late- files. Checkpoints of older bridges name date=YYYY-MM-DD/ files:
+ * open still rolls them forward and sweeps those directories.
  *
  * Bounded resources: at most cfg->max_open_files data files are open (one
  * fd each; plus the root's and the manifest's directory fds for the lake's

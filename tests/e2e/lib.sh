@@ -211,7 +211,7 @@ fault_bridge_kill() { # twice at a random moment (mid-window), then while a lake
   for try in 1 2 3; do   # mid-file: as soon as a data temporary exists
     sleep 2
     for _ in $(seq 1000); do
-      if find "$work/lake" -name '.*.tmp' -path '*/date=*' 2>/dev/null | grep -q .; then caught=1; break; fi
+      if find "$work/lake" -name '.*.tmp' -path '*/event_date=*' 2>/dev/null | grep -q .; then caught=1; break; fi
       sleep 0.005
     done
     bridge_kill b1

@@ -287,7 +287,7 @@ get() { awk -v k="$1" '$1 == k {print $2}' "$work/account"; }
 
 # the lake: every visible file listed by a checkpoint, every listed file there, sums as recorded
 lake_listed >"$work/listed"
-find "$work/lake" -name '*.csv.gz' ! -name '.*' -path '*/date=*' | sed "s|^$work/lake/||" | sort >"$work/visible"
+find "$work/lake" -name '*.csv.gz' ! -name '.*' -path '*/event_date=*' | sed "s|^$work/lake/||" | sort >"$work/visible"
 unlisted=$(comm -13 <(cut -d' ' -f1 "$work/listed" | sort) "$work/visible" | wc -l)
 missing=$(comm -23 <(cut -d' ' -f1 "$work/listed" | sort) "$work/visible" | wc -l)
 late_rows=0

@@ -77,7 +77,7 @@ split_devices() {
 }
 
 _lake_files() {
-  find "${1:-$work/lake}" -name '*.csv.gz' ! -name '.*' -path '*/date=*' 2>/dev/null | sort
+  find "${1:-$work/lake}" -name '*.csv.gz' ! -name '.*' -path '*/event_date=*' 2>/dev/null | sort
 }
 
 lake_rows() {

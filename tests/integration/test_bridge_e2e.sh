@@ -115,9 +115,9 @@ bad=0
 for f in $(find "$work/lake" -name '*.csv.gz' ! -name '.*'); do gzip -t "$f" 2>/dev/null || bad=$((bad + 1)); done
 check "every visible lake file is complete" test "$bad" -eq 0
 check "late rows were written for the agent that came back" \
-  bash -c "ls '$work'/lake/turnstile/date=*/late-*.csv.gz >/dev/null 2>&1"
+  bash -c "ls '$work'/lake/turnstile/event_date=*/late-*.csv.gz >/dev/null 2>&1"
 check "data files have the reference header" \
-  bash -c "zcat \$(ls '$work'/lake/turnstile/date=*/part-*.csv.gz | head -1) | head -1 | grep -qx ',CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS'"
+  bash -c "zcat \$(ls '$work'/lake/turnstile/event_date=*/part-*.csv.gz | head -1) | head -1 | grep -qx ',CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS'"
 
 dead=$(kcat -b "$KAFKA_BOOTSTRAP" -C -t turnstile.deadletter -o beginning -e -q -f '%h\n' 2>/dev/null | grep -c 'reason=' || true)
 check "4 malformed payloads in the dead-letter topic (got $dead)" test "$dead" -eq 4

@@ -130,7 +130,7 @@ done
 lake_sums >"$work/sums"
 echo "after $((SECONDS - t0)) s: expected (SCP ENTRIES EXITS) | lake:"
 paste -d'|' "$work/expected" "$work/sums"
-dates=$(find "$work/lake/turnstile" -maxdepth 1 -name 'date=*' | wc -l)
+dates=$(find "$work/lake/turnstile" -maxdepth 1 -name 'event_date=*' | wc -l)
 files=$(_lake_files | wc -l)
 seqfiles=$(_lake_files | grep -c -- '-[0-9]\{12\}-[0-9]*\.csv\.gz$' || true)
 ckpts=$(find "$work/lake/turnstile/_manifest/turnstile.readings-0" -name '*.ckpt' | wc -l)

@@ -35,8 +35,10 @@
 #define TOPIC "readings"
 #define PART 3
 #define MDIR "turnstile/_manifest/readings-3"
-#define D1 "turnstile/date=2023-06-03/"
-#define D2 "turnstile/date=2023-06-04/"
+#define D1 "turnstile/event_date=2023-06-03/"
+#define D2 "turnstile/event_date=2023-06-04/"
+#define OLD1 "turnstile/date=2023-06-03/" /* the partition key of before (lake-v1) */
+#define OLD2 "turnstile/date=2023-06-04/"
 #define HDR "CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS\n"
 
 static char base[256]; /* this run's scratch directory */
@@ -368,12 +370,12 @@ static void data_files_without_row_number(void **state)
     write_ok(l, row("02-00-01", "12/31/2023", "00:00:00", 3, 4, false));
     write_ok(l, row("02-00-00", "01/01/2024", "00:05:00", 5, 6, true));
     commit_ok(l, 3, "x", 1, 1, 2, 3);
-    expect_file("turnstile/date=2023-12-31/part-readings-3-000000000001.csv.gz",
+    expect_file("turnstile/event_date=2023-12-31/part-readings-3-000000000001.csv.gz",
                 HDR "A002,R051,02-00-00,59 ST,NQR456W,BMT,12/31/2023,23:55:00,REGULAR,1,2\n"
                     "A002,R051,02-00-01,59 ST,NQR456W,BMT,12/31/2023,00:00:00,REGULAR,3,4\n");
-    expect_file("turnstile/date=2024-01-01/late-readings-3-000000000001.csv.gz",
+    expect_file("turnstile/event_date=2024-01-01/late-readings-3-000000000001.csv.gz",
                 HDR "A002,R051,02-00-00,59 ST,NQR456W,BMT,01/01/2024,00:05:00,REGULAR,5,6\n");
-    expect_list("turnstile/date=2024-01-01", false, "late-readings-3-000000000001.csv.gz");
+    expect_list("turnstile/event_date=2024-01-01", false, "late-readings-3-000000000001.csv.gz");
     ts_lake_close(l);
 }
 
@@ -911,7 +913,7 @@ static void check_rows(uint64_t latest, struct want *w, size_t n)
                 if (e >= n || w[e].seen || strcmp(w[e].date, date) || w[e].late != (late == 1) ||
                     x != 2 * e)
                     fail_msg("%s: row %" PRIu64 " is not one written once to this file", path, e);
-                snprintf(dir, sizeof dir, "/date=%.4s-%.2s-%.2s/", date + 6, date, date + 3);
+                snprintf(dir, sizeof dir, "/event_date=%.4s-%.2s-%.2s/", date + 6, date, date + 3);
                 assert_non_null(strstr(path, dir));
                 w[e].seen = true;
                 r++;
@@ -934,7 +936,7 @@ static void check_rows(uint64_t latest, struct want *w, size_t n)
     struct dirent *e;
     assert_non_null(t);
     while ((e = readdir(t))) {
-        if (strncmp(e->d_name, "date=", 5))
+        if (strncmp(e->d_name, "event_date=", 11))
             continue;
         snprintf(dir, sizeof dir, "%s/turnstile/%s", root, e->d_name);
         DIR *dd = opendir(dir);
@@ -990,15 +992,15 @@ static void open_files_stay_within_the_bound(void **state)
     assert_int_equal(count_fds(NULL), fds + 2);
     check_rows(1, w, n);
     /* date 0: its first file, the one after pass three, three of the round robin */
-    expect_list("turnstile/date=2023-01-01", false,
+    expect_list("turnstile/event_date=2023-01-01", false,
                 "late-readings-3-000000000001.csv.gz part-readings-3-000000000001-1.csv.gz "
                 "part-readings-3-000000000001-2.csv.gz part-readings-3-000000000001-3.csv.gz "
                 "part-readings-3-000000000001-4.csv.gz part-readings-3-000000000001.csv.gz");
-    expect_list("turnstile/date=2023-02-12", false,
+    expect_list("turnstile/event_date=2023-02-12", false,
                 "late-readings-3-000000000001.csv.gz part-readings-3-000000000001-1.csv.gz "
                 "part-readings-3-000000000001.csv.gz");
     char *text = checkpoint_text(1);
-    assert_non_null(strstr(text, "\nfile turnstile/date=2023-01-01/part-readings-3-000000000001-3"
+    assert_non_null(strstr(text, "\nfile turnstile/event_date=2023-01-01/part-readings-3-000000000001-3"
                                  ".csv.gz rows 1 entries 125 exits 250 late 0\n"));
     free(text);
     ts_lake_close(l);
@@ -1013,20 +1015,20 @@ static void open_files_stay_within_the_bound(void **state)
             char sfx[16] = "";
             if (k > 0)
                 snprintf(sfx, sizeof sfx, "-%d", k);
-            snprintf(fin, sizeof fin, "turnstile/date=%.4s-%.2s-%.2s/%s-readings-3-000000000001%s"
+            snprintf(fin, sizeof fin, "turnstile/event_date=%.4s-%.2s-%.2s/%s-readings-3-000000000001%s"
                      ".csv.gz", date + 6, date, date + 3, k < 0 ? "late" : "part", sfx);
-            snprintf(tmp, sizeof tmp, "turnstile/date=%.4s-%.2s-%.2s/.%s.%s.tmp", date + 6, date,
+            snprintf(tmp, sizeof tmp, "turnstile/event_date=%.4s-%.2s-%.2s/.%s.%s.tmp", date + 6, date,
                      date + 3, strrchr(fin, '/') + 1, tag);
             rename_rel(fin, tmp);
         }
     }
-    expect_list("turnstile/date=2023-01-01", false, "");
+    expect_list("turnstile/event_date=2023-01-01", false, "");
     /* strays: of generation 1 (deleted at open), of 2 (kept until 2 is committed), and
      * names that are not this writer's form (never touched) */
-    touch("turnstile/date=2023-01-01/.part-readings-3-000000000001-7.csv.gz.bridge-z-1-0.tmp");
-    touch("turnstile/date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp");
-    touch("turnstile/date=2023-01-02/.part-readings-3-000000000001-0.csv.gz.bridge-z-1-0.tmp");
-    touch("turnstile/date=2023-01-02/.part-readings-3-000000000001-01.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/event_date=2023-01-01/.part-readings-3-000000000001-7.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/event_date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/event_date=2023-01-02/.part-readings-3-000000000001-0.csv.gz.bridge-z-1-0.tmp");
+    touch("turnstile/event_date=2023-01-02/.part-readings-3-000000000001-01.csv.gz.bridge-z-1-0.tmp");
     l = open_ok(&cfg, &res);
     assert_int_equal(res.generation, 1);
     assert_int_equal(res.offset_next, 7);
@@ -1034,7 +1036,7 @@ static void open_files_stay_within_the_bound(void **state)
     assert_int_equal(res.removed_temporaries, 1);
     free(res.state);
     check_rows(1, w, n);
-    assert_true(exists("turnstile/date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp"));
+    assert_true(exists("turnstile/event_date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp"));
 
     /* the next generation starts each date without a seq again */
     n = 0;
@@ -1042,11 +1044,11 @@ static void open_files_stay_within_the_bound(void **state)
     write_counted(l, w, &n, 1, true, fds);
     assert_int_equal(ts_lake_commit(l, 8, "t", 1, &info), TS_OK);
     assert_int_equal(info.files, 2);
-    assert_true(exists("turnstile/date=2023-01-01/part-readings-3-000000000002.csv.gz"));
-    assert_true(exists("turnstile/date=2023-01-02/late-readings-3-000000000002.csv.gz"));
-    assert_false(exists("turnstile/date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp"));
-    assert_true(exists("turnstile/date=2023-01-02/.part-readings-3-000000000001-0.csv.gz.bridge-z-1-0.tmp"));
-    assert_true(exists("turnstile/date=2023-01-02/.part-readings-3-000000000001-01.csv.gz.bridge-z-1-0.tmp"));
+    assert_true(exists("turnstile/event_date=2023-01-01/part-readings-3-000000000002.csv.gz"));
+    assert_true(exists("turnstile/event_date=2023-01-02/late-readings-3-000000000002.csv.gz"));
+    assert_false(exists("turnstile/event_date=2023-01-02/.late-readings-3-000000000002-3.csv.gz.bridge-z-1-0.tmp"));
+    assert_true(exists("turnstile/event_date=2023-01-02/.part-readings-3-000000000001-0.csv.gz.bridge-z-1-0.tmp"));
+    assert_true(exists("turnstile/event_date=2023-01-02/.part-readings-3-000000000001-01.csv.gz.bridge-z-1-0.tmp"));
     ts_lake_close(l);
     assert_int_equal(count_fds(NULL), fds);
 }
@@ -1238,14 +1240,14 @@ static void reads_a_lake_written_before_the_open_file_bound(void **state)
     assert_int_equal(res.removed_temporaries, 0); /* generation 3's: maybe a live writer's */
     free(res.state);
     ts_lake_close(l);
-    expect_file(D1 "part-readings-3-000000000002.csv.gz",
+    expect_file(OLD1 "part-readings-3-000000000002.csv.gz",
                 "," HDR "0,A002,R051,02-00-00,59 ST,NQR456W,BMT,06/03/2023,00:10:00,REGULAR,20,30\n");
 
-    /* its latest checkpoint rolled forward */
+    /* its latest checkpoint rolled forward, in the date= directories it names */
     writer_of(2, tag, sizeof tag);
-    const char *names[] = {D1 "part-readings-3-000000000002.csv.gz",
-                           D1 "late-readings-3-000000000002.csv.gz",
-                           D2 "part-readings-3-000000000002.csv.gz"};
+    const char *names[] = {OLD1 "part-readings-3-000000000002.csv.gz",
+                           OLD1 "late-readings-3-000000000002.csv.gz",
+                           OLD2 "part-readings-3-000000000002.csv.gz"};
     for (size_t i = 0; i < 3; i++) {
         char tmp[512];
         const char *name = strrchr(names[i], '/') + 1;
@@ -1257,19 +1259,32 @@ static void reads_a_lake_written_before_the_open_file_bound(void **state)
     assert_int_equal(res.rolled_forward, 3);
     assert_memory_equal(res.state, s2, sizeof s2);
     free(res.state);
-    expect_list(D1, false, "late-readings-3-000000000002.csv.gz part-readings-3-000000000001.csv.gz "
-                           "part-readings-3-000000000002.csv.gz");
+    expect_list(OLD1, false, "late-readings-3-000000000002.csv.gz part-readings-3-000000000001.csv.gz "
+                             "part-readings-3-000000000002.csv.gz");
+    ts_lake_close(l);
 
-    /* and carries on: one file open, so 06/03 gets a second file */
+    /* an operator moved the old files to event_date= (docs/lake.md, "Upgrading from date=
+     * directories"): the checkpoint naming them under date= still opens */
+    char to[1024];
+    path_of(to, sizeof to, D2);
+    assert_int_equal(mkdir(to, 0755), 0);
+    rename_rel(OLD2 "part-readings-3-000000000002.csv.gz", D2 "part-readings-3-000000000002.csv.gz");
+    l = open_ok(&cfg, &res);
+    assert_int_equal(res.generation, 2);
+    assert_int_equal(res.rolled_forward, 0);
+    free(res.state);
+
+    /* and carries on under event_date=: one file open, so 06/03 gets a second file */
     write_ok(l, row("02-00-00", "06/03/2023", "00:15:00", 1, 2, false));
     write_ok(l, row("02-00-00", "06/04/2023", "00:15:00", 3, 4, false));
     write_ok(l, row("02-00-00", "06/03/2023", "00:20:00", 5, 6, false));
     commit_ok(l, 23, "v2", 2, 3, 3, 3);
-    expect_list(D1, false, "late-readings-3-000000000002.csv.gz part-readings-3-000000000001.csv.gz "
-                           "part-readings-3-000000000002.csv.gz part-readings-3-000000000003-1.csv.gz "
-                           "part-readings-3-000000000003.csv.gz");
+    expect_list(OLD1, false, "late-readings-3-000000000002.csv.gz part-readings-3-000000000001.csv.gz "
+                             "part-readings-3-000000000002.csv.gz");
+    expect_list(D1, false, "part-readings-3-000000000003-1.csv.gz part-readings-3-000000000003.csv.gz");
     expect_list(D2, false, "part-readings-3-000000000002.csv.gz part-readings-3-000000000003.csv.gz");
-    expect_list(D2, true, ""); /* the killed v1 writer's temporary of generation 3 is gone */
+    expect_list(OLD2, false, "");
+    expect_list(OLD2, true, ""); /* the killed v1 writer's temporary of generation 3 is gone */
     expect_file(D1 "part-readings-3-000000000003-1.csv.gz",
                 "," HDR "0,A002,R051,02-00-00,59 ST,NQR456W,BMT,06/03/2023,00:20:00,REGULAR,5,6\n");
     ts_lake_close(l);
@@ -1427,7 +1442,7 @@ static void check_data_file(const char *dir, const char *name, uint64_t latest,
                 fail_msg("%s: bad row %.60s", rel, line);
             assert_int_equal(n, rows); /* numbered from 0 */
             snprintf(ymd, sizeof ymd, "%.4s-%.2s-%.2s", date + 6, date, date + 3);
-            assert_memory_equal(dir + 5, ymd, 10);
+            assert_memory_equal(dir + strlen("event_date="), ymd, 10);
             rows++;
             entries += e;
             line = strchr(line, '\n');
@@ -1453,7 +1468,7 @@ static void check_lake(uint64_t latest, const struct totals *committed)
     for (size_t d = 0; d < CRASH_DATES; d++) {
         char dir[32];
         const char *us = crash_dates[d];
-        snprintf(dir, sizeof dir, "date=%.4s-%.2s-%.2s", us + 6, us, us + 3);
+        snprintf(dir, sizeof dir, "event_date=%.4s-%.2s-%.2s", us + 6, us, us + 3);
         snprintf(p, sizeof p, "%s/turnstile/%s", root, dir);
         DIR *dd = opendir(p);
         if (!dd)

@@ -395,7 +395,7 @@ static uint64_t lake_entries(void)
     DIR *d = opendir(path), *dd;
     struct dirent *e, *f;
     while (d && (e = readdir(d))) {
-        if (strncmp(e->d_name, "date=", 5))
+        if (strncmp(e->d_name, "event_date=", 11))
             continue;
         snprintf(path, sizeof path, "%s/turnstile/%s", cfg.lake.path, e->d_name);
         dd = opendir(path);
