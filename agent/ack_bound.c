@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack_bound.c - which acknowledgements the agent believes (ack_bound.h). */
 #include "ack_bound.h"
 

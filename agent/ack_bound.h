@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack_bound.h - which acknowledgements the agent believes.
  *
  * The bridge's ack N on P/ack says that readings 1..N are in Kafka; anyone

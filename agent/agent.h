@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent.h - turnstile-agent's main loop: poller -> tally -> store -> publisher.
  *
  * Every poll cycle's samples become readings, appended to the store in one

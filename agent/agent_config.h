@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_config.h - turnstile-agent's configuration: tables and validation.
  *
  * Sections: [agent], [store] (the SQLite buffer), [mqtt] (the broker; needs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* turnstile-agent: reads the gates, keeps every reading, publishes them. */
 #include <getopt.h>
 #include <signal.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* clock.h - when the wall clock can be trusted, and stamping by it.
  *
  * A Raspberry Pi has no real-time clock: until NTP has synchronised, the

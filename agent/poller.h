@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* poller.h - reads every device on its own schedule, never letting one
  * device stall another.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* probe.c - commissioning: which register map gives plausible counters.
  * Rules, output and exit status: docs/commissioning.md. */
 #include "probe.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* probe.h - commissioning: which register map gives a turnstile plausible counters.
  *
  * `turnstile-agent --probe -c FILE` reads every configured device a few times

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* publisher.c - readings, status and state over MQTT with libmosquitto.
  *
  * One lock (p->lock) guards everything the caller's thread and the network

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* publisher.h - readings, status and state over MQTT (libmosquitto).
  *
  * QoS 1 with a persistent session (fixed client id, clean session off), MQTT

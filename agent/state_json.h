@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* state_json.h - the retained JSON documents for dashboards and operators.
  *
  * status: {"state":"online","agent":...,"station":...,"version":...,

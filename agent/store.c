@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store.c - the agent's SQLite store-and-forward buffer (store.h).
  *
  * The schema, the transactions, retention and the crash-safety argument are

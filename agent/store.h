@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* store.h - every reading kept in SQLite until the acknowledgement covers it.
  *
  * One SQLite file (WAL mode) per agent. Each poll cycle's readings are

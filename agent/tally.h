@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* tally.h - samples (raw cumulative registers) to readings (people).
  *
  * Keeps, per turnstile, the entries and exits counters (counter.h), the

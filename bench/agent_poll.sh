@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark: turnstile-agent polling 64 turnstiles on 4 simulated Modbus TCP devices.
 #
 # Starts 4 turnstile-sim processes (Modbus TCP on loopback, generated traffic, 16

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The aggregator, Kafka to the lake: N readings (default 10,000,000; 100 agents x 50
 # turnstiles, one reading per turnstile and minute) produced into a fresh 4-partition
 # topic of a real Kafka 3.9.1 (KRaft, loopback), then read in the same run, one after

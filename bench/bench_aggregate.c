@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_aggregate.c - the aggregator (Kafka to the lake) at full speed.
  *
  *   bench-aggregate fill BOOTSTRAP TOPIC N [AGENTS TURNSTILES START_MS SEQ_FROM]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_decode_delta.c - throughput of register decode + counter semantics.
  *
  * Loads the MTA week into memory, encodes each reading's ENTRIES and EXITS

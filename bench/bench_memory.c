@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_memory.c - what the aggregator's state costs, per agent and per open
  * window group: the figures docs/bridge.md ("Memory") states.
  *

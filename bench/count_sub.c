@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* count_sub.c - counts readings at an MQTT subscriber until it has all of them.
  *
  * Subscribes (QoS 1, clean session, MQTT 3.1.1) to TOPIC and parses each

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark: turnstile-agent draining a backlog of N stored readings to a local mosquitto
 # at QoS 1, against two baselines in the same run, all counted at one subscriber.
 #

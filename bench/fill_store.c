@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fill_store.c - fills agent stores with a backlog of readings, timing the appends.
  *
  * Loads an agent config (its agent id, turnstiles, [store] bounds and time

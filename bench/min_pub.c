@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* min_pub.c - the least a libmosquitto publisher can do: lines from memory, QoS 1, a window.
  *
  * Loads FILE (one message a line, e.g. the reading lines fill-store

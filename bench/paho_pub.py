@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """paho_pub.py - the reference pipeline's way: a Python publisher with paho-mqtt, same window.
 
 Loads FILE (one message a line, e.g. the reading lines fill-store --lines

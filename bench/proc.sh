@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # proc.sh - measuring processes from /proc, for the bench scripts. Source it
 # with `work` set (a temporary directory the script removes).
 #   tick          a 0.1 s sleep without a fork (a read that times out on a FIFO

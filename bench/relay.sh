@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Benchmark: the relay (turnstile-bridge --role relay, MQTT to Kafka) taking N readings
 # (default 1,000,000) from C simulated agents (default 100), next to a bare mosquitto_sub
 # reading the same stream from the same broker in the same run (the broker's own ceiling).

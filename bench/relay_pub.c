@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* relay_pub.c - many simulated agents publishing readings at QoS 1 (bench/relay.sh).
  *
  * C clients (default 100) in one process and one thread, each an agent with

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-bridge --role aggregate against the reference Spark job on the same Kafka topic
 # (issue 14). N readings (default 2,000,000; 100 agents x 50 turnstiles, one reading per
 # turnstile and minute, `bench-aggregate fill`) go into a fresh 4-partition topic of the test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack.c - the end-to-end acknowledgements, published retained (see ack.h).
  *
  * A table, by ack topic, of {latest value set, value last published, when}.

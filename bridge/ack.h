@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack.h - the end-to-end acknowledgement publisher.
  *
  * For each agent the aggregator that consumes the agent's partition knows

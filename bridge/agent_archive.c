@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_archive.c - the positions of idle agents on disk (see agent_archive.h).
  *
  * A lookup goes through a sparse index held in memory: the id and offset of

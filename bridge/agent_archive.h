@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_archive.h - the positions of idle agents, kept on disk, not in memory.
  *
  * The aggregator keeps each active agent's duplicate-removal set (seqset.h)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_status.c - the agents' figures from their retained status and state (see agent_status.h).
  *
  * s->lock guards the table; the link's network thread writes it, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_status.h - every agent's figures, from its retained status and
  * state on MQTT, for /metrics (metrics.h, docs/monitoring.md).
  *

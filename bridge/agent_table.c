@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_table.c - a partition's agents in memory and in the archive (see agent_table.h). */
 #include "agent_table.h"
 

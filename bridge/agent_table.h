@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* agent_table.h - one partition's agents: in memory while active, archived
  * on disk once idle, never forgotten.
  *

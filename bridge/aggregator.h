@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* aggregator.h - Kafka to the lake: duplicate removal, windows, checkpoints, acks.
  *
  * A Kafka consumer in the group kafka->group_id, subscribed to the readings

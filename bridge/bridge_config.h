@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bridge_config.h - turnstile-bridge's configuration: structs, tables, validation.
  *
  * Sections: [bridge] (identity, role), [mqtt] (the central broker: readings in,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* turnstile-bridge: MQTT to Kafka (relay), Kafka to the lake (aggregate). */
 #include <getopt.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bridge_status.c - the bridge's retained status on MQTT (see bridge_status.h).
  *
  * The caller's thread sets the document under st->lock; the link's network

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bridge_status.h - the bridge's own retained status on MQTT.
  *
  * turnstile/bridge/<bridge id>/status, retained, QoS 1: a JSON document the

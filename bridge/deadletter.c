@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* deadletter.c - the aggregator's dead letters (see deadletter.h). */
 #include "deadletter.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* deadletter.h - the aggregator's dead letters: records of the readings topic
  * that the verdict refuses (verdict.h), sent to the dead-letter topic and
  * confirmed by Kafka before a checkpoint passes their offsets.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http_listener.c - the monitoring listener over libmicrohttpd (see http_listener.h). */
 #include "http_listener.h"
 

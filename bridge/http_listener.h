@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* http_listener.h - the bridge's monitoring listener: a small HTTP/1.1
  * server (libmicrohttpd) that answers GET and HEAD of a few fixed paths.
  *

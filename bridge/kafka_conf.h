@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* kafka_conf.h - librdkafka properties passed through from [kafka] (TLS, SASL...).
  *
  * A [kafka] key "rdkafka.NAME = VALUE" sets librdkafka property NAME on every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lake.c - the data lake writer (see lake.h; docs/lake.md has the protocol
  * and why each step comes where it does).
  *

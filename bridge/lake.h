@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* lake.h - the data lake writer: gzip CSV files, made exactly-once by a manifest.
  *
  * One struct ts_lake serves one Kafka partition of the readings topic (the

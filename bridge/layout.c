@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout.c - the lake's record of the readings topic's partition count (see layout.h). */
 #include "layout.h"
 

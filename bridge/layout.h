@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* layout.h - over how many partitions the agents are spread.
  *
  * The relay keys every reading by its agent id, and an agent's partition is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics.c - /metrics and /healthz from the main loop's snapshots (see metrics.h).
  *
  * m->lock guards the snapshot and the progress marks; the main thread writes

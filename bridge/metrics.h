@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* metrics.h - what the bridge tells Prometheus: /metrics (the text
  * exposition format 0.0.4) and /healthz, over the [http] listener
  * (http_listener.h). docs/monitoring.md lists every metric and the rules of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_link.c - one libmosquitto client and the thread that keeps it
  * connected (see mqtt_link.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_link.h - the bridge's MQTT connection, and the topic forms it reads.
  *
  * A link is one libmosquitto client (MQTT v3.1.1) with the settings of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* partition_state.c - a partition's checkpoint state, as text (see partition_state.h). */
 #include "partition_state.h"
 

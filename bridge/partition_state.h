@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* partition_state.h - what a partition's checkpoint holds besides its files
  * and offsets: the agents' duplicate-removal sets and the open windows.
  *

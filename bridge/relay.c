@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* relay.c - the agents' readings from MQTT into Kafka (see relay.h).
  *
  * Threads. The MQTT link's network thread (mqtt_link.c) runs on_message:

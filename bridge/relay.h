@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* relay.h - MQTT to Kafka: the agents' readings into the readings topic.
  *
  * The relay subscribes (QoS 1) to turnstile/v1/+/+/readings with a persistent

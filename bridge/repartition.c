@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* repartition.c - moving the agents to a larger layout (see repartition.h;
  * docs/bridge.md, "Adding partitions", has the procedure and why each step
  * comes where it does). */

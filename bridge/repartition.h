@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* repartition.h - `turnstile-bridge --repartition`: moves every agent's
  * position to the partition a larger layout gives it, offline.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* retention.c - the topic's retention.ms from DescribeConfigs (see retention.h). */
 #include "retention.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* retention.h - how long Kafka keeps the readings, asked of the brokers.
  *
  * In the default ack mode an agent deletes a reading once it is in Kafka;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* seqset.c - sets of sequence numbers per agent (see seqset.h).
  *
  * Invariants of a set, with r = buf + off:

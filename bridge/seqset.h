@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* seqset.h - which sequence numbers of each agent the bridge has seen.
  *
  * Every reading names its agent and a range of that agent's numbers: the ID

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* station_windows.h - each station's latest closed window, for dashboards.
  *
  * The aggregator's rows name a turnstile (CA, UNIT, SCP ...) but not the

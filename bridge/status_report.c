@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status_report.c - the bridge's status document and its problems (see status_report.h). */
 #include "status_report.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* status_report.h - what the bridge says of itself: one JSON document for
  * its retained status (bridge_status.h) and the problems in words for the
  * log line and systemd's STATUS.

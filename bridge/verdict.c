@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* verdict.c - is this message a valid reading? (see verdict.h) */
 #include "verdict.h"
 

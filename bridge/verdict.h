@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* verdict.h - is this message a valid reading? One decision for the relay
  * and the aggregator (docs/bridge.md, "What goes where").
  *

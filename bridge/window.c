@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* window.c - event-time windowed aggregation (see window.h, docs/windows.md).
  *
  * Data structures:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* window.h - event-time windowed aggregation of readings (pure logic, no I/O).
  *
  * Replaces the reference Spark Structured Streaming job

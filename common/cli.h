@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cli.h - numbers on the command line (and the simulator's control lines).
  *
  * The whole text must be one number within [min, max]: not empty, no blanks,

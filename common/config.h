@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* config.h - one table drives the config file.
  *
  * The file is INI (parsed by inih): singleton sections "[agent]" and named

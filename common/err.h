@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* err.h - the one error convention of turnstile-edge.
  *
  * Every fallible call returns an int: TS_OK (0) on success, one of the

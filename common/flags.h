@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* flags.h - anomaly flags carried on a reading.
  *
  * Set by the counter logic (hal/counter.c) and the store, written on the wire

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* log.h - the one logging macro.
  *
  * TS_LOG(level, fmt, ...) checks the level before formatting. Lines go to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* now.h - the clocks, in milliseconds. */
 #ifndef TS_NOW_H
 #define TS_NOW_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* reading.h - the reading record and its CSV wire form.
  *
  * The wire form is one CSV line whose first 13 fields are the reference

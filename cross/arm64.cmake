@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CMake toolchain file: arm64 (aarch64-linux-gnu, 64-bit Raspberry Pi OS / Debian arm64).
 # Debian's cross compiler (gcc-aarch64-linux-gnu) against a debootstrapped Debian 12 sysroot
 # that holds the -dev packages (multiarch :arm64 -dev packages do not co-install with the

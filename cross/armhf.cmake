@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # CMake toolchain file: armhf (arm-linux-gnueabihf, 32-bit Raspberry Pi OS / Debian armhf:
 # ARMv7 with VFPv3-D16, so Pi 2 and later; the Pi 1 and Zero (ARMv6) need Raspbian's own
 # armhf, built with its toolchain). Same scheme as arm64.cmake.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared part of the toolchain files (arm64.cmake, armhf.cmake set TS_CROSS_ARCH, TS_CROSS_TRIPLET,
 # TS_CROSS_QEMU and CMAKE_SYSTEM_PROCESSOR, then include this).
 #

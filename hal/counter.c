@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* counter.c - cumulative counter registers to people; rules in docs/counters.md. */
 #include "counter.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* counter.h - cumulative counter registers to people (deltas).
  *
  * Pure logic, no I/O: one ts_counter per counter register (a turnstile has

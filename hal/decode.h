@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* decode.h - turning Modbus registers into counter values and back.
  *
  * A counter is 16, 32 or 64 bits wide, stored in width/16 consecutive

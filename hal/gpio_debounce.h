@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpio_debounce.h - one GPIO line's debouncer and pulse counter.
  *
  * Pure logic, no libgpiod, no I/O, no clock: gpio_source.c feeds it every

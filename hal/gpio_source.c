@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* gpio_source.c - the GPIO backend: turnstiles that give one pulse per person
  * on an entry line and an exit line of a gpiochip.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* hal.h - a source of gate counters.
  *
  * A device (a Modbus TCP gate controller, one slave on an RS-485 line, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* modbus_link.h - one libmodbus context: a TCP connection or a serial line.
  *
  * Private to the Modbus backends. A TCP device owns its link; the slaves of

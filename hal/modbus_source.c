@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* modbus_source.c - the modbus-tcp and modbus-rtu backends. */
 #include <errno.h>
 #include <stdlib.h>

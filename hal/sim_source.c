@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_source.c - the built-in simulator backend (kind = sim): replays an MTA
  * turnstile file in process, no Modbus. Simulated time = cfg->sim_start_ms
  * (0: the file's first reading) + real time since the first open (or read)

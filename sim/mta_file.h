@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mta_file.h - an MTA turnstile data set in memory.
  *
  * Loads the MTA's weekly turnstile file (CSV, gzip or plain) as published:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.c - what a gate's counters show at a given time; rule in docs/simulator.md. */
 #include "replay.h"
 

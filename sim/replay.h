@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* replay.h - what a gate's counters show at a given time, from MTA readings.
  *
  * Pure, no I/O. The file's value at a time is its last row at that time.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* turnstile-sim: a Modbus gate simulator replaying MTA turnstile data.
  * Command line and the stdin control commands; serving is in sim_server.c. */
 #include <ctype.h>

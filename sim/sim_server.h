@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sim_server.h - the gate simulator: replayed counters served over Modbus.
  *
  * A server holds one or more slaves (Modbus unit ids), each with its own

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // turnstile-edge live dashboard (docs/dashboard.md).
 //
 // A static page served by mosquitto itself (a websockets listener with http_dir); it connects

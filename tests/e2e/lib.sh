@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/e2e/lib.sh - the end-to-end proof's topology and faults (docs/e2e.md).
 # Sourced by run.sh after tests/integration/{lib,broker,kafka,bridge}.sh, with
 # `work`, `src`, `bin`, `mta`, `speed` and `start_time` set.

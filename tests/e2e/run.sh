@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The end-to-end proof (docs/e2e.md): three station controllers, each in its own
 # network namespace with its gate simulator (the real MTA week) and its agent;
 # mosquitto, Kafka and turnstile-bridge on the central side. Faults are applied,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* synced_fs.c - LD_PRELOAD shim for the e2e power-cut fault: keeps, for every
  * file of one directory, a copy of its content as of its last fsync, counts
  * what was written since, and cuts the power itself when told to.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # truth.awk - the people that really passed each turnstile while the test ran,
 # computed from the MTA file and the simulator's registers, without the agent.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regression test of two losses the e2e harness found (docs/e2e.md, "Findings"),
 # both fixed in agent/tally.c: clock = wait-sync used to hold, per turnstile,
 # only the first and the latest sample, in memory, while the clock was

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_config.c - libFuzzer target for the config engine (common/config.c,
  * inih underneath) against a real schema: turnstile-agent's key tables and
  * validation (agent/agent_config.c), the richest one (named sections, every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_reading.c - libFuzzer target for the reading codec (common/reading.c).
  *
  * The input is an MQTT payload: arbitrary bytes. It is copied into a

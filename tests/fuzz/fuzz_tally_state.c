@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_tally_state.c - libFuzzer target for the tally's saved counter state
  * (agent/tally.c, ts_tally_restore; docs/store.md, "The state blob"): the
  * blob comes from a file on the controller's SD card, which may be damaged

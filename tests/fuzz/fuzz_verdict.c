@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_verdict.c - libFuzzer target for the bridge's verdict (bridge/verdict.c).
  *
  * The input is one message as the relay or the aggregator meets it, framed:

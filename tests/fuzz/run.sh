@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/fuzz/run.sh [TARGET] [SECONDS] - builds the libFuzzer target
 # tests/fuzz/fuzz_TARGET.c (default: reading) with ASan+UBSan, replays every
 # seed in tests/fuzz/corpus/TARGET/ once at full length, then fuzzes for SECONDS

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/gpio/build.sh - the kernel side of the GPIO VM test (docs/gpio.md):
 # Debian 12's x86_64 kernel, its configfs.ko, a gpio-sim module built out of
 # tree for it, and a static busybox. Debian builds its kernel without gpio-sim

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # tests/gpio/guest.sh - /init of the GPIO VM test (tests/gpio/test_gpio_vm.sh
 # boots it): Debian's kernel, gpio-sim, the real turnstile-agent.
 #

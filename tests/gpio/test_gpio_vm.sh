@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # test_gpio_vm: the GPIO backend against a real kernel (docs/gpio.md).
 #
 # tests/gpio/build.sh provides Debian 12's x86_64 kernel, its configfs.ko, a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # account.awk - accounting of readings received over MQTT (one CSV payload a
 # line, as mosquitto_sub prints them). Duplicates (same ID) are dropped after
 # checking they are identical. Prints, one per line:

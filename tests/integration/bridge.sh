@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bridge.sh - turnstile-bridge and agents for bash tests, and reading the
 # lake. Source it after lib.sh, broker.sh and kafka.sh, with `work` set and
 # the broker and Kafka started:

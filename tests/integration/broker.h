@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* broker.h - a real mosquitto broker for C integration tests.
  *
  * broker_start runs /usr/sbin/mosquitto (never the system's service) with a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # broker.sh - a real mosquitto broker for bash tests. Source it:
 #
 #   . "$TS_SRC_DIR/tests/integration/broker.sh"

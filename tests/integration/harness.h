@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* harness.h - starting real peers (turnstile-sim, socat) from C tests.
  *
  * A child gets a pipe on stdin (for commands) and one on stdout (for lines).

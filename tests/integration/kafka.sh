@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # kafka.sh - a real Apache Kafka (KRaft on loopback: one node, or a cluster of
 # N) for bash tests and the demo. Source it:
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # lib.sh - shared pieces of the bash integration tests. Source it after
 # setting `work` (a temp dir the test removes).
 #

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mqtt_ws.js - a scriptable MQTT client over WebSockets (mosquitto 2.0.11's own clients
 // cannot speak them), for tests/integration/test_broker_acl.sh. MQTT.js from the dashboard's
 // node_modules (scripts/dashboard-build; run with NODE_PATH=<build-dashboard>/node_modules).

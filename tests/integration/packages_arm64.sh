@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The arm64 turnstile-agent package in an arm64 controller system: part of test_packages.sh,
 # which runs it with `scripts/qemu-root arm64 run` (a private binfmt_misc: the system's arm64
 # programs, dpkg and the maintainer scripts included, run under qemu-user). No systemd runs

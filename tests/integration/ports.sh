@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # ports.sh - loopback ports for the servers the tests start. Sourced by
 # broker.sh and kafka.sh (sourcing it twice is harmless).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """prom.py - /metrics and /healthz of turnstile-bridge for the bash tests.
 
 Parses with Prometheus' own text parser (Debian's python3-prometheus-client,

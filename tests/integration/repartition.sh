@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # repartition.sh - the procedure that puts partitions added to turnstile.readings
 # to use (docs/bridge.md, "Adding partitions"), for bash tests and the e2e
 # harness. Source it; kcat must reach the config's [kafka] brokers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The acknowledger (bridge/ack.c) against a real mosquitto (broker.c). A
  * libmosquitto subscriber of the test reads turnstile/v1/+/+/ack: the
  * retained values a fresh subscription gets, and the messages a live one

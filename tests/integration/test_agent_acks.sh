@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Acknowledgements the agent must not believe (issue 11, the first two rows),
 # turnstile-agent with its store and a real mosquitto; the test plays the
 # bridge (it acknowledges the contiguous prefix it received) and the attacker.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A wrong word order in the agent's config (CDAB for the simulator's ABCD):
 # every person moves the register by 65,536, every reading of that turnstile
 # is a withheld glitch. With anomaly_warn_s = 2 the agent warns in its log

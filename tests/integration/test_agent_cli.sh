@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-agent's command line: --help/--version, --check-config on the
 # example configs (agent's and bridge's), and bad configs named by file, line and
 # key, with exit status 78 and nothing started. Issue 12: every error of a file is

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent on a controller whose clock starts three years behind and not
 # synchronised (a Raspberry Pi without RTC before NTP): no reading is stamped
 # with the wrong date; once the clock is synchronised the held readings come

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-agent against turnstile-sim over Modbus TCP, with the simulator's
 # faults injected: counter reset, glitch, a counter running backwards, a silent
 # slave (a gap: RECOVR AUD) and exception responses. The people counted must

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-agent with its store and a real mosquitto: every reading polled
 # reaches a subscriber, in order, through a broker restart and 20 SIGKILLs of
 # the agent; the totals equal what the simulator's registers say. The test

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-agent under a (pretend) systemd: it sends READY=1 once polling,
 # STATUS= and WATCHDOG=1 at least every half WatchdogSec, STOPPING=1 on
 # SIGTERM. The notify socket is a datagram socket the test owns.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-agent --probe against the real simulator (issue 12, commissioning):
 # over Modbus TCP (32-bit BADC counters) and over RTU through a socat pty pair
 # (32-bit CDAB, two slaves on one line), with the right register map, a wrong

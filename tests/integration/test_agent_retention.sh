@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent's store under pressure, with a real broker:
 #  1. retention full: the broker is unreachable, the store passes max_rows, the
 #     oldest unpublished readings are merged per turnstile; when the broker

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The agent's retained status on a real mosquitto, as README and docs/mqtt.md promise: online
 # while it runs; {"state":"offline","reason":"shutdown",...} with the agent's whole body after a
 # clean stop (SIGTERM; issue 15: the old agent's clean stop said offline without the reason);

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-agent against a broker that demands TLS, a client certificate and a
 # password: the right settings publish; a wrong password or an untrusted broker
 # certificate give one clear log line per attempt, retries, and no crash.

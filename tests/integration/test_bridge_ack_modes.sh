@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # What each [bridge] ack_after mode guarantees when a partition's lake cannot
 # commit and Kafka deletes records the lake never took (docs/bridge.md,
 # "Retention"). One mosquitto, one Kafka, one simulator, two bridges side by

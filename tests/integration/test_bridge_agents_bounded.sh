@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regression test (issue 11): 100,000 distinct agent ids, one reading each, through a real
 # mosquitto, the bridge's relay, a real Kafka (2 partitions) and its aggregator. The bridge kept
 # every agent's duplicate-removal set in memory for ever (about 530 bytes of RSS an agent) and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole path with real parts: turnstile-sim (3 Modbus slaves, 12
 # turnstiles), 3 turnstile-agents with end-to-end acks, mosquitto, Kafka
 # 3.9.1 and turnstile-bridge (relay + aggregate). While readings flow:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A fatal error of the aggregator's Kafka consumer does not stop the bridge.
 # The bridge's consumer has static membership (group.instance.id = its id);
 # another consumer that joins the group with the same instance id makes the

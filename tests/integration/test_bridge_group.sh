@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Two turnstile-bridges share the work: an MQTT shared subscription splits the
 # readings between their relays, the Kafka consumer group splits the 4
 # partitions between their aggregators, and each publishes the acks of the

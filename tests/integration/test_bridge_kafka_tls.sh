@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-bridge against a Kafka that takes clients only over TLS with SASL
 # (kafka.sh --sasl-ssl: a CA and broker certificate made here, SCRAM users
 # made by kafka-storage format), the bridge configured through [kafka]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The lake of a fixed input, against the committed one (issue 14: the aggregator
 # made faster must write exactly the same lake). A real mosquitto and Kafka, the
 # real `turnstile-bridge --role aggregate` (acks and station windows on), a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regression test (issue 11): 2,000 readings of one agent with timestamps spread over the years
 # 1971..9990, into one partition, with the bridge started under `ulimit -n 1024`, plus readings
 # of a second agent on the same partition. The lake writer held every pending file open (two fds

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The lake's disk fills up under a running bridge, then space comes back:
 # checkpoints fail, each failing partition is reloaded from its last
 # checkpoint, Kafka seeks back, and once there is room again everything is

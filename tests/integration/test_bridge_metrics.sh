@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-bridge's [http] listener (docs/monitoring.md) with a real
 # mosquitto, a real Kafka and a real agent reading a simulated gate, every
 # scrape parsed by Prometheus' own text parser (tests/integration/prom.py):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Station names with apostrophes through the whole real chain (issue 12):
 # turnstile-sim replays the stations of the shared week whose names hold an
 # apostrophe (B'WAY-LAFAYETTE, E 143/ST MARY'S) as the file has them, the

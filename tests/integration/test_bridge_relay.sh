@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # turnstile-bridge --role relay between a real mosquitto (broker.sh) and a
 # real Kafka (kafka.sh), readings published with mosquitto_pub:
 #   1. valid readings arrive in the readings topic, keyed by agent id, with

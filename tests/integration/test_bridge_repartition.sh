@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Adding partitions to turnstile.readings (issue 11), with real parts:
 # turnstile-sim (6 Modbus slaves, 12 turnstiles), 6 turnstile-agents with
 # end-to-end acks, mosquitto, Kafka, and turnstile-bridge as a relay process

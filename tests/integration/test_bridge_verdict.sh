@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # One verdict for the relay and the aggregator (bridge/verdict.c), with a real
 # mosquitto, a real Kafka and turnstile-bridge (relay + aggregate, default
 # event-time bounds: 90 days back, 120 s ahead). One case per row of issue 11's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The production mosquitto configuration (config/mosquitto/turnstile.conf, turnstile.acl and
 # turnstile-dashboard.acl, agents added by scripts/mosquitto-add-agent) run for real on free
 # loopback ports, with test certificates and passwords in a temp dir: an agent publishes only

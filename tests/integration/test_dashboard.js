@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The browser half of tests/integration/test_dashboard.sh: Debian's chromium, headless, driven
 // by playwright-core (bridge/dashboard/package.json; no browser download). The shell half
 // starts mosquitto (two websockets listeners serving the page: anonymous, and with the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The live dashboard (bridge/dashboard/, docs/dashboard.md) in a real browser: Debian's
 # chromium, headless, driven by playwright-core (tests/integration/test_dashboard.js).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scripts/demo when an agent is stopped during the run, as a user does to see "offline" on the
 # dashboard: the demo names the agent that stopped and how, still stops the rest, shows the
 # lake (where it is, its rows and sums) and exits 3. The old demo exited 1 without a word

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The numbers the docs would copy are generated (scripts/gen-docs, issue 15): the tree's docs
 # agree with the config tables (--config-doc) and the built binaries' sizes (within 10%), and
 # the check fails on docs that disagree: a copy of the docs where debounce_us's default says

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Kafka cluster of the tests (tests/integration/kafka.sh
 # kafka_cluster_start: 3 KRaft nodes on loopback, each broker + controller)
 # with Debian's librdkafka, through kcat: the replication settings are what

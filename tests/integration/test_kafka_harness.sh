@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Kafka broker of the tests (tests/integration/kafka.sh: Apache Kafka from
 # Maven Central, KRaft, one node) works with Debian's librdkafka, through
 # kcat: an idempotent producer with acks=all writes 1000 keyed messages to a

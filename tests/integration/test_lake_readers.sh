@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Regression test (issue 15): the lake as the engines a data engineer points at it read it. The
 # partition folders were date=YYYY-MM-DD while the files have a DATE column: Hive, Spark, Trino
 # and DuckDB compare names without regard to case, so Spark refused the table ("Found duplicate

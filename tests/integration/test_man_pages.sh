@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The man pages (scripts/gen-man, built by CMake into man/, issue 15): each renders without a
 # warning (groff -ww -z -man: no output), man -l shows it, and every option --help lists and
 # every key --config-doc lists appears in the rendered page, under the sections a man page has.

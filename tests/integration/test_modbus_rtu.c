@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HAL's Modbus RTU backend over a real serial line: a socat pseudo-terminal
  * pair with turnstile-sim serving three slaves on one end and the agent's
  * poller on the other. One line, one poller thread, slaves one after another. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HAL's Modbus TCP backend against a real libmodbus server (turnstile-sim),
  * with each fault injected. */
 #include <setjmp.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The Debian packages (scripts/package) of all three architectures, built and checked:
 #   - each package: its Architecture, its programs built for it, Depends as dpkg-shlibdeps
 #     makes them (libc6's minimum covers every GLIBC_ version the binary needs; the ARM

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The MQTT publisher against a real mosquitto broker (broker.c). The test
  * plays the agent's main loop: it holds an array of readings (seq = index
  * + 1), asks ts_publisher_next_seq what to send, sends it, and "deletes" up

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole shared MTA week, as published, through turnstile-sim and the
 # agent's configuration (issue 12), without editing any file:
 #   1. turnstile-sim loads every row of the week and serves every turnstile

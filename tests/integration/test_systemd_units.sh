@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The systemd units (systemd/*.service), statically: `systemd-analyze verify` accepts them
 # without a single warning, and `systemd-analyze security --offline=yes` rates their exposure
 # at most 3.0 (agent) and 2.0 (bridge). Plus the settings the deployment relies on, among them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ack_bound: which acknowledgements the agent believes (agent/ack_bound.h). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The archive of idle agents' positions (bridge/agent_archive.h): lookups
  * by binary search on disk against an in-memory model, merges, the checks
  * at open, pruning. */

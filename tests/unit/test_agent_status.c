@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_agent_status: the agents' figures read from their retained status and
  * state (bridge/agent_status.h), as /metrics renders them; hostile payloads
  * leave the figures as they were and are counted; the table is bounded. */

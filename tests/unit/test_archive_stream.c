@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Streaming over the archive of idle agents (bridge/agent_archive.h:
  * ts_archive_scan, ts_archive_merge), as the repartition tool uses them:
  * every line in order, merges with filters against an in-memory model,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Config validation: every error of a bad config is one line naming file,
  * line and key; one load reports them all. */
 #include <setjmp.h>

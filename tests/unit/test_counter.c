@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_counter.c - counter semantics on synthetic sequences (docs/counters.md). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_counter_mta.c - every turnstile of the real MTA week through ts_counter_step.
  *
  * Each turnstile's ENTRIES and EXITS registers go through a counter with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_debounce.c - the GPIO event-to-count logic, fed with injected edges
  * (no gpio-sim here), and the gpio backend's failure paths. */
 #include <stdarg.h>

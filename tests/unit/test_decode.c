@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_decode.c - register decode/encode for every width and word order,
  * against register vectors written out by hand. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The rdkafka.* pass-through of [kafka] (bridge/kafka_conf.h): names,
  * refused properties, secrets from files and the environment, librdkafka's
  * own checks with file, line and key, and secrets kept out of every error

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The data lake writer (bridge/lake.h): the data files as gunzip reads them,
  * the checkpoint and resume, conflicts between two owners, roll-forward,
  * stray temporaries, corrupted checkpoints, pruning, the bound on open

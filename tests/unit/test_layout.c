@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The lake's layout record (bridge/layout.h): the partition function is
  * librdkafka's, the file is created once, checked when read, replaced. */
 #include <setjmp.h>

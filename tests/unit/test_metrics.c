@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_metrics: /healthz's rules and /metrics' figures from the main loop's
  * snapshots (bridge/metrics.h), without the listener ([http] listen "").
  * The stall rules wait for [http] stall_s = 1 s to pass by sleeping longer:

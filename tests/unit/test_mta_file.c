@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_mta_file.c - the MTA file loader on files as the MTA and others
  * publish them (issue 12): C/A or CA, with or without the index column,
  * CRLF, a byte order mark, padded header names, RFC 4180 quotes; names that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_poll_rate.c - the people counted do not depend on how often the agent polls.
  *
  * Replays a whole week through ts_replay_at (sim/replay.c) and polls it as

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_probe.c - the commissioning probe's judgement (agent/probe.c), pure:
  * which width and word order give plausible counters, from raw registers
  * written out with hal/decode.c. docs/commissioning.md states the rules. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The reading record's CSV wire form: what the reference Spark job splits
  * on commas and casts by position. */
 #include <setjmp.h>

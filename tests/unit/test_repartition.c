@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The repartition tool's lake half (bridge/repartition.h) on a real lake:
  * the pure parts (an agent's fate, the source partitions, the union of
  * closed-window records), then whole runs from 4 partitions to 8 and to 6

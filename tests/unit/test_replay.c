@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_replay.c - the MTA file reader and the replay model. */
 #include <errno.h>
 #include <setjmp.h>

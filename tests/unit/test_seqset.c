@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The bridge's per-agent sets of sequence numbers: duplicate removal and the
  * end-to-end acknowledgement (bridge/seqset.h). */
 #include <setjmp.h>

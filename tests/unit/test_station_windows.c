@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_station_windows.c - the stations' latest-window summaries (dashboards). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The store-and-forward buffer (agent/store.c): nothing counted is ever
  * lost, sequence numbers are never reused, merges conserve totals and keep
  * merged_from exact, a full disk holds readings in memory in order. */

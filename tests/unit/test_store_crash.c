@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Crash safety of the store (agent/store.c), the way SQLite tests its own:
  * a child appends poll cycles in a loop, with retention merging and the
  * publish mark moving, and is killed with SIGKILL at random moments. After

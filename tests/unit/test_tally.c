@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The tally: samples to readings, holding them while the clock cannot be
  * trusted, and its saved state (counters, GPIO counts) across a restart. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The tally's saved state (docs/store.md, "The state blob"): blobs written
  * by the code of earlier commits (tests/unit/fixtures/tally) restore every
  * field and the next poll counts the right people; format 3 round-trips,

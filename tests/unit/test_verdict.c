@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* test_verdict.c - the one decision on what a valid reading is (bridge/verdict.c):
  * every check, accepted and refused with its reason and class, the event-time
  * bounds at their edges, the key/topic/ID combinations, and markers. */

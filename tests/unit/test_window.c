@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Event-time windowed aggregation (bridge/window.h): tumbling and sliding
  * sums, edges, the watermark, late rows, the idle fallback, the memory
  * bound, local DATE/TIME, the saved state, and exactness under random input. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The controller image (scripts/image arm64) boots in qemu-system-aarch64 -M virt (TCG):
 # Debian's arm64 kernel, the initramfs mounts the ext4 root from the virtio disk, systemd runs
 # as PID 1 and starts turnstile-agent.service, which reaches READY (Type=notify), polls the

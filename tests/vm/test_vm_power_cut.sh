@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tests/vm/test_vm_power_cut.sh [CUTS]   (default 3; TS_VM_CUTS=N too; TS_VM_SEED=N replays
 # the moments)
 #

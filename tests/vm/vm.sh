@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # tests/vm/vm.sh - the controller image (scripts/image) booted in qemu-system-aarch64 (TCG),
 # its agent polling a turnstile-sim and publishing to a mosquitto on the host. Sourced by
 # test_vm_boot.sh and test_vm_power_cut.sh after tests/integration/{lib,broker}.sh, with
