@@ -147,6 +147,13 @@ enum ts_verdict_class ts_verdict_judge(const struct ts_verdict_msg *m,
     /* most records are readings that pass: judged in one pass */
     if (judge_fast(m, b, v))
         return v->cls;
+    return ts_verdict_judge_full(m, b, v);
+}
+
+enum ts_verdict_class ts_verdict_judge_full(const struct ts_verdict_msg *m,
+                                            const struct ts_verdict_bounds *b,
+                                            struct ts_verdict *v)
+{
     char topic[TOPIC_MAX], line[TS_READING_LINE_MAX], text[4 * SHOWN_MAX + 8];
     const char *why = NULL;
 
