@@ -76,8 +76,84 @@ static void utc_text(int64_t ms, char *out, size_t size)
         snprintf(out, size, "%" PRId64 " ms", ms);
 }
 
+static bool id_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* The readings topic's ids into station and agent (zeroed by the caller)
+ * and the agent's length: what topic_copy and ts_mqtt_agent_topic accept,
+ * for ids of ASCII letters, digits, '.', '_' and '-'. */
+static bool topic_fast(const char *topic, size_t len, char *station, char *agent,
+                       size_t *agent_len)
+{
+    static const char prefix[] = "turnstile/v1/";
+    char *ids[2] = {station, agent};
+    size_t n = 0;
+
+    if (len >= TOPIC_MAX || len < sizeof prefix - 1 || memcmp(topic, prefix, sizeof prefix - 1))
+        return false;
+    const char *p = topic + sizeof prefix - 1, *end = topic + len;
+    for (int i = 0; i < 2; i++, p++) {
+        for (n = 0; p < end && *p != '/'; p++) {
+            if (!id_byte((unsigned char)*p) || n + 1 >= TS_ID_MAX)
+                return false;
+            ids[i][n++] = *p;
+        }
+        if (n == 0 || p == end)
+            return false;
+    }
+    *agent_len = n;
+    return end - p == 8 && memcmp(p, "readings", 8) == 0;
+}
+
+/* The verdict of a reading that every check accepts, in one pass over the
+ * topic and the payload (ts_reading_parse_line): true and *v as
+ * ts_verdict_judge gives it. false: anything else, or a reading the fast
+ * path leaves to the full one (non-ASCII names, the 13-field form, ...);
+ * ts_verdict_judge then judges it from the start and says why. */
+static bool judge_fast(const struct ts_verdict_msg *m, const struct ts_verdict_bounds *b,
+                       struct ts_verdict *v)
+{
+    size_t agent_len = 0;
+    int64_t local = 0;
+
+    memset(v, 0, sizeof *v);
+    if (!m->topic || m->retained || !m->payload || m->len == 0 || m->len >= TS_READING_LINE_MAX ||
+        !topic_fast(m->topic, m->topic_len, v->station, v->agent, &agent_len))
+        return false;
+    if (m->key && (m->key_len != agent_len || memcmp(m->key, v->agent, agent_len) != 0))
+        return false;
+    /* no NUL and no line break on success: no byte below 0x20 parses */
+    if (ts_reading_parse_line(m->payload, m->len, &v->r, &local) != TS_OK ||
+        strcmp(v->r.agent_id, v->agent) != 0 || v->r.seq > TS_SEQ_MAX)
+        return false;
+    int64_t t = v->r.time_ms, off = local - (t / 1000 - (t % 1000 < 0)), now = m->now_ms;
+    if (off < -18 * 3600 || off > 18 * 3600 || t < 0 || t > TS_WINDOW_TIME_MAX)
+        return false;
+    if (b && b->max_age_ms > 0 && now > t && (uint64_t)now - (uint64_t)t > (uint64_t)b->max_age_ms)
+        return false;
+    if (b && b->max_ahead_ms > 0 && t > now &&
+        (uint64_t)t - (uint64_t)now > (uint64_t)b->max_ahead_ms)
+        return false;
+    v->utc_offset_s = (int32_t)off;
+    v->cls = TS_VERDICT_READING;
+    return true;
+}
+
 enum ts_verdict_class ts_verdict_judge(const struct ts_verdict_msg *m,
                                        const struct ts_verdict_bounds *b, struct ts_verdict *v)
+{
+    /* most records are readings that pass: judged in one pass */
+    if (judge_fast(m, b, v))
+        return v->cls;
+    return ts_verdict_judge_full(m, b, v);
+}
+
+enum ts_verdict_class ts_verdict_judge_full(const struct ts_verdict_msg *m,
+                                            const struct ts_verdict_bounds *b,
+                                            struct ts_verdict *v)
 {
     char topic[TOPIC_MAX], line[TS_READING_LINE_MAX], text[4 * SHOWN_MAX + 8];
     const char *why = NULL;

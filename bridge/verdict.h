@@ -22,6 +22,10 @@
  * a rule of the bridge: recorded as a dead letter, its numbers MERGED_FROM..
  * seq may be passed by the agent's acknowledgement (the marker, below).
  *
+ * A reading that passes every check is judged in one pass over topic and
+ * payload (ts_reading_parse_line); anything else goes through the checks
+ * above in order, so the reasons are theirs.
+ *
  * Pure and thread-safe: no I/O, no clock, no allocation. */
 #ifndef TS_VERDICT_H
 #define TS_VERDICT_H
@@ -78,6 +82,12 @@ struct ts_verdict {
 /* Judges m against b into *v and returns v->cls. */
 enum ts_verdict_class ts_verdict_judge(const struct ts_verdict_msg *m,
                                        const struct ts_verdict_bounds *b, struct ts_verdict *v);
+
+/* The same verdict by the checks in order, without the one-pass path for
+ * readings that pass: for tests, which compare the two. */
+enum ts_verdict_class ts_verdict_judge_full(const struct ts_verdict_msg *m,
+                                            const struct ts_verdict_bounds *b,
+                                            struct ts_verdict *v);
 
 /* A marker record (see above), given its topic header, key and the two
  * marker headers (byte strings, NULL: absent). true: *agent, *merged_from

@@ -356,3 +356,162 @@ int ts_reading_utc_offset(const char *line, const struct ts_reading *r, int32_t 
     *offset_s = (int32_t)off;
     return TS_OK;
 }
+
+/* --- the agent's form in one pass (ts_reading_parse_line) --------------- */
+
+/* Bytes by what they may be in the agent's form: NAME_BYTE, printable ASCII
+ * but ',' and '"' (what ts_field_ok accepts in one byte); ID_BYTE, what
+ * ts_id_ok accepts (ASCII letters, digits, '.', '_', '-'). */
+enum { NAME_BYTE = 1, ID_BYTE = 2 };
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 3,
+    1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* A name's bytes up to the next ',' (required) into dst: printable ASCII but
+ * '"' (what ts_field_ok accepts in one byte; other bytes are left to
+ * ts_reading_parse), 1..size-1 of them. The byte after the comma, or NULL. */
+static const char *name_to(const char *p, const char *end, char *dst, size_t size)
+{
+    size_t n = 0;
+    for (;; p++) {
+        if (p == end)
+            return NULL;
+        unsigned char c = (unsigned char)*p;
+        if (!(byte_class[c] & NAME_BYTE) || n + 1 >= size) {
+            if (c != ',')
+                return NULL;
+            break;
+        }
+        dst[n++] = (char)c;
+    }
+    if (n == 0)
+        return NULL;
+    dst[n] = '\0';
+    return p + 1;
+}
+
+/* 1 to 19 digits (below 10^19: no overflow) up to stop (required; '\0': the
+ * end). The byte after stop, or NULL. */
+static const char *digits_to(const char *p, const char *end, char stop, uint64_t *out)
+{
+    const char *from = p;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        unsigned d = (unsigned)((unsigned char)*p - '0');
+        if (d > 9)
+            break;
+        v = v * 10 + d;
+    }
+    size_t n = (size_t)(p - from);
+    if (n == 0 || n > 19)
+        return NULL;
+    if (stop) {
+        if (p == end || *p != stop)
+            return NULL;
+        p++;
+    } else if (p != end) {
+        return NULL;
+    }
+    *out = v;
+    return p;
+}
+
+int ts_reading_parse_line(const char *line, size_t len, struct ts_reading *r, int64_t *local_s)
+{
+    const char *p = line, *end = line + len;
+    uint64_t u;
+
+    memset(r, 0, sizeof *r);
+    if (!(p = name_to(p, end, r->ca, sizeof r->ca)) ||
+        !(p = name_to(p, end, r->unit, sizeof r->unit)) ||
+        !(p = name_to(p, end, r->scp, sizeof r->scp)) ||
+        !(p = name_to(p, end, r->station, sizeof r->station)) ||
+        !(p = name_to(p, end, r->linename, sizeof r->linename)) ||
+        !(p = name_to(p, end, r->division, sizeof r->division)))
+        return TS_EPARSE;
+    /* DATE,TIME, (18 bytes) */
+    const char *d = p, *t = p + 9;
+    if (end - p < 18 || !matches(d, 8, "DD-DD-DD") || d[8] != ',' || !date_ok(two(d), two(d + 3)) ||
+        !matches(t, 8, "DD:DD:DD") || t[8] != ',' || !time_ok(t))
+        return TS_EPARSE;
+    p += 18;
+    if (end - p > 8 && memcmp(p, "REGULAR,", 8) == 0) {
+        memcpy(r->desc, "REGULAR", 8);
+        p += 8;
+    } else if (end - p > 11 && memcmp(p, "RECOVR AUD,", 11) == 0) {
+        memcpy(r->desc, "RECOVR AUD", 11);
+        p += 11;
+    } else {
+        return TS_EPARSE;
+    }
+    if (!(p = digits_to(p, end, ',', &r->entries)) || r->entries > INT32_MAX ||
+        !(p = digits_to(p, end, ',', &r->exits)) || r->exits > INT32_MAX)
+        return TS_EPARSE;
+    /* ID: AGENT:SEQ */
+    size_t n = 0;
+    for (; p < end && *p != ':'; p++) {
+        if (!(byte_class[(unsigned char)*p] & ID_BYTE) || n + 1 >= sizeof r->agent_id)
+            return TS_EPARSE;
+        r->agent_id[n++] = *p;
+    }
+    if (n == 0 || p == end)
+        return TS_EPARSE;
+    r->agent_id[n] = '\0';
+    if (!(p = digits_to(p + 1, end, ',', &r->seq)) || r->seq == 0)
+        return TS_EPARSE;
+    /* TIMESTAMP, (20 bytes) */
+    const char *ts = p;
+    if (end - p < 20 || !matches(ts, 19, "DDDD-DD-DD DD:DD:DD") || ts[19] != ',' ||
+        !date_ok(two(ts + 5), two(ts + 8)) || !time_ok(ts + 11) || two(ts + 2) != two(d + 6) ||
+        two(ts + 5) != two(d) || two(ts + 8) != two(d + 3) || memcmp(ts + 11, t, 8) != 0)
+        return TS_EPARSE;
+    int year = two(ts) * 100 + two(ts + 2);
+    if (year < 1900)
+        return TS_EPARSE;
+    p += 20;
+    if (!(p = digits_to(p, end, ',', &u)) || u > (uint64_t)INT64_MAX)
+        return TS_EPARSE;
+    r->time_ms = (int64_t)u;
+    /* within a day of 1900/9999 UTC: left to ts_reading_parse (localtime_r) */
+    if (r->time_ms < -2208988800000LL + 86400000 || r->time_ms > 253402300799000LL - 86400000)
+        return TS_EPARSE;
+    if (!(p = digits_to(p, end, ',', &r->entries_cum)) ||
+        !(p = digits_to(p, end, ',', &r->exits_cum)))
+        return TS_EPARSE;
+    const char *flags = p; /* names and '|', or 0x hex: no NUL, no space */
+    for (; p < end && *p != ','; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return TS_EPARSE;
+    if (p == end)
+        return TS_EPARSE;
+    if (p > flags) {
+        char f[128];
+        if ((size_t)(p - flags) >= sizeof f)
+            return TS_EPARSE;
+        memcpy(f, flags, (size_t)(p - flags));
+        f[p - flags] = '\0';
+        if (ts_flags_parse(f, &r->flags) != TS_OK)
+            return TS_EPARSE;
+    }
+    if (!digits_to(p + 1, end, '\0', &r->merged_from) || r->merged_from == 0 ||
+        r->merged_from > r->seq)
+        return TS_EPARSE;
+    if (local_s) {
+        struct tm tm = {0};
+        tm.tm_year = year - 1900;
+        tm.tm_mon = two(ts + 5) - 1;
+        tm.tm_mday = two(ts + 8);
+        tm.tm_hour = two(ts + 11);
+        tm.tm_min = two(ts + 14);
+        tm.tm_sec = two(ts + 17);
+        *local_s = utc_seconds(&tm);
+    }
+    return TS_OK;
+}

@@ -54,6 +54,17 @@ int ts_reading_format(const struct ts_reading *r, char *buf, size_t size);
  * DATE/TIME/TIMESTAMP, the ID form and the extension fields. */
 int ts_reading_parse(const char *line, struct ts_reading *r, const char **why);
 
+/* ts_reading_parse's fast path for the agent's 18-field form: line is len
+ * bytes (no NUL needed), read once, the fields copied and the numbers parsed
+ * as they are met. TS_OK: line has 18 fields, ts_reading_parse accepts it
+ * and gives the same *r, and *local_s (may be NULL) is its TIMESTAMP read as
+ * UTC (seconds; UTC offset = *local_s - EPOCH_MS / 1000, floored). TS_EPARSE
+ * (no reason): not a reading, or one it leaves to ts_reading_parse (13
+ * fields, bytes beyond printable ASCII, 20-digit numbers, a negative
+ * EPOCH_MS, times within a day of 1900 or 9999): call that for the verdict.
+ * It never accepts what ts_reading_parse refuses. */
+int ts_reading_parse_line(const char *line, size_t len, struct ts_reading *r, int64_t *local_s);
+
 /* The station's offset from UTC (local = UTC + offset) at the reading's time,
  * from line (which parsed into r, 18-field form): its TIMESTAMP is local,
  * its EPOCH_MS is UTC. TS_OK, or TS_EPARSE if the offset is more than 18 h

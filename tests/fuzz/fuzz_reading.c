@@ -6,7 +6,9 @@
  * embedded NUL are not seen) and given to ts_reading_parse. If it parses,
  * the round trip must hold: ts_reading_format succeeds into a
  * TS_READING_LINE_MAX buffer, and parsing that output gives an identical
- * struct. Any violation abort()s, which libFuzzer reports as a crash.
+ * struct. The fast path ts_reading_parse_line, given the bytes as they
+ * are (NULs included), must accept only what ts_reading_parse accepts in
+ * 18 fields, with the same struct and UTC offset. Any violation abort()s, which libFuzzer reports as a crash.
  * Built and run by tests/fuzz/run.sh. */
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +37,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(line, data, size);
     line[size] = '\0';
 
+    struct ts_reading fast;
+    int64_t local = 0;
+    int fast_rc = ts_reading_parse_line((const char *)data, size, &fast, &local);
     int rc = ts_reading_parse(line, &r, &why);
+    if (fast_rc == TS_OK) {
+        int32_t off = 0;
+        if (rc != TS_OK || memchr(data, '\0', size) || memcmp(&fast, &r, sizeof r) != 0)
+            fail("the fast path accepted what parse refuses or reads otherwise", line, NULL, why);
+        if (ts_reading_utc_offset(line, &r, &off) == TS_OK &&
+            off != local - (r.time_ms / 1000 - (r.time_ms % 1000 < 0)))
+            fail("the fast path's local time is not the UTC offset's", line, NULL, NULL);
+    }
     if (rc != TS_OK) {
         if (rc != TS_EPARSE || !why)
             fail("parse failed without TS_EPARSE and a reason", line, NULL, why);

@@ -17,7 +17,9 @@
  *     bounds around now_ms; the UTC offset within 18 h;
  *   POLICY: the same identities hold (the agent's own reading);
  *   refused: a non-empty reason of printable ASCII;
- *   a marker accepted: key and ID name the topic's agent, 1 <= from <= seq.
+ *   a marker accepted: key and ID name the topic's agent, 1 <= from <= seq;
+ *   ts_verdict_judge (with its one-pass path) and ts_verdict_judge_full (the
+ *     checks in order) give the same class, reason, ids, reading and offset.
  * Built and run by tests/fuzz/run.sh verdict. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -148,6 +150,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         enum ts_verdict_class cls = ts_verdict_judge(&m, b, &v);
         if (cls != v.cls)
             fail("the returned class is not the verdict's", &v);
+        struct ts_verdict full;
+        if (ts_verdict_judge_full(&m, b, &full) != cls || strcmp(full.reason, v.reason) != 0 ||
+            strcmp(full.station, v.station) != 0 || strcmp(full.agent, v.agent) != 0 ||
+            memcmp(&full.r, &v.r, sizeof full.r) != 0 || full.utc_offset_s != v.utc_offset_s)
+            fail("the one-pass verdict is not the checks' in order", &v);
         if (cls == TS_VERDICT_READING) {
             accepted(&m, b, &v);
         } else if (cls == TS_VERDICT_POLICY || cls == TS_VERDICT_MALFORMED) {

@@ -89,6 +89,54 @@ static void parses_the_13_field_reference_form(void **state)
     assert_int_equal(r.merged_from, 7);
 }
 
+/* ts_reading_parse_line, the aggregator's fast path: the same reading as
+ * ts_reading_parse when it accepts, never a line that one refuses, and it
+ * leaves what it does not handle to it. */
+static void parse_line_agrees_with_parse(void **state)
+{
+    struct ts_reading r = sample(), fast, slow;
+    char line[TS_READING_LINE_MAX];
+    const char *why = NULL;
+    int64_t local = 0;
+
+    r.flags = 0x4 | 0x10;
+    r.merged_from = 40;
+    int n = ts_reading_format(&r, line, sizeof line);
+    assert_true(n > 0);
+    assert_int_equal(ts_reading_parse_line(line, (size_t)n, &fast, &local), TS_OK);
+    assert_int_equal(ts_reading_parse(line, &slow, &why), TS_OK);
+    assert_memory_equal(&fast, &slow, sizeof fast);
+    assert_int_equal(local - r.time_ms / 1000, -4 * 3600); /* EDT */
+    int32_t off = 0;
+    assert_int_equal(ts_reading_utc_offset(line, &slow, &off), TS_OK);
+    assert_int_equal(off, local - r.time_ms / 1000);
+    /* every cut of the line but the one that leaves MERGED_FROM 4 (another
+     * valid reading) is refused */
+    for (int cut = 0; cut < n - 2; cut++)
+        assert_int_equal(ts_reading_parse_line(line, (size_t)cut, &fast, NULL), TS_EPARSE);
+    /* a NUL or a line break anywhere within len */
+    for (int i = 0; i < n; i++) {
+        char copy[TS_READING_LINE_MAX];
+        memcpy(copy, line, (size_t)n);
+        for (int k = 0; k < 3; k++) {
+            copy[i] = "\0\n\r"[k];
+            assert_int_equal(ts_reading_parse_line(copy, (size_t)n, &fast, NULL), TS_EPARSE);
+        }
+    }
+    /* what ts_reading_parse accepts but the fast path leaves to it */
+    static const char *const left[] = {
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,2023-05-27 04:00:00",
+        "A002,R051,02-00-00,PL\xc3\x89IADES,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,"
+        "2023-05-27 04:00:00,1685174400000,1,2,,1",
+        "A002,R051,02-00-00,59 ST,NQR,BMT,05-27-23,04:00:00,REGULAR,9,5,c:1,"
+        "2023-05-27 04:00:00,1685174400000,1,00000000000000000002,,1",
+    };
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+        assert_int_equal(ts_reading_parse(left[i], &slow, &why), TS_OK);
+        assert_int_equal(ts_reading_parse_line(left[i], strlen(left[i]), &fast, NULL), TS_EPARSE);
+    }
+}
+
 static void rejects_malformed_lines(void **state)
 {
     static const char *const bad[] = {
@@ -131,6 +179,7 @@ static void rejects_malformed_lines(void **state)
             fail();
         }
         assert_non_null(why);
+        assert_int_equal(ts_reading_parse_line(bad[i], strlen(bad[i]), &r, NULL), TS_EPARSE);
     }
 }
 
@@ -218,6 +267,7 @@ int main(void)
         cmocka_unit_test(format_matches_reference_schema),
         cmocka_unit_test(round_trip_keeps_every_field),
         cmocka_unit_test(parses_the_13_field_reference_form),
+        cmocka_unit_test(parse_line_agrees_with_parse),
         cmocka_unit_test(rejects_malformed_lines),
         cmocka_unit_test(refuses_fields_that_would_break_the_csv),
         cmocka_unit_test(apostrophes_and_utf8_names_round_trip),

@@ -54,13 +54,21 @@ static void printable(const char *s)
             fail_msg("reason holds byte 0x%02x", (unsigned char)*s);
 }
 
-/* Judges m and checks the class and that the reason contains `reason`. */
+/* Judges m and checks the class and that the reason contains `reason`; the
+ * checks in order (ts_verdict_judge_full, without the one-pass path) must
+ * say the same. */
 static void expect(const struct ts_verdict_msg *m, enum ts_verdict_class cls, const char *reason)
 {
-    struct ts_verdict v;
+    struct ts_verdict v, full;
     enum ts_verdict_class got = ts_verdict_judge(m, &BOUNDS, &v);
     if (got != cls || v.cls != cls)
         fail_msg("class %d, expected %d (reason '%s')", got, cls, v.reason);
+    assert_int_equal(ts_verdict_judge_full(m, &BOUNDS, &full), cls);
+    assert_string_equal(full.reason, v.reason);
+    assert_string_equal(full.station, v.station);
+    assert_string_equal(full.agent, v.agent);
+    assert_memory_equal(&full.r, &v.r, sizeof v.r);
+    assert_int_equal(full.utc_offset_s, v.utc_offset_s);
     if (cls == TS_VERDICT_READING) {
         assert_string_equal(v.reason, "");
         return;
