@@ -455,14 +455,7 @@ void ts_ack_free(struct ts_ack *a, int flush_ms)
             long long left = deadline - ts_mono_ms();
             if (left <= 0)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ts_mono_deadline(left);
             pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
         if (a->npending || a->inflight)

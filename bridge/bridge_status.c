@@ -166,14 +166,7 @@ void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, i
             long long left = deadline - ts_mono_ms();
             if (left <= 0)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ts_mono_deadline(left);
             pthread_cond_timedwait(&st->cond, &st->lock, &ts);
         }
         pthread_mutex_unlock(&st->lock);

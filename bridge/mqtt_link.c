@@ -149,14 +149,7 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
 /* Waits up to ms unless stop is requested; lock held. Returns stop. */
 static bool wait_locked(struct ts_mqtt_link *l, long long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ts_mono_deadline(ms);
     while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) != ETIMEDOUT)
         ;
     return l->stop;

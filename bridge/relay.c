@@ -392,13 +392,7 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
         }
         uint64_t waits = r->st.backpressure_waits;
         r->waiting++;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += WAIT_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = ts_mono_deadline(WAIT_MS);
         if (log) {   /* say it before waiting, without the lock */
             pthread_mutex_unlock(&r->lock);
             TS_LOG(TS_LOG_NOTICE,
