@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "err.h"
 
 #define NIL UINT32_MAX
@@ -924,19 +925,7 @@ static bool parse_i64(const char *s, const char *e, int64_t *out)
 
 static bool parse_u64(const char *s, const char *e, uint64_t *out)
 {
-    if (s == e || e - s > 20)
-        return false;
-    uint64_t v = 0;
-    for (; s < e; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
+    return s <= e && ts_decimal_u64(s, (size_t)(e - s), out);
 }
 
 /* The next space-separated token of [*p, e); false if none. */
