@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "civil.h"
 #include "decimal.h"
 #include "err.h"
 
@@ -99,29 +100,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static void put2(char *p, unsigned v)
 {
     p[0] = (char)('0' + v / 10 % 10);
@@ -133,7 +111,7 @@ static void format_date(int64_t day, char out[11])
 {
     int64_t y;
     unsigned m, d;
-    civil_from_days(day, &y, &m, &d);
+    ts_civil_from_days(day, &y, &m, &d);
     put2(out, m);
     out[2] = '/';
     put2(out + 3, d);
@@ -863,7 +841,7 @@ static void encode_group(struct buf *b, const struct ts_window_agg *a, const str
     const struct ident *id = &a->idents[g->ident];
     int64_t y;
     unsigned m, d;
-    civil_from_days(g->day, &y, &m, &d);
+    ts_civil_from_days(g->day, &y, &m, &d);
     bprintf(b, "group %" PRId64 " %d %" PRId32 " %04" PRId64 "-%02u-%02u %" PRIu64 " %" PRIu64
                " %s,%s,%s,%s,%s,%s,%s\n",
             g->start, g->late, g->offset_s, y, m, d, g->entries, g->exits, id->ca, id->unit,
@@ -965,10 +943,10 @@ static bool parse_date(const char *s, const char *e, int32_t *day)
         !parse_i64(s + 5, s + 7, &m) || !parse_i64(s + 8, s + 10, &d) || y < 1969 || m < 1 ||
         m > 12 || d < 1 || d > 31)
         return false;
-    int64_t z = days_from_civil(y, (unsigned)m, (unsigned)d);
+    int64_t z = ts_days_from_civil(y, m, d);
     int64_t y2;
     unsigned m2, d2;
-    civil_from_days(z, &y2, &m2, &d2);
+    ts_civil_from_days(z, &y2, &m2, &d2);
     if (y2 != y || m2 != m || d2 != d)
         return false; /* 02-30 and the like */
     *day = (int32_t)z;

@@ -30,7 +30,7 @@ libs[tally_state]="-linih -lz -lm"
 sources[verdict]="bridge/verdict.c bridge/mqtt_link.c $common/reading.c $common/flags.c $common/err.c $common/log.c $common/now.c"
 includes[verdict]="$common bridge $(pkg-config --cflags-only-I libmosquitto | sed 's/-I//g')"
 libs[verdict]="$(pkg-config --libs libmosquitto) -lpthread"
-sources[mta]="sim/mta_file.c $common/reading.c $common/config.c $common/flags.c $common/err.c $common/log.c $common/now.c"
+sources[mta]="sim/mta_file.c $common/civil.c $common/reading.c $common/config.c $common/flags.c $common/err.c $common/log.c $common/now.c"
 includes[mta]="$common sim"
 libs[mta]="-linih -lz -lpthread"
 
