@@ -161,18 +161,6 @@ static uint64_t group_hash(uint32_t ident, int32_t day, int64_t start, int late)
     return mix64(a * 0x9e3779b97f4a7c15ULL ^ mix64((uint64_t)start) ^ (uint64_t)late);
 }
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-}
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem, size_t first)
 {
@@ -203,31 +191,31 @@ void ts_window_cfg_default(struct ts_window_cfg *cfg)
 int ts_window_cfg_check(const struct ts_window_cfg *cfg, char *why, size_t why_size)
 {
     if (cfg->size_ms < 1000 || cfg->size_ms > MAX_SIZE_MS || cfg->size_ms % 1000) {
-        set_why(why, why_size, "window size %" PRId64 " ms: must be whole seconds, 1 s to 7 days",
-                cfg->size_ms);
+        ts_why(why, why_size, "window size %" PRId64 " ms: must be whole seconds, 1 s to 7 days",
+               cfg->size_ms);
         return TS_EINVAL;
     }
     if (cfg->slide_ms < 0 || cfg->slide_ms > cfg->size_ms || cfg->slide_ms % 1000) {
-        set_why(why, why_size,
-                "window slide %" PRId64 " ms: must be 0 (tumbling) or whole seconds up to the size",
-                cfg->slide_ms);
+        ts_why(why, why_size,
+               "window slide %" PRId64 " ms: must be 0 (tumbling) or whole seconds up to the size",
+               cfg->slide_ms);
         return TS_EINVAL;
     }
     int64_t slide = cfg->slide_ms ? cfg->slide_ms : cfg->size_ms;
     if ((cfg->size_ms + slide - 1) / slide > TS_WINDOW_MAX_PER_READING) {
-        set_why(why, why_size, "window size / slide is over %d windows per reading",
-                TS_WINDOW_MAX_PER_READING);
+        ts_why(why, why_size, "window size / slide is over %d windows per reading",
+               TS_WINDOW_MAX_PER_READING);
         return TS_EINVAL;
     }
     if ((cfg->lateness_ms < 0 && cfg->lateness_ms != TS_WINDOW_LATENESS_DEFAULT) ||
         cfg->lateness_ms > MAX_LATENESS_MS) {
-        set_why(why, why_size, "allowed lateness %" PRId64 " ms: must be 0 to 30 days",
-                cfg->lateness_ms);
+        ts_why(why, why_size, "allowed lateness %" PRId64 " ms: must be 0 to 30 days",
+               cfg->lateness_ms);
         return TS_EINVAL;
     }
     if (cfg->idle_ms < 0) {
-        set_why(why, why_size, "idle timeout %" PRId64 " ms: must be >= 0 (0 = off)",
-                cfg->idle_ms);
+        ts_why(why, why_size, "idle timeout %" PRId64 " ms: must be >= 0 (0 = off)",
+               cfg->idle_ms);
         return TS_EINVAL;
     }
     return TS_OK;
@@ -1019,7 +1007,7 @@ int ts_window_decode(struct ts_window_agg *a, const char *text, size_t len, int6
                      char *why, size_t why_size)
 {
     if (a->has_event || a->n_idents || a->n_live || a->frontier != INT64_MIN || a->n_closed) {
-        set_why(why, why_size, "window state: the aggregator is not fresh");
+        ts_why(why, why_size, "window state: the aggregator is not fresh");
         return TS_EINVAL;
     }
     const char *p = text, *end = text + len;
@@ -1120,7 +1108,7 @@ int ts_window_decode(struct ts_window_agg *a, const char *text, size_t len, int6
     }
     return TS_OK;
 fail:
-    set_why(why, why_size, "window state line %zu: %s", line, reason);
+    ts_why(why, why_size, "window state line %zu: %s", line, reason);
     reset_state(a);
     return rc;
 }
