@@ -32,6 +32,7 @@
 #include "err.h"
 #include "log.h"
 #include "now.h"
+#include "topics.h"
 
 #define TOPIC_MAX 192
 #define JSON_MAX 256
@@ -585,10 +586,10 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
         snprintf(p->client_id, sizeof p->client_id, "%s", cfg->client_id);
     else
         snprintf(p->client_id, sizeof p->client_id, "turnstile-agent-%s", agent_id);
-    snprintf(p->t_readings, TOPIC_MAX, "turnstile/v1/%s/%s/readings", station_id, agent_id);
-    snprintf(p->t_status, TOPIC_MAX, "turnstile/v1/%s/%s/status", station_id, agent_id);
-    snprintf(p->t_state, TOPIC_MAX, "turnstile/v1/%s/%s/state", station_id, agent_id);
-    snprintf(p->t_ack, TOPIC_MAX, "turnstile/v1/%s/%s/ack", station_id, agent_id);
+    (void)ts_topic_agent(p->t_readings, TOPIC_MAX, station_id, agent_id, TS_TOPIC_READINGS);
+    (void)ts_topic_agent(p->t_status, TOPIC_MAX, station_id, agent_id, TS_TOPIC_STATUS);
+    (void)ts_topic_agent(p->t_state, TOPIC_MAX, station_id, agent_id, TS_TOPIC_STATE);
+    (void)ts_topic_agent(p->t_ack, TOPIC_MAX, station_id, agent_id, TS_TOPIC_ACK);
     snprintf(p->will_json, JSON_MAX,
              "{\"state\":\"offline\",\"agent\":\"%s\",\"station\":\"%s\",\"reason\":\"lost\"}",
              agent_id, station_id);

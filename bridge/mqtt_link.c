@@ -309,34 +309,6 @@ int ts_mqtt_client_id(const struct ts_bridge_mqtt_cfg *cfg, const char *bridge_i
     return n < 0 || (size_t)n >= size ? TS_EINVAL : TS_OK;
 }
 
-bool ts_mqtt_agent_topic(const char *topic, const char *leaf, char station[TS_ID_MAX],
-                         char agent[TS_ID_MAX])
-{
-    static const char prefix[] = "turnstile/v1/";
-    char ids[2][TS_ID_MAX];
-
-    if (!topic || strncmp(topic, prefix, sizeof prefix - 1) != 0)
-        return false;
-    const char *p = topic + sizeof prefix - 1;
-    for (int i = 0; i < 2; i++) {
-        const char *slash = strchr(p, '/');
-        if (!slash || slash == p || slash - p >= TS_ID_MAX)
-            return false;
-        memcpy(ids[i], p, (size_t)(slash - p));
-        ids[i][slash - p] = '\0';
-        if (!ts_id_ok(ids[i]))
-            return false;
-        p = slash + 1;
-    }
-    if (strcmp(p, leaf) != 0)
-        return false;
-    if (station)
-        memcpy(station, ids[0], TS_ID_MAX);
-    if (agent)
-        memcpy(agent, ids[1], TS_ID_MAX);
-    return true;
-}
-
 int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, const char *client_id,
                      bool clean_session, int loop_ms, const struct ts_mqtt_link_ops *ops,
                      void *ctx, struct ts_mqtt_link **out, char *why, size_t why_size)
