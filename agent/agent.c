@@ -162,7 +162,7 @@ static bool renumber(struct agent *a, uint64_t want, const struct ts_store_stats
     bool sane = want <= TS_SEQ_MAX && in_use <= TS_SEQ_MAX - want;
     const char *why = "implausible acknowledgement: not renumbering";
     int rc = TS_EINVAL;
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
     if (sane) {
         if (st->pending_memory)
             return false; /* renumbered once the readings held in memory are written */
@@ -231,7 +231,7 @@ static void drain(struct agent *a)
     uint64_t acked = ts_publisher_acked(a->pub);
     if (acked > st.acked) {
         /* deleting is not urgent: batch it, each delete is a commit */
-        int64_t now = ts_clock_mono_ms();
+        int64_t now = ts_mono_ms();
         if (acked - st.acked >= (uint64_t)a->cfg->mqtt.max_inflight || now - a->last_ack_ms >= 500) {
             ts_store_ack(a->store, acked);
             a->last_ack_ms = now;
@@ -457,10 +457,10 @@ int ts_agent_run(const struct ts_agent_cfg *cfg, const struct ts_agent_opts *opt
     TS_LOG(TS_LOG_INFO, "agent %s (station %s) polling %zu turnstiles on %zu devices every %d ms%s",
            cfg->agent.agent_id, cfg->agent.station_id, cfg->n_turnstiles, cfg->n_devices,
            cfg->agent.poll_interval_ms, a.pub ? ", publishing over MQTT" : "");
-    int64_t start = ts_clock_mono_ms();
+    int64_t start = ts_mono_ms();
     for (;;) {
         size_t n = ts_poller_take(a.poller, samples, BATCH, 100);
-        int64_t now = ts_clock_mono_ms();
+        int64_t now = ts_mono_ms();
         check_clock(&a, now);
         take_samples(&a, samples, n);
         drain(&a);
@@ -474,7 +474,7 @@ int ts_agent_run(const struct ts_agent_cfg *cfg, const struct ts_agent_opts *opt
     ts_poller_stop(a.poller);
     for (size_t n; (n = ts_poller_take(a.poller, samples, BATCH, 0));)
         take_samples(&a, samples, n);
-    publish_state(&a, ts_clock_mono_ms(), true);
+    publish_state(&a, ts_mono_ms(), true);
     TS_LOG(TS_LOG_INFO, "stopping: %llu readings, %llu with anomalies",
            (unsigned long long)a.n_readings, (unsigned long long)a.n_anomalies);
     for (size_t i = 0; i < cfg->n_devices; i++) {

@@ -7,18 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
-#include <time.h>
 
 #include "log.h"
-
-static int64_t read_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ts_clock_mono_ms(void) { return read_ms(CLOCK_MONOTONIC); }
 
 struct fake {
     bool active, synced;
@@ -32,7 +22,7 @@ static bool fake_clock(struct fake *out)
     static bool looked;
     static char cached_path[256];
     const char *path = getenv("TS_CLOCK_FAKE");
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
 
     if (looked && now - cached.read_at < 1000 && strcmp(path ? path : "", cached_path) == 0) {
         *out = cached;
@@ -61,7 +51,7 @@ static bool fake_clock(struct fake *out)
 int64_t ts_clock_wall_ms(void)
 {
     struct fake f;
-    int64_t wall = read_ms(CLOCK_REALTIME);
+    int64_t wall = ts_wall_ms();
     return fake_clock(&f) ? wall + f.offset_ms : wall;
 }
 
@@ -90,5 +80,5 @@ bool ts_clock_trusted(enum ts_clock_policy policy)
 
 int64_t ts_clock_stamp(int64_t mono_ms)
 {
-    return ts_clock_wall_ms() - (ts_clock_mono_ms() - mono_ms);
+    return ts_clock_wall_ms() - (ts_mono_ms() - mono_ms);
 }

@@ -20,12 +20,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "now.h"   /* ts_mono_ms: the clock samples are taken by */
+
 enum ts_clock_policy {
     TS_CLOCK_WAIT_SYNC, /* hold readings until the kernel says synchronised */
     TS_CLOCK_TRUST,     /* the wall clock is always right (hosts synced otherwise) */
 };
-
-int64_t ts_clock_mono_ms(void);
 
 /* The wall clock (UTC epoch ms), fake offset included. */
 int64_t ts_clock_wall_ms(void);

@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "now.h"
 
 #define QUEUE_MAX 65536       /* samples; past this the oldest are dropped and counted */
 
@@ -46,13 +47,6 @@ struct ts_poller {
     bool running;
     bool woken;               /* ts_poller_wake since the last take */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void push(struct ts_poller *p, const struct ts_sample *s)
 {
@@ -98,7 +92,7 @@ static void fault(struct ts_poller *p, struct device *dev, int err, const char *
     dev->backoff_ms = dev->backoff_ms ? dev->backoff_ms * 2 : cfg->backoff_min_ms;
     if (dev->backoff_ms > cfg->backoff_max_ms)
         dev->backoff_ms = cfg->backoff_max_ms;
-    dev->next_try_ms = mono_ms() + dev->backoff_ms;
+    dev->next_try_ms = ts_mono_ms() + dev->backoff_ms;
     if (dev->src->backend->close)
         dev->src->backend->close(dev->src);
     dev->open = false;
@@ -113,7 +107,7 @@ static void poll_device(struct ts_poller *p, struct device *dev)
     struct ts_source *src = dev->src;
     int err;
 
-    if (dev->next_try_ms && mono_ms() < dev->next_try_ms)
+    if (dev->next_try_ms && ts_mono_ms() < dev->next_try_ms)
         return;
     if (!dev->open) {
         if (src->backend->open && (err = src->backend->open(src)) != TS_OK)
@@ -125,7 +119,7 @@ static void poll_device(struct ts_poller *p, struct device *dev)
         err = src->backend->read(src, i, &s.entries, &s.exits);
         if (err != TS_OK)
             return fault(p, dev, err, src->turnstiles[i]->name);
-        s.mono_ms = mono_ms();
+        s.mono_ms = ts_mono_ms();
         push(p, &s);
     }
     src->stats.polls++;
@@ -148,7 +142,7 @@ static void *bus_main(void *arg)
     struct bus *bus = arg;
     struct ts_poller *p = bus->poller;
     int64_t interval = p->cfg->agent.poll_interval_ms;
-    int64_t next = mono_ms();
+    int64_t next = ts_mono_ms();
 
     for (;;) {
         pthread_mutex_lock(&p->lock);
@@ -159,19 +153,11 @@ static void *bus_main(void *arg)
         for (size_t i = 0; i < bus->n_devices; i++)
             poll_device(p, &p->devices[bus->devices[i]]);
         next += interval;
-        int64_t now = mono_ms();
+        int64_t now = ts_mono_ms();
         if (next < now)
             next = now; /* overran: poll again at once, but do not burst to catch up */
         /* sleep until next, woken early by stop */
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t wait = next - now;
-        until.tv_sec += wait / 1000;
-        until.tv_nsec += (wait % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = ts_mono_deadline(next - now);
         pthread_mutex_lock(&p->lock);
         while (p->running && pthread_cond_timedwait(&p->stopping, &p->lock, &until) != ETIMEDOUT)
             ;
@@ -269,16 +255,9 @@ int ts_poller_start(struct ts_poller *p)
 
 size_t ts_poller_take(struct ts_poller *p, struct ts_sample *out, size_t max, int timeout_ms)
 {
-    struct timespec until;
+    struct timespec until = ts_mono_deadline(timeout_ms);
     size_t n = 0;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&p->lock);
     while (p->q_len == 0 && p->running && !p->woken &&
            pthread_cond_timedwait(&p->samples, &p->lock, &until) != ETIMEDOUT)

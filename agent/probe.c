@@ -29,18 +29,6 @@ static uint64_t plausible_step(double rate_per_min, int64_t dt_ms)
                             TS_COUNTER_DEFAULT_MIN_PLAUSIBLE, dt_ms);
 }
 
-static void say(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *why, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !size)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-}
-
 enum ts_probe_verdict ts_probe_judge(const struct ts_probe_rule *rule, const uint64_t *v,
                                      const int64_t *t_ms, size_t n, char *why, size_t why_size)
 {
@@ -48,11 +36,11 @@ enum ts_probe_verdict ts_probe_judge(const struct ts_probe_rule *rule, const uin
     int way = rule->direction == TS_DIR_UP ? 1 : rule->direction == TS_DIR_DOWN ? -1 : 0;
     bool moved = false;
 
-    say(why, why_size, "%s", "");
+    ts_why(why, why_size, "%s", "");
     for (size_t i = 0; i < n; i++) {
         if (v[i] > m || v[i] >= TS_PROBE_ABSURD) {
-            say(why, why_size, "value %" PRIu64 " at sample %zu is absurd (2^40 or more)", v[i],
-                i + 1);
+            ts_why(why, why_size, "value %" PRIu64 " at sample %zu is absurd (2^40 or more)", v[i],
+                   i + 1);
             return TS_PROBE_IMPLAUSIBLE;
         }
     }
@@ -67,9 +55,9 @@ enum ts_probe_verdict ts_probe_judge(const struct ts_probe_rule *rule, const uin
         if (way == 0)
             way = shorter; /* auto: the first move sets the way for the rest */
         if ((way > 0 ? up : down) > lim) {
-            say(why, why_size, "%c%" PRIu64 " in %.3f s at sample %zu (plausible: %s to %" PRIu64 ")",
-                shorter > 0 ? '+' : '-', shorter > 0 ? up : down, (double)dt / 1000.0, i + 1,
-                way > 0 ? "up" : "down", lim);
+            ts_why(why, why_size, "%c%" PRIu64 " in %.3f s at sample %zu (plausible: %s to %" PRIu64 ")",
+                   shorter > 0 ? '+' : '-', shorter > 0 ? up : down, (double)dt / 1000.0, i + 1,
+                   way > 0 ? "up" : "down", lim);
             return TS_PROBE_IMPLAUSIBLE;
         }
         moved = true;

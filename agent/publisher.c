@@ -31,6 +31,8 @@
 #include "ack_bound.h"
 #include "err.h"
 #include "log.h"
+#include "now.h"
+#include "topics.h"
 
 #define TOPIC_MAX 192
 #define JSON_MAX 256
@@ -101,13 +103,6 @@ static void lib_init(void)
     lib_rc = mosquitto_lib_init();
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- in-flight ring (lock held) ---- */
 
 static int fl_reserve(struct ts_publisher *p)
@@ -143,7 +138,7 @@ static void acked_moved(struct ts_publisher *p, uint64_t was)
         return;
     if (p->cursor < p->ab.acked)
         p->cursor = p->ab.acked;
-    p->progress_ms = now_ms();
+    p->progress_ms = ts_mono_ms();
     p->ack_wait_ms = p->cfg.ack_timeout_ms;
 }
 
@@ -226,7 +221,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
         p->cursor = p->ab.acked;
         p->st.restarts++;
     }
-    p->progress_ms = now_ms();
+    p->progress_ms = ts_mono_ms();
     publish_control(p, p->t_status, p->status_json);
     p->ack_heard = p->cfg.ack_mode != TS_ACK_END_TO_END;
     p->suback_ms = 0;
@@ -247,7 +242,7 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count,
 
     pthread_mutex_lock(&p->lock);
     if (mid == p->sub_mid)
-        p->suback_ms = now_ms();
+        p->suback_ms = ts_mono_ms();
     pthread_mutex_unlock(&p->lock);
     if (p->wake)
         p->wake(p->wake_ctx);
@@ -366,7 +361,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         /* A retained forged ack comes again on every reconnect: one error
          * line per episode (until an ack is believed again), at most one a
          * minute; each one is counted and shown in the status. */
-        long long now = now_ms();
+        long long now = ts_mono_ms();
         p->st.acks_refused++;
         p->st.ack_refused_last = v;
         if (!p->refusing && (!p->refused_log_ms || now - p->refused_log_ms >= REFUSED_LOG_MS)) {
@@ -398,14 +393,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
 /* Waits up to ms unless stop is requested; lock held. Returns stop. */
 static bool wait_locked(struct ts_publisher *p, long long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ts_mono_deadline(ms);
     while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &ts) != ETIMEDOUT)
         ;
     return p->stop;
@@ -516,8 +504,8 @@ static void *net_main(void *arg)
 
     /* Stopping: ts_publisher_free calls mosquitto_disconnect; let the
      * DISCONNECT packet out (on_disconnect clears connected). */
-    long long deadline = now_ms() + STOP_FLUSH_MS;
-    while (now_ms() < deadline) {
+    long long deadline = ts_mono_ms() + STOP_FLUSH_MS;
+    while (ts_mono_ms() < deadline) {
         pthread_mutex_lock(&p->lock);
         bool c = p->connected;
         pthread_mutex_unlock(&p->lock);
@@ -598,10 +586,10 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
         snprintf(p->client_id, sizeof p->client_id, "%s", cfg->client_id);
     else
         snprintf(p->client_id, sizeof p->client_id, "turnstile-agent-%s", agent_id);
-    snprintf(p->t_readings, TOPIC_MAX, "turnstile/v1/%s/%s/readings", station_id, agent_id);
-    snprintf(p->t_status, TOPIC_MAX, "turnstile/v1/%s/%s/status", station_id, agent_id);
-    snprintf(p->t_state, TOPIC_MAX, "turnstile/v1/%s/%s/state", station_id, agent_id);
-    snprintf(p->t_ack, TOPIC_MAX, "turnstile/v1/%s/%s/ack", station_id, agent_id);
+    (void)ts_topic_agent(p->t_readings, TOPIC_MAX, station_id, agent_id, TS_TOPIC_READINGS);
+    (void)ts_topic_agent(p->t_status, TOPIC_MAX, station_id, agent_id, TS_TOPIC_STATUS);
+    (void)ts_topic_agent(p->t_state, TOPIC_MAX, station_id, agent_id, TS_TOPIC_STATE);
+    (void)ts_topic_agent(p->t_ack, TOPIC_MAX, station_id, agent_id, TS_TOPIC_ACK);
     snprintf(p->will_json, JSON_MAX,
              "{\"state\":\"offline\",\"agent\":\"%s\",\"station\":\"%s\",\"reason\":\"lost\"}",
              agent_id, station_id);
@@ -700,7 +688,7 @@ int ts_publisher_start(struct ts_publisher *p, const char *birth_json)
 uint64_t ts_publisher_next_seq(struct ts_publisher *p, size_t *room)
 {
     pthread_mutex_lock(&p->lock);
-    long long now = now_ms();
+    long long now = ts_mono_ms();
     if (p->connected && p->ab.acked < p->ab.sent && now - p->progress_ms >= p->ack_wait_ms) {
         TS_LOG(TS_LOG_WARNING,
                "mqtt: no acknowledgement past %" PRIu64 " within %d ms (sent up to %" PRIu64
@@ -761,7 +749,7 @@ size_t ts_publisher_send(struct ts_publisher *p, const struct ts_reading *r, siz
         }
         fl_push(p, (struct flight){.mid = mid, .reading = true, .hi = r[i].seq});
         if (p->ab.acked >= p->ab.sent)
-            p->progress_ms = now_ms();   /* the first one waiting for an ack */
+            p->progress_ms = ts_mono_ms();   /* the first one waiting for an ack */
         if (r[i].seq <= p->ab.sent)
             p->st.resent++;
         uint64_t was = p->ab.acked;
@@ -808,7 +796,7 @@ void ts_publisher_set_floor(struct ts_publisher *p, uint64_t acked_upto)
 void ts_publisher_state(struct ts_publisher *p, const char *json, bool force)
 {
     pthread_mutex_lock(&p->lock);
-    long long now = now_ms();
+    long long now = ts_mono_ms();
     bool due = force || ((!p->state_json || strcmp(p->state_json, json) != 0) &&
                          (!p->state_ms || now - p->state_ms >= p->cfg.state_interval_ms));
     if (p->connected && due) {
@@ -861,17 +849,10 @@ void ts_publisher_free(struct ts_publisher *p, int timeout_ms)
         bool said = p->status_json && strstr(p->status_json, "\"state\":\"offline\"");
         if (was && !said)
             publish_control(p, p->t_status, p->offline_json);
-        long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-        while (p->connected && p->inflight > 0 && now_ms() < deadline) {
-            long long left = deadline - now_ms();
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+        long long deadline = ts_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+        while (p->connected && p->inflight > 0 && ts_mono_ms() < deadline) {
+            long long left = deadline - ts_mono_ms();
+            struct timespec ts = ts_mono_deadline(left);
             pthread_cond_timedwait(&p->cond, &p->lock, &ts);
         }
         if (p->inflight)

@@ -698,7 +698,7 @@ static size_t release_turnstile(struct ts_tally *t, size_t i, struct ts_reading 
 
     if (!st->holding)
         return 0;
-    identity(t, i, ts_clock_stamp(st->hold_mono_ms ? st->hold_mono_ms : ts_clock_mono_ms()), out);
+    identity(t, i, ts_clock_stamp(st->hold_mono_ms ? st->hold_mono_ms : ts_mono_ms()), out);
     out->entries = st->hold_entries;
     out->exits = st->hold_exits;
     out->flags = st->hold_flags | TS_FLAG_RECOVERED;

@@ -18,6 +18,7 @@
 
 #include <zlib.h>
 
+#include "civil.h"
 #include "counter.h"
 #include "decode.h"
 
@@ -32,14 +33,6 @@ struct reading {
 static struct reading *readings;
 static size_t n_readings, n_turnstiles;
 static volatile uint64_t sink;
-
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
-}
 
 /* Reads the gzip CSV (,C/A,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS). */
 static int load(const char *path)
@@ -78,7 +71,7 @@ static int load(const char *path)
             memcpy(prev_key, key, sizeof key);
         }
         struct reading *r = &readings[n_readings++];
-        r->t_ms = (((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + s) * 1000;
+        r->t_ms = (((ts_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + s) * 1000;
         r->turnstile = (uint32_t)(n_turnstiles - 1);
         ts_encode_regs(entries, 32, ORDER, &r->regs[0]);
         ts_encode_regs(exits, 32, ORDER, &r->regs[2]);

@@ -30,13 +30,14 @@
 
 #include "err.h"
 #include "now.h"
+#include "topics.h"
 #include "log.h"
 #include "mqtt_link.h"
 #include "reading.h"
 
 #define LOOP_MS 100
 #define SWEEP_MS 1000             /* how often the table is checked against its bounds */
-#define TOPIC_MAX (sizeof "turnstile/v1//" + 2 * TS_ID_MAX + sizeof "ack")
+#define TOPIC_MAX TS_TOPIC_AGENT_MAX
 
 struct entry {
     char topic[TOPIC_MAX];    /* turnstile/v1/<station>/<agent>/ack */
@@ -364,11 +365,11 @@ int ts_ack_set(struct ts_ack *a, const char *readings_topic, uint64_t acked)
 {
     char station[TS_ID_MAX], agent[TS_ID_MAX], topic[TOPIC_MAX];
 
-    if (!a || !ts_mqtt_agent_topic(readings_topic, "readings", station, agent))
+    if (!a || !ts_topic_agent_parse(readings_topic, TS_TOPIC_READINGS, station, agent))
         return TS_EINVAL;
     if (!acked)
         return TS_OK;   /* nothing acknowledged yet */
-    snprintf(topic, sizeof topic, "turnstile/v1/%s/%s/ack", station, agent);
+    (void)ts_topic_agent(topic, sizeof topic, station, agent, TS_TOPIC_ACK);
     pthread_mutex_lock(&a->lock);
     struct entry *e = find(a, topic);
     if (!e && !(e = add(a, topic))) {
@@ -392,9 +393,9 @@ uint64_t ts_ack_get(struct ts_ack *a, const char *readings_topic)
     char station[TS_ID_MAX], agent[TS_ID_MAX], topic[TOPIC_MAX];
     uint64_t v = 0;
 
-    if (!a || !ts_mqtt_agent_topic(readings_topic, "readings", station, agent))
+    if (!a || !ts_topic_agent_parse(readings_topic, TS_TOPIC_READINGS, station, agent))
         return 0;
-    snprintf(topic, sizeof topic, "turnstile/v1/%s/%s/ack", station, agent);
+    (void)ts_topic_agent(topic, sizeof topic, station, agent, TS_TOPIC_ACK);
     pthread_mutex_lock(&a->lock);
     struct entry *e = find(a, topic);
     if (e)
@@ -455,14 +456,7 @@ void ts_ack_free(struct ts_ack *a, int flush_ms)
             long long left = deadline - ts_mono_ms();
             if (left <= 0)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ts_mono_deadline(left);
             pthread_cond_timedwait(&a->cond, &a->lock, &ts);
         }
         if (a->npending || a->inflight)

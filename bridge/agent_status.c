@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mqtt_link.h"
 #include "now.h"
+#include "topics.h"
 
 #define PAYLOAD_MAX (1024 * 1024)
 #define DEPTH_MAX 8
@@ -403,8 +404,8 @@ void ts_agent_status_apply(struct ts_agent_status *s, const char *topic, const v
 {
     char station[TS_ID_MAX], agent[TS_ID_MAX];
     bool is_state = false;
-    if (!ts_mqtt_agent_topic(topic, "status", station, agent)) {
-        if (!ts_mqtt_agent_topic(topic, "state", station, agent))
+    if (!ts_topic_agent_parse(topic, TS_TOPIC_STATUS, station, agent)) {
+        if (!ts_topic_agent_parse(topic, TS_TOPIC_STATE, station, agent))
             return;
         is_state = true;
     }
@@ -449,7 +450,7 @@ static void on_message(void *ctx, const struct mosquitto_message *msg)
 static void on_connected(void *ctx, bool session_present)
 {
     struct ts_agent_status *s = ctx;
-    char *subs[] = {"turnstile/v1/+/+/status", "turnstile/v1/+/+/state"};
+    char *subs[] = {TS_TOPIC_FILTER(TS_TOPIC_STATUS), TS_TOPIC_FILTER(TS_TOPIC_STATE)};
     int rc = mosquitto_subscribe_multiple(ts_mqtt_link_client(s->link), NULL, 2, subs, 0, 0,
                                           NULL);
     if (rc != MOSQ_ERR_SUCCESS)

@@ -23,6 +23,7 @@
 #include "retention.h"
 #include "seqset.h"
 #include "station_windows.h"
+#include "topics.h"
 #include "verdict.h"
 #include "window.h"
 
@@ -366,13 +367,13 @@ static void monitoring_commit(struct ts_aggregator *agg, const struct part *p)
  * acknowledged now that one holds their readings. */
 static void ack_pending(struct ts_aggregator *agg, struct part *p)
 {
-    char topic[2 * TS_ID_MAX + 32];
+    char topic[TS_TOPIC_AGENT_MAX];
     for (size_t i = 0; i < p->n_pending; i++) {
         struct ts_seqset *set = ts_agent_table_peek(&p->agents, p->pending[i].agent);
         if (!set)
             continue;
-        snprintf(topic, sizeof topic, "turnstile/v1/%s/%s/readings", p->pending[i].station,
-                 p->pending[i].agent);
+        (void)ts_topic_agent(topic, sizeof topic, p->pending[i].station, p->pending[i].agent,
+                             TS_TOPIC_READINGS);
         ts_ack_set(agg->ack, topic, ts_seqset_contiguous(set));
     }
     p->n_pending = 0;
@@ -684,7 +685,7 @@ static void after_seen(struct ts_aggregator *agg, struct part *p, const char *to
     } else if (set->epoch != p->epoch + 1) {
         /* first time since the last checkpoint: acknowledged by the next */
         char st[TS_ID_MAX];
-        if (!station && !ts_mqtt_agent_topic(topic, "readings", st, NULL))
+        if (!station && !ts_topic_agent_parse(topic, TS_TOPIC_READINGS, st, NULL))
             return;
         if (p->n_pending == p->cap_pending) {
             size_t cap = p->cap_pending ? p->cap_pending * 2 : 64;
@@ -886,7 +887,7 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         p->backlog_since_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 ? now : ref;
     if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = NULL;
-    const char *topic = header(hdrs, "mqtt_topic", &topic_len);
+    const char *topic = header(hdrs, TS_HEADER_MQTT_TOPIC, &topic_len);
     char where[TS_VERDICT_REASON_MAX];
     const char *why_misplaced = misplaced(agg, m, where, sizeof where);
     if (why_misplaced) {

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "mqtt_link.h"
 #include "now.h"
+#include "topics.h"
 
 #define LOOP_MS 200
 #define TOPIC_MAX 160
@@ -100,7 +101,7 @@ int ts_bridge_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *brid
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->cond, &ca);
     pthread_condattr_destroy(&ca);
-    snprintf(st->topic, sizeof st->topic, "turnstile/bridge/%s/status", bridge_id);
+    (void)ts_topic_bridge(st->topic, sizeof st->topic, bridge_id, TS_TOPIC_STATUS);
     if (ts_mqtt_client_id(mqtt, bridge_id, "-status", st->client_id, sizeof st->client_id)) {
         ts_bridge_status_free(st, NULL, 0);
         return ts_fail(why, why_size, TS_ECONFIG, "%s", "status: mqtt: client id too long");
@@ -166,14 +167,7 @@ void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, i
             long long left = deadline - ts_mono_ms();
             if (left <= 0)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = ts_mono_deadline(left);
             pthread_cond_timedwait(&st->cond, &st->lock, &ts);
         }
         pthread_mutex_unlock(&st->lock);

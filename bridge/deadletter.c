@@ -13,6 +13,7 @@
 #include "kafka_conf.h"
 #include "log.h"
 #include "now.h"
+#include "topics.h"
 
 #define VALUE_MAX 65536   /* bytes of a refused value kept, as the relay */
 #define WAIT_STEP_MS 50
@@ -115,7 +116,7 @@ int ts_deadletter_send(struct ts_deadletter *d, const struct ts_deadletter_rec *
     rd_kafka_headers_t *h = rd_kafka_headers_new(6);
     rd_kafka_header_add(h, "reason", -1, rec->reason, -1);
     if (rec->mqtt_topic)
-        rd_kafka_header_add(h, "mqtt_topic", -1, rec->mqtt_topic, (ssize_t)rec->mqtt_topic_len);
+        rd_kafka_header_add(h, TS_HEADER_MQTT_TOPIC, -1, rec->mqtt_topic, (ssize_t)rec->mqtt_topic_len);
     rd_kafka_header_add(h, "source_topic", -1, rec->source_topic, -1);
     rd_kafka_header_add(h, "source_partition", -1, part, -1);
     rd_kafka_header_add(h, "source_offset", -1, off, -1);

@@ -90,21 +90,6 @@ struct ts_lake {
     size_t nstrays;
 };
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    int saved = errno;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-    errno = saved;
-}
-
 /* ---- names ---- */
 
 /* The partition key of the date directories. Not "date": Hive, Spark, Trino
@@ -483,22 +468,22 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
             if (faccessat(l->rootfd, fin, F_OK, 0) == 0)
                 continue;
             if (pass == 0 && faccessat(l->rootfd, tmp, F_OK, 0) != 0) {
-                set_why(why, why_size, "checkpoint %012" PRIu64 " names %s, which is missing", gen,
-                        fin);
+                ts_why(why, why_size, "checkpoint %012" PRIu64 " names %s, which is missing", gen,
+                       fin);
                 return TS_EPARSE;
             }
             if (pass == 1) {
                 /* ENOENT with the final name there: its writer renamed it meanwhile */
                 if (renameat(l->rootfd, tmp, l->rootfd, fin) != 0 &&
                     (errno != ENOENT || faccessat(l->rootfd, fin, F_OK, 0) != 0)) {
-                    set_why(why, why_size, "rename %s: %s", tmp, strerror(errno));
+                    ts_why(why, why_size, "rename %s: %s", tmp, strerror(errno));
                     return TS_ESYS;
                 }
                 (*renamed)++;
                 snprintf(tmp, sizeof tmp, "%s/%s=%s", l->table,
                          f->legacy ? LEGACY_KEY : PART_KEY, f->date);
                 if (fsync_dir(l->rootfd, tmp)) {
-                    set_why(why, why_size, "fsync %s: %s", tmp, strerror(errno));
+                    ts_why(why, why_size, "fsync %s: %s", tmp, strerror(errno));
                     return TS_ESYS;
                 }
             }
@@ -582,7 +567,7 @@ static int sweep(struct ts_lake *l, uint64_t latest, unsigned *removed, char *wh
         closedir(d);
     errno = saved;
     if (err == TS_ESYS)
-        set_why(why, why_size, "removing temporaries under %s: %s", l->table, strerror(errno));
+        ts_why(why, why_size, "removing temporaries under %s: %s", l->table, strerror(errno));
     return err;
 }
 
@@ -597,7 +582,7 @@ static int recover(struct ts_lake *l, struct ts_lake_resume *resume, char *why, 
     /* a writer may prune the checkpoint found between listing and reading it */
     for (int attempt = 0; attempt < 3; attempt++) {
         if (latest_generation(l, &latest)) {
-            set_why(why, why_size, "listing %s: %s", l->mdir, strerror(errno));
+            ts_why(why, why_size, "listing %s: %s", l->mdir, strerror(errno));
             return TS_ESYS;
         }
         if (latest == 0)
@@ -608,7 +593,7 @@ static int recover(struct ts_lake *l, struct ts_lake_resume *resume, char *why, 
             break;
     }
     if (err) {
-        set_why(why, why_size, "reading %s/%s: %s", l->mdir, name, strerror(errno));
+        ts_why(why, why_size, "reading %s/%s: %s", l->mdir, name, strerror(errno));
         return err;
     }
     if (latest) {
@@ -616,7 +601,7 @@ static int recover(struct ts_lake *l, struct ts_lake_resume *resume, char *why, 
         const char *what;
         err = parse_checkpoint(l, latest, text, len, &c, &what);
         if (err == TS_EPARSE)
-            set_why(why, why_size, "%s/%s: %s", l->mdir, name, what);
+            ts_why(why, why_size, "%s/%s: %s", l->mdir, name, what);
         if (!err)
             err = roll_forward(l, latest, &c, &resume->rolled_forward, why, why_size);
         if (!err) {
@@ -679,7 +664,7 @@ static int check_cfg(const struct ts_lake_cfg *cfg, const char *topic, int32_t p
         bad = "partition: must be >= 0";
     if (!bad)
         return TS_OK;
-    set_why(why, why_size, "lake %s", bad);
+    ts_why(why, why_size, "lake %s", bad);
     return TS_EINVAL;
 }
 
@@ -700,18 +685,18 @@ static int make_dirs(struct ts_lake *l, const char *root, char *why, size_t why_
     if (!err)
         err = make_dir(AT_FDCWD, path);
     if (err) {
-        set_why(why, why_size, "creating %s: %s", path, strerror(errno));
+        ts_why(why, why_size, "creating %s: %s", path, strerror(errno));
         return err;
     }
     if ((l->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        set_why(why, why_size, "opening %s: %s", root, strerror(errno));
+        ts_why(why, why_size, "opening %s: %s", root, strerror(errno));
         return TS_ESYS;
     }
     snprintf(path, sizeof path, "%s/_manifest", l->table);
     if (make_dir(l->rootfd, l->table) || make_dir(l->rootfd, path) ||
         make_dir(l->rootfd, l->mdir) ||
         (l->mfd = openat(l->rootfd, l->mdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        set_why(why, why_size, "creating %s/%s: %s", root, l->mdir, strerror(errno));
+        ts_why(why, why_size, "creating %s/%s: %s", root, l->mdir, strerror(errno));
         return TS_ESYS;
     }
     return TS_OK;
@@ -725,7 +710,7 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
     if (resume)
         *resume = (struct ts_lake_resume){.offset_next = -1};
     if (!out || !resume) {
-        set_why(why, why_size, "lake: out and resume are required");
+        ts_why(why, why_size, "lake: out and resume are required");
         return TS_EINVAL;
     }
     *out = NULL;
@@ -768,7 +753,7 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
         ts_lake_close(l);
         errno = saved;
         if (err == TS_ENOMEM)
-            set_why(why, why_size, "lake: out of memory");
+            ts_why(why, why_size, "lake: out of memory");
         return err;
     }
     *out = l;

@@ -149,14 +149,7 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const i
 /* Waits up to ms unless stop is requested; lock held. Returns stop. */
 static bool wait_locked(struct ts_mqtt_link *l, long long ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = ts_mono_deadline(ms);
     while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) != ETIMEDOUT)
         ;
     return l->stop;
@@ -314,34 +307,6 @@ int ts_mqtt_client_id(const struct ts_bridge_mqtt_cfg *cfg, const char *bridge_i
     int n = cfg->client_id[0] ? snprintf(buf, size, "%s%s", cfg->client_id, suffix)
                               : snprintf(buf, size, "turnstile-bridge-%s%s", bridge_id, suffix);
     return n < 0 || (size_t)n >= size ? TS_EINVAL : TS_OK;
-}
-
-bool ts_mqtt_agent_topic(const char *topic, const char *leaf, char station[TS_ID_MAX],
-                         char agent[TS_ID_MAX])
-{
-    static const char prefix[] = "turnstile/v1/";
-    char ids[2][TS_ID_MAX];
-
-    if (!topic || strncmp(topic, prefix, sizeof prefix - 1) != 0)
-        return false;
-    const char *p = topic + sizeof prefix - 1;
-    for (int i = 0; i < 2; i++) {
-        const char *slash = strchr(p, '/');
-        if (!slash || slash == p || slash - p >= TS_ID_MAX)
-            return false;
-        memcpy(ids[i], p, (size_t)(slash - p));
-        ids[i][slash - p] = '\0';
-        if (!ts_id_ok(ids[i]))
-            return false;
-        p = slash + 1;
-    }
-    if (strcmp(p, leaf) != 0)
-        return false;
-    if (station)
-        memcpy(station, ids[0], TS_ID_MAX);
-    if (agent)
-        memcpy(agent, ids[1], TS_ID_MAX);
-    return true;
 }
 
 int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, const char *client_id,

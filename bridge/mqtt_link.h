@@ -103,10 +103,4 @@ void ts_mqtt_link_free(struct ts_mqtt_link *link);
 int ts_mqtt_client_id(const struct ts_bridge_mqtt_cfg *cfg, const char *bridge_id,
                       const char *suffix, char *buf, size_t size);
 
-/* True if topic is exactly turnstile/v1/<station>/<agent>/<leaf> with both
- * ids valid (ts_id_ok, shorter than TS_ID_MAX); then station and agent hold
- * them (either may be NULL). */
-bool ts_mqtt_agent_topic(const char *topic, const char *leaf, char station[TS_ID_MAX],
-                         char agent[TS_ID_MAX]);
-
 #endif

@@ -70,12 +70,13 @@
 #include "kafka_conf.h"
 #include "layout.h"
 #include "now.h"
+#include "topics.h"
 #include "log.h"
 #include "mqtt_link.h"
 #include "reading.h"
 #include "verdict.h"
 
-#define FILTER "turnstile/v1/+/+/readings"
+#define FILTER TS_TOPIC_FILTER(TS_TOPIC_READINGS)
 #define LOOP_MS 250               /* network loop turn: how soon a stop is seen */
 #define POLL_MS 100               /* delivery thread: rd_kafka_poll timeout */
 #define WAIT_MS 100               /* a full-queue wait re-tries at least this often */
@@ -227,7 +228,7 @@ static void produce_marker(struct ts_relay *r, const struct marker *mk)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         r->rk, RD_KAFKA_V_RKT(r->t_readings), RD_KAFKA_V_KEY(mk->key, strlen(mk->key)),
-        RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_HEADER("mqtt_topic", mk->topic, -1),
+        RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, mk->topic, -1),
         RD_KAFKA_V_HEADER("reason", mk->reason, -1),
         RD_KAFKA_V_HEADER(TS_MARKER_HEADER_ID, mk->id, -1),
         RD_KAFKA_V_HEADER(TS_MARKER_HEADER_FROM, mk->from, -1), RD_KAFKA_V_OPAQUE(&marker_mark),
@@ -327,13 +328,13 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 /* the aggregator judges it against this time again */
                 RD_KAFKA_V_TIMESTAMP(now_ms),
-                RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1), RD_KAFKA_V_END);
+                RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, msg->topic, -1), RD_KAFKA_V_END);
         else if (truncated[0])
             err = rd_kafka_producev(
                 r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
                 RD_KAFKA_V_VALUE(len ? msg->payload : NULL, (size_t)len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
-                RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
+                RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, msg->topic, -1),
                 RD_KAFKA_V_HEADER("truncated_from", truncated, -1),
                 RD_KAFKA_V_OPAQUE(mark), RD_KAFKA_V_END);
         else
@@ -341,7 +342,7 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
                 r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
                 RD_KAFKA_V_VALUE(len ? msg->payload : NULL, (size_t)len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
-                RD_KAFKA_V_HEADER("mqtt_topic", msg->topic, -1),
+                RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, msg->topic, -1),
                 RD_KAFKA_V_OPAQUE(mark), RD_KAFKA_V_END);
 
         long long now = ts_mono_ms();
@@ -392,13 +393,7 @@ static bool produce(struct ts_relay *r, const struct mosquitto_message *msg, con
         }
         uint64_t waits = r->st.backpressure_waits;
         r->waiting++;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += WAIT_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = ts_mono_deadline(WAIT_MS);
         if (log) {   /* say it before waiting, without the lock */
             pthread_mutex_unlock(&r->lock);
             TS_LOG(TS_LOG_NOTICE,

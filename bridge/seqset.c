@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "err.h"
 #include "reading.h"
 
@@ -309,23 +310,12 @@ int ts_seqset_encode(const struct ts_seqset *s, char *buf, size_t size)
 static bool parse_u64(const char **p, const char *end, uint64_t *v)
 {
     const char *q = *p;
-    uint64_t x = 0;
-    if (q == end || *q < '0' || *q > '9')
-        return false;
-    if (*q == '0') {
+    while (q < end && *q >= '0' && *q <= '9')
         q++;
-        if (q < end && *q >= '0' && *q <= '9')
-            return false;
-    } else {
-        for (; q < end && *q >= '0' && *q <= '9'; q++) {
-            uint64_t d = (uint64_t)(*q - '0');
-            if (x > (UINT64_MAX - d) / 10)
-                return false;
-            x = x * 10 + d;
-        }
-    }
+    size_t n = (size_t)(q - *p);
+    if ((n > 1 && **p == '0') || !ts_decimal_u64(*p, n, v))
+        return false;
     *p = q;
-    *v = x;
     return true;
 }
 

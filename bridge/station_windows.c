@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "topics.h"
 
 /* A turnstile: CA, UNIT, SCP (each < 16 bytes) -> its station's index. */
 struct turnstile {
@@ -321,7 +322,7 @@ void ts_station_windows_flush(struct ts_station_windows *sw, ts_station_publish_
         if (!ok || !put(sw, &len, "]}"))
             continue;
         char topic[TS_ID_MAX + 32];
-        snprintf(topic, sizeof topic, "turnstile/v1/%s/window", s->id);
+        (void)ts_topic_station(topic, sizeof topic, s->id, TS_TOPIC_WINDOW);
         publish(topic, sw->json, len, ctx);
     }
 }

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "err.h"
-#include "mqtt_link.h"
+#include "topics.h"
 #include "window.h"
 
 #define TOPIC_MAX (2 * TS_ID_MAX + 32) /* turnstile/v1/<station>/<agent>/readings fits */
@@ -83,12 +83,12 @@ static bool id_byte(unsigned char c)
 }
 
 /* The readings topic's ids into station and agent (zeroed by the caller)
- * and the agent's length: what topic_copy and ts_mqtt_agent_topic accept,
+ * and the agent's length: what topic_copy and ts_topic_agent_parse accept,
  * for ids of ASCII letters, digits, '.', '_' and '-'. */
 static bool topic_fast(const char *topic, size_t len, char *station, char *agent,
                        size_t *agent_len)
 {
-    static const char prefix[] = "turnstile/v1/";
+    static const char prefix[] = TS_TOPIC_PREFIX;
     char *ids[2] = {station, agent};
     size_t n = 0;
 
@@ -165,7 +165,7 @@ enum ts_verdict_class ts_verdict_judge_full(const struct ts_verdict_msg *m,
         return v->cls;
     }
     if (!topic_copy(m->topic, m->topic_len, topic) ||
-        !ts_mqtt_agent_topic(topic, "readings", v->station, v->agent)) {
+        !ts_topic_agent_parse(topic, TS_TOPIC_READINGS, v->station, v->agent)) {
         v->station[0] = v->agent[0] = '\0';
         say(v, TS_VERDICT_MALFORMED,
             "topic is not turnstile/v1/<station_id>/<agent_id>/readings with valid ids");
@@ -288,7 +288,7 @@ bool ts_verdict_marker(const char *topic, size_t topic_len, const void *key, siz
 
     reason[0] = '\0';
     if (!topic || !topic_copy(topic, topic_len, t) ||
-        !ts_mqtt_agent_topic(t, "readings", NULL, agent)) {
+        !ts_topic_agent_parse(t, TS_TOPIC_READINGS, NULL, agent)) {
         put(reason, "marker: %s",
                  topic ? "mqtt_topic is not turnstile/v1/<station_id>/<agent_id>/readings "
                          "with valid ids" : "no mqtt_topic header");

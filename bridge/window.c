@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "civil.h"
+#include "decimal.h"
 #include "err.h"
 
 #define NIL UINT32_MAX
@@ -98,29 +100,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
 static void put2(char *p, unsigned v)
 {
     p[0] = (char)('0' + v / 10 % 10);
@@ -132,7 +111,7 @@ static void format_date(int64_t day, char out[11])
 {
     int64_t y;
     unsigned m, d;
-    civil_from_days(day, &y, &m, &d);
+    ts_civil_from_days(day, &y, &m, &d);
     put2(out, m);
     out[2] = '/';
     put2(out + 3, d);
@@ -182,18 +161,6 @@ static uint64_t group_hash(uint32_t ident, int32_t day, int64_t start, int late)
     return mix64(a * 0x9e3779b97f4a7c15ULL ^ mix64((uint64_t)start) ^ (uint64_t)late);
 }
 
-static void set_why(char *why, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t size, const char *fmt, ...)
-{
-    if (!why || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
-    va_end(ap);
-}
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem, size_t first)
 {
@@ -224,31 +191,31 @@ void ts_window_cfg_default(struct ts_window_cfg *cfg)
 int ts_window_cfg_check(const struct ts_window_cfg *cfg, char *why, size_t why_size)
 {
     if (cfg->size_ms < 1000 || cfg->size_ms > MAX_SIZE_MS || cfg->size_ms % 1000) {
-        set_why(why, why_size, "window size %" PRId64 " ms: must be whole seconds, 1 s to 7 days",
-                cfg->size_ms);
+        ts_why(why, why_size, "window size %" PRId64 " ms: must be whole seconds, 1 s to 7 days",
+               cfg->size_ms);
         return TS_EINVAL;
     }
     if (cfg->slide_ms < 0 || cfg->slide_ms > cfg->size_ms || cfg->slide_ms % 1000) {
-        set_why(why, why_size,
-                "window slide %" PRId64 " ms: must be 0 (tumbling) or whole seconds up to the size",
-                cfg->slide_ms);
+        ts_why(why, why_size,
+               "window slide %" PRId64 " ms: must be 0 (tumbling) or whole seconds up to the size",
+               cfg->slide_ms);
         return TS_EINVAL;
     }
     int64_t slide = cfg->slide_ms ? cfg->slide_ms : cfg->size_ms;
     if ((cfg->size_ms + slide - 1) / slide > TS_WINDOW_MAX_PER_READING) {
-        set_why(why, why_size, "window size / slide is over %d windows per reading",
-                TS_WINDOW_MAX_PER_READING);
+        ts_why(why, why_size, "window size / slide is over %d windows per reading",
+               TS_WINDOW_MAX_PER_READING);
         return TS_EINVAL;
     }
     if ((cfg->lateness_ms < 0 && cfg->lateness_ms != TS_WINDOW_LATENESS_DEFAULT) ||
         cfg->lateness_ms > MAX_LATENESS_MS) {
-        set_why(why, why_size, "allowed lateness %" PRId64 " ms: must be 0 to 30 days",
-                cfg->lateness_ms);
+        ts_why(why, why_size, "allowed lateness %" PRId64 " ms: must be 0 to 30 days",
+               cfg->lateness_ms);
         return TS_EINVAL;
     }
     if (cfg->idle_ms < 0) {
-        set_why(why, why_size, "idle timeout %" PRId64 " ms: must be >= 0 (0 = off)",
-                cfg->idle_ms);
+        ts_why(why, why_size, "idle timeout %" PRId64 " ms: must be >= 0 (0 = off)",
+               cfg->idle_ms);
         return TS_EINVAL;
     }
     return TS_OK;
@@ -862,7 +829,7 @@ static void encode_group(struct buf *b, const struct ts_window_agg *a, const str
     const struct ident *id = &a->idents[g->ident];
     int64_t y;
     unsigned m, d;
-    civil_from_days(g->day, &y, &m, &d);
+    ts_civil_from_days(g->day, &y, &m, &d);
     bprintf(b, "group %" PRId64 " %d %" PRId32 " %04" PRId64 "-%02u-%02u %" PRIu64 " %" PRIu64
                " %s,%s,%s,%s,%s,%s,%s\n",
             g->start, g->late, g->offset_s, y, m, d, g->entries, g->exits, id->ca, id->unit,
@@ -924,19 +891,7 @@ static bool parse_i64(const char *s, const char *e, int64_t *out)
 
 static bool parse_u64(const char *s, const char *e, uint64_t *out)
 {
-    if (s == e || e - s > 20)
-        return false;
-    uint64_t v = 0;
-    for (; s < e; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
+    return s <= e && ts_decimal_u64(s, (size_t)(e - s), out);
 }
 
 /* The next space-separated token of [*p, e); false if none. */
@@ -976,10 +931,10 @@ static bool parse_date(const char *s, const char *e, int32_t *day)
         !parse_i64(s + 5, s + 7, &m) || !parse_i64(s + 8, s + 10, &d) || y < 1969 || m < 1 ||
         m > 12 || d < 1 || d > 31)
         return false;
-    int64_t z = days_from_civil(y, (unsigned)m, (unsigned)d);
+    int64_t z = ts_days_from_civil(y, m, d);
     int64_t y2;
     unsigned m2, d2;
-    civil_from_days(z, &y2, &m2, &d2);
+    ts_civil_from_days(z, &y2, &m2, &d2);
     if (y2 != y || m2 != m || d2 != d)
         return false; /* 02-30 and the like */
     *day = (int32_t)z;
@@ -1052,7 +1007,7 @@ int ts_window_decode(struct ts_window_agg *a, const char *text, size_t len, int6
                      char *why, size_t why_size)
 {
     if (a->has_event || a->n_idents || a->n_live || a->frontier != INT64_MIN || a->n_closed) {
-        set_why(why, why_size, "window state: the aggregator is not fresh");
+        ts_why(why, why_size, "window state: the aggregator is not fresh");
         return TS_EINVAL;
     }
     const char *p = text, *end = text + len;
@@ -1153,7 +1108,7 @@ int ts_window_decode(struct ts_window_agg *a, const char *text, size_t len, int6
     }
     return TS_OK;
 fail:
-    set_why(why, why_size, "window state line %zu: %s", line, reason);
+    ts_why(why, why_size, "window state line %zu: %s", line, reason);
     reset_state(a);
     return rc;
 }

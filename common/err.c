@@ -49,15 +49,27 @@ const char *ts_strerror(int err)
     return "unknown error";
 }
 
+static void vwhy(char *why, size_t why_size, const char *fmt, va_list ap)
+{
+    int saved = errno; /* the caller may still report strerror(errno) */
+    if (why && why_size)
+        vsnprintf(why, why_size, fmt, ap);
+    errno = saved;
+}
+
 int ts_fail(char *why, size_t why_size, int code, const char *fmt, ...)
 {
     va_list ap;
-    int saved = errno; /* the caller may still report strerror(errno) */
-    if (why && why_size) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    errno = saved;
+    va_start(ap, fmt);
+    vwhy(why, why_size, fmt, ap);
+    va_end(ap);
     return code;
+}
+
+void ts_why(char *why, size_t why_size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vwhy(why, why_size, fmt, ap);
+    va_end(ap);
 }

@@ -40,4 +40,7 @@ const char *ts_strerror(int err);
 int ts_fail(char *why, size_t why_size, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* The same without a code, for a caller that goes on after saying why. */
+void ts_why(char *why, size_t why_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

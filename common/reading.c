@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "decimal.h"
 #include "err.h"
 #include "flags.h"
 
@@ -134,28 +135,11 @@ static int copy_field(char *dst, size_t size, const char *src, size_t len)
     return ts_field_ok(dst);
 }
 
-static int parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 20)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned d = (unsigned)((unsigned char)s[i] - '0'); /* isdigit: '0'..'9' only */
-        if (d > 9)
-            return 0;
-        if (v > (UINT64_MAX - d) / 10)
-            return 0;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 1;
-}
-
 static int parse_i64(const char *s, size_t len, int64_t *out)
 {
     uint64_t v;
     int neg = len > 0 && s[0] == '-';
-    if (!parse_u64(s + neg, len - (size_t)neg, &v) || v > (uint64_t)INT64_MAX)
+    if (!ts_decimal_u64(s + neg, len - (size_t)neg, &v) || v > (uint64_t)INT64_MAX)
         return 0;
     *out = neg ? -(int64_t)v : (int64_t)v;
     return 1;
@@ -276,8 +260,8 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         *why = "DESC is not REGULAR or RECOVR AUD";
         return TS_EPARSE;
     }
-    if (!parse_u64(start[9], len[9], &r->entries) || !parse_u64(start[10], len[10], &r->exits) ||
-        r->entries > INT32_MAX || r->exits > INT32_MAX) {
+    if (!ts_decimal_u64(start[9], len[9], &r->entries) ||
+        !ts_decimal_u64(start[10], len[10], &r->exits) || r->entries > INT32_MAX || r->exits > INT32_MAX) {
         *why = "ENTRIES/EXITS not a number in range";
         return TS_EPARSE;
     }
@@ -285,7 +269,7 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
     size_t idlen = colon ? (size_t)(colon - start[11]) : 0;
     if (!colon || !copy_field(r->agent_id, sizeof r->agent_id, start[11], idlen) ||
         !ts_id_ok(r->agent_id) ||
-        !parse_u64(colon + 1, len[11] - idlen - 1, &r->seq) || r->seq == 0) {
+        !ts_decimal_u64(colon + 1, len[11] - idlen - 1, &r->seq) || r->seq == 0) {
         *why = "ID is not AGENT:SEQ";
         return TS_EPARSE;
     }
@@ -308,8 +292,8 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         return TS_OK;
     }
     if (!parse_i64(start[13], len[13], &r->time_ms) ||
-        !parse_u64(start[14], len[14], &r->entries_cum) ||
-        !parse_u64(start[15], len[15], &r->exits_cum)) {
+        !ts_decimal_u64(start[14], len[14], &r->entries_cum) ||
+        !ts_decimal_u64(start[15], len[15], &r->exits_cum)) {
         *why = "extension fields EPOCH_MS/ENTRIES_CUM/EXITS_CUM not numbers";
         return TS_EPARSE;
     }
@@ -328,7 +312,7 @@ int ts_reading_parse(const char *line, struct ts_reading *r, const char **why)
         *why = "unknown flag in FLAGS";
         return TS_EPARSE;
     }
-    if (!parse_u64(start[17], len[17], &r->merged_from) || r->merged_from == 0 ||
+    if (!ts_decimal_u64(start[17], len[17], &r->merged_from) || r->merged_from == 0 ||
         r->merged_from > r->seq) {
         *why = "MERGED_FROM is not a sequence number up to SEQ";
         return TS_EPARSE;

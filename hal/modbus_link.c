@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "now.h"
 
 struct ts_modbus_link {
     modbus_t *ctx;
@@ -22,13 +23,6 @@ struct ts_modbus_link {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ts_modbus_link *registry;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static modbus_t *new_context(const struct ts_device_cfg *cfg)
 {
@@ -111,14 +105,14 @@ modbus_t *ts_modbus_link_ready(struct ts_modbus_link *link, const struct ts_devi
             return NULL;
         }
         link->connected = 1;
-        link->last_frame_ns = now_ns();
+        link->last_frame_ns = ts_mono_ns();
     }
     if (modbus_set_slave(link->ctx, cfg->slave_id) == -1) {
         *err = TS_EINVAL;
         return NULL;
     }
     if (cfg->kind == TS_HAL_MODBUS_RTU && cfg->frame_delay_ms > 0) {
-        int64_t wait = link->last_frame_ns + (int64_t)cfg->frame_delay_ms * 1000000 - now_ns();
+        int64_t wait = link->last_frame_ns + (int64_t)cfg->frame_delay_ms * 1000000 - ts_mono_ns();
         if (wait > 0) {
             struct timespec ts = {wait / 1000000000, wait % 1000000000};
             while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
@@ -130,7 +124,7 @@ modbus_t *ts_modbus_link_ready(struct ts_modbus_link *link, const struct ts_devi
 
 void ts_modbus_link_done(struct ts_modbus_link *link)
 {
-    link->last_frame_ns = now_ns();
+    link->last_frame_ns = ts_mono_ns();
 }
 
 void ts_modbus_link_close(struct ts_modbus_link *link)

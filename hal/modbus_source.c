@@ -8,13 +8,7 @@
 #include "hal.h"
 #include "log.h"
 #include "modbus_link.h"
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#include "now.h"
 
 static int modbus_create(struct ts_source *src)
 {
@@ -87,7 +81,7 @@ static int modbus_read_counters(struct ts_source *src, size_t i, uint64_t *entri
     const struct ts_turnstile_cfg *t = src->turnstiles[i];
     int n = ts_width_regs(t->width);
     uint16_t regs[8];
-    int64_t start = now_us();
+    int64_t start = ts_mono_us();
     int err;
 
     if (t->exits_address == t->entries_address + n) {
@@ -99,7 +93,7 @@ static int modbus_read_counters(struct ts_source *src, size_t i, uint64_t *entri
     }
     if (err != TS_OK)
         return err;
-    src->stats.last_rtt_us = now_us() - start;
+    src->stats.last_rtt_us = ts_mono_us() - start;
     *entries = ts_decode_regs(regs, t->width, t->order);
     *exits = ts_decode_regs(regs + n, t->width, t->order);
     return TS_OK;

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "civil.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -18,18 +19,6 @@
 #define N_COLS 11             /* without the pandas index column */
 
 /* ---- New York time ------------------------------------------------------ */
-
-/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    int64_t yy = m <= 2 ? y - 1 : y;
-    int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
-    int64_t yoe = yy - era * 400;
-    int64_t mp = (m + 9) % 12; /* March = 0 */
-    int64_t doy = (153 * mp + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 /* 0 = Sunday. */
 static int weekday(int64_t days)
@@ -41,18 +30,18 @@ static int weekday(int64_t days)
 /* Day of month of the n-th Sunday of y-m. */
 static int nth_sunday(int y, int m, int n)
 {
-    int first = 1 + (7 - weekday(days_from_civil(y, m, 1))) % 7;
+    int first = 1 + (7 - weekday(ts_days_from_civil(y, m, 1))) % 7;
     return first + 7 * (n - 1);
 }
 
 int64_t ts_mta_ny_to_ms(int year, int month, int day, int hour, int min, int sec)
 {
-    int64_t local = days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
+    int64_t local = ts_days_from_civil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
     /* Daylight time runs from 03:00 local on the second Sunday of March
      * (02:00-03:00 does not exist; read as standard time) to 02:00 local
      * daylight time on the first Sunday of November. */
-    int64_t on = days_from_civil(year, 3, nth_sunday(year, 3, 2)) * 86400 + 3 * 3600;
-    int64_t off = days_from_civil(year, 11, nth_sunday(year, 11, 1)) * 86400 + 2 * 3600;
+    int64_t on = ts_days_from_civil(year, 3, nth_sunday(year, 3, 2)) * 86400 + 3 * 3600;
+    int64_t off = ts_days_from_civil(year, 11, nth_sunday(year, 11, 1)) * 86400 + 2 * 3600;
     int offset_h = (local >= on && local < off) ? 4 : 5;
     return (local + offset_h * 3600) * 1000;
 }

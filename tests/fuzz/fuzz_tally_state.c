@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ts_tally_free(&again);
         /* the restored values through the counters: a held sample, then
          * trusted ones, from below, at and above the last values */
-        int64_t mono = ts_clock_mono_ms();
+        int64_t mono = ts_mono_ms();
         struct ts_reading out[8];
         for (size_t i = 0; i < cfg.n_turnstiles; i++) {
             const struct ts_turnstile_state *st = &t.turnstiles[i];

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "civil.h"
 #include "counter.h"
 
 #define RATE_PER_MIN 60
@@ -55,16 +56,6 @@ static struct {
 
 /* ---- loading ---------------------------------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int parse_time(const char *date, const char *time, int64_t *ms)
 {
     int mo, d, y, h, mi, s;
@@ -73,7 +64,7 @@ static int parse_time(const char *date, const char *time, int64_t *ms)
     if (sscanf(date, "%2d/%2d/%4d%c", &mo, &d, &y, &end) != 3 ||
         sscanf(time, "%2d:%2d:%2d%c", &h, &mi, &s, &end) != 3)
         return -1;
-    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000;
+    *ms = ((ts_days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + s * 1000;
     return 0;
 }
 
@@ -339,7 +330,7 @@ static void list_anomalies(void)
         for (size_t j = mta.ts[i].first + 1; j < mta.ts[i].first + mta.ts[i].n; j++) {
             const struct row *r = &mta.rows[j];
             /* the week runs from 05/27 to 06/02 */
-            int64_t min = r->t_ms / 60000 - days_from_civil(2023, 5, 27) * 1440;
+            int64_t min = r->t_ms / 60000 - ts_days_from_civil(2023, 5, 27) * 1440;
             int64_t day = 27 + min / 1440;
 
             for (int reg = ENTRIES; reg <= EXITS; reg++) {

@@ -76,7 +76,7 @@ static void counts_and_stamps(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t;
     struct ts_reading out[TS_TALLY_MAX_OUT];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
 
     load(&cfg, modbus, regs);
     assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
@@ -101,7 +101,7 @@ static void holds_while_the_clock_is_not_trusted(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t;
     struct ts_reading out[16];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
 
     load(&cfg, modbus, regs);
     assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
@@ -146,7 +146,7 @@ static void reset_during_the_hold_counts_everybody(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t;
     struct ts_reading out[16];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
     uint64_t regs_seen[][2] = {{1000, 500}, {1010, 505}, {0, 0}, {7, 3}};
 
     load(&cfg, modbus, regs);
@@ -170,7 +170,7 @@ static void the_hold_survives_a_crash(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t, again;
     struct ts_reading out[16];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
     size_t len;
 
     load(&cfg, modbus, regs);
@@ -205,7 +205,7 @@ static void a_clock_step_back_does_not_make_glitches(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t;
     struct ts_reading out[16];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
 
     load(&cfg, modbus, regs);
     assert_int_equal(ts_tally_init(&t, &cfg), TS_OK);
@@ -230,7 +230,7 @@ static void state_survives_a_restart(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t, again;
     struct ts_reading out[TS_TALLY_MAX_OUT];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
     size_t len;
 
     load(&cfg, modbus, regs);
@@ -268,7 +268,7 @@ static void gpio_counts_carry_over_a_restart(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t, again;
     struct ts_reading out[TS_TALLY_MAX_OUT];
-    int64_t now = ts_clock_mono_ms();
+    int64_t now = ts_mono_ms();
     size_t len;
 
     load2(&cfg, "kind = gpio\nchip = gpiochip0", "entry_line = 1\nexit_line = 2",
@@ -321,7 +321,7 @@ static void a_turnstile_counting_only_anomalies_warns(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t;
     struct ts_reading out[TS_TALLY_MAX_OUT];
-    int64_t base = ts_clock_mono_ms() - 1000000;
+    int64_t base = ts_mono_ms() - 1000000;
 
     load2(&cfg, modbus, regs, regs);
     cfg.agent.anomaly_warn_s = 60;
@@ -404,7 +404,7 @@ static void the_anomaly_warning_can_be_off(void **state)
     struct ts_agent_cfg cfg;
     struct ts_tally t;
     struct ts_reading out[TS_TALLY_MAX_OUT];
-    int64_t base = ts_clock_mono_ms() - 1000000;
+    int64_t base = ts_mono_ms() - 1000000;
 
     for (int on = 0; on < 2; on++) {
         load(&cfg, modbus, regs);

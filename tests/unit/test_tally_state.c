@@ -153,7 +153,7 @@ static void check_state(const struct ts_tally *t, size_t i, const struct want *w
 
 static struct ts_reading poll1(struct ts_tally *t, size_t i, uint64_t e, uint64_t x, size_t want_n)
 {
-    struct ts_sample s = {.turnstile = i, .entries = e, .exits = x, .mono_ms = ts_clock_mono_ms()};
+    struct ts_sample s = {.turnstile = i, .entries = e, .exits = x, .mono_ms = ts_mono_ms()};
     struct ts_reading out[TS_TALLY_MAX_OUT];
     assert_int_equal(ts_tally_sample(t, &s, true, out), want_n);
     if (want_n == 2) { /* the held reading comes first: 4 in, 2 out of the fixture */
