@@ -9,43 +9,12 @@
 
 #include "err.h"
 #include "flags.h"
+#include "strbuf.h"
 
-/* A growing string; on allocation failure it stops growing and is freed. */
-struct buf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
+/* put: ts_strbuf_printf, short for the long lines below */
+#define put ts_strbuf_printf
 
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (int tries = 0; tries < 2 && !b->failed; tries++) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap : 1024) * 2 + (size_t)n;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->failed = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
-static void put_string(struct buf *b, const char *key, const char *value)
+static void put_string(struct ts_strbuf *b, const char *key, const char *value)
 {
     put(b, "\"%s\":\"", key);
     for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
@@ -59,13 +28,11 @@ static void put_string(struct buf *b, const char *key, const char *value)
     put(b, "\"");
 }
 
-static char *finish(struct buf *b)
+static char *finish(struct ts_strbuf *b)
 {
-    if (b->failed) {
-        free(b->s);
-        return NULL;
-    }
-    return b->s;
+    char *s;
+    size_t len;
+    return ts_strbuf_take(b, &s, &len) == TS_OK ? s : NULL;
 }
 
 static void iso_time(int64_t ms, char *out, size_t size)
@@ -80,7 +47,7 @@ char *ts_status_json(const struct ts_agent_cfg *cfg, const char *state, const ch
                      int64_t started_ms, const struct ts_store_stats *store,
                      const struct ts_ack_status *ack)
 {
-    struct buf b = {0};
+    struct ts_strbuf b = {0};
     char started[32];
 
     iso_time(started_ms, started, sizeof started);
@@ -129,7 +96,7 @@ char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally
                     const struct ts_device_stats *devices,
                     bool clock_synced, uint64_t backlog, const struct ts_state_mqtt *mqtt)
 {
-    struct buf b = {0};
+    struct ts_strbuf b = {0};
     char now[32];
     struct timespec ts;
 

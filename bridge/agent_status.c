@@ -460,38 +460,8 @@ static void on_connected(void *ctx, bool session_present)
 
 /* --- rendering ----------------------------------------------------------- */
 
-struct out {
-    char **s;
-    size_t *len, *cap;
-    bool oom;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
-{
-    for (int i = 0; i < 2 && !o->oom; i++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(*o->s ? *o->s + *o->len : NULL, *o->cap - *o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = true;
-            return;
-        }
-        if ((size_t)n < *o->cap - *o->len) {
-            *o->len += (size_t)n;
-            return;
-        }
-        size_t cap = (*o->cap + (size_t)n + 1) * 2;
-        char *ns = realloc(*o->s, cap);
-        if (!ns) {
-            o->oom = true;
-            return;
-        }
-        *o->s = ns;
-        *o->cap = cap;
-    }
-}
+/* put: ts_strbuf_printf, short for the long lines below */
+#define put ts_strbuf_printf
 
 #define P "turnstile_agent_"
 
@@ -528,44 +498,43 @@ static const struct {
      "age of the oldest reading not acknowledged (0: none waits)"},
 };
 
-int ts_agent_status_render(struct ts_agent_status *s, char **text, size_t *len, size_t *cap)
+int ts_agent_status_render(struct ts_agent_status *s, struct ts_strbuf *o)
 {
-    struct out o = {text, len, cap, false};
     int64_t now = ts_wall_ms();
     pthread_mutex_lock(&s->lock);
-    put(&o, "# HELP turnstile_bridge_agents_known agents whose retained status or state this "
+    put(o, "# HELP turnstile_bridge_agents_known agents whose retained status or state this "
             "bridge read\n# TYPE turnstile_bridge_agents_known gauge\n"
             "turnstile_bridge_agents_known %zu\n", s->n);
-    put(&o, "# HELP turnstile_bridge_agent_documents_left_out_total documents of agents "
+    put(o, "# HELP turnstile_bridge_agent_documents_left_out_total documents of agents "
             "left out of /metrics: the table was full ([http] max_agents)\n"
             "# TYPE turnstile_bridge_agent_documents_left_out_total counter\n"
             "turnstile_bridge_agent_documents_left_out_total %" PRIu64 "\n", s->left_out);
-    put(&o, "# HELP turnstile_bridge_agent_documents_total agents' status and state documents "
+    put(o, "# HELP turnstile_bridge_agent_documents_total agents' status and state documents "
             "read\n# TYPE turnstile_bridge_agent_documents_total counter\n"
             "turnstile_bridge_agent_documents_total %" PRIu64 "\n", s->messages);
-    put(&o, "# HELP turnstile_bridge_agent_documents_bad_total agents' status or state "
+    put(o, "# HELP turnstile_bridge_agent_documents_bad_total agents' status or state "
             "documents that did not parse\n# TYPE turnstile_bridge_agent_documents_bad_total "
             "counter\nturnstile_bridge_agent_documents_bad_total %" PRIu64 "\n", s->bad_payloads);
     for (size_t f = 0; f < N(fams); f++) {
-        put(&o, "# HELP %s %s\n# TYPE %s %s\n", fams[f].name, fams[f].help, fams[f].name,
+        put(o, "# HELP %s %s\n# TYPE %s %s\n", fams[f].name, fams[f].help, fams[f].name,
             fams[f].type);
         for (size_t i = 0; i < s->n; i++) {
             const struct rec *r = &s->recs[i];
             if (r->used && !isnan(r->f[fams[f].field]))
-                put(&o, "%s{station=\"%s\",agent=\"%s\"} %.17g\n", fams[f].name, r->station,
+                put(o, "%s{station=\"%s\",agent=\"%s\"} %.17g\n", fams[f].name, r->station,
                     r->agent, r->f[fams[f].field]);
         }
     }
-    put(&o, "# HELP " P "state_age_seconds time since the agent's last state document came\n"
+    put(o, "# HELP " P "state_age_seconds time since the agent's last state document came\n"
             "# TYPE " P "state_age_seconds gauge\n");
     for (size_t i = 0; i < s->n; i++) {
         const struct rec *r = &s->recs[i];
         if (r->used && r->state_ms)
-            put(&o, P "state_age_seconds{station=\"%s\",agent=\"%s\"} %.3f\n", r->station,
+            put(o, P "state_age_seconds{station=\"%s\",agent=\"%s\"} %.3f\n", r->station,
                 r->agent, (double)(now - r->state_ms) / 1000.0);
     }
     pthread_mutex_unlock(&s->lock);
-    return o.oom ? TS_ENOMEM : TS_OK;
+    return o->err;
 }
 
 /* --- life -------------------------------------------------------------------- */

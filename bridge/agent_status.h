@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "bridge_config.h"
+#include "strbuf.h"
 
 struct ts_agent_status;
 
@@ -31,9 +32,9 @@ int ts_agent_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridg
 void ts_agent_status_apply(struct ts_agent_status *s, const char *topic, const void *payload,
                            size_t len);
 
-/* Appends the agents' families in the Prometheus text format to a malloc'ed
- * *text (the caller frees; may be NULL first). TS_OK or TS_ENOMEM. */
-int ts_agent_status_render(struct ts_agent_status *s, char **text, size_t *len, size_t *cap);
+/* Appends the agents' families in the Prometheus text format to out; returns
+ * out->err (TS_OK, or its first failure: TS_ENOMEM, TS_EFULL). */
+int ts_agent_status_render(struct ts_agent_status *s, struct ts_strbuf *out);
 
 /* Stops the link and frees; NULL-safe. */
 void ts_agent_status_free(struct ts_agent_status *s);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "now.h"
 #include "retention.h"
+#include "strbuf.h"
 
 #define MAX_PARTS 4096 /* partitions shown (as the status) */
 
@@ -55,65 +56,29 @@ struct ts_metrics {
 
 /* --- text building -------------------------------------------------------- */
 
-struct buf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
+/* put: ts_strbuf_printf, short for the long lines below */
+#define put ts_strbuf_printf
 
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf *b, const char *fmt, ...)
+/* The body handed to the HTTP listener, or 500 when the text failed. */
+static int finish(struct ts_strbuf *b, int status, char **body, size_t *len)
 {
-    for (int i = 0; i < 2 && !b->oom; i++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
-
-static int finish(struct buf *b, int status, char **body, size_t *len)
-{
-    if (b->oom) {
-        free(b->s);
-        *body = NULL;
-        *len = 0;
-        return 500;
-    }
-    *body = b->s;
-    *len = b->len;
-    return status;
+    return ts_strbuf_take(b, body, len) == TS_OK ? status : 500;
 }
 
 /* # HELP and # TYPE of a family */
-static void family(struct buf *b, const char *name, const char *type, const char *help)
+static void family(struct ts_strbuf *b, const char *name, const char *type, const char *help)
 {
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void u64(struct buf *b, const char *name, const char *type, const char *help, uint64_t v)
+static void u64(struct ts_strbuf *b, const char *name, const char *type, const char *help,
+                uint64_t v)
 {
     family(b, name, type, help);
     put(b, "%s %" PRIu64 "\n", name, v);
 }
 
-static void secs(struct buf *b, const char *name, const char *help, int64_t ms)
+static void secs(struct ts_strbuf *b, const char *name, const char *help, int64_t ms)
 {
     family(b, name, "gauge", help);
     put(b, "%s %.3f\n", name, (double)ms / 1000.0);
@@ -174,7 +139,7 @@ void ts_metrics_set_problems(struct ts_metrics *m, const char *problems)
 /* --- /healthz ------------------------------------------------------------- */
 
 /* lock held */
-static void problems(struct ts_metrics *m, struct buf *b, int64_t now)
+static void problems(struct ts_metrics *m, struct ts_strbuf *b, int64_t now)
 {
     int64_t stall = (int64_t)m->cfg->http.stall_s * 1000;
     if (!m->set || now - m->taken_ms > 3 * TS_METRICS_REFRESH_MS + 5000) {
@@ -211,11 +176,11 @@ static void problems(struct ts_metrics *m, struct buf *b, int64_t now)
 
 int ts_metrics_health(struct ts_metrics *m, char **body, size_t *len)
 {
-    struct buf b = {0};
+    struct ts_strbuf b = {0};
     pthread_mutex_lock(&m->lock);
     problems(m, &b, ts_mono_ms());
     pthread_mutex_unlock(&m->lock);
-    if (!b.oom && b.len)
+    if (!b.err && b.len)
         return finish(&b, 503, body, len);
     put(&b, "ok\n");
     return finish(&b, 200, body, len);
@@ -226,7 +191,7 @@ int ts_metrics_health(struct ts_metrics *m, char **body, size_t *len)
 #define P "turnstile_bridge_"
 
 /* lock held */
-static void render_relay(struct ts_metrics *m, struct buf *b, int64_t now)
+static void render_relay(struct ts_metrics *m, struct ts_strbuf *b, int64_t now)
 {
     const struct ts_relay_stats *s = &m->relay;
     u64(b, P "relay_connected", "gauge", "1 while the relay's MQTT session is up", s->connected);
@@ -250,7 +215,7 @@ static void render_relay(struct ts_metrics *m, struct buf *b, int64_t now)
     u64(b, P "relay_fatal", "gauge", "1 after the producer's fatal error", s->fatal);
 }
 
-static void dead_letters(struct ts_metrics *m, struct buf *b)
+static void dead_letters(struct ts_metrics *m, struct ts_strbuf *b)
 {
     family(b, P "dead_letters_total", "counter",
            "messages sent to the dead-letter topic, by where and why they were refused "
@@ -268,7 +233,7 @@ static void dead_letters(struct ts_metrics *m, struct buf *b)
 }
 
 /* lock held */
-static void render_agg(struct ts_metrics *m, struct buf *b, int64_t now)
+static void render_agg(struct ts_metrics *m, struct ts_strbuf *b, int64_t now)
 {
     const struct ts_aggregator_stats *s = &m->agg;
     u64(b, P "consumed_total", "counter", "Kafka records the aggregator took", s->consumed);
@@ -365,7 +330,7 @@ static void render_agg(struct ts_metrics *m, struct buf *b, int64_t now)
 }
 
 /* lock held */
-static void render_ack(struct ts_metrics *m, struct buf *b)
+static void render_ack(struct ts_metrics *m, struct ts_strbuf *b)
 {
     const struct ts_ack_stats *s = &m->ack;
     u64(b, P "acks_connected", "gauge", "1 while the acknowledger's MQTT session is up",
@@ -381,14 +346,14 @@ static void render_ack(struct ts_metrics *m, struct buf *b)
 
 int ts_metrics_render(struct ts_metrics *m, char **body, size_t *len)
 {
-    struct buf b = {0}, why = {0};
+    struct ts_strbuf b = {0}, why = {0};
     int64_t now = ts_mono_ms();
     pthread_mutex_lock(&m->lock);
     problems(m, &why, now);
     family(&b, P "info", "gauge", "this bridge: its name, version and role");
     put(&b, P "info{bridge=\"%s\",version=\"%s\",role=\"%s\"} 1\n", m->cfg->bridge.id,
         TS_VERSION, m->role);
-    u64(&b, P "healthy", "gauge", "1 when /healthz says 200", why.len == 0 && !why.oom);
+    u64(&b, P "healthy", "gauge", "1 when /healthz says 200", why.len == 0 && !why.err);
     u64(&b, P "status_degraded", "gauge", "1 when the bridge's retained status says degraded "
         "(its problems need an operator: docs/bridge.md)", m->degraded);
     secs(&b, P "snapshot_age_seconds", "age of the figures served (the main loop's snapshot)",
@@ -404,9 +369,9 @@ int ts_metrics_render(struct ts_metrics *m, char **body, size_t *len)
             render_ack(m, &b);
     }
     pthread_mutex_unlock(&m->lock);
-    free(why.s);
-    if (m->agents && ts_agent_status_render(m->agents, &b.s, &b.len, &b.cap) != TS_OK)
-        b.oom = true;
+    ts_strbuf_free(&why);
+    if (m->agents)
+        ts_agent_status_render(m->agents, &b);
     return finish(&b, 200, body, len);
 }
 

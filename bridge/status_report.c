@@ -9,44 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"
 #include "retention.h"
+#include "strbuf.h"
 
-struct buf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf *b, const char *fmt, ...)
-{
-    for (int i = 0; i < 2 && !b->oom; i++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-}
+/* put: ts_strbuf_printf, short for the long lines below */
+#define put ts_strbuf_printf
 
 /* A JSON string of text that holds only printable ASCII but may hold '"'
  * or '\\' (error messages). */
-static void put_str(struct buf *b, const char *v)
+static void put_str(struct ts_strbuf *b, const char *v)
 {
     put(b, "\"");
     for (; *v; v++) {
@@ -61,8 +33,8 @@ static void put_str(struct buf *b, const char *v)
 
 /* The problems, one sentence each. */
 struct problems {
-    struct buf text;          /* joined by "; " for the log and systemd */
-    struct buf json;          /* a JSON array's items */
+    struct ts_strbuf text;          /* joined by "; " for the log and systemd */
+    struct ts_strbuf json;          /* a JSON array's items */
     unsigned n;
 };
 
@@ -117,7 +89,7 @@ static void find_problems(const struct ts_status_report *r, struct problems *pr)
 
 char *ts_status_report_json(const struct ts_status_report *r, char *problems, size_t size)
 {
-    struct buf b = {0};
+    struct ts_strbuf b = {0};
     struct problems pr = {0};
 
     find_problems(r, &pr);
@@ -168,11 +140,9 @@ char *ts_status_report_json(const struct ts_status_report *r, char *problems, si
             r->ack->connected ? "true" : "false", r->ack->agents, r->ack->published);
     put(&b, "}");
     snprintf(problems, size, "%s", pr.text.s ? pr.text.s : "");
-    free(pr.text.s);
-    free(pr.json.s);
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    ts_strbuf_free(&pr.text);
+    ts_strbuf_free(&pr.json);
+    char *json;
+    size_t len;
+    return ts_strbuf_take(&b, &json, &len) == TS_OK ? json : NULL;
 }

@@ -35,9 +35,11 @@ static const char state_doc[] =
 
 static char *render(struct ts_agent_status *s)
 {
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    assert_int_equal(ts_agent_status_render(s, &text, &len, &cap), TS_OK);
+    struct ts_strbuf b = {0};
+    assert_int_equal(ts_agent_status_render(s, &b), TS_OK);
+    char *text;
+    size_t len;
+    assert_int_equal(ts_strbuf_take(&b, &text, &len), TS_OK);
     assert_non_null(text);
     assert_int_equal(strlen(text), len);
     return text;
