@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "flags.h"
+#include "now.h"
 #include "strbuf.h"
 
 /* put: ts_strbuf_printf, short for the long lines below */
@@ -98,10 +99,8 @@ char *ts_state_json(const struct ts_agent_cfg *cfg, const struct ts_tally *tally
 {
     struct ts_strbuf b = {0};
     char now[32];
-    struct timespec ts;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    iso_time((int64_t)ts.tv_sec * 1000, now, sizeof now);
+    iso_time(ts_wall_ms(), now, sizeof now);
     put(&b, "{");
     put_string(&b, "agent", cfg->agent.agent_id);
     put(&b, ",");

@@ -19,6 +19,7 @@
 #include "err.h"
 #include "flags.h"
 #include "log.h"
+#include "now.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_APPLICATION_ID 0x54534731 /* "TSG1": a turnstile-edge agent store */
@@ -165,13 +166,6 @@ static uint64_t key_hash(const struct tkey *k)
     for (size_t i = 0; i < sizeof *k; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
     return h;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int64_t u2i(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
@@ -792,19 +786,6 @@ static int flush_held(struct ts_store *s)
 
 /* --- the interface ------------------------------------------------------- */
 
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err || !errsize)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 static int exec(struct ts_store *s, const char *sql)
 {
     return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
@@ -856,7 +837,7 @@ static int prepare_schema(struct ts_store *s, const char *agent_id, char *err, s
                                     " VALUES (1, ?1, 1, ?2)", -1, &st, NULL);
             if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, agent_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, now_ms());
+                sqlite3_bind_int64(st, 2, ts_wall_ms());
                 rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->db);
                 sqlite3_finalize(st);
             }
@@ -866,12 +847,12 @@ static int prepare_schema(struct ts_store *s, const char *agent_id, char *err, s
         TS_LOG(TS_LOG_NOTICE, "store %s: created for agent %s", path, agent_id);
     } else if (app != STORE_APPLICATION_ID) {
         exec(s, "ROLLBACK");
-        set_err(err, errsize, "store %s: not a turnstile-agent store (application_id 0x%llx); "
+        ts_why(err, errsize, "store %s: not a turnstile-agent store (application_id 0x%llx); "
                 "refusing to touch it: choose another store path", path, (unsigned long long)app);
         return TS_ECONFIG;
     } else if (version != STORE_SCHEMA_VERSION) {
         exec(s, "ROLLBACK");
-        set_err(err, errsize, "store %s: schema version %lld, this agent knows version %d: "
+        ts_why(err, errsize, "store %s: schema version %lld, this agent knows version %d: "
                 "written by %s agent; refusing to touch it", path, (long long)version,
                 STORE_SCHEMA_VERSION, version > STORE_SCHEMA_VERSION ? "a newer" : "an older");
         return TS_ECONFIG;
@@ -880,7 +861,7 @@ static int prepare_schema(struct ts_store *s, const char *agent_id, char *err, s
         goto fail;
     return TS_OK;
 fail:
-    set_err(err, errsize, "store %s: cannot initialise: %s", path, sqlite3_errmsg(s->db));
+    ts_why(err, errsize, "store %s: cannot initialise: %s", path, sqlite3_errmsg(s->db));
     if (!sqlite3_get_autocommit(s->db))
         exec(s, "ROLLBACK");
     return (rc & 0xff) == SQLITE_NOTADB ? TS_ECONFIG : map_rc(rc);
@@ -898,14 +879,14 @@ static int load_meta(struct ts_store *s, const char *agent_id, char *err, size_t
     if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
         sqlite3_finalize(st);
         if (rc == SQLITE_DONE) {
-            set_err(err, errsize, "store %s: damaged: no meta row; refusing to touch it", path);
+            ts_why(err, errsize, "store %s: damaged: no meta row; refusing to touch it", path);
             return TS_ECONFIG;
         }
         goto fail;
     }
     const char *owner = (const char *)sqlite3_column_text(st, 0);
     if (!owner || strcmp(owner, agent_id) != 0) {
-        set_err(err, errsize, "store %s was written by agent '%s', this agent is '%s': sequence "
+        ts_why(err, errsize, "store %s was written by agent '%s', this agent is '%s': sequence "
                 "numbers of two agents must never mix; give this agent its own store path "
                 "(or restore its agent id)", path, owner ? owner : "", agent_id);
         sqlite3_finalize(st);
@@ -930,7 +911,7 @@ static int load_meta(struct ts_store *s, const char *agent_id, char *err, size_t
     }
     return TS_OK;
 fail:
-    set_err(err, errsize, "store %s: cannot read: %s", path, sqlite3_errmsg(s->db));
+    ts_why(err, errsize, "store %s: cannot read: %s", path, sqlite3_errmsg(s->db));
     return map_rc(rc);
 }
 
@@ -941,16 +922,16 @@ int ts_store_open(const struct ts_store_cfg *cfg, const char *agent_id, struct t
     char mode[16] = "";
     int rc, ret;
 
-    set_err(err, errsize, "%s", "");
+    ts_why(err, errsize, "%s", "");
     if (!cfg || !agent_id || !out || !cfg->path[0] || cfg->max_rows < 0 || cfg->max_bytes < 0 ||
         cfg->merge_batch < 0 || !ts_id_ok(agent_id) || strlen(agent_id) >= TS_ID_MAX) {
-        set_err(err, errsize, "store %s: invalid configuration (path, agent id, bounds >= 0)",
+        ts_why(err, errsize, "store %s: invalid configuration (path, agent id, bounds >= 0)",
                 cfg ? cfg->path : "(null)");
         return TS_EINVAL;
     }
     *out = NULL;
     if (!(s = calloc(1, sizeof *s))) {
-        set_err(err, errsize, "store %s: out of memory", cfg->path);
+        ts_why(err, errsize, "store %s: out of memory", cfg->path);
         return TS_ENOMEM;
     }
     s->cfg = *cfg;
@@ -962,7 +943,7 @@ int ts_store_open(const struct ts_store_cfg *cfg, const char *agent_id, struct t
     rc = sqlite3_open_v2(s->cfg.path, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, errsize, "store %s: cannot open: %s", s->cfg.path,
+        ts_why(err, errsize, "store %s: cannot open: %s", s->cfg.path,
                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         ret = map_rc(rc);
         goto fail;
@@ -981,11 +962,11 @@ int ts_store_open(const struct ts_store_cfg *cfg, const char *agent_id, struct t
         sqlite3_finalize(st);
     }
     if (rc != SQLITE_OK || strcmp(mode, "wal") != 0) {
-        set_err(err, errsize, "store %s: cannot use WAL mode: %s", s->cfg.path,
+        ts_why(err, errsize, "store %s: cannot use WAL mode: %s", s->cfg.path,
                 rc != SQLITE_OK ? sqlite3_errmsg(s->db) : mode);
         ret = (rc & 0xff) == SQLITE_NOTADB ? TS_ECONFIG : rc != SQLITE_OK ? map_rc(rc) : TS_EIO;
         if (ret == TS_ECONFIG)
-            set_err(err, errsize, "store %s: not an SQLite database: refusing to touch it; "
+            ts_why(err, errsize, "store %s: not an SQLite database: refusing to touch it; "
                     "choose another store path", s->cfg.path);
         goto fail;
     }
@@ -993,7 +974,7 @@ int ts_store_open(const struct ts_store_cfg *cfg, const char *agent_id, struct t
     snprintf(sql, sizeof sql, "PRAGMA synchronous = %s; PRAGMA journal_size_limit = %d;",
              cfg->synchronous_full ? "FULL" : "NORMAL", STORE_WAL_LIMIT);
     if ((rc = exec(s, sql)) != SQLITE_OK) {
-        set_err(err, errsize, "store %s: %s", s->cfg.path, sqlite3_errmsg(s->db));
+        ts_why(err, errsize, "store %s: %s", s->cfg.path, sqlite3_errmsg(s->db));
         ret = map_rc(rc);
         goto fail;
     }
@@ -1006,7 +987,7 @@ int ts_store_open(const struct ts_store_cfg *cfg, const char *agent_id, struct t
         rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                 NULL);
         if (rc != SQLITE_OK) {
-            set_err(err, errsize, "store %s: cannot prepare statement %d: %s", s->cfg.path, i,
+            ts_why(err, errsize, "store %s: cannot prepare statement %d: %s", s->cfg.path, i,
                     sqlite3_errmsg(s->db));
             ret = map_rc(rc);
             goto fail;

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "now.h"
+
 int ts_log_level = TS_LOG_INFO;
 
 static const char *const level_names[8] = {
@@ -44,13 +46,13 @@ void ts_log_write(int level, const char *fmt, ...)
     if (journal) {
         n = (size_t)snprintf(line, sizeof line, "<%d>", level);
     } else {
-        struct timespec ts;
+        int64_t ms = ts_wall_ms();
+        time_t secs = (time_t)(ms / 1000);
         struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
+        gmtime_r(&secs, &tm);
         n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-        n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %s: ",
-                              ts.tv_nsec / 1000000, level_names[level]);
+        n += (size_t)snprintf(line + n, sizeof line - n, ".%03dZ %s: ", (int)(ms % 1000),
+                              level_names[level]);
     }
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

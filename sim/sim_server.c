@@ -18,6 +18,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "now.h"
 
 #define MAX_CLIENTS 64
 #define POLL_MS 200
@@ -59,8 +60,8 @@ struct ts_sim_server {
     size_t n_slaves;
     int regs;                 /* registers per counter: width / 16 */
     pthread_mutex_t lock;     /* slaves, gates and the clock */
-    int64_t base_sim_ms;      /* simulated time at base_real */
-    struct timespec base_real;
+    int64_t base_sim_ms;      /* simulated time at base_real_ns */
+    int64_t base_real_ns;     /* ts_mono_ns */
     bool paused, running;
     modbus_t *line;           /* rtu: owns the serial port */
     int listen_fd;            /* tcp */
@@ -75,14 +76,9 @@ struct ts_sim_server {
 
 static int64_t now_locked(const struct ts_sim_server *s)
 {
-    struct timespec t;
-    double real_ms;
-
     if (s->paused || !s->running)
         return s->base_sim_ms;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    real_ms = (double)(t.tv_sec - s->base_real.tv_sec) * 1e3 +
-              (double)(t.tv_nsec - s->base_real.tv_nsec) / 1e6;
+    double real_ms = (double)(ts_mono_ns() - s->base_real_ns) / 1e6;
     return s->base_sim_ms + (int64_t)(real_ms * s->cfg.speed);
 }
 
@@ -138,7 +134,7 @@ void ts_sim_pause(struct ts_sim_server *s, bool paused)
         s->base_sim_ms = now_locked(s);
         s->paused = true;
     } else if (!paused && s->paused) {
-        clock_gettime(CLOCK_MONOTONIC, &s->base_real);
+        s->base_real_ns = ts_mono_ns();
         s->paused = false;
     }
     pthread_mutex_unlock(&s->lock);
@@ -718,7 +714,7 @@ int ts_sim_server_start(struct ts_sim_server *s)
     int rc;
 
     pthread_mutex_lock(&s->lock);
-    clock_gettime(CLOCK_MONOTONIC, &s->base_real);
+    s->base_real_ns = ts_mono_ns();
     s->running = true;
     pthread_mutex_unlock(&s->lock);
     /* the serving threads leave SIGINT/SIGTERM to the main thread */
