@@ -19,8 +19,23 @@
 #   lake_sums [DIR]               prints "SCP ENTRIES EXITS" summed over the
 #                                 visible lake files (default $work/lake)
 #   lake_rows [DIR]               prints every visible data row (no header)
+#   bridge_test_cleanup           an EXIT trap (set it before broker_start and
+#                                 kafka_start): kills the agents (the test's
+#                                 agent_pid array), the simulator and the
+#                                 bridges, stops the broker and Kafka, removes
+#                                 $work unless TS_KEEP is set
 
 declare -A BRIDGE_PID=()
+
+bridge_test_cleanup() {
+  local p n
+  for p in ${agent_pid[@]+"${agent_pid[@]}"} ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
+  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
+  wait 2>/dev/null || true
+  broker_cleanup 2>/dev/null || true
+  kafka_cleanup 2>/dev/null || true
+  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+}
 
 bridge_conf() {
   local file=$1 id=$2
