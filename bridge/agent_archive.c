@@ -158,13 +158,13 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     struct stat st;
     a->fd = openat(dirfd, ref->name, O_RDONLY | O_CLOEXEC);
     if (a->fd < 0 || fstat(a->fd, &st) != 0) {
-        ts_fail(why, why_size, TS_OK, "archive %s: %s", ref->name, strerror(errno));
+        ts_why(why, why_size, "archive %s: %s", ref->name, strerror(errno));
         ts_archive_close(a);
         return TS_ESYS;
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != ref->size) {
-        ts_fail(why, why_size, TS_OK, "archive %s: %lld bytes, the checkpoint says %" PRIu64,
-                ref->name, (long long)st.st_size, ref->size);
+        ts_why(why, why_size, "archive %s: %lld bytes, the checkpoint says %" PRIu64,
+               ref->name, (long long)st.st_size, ref->size);
         ts_archive_close(a);
         return TS_EPARSE;
     }
@@ -180,7 +180,7 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     while (rc == TS_OK && off < ref->size) {
         ssize_t n = read_at(a->fd, chunk, sizeof chunk, off);
         if (n <= 0) {
-            ts_fail(why, why_size, TS_OK, "archive %s: %s", ref->name, n < 0 ? strerror(errno) : "short");
+            ts_why(why, why_size, "archive %s: %s", ref->name, n < 0 ? strerror(errno) : "short");
             rc = n < 0 ? TS_ESYS : TS_EPARSE;
             break;
         }
@@ -188,8 +188,8 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
         off += (uint64_t)n;
         for (ssize_t i = 0; i < n && rc == TS_OK; i++) {
             if (have == max_line) {
-                ts_fail(why, why_size, TS_OK, "archive %s: line %" PRIu64 " longer than %zu bytes",
-                        ref->name, lines + 1, max_line);
+                ts_why(why, why_size, "archive %s: line %" PRIu64 " longer than %zu bytes",
+                       ref->name, lines + 1, max_line);
                 rc = TS_EPARSE;
                 break;
             }
@@ -205,8 +205,8 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
             }
             if (!il || (lines > 1 && strcmp(prev, id) >= 0) ||
                 ts_seqset_decode(&scratch, a->line + il + 1, have - il - 2) != TS_OK) {
-                ts_fail(why, why_size, TS_OK, "archive %s: line %" PRIu64 " is not a set in order",
-                        ref->name, lines);
+                ts_why(why, why_size, "archive %s: line %" PRIu64 " is not a set in order",
+                       ref->name, lines);
                 rc = TS_EPARSE;
                 break;
             }
@@ -221,12 +221,12 @@ int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line
     }
     ts_seqset_free(&scratch);
     if (rc == TS_OK && have) {
-        ts_fail(why, why_size, TS_OK, "archive %s: the last line has no newline", ref->name);
+        ts_why(why, why_size, "archive %s: the last line has no newline", ref->name);
         rc = TS_EPARSE;
     }
     if (rc == TS_OK && (crc != ref->crc || lines != ref->agents)) {
-        ts_fail(why, why_size, TS_OK, "archive %s: crc %08lx and %" PRIu64 " agents, the checkpoint says "
-                "%08" PRIx32 " and %" PRIu64, ref->name, crc, lines, ref->crc, ref->agents);
+        ts_why(why, why_size, "archive %s: crc %08lx and %" PRIu64 " agents, the checkpoint says "
+               "%08" PRIx32 " and %" PRIu64, ref->name, crc, lines, ref->crc, ref->agents);
         rc = TS_EPARSE;
     }
     if (rc != TS_OK) {

@@ -57,12 +57,12 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
     if (fd < 0) {
         if (errno == ENOENT)
             return TS_ENOTFOUND;
-        ts_fail(why, why_size, TS_OK, "%s: %s", path, strerror(errno));
+        ts_why(why, why_size, "%s: %s", path, strerror(errno));
         return TS_ESYS;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ts_fail(why, why_size, TS_OK, "%s: not a regular file", path);
+        ts_why(why, why_size, "%s: not a regular file", path);
         close(fd);
         return TS_EPARSE;
     }
@@ -71,7 +71,7 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
     close(fd);
     if (len < 0) {
         errno = saved;
-        ts_fail(why, why_size, TS_OK, "%s: %s", path, strerror(errno));
+        ts_why(why, why_size, "%s: %s", path, strerror(errno));
         return TS_ESYS;
     }
     buf[len] = '\0';
@@ -81,8 +81,8 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
         v = strtoll(p + 12, NULL, 10);
     if (v < 1 || v > TS_LAYOUT_MAX_PARTITIONS || text_of(topic, (int32_t)v, want, sizeof want) != len ||
         memcmp(want, buf, (size_t)len) != 0) {
-        ts_fail(why, why_size, TS_OK, "%s: not a layout of topic %s (damaged, or written by hand?)", path,
-                topic);
+        ts_why(why, why_size, "%s: not a layout of topic %s (damaged, or written by hand?)", path,
+               topic);
         return TS_EPARSE;
     }
     *n = (int32_t)v;
@@ -133,7 +133,7 @@ int ts_layout_create(const char *root, const char *table, const char *topic, int
         return rc;
     int dfd = open_dir(dir);
     if (dfd < 0) {
-        ts_fail(why, why_size, TS_OK, "%s: %s", dir, strerror(errno));
+        ts_why(why, why_size, "%s: %s", dir, strerror(errno));
         return TS_ESYS;
     }
     snprintf(fin, sizeof fin, "%s.layout", topic);
@@ -146,7 +146,7 @@ int ts_layout_create(const char *root, const char *table, const char *topic, int
             rc = TS_ESYS;
     }
     if (rc)
-        ts_fail(why, why_size, TS_OK, "creating %s/%s: %s", dir, fin, strerror(errno));
+        ts_why(why, why_size, "creating %s/%s: %s", dir, fin, strerror(errno));
     close(dfd);
     return rc ? rc : ts_layout_read(root, table, topic, actual, why, why_size);
 }
@@ -159,7 +159,7 @@ int ts_layout_replace(const char *root, const char *table, const char *topic, in
         return TS_EINVAL;
     int dfd = open_dir(dir);
     if (dfd < 0) {
-        ts_fail(why, why_size, TS_OK, "%s: %s", dir, strerror(errno));
+        ts_why(why, why_size, "%s: %s", dir, strerror(errno));
         return TS_ESYS;
     }
     snprintf(fin, sizeof fin, "%s.layout", topic);
@@ -167,7 +167,7 @@ int ts_layout_replace(const char *root, const char *table, const char *topic, in
     if (rc == TS_OK && (renameat(dfd, tmp, dfd, fin) != 0 || fsync(dfd) != 0))
         rc = TS_ESYS;
     if (rc) {
-        ts_fail(why, why_size, TS_OK, "writing %s/%s: %s", dir, fin, strerror(errno));
+        ts_why(why, why_size, "writing %s/%s: %s", dir, fin, strerror(errno));
         unlinkat(dfd, tmp, 0);
     }
     close(dfd);
