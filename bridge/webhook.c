@@ -29,6 +29,7 @@
 #include "now.h"
 #include "topics.h"
 #include "verdict.h"
+#include "webhook_body.h"
 
 #define TOKEN_MIN 16
 #define TOKEN_MAX 256
@@ -148,191 +149,6 @@ static int fail(int status, char **body, size_t *len, const char *fmt, ...)
     *body = b.p;
     *len = b.len;
     return status;
-}
-
-/* ---- the body: readings ---- */
-
-/* A reading's bytes within the body (or the decoded JSON). */
-struct line {
-    const char *p;
-    size_t n;
-};
-
-/* Lines of a CSV body: split at '\n', a '\r' before it dropped, blank lines
- * skipped. Returns the count (more than max: max + 1, the rest not cut). */
-static size_t csv_lines(const char *s, size_t n, struct line *out, size_t max)
-{
-    size_t k = 0, i = 0;
-    while (i < n) {
-        const char *nl = memchr(s + i, '\n', n - i);
-        size_t end = nl ? (size_t)(nl - s) : n, len = end - i;
-        if (len && s[i + len - 1] == '\r')
-            len--;
-        if (len) {
-            if (k == max)
-                return max + 1;
-            out[k++] = (struct line){s + i, len};
-        }
-        i = end + 1;
-    }
-    return k;
-}
-
-static const char *skip_ws(const char *s, const char *end)
-{
-    while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
-        s++;
-    return s;
-}
-
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* A JSON string at *sp (after its opening quote), decoded into *dp (no
- * longer than its text). NULL: *sp past the closing quote; else why not. */
-static const char *json_string(const char **sp, const char *end, char **dp)
-{
-    const char *s = *sp;
-    char *d = *dp;
-    while (s < end && *s != '"') {
-        unsigned char c = (unsigned char)*s++;
-        if (c < 0x20)
-            return "a control character in a string";
-        if (c != '\\') {
-            *d++ = (char)c;
-            continue;
-        }
-        if (s >= end)
-            break;
-        switch (*s++) {
-        case '"': *d++ = '"'; break;
-        case '\\': *d++ = '\\'; break;
-        case '/': *d++ = '/'; break;
-        case 'b': *d++ = '\b'; break;
-        case 'f': *d++ = '\f'; break;
-        case 'n': *d++ = '\n'; break;
-        case 'r': *d++ = '\r'; break;
-        case 't': *d++ = '\t'; break;
-        case 'u': {
-            if (end - s < 4)
-                return "a short \\u escape";
-            int v = 0;
-            for (int i = 0; i < 4; i++) {
-                int h = hexval(s[i]);
-                if (h < 0)
-                    return "a bad \\u escape";
-                v = v * 16 + h;
-            }
-            s += 4;
-            if (v >= 0xd800 && v <= 0xdfff)
-                return "a \\u surrogate (write the character as UTF-8)";
-            /* at most 3 bytes of UTF-8 for 6 bytes of text */
-            if (v < 0x80) {
-                *d++ = (char)v;
-            } else if (v < 0x800) {
-                *d++ = (char)(0xc0 | (v >> 6));
-                *d++ = (char)(0x80 | (v & 0x3f));
-            } else {
-                *d++ = (char)(0xe0 | (v >> 12));
-                *d++ = (char)(0x80 | ((v >> 6) & 0x3f));
-                *d++ = (char)(0x80 | (v & 0x3f));
-            }
-            break;
-        }
-        default:
-            return "a bad escape in a string";
-        }
-    }
-    if (s >= end)
-        return "a string without its closing quote";
-    *sp = s + 1;
-    *dp = d;
-    return NULL;
-}
-
-/* A JSON body: {"readings": [strings]} or [strings], decoded into dec
- * (room for n bytes). Returns the count (max + 1: too many) or (size_t)-1
- * with why set. */
-static size_t json_lines(const char *s, size_t n, char *dec, struct line *out, size_t max,
-                         const char **why)
-{
-    const char *end = s + n;
-    char *d = dec;
-    size_t k = 0;
-    bool object = false;
-    s = skip_ws(s, end);
-    if (s < end && *s == '{') {
-        object = true;
-        s = skip_ws(s + 1, end);
-        char *key = d;
-        if (s >= end || *s != '"') {
-            *why = "expected {\"readings\": [...]}";
-            return (size_t)-1;
-        }
-        s++;
-        if ((*why = json_string(&s, end, &d)) != NULL)
-            return (size_t)-1;
-        if ((size_t)(d - key) != 8 || memcmp(key, "readings", 8) != 0) {
-            *why = "the object's only key is \"readings\"";
-            return (size_t)-1;
-        }
-        d = key;
-        s = skip_ws(s, end);
-        if (s >= end || *s != ':') {
-            *why = "expected ':' after \"readings\"";
-            return (size_t)-1;
-        }
-        s = skip_ws(s + 1, end);
-    }
-    if (s >= end || *s != '[') {
-        *why = "expected an array of readings (strings)";
-        return (size_t)-1;
-    }
-    s = skip_ws(s + 1, end);
-    if (s < end && *s == ']') {
-        s++;
-    } else {
-        for (;;) {
-            if (s >= end || *s != '"') {
-                *why = "every reading is a string (its CSV line)";
-                return (size_t)-1;
-            }
-            s++;
-            char *start = d;
-            if ((*why = json_string(&s, end, &d)) != NULL)
-                return (size_t)-1;
-            if (k == max)
-                return max + 1;
-            out[k++] = (struct line){start, (size_t)(d - start)};
-            s = skip_ws(s, end);
-            if (s < end && *s == ',') {
-                s = skip_ws(s + 1, end);
-                continue;
-            }
-            if (s < end && *s == ']') {
-                s++;
-                break;
-            }
-            *why = "expected ',' or ']' in the array";
-            return (size_t)-1;
-        }
-    }
-    s = skip_ws(s, end);
-    if (object) {
-        if (s >= end || *s != '}') {
-            *why = "expected '}' after the array";
-            return (size_t)-1;
-        }
-        s = skip_ws(s + 1, end);
-    }
-    if (s != end) {
-        *why = "text after the JSON value";
-        return (size_t)-1;
-    }
-    return k;
 }
 
 /* ---- requests ---- */
@@ -503,7 +319,7 @@ static void count_refused(struct ts_webhook *w)
 
 /* Hands every line to the relay, in order; refusals listed in errs. Stops
  * at the first that the relay does not take (TS_EBUSY, TS_EIO, TS_ENOMEM). */
-static int produce_all(struct ts_webhook *w, struct request *q, const struct line *lines,
+static int produce_all(struct ts_webhook *w, struct request *q, const struct ts_webhook_line *lines,
                        size_t count, size_t *produced, size_t *refused, struct buf *errs)
 {
     struct ts_verdict *v = malloc(sizeof *v);
@@ -554,15 +370,15 @@ static int wh_finish(void *ctx, void *req, const char *data, size_t n,
         return fail(415, body, len, "Content-Type: text/csv (a reading a line) or "
                                     "application/json ({\"readings\": [\"line\", ...]})");
     }
-    struct line *lines = malloc((max + 1) * sizeof *lines);
+    struct ts_webhook_line *lines = malloc((max + 1) * sizeof *lines);
     char *dec = q->kind == BODY_JSON ? malloc(n + 1) : NULL;
     if (!lines || (q->kind == BODY_JSON && !dec)) {
         free(lines);
         free(dec);
         return fail(503, body, len, "out of memory");
     }
-    count = q->kind == BODY_JSON ? json_lines(data, n, dec, lines, max, &why)
-                                 : csv_lines(data, n, lines, max);
+    count = q->kind == BODY_JSON ? ts_webhook_json_lines(data, n, dec, lines, max, &why)
+                                 : ts_webhook_csv_lines(data, n, lines, max);
     if (count == (size_t)-1 || count == 0 || count > max) {
         free(lines);
         free(dec);
