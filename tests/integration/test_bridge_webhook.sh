@@ -4,6 +4,7 @@
 # real Kafka, a real mosquitto and the real bridge, curl and python as clients:
 #   0. [webhook] without [http], a source without a token or with both,
 #      max_requests not below max_connections: config errors naming the line;
+#      a token not set or too short: the bridge does not start;
 #   1. readings POSTed as CSV (source hookA, token from a file) and as JSON
 #      (hookB, token from the environment): 200 once Kafka has them;
 #   2. no token, a wrong token (same length, other lengths), Basic auth, a
@@ -66,6 +67,18 @@ conf_fails "max_requests >= max_connections" 'max_requests: must be below \[http
   "[http]\nmax_connections = 4\n[webhook]\nmax_requests = 4\n$src_a"
 printf "$base[http]\n[webhook]\n$src_a" >"$work/good.conf"
 check "config: a good one passes" "$TS_BIN_DIR/turnstile-bridge" --check-config -c "$work/good.conf"
+
+# a token that cannot be read stops the bridge at start, naming it
+printf "$base[http]\nlisten = 127.0.0.1:%s\n[webhook]\n[webhook_source s1]\nstation = ST\ntoken_env = TS_TEST_NOPE\n[webhook_source s2]\nstation = ST\ntoken_file = %s/tokA\n" \
+  "$(free_port)" "$work" >"$work/notoken.conf"
+rc=0; timeout 60 "$TS_BIN_DIR/turnstile-bridge" -c "$work/notoken.conf" 2>"$work/notoken.err" || rc=$?
+check "a token_env not set: the bridge does not start ($rc), naming it" \
+  bash -c "[ $rc = 1 ] && grep -q 'webhook_source s1\] token_env: TS_TEST_NOPE is not set' '$work/notoken.err'"
+echo short >"$work/short"
+sed -i "s|token_env = TS_TEST_NOPE|token_file = $work/short|" "$work/notoken.conf"
+rc=0; timeout 60 "$TS_BIN_DIR/turnstile-bridge" -c "$work/notoken.conf" 2>"$work/notoken.err" || rc=$?
+check "a token of 5 characters: the bridge does not start ($rc)" \
+  bash -c "[ $rc = 1 ] && grep -q 'webhook_source s1\] the token must be 16 to 256' '$work/notoken.err'"
 
 broker_start
 kafka_start
