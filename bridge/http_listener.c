@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "log.h"
@@ -24,10 +25,14 @@ struct ts_http {
     void *ctx;
     pthread_mutex_t lock;
     const struct ts_http_post *post;  /* guarded by lock */
+    int answering;            /* guarded by lock: resumed requests whose answer is not sent */
 };
+
+#define DRAIN_MS 2000         /* ts_http_free waits this long at most for resumed answers */
 
 /* A POST request of the route: its body as it arrives. */
 struct upload {
+    struct ts_http *h;
     struct MHD_Connection *conn;
     const struct ts_http_post *post;
     void *req;                /* the route's; end() due when begun */
@@ -37,6 +42,7 @@ struct upload {
     size_t len, cap;
     long long start;          /* monotonic ms at begin */
     bool suspended;           /* finish said pending: waits for ts_http_resume */
+    bool resumed;             /* counted in h->answering until the request ends */
     int status;               /* set by ts_http_resume */
     char *reply;
     size_t reply_len;
@@ -156,6 +162,7 @@ static enum MHD_Result on_post(struct ts_http *h, struct MHD_Connection *c,
         if (!(u = calloc(1, sizeof *u)))
             return MHD_NO;
         u->post = post;
+        u->h = h;
         u->conn = c;
         u->start = ts_mono_ms();
         *con_cls = u;   /* freed by on_completed */
@@ -245,6 +252,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (!u)
         return;
+    if (u->resumed) {
+        pthread_mutex_lock(&u->h->lock);
+        u->h->answering--;
+        pthread_mutex_unlock(&u->h->lock);
+    }
     if (u->begun)
         u->post->end(u->post->ctx, u->req);
     free(u->reply);
@@ -331,6 +343,10 @@ void ts_http_resume(struct ts_http_pending *p, int status, char *body, size_t le
     u->status = status;
     u->reply = body;
     u->reply_len = body ? len : 0;
+    u->resumed = true;
+    pthread_mutex_lock(&u->h->lock);
+    u->h->answering++;
+    pthread_mutex_unlock(&u->h->lock);
     MHD_resume_connection(u->conn);   /* thread-safe: the listener's thread answers */
 }
 
@@ -345,6 +361,16 @@ void ts_http_free(struct ts_http *h)
 {
     if (!h)
         return;
+    /* answers resumed just before (the webhook's at its stop) are sent first */
+    for (int i = 0; h->d && i < DRAIN_MS / 10; i++) {
+        pthread_mutex_lock(&h->lock);
+        int n = h->answering;
+        pthread_mutex_unlock(&h->lock);
+        if (n == 0)
+            break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     if (h->d)
         MHD_stop_daemon(h->d);
     pthread_mutex_destroy(&h->lock);

@@ -88,7 +88,8 @@ void ts_http_set_post(struct ts_http *h, const struct ts_http_post *post);
 void ts_http_resume(struct ts_http_pending *pending, int status, char *body, size_t len);
 
 /* Stops serving (no handler runs after it returns) and frees; NULL-safe.
- * No request may be waiting (see finish). */
+ * No request may be waiting (see finish); answers resumed just before are
+ * sent first (up to 2 s). */
 void ts_http_free(struct ts_http *h);
 
 #endif

@@ -21,7 +21,8 @@
 #      did not confirm within request_timeout_ms); Kafka back, both retry the
 #      same readings: 200; the readings topic holds them twice, the lake once;
 #   6. the lake's sums per SCP equal the valid readings POSTed, exactly; the
-#      webhook's counters in /metrics; no sanitizer report.
+#      webhook's counters in /metrics; a request waiting for Kafka when the
+#      bridge stops is answered 503; no sanitizer report.
 # Waits poll with generous deadlines; nothing asserts on a duration.
 set -euo pipefail
 src=${TS_SRC_DIR:?}
@@ -209,6 +210,18 @@ got=$(awk '/^turnstile_bridge_webhook_readings_total\{.*verdict="valid"\}/ {s +=
 check "/metrics: valid readings confirmed >= the $n_valid POSTed ($got: retries count again)" test "$got" -ge "$n_valid"
 check "/metrics: unauthorized requests counted" grep -q '^turnstile_bridge_webhook_requests_total{outcome="unauthorized"} 5$' "$work/metrics"
 check "/metrics: a timeout counted" grep -q '^turnstile_bridge_webhook_requests_total{outcome="timeout"} [1-9]' "$work/metrics"
+# a request waiting for Kafka when the bridge stops: answered 503, the bridge exits cleanly
+kafka_stop
+wh gen hookA 81 5 >"$work/last.csv"
+authorized() { curl -s "http://$http/metrics" | awk '/^turnstile_bridge_webhook_requests_total\{outcome="authorized"\}/ {print $2}'; }
+before=$(authorized)
+post $TOKA "$work/last.csv" >"$work/last.code" &
+lastpid=$!
+for _ in $(seq 100); do [ "$(authorized)" -gt "$before" ] && break; sleep 0.1; done
+sleep 0.5   # its 5 readings handed to the producer: it waits for Kafka
 bridge_kill b1 TERM
+wait $lastpid || true
+check "a request waiting for Kafka at the stop: 503 ($(cat "$work/last.code"))" test "$(cat "$work/last.code")" = 503
+check "  saying the bridge stops" grep -q 'the bridge stops' "$work/answer"
 check "the bridge stops cleanly, no sanitizer report" bash -c "! grep -q 'ERROR: AddressSanitizer\|runtime error' '$work/b1.err'"
 finish
