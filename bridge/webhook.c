@@ -43,6 +43,7 @@ struct source {
     size_t token_len;
     /* guarded by w->lock: */
     uint64_t readings, invalid, requests;
+    int64_t last_ms;          /* wall clock of its last authorized request (0: none) */
 };
 
 struct ts_webhook {
@@ -296,6 +297,7 @@ static int wh_begin(void *ctx, const char *authorization, const char *content_ty
     w->busy++;
     w->st.requests++;
     src->requests++;
+    src->last_ms = ts_wall_ms();
     pthread_mutex_unlock(&w->lock);
     *req = q;
     return 0;
@@ -612,6 +614,13 @@ int ts_webhook_metrics(struct ts_webhook *w, char **text, size_t *len)
         put(&b, "turnstile_bridge_webhook_readings_total{station=\"%s\",agent=\"%s\","
                 "verdict=\"refused\"} %" PRIu64 "\n", s->station, s->name, s->invalid);
     }
+    put(&b, "# HELP turnstile_bridge_webhook_last_request_seconds When each webhook source last "
+            "POSTed with its token, Unix time (absent: not since the bridge started).\n"
+            "# TYPE turnstile_bridge_webhook_last_request_seconds gauge\n");
+    for (size_t i = 0; i < w->n_src; i++)
+        if (w->src[i].last_ms)
+            put(&b, "turnstile_bridge_webhook_last_request_seconds{station=\"%s\",agent=\"%s\"} "
+                    "%.3f\n", w->src[i].station, w->src[i].name, (double)w->src[i].last_ms / 1000.0);
     pthread_mutex_unlock(&w->lock);
     if (b.oom) {
         free(b.p);

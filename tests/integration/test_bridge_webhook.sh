@@ -209,6 +209,7 @@ n_valid=$(wc -l <"$work/valid.csv")
 got=$(awk '/^turnstile_bridge_webhook_readings_total\{.*verdict="valid"\}/ {s += $2} END {print s + 0}' "$work/metrics")
 check "/metrics: valid readings confirmed >= the $n_valid POSTed ($got: retries count again)" test "$got" -ge "$n_valid"
 check "/metrics: unauthorized requests counted" grep -q '^turnstile_bridge_webhook_requests_total{outcome="unauthorized"} 5$' "$work/metrics"
+check "/metrics: when hookA last POSTed" grep -q '^turnstile_bridge_webhook_last_request_seconds{station="ST-H",agent="hookA"} 1[0-9]*\.[0-9]*$' "$work/metrics"
 check "/metrics: a timeout counted" grep -q '^turnstile_bridge_webhook_requests_total{outcome="timeout"} [1-9]' "$work/metrics"
 # a request waiting for Kafka when the bridge stops: answered 503, the bridge exits cleanly
 kafka_stop
