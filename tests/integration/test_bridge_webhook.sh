@@ -205,6 +205,9 @@ check "the lake's sums per SCP equal the valid readings POSTed, each once" cmp -
 check "the dead letters carry their reasons" bash -c "kcat -b '$KAFKA_BOOTSTRAP' -C -t turnstile.deadletter \
   -o beginning -e -q -f '%k %h\n' 2>/dev/null | grep -c 'reason=' | grep -qx 5"
 curl -sf "http://$http/metrics" >"$work/metrics"
+check "/metrics with the webhook's families parses (prometheus_client)" \
+  /usr/bin/python3 "$src/tests/integration/prom.py" scrape "$http" "$work/parsed"
+check "  webhook_readings_total among them" grep -q '^# family turnstile_bridge_webhook_readings counter' "$work/parsed"
 n_valid=$(wc -l <"$work/valid.csv")
 got=$(awk '/^turnstile_bridge_webhook_readings_total\{.*verdict="valid"\}/ {s += $2} END {print s + 0}' "$work/metrics")
 check "/metrics: valid readings confirmed >= the $n_valid POSTed ($got: retries count again)" test "$got" -ge "$n_valid"
