@@ -147,9 +147,11 @@ check "a chunked 4 MiB body: closed" test "$(wh huge "$http" $TOKA 4194304)" = c
 check "an empty body: 400" test "$(post $TOKA "$work/empty")" = 400
 
 # --- 4. slow clients ---------------------------------------------------------------------------
+authorized() { curl -s "http://$http/metrics" | awk '/^turnstile_bridge_webhook_requests_total\{outcome="authorized"\}/ {print $2}'; }
+before=$(authorized)
 wh slow "$http" $TOKA 60 >"$work/slow1" & s1=$!
 wh slow "$http" $TOKB 60 >"$work/slow2" & s2=$!
-sleep 1
+for _ in $(seq 100); do [ "$(authorized)" -ge $((before + 2)) ] && break; sleep 0.05; done
 code=$(post $TOKA "$work/a2.csv")
 check "both places held: a third POST gets 503 ($code)" test "$code" = 503
 check "  saying too many requests, with Retry-After" bash -c "grep -q 'too many requests at once' '$work/answer' && grep -qi '^Retry-After: 1' '$work/headers'"
@@ -217,7 +219,6 @@ check "/metrics: a timeout counted" grep -q '^turnstile_bridge_webhook_requests_
 # a request waiting for Kafka when the bridge stops: answered 503, the bridge exits cleanly
 kafka_stop
 wh gen hookA 81 5 >"$work/last.csv"
-authorized() { curl -s "http://$http/metrics" | awk '/^turnstile_bridge_webhook_requests_total\{outcome="authorized"\}/ {print $2}'; }
 before=$(authorized)
 post $TOKA "$work/last.csv" >"$work/last.code" &
 lastpid=$!
