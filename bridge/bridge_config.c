@@ -2,6 +2,8 @@
 #include "bridge_config.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -166,6 +168,37 @@ static const struct ts_cfg_key http_keys[] = {
 };
 #undef H
 
+#define W ts_bridge_webhook_cfg
+static const struct ts_cfg_key webhook_keys[] = {
+    {"max_body_bytes", TS_CFG_INT, NOSIZE(W, max_body_bytes), 1024, 64 * 1048576, "1048576",
+     .doc = "a request's body at most (memory held per request); a longer one is refused (413) "
+            "without being read whole"},
+    {"max_readings", TS_CFG_INT, NOSIZE(W, max_readings), 1, 1000000, "5000",
+     .doc = "readings one request may carry; more: the request is refused (413), none taken"},
+    {"max_requests", TS_CFG_INT, NOSIZE(W, max_requests), 1, 1023, "4",
+     .doc = "webhook requests served at once (beyond: 503 with Retry-After); must stay below "
+            "[http] max_connections so that /metrics keeps a place"},
+    {"request_timeout_ms", TS_CFG_INT, NOSIZE(W, request_timeout_ms), 100, 600000, "10000",
+     .doc = "a request's body must arrive, and Kafka confirm its readings, within this: a slower "
+            "body gets its connection closed, a slower Kafka a 503 (send again: readings are "
+            "counted once by ID)"},
+};
+#undef W
+
+#define S ts_bridge_webhook_source
+static const struct ts_cfg_key source_keys[] = {
+    {"station", TS_CFG_ID, OFF(S, station), .flags = TS_CFG_REQUIRED,
+     .doc = "the station id of the source's readings (the section's NAME is their agent id: "
+            "IDs NAME:SEQ; use a name no agent has)"},
+    {"token_file", TS_CFG_STRING, OFF(S, token_file),
+     .doc = "file whose first line is the source's bearer token (16 to 256 printable "
+            "characters; keep it 0600)"},
+    {"token_env", TS_CFG_ID, OFF(S, token_env),
+     .doc = "or: environment variable that holds the token (exactly one of token_file, "
+            "token_env)"},
+};
+#undef S
+
 static void *add_bridge(void *user, char *err, size_t errsize)
 {
     return &((struct ts_bridge_cfg *)user)->bridge;
@@ -202,7 +235,30 @@ static void *add_http(void *user, char *err, size_t errsize)
     return &cfg->http;
 }
 
-enum { SEC_BRIDGE, SEC_MQTT, SEC_KAFKA, SEC_LAKE, SEC_HTTP };
+static void *add_webhook(void *user, char *err, size_t errsize)
+{
+    struct ts_bridge_cfg *cfg = user;
+    cfg->has_webhook = true;
+    return &cfg->webhook;
+}
+
+static void *add_source(void *user, char *err, size_t errsize)
+{
+    struct ts_bridge_cfg *cfg = user;
+    if (cfg->n_sources >= TS_WEBHOOK_SOURCES_MAX) {
+        snprintf(err, errsize, "more than %d webhook sources", TS_WEBHOOK_SOURCES_MAX);
+        return NULL;
+    }
+    struct ts_bridge_webhook_source *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    cfg->sources[cfg->n_sources++] = s;
+    return s;
+}
+
+enum { SEC_BRIDGE, SEC_MQTT, SEC_KAFKA, SEC_LAKE, SEC_HTTP, SEC_WEBHOOK, SEC_SOURCE };
 static const struct ts_cfg_section sections[] = {
     [SEC_BRIDGE] = {"bridge", 0, bridge_keys, N(bridge_keys), 0, 0,
                     "The bridge itself: name and role.", add_bridge},
@@ -223,6 +279,13 @@ static const struct ts_cfg_section sections[] = {
     [SEC_HTTP] = {"http", 0, http_keys, N(http_keys), 0, 0,
                   "Monitoring: Prometheus /metrics and /healthz over HTTP (docs/monitoring.md). "
                   "Without this section there is no listener.", add_http},
+    [SEC_WEBHOOK] = {"webhook", 0, webhook_keys, N(webhook_keys), 0, 0,
+                     "Readings POSTed to the [http] listener at /v1/readings by other systems "
+                     "(docs/bridge.md, \"Webhooks\"); roles relay and all. Without this section "
+                     "there is no webhook.", add_webhook},
+    [SEC_SOURCE] = {"webhook_source", 1, source_keys, N(source_keys),
+                    offsetof(struct ts_bridge_webhook_source, name), TS_ID_MAX,
+                    "One system allowed to POST readings, with its bearer token.", add_source},
 };
 static const struct ts_cfg_schema schema = {sections, N(sections)};
 
@@ -230,8 +293,8 @@ void ts_bridge_cfg_doc(FILE *out) { ts_config_doc(&schema, out); }
 
 void ts_bridge_cfg_defaults(struct ts_bridge_cfg *cfg)
 {
-    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka, &cfg->lake, &cfg->http};
-    for (size_t i = 0; i < N(sections); i++)
+    void *parts[] = {&cfg->bridge, &cfg->mqtt, &cfg->kafka, &cfg->lake, &cfg->http, &cfg->webhook};
+    for (size_t i = 0; i < N(parts); i++)
         ts_config_defaults(&sections[i], parts[i]);
 }
 
@@ -240,6 +303,8 @@ void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg)
     if (!cfg)
         return;
     ts_kafka_props_free(&cfg->kafka.props);
+    for (size_t i = 0; i < cfg->n_sources; i++)
+        free(cfg->sources[i]);
     ts_config_file_free(&cfg->file);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -367,6 +432,41 @@ static void check_http(struct ts_bridge_cfg *cfg)
         BAD(h, "http", "listen", "%s", why);
 }
 
+static void check_webhook(struct ts_bridge_cfg *cfg)
+{
+    struct ts_bridge_webhook_cfg *w = &cfg->webhook;
+    if (cfg->has_webhook && !cfg->has_http)
+        BAD(w, "webhook", NULL, "needs an [http] section (the listener it is served on)");
+    if (cfg->has_webhook && cfg->n_sources == 0)
+        BAD(w, "webhook", NULL, "no [webhook_source NAME] section: nobody could POST");
+    if (cfg->has_webhook && cfg->has_http && !bad(cfg, w, "max_requests") &&
+        !bad(cfg, &cfg->http, "max_connections") && w->max_requests >= cfg->http.max_connections)
+        BAD(w, "webhook", "max_requests", "must be below [http] max_connections (%d), so that "
+            "/metrics keeps a place", cfg->http.max_connections);
+    if (cfg->has_webhook && !bad(cfg, w, "max_readings") &&
+        !bad(cfg, &cfg->kafka, "queue_max_messages") &&
+        w->max_readings > cfg->kafka.queue_max_messages)
+        BAD(w, "webhook", "max_readings", "must not exceed [kafka] queue_max_messages (%d)",
+            cfg->kafka.queue_max_messages);
+    for (size_t i = 0; i < cfg->n_sources; i++) {
+        struct ts_bridge_webhook_source *s = cfg->sources[i];
+        char sec[16 + sizeof s->name];
+        snprintf(sec, sizeof sec, "webhook_source %s", s->name);
+        if (!cfg->has_webhook)
+            BAD(s, sec, NULL, "needs a [webhook] section");
+        if (!ts_id_ok(s->name))
+            BAD(s, sec, NULL, "the name is the source's agent id: letters, digits, '.', '_', '-'");
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(cfg->sources[j]->name, s->name))
+                BAD(s, sec, NULL, "a second source of this name");
+        if ((s->token_file[0] != 0) == (s->token_env[0] != 0) && !bad(cfg, s, "token_file") &&
+            !bad(cfg, s, "token_env"))
+            BAD(s, sec, s->token_file[0] ? "token_env" : NULL,
+                "exactly one of token_file and token_env");
+        ts_config_require(&cfg->file, &sections[SEC_SOURCE], s);
+    }
+}
+
 int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, size_t errsize)
 {
     struct ts_cfg_file *file = &cfg->file;
@@ -396,5 +496,8 @@ int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, s
         check_http(cfg);
     else
         ts_config_defaults(&sections[SEC_HTTP], &cfg->http);
+    if (!cfg->has_webhook)
+        ts_config_defaults(&sections[SEC_WEBHOOK], &cfg->webhook);
+    check_webhook(cfg);
     return ts_config_finish(file, err, errsize);
 }

@@ -4,7 +4,9 @@
  * Sections: [bridge] (identity, role), [mqtt] (the central broker: readings in,
  * acknowledgements out), [kafka] (brokers and topics), [lake] (where the
  * aggregated files go, and the windows), [http] (the monitoring listener:
- * /metrics and /healthz; off without the section); [kafka] also passes
+ * /metrics and /healthz; off without the section), [webhook] and
+ * [webhook_source NAME] (readings POSTed to that listener: webhook.h; off
+ * without the section); [kafka] also passes
  * rdkafka.* keys to librdkafka (kafka_conf.h). The key tables in bridge_config.c are
  * the single source of parsing, defaults, ranges and the documentation printed
  * by `turnstile-bridge --config-doc`. Modules take the struct of their
@@ -98,6 +100,28 @@ struct ts_bridge_http_cfg {
     int max_agents;           /* agents whose figures are kept (beyond: counted, left out) */
 };
 
+/* [webhook]: POST /v1/readings on the [http] listener (webhook.h, docs/bridge.md,
+ * "Webhooks"). Bounds of every request. */
+struct ts_bridge_webhook_cfg {
+    int max_body_bytes;       /* a request's body at most; beyond: 413 */
+    int max_readings;         /* readings per request at most; beyond: 413 */
+    int max_requests;         /* webhook requests served at once; beyond: 503 */
+    int request_timeout_ms;   /* the body in and Kafka's confirmation within this; else the
+                                 connection is closed (body) or 503 (Kafka) */
+};
+
+/* [webhook_source NAME]: one system that POSTs readings. NAME is its agent id in
+ * the readings (ID "<NAME>:<seq>"; an id no agent uses), station its station id:
+ * its readings are judged as if published on turnstile/v1/<station>/<NAME>/readings. */
+struct ts_bridge_webhook_source {
+    char name[64];
+    char station[64];
+    char token_file[256];     /* the bearer token, from this file (first line) ... */
+    char token_env[128];      /* ... or from this environment variable: exactly one */
+};
+
+#define TS_WEBHOOK_SOURCES_MAX 256
+
 struct ts_bridge_cfg {
     struct ts_bridge_settings bridge;
     struct ts_bridge_mqtt_cfg mqtt;
@@ -106,6 +130,10 @@ struct ts_bridge_cfg {
     bool has_lake;            /* [lake] present (required for aggregate/all) */
     struct ts_bridge_http_cfg http;
     bool has_http;            /* [http] present: the listener runs */
+    struct ts_bridge_webhook_cfg webhook;
+    bool has_webhook;         /* [webhook] present: POST /v1/readings is served */
+    struct ts_bridge_webhook_source *sources[TS_WEBHOOK_SOURCES_MAX]; /* owned */
+    size_t n_sources;
     struct ts_cfg_file file;
 };
 

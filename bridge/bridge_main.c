@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "relay.h"
+#include "webhook.h"
 #include "repartition.h"
 #include "status_report.h"
 
@@ -160,6 +161,11 @@ static int relay_layout(const struct ts_bridge_cfg *cfg, int32_t *layout, char *
     return TS_OK;
 }
 
+static int webhook_metrics(void *ctx, char **text, size_t *len)
+{
+    return ts_webhook_metrics(ctx, text, len);
+}
+
 static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
 {
     struct ts_relay *relay = NULL;
@@ -167,6 +173,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     struct ts_aggregator *agg = NULL;
     struct ts_bridge_status *bs = NULL;
     struct ts_metrics *metrics = NULL;
+    struct ts_webhook *webhook = NULL;
     const char *role_name = role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate"
                                                                                       : "all";
     char why[512] = "";
@@ -195,12 +202,23 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     }
     if (rc == TS_OK && cfg->has_http)
         rc = ts_metrics_new(cfg, role_name, &metrics, why, sizeof why);
+    if (rc == TS_OK && cfg->has_webhook && !relay)
+        TS_LOG(TS_LOG_NOTICE, "webhook: off: this bridge runs no relay (role aggregate)");
+    else if (rc == TS_OK && cfg->has_webhook && metrics && ts_metrics_http(metrics)) {
+        /* POSTed readings go through the relay's producer (webhook.h) */
+        rc = ts_webhook_new(cfg, relay, &webhook, why, sizeof why);
+        if (rc == TS_OK) {
+            ts_metrics_set_extra(metrics, webhook_metrics, webhook);
+            ts_http_set_post(ts_metrics_http(metrics), ts_webhook_route(webhook));
+        }
+    }
     if (rc != TS_OK) {
         TS_LOG(TS_LOG_ERR, "cannot start: %s%s%s", ts_strerror(rc), why[0] ? ": " : "", why);
         ts_metrics_free(metrics);
         ts_aggregator_free(agg);
         ts_ack_free(ack, 0);
         ts_relay_free(relay, 0);
+        ts_webhook_free(webhook);
         ts_bridge_status_free(bs, NULL, 0);
         return rc;
     }
@@ -252,8 +270,10 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     }
     sd_notify(0, "STOPPING=1");
     TS_LOG(TS_LOG_NOTICE, "stopping%s", rc == TS_OK ? "" : " after a fatal error");
+    ts_webhook_stop(webhook);         /* waiting POSTs answered 503 at once */
     ts_metrics_free(metrics);         /* first: it reads the figures of the others */
     ts_relay_free(relay, FLUSH_MS);   /* nothing new enters Kafka */
+    ts_webhook_free(webhook);         /* after the relay's last delivery reports */
     ts_aggregator_free(agg);          /* final checkpoints */
     status(cfg, role_name, NULL, NULL, ack, NULL, NULL);
     ts_ack_free(ack, FLUSH_MS);       /* last: the acks of the final checkpoints */

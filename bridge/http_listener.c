@@ -6,20 +6,46 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "log.h"
+#include "now.h"
 
 struct ts_http {
     struct MHD_Daemon *d;
     const struct ts_http_route *routes;
     size_t n;
     void *ctx;
+    pthread_mutex_t lock;
+    const struct ts_http_post *post;  /* guarded by lock */
+    int answering;            /* guarded by lock: resumed requests whose answer is not sent */
+};
+
+#define DRAIN_MS 2000         /* ts_http_free waits this long at most for resumed answers */
+
+/* A POST request of the route: its body as it arrives. */
+struct upload {
+    struct ts_http *h;
+    struct MHD_Connection *conn;
+    const struct ts_http_post *post;
+    void *req;                /* the route's; end() due when begun */
+    bool begun;
+    bool answered;            /* a response is queued: the rest is not read */
+    char *buf;                /* max_body + 1 bytes, allocated as the body grows */
+    size_t len, cap;
+    long long start;          /* monotonic ms at begin */
+    bool suspended;           /* finish said pending: waits for ts_http_resume */
+    bool resumed;             /* counted in h->answering until the request ends */
+    int status;               /* set by ts_http_resume */
+    char *reply;
+    size_t reply_len;
 };
 
 int ts_http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *why,
@@ -80,8 +106,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     TS_LOG(TS_LOG_DEBUG, "http: %s", line);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-                             char *body, size_t len, bool allow)
+/* An answer with body (taken: freed here) and one more header (name NULL: none). */
+static enum MHD_Result reply_with(struct MHD_Connection *c, unsigned status, const char *type,
+                                  char *body, size_t len, const char *name, const char *value)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -90,17 +117,152 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (allow)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    if (name)
+        MHD_add_response_header(r, name, value);
     enum MHD_Result rc = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rc;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+                             char *body, size_t len, bool allow)
+{
+    return reply_with(c, status, type, body, len, allow ? MHD_HTTP_HEADER_ALLOW : NULL,
+                      "GET, HEAD");
 }
 
 static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const char *msg, bool allow)
 {
     char *b = strdup(msg);
     return reply(c, status, "text/plain; charset=utf-8", b, b ? strlen(b) : 0, allow);
+}
+
+static enum MHD_Result answer(struct MHD_Connection *c, struct upload *u, int status, char *body,
+                              size_t len)
+{
+    u->answered = true;
+    if (!body)
+        len = 0;
+    /* 401 names the scheme; 503 says when to come back */
+    return reply_with(c, (unsigned)status, u->post->content_type, body, len,
+                      status == 401 ? MHD_HTTP_HEADER_WWW_AUTHENTICATE
+                      : status == 503 ? MHD_HTTP_HEADER_RETRY_AFTER : NULL,
+                      status == 401 ? "Bearer" : "1");
+}
+
+/* The POST route: headers (first call), body chunks, end of body. */
+static enum MHD_Result on_post(struct ts_http *h, struct MHD_Connection *c,
+                               const struct ts_http_post *post, const char *upload_data,
+                               size_t *upload_data_size, void **con_cls)
+{
+    struct upload *u = *con_cls;
+    char *body = NULL;
+    size_t len = 0;
+    if (!u) {
+        if (!(u = calloc(1, sizeof *u)))
+            return MHD_NO;
+        u->post = post;
+        u->h = h;
+        u->conn = c;
+        u->start = ts_mono_ms();
+        *con_cls = u;   /* freed by on_completed */
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_CONTENT_TYPE);
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        long long clen = -1;
+        if (cl) {
+            char *end;
+            errno = 0;
+            clen = strtoll(cl, &end, 10);
+            if (errno || *end || end == cl || clen < 0)
+                clen = (long long)post->max_body + 1;   /* libmicrohttpd refuses it anyway */
+        }
+        int status = post->begin(post->ctx, auth, type, clen, &u->req, &body, &len);
+        if (status)
+            return answer(c, u, status, body, len);
+        u->begun = true;
+        if (clen > (long long)post->max_body) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "the body is longer than %zu bytes\n", post->max_body);
+            return answer(c, u, MHD_HTTP_CONTENT_TOO_LARGE, strdup(msg), strlen(msg));
+        }
+        return MHD_YES;
+    }
+    if (u->suspended) {   /* resumed by ts_http_resume: its answer */
+        u->suspended = false;
+        char *b = u->reply;
+        u->reply = NULL;
+        return answer(c, u, u->status, b, u->reply_len);
+    }
+    if (u->answered) {   /* the rest of a refused body: dropped */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (ts_mono_ms() - u->start > post->max_ms) {
+            TS_LOG(TS_LOG_DEBUG, "http: POST %s: the body took longer than %lld ms: closed",
+                   post->path, post->max_ms);
+            return MHD_NO;   /* too slow: the connection is closed */
+        }
+        if (n > post->max_body - u->len) {
+            TS_LOG(TS_LOG_DEBUG, "http: POST %s: the body is longer than %zu bytes: closed",
+                   post->path, post->max_body);
+            return MHD_NO;   /* no Content-Length and too long: closed */
+        }
+        if (u->len + n + 1 > u->cap) {
+            size_t cap = u->cap ? u->cap : 4096;
+            while (cap < u->len + n + 1)
+                cap *= 2;
+            if (cap > post->max_body + 1)
+                cap = post->max_body + 1;
+            char *b = realloc(u->buf, cap);
+            if (!b)
+                return MHD_NO;
+            u->buf = b;
+            u->cap = cap;
+        }
+        memcpy(u->buf + u->len, upload_data, n);
+        u->len += n;
+        return MHD_YES;
+    }
+    if (!u->buf && !(u->buf = calloc(1, 1)))
+        return MHD_NO;
+    u->buf[u->len] = 0;
+    int status = post->finish(post->ctx, u->req, u->buf, u->len, (struct ts_http_pending *)u,
+                              &body, &len);
+    if (status == 0) {   /* answered later: ts_http_resume */
+        u->suspended = true;
+        MHD_suspend_connection(c);
+        return MHD_YES;
+    }
+    return answer(c, u, status, body, len);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct upload *u = *con_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (!u)
+        return;
+    if (u->resumed) {
+        pthread_mutex_lock(&u->h->lock);
+        u->h->answering--;
+        pthread_mutex_unlock(&u->h->lock);
+    }
+    if (u->begun)
+        u->post->end(u->post->ctx, u->req);
+    free(u->reply);
+    free(u->buf);
+    free(u);
+    *con_cls = NULL;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -110,9 +272,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     struct ts_http *h = cls;
     (void)version;
-    (void)upload_data;
-    (void)upload_data_size;
-    (void)con_cls;
+    if (*con_cls)
+        return on_post(h, c, ((struct upload *)*con_cls)->post, upload_data, upload_data_size,
+                       con_cls);
+    if (!strcmp(method, MHD_HTTP_METHOD_POST)) {
+        pthread_mutex_lock(&h->lock);
+        const struct ts_http_post *post = h->post;
+        pthread_mutex_unlock(&h->lock);
+        if (post && !strcmp(url, post->path))
+            return on_post(h, c, post, upload_data, upload_data_size, con_cls);
+    }
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n", true);
     for (size_t i = 0; i < h->n; i++) {
@@ -142,7 +311,8 @@ int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route
     h->routes = routes;
     h->n = n;
     h->ctx = ctx;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    pthread_mutex_init(&h->lock, NULL);
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
@@ -153,9 +323,11 @@ int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_request_bytes,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
+        pthread_mutex_destroy(&h->lock);
         free(h);
         errno = e;
         return ts_fail(why, why_size, TS_ESYS, "http: cannot listen on %s: %s", cfg->listen,
@@ -165,11 +337,42 @@ int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route
     return TS_OK;
 }
 
+void ts_http_resume(struct ts_http_pending *p, int status, char *body, size_t len)
+{
+    struct upload *u = (struct upload *)p;
+    u->status = status;
+    u->reply = body;
+    u->reply_len = body ? len : 0;
+    u->resumed = true;
+    pthread_mutex_lock(&u->h->lock);
+    u->h->answering++;
+    pthread_mutex_unlock(&u->h->lock);
+    MHD_resume_connection(u->conn);   /* thread-safe: the listener's thread answers */
+}
+
+void ts_http_set_post(struct ts_http *h, const struct ts_http_post *post)
+{
+    pthread_mutex_lock(&h->lock);
+    h->post = post;
+    pthread_mutex_unlock(&h->lock);
+}
+
 void ts_http_free(struct ts_http *h)
 {
     if (!h)
         return;
+    /* answers resumed just before (the webhook's at its stop) are sent first */
+    for (int i = 0; h->d && i < DRAIN_MS / 10; i++) {
+        pthread_mutex_lock(&h->lock);
+        int n = h->answering;
+        pthread_mutex_unlock(&h->lock);
+        if (n == 0)
+            break;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
     if (h->d)
         MHD_stop_daemon(h->d);
+    pthread_mutex_destroy(&h->lock);
     free(h);
 }

@@ -37,6 +37,8 @@ struct ts_metrics {
     const char *role;
     struct ts_http *http;
     struct ts_agent_status *agents; /* NULL: [http] agents = false */
+    int (*extra)(void *ctx, char **text, size_t *len); /* guarded by lock: the webhook's */
+    void *extra_ctx;
     pthread_mutex_t lock;
     /* guarded by lock: */
     bool set;
@@ -368,10 +370,19 @@ int ts_metrics_render(struct ts_metrics *m, char **body, size_t *len)
         if (m->has_ack)
             render_ack(m, &b);
     }
+    int (*extra_fn)(void *, char **, size_t *) = m->extra;
+    void *extra_ctx = m->extra_ctx;
     pthread_mutex_unlock(&m->lock);
     ts_strbuf_free(&why);
     if (m->agents)
         ts_agent_status_render(m->agents, &b);
+    char *extra = NULL;
+    size_t extra_len = 0;
+    if (extra_fn && extra_fn(extra_ctx, &extra, &extra_len) != TS_OK && b.err == TS_OK)
+        b.err = TS_ENOMEM;
+    if (extra)
+        put(&b, "%.*s", (int)extra_len, extra);
+    free(extra);
     return finish(&b, 200, body, len);
 }
 
@@ -435,6 +446,17 @@ int ts_metrics_new(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
     TS_LOG(TS_LOG_NOTICE, "http: serving /metrics and /healthz on %s", cfg->http.listen);
     *out = m;
     return TS_OK;
+}
+
+struct ts_http *ts_metrics_http(struct ts_metrics *m) { return m->http; }
+
+void ts_metrics_set_extra(struct ts_metrics *m, int (*fn)(void *ctx, char **text, size_t *len),
+                          void *ctx)
+{
+    pthread_mutex_lock(&m->lock);
+    m->extra = fn;
+    m->extra_ctx = ctx;
+    pthread_mutex_unlock(&m->lock);
 }
 
 void ts_metrics_free(struct ts_metrics *m)

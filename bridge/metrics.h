@@ -47,4 +47,13 @@ int ts_metrics_health(struct ts_metrics *m, char **body, size_t *len);
 /* Stops the listener and frees; NULL-safe. */
 void ts_metrics_free(struct ts_metrics *m);
 
+/* The listener, for another route (the webhook's POST); NULL without one. */
+struct ts_http *ts_metrics_http(struct ts_metrics *m);
+
+/* Text appended to every /metrics: fn(ctx, ...) returns TS_OK with a malloc'ed
+ * text (freed here) or an error; runs on the listener's threads. fn and ctx
+ * must outlive the metrics (or be cleared with NULL first). */
+void ts_metrics_set_extra(struct ts_metrics *m, int (*fn)(void *ctx, char **text, size_t *len),
+                          void *ctx);
+
 #endif

@@ -124,10 +124,16 @@ struct ts_relay {
 
 /* A message's opaque tells what it is: NULL a reading, &dead_letter_mark a
  * dead letter, &marker_mark a marker, else a struct marker: a dead letter
- * whose marker is produced once Kafka confirmed it (verdict.h, POLICY). */
+ * whose marker is produced once Kafka confirmed it (verdict.h, POLICY;
+ * policy set), and/or a message whose producer waits for its delivery
+ * report (done set: ts_relay_produce). */
 static char dead_letter_mark, marker_mark;
 
 struct marker {
+    bool policy;              /* a POLICY dead letter: its marker follows */
+    bool dead;                /* a dead letter (else a reading) */
+    void (*done)(void *arg, int err); /* ts_relay_produce's caller, or NULL */
+    void *done_arg;
     char topic[2 * TS_ID_MAX + 32];
     char key[TS_ID_MAX];
     char reason[TS_VERDICT_REASON_MAX];
@@ -252,7 +258,7 @@ static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     bool marker = m->_private == &marker_mark;
     struct marker *pending = m->_private && !marker && m->_private != &dead_letter_mark
                                  ? m->_private : NULL;
-    bool dead = m->_private == &dead_letter_mark || pending;
+    bool dead = m->_private == &dead_letter_mark || (pending && pending->dead);
     long long now = ts_mono_ms();
     uint64_t summary = 0;
     bool log = false, closing;
@@ -274,8 +280,10 @@ static void kafka_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     pthread_mutex_unlock(&r->lock);
 
     /* a POLICY dead letter is in Kafka: now its marker lets the ack pass */
-    if (pending && !m->err && !closing)
+    if (pending && pending->policy && !m->err && !closing)
         produce_marker(r, pending);
+    if (pending && pending->done)
+        pending->done(pending->done_arg, m->err ? TS_EIO : TS_OK);
     free(pending);
     if (summary)
         TS_LOG(TS_LOG_ERR, "relay: kafka: %" PRIu64 " more delivery error(s) in the last %d s "
@@ -437,7 +445,8 @@ static void relay_message(void *ctx, const struct mosquitto_message *msg)
      * letter is in Kafka, so that the agent's ack passes its numbers */
     const char *why = v.reason;
     struct marker *mk = NULL;
-    if (v.cls == TS_VERDICT_POLICY && (mk = malloc(sizeof *mk)) != NULL) {
+    if (v.cls == TS_VERDICT_POLICY && (mk = calloc(1, sizeof *mk)) != NULL) {
+        mk->policy = mk->dead = true;
         snprintf(mk->topic, sizeof mk->topic, "%s", msg->topic);
         snprintf(mk->key, sizeof mk->key, "%s", v.agent);
         snprintf(mk->reason, sizeof mk->reason, "%s", v.reason);
@@ -465,6 +474,81 @@ static void relay_message(void *ctx, const struct mosquitto_message *msg)
     }
     if (!produce(r, msg, v.agent, why, wall, mk ? (void *)mk : &dead_letter_mark))
         free(mk);
+}
+
+int ts_relay_produce(struct ts_relay *r, const char *topic, const void *payload, size_t len,
+                     const struct ts_verdict *v, int64_t now_ms, void (*done)(void *arg, int err),
+                     void *arg)
+{
+    struct marker *mk = calloc(1, sizeof *mk);
+    if (!mk)
+        return TS_ENOMEM;
+    mk->dead = v->cls != TS_VERDICT_READING;
+    mk->policy = v->cls == TS_VERDICT_POLICY;
+    mk->done = done;
+    mk->done_arg = arg;
+    if (mk->policy) {
+        snprintf(mk->topic, sizeof mk->topic, "%s", topic);
+        snprintf(mk->key, sizeof mk->key, "%s", v->agent);
+        snprintf(mk->reason, sizeof mk->reason, "%s", v->reason);
+        snprintf(mk->id, sizeof mk->id, "%s:%" PRIu64, v->agent, v->r.seq);
+        snprintf(mk->from, sizeof mk->from, "%" PRIu64, v->r.merged_from);
+    }
+    pthread_mutex_lock(&r->lock);
+    bool stopped = r->stop || r->fatal;
+    pthread_mutex_unlock(&r->lock);
+    if (stopped) {
+        free(mk);
+        return TS_EIO;
+    }
+    char truncated[24] = "";
+    if (mk->dead && len > DEAD_LETTER_MAX) {
+        snprintf(truncated, sizeof truncated, "%zu", len);
+        len = DEAD_LETTER_MAX;
+    }
+    const char *key = v->agent;
+    rd_kafka_resp_err_t err;
+    if (!mk->dead)
+        err = rd_kafka_producev(
+            r->rk, RD_KAFKA_V_RKT(r->t_readings), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_TIMESTAMP(now_ms), RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, topic, -1),
+            RD_KAFKA_V_OPAQUE(mk), RD_KAFKA_V_END);
+    else if (truncated[0])
+        err = rd_kafka_producev(
+            r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE(len ? (void *)payload : NULL, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", v->reason, -1),
+            RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, topic, -1),
+            RD_KAFKA_V_HEADER("truncated_from", truncated, -1), RD_KAFKA_V_OPAQUE(mk),
+            RD_KAFKA_V_END);
+    else
+        err = rd_kafka_producev(
+            r->rk, RD_KAFKA_V_RKT(r->t_dead), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE(len ? (void *)payload : NULL, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", v->reason, -1),
+            RD_KAFKA_V_HEADER(TS_HEADER_MQTT_TOPIC, topic, -1), RD_KAFKA_V_OPAQUE(mk),
+            RD_KAFKA_V_END);
+    bool dead = mk->dead, policy = mk->policy;
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        free(mk);
+        pthread_mutex_lock(&r->lock);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            r->st.backpressure_waits++;
+        if (err == RD_KAFKA_RESP_ERR__FATAL)
+            r->fatal = true;
+        pthread_mutex_unlock(&r->lock);
+        return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? TS_EBUSY : TS_EIO;
+    }
+    pthread_mutex_lock(&r->lock);   /* mk is the delivery thread's from here */
+    if (dead) {
+        r->st.dead_letters++;
+        r->st.dead_letters_policy += policy;
+    } else {
+        r->st.produced++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return TS_OK;
 }
 
 static void relay_connected(void *ctx, bool session_present)

@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "bridge_config.h"
+#include "verdict.h"
 
 struct ts_relay_stats {
     bool connected;           /* MQTT session up */
@@ -83,6 +84,21 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
 int ts_relay_start(struct ts_relay *relay);
 
 void ts_relay_stats(struct ts_relay *relay, struct ts_relay_stats *st);
+
+/* One message from another channel than MQTT (the webhook, webhook.h), judged
+ * by the caller (*v, from ts_verdict_judge with topic as its topic), handed
+ * to the same producer as the relay's own: a reading to the readings topic
+ * (key v->agent, timestamp now_ms, header mqtt_topic = topic), anything else
+ * to the dead-letter topic (headers reason, mqtt_topic; a POLICY refusal's
+ * marker follows its confirmation), counted with the relay's. Never waits:
+ * TS_EBUSY when the producer queue is full, TS_EIO when the relay stops or
+ * the producer is dead, TS_ENOMEM. On TS_OK, done(arg, err) (may be NULL) is
+ * called once, on the delivery thread, with TS_OK once Kafka confirmed it
+ * (acks=all) or TS_EIO if it was not delivered (including at ts_relay_free:
+ * arg must live until then). payload and topic are copied. Thread-safe. */
+int ts_relay_produce(struct ts_relay *relay, const char *topic, const void *payload, size_t len,
+                     const struct ts_verdict *v, int64_t now_ms, void (*done)(void *arg, int err),
+                     void *arg);
 
 /* Stops taking messages (disconnects from MQTT), waits up to flush_ms for
  * Kafka to confirm what is queued (what is not confirmed then is logged as

@@ -34,6 +34,10 @@ sources[mta]="sim/mta_file.c $common/civil.c $common/reading.c $common/config.c 
 includes[mta]="$common sim"
 libs[mta]="-linih -lz -lpthread"
 
+sources[webhook_body]="bridge/webhook_body.c"
+includes[webhook_body]="bridge"
+libs[webhook_body]=""
+
 target=reading
 if [ $# -gt 0 ] && ! [[ $1 =~ ^[0-9]+$ ]]; then
   target=$1
