@@ -30,8 +30,8 @@ libs[tally_state]="-linih -lz -lm"
 sources[verdict]="bridge/verdict.c $common/topics.c $common/reading.c $common/flags.c $common/err.c $common/log.c $common/now.c"
 includes[verdict]="$common bridge $(pkg-config --cflags-only-I libmosquitto | sed 's/-I//g')"
 libs[verdict]="$(pkg-config --libs libmosquitto) -lpthread"
-sources[mta]="sim/mta_file.c $common/civil.c $common/reading.c $common/config.c $common/flags.c $common/err.c $common/log.c $common/now.c"
-includes[mta]="$common sim"
+sources[mta]="mta/mta_file.c $common/civil.c $common/reading.c $common/config.c $common/flags.c $common/err.c $common/log.c $common/now.c"
+includes[mta]="$common mta"
 libs[mta]="-linih -lz -lpthread"
 
 target=reading
