@@ -100,9 +100,11 @@ static void fault(struct ts_poller *p, struct device *dev, int err, const char *
     ts_source_close(dev->src);
     dev->open = false;
     ts_device_describe(cfg, what, sizeof what);
-    TS_LOG(TS_LOG_WARNING, "device %s (%s)%s%s: %s; backing off %d ms (%llu faults)", cfg->name,
-           what, turnstile ? ": turnstile " : "", turnstile ? turnstile : "", ts_strerror(err),
-           dev->backoff_ms, (unsigned long long)st->errors);
+    const char *why = ts_source_why(dev->src);
+    TS_LOG(TS_LOG_WARNING, "device %s (%s)%s%s: %s%s%s; backing off %d ms (%llu faults)",
+           cfg->name, what, turnstile ? ": turnstile " : "", turnstile ? turnstile : "",
+           ts_strerror(err), *why ? ": " : "", why, dev->backoff_ms,
+           (unsigned long long)st->errors);
 }
 
 static void poll_device(struct ts_poller *p, struct device *dev)

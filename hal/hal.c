@@ -13,6 +13,7 @@ static const char *const kinds[] = {
     [TS_HAL_MODBUS_RTU] = "modbus-rtu",
     [TS_HAL_GPIO] = "gpio",
     [TS_HAL_SIM] = "sim",
+    [TS_HAL_HTTP] = "http",
 };
 
 const char *ts_hal_kind_name(enum ts_hal_kind kind)

@@ -2,7 +2,7 @@
 /* hal.h - a source of gate counters.
  *
  * A device (a Modbus TCP gate controller, one slave on an RS-485 line, a
- * gpiochip, the built-in simulator) serves the counters of one or more
+ * gpiochip, the built-in simulator, a controller with an HTTP/JSON API) serves the counters of one or more
  * turnstiles. Callers go through ts_source_*; each kind is a backend behind
  * them, a const table of function pointers private to hal/ (hal_private.h).
  *
@@ -21,7 +21,7 @@
 #define TS_NAME_MAX 64
 #define TS_PATH_MAX 256
 
-enum ts_hal_kind { TS_HAL_MODBUS_TCP, TS_HAL_MODBUS_RTU, TS_HAL_GPIO, TS_HAL_SIM };
+enum ts_hal_kind { TS_HAL_MODBUS_TCP, TS_HAL_MODBUS_RTU, TS_HAL_GPIO, TS_HAL_SIM, TS_HAL_HTTP };
 enum ts_reg_type { TS_REG_HOLDING, TS_REG_INPUT };
 enum ts_gpio_edge { TS_EDGE_RISING, TS_EDGE_FALLING, TS_EDGE_BOTH };
 enum ts_gpio_bias { TS_BIAS_AS_IS, TS_BIAS_DISABLE, TS_BIAS_PULL_UP, TS_BIAS_PULL_DOWN };
@@ -51,6 +51,15 @@ struct ts_device_cfg {
     char mta_file[TS_PATH_MAX];
     double speed;             /* simulated seconds per real second */
     int64_t sim_start_ms;     /* simulated time at start; 0: start of the file */
+    /* http (docs/http.md) */
+    char url[TS_PATH_MAX];
+    int timeout_ms;           /* one request, connect to last byte */
+    int connect_timeout_ms;
+    int max_response_bytes;
+    int max_json_depth;
+    char token_file[TS_PATH_MAX]; /* bearer token from this file, or */
+    char token_env[TS_NAME_MAX];  /* from this environment variable */
+    char ca_file[TS_PATH_MAX];    /* https: CA certificates; "": the system's */
 };
 
 /* One turnstile, as configured. */
@@ -65,6 +74,8 @@ struct ts_turnstile_cfg {
     int entries_address, exits_address;
     unsigned width;           /* 16, 32, 64 */
     enum ts_word_order order;
+    /* http: JSON Pointers (RFC 6901) of the counters in the response */
+    char entries_path[128], exits_path[128];
     /* gpio */
     int entry_line, exit_line;
     enum ts_gpio_edge edge;
@@ -113,6 +124,10 @@ void ts_source_free(struct ts_source *src);
 int ts_source_open(struct ts_source *src);
 int ts_source_read(struct ts_source *src, size_t i, uint64_t *entries, uint64_t *exits);
 void ts_source_close(struct ts_source *src);
+
+/* Why the last fault happened, in words ("" when the kind says no more than
+ * its error code); lent, valid until the next call on src. */
+const char *ts_source_why(const struct ts_source *src);
 
 /* Round-trip time of the last good read in microseconds; 0 where the kind
  * has no round trip (gpio, sim). */

@@ -36,6 +36,7 @@ struct ts_source {
     const struct ts_turnstile_cfg *const *turnstiles; /* the device's turnstiles */
     size_t n_turnstiles;
     int64_t last_rtt_us;      /* round-trip time of the last good read; set by the backend */
+    char why[192];            /* the last fault in words (ts_source_why); set by the backend */
     void *data;               /* backend-owned */
 };
 
@@ -43,5 +44,6 @@ extern const struct ts_hal_backend ts_backend_modbus_tcp;
 extern const struct ts_hal_backend ts_backend_modbus_rtu;
 extern const struct ts_hal_backend ts_backend_gpio;
 extern const struct ts_hal_backend ts_backend_sim;
+extern const struct ts_hal_backend ts_backend_http;
 
 #endif

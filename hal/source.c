@@ -10,6 +10,7 @@ static const struct ts_hal_backend *const backends[] = {
     [TS_HAL_MODBUS_RTU] = &ts_backend_modbus_rtu,
     [TS_HAL_GPIO] = &ts_backend_gpio,
     [TS_HAL_SIM] = &ts_backend_sim,
+    [TS_HAL_HTTP] = &ts_backend_http,
 };
 
 int ts_source_new(const struct ts_device_cfg *cfg, const struct ts_turnstile_cfg *const *turnstiles,
@@ -47,6 +48,7 @@ void ts_source_free(struct ts_source *src)
 
 int ts_source_open(struct ts_source *src)
 {
+    src->why[0] = 0;
     return src->backend->open ? src->backend->open(src) : TS_OK;
 }
 
@@ -54,6 +56,7 @@ int ts_source_read(struct ts_source *src, size_t i, uint64_t *entries, uint64_t 
 {
     if (i >= src->n_turnstiles)
         return TS_EINVAL;
+    src->why[0] = 0;
     return src->backend->read(src, i, entries, exits);
 }
 
@@ -61,6 +64,11 @@ void ts_source_close(struct ts_source *src)
 {
     if (src->backend->close)
         src->backend->close(src);
+}
+
+const char *ts_source_why(const struct ts_source *src)
+{
+    return src->why;
 }
 
 int64_t ts_source_rtt_us(const struct ts_source *src)
