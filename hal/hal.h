@@ -2,9 +2,10 @@
 /* hal.h - a source of gate counters.
  *
  * A device (a Modbus TCP gate controller, one slave on an RS-485 line, a
- * gpiochip, the built-in simulator, a controller with an HTTP/JSON API) serves the counters of one or more
- * turnstiles. Callers go through ts_source_*; each kind is a backend behind
- * them, a const table of function pointers private to hal/ (hal_private.h).
+ * gpiochip, the built-in simulator, a controller with an HTTP/JSON API)
+ * serves the counters of one or more turnstiles. Callers go through
+ * ts_source_*; each kind is a backend behind them, a const table of function
+ * pointers private to hal/ (hal_private.h).
  *
  * hal/ knows nothing of MQTT, SQLite or the reading record: it returns raw
  * cumulative register values; counter.h turns them into people. */

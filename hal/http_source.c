@@ -233,8 +233,8 @@ static int take(struct ts_source *src, struct json_object *root, const struct ts
     }
     uint64_t u = json_object_get_uint64(v); /* saturates past 2^64 - 1 */
     if (u > max) {
-        snprintf(src->why, sizeof src->why,
-                 "%s at %s is %s%llu, more than a %u-bit counter holds", what, path, u == UINT64_MAX ? "at least " : "", (unsigned long long)u, t->width);
+        snprintf(src->why, sizeof src->why, "%s at %s is %s%llu, more than a %u-bit counter holds",
+                 what, path, u == UINT64_MAX ? "at least " : "", (unsigned long long)u, t->width);
         return TS_EPARSE;
     }
     *out = u;
