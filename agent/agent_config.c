@@ -13,7 +13,7 @@
 
 static const struct ts_cfg_choice kinds[] = {
     {"modbus-tcp", TS_HAL_MODBUS_TCP}, {"modbus-rtu", TS_HAL_MODBUS_RTU},
-    {"gpio", TS_HAL_GPIO}, {"sim", TS_HAL_SIM}, {NULL, 0}};
+    {"gpio", TS_HAL_GPIO}, {"sim", TS_HAL_SIM}, {"http", TS_HAL_HTTP}, {NULL, 0}};
 static const struct ts_cfg_choice reg_types[] = {
     {"holding", TS_REG_HOLDING}, {"input", TS_REG_INPUT}, {NULL, 0}};
 static const struct ts_cfg_choice widths[] = {{"16", 16}, {"32", 32}, {"64", 64}, {NULL, 0}};
@@ -118,11 +118,12 @@ static const struct ts_cfg_key mqtt_keys[] = {
 #define MODBUS (TCP | RTU)
 #define GPIO TS_CFG_KIND(TS_HAL_GPIO)
 #define SIM TS_CFG_KIND(TS_HAL_SIM)
+#define HTTP TS_CFG_KIND(TS_HAL_HTTP)
 
 #define D ts_device_cfg
 static const struct ts_cfg_key device_keys[] = {
     {"kind", TS_CFG_ENUM, NOSIZE(D, kind), .choices = kinds, .flags = TS_CFG_REQUIRED,
-     .doc = "modbus-tcp, modbus-rtu, gpio or sim"},
+     .doc = "modbus-tcp, modbus-rtu, gpio, sim or http"},
     {"host", TS_CFG_STRING, OFF(D, host), .kinds = TCP,
      .doc = "modbus-tcp: address of the gate controller"},
     {"port", TS_CFG_INT, NOSIZE(D, port), 1, 65535, "502", .kinds = TCP,
@@ -160,6 +161,22 @@ static const struct ts_cfg_key device_keys[] = {
      .doc = "sim: MTA turnstile file to replay"},
     {"speed", TS_CFG_DOUBLE, NOSIZE(D, speed), 0.001, 1e7, "60", .kinds = SIM,
      .doc = "sim: simulated seconds per real second"},
+    {"url", TS_CFG_STRING, OFF(D, url), .kinds = HTTP,
+     .doc = "http: the http:// or https:// URL whose JSON document holds the counters (one GET a poll)"},
+    {"timeout_ms", TS_CFG_INT, NOSIZE(D, timeout_ms), 100, 60000, "2000", .kinds = HTTP,
+     .doc = "http: longest time of one request, connect to last byte; past it the poll is a timeout fault"},
+    {"connect_timeout_ms", TS_CFG_INT, NOSIZE(D, connect_timeout_ms), 100, 60000, "1000",
+     .kinds = HTTP, .doc = "http: longest time to connect (TCP and TLS); at most timeout_ms"},
+    {"max_response_bytes", TS_CFG_INT, NOSIZE(D, max_response_bytes), 64, 16777216, "65536",
+     .kinds = HTTP, .doc = "http: a larger response body is refused as a fault"},
+    {"max_json_depth", TS_CFG_INT, NOSIZE(D, max_json_depth), 2, 64, "16", .kinds = HTTP,
+     .doc = "http: JSON nested deeper than this is refused as a fault"},
+    {"token_file", TS_CFG_STRING, OFF(D, token_file), .kinds = HTTP,
+     .doc = "http: file holding a bearer token sent as `Authorization: Bearer` (keep it 0600); read at start"},
+    {"token_env", TS_CFG_STRING, OFF(D, token_env), .kinds = HTTP,
+     .doc = "http: environment variable holding the bearer token (instead of token_file)"},
+    {"ca_file", TS_CFG_STRING, OFF(D, ca_file), .kinds = HTTP,
+     .doc = "http: CA certificates that verify an https server; default the system's"},
 };
 #undef D
 
@@ -181,10 +198,16 @@ static const struct ts_cfg_key turnstile_keys[] = {
      .doc = "Modbus: first register of the entries counter"},
     {"exits_address", TS_CFG_INT, NOSIZE(T, exits_address), 0, 65535, .kinds = MODBUS,
      .doc = "Modbus: first register of the exits counter"},
-    {"width", TS_CFG_ENUM, NOSIZE(T, width), .def = "32", .choices = widths, .kinds = MODBUS | SIM,
-     .doc = "counter width in bits: 16, 32 or 64 (wrap-around happens here)"},
+    {"width", TS_CFG_ENUM, NOSIZE(T, width), .def = "32", .choices = widths,
+     .kinds = MODBUS | SIM | HTTP,
+     .doc = "counter width in bits: 16, 32 or 64 (wrap-around happens here); http: default 64, "
+            "a value past it is refused (64: past 2^63 - 1)"},
     {"order", TS_CFG_ENUM, NOSIZE(T, order), .def = "ABCD", .choices = orders, .kinds = MODBUS,
      .doc = "word and byte order: ABCD, CDAB, BADC, DCBA (64-bit aliases accepted)"},
+    {"entries_path", TS_CFG_STRING, OFF(T, entries_path), .kinds = HTTP,
+     .doc = "http: JSON Pointer (RFC 6901) of the entries counter in the response, e.g. /gates/0/in"},
+    {"exits_path", TS_CFG_STRING, OFF(T, exits_path), .kinds = HTTP,
+     .doc = "http: JSON Pointer (RFC 6901) of the exits counter in the response"},
     {"entry_line", TS_CFG_INT, NOSIZE(T, entry_line), 0, 1023, .kinds = GPIO,
      .doc = "gpio: line offset of the entry pulse input"},
     {"exit_line", TS_CFG_INT, NOSIZE(T, exit_line), 0, 1023, .kinds = GPIO,
@@ -196,7 +219,7 @@ static const struct ts_cfg_key turnstile_keys[] = {
     {"bias", TS_CFG_ENUM, NOSIZE(T, bias), .def = "as-is", .choices = biases, .kinds = GPIO,
      .doc = "gpio: as-is, disable, pull-up or pull-down (where the kernel supports it)"},
     {"direction", TS_CFG_ENUM, NOSIZE(T, direction), .def = "auto", .choices = directions,
-     .kinds = MODBUS | SIM,
+     .kinds = MODBUS | SIM | HTTP,
      .doc = "counter direction: up, down, or auto (detected from the data)"},
     {"max_rate_per_min", TS_CFG_DOUBLE, NOSIZE(T, max_rate_per_min), 0, 1e7, "0",
      .doc = "plausible people per minute; 0: the [agent] default"},
@@ -209,6 +232,7 @@ static const struct ts_cfg_key turnstile_keys[] = {
 #undef MODBUS
 #undef GPIO
 #undef SIM
+#undef HTTP
 
 static void *add_agent(void *user, char *err, size_t errsize)
 {
@@ -330,12 +354,35 @@ static int none_bad(const struct ts_agent_cfg *cfg, const void *inst, const char
     return 1;
 }
 
+static void check_http(struct ts_agent_cfg *cfg, struct ts_device_cfg *d)
+{
+    if (good(cfg, d, "url") && strncmp(d->url, "http://", 7) != 0 &&
+        strncmp(d->url, "https://", 8) != 0)
+        BAD(d, "device", d->name, "url", "must begin with http:// or https://");
+    if (good(cfg, d, "ca_file") && good(cfg, d, "url") && strncmp(d->url, "https://", 8) != 0)
+        BAD(d, "device", d->name, "ca_file", "only for an https:// url");
+    if (set_in(cfg, d, "token_file") && set_in(cfg, d, "token_env"))
+        BAD(d, "device", d->name, "token_env", "token_file and token_env exclude each other");
+    if (good(cfg, d, "token_env")) {
+        const char *c = d->token_env;
+        while (*c == '_' || (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+               (c > d->token_env && *c >= '0' && *c <= '9'))
+            c++;
+        if (*c || !d->token_env[0])
+            BAD(d, "device", d->name, "token_env", "not an environment variable name");
+    }
+    if (d->connect_timeout_ms > d->timeout_ms && !bad(cfg, d, "connect_timeout_ms") &&
+        !bad(cfg, d, "timeout_ms"))
+        BAD(d, "device", d->name, "connect_timeout_ms", "must not be above timeout_ms (%d)",
+            d->timeout_ms);
+}
+
 static void check_device(struct ts_agent_cfg *cfg, size_t i)
 {
     struct ts_device_cfg *d = cfg->devices[i];
     static const struct { enum ts_hal_kind kind; const char *key; } needs[] = {
         {TS_HAL_MODBUS_TCP, "host"}, {TS_HAL_MODBUS_RTU, "serial_port"},
-        {TS_HAL_GPIO, "chip"}, {TS_HAL_SIM, "mta_file"}};
+        {TS_HAL_GPIO, "chip"}, {TS_HAL_SIM, "mta_file"}, {TS_HAL_HTTP, "url"}};
     static const char *const line_keys[] = {"serial_port", "slave_id", "baud", "parity",
                                             "data_bits", "stop_bits", NULL};
     int kind_ok = good(cfg, d, "kind");
@@ -348,6 +395,8 @@ static void check_device(struct ts_agent_cfg *cfg, size_t i)
                     ts_hal_kind_name(d->kind));
         snprintf(what, sizeof what, "kind %s", ts_hal_kind_name(d->kind));
         ts_config_check_kind(&cfg->file, &sections[SEC_DEVICE], d, (int)d->kind, what);
+        if (d->kind == TS_HAL_HTTP)
+            check_http(cfg, d);
     }
     if (d->backoff_max_ms < d->backoff_min_ms && !bad(cfg, d, "backoff_min_ms") &&
         !bad(cfg, d, "backoff_max_ms"))
@@ -452,6 +501,18 @@ static void check_turnstile(struct ts_agent_cfg *cfg, size_t i)
             gpio = good(cfg, t, "entry_line") && good(cfg, t, "exit_line");
             if (gpio && t->entry_line == t->exit_line)
                 BAD(t, "turnstile", t->name, "exit_line", "same line as entry_line");
+        } else if (dev->kind == TS_HAL_HTTP) {
+            static const char *const paths[] = {"entries_path", "exits_path"};
+            const char *vals[] = {t->entries_path, t->exits_path};
+            for (int k = 0; k < 2; k++) {
+                if (!set_in(cfg, t, paths[k]))
+                    BAD(t, "turnstile", t->name, paths[k], "required for an http device");
+                else if (good(cfg, t, paths[k]) && vals[k][0] != '/')
+                    BAD(t, "turnstile", t->name, paths[k],
+                        "a JSON Pointer begins with / (e.g. /gates/0/in)");
+            }
+            if (!set_in(cfg, t, "width"))
+                t->width = 64;
         }
     }
     if (dev && dev->kind == TS_HAL_GPIO) {
@@ -555,6 +616,9 @@ void ts_device_describe(const struct ts_device_cfg *d, char *buf, size_t size)
         break;
     case TS_HAL_SIM:
         snprintf(buf, size, "sim %s", d->mta_file);
+        break;
+    case TS_HAL_HTTP:
+        snprintf(buf, size, "http %s", d->url);
         break;
     }
 }

@@ -2,8 +2,8 @@
 /* agent_config.h - turnstile-agent's configuration: tables and validation.
  *
  * Sections: [agent], [store] (the SQLite buffer), [mqtt] (the broker; needs
- * [store]), [device NAME] (one per gate controller, RS-485 slave, gpiochip or
- * simulator), [turnstile NAME] (one per gate). Without [mqtt] the agent
+ * [store]), [device NAME] (one per gate controller, RS-485 slave, gpiochip,
+ * simulator or HTTP/JSON controller), [turnstile NAME] (one per gate). Without [mqtt] the agent
  * prints its readings on standard output. The key tables in
  * agent_config.c are the single source of parsing, defaults, ranges and the
  * documentation printed by `turnstile-agent --config-doc`. */

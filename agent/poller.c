@@ -15,13 +15,16 @@
 #define QUEUE_MAX 65536       /* samples; past this the oldest are dropped and counted */
 
 struct device {
+    const struct ts_device_cfg *cfg; /* lent, from the agent's config */
     struct ts_source *src;
     const struct ts_turnstile_cfg **turnstiles; /* owned array of lent pointers */
     size_t *index;            /* turnstile index into cfg->turnstiles, per source turnstile */
+    size_t n;                 /* the source's turnstiles */
     int64_t next_try_ms;      /* monotonic; 0: now */
     int backoff_ms;
     bool open;
-    struct ts_device_stats shown; /* copy of src->stats for other threads, under lock */
+    struct ts_device_stats stats; /* the bus thread's own */
+    struct ts_device_stats shown; /* copy of stats for other threads, under lock */
 };
 
 struct bus {
@@ -80,11 +83,12 @@ static void count_fault(struct ts_device_stats *st, int err)
 
 static void fault(struct ts_poller *p, struct device *dev, int err, const char *turnstile)
 {
-    const struct ts_device_cfg *cfg = dev->src->cfg;
+    const struct ts_device_cfg *cfg = dev->cfg;
     char what[TS_PATH_MAX + 64];
-    struct ts_device_stats *st = &dev->src->stats;
+    struct ts_device_stats *st = &dev->stats;
 
     count_fault(st, err);
+    st->last_rtt_us = ts_source_rtt_us(dev->src);
     st->link = TS_LINK_BACKOFF;
     pthread_mutex_lock(&p->lock);
     dev->shown = *st;
@@ -93,45 +97,47 @@ static void fault(struct ts_poller *p, struct device *dev, int err, const char *
     if (dev->backoff_ms > cfg->backoff_max_ms)
         dev->backoff_ms = cfg->backoff_max_ms;
     dev->next_try_ms = ts_mono_ms() + dev->backoff_ms;
-    if (dev->src->backend->close)
-        dev->src->backend->close(dev->src);
+    ts_source_close(dev->src);
     dev->open = false;
     ts_device_describe(cfg, what, sizeof what);
-    TS_LOG(TS_LOG_WARNING, "device %s (%s)%s%s: %s; backing off %d ms (%llu faults)", cfg->name,
-           what, turnstile ? ": turnstile " : "", turnstile ? turnstile : "", ts_strerror(err),
-           dev->backoff_ms, (unsigned long long)st->errors);
+    const char *why = ts_source_why(dev->src);
+    TS_LOG(TS_LOG_WARNING, "device %s (%s)%s%s: %s%s%s; backing off %d ms (%llu faults)",
+           cfg->name, what, turnstile ? ": turnstile " : "", turnstile ? turnstile : "",
+           ts_strerror(err), *why ? ": " : "", why, dev->backoff_ms,
+           (unsigned long long)st->errors);
 }
 
 static void poll_device(struct ts_poller *p, struct device *dev)
 {
-    struct ts_source *src = dev->src;
+    struct ts_device_stats *st = &dev->stats;
     int err;
 
     if (dev->next_try_ms && ts_mono_ms() < dev->next_try_ms)
         return;
     if (!dev->open) {
-        if (src->backend->open && (err = src->backend->open(src)) != TS_OK)
+        if ((err = ts_source_open(dev->src)) != TS_OK)
             return fault(p, dev, err, NULL);
         dev->open = true;
     }
-    for (size_t i = 0; i < src->n_turnstiles; i++) {
+    for (size_t i = 0; i < dev->n; i++) {
         struct ts_sample s = {.turnstile = dev->index[i]};
-        err = src->backend->read(src, i, &s.entries, &s.exits);
+        err = ts_source_read(dev->src, i, &s.entries, &s.exits);
         if (err != TS_OK)
-            return fault(p, dev, err, src->turnstiles[i]->name);
+            return fault(p, dev, err, dev->turnstiles[i]->name);
         s.mono_ms = ts_mono_ms();
         push(p, &s);
     }
-    src->stats.polls++;
-    if (src->stats.link != TS_LINK_UP) {
+    st->polls++;
+    st->last_rtt_us = ts_source_rtt_us(dev->src);
+    if (st->link != TS_LINK_UP) {
         char what[TS_PATH_MAX + 64];
-        ts_device_describe(src->cfg, what, sizeof what);
-        TS_LOG(src->stats.errors ? TS_LOG_NOTICE : TS_LOG_INFO, "device %s (%s): link up",
-               src->cfg->name, what);
+        ts_device_describe(dev->cfg, what, sizeof what);
+        TS_LOG(st->errors ? TS_LOG_NOTICE : TS_LOG_INFO, "device %s (%s): link up",
+               dev->cfg->name, what);
     }
-    src->stats.link = TS_LINK_UP;
+    st->link = TS_LINK_UP;
     pthread_mutex_lock(&p->lock);
-    dev->shown = src->stats;
+    dev->shown = *st;
     pthread_mutex_unlock(&p->lock);
     dev->backoff_ms = 0;
     dev->next_try_ms = 0;
@@ -201,6 +207,7 @@ int ts_poller_new(const struct ts_agent_cfg *cfg, struct ts_poller **out)
     for (size_t d = 0; d < cfg->n_devices; d++) {
         struct device *dev = &p->devices[d];
         size_t n = 0;
+        dev->cfg = cfg->devices[d];
         dev->turnstiles = calloc(cfg->n_turnstiles, sizeof *dev->turnstiles);
         dev->index = calloc(cfg->n_turnstiles, sizeof *dev->index);
         if (!dev->turnstiles || !dev->index)
@@ -215,6 +222,7 @@ int ts_poller_new(const struct ts_agent_cfg *cfg, struct ts_poller **out)
             TS_LOG(TS_LOG_WARNING, "device %s serves no turnstile: not polled", cfg->devices[d]->name);
             continue;
         }
+        dev->n = n;
         rc = ts_source_new(cfg->devices[d], dev->turnstiles, n, &dev->src);
         if (rc != TS_OK) {
             TS_LOG(TS_LOG_ERR, "device %s: %s", cfg->devices[d]->name, ts_strerror(rc));

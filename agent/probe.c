@@ -267,7 +267,7 @@ static int read_turnstile(struct pdev *d, struct pts *t)
     memset(s, 0, sizeof *s);
     s->t_ms = ts_mono_ms();
     if (!is_modbus(d->cfg)) {
-        rc = d->src->backend->read(d->src, t->src_index, &t->ve[t->n], &t->vx[t->n]);
+        rc = ts_source_read(d->src, t->src_index, &t->ve[t->n], &t->vx[t->n]);
     } else if (t->regs) {
         rc = read_pair(d, t, t->regs, s);
     } else {
@@ -305,7 +305,7 @@ static void sample_device(struct pdev *d, size_t sample)
     if (!d->src)
         return fail_sample(d, d->create_err, sample);
     if (!d->open) {
-        if (d->src->backend->open && (rc = d->src->backend->open(d->src)) != TS_OK)
+        if ((rc = ts_source_open(d->src)) != TS_OK)
             return fail_sample(d, rc, sample);
         d->open = true;
     }
@@ -314,8 +314,7 @@ static void sample_device(struct pdev *d, size_t sample)
             TS_LOG(TS_LOG_DEBUG, "probe: device %s turnstile %s sample %zu: %s", d->cfg->name,
                    d->ts[i]->cfg->name, sample + 1, ts_strerror(rc));
             /* the rest of the device waits for the next sample: one fault, one timeout */
-            if (d->src->backend->close)
-                d->src->backend->close(d->src);
+            ts_source_close(d->src);
             d->open = false;
             return fail_sample(d, rc, sample);
         }

@@ -18,7 +18,7 @@
 
 #include "err.h"
 #include "gpio_debounce.h"
-#include "hal.h"
+#include "hal_private.h"
 #include "log.h"
 
 #ifndef TS_GPIOD_API

@@ -5,7 +5,7 @@
 #include <time.h>
 
 #include "err.h"
-#include "hal.h"
+#include "hal_private.h"
 #include "log.h"
 #include "modbus_link.h"
 #include "now.h"
@@ -93,7 +93,7 @@ static int modbus_read_counters(struct ts_source *src, size_t i, uint64_t *entri
     }
     if (err != TS_OK)
         return err;
-    src->stats.last_rtt_us = ts_mono_us() - start;
+    src->last_rtt_us = ts_mono_us() - start;
     *entries = ts_decode_regs(regs, t->width, t->order);
     *exits = ts_decode_regs(regs + n, t->width, t->order);
     return TS_OK;

@@ -7,7 +7,7 @@
 #include <time.h>
 
 #include "err.h"
-#include "hal.h"
+#include "hal_private.h"
 #include "log.h"
 #include "mta_file.h"
 #include "replay.h"

@@ -34,10 +34,6 @@
 #include "err.h"
 #include "hal.h"
 
-/* hal.c names the backends in its kind table; parsing a config never calls them. */
-const struct ts_hal_backend ts_backend_modbus_tcp = {0}, ts_backend_modbus_rtu = {0},
-                            ts_backend_gpio = {0}, ts_backend_sim = {0};
-
 #define LINE_MAX_CHARS 199 /* inih's 200-byte buffer, less its NUL */
 
 static int fd = -1;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* fuzz_mta.c - libFuzzer target for the MTA file loader (sim/mta_file.c).
+/* fuzz_mta.c - libFuzzer target for the MTA file loader (mta/mta_file.c).
  *
  * The input is a whole MTA turnstile file: arbitrary bytes, written to a
  * temporary file (plain; zlib reads it transparently) and given to

@@ -30,10 +30,6 @@
 #include "log.h"
 #include "tally.h"
 
-/* hal.c names the backends in its kind table; nothing here polls. */
-const struct ts_hal_backend ts_backend_modbus_tcp = {0}, ts_backend_modbus_rtu = {0},
-                            ts_backend_gpio = {0}, ts_backend_sim = {0};
-
 /* the identities of tests/unit/fixtures/tally (its blobs are the seeds),
  * with other widths and directions, and a GPIO turnstile */
 static const char conf[] =

@@ -38,7 +38,7 @@ done
 # the kinds of device each key is for, from the key table
 for row in 'host` | text |  |  | modbus-tcp |' 'slave_id` | integer | 0 .. 247 | 1 | modbus-tcp, modbus-rtu |' \
            'chip` | text |  |  | gpio |' 'backoff_min_ms` | integer | 10 .. 3600000 | 1000 | all |' \
-           'entry_line` | integer | 0 .. 1023 |  | gpio |' 'width` | choice | 16, 32, 64 | 32 | modbus-tcp, modbus-rtu, sim |'; do
+           'entry_line` | integer | 0 .. 1023 |  | gpio |' 'width` | choice | 16, 32, 64 | 32 | modbus-tcp, modbus-rtu, sim, http |'; do
   check "config-doc: | \`$row" grep -qF "| \`$row" "$work/doc"
 done
 
@@ -245,7 +245,7 @@ config_errors "agent: a file of many errors" "$bin" --check-config -c "$m" <<EOF
 ^turnstile-agent: $m:34: \[turnstile t1\] entry_line: means nothing for a turnstile of modbus-tcp device 'd' \(only for gpio\)\$
 ^turnstile-agent: $m:36: \[turnstile t2\] device: no \[device nowhere\]\$
 ^turnstile-agent: $m:38: \[turnstile t2\] colour: unknown key\$
-^turnstile-agent: $m:44: \[turnstile t3\] width: means nothing for a turnstile of gpio device 'pins' \(only for modbus-tcp, modbus-rtu and sim\)\$
+^turnstile-agent: $m:44: \[turnstile t3\] width: means nothing for a turnstile of gpio device 'pins' \(only for modbus-tcp, modbus-rtu, sim and http\)\$
 ^turnstile-agent: $m:45: \[turnstile t3\] scp: set twice \(first on line 41\)\$
 ^turnstile-agent: $m:46: \[devcie x\] unknown section kind 'devcie'; did you mean 'device'\?\$
 EOF

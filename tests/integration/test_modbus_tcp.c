@@ -84,7 +84,7 @@ static void decodes_every_width_and_order(void **state)
             uint64_t mask = widths[w] == 64 ? UINT64_MAX : (1ull << widths[w]) - 1;
             for (int k = 0; k < 2; k++) {
                 uint64_t e = 0, x = 0;
-                assert_int_equal(src->backend->read(src, (size_t)k, &e, &x), TS_OK);
+                assert_int_equal(ts_source_read(src, (size_t)k, &e, &x), TS_OK);
                 if (e != (values[k][0] & mask) || x != (values[k][1] & mask)) {
                     fprintf(stderr, "width %u order %s turnstile %d: got %llx %llx\n", widths[w],
                             orders[o], k, (unsigned long long)e, (unsigned long long)x);
@@ -109,36 +109,36 @@ static void faults_are_reported_and_survived(void **state)
     assert_true(port > 0);
     load_config(&cfg, &port, 1, 32, "ABCD", NULL);
     struct ts_source *src = open_source(&cfg, 0);
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_OK);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_OK);
 
     /* a silent slave: the client times out */
     assert_true(proc_command(&sim, "silent 1 on"));
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_ETIMEOUT);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_ETIMEOUT);
     assert_true(proc_command(&sim, "silent 1 off"));
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_OK);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_OK);
 
     /* exception responses come back as device errors, not retried */
     assert_true(proc_command(&sim, "exception 1 2"));
-    assert_int_equal(src->backend->read(src, 1, &e, &x), TS_EDEVICE_BASE + 2);
+    assert_int_equal(ts_source_read(src, 1, &e, &x), TS_EDEVICE_BASE + 2);
     assert_true(proc_command(&sim, "exception 1 4"));
-    assert_int_equal(src->backend->read(src, 1, &e, &x), TS_EDEVICE_BASE + 4);
+    assert_int_equal(ts_source_read(src, 1, &e, &x), TS_EDEVICE_BASE + 4);
     assert_true(proc_command(&sim, "exception 1 off"));
-    assert_int_equal(src->backend->read(src, 1, &e, &x), TS_OK);
+    assert_int_equal(ts_source_read(src, 1, &e, &x), TS_OK);
 
     /* slow answers: within the timeout fine, past it a timeout */
     assert_true(proc_command(&sim, "slow 1 50"));
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_OK);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_OK);
     assert_true(proc_command(&sim, "slow 1 700"));
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_ETIMEOUT);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_ETIMEOUT);
     assert_true(proc_command(&sim, "slow 1 off"));
     usleep(800000); /* let the late answer pass */
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_OK);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_OK);
 
     /* the server goes away: an error, never a crash; it comes back: reads again */
     proc_stop(&sim);
-    int err = src->backend->read(src, 0, &e, &x);
+    int err = ts_source_read(src, 0, &e, &x);
     assert_true(err == TS_ECONNECT || err == TS_EIO);
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_ECONNECT);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_ECONNECT);
     char listen[32];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     char *argv[] = {(char *)bin_path("turnstile-sim"), "--tcp", listen, "--generate",
@@ -146,7 +146,7 @@ static void faults_are_reported_and_survived(void **state)
     char line[128];
     assert_int_equal(proc_start(&sim, argv), 0);
     assert_true(proc_expect(&sim, "listening tcp", line, sizeof line, 10000));
-    assert_int_equal(src->backend->read(src, 0, &e, &x), TS_OK);
+    assert_int_equal(ts_source_read(src, 0, &e, &x), TS_OK);
 
     ts_source_free(src);
     ts_agent_cfg_free(&cfg);

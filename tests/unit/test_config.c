@@ -521,7 +521,7 @@ static void a_refused_value_is_one_error(void **state)
 
 /* --- keys for some kinds of device only ----------------------------------- */
 
-enum { K_TCP = 1, K_RTU = 2, K_GPIO = 4, K_SIM = 8, K_MODBUS = K_TCP | K_RTU };
+enum { K_TCP = 1, K_RTU = 2, K_GPIO = 4, K_SIM = 8, K_HTTP = 16, K_MODBUS = K_TCP | K_RTU };
 static const struct {
     const char *name;
     unsigned bit;
@@ -533,6 +533,7 @@ static const struct {
      "entries_address = 0\nexits_address = 8\n"},
     {"gpio", K_GPIO, "kind = gpio\nchip = gpiochip0\n", "entry_line = 1\nexit_line = 2\n"},
     {"sim", K_SIM, "kind = sim\nmta_file = /tmp/week.csv\n", ""},
+    {"http", K_HTTP, "kind = http\nurl = https://127.0.0.1/c\n", "entries_path = /a\nexits_path = /b\n"},
 };
 static const struct {
     const char *key, *value;
@@ -544,14 +545,65 @@ static const struct {
     {"response_timeout_ms", "500", K_MODBUS}, {"byte_timeout_ms", "100", K_MODBUS},
     {"retries", "1", K_MODBUS}, {"chip", "gpiochip0", K_GPIO}, {"debounce_us", "100", K_GPIO},
     {"mta_file", "/tmp/week.csv", K_SIM}, {"speed", "60", K_SIM},
-    {"backoff_min_ms", "1000", K_TCP | K_RTU | K_GPIO | K_SIM},
+    {"url", "https://h/c", K_HTTP}, {"timeout_ms", "3000", K_HTTP},
+    {"connect_timeout_ms", "500", K_HTTP}, {"max_response_bytes", "1024", K_HTTP},
+    {"max_json_depth", "4", K_HTTP}, {"token_file", "/etc/t", K_HTTP}, {"token_env", "TOK", K_HTTP},
+    {"ca_file", "/etc/ca.pem", K_HTTP},
+    {"backoff_min_ms", "1000", K_TCP | K_RTU | K_GPIO | K_SIM | K_HTTP},
 }, turnstile_keys[] = {
     {"register_type", "input", K_MODBUS}, {"entries_address", "0", K_MODBUS},
-    {"exits_address", "2", K_MODBUS}, {"order", "CDAB", K_MODBUS}, {"width", "64", K_MODBUS | K_SIM},
-    {"direction", "down", K_MODBUS | K_SIM}, {"entry_line", "1", K_GPIO},
+    {"exits_address", "2", K_MODBUS}, {"order", "CDAB", K_MODBUS}, {"width", "64", K_MODBUS | K_SIM | K_HTTP},
+    {"direction", "down", K_MODBUS | K_SIM | K_HTTP}, {"entries_path", "/x", K_HTTP},
+    {"exits_path", "/y", K_HTTP}, {"entry_line", "1", K_GPIO},
     {"exit_line", "2", K_GPIO}, {"edge", "both", K_GPIO}, {"active_low", "true", K_GPIO},
-    {"bias", "pull-up", K_GPIO}, {"max_rate_per_min", "60", K_MODBUS | K_GPIO | K_SIM},
+    {"bias", "pull-up", K_GPIO}, {"max_rate_per_min", "60", K_MODBUS | K_GPIO | K_SIM | K_HTTP},
 };
+
+/* The http kind's own checks (docs/http.md): the URL's scheme, ca_file only
+ * for https, one source of the token, a name for token_env, the connect
+ * timeout within the whole one, JSON Pointers; a counter of 64 bits unless
+ * set. */
+static void http_keys_are_checked(void **state)
+{
+    struct ts_agent_cfg cfg;
+    char text[4096];
+    const char *head = "[agent]\nid = a1\nstation_id = S1\nca = A002\nunit = R051\n"
+                       "station = 59 ST\nlinename = NQR456W\ndivision = BMT\n\n";
+
+    snprintf(text, sizeof text, "%s[device g]\nkind = http\nurl = https://10.0.0.1/c\n"
+             "token_env = GATE_TOKEN\nca_file = /etc/ca.pem\n[turnstile t]\ndevice = g\n"
+             "scp = 01-00-00\nentries_path = /gates/0/in\nexits_path = /gates/0/out\n"
+             "[turnstile u]\ndevice = g\nscp = 01-00-01\nentries_path = /gates/1/in\n"
+             "exits_path = /gates/1/out\nwidth = 32\n", head);
+    load_ok(text, &cfg);
+    assert_int_equal(cfg.devices[0]->kind, TS_HAL_HTTP);
+    assert_string_equal(cfg.turnstiles[0]->entries_path, "/gates/0/in");
+    assert_int_equal(cfg.turnstiles[0]->width, 64);
+    assert_int_equal(cfg.turnstiles[1]->width, 32);
+    assert_int_equal(cfg.devices[0]->timeout_ms, 2000);
+    assert_int_equal(cfg.devices[0]->max_response_bytes, 65536);
+    assert_int_equal(cfg.devices[0]->max_json_depth, 16);
+    ts_agent_cfg_free(&cfg);
+
+    snprintf(text, sizeof text, "%s[device g]\nkind = http\nurl = ftp://10.0.0.1/c\n"
+             "[device h]\nkind = http\nurl = http://10.0.0.1/c\nca_file = /etc/ca.pem\n"
+             "token_file = /etc/t\ntoken_env = T\ntimeout_ms = 500\nconnect_timeout_ms = 900\n"
+             "[device i]\nkind = http\nurl = http://h/\ntoken_env = 9X\nmax_json_depth = 100\n"
+             "[device j]\nkind = http\n"
+             "[turnstile t]\ndevice = h\nscp = 01-00-00\nentries_path = gates.0.in\n",
+             head);
+    load_errors(text, &cfg);
+    ASSERT_ERRORS(&cfg, ":12: [device g] url: must begin with http:// or https://",
+                  ":16: [device h] ca_file: only for an https:// url",
+                  ":18: [device h] token_env: token_file and token_env exclude each other",
+                  ":20: [device h] connect_timeout_ms: must not be above timeout_ms (500)",
+                  ":24: [device i] token_env: not an environment variable name",
+                  ":25: [device i] max_json_depth: 100 is out of range",
+                  ":26: [device j] url: required for kind http",
+                  ":28: [turnstile t] exits_path: required for an http device",
+                  ":31: [turnstile t] entries_path: a JSON Pointer begins with /");
+    ts_agent_cfg_free(&cfg);
+}
 
 /* "[agent]...[device x]\n<kind lines><device extra>[turnstile t]\n...<turnstile extra>" */
 static int kind_config(char *text, size_t size, size_t k, const char *device_extra,
@@ -618,7 +670,7 @@ static void keys_for_another_kind_are_errors(void **state)
     ASSERT_ERRORS(&cfg, "slave_id: means nothing for kind gpio (only for modbus-tcp and modbus-rtu)",
                   "host: means nothing for kind gpio (only for modbus-tcp)",
                   "width: means nothing for a turnstile of gpio device 'x' (only for modbus-tcp, "
-                  "modbus-rtu and sim)");
+                  "modbus-rtu, sim and http)");
     ts_agent_cfg_free(&cfg);
 }
 
@@ -996,6 +1048,7 @@ int main(void)
         cmocka_unit_test(every_error_is_reported),
         cmocka_unit_test(a_refused_value_is_one_error),
         cmocka_unit_test(keys_for_another_kind_are_errors),
+        cmocka_unit_test(http_keys_are_checked),
         cmocka_unit_test(unknown_keys_suggest_a_close_one),
         cmocka_unit_test(errors_are_capped),
         cmocka_unit_test(sections_take_nothing_after_the_header),

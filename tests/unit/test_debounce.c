@@ -10,7 +10,7 @@
 
 #include "err.h"
 #include "gpio_debounce.h"
-#include "hal.h"
+#include "hal_private.h"   /* the gpio backend through its table */
 
 #define US 1000ull
 #define MS 1000000ull

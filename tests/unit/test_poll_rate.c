@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* test_poll_rate.c - the people counted do not depend on how often the agent polls.
  *
- * Replays a whole week through ts_replay_at (sim/replay.c) and polls it as
+ * Replays a whole week through ts_replay_at (mta/replay.c) and polls it as
  * the agent would, at two very different rates of simulated time: every
  * 100 ms and every 60 s. Each turnstile's ENTRIES and EXITS go through a
  * ts_counter with the agent's defaults (width 32, direction auto, 120 people

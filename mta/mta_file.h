@@ -39,7 +39,7 @@ struct ts_mta_turnstile {
     struct ts_mta_reading *readings; /* sorted by time_ms, owned by the data set */
     size_t n_readings;
     /* entries, exits: +1 counts up, -1 down in the file; 0 not known yet.
-     * Filled by ts_replay_prepare (sim/replay.h), left 0 by the loader. */
+     * Filled by ts_replay_prepare (mta/replay.h), left 0 by the loader. */
     signed char replay_dir[2];
 };
 
