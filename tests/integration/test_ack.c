@@ -182,8 +182,9 @@ static void retained_values(int port, size_t count, const char *topic, char *out
 static struct ts_bridge_mqtt_cfg base_cfg(int port, int interval_ms)
 {
     struct ts_bridge_mqtt_cfg c = {
-        .host = "127.0.0.1", .port = port, .keepalive_s = 30, .reconnect_min_ms = 100,
-        .reconnect_max_ms = 400, .ack_interval_ms = interval_ms,
+        .link = {.host = "127.0.0.1", .port = port, .keepalive_s = 30, .reconnect_min_ms = 100,
+                 .reconnect_max_ms = 400},
+        .ack_interval_ms = interval_ms,
     };
     return c;
 }
@@ -230,9 +231,13 @@ static void rejects_bad_topics_and_config(void **state)
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
     assert_null(a);
     cfg = base_cfg(1883, 100);
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "/nonexistent/ca.crt");
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "/nonexistent/ca.crt");
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
     assert_non_null(strstr(why, "ca_file"));
+    cfg = base_cfg(1883, 100);
+    cfg.link.keepalive_s = 3601;   /* the table's range, as the agent's (issue 16) */
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
+    assert_non_null(strstr(why, "ack: mqtt: keepalive_s"));
     cfg = base_cfg(1883, 100);
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
     static const char *const bad[] = {
@@ -374,11 +379,11 @@ static void tls_and_password(void **state)
                             .password = "pw"};
     assert_int_equal(broker_start(&b, &o), 0);
     struct ts_bridge_mqtt_cfg cfg = base_cfg(b.tls_port, 10);
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.ca_file);
-    snprintf(cfg.cert_file, sizeof cfg.cert_file, "%s", b.client_cert);
-    snprintf(cfg.key_file, sizeof cfg.key_file, "%s", b.client_key);
-    snprintf(cfg.username, sizeof cfg.username, "bridge");
-    snprintf(cfg.password, sizeof cfg.password, "pw");
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s", b.ca_file);
+    snprintf(cfg.link.cert_file, sizeof cfg.link.cert_file, "%s", b.client_cert);
+    snprintf(cfg.link.key_file, sizeof cfg.link.key_file, "%s", b.client_key);
+    snprintf(cfg.link.username, sizeof cfg.link.username, "bridge");
+    snprintf(cfg.link.password, sizeof cfg.link.password, "pw");
     struct ts_ack *a = NULL;
     char why[256];
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
