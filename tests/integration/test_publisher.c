@@ -270,11 +270,11 @@ static struct ts_mqtt_cfg base_cfg(int port, enum ts_ack_mode mode)
 {
     struct ts_mqtt_cfg c;
     memset(&c, 0, sizeof c);
-    snprintf(c.host, sizeof c.host, "127.0.0.1");
-    c.port = port;
-    c.keepalive_s = 5;
-    c.reconnect_min_ms = 100;
-    c.reconnect_max_ms = 800;
+    snprintf(c.link.host, sizeof c.link.host, "127.0.0.1");
+    c.link.port = port;
+    c.link.keepalive_s = 5;
+    c.link.reconnect_min_ms = 100;
+    c.link.reconnect_max_ms = 800;
     c.max_inflight = 50;
     c.ack_timeout_ms = 30000;
     c.ack_mode = mode;
@@ -762,9 +762,9 @@ static void tls_client_cert_and_untrusted_ca(void **state)
     struct broker_opts o = {.tls = true, .require_cert = true};
     assert_int_equal(broker_start(&b, &o), 0);
     struct ts_mqtt_cfg cfg = base_cfg(b.tls_port, TS_ACK_PUBACK);
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.ca_file);
-    snprintf(cfg.cert_file, sizeof cfg.cert_file, "%s", b.client_cert);
-    snprintf(cfg.key_file, sizeof cfg.key_file, "%s", b.client_key);
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s", b.ca_file);
+    snprintf(cfg.link.cert_file, sizeof cfg.link.cert_file, "%s", b.client_cert);
+    snprintf(cfg.link.key_file, sizeof cfg.link.key_file, "%s", b.client_key);
     struct caller c = {.p = start_publisher(&cfg), .n = 5, .batch = 5};
     make_readings(5);
     UNTIL(&c, c.deleted == 5, 5000);
@@ -775,7 +775,7 @@ static void tls_client_cert_and_untrusted_ca(void **state)
     ts_publisher_free(c.p, 2000);
 
     /* The server's certificate is not signed by the CA we trust. */
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.other_ca_file);
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s", b.other_ca_file);
     struct capture cap;
     capture_start(&cap);
     c.p = start_publisher(&cfg);
@@ -796,7 +796,7 @@ static void tls_client_cert_and_untrusted_ca(void **state)
     /* A missing CA file is a config error at once. */
     struct ts_publisher *p = NULL;
     char err[512];
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s/nope.crt", b.dir);
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s/nope.crt", b.dir);
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
     assert_null(p);
     assert_non_null(strstr(err, "nope.crt"));
@@ -811,8 +811,8 @@ static void wrong_password_is_retried(void **state)
     struct broker_opts o = {.username = "agent", .password = "s3cret"};
     assert_int_equal(broker_start(&b, &o), 0);
     struct ts_mqtt_cfg cfg = base_cfg(b.port, TS_ACK_PUBACK);
-    snprintf(cfg.username, sizeof cfg.username, "agent");
-    snprintf(cfg.password, sizeof cfg.password, "wrong");
+    snprintf(cfg.link.username, sizeof cfg.link.username, "agent");
+    snprintf(cfg.link.password, sizeof cfg.link.password, "wrong");
 
     struct capture cap;
     capture_start(&cap);
@@ -829,7 +829,7 @@ static void wrong_password_is_retried(void **state)
     assert_non_null(strstr(log, "check username and password"));
     free(log);
 
-    snprintf(cfg.password, sizeof cfg.password, "s3cret");
+    snprintf(cfg.link.password, sizeof cfg.link.password, "s3cret");
     struct caller c = {.p = start_publisher(&cfg), .n = 3, .batch = 3};
     make_readings(3);
     EXPECT(&c, c.deleted == 3, 5000);
@@ -935,7 +935,21 @@ static void rejects_bad_ids_and_config(void **state)
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
     assert_non_null(strstr(err, "max_inflight"));
     cfg = base_cfg(1883, TS_ACK_PUBACK);
-    snprintf(cfg.cert_file, sizeof cfg.cert_file, "/etc/hostname");
+    snprintf(cfg.link.cert_file, sizeof cfg.link.cert_file, "/etc/hostname");
+    assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
+    /* one range for keepalive_s, the config table's (5..3600): the publisher
+     * used to take up to 65535 (issue 16) */
+    cfg = base_cfg(1883, TS_ACK_PUBACK);
+    cfg.link.keepalive_s = TS_MQTT_KEEPALIVE_MAX + 1;
+    assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
+    assert_non_null(strstr(err, "mqtt: keepalive_s: not in 5..3600"));
+    assert_null(p);
+    cfg.link.keepalive_s = TS_MQTT_KEEPALIVE_MAX;
+    assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_OK);
+    ts_publisher_free(p, 0);
+    p = NULL;
+    cfg = base_cfg(1883, TS_ACK_PUBACK);
+    cfg.max_inflight = TS_PUBLISHER_INFLIGHT_MAX + 1;   /* the table's 65000, not 65535 */
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
     cfg = base_cfg(1883, TS_ACK_PUBACK);
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_OK);
