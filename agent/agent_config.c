@@ -85,23 +85,10 @@ static const struct ts_cfg_key store_keys[] = {
 
 #define M ts_mqtt_cfg
 static const struct ts_cfg_key mqtt_keys[] = {
-    {"host", TS_CFG_STRING, OFF(M, host), .flags = TS_CFG_REQUIRED, .doc = "broker address"},
-    {"port", TS_CFG_INT, NOSIZE(M, port), 1, 65535, "1883", .doc = "broker port (8883 for TLS)"},
-    {"client_id", TS_CFG_ID, OFF(M, client_id),
-     .doc = "MQTT client id of the persistent session; default turnstile-agent-<id>"},
-    {"username", TS_CFG_STRING, OFF(M, username), .doc = "user name"},
-    {"password", TS_CFG_STRING, OFF(M, password), .doc = "password (keep the file 0600)"},
-    {"ca_file", TS_CFG_STRING, OFF(M, ca_file), .doc = "CA certificate: setting it turns TLS on"},
-    {"cert_file", TS_CFG_STRING, OFF(M, cert_file), .doc = "client certificate (TLS client auth)"},
-    {"key_file", TS_CFG_STRING, OFF(M, key_file), .doc = "client key (TLS client auth)"},
-    {"tls_insecure", TS_CFG_BOOL, NOSIZE(M, tls_insecure), .def = "false",
-     .doc = "do not check the broker's host name against its certificate (never in production)"},
-    {"keepalive_s", TS_CFG_INT, NOSIZE(M, keepalive_s), 5, 3600, "30", .doc = "MQTT keepalive"},
-    {"reconnect_min_ms", TS_CFG_INT, NOSIZE(M, reconnect_min_ms), 100, 3600000, "1000",
-     .doc = "first reconnect delay; doubles up to reconnect_max_ms"},
-    {"reconnect_max_ms", TS_CFG_INT, NOSIZE(M, reconnect_max_ms), 100, 3600000, "60000",
-     .doc = "longest reconnect delay"},
-    {"max_inflight", TS_CFG_INT, NOSIZE(M, max_inflight), 1, 65000, "100",
+    TS_MQTT_LINK_KEYS(ts_mqtt_cfg, link,
+                      "MQTT client id of the persistent session; default turnstile-agent-<id>",
+                      "60000"),
+    {"max_inflight", TS_CFG_INT, NOSIZE(M, max_inflight), 1, TS_PUBLISHER_INFLIGHT_MAX, "100",
      .doc = "readings published and not yet acknowledged by the broker (drain speed)"},
     {"ack_timeout_ms", TS_CFG_INT, NOSIZE(M, ack_timeout_ms), 1000, 86400000, "30000",
      .doc = "re-publish from the acknowledged sequence if the acknowledgement does not advance"},
@@ -578,15 +565,7 @@ int ts_agent_cfg_load(const char *path, struct ts_agent_cfg *cfg, char *err, siz
         if (!cfg->has_store)
             BAD(m, "mqtt", "", NULL,
                 "needs a [store] section: published readings must be kept until acknowledged");
-        if (m->reconnect_max_ms < m->reconnect_min_ms && !bad(cfg, m, "reconnect_min_ms") &&
-            !bad(cfg, m, "reconnect_max_ms"))
-            BAD(m, "mqtt", "", "reconnect_max_ms", "must not be below reconnect_min_ms");
-        if ((m->cert_file[0] != 0) != (m->key_file[0] != 0) && !bad(cfg, m, "cert_file") &&
-            !bad(cfg, m, "key_file"))
-            BAD(m, "mqtt", "", m->cert_file[0] ? "cert_file" : "key_file",
-                "cert_file and key_file go together");
-        if (m->cert_file[0] && !m->ca_file[0] && !bad(cfg, m, "ca_file"))
-            BAD(m, "mqtt", "", "cert_file", "needs ca_file (TLS)");
+        ts_mqtt_link_cfg_check(file, m, &m->link);
         m->state_interval_ms = cfg->agent.state_interval_ms;
     }
     if (cfg->n_turnstiles == 0)

@@ -1,43 +1,35 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* publisher.c - readings, status and state over MQTT with libmosquitto.
+/* publisher.c - readings, status and state over one ts_mqtt_link.
  *
- * One lock (p->lock) guards everything the caller's thread and the network
- * thread share. The network thread is ours (net_main): it calls
- * mosquitto_loop() and reconnects with back-off itself, because
- * libmosquitto's mosquitto_loop_forever (what mosquitto_loop_start runs)
- * gives up for good after a TLS error, an unresolvable host or an auth
- * error; an agent must keep trying. mosquitto_threaded_set tells
- * libmosquitto that another thread calls mosquitto_publish meanwhile.
- *
- * Lock order: p->lock, then libmosquitto's internal locks (mosquitto_publish
- * is called with p->lock held so that a PUBACK cannot arrive before its mid
- * is recorded). libmosquitto calls on_publish, on_connect, on_disconnect and
- * on_message without holding its message locks, so they may take p->lock.
- * on_log may be called with any libmosquitto lock held: it takes only
- * p->errlock, a leaf lock. */
+ * One lock (p->lock) guards everything the caller's thread and the link's
+ * network thread share. Lock order: p->lock, then libmosquitto's internal
+ * locks (mosquitto_publish is called with p->lock held so that a PUBACK
+ * cannot arrive before its mid is recorded). The link calls the hooks
+ * without its own locks held, and libmosquitto calls on_publish, on_message
+ * and on_subscribe (our published, message, subscribed) without its message
+ * locks, so they may take p->lock. */
 #include "publisher.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <mosquitto.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "ack_bound.h"
+#include "decimal.h"
 #include "err.h"
 #include "log.h"
+#include "mqtt_link.h"
 #include "now.h"
 #include "topics.h"
 
 #define TOPIC_MAX 192
 #define JSON_MAX 256
-#define STOP_FLUSH_MS 2000    /* network thread: time to write DISCONNECT */
-#define LOOP_TIMEOUT_MS 1000  /* mosquitto_loop: publish() wakes it earlier */
+#define LOOP_MS 1000          /* the link's longest mosquitto_loop turn */
 #define REFUSED_LOG_MS 60000  /* a refused ack is logged (error) at most this often */
 
 /* A QoS 1 message handed to libmosquitto, in publish order. */
@@ -55,17 +47,14 @@ struct ts_publisher {
     char t_readings[TOPIC_MAX], t_status[TOPIC_MAX], t_state[TOPIC_MAX], t_ack[TOPIC_MAX];
     char will_json[JSON_MAX];     /* also the clean-shutdown status, with "reason" changed */
     char offline_json[JSON_MAX];
-    struct mosquitto *mosq;
-    pthread_t thread;
+    struct ts_mqtt_link *link;
+    struct mosquitto *mosq;       /* the link's client */
     bool started;
 
     pthread_mutex_t lock;
-    pthread_cond_t cond;          /* stop requested, in-flight drained */
+    pthread_cond_t cond;          /* in-flight drained, or disconnected */
     /* guarded by lock: */
-    bool stop;
-    bool connected;               /* CONNACK accepted, no disconnect since */
-    bool session_up;              /* this connection attempt got a CONNACK 0 */
-    int refused;                  /* CONNACK code of this attempt's refusal, 0: none */
+    bool connected;               /* the link announced a session, no disconnect since */
     char *status_json;            /* birth: the latest status body */
     char *state_json;             /* last state body published */
     long long state_ms;           /* when (0: never) */
@@ -87,21 +76,10 @@ struct ts_publisher {
 
     void (*wake)(void *ctx);      /* set before start, then read-only */
     void *wake_ctx;
-
-    pthread_mutex_t errlock;      /* leaf lock for lib_error */
-    char lib_error[256];          /* libmosquitto's last error line (OpenSSL's reason) */
 };
 
 #define ACK_GRACE_MS 500 /* after the SUBACK, how long a retained ack may take to come */
 #define ACK_WAIT_MAX_X 16 /* the ack timeout backs off to at most 16 x ack_timeout_ms */
-
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static int lib_rc;
-
-static void lib_init(void)
-{
-    lib_rc = mosquitto_lib_init();
-}
 
 /* ---- in-flight ring (lock held) ---- */
 
@@ -179,40 +157,15 @@ static int publish_control(struct ts_publisher *p, const char *topic, const char
     return rc;
 }
 
-/* ---- callbacks (network thread) ---- */
+/* ---- the link's hooks (network thread) ---- */
 
-static void on_log(struct mosquitto *m, void *obj, int level, const char *str)
+/* A session is up: re-send after acked, the birth, the ack subscription. */
+static void on_connected(void *ctx, bool session_present)
 {
-    struct ts_publisher *p = obj;
-    int l;
-
-    switch (level) {
-    case MOSQ_LOG_ERR: l = TS_LOG_ERR; break;
-    case MOSQ_LOG_WARNING: l = TS_LOG_WARNING; break;
-    case MOSQ_LOG_NOTICE: l = TS_LOG_NOTICE; break;
-    case MOSQ_LOG_INFO: l = TS_LOG_INFO; break;
-    default: l = TS_LOG_DEBUG; break;
-    }
-    if (level == MOSQ_LOG_ERR) {
-        pthread_mutex_lock(&p->errlock);
-        snprintf(p->lib_error, sizeof p->lib_error, "%s", str);
-        pthread_mutex_unlock(&p->errlock);
-    }
-    TS_LOG(l, "mqtt: libmosquitto: %s", str);
-}
-
-static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
-{
-    struct ts_publisher *p = obj;
+    struct ts_publisher *p = ctx;
 
     pthread_mutex_lock(&p->lock);
-    if (rc != 0) {
-        p->refused = rc;      /* net_main logs the failure */
-        pthread_mutex_unlock(&p->lock);
-        return;
-    }
     p->connected = true;
-    p->session_up = true;
     p->st.connects++;
     if (p->cursor > p->ab.acked) {
         TS_LOG(TS_LOG_INFO,
@@ -226,19 +179,19 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
     p->ack_heard = p->cfg.ack_mode != TS_ACK_END_TO_END;
     p->suback_ms = 0;
     if (p->cfg.ack_mode == TS_ACK_END_TO_END) {
-        int src = mosquitto_subscribe(m, &p->sub_mid, p->t_ack, 1);
+        int src = mosquitto_subscribe(p->mosq, &p->sub_mid, p->t_ack, 1);
         if (src != MOSQ_ERR_SUCCESS)
             TS_LOG(TS_LOG_WARNING, "mqtt: subscribing to %s failed: %s", p->t_ack,
                    mosquitto_strerror(src));
     }
     pthread_mutex_unlock(&p->lock);
-    TS_LOG(TS_LOG_NOTICE, "mqtt: connected to %s:%d as %s (%s)", p->cfg.host, p->cfg.port,
-           p->client_id, (flags & 1) ? "session resumed" : "new session");
+    if (p->wake)
+        p->wake(p->wake_ctx);
 }
 
-static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count, const int *granted)
+static void on_subscribed(void *ctx, int mid, int qos_count, const int *granted)
 {
-    struct ts_publisher *p = obj;
+    struct ts_publisher *p = ctx;
 
     pthread_mutex_lock(&p->lock);
     if (mid == p->sub_mid)
@@ -248,27 +201,19 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int qos_count,
         p->wake(p->wake_ctx);
 }
 
-static void on_disconnect(struct mosquitto *m, void *obj, int rc)
+static void on_disconnected(void *ctx)
 {
-    struct ts_publisher *p = obj;
+    struct ts_publisher *p = ctx;
 
     pthread_mutex_lock(&p->lock);
-    bool was = p->connected;
     p->connected = false;
     pthread_cond_broadcast(&p->cond);
     pthread_mutex_unlock(&p->lock);
-    if (!was)
-        return;
-    if (rc == MOSQ_ERR_SUCCESS)
-        TS_LOG(TS_LOG_INFO, "mqtt: disconnected from %s:%d", p->cfg.host, p->cfg.port);
-    else
-        TS_LOG(TS_LOG_WARNING, "mqtt: connection to %s:%d lost: %s; reconnecting", p->cfg.host,
-               p->cfg.port, mosquitto_strerror(rc));
 }
 
-static void on_publish(struct mosquitto *m, void *obj, int mid)
+static void on_published(void *ctx, int mid)
 {
-    struct ts_publisher *p = obj;
+    struct ts_publisher *p = ctx;
 
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->fl_len; i++) {
@@ -297,29 +242,9 @@ void ts_publisher_set_wake(struct ts_publisher *p, void (*fn)(void *ctx), void *
     p->wake_ctx = ctx;
 }
 
-/* The ack payload: decimal digits only, 1 to 20 of them, no overflow. */
-static bool parse_ack(const void *payload, int len, uint64_t *out)
+static void on_message(void *ctx, const struct mosquitto_message *msg)
 {
-    const unsigned char *s = payload;
-    uint64_t v = 0;
-
-    if (len < 1 || len > 20)
-        return false;
-    for (int i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        unsigned d = s[i] - '0';
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
-{
-    struct ts_publisher *p = obj;
+    struct ts_publisher *p = ctx;
     uint64_t v;
 
     if (!msg->topic || strcmp(msg->topic, p->t_ack) != 0)
@@ -334,7 +259,8 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
             p->wake(p->wake_ctx);
         return;
     }
-    if (!parse_ack(msg->payload, msg->payloadlen, &v)) {
+    /* the ack payload: decimal digits only, 1 to 20 of them, no overflow */
+    if (!ts_decimal_u64(msg->payload, (size_t)msg->payloadlen, &v)) {
         char shown[48];
         int n = msg->payloadlen < 40 ? msg->payloadlen : 40;
         const unsigned char *s = msg->payload;
@@ -388,139 +314,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
                limit);
 }
 
-/* ---- the network thread ---- */
-
-/* Waits up to ms unless stop is requested; lock held. Returns stop. */
-static bool wait_locked(struct ts_publisher *p, long long ms)
-{
-    struct timespec ts = ts_mono_deadline(ms);
-    while (!p->stop && pthread_cond_timedwait(&p->cond, &p->lock, &ts) != ETIMEDOUT)
-        ;
-    return p->stop;
-}
-
-/* Logs a failed connection attempt with its reason and the wait before the
- * next one. */
-static void connect_failed(struct ts_publisher *p, int rc, int err, unsigned attempt, int wait_ms)
-{
-    char why[400], lib[256];
-
-    pthread_mutex_lock(&p->errlock);
-    snprintf(lib, sizeof lib, "%s", p->lib_error);
-    pthread_mutex_unlock(&p->errlock);
-    pthread_mutex_lock(&p->lock);
-    int refused = p->refused;
-    p->st.connect_failures++;
-    pthread_mutex_unlock(&p->lock);
-
-    if (refused)
-        snprintf(why, sizeof why, "refused by the broker: %s%s", mosquitto_connack_string(refused),
-                 refused == 4 || refused == 5 ? " (check username and password)" : "");
-    else if (rc == MOSQ_ERR_ERRNO)
-        snprintf(why, sizeof why, "%s", strerror(err));
-    else if (rc == MOSQ_ERR_TLS || rc == MOSQ_ERR_TLS_HANDSHAKE)
-        snprintf(why, sizeof why, "TLS failed: %s (check ca_file, cert_file, key_file and the "
-                 "broker's certificate)", lib[0] ? lib : mosquitto_strerror(rc));
-    else if (rc == MOSQ_ERR_EAI)
-        snprintf(why, sizeof why, "cannot resolve host name '%s'", p->cfg.host);
-    else
-        snprintf(why, sizeof why, "%s%s%s", mosquitto_strerror(rc), lib[0] ? ": " : "", lib);
-    TS_LOG(attempt == 1 ? TS_LOG_ERR : TS_LOG_WARNING,
-           "mqtt: cannot connect to %s:%d (attempt %u): %s; retrying in %d ms", p->cfg.host,
-           p->cfg.port, attempt, why, wait_ms);
-}
-
-/* Connects, runs mosquitto_loop, and reconnects after any failure: the
- * first retry after reconnect_min_ms, each further one after twice the
- * previous wait, at most reconnect_max_ms; a successful CONNACK resets it. */
-static void *net_main(void *arg)
-{
-    struct ts_publisher *p = arg;
-    const int min = p->cfg.reconnect_min_ms, max = p->cfg.reconnect_max_ms;
-    int backoff = min;        /* the wait after the next failure */
-    int wait = 0;             /* before the next attempt */
-    unsigned attempt = 0;     /* failed attempts in a row */
-    bool first = true, need_connect = true, stop = false;
-
-    while (!stop) {
-        if (need_connect) {
-            pthread_mutex_lock(&p->lock);
-            if (wait > 0 && wait_locked(p, wait)) {
-                pthread_mutex_unlock(&p->lock);
-                break;
-            }
-            stop = p->stop;
-            p->session_up = false;
-            p->refused = 0;
-            pthread_mutex_unlock(&p->lock);
-            if (stop)
-                break;
-            pthread_mutex_lock(&p->errlock);
-            p->lib_error[0] = '\0';
-            pthread_mutex_unlock(&p->errlock);
-
-            int rc = first ? mosquitto_connect_async(p->mosq, p->cfg.host, p->cfg.port,
-                                                     p->cfg.keepalive_s)
-                           : mosquitto_reconnect_async(p->mosq);
-            int err = errno;
-            first = false;
-            if (rc != MOSQ_ERR_SUCCESS) {
-                wait = backoff;
-                backoff = backoff > max / 2 ? max : backoff * 2;
-                connect_failed(p, rc, err, ++attempt, wait);
-                continue;
-            }
-            need_connect = false;
-        }
-
-        int rc = mosquitto_loop(p->mosq, LOOP_TIMEOUT_MS, 1);
-        int err = errno;
-        pthread_mutex_lock(&p->lock);
-        stop = p->stop;
-        bool up = p->session_up;
-        bool was = p->connected;
-        if (rc != MOSQ_ERR_SUCCESS) {
-            p->connected = false;
-            p->session_up = false;
-            pthread_cond_broadcast(&p->cond);
-        }
-        pthread_mutex_unlock(&p->lock);
-        if (up) {
-            attempt = 0;
-            backoff = min;
-        }
-        if (rc == MOSQ_ERR_SUCCESS || stop)
-            continue;
-        need_connect = true;
-        wait = backoff;
-        backoff = backoff > max / 2 ? max : backoff * 2;
-        if (!up)
-            connect_failed(p, rc, err, ++attempt, wait);
-        else if (was)   /* on_disconnect did not say it */
-            TS_LOG(TS_LOG_WARNING, "mqtt: connection to %s:%d lost: %s; reconnecting",
-                   p->cfg.host, p->cfg.port,
-                   rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc));
-    }
-
-    /* Stopping: ts_publisher_free calls mosquitto_disconnect; let the
-     * DISCONNECT packet out (on_disconnect clears connected). */
-    long long deadline = ts_mono_ms() + STOP_FLUSH_MS;
-    while (ts_mono_ms() < deadline) {
-        pthread_mutex_lock(&p->lock);
-        bool c = p->connected;
-        pthread_mutex_unlock(&p->lock);
-        if (!c || mosquitto_loop(p->mosq, 100, 1) != MOSQ_ERR_SUCCESS)
-            break;
-    }
-    return NULL;
-}
-
 /* ---- public ---- */
-
-static bool file_readable(const char *path)
-{
-    return access(path, R_OK) == 0;
-}
 
 int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, const char *agent_id,
                      struct ts_publisher **out, char *err, size_t errsize)
@@ -538,42 +332,16 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
                     "mqtt: agent id '%s': use letters, digits, '.', '_' and '-' only", agent_id);
 
     const char *bad = NULL;
-    if (!cfg->host[0])
-        bad = "host: empty";
-    else if (cfg->port < 1 || cfg->port > 65535)
-        bad = "port: not in 1..65535";
-    else if (cfg->keepalive_s < 5 || cfg->keepalive_s > 65535)
-        bad = "keepalive_s: not in 5..65535";
-    else if (cfg->reconnect_min_ms < 1 || cfg->reconnect_max_ms < cfg->reconnect_min_ms)
-        bad = "reconnect_min_ms/reconnect_max_ms: want 1 <= min <= max";
-    else if (cfg->max_inflight < 1 || cfg->max_inflight > 65535)
-        bad = "max_inflight: not in 1..65535";
+    if (cfg->max_inflight < 1 || cfg->max_inflight > TS_PUBLISHER_INFLIGHT_MAX)
+        bad = "max_inflight: out of range";
     else if (cfg->ack_timeout_ms < 1)
         bad = "ack_timeout_ms: must be positive";
     else if (cfg->state_interval_ms < 0)
         bad = "state_interval_ms: negative";
     else if (cfg->ack_mode != TS_ACK_END_TO_END && cfg->ack_mode != TS_ACK_PUBACK)
         bad = "ack_mode: unknown";
-    else if (!cfg->username[0] && cfg->password[0])
-        bad = "password: set without username";
-    else if (!cfg->ca_file[0] && (cfg->cert_file[0] || cfg->key_file[0]))
-        bad = "cert_file/key_file: TLS needs ca_file too";
-    else if (!cfg->cert_file[0] != !cfg->key_file[0])
-        bad = "cert_file/key_file: set both or neither";
     if (bad)
         return ts_fail(err, errsize, TS_ECONFIG, "mqtt: %s", bad);
-    const char *files[] = {cfg->ca_file, cfg->cert_file, cfg->key_file};
-    for (int i = 0; i < 3; i++)
-        if (files[i][0] && !file_readable(files[i])) {
-            return ts_fail(err, errsize, TS_ECONFIG, "mqtt: %s '%s': %s",
-                        i == 0 ? "ca_file" : i == 1 ? "cert_file" : "key_file", files[i],
-                        strerror(errno));
-        }
-
-    pthread_once(&lib_once, lib_init);
-    if (lib_rc != MOSQ_ERR_SUCCESS)
-        return ts_fail(err, errsize, TS_ECONNECT, "mqtt: mosquitto_lib_init: %s",
-                    mosquitto_strerror(lib_rc));
 
     struct ts_publisher *p = calloc(1, sizeof *p);
     if (!p)
@@ -582,10 +350,6 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     p->ack_wait_ms = cfg->ack_timeout_ms;
     snprintf(p->station_id, sizeof p->station_id, "%s", station_id);
     snprintf(p->agent_id, sizeof p->agent_id, "%s", agent_id);
-    if (cfg->client_id[0])
-        snprintf(p->client_id, sizeof p->client_id, "%s", cfg->client_id);
-    else
-        snprintf(p->client_id, sizeof p->client_id, "turnstile-agent-%s", agent_id);
     (void)ts_topic_agent(p->t_readings, TOPIC_MAX, station_id, agent_id, TS_TOPIC_READINGS);
     (void)ts_topic_agent(p->t_status, TOPIC_MAX, station_id, agent_id, TS_TOPIC_STATUS);
     (void)ts_topic_agent(p->t_state, TOPIC_MAX, station_id, agent_id, TS_TOPIC_STATE);
@@ -601,55 +365,31 @@ int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, cons
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_mutex_init(&p->errlock, NULL);
     pthread_cond_init(&p->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    int rc;
-    p->mosq = mosquitto_new(p->client_id, false, p);   /* clean session off */
-    if (!p->mosq) {
-        int e = errno;
+    /* a persistent session (clean session off): the broker keeps the ack
+     * subscription and what was published to it while the agent was away */
+    static const struct ts_mqtt_link_ops ops = {
+        .connected = on_connected, .disconnected = on_disconnected, .message = on_message,
+        .published = on_published, .subscribed = on_subscribed};
+    int rc = ts_mqtt_client_id(&cfg->link, "turnstile-agent-", agent_id, "", p->client_id,
+                               sizeof p->client_id);
+    if (rc == TS_OK)
+        rc = ts_mqtt_link_new(&cfg->link, "", p->client_id, false, LOOP_MS, &ops, p, &p->link, err,
+                              errsize);
+    else
+        ts_why(err, errsize, "%s", "mqtt: client_id: too long");
+    if (rc == TS_OK) {
+        p->mosq = ts_mqtt_link_client(p->link);
+        mosquitto_int_option(p->mosq, MOSQ_OPT_SEND_MAXIMUM, cfg->max_inflight);
+        if (ts_mqtt_link_set_will(p->link, p->t_status, p->will_json) != TS_OK)
+            rc = ts_fail(err, errsize, TS_ECONFIG, "%s", "mqtt: will: refused by libmosquitto");
+    }
+    if (rc != TS_OK) {
         ts_publisher_free(p, 0);
-        return ts_fail(err, errsize, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
-                    "mqtt: cannot create the client: %s",
-                    e == ENOMEM ? "out of memory" : "invalid client id");
+        return rc;
     }
-    mosquitto_threaded_set(p->mosq, true);
-    mosquitto_int_option(p->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    mosquitto_int_option(p->mosq, MOSQ_OPT_SEND_MAXIMUM, cfg->max_inflight);
-    mosquitto_int_option(p->mosq, MOSQ_OPT_TCP_NODELAY, 1);
-    if (cfg->username[0] &&
-        (rc = mosquitto_username_pw_set(p->mosq, cfg->username,
-                                        cfg->password[0] ? cfg->password : NULL))) {
-        ts_publisher_free(p, 0);
-        return ts_fail(err, errsize, TS_ECONFIG, "mqtt: username/password: %s",
-                    mosquitto_strerror(rc));
-    }
-    if (cfg->ca_file[0]) {
-        rc = mosquitto_tls_set(p->mosq, cfg->ca_file, NULL,
-                               cfg->cert_file[0] ? cfg->cert_file : NULL,
-                               cfg->key_file[0] ? cfg->key_file : NULL, NULL);
-        if (!rc)
-            rc = mosquitto_tls_opts_set(p->mosq, 1, NULL, NULL);   /* SSL_VERIFY_PEER */
-        if (!rc)
-            rc = mosquitto_tls_insecure_set(p->mosq, cfg->tls_insecure);
-        if (rc) {
-            ts_publisher_free(p, 0);
-            return ts_fail(err, errsize, TS_ECONFIG, "mqtt: TLS settings refused by libmosquitto: %s",
-                        mosquitto_strerror(rc));
-        }
-    }
-    rc = mosquitto_will_set(p->mosq, p->t_status, (int)strlen(p->will_json), p->will_json, 1, true);
-    if (rc) {
-        ts_publisher_free(p, 0);
-        return ts_fail(err, errsize, TS_ECONFIG, "mqtt: will: %s", mosquitto_strerror(rc));
-    }
-    mosquitto_connect_with_flags_callback_set(p->mosq, on_connect);
-    mosquitto_disconnect_callback_set(p->mosq, on_disconnect);
-    mosquitto_publish_callback_set(p->mosq, on_publish);
-    mosquitto_message_callback_set(p->mosq, on_message);
-    mosquitto_subscribe_callback_set(p->mosq, on_subscribe);
-    mosquitto_log_callback_set(p->mosq, on_log);
     *out = p;
     return TS_OK;
 }
@@ -672,16 +412,11 @@ int ts_publisher_start(struct ts_publisher *p, const char *birth_json)
     free(p->status_json);
     p->status_json = copy;
     pthread_mutex_unlock(&p->lock);
-    int rc = pthread_create(&p->thread, NULL, net_main, p);
-    if (rc) {
-        errno = rc;
-        TS_LOG(TS_LOG_ERR, "mqtt: cannot start the network thread: %s", strerror(rc));
-        return TS_ESYS;
-    }
+    int rc = ts_mqtt_link_start(p->link);
+    if (rc != TS_OK)
+        return rc;
     p->started = true;
-    TS_LOG(TS_LOG_INFO, "mqtt: connecting to %s:%d%s as %s, topics turnstile/v1/%s/%s/...",
-           p->cfg.host, p->cfg.port, p->cfg.ca_file[0] ? " (TLS)" : "", p->client_id,
-           p->station_id, p->agent_id);
+    TS_LOG(TS_LOG_INFO, "mqtt: topics turnstile/v1/%s/%s/...", p->station_id, p->agent_id);
     return TS_OK;
 }
 
@@ -827,9 +562,11 @@ void ts_publisher_status(struct ts_publisher *p, const char *json)
 
 void ts_publisher_get_stats(struct ts_publisher *p, struct ts_publisher_stats *out)
 {
+    uint64_t failures = ts_mqtt_link_connect_failures(p->link);
     pthread_mutex_lock(&p->lock);
     *out = p->st;
     out->connected = p->connected;
+    out->connect_failures = failures;
     out->acked = p->ab.acked;
     out->inflight = p->inflight;
     out->highest_sent = p->ab.sent;
@@ -844,10 +581,9 @@ void ts_publisher_free(struct ts_publisher *p, int timeout_ms)
         return;
     if (p->started) {
         pthread_mutex_lock(&p->lock);
-        bool was = p->connected;
         /* the caller's own offline status, if it just published one, stays */
         bool said = p->status_json && strstr(p->status_json, "\"state\":\"offline\"");
-        if (was && !said)
+        if (p->connected && !said)
             publish_control(p, p->t_status, p->offline_json);
         long long deadline = ts_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
         while (p->connected && p->inflight > 0 && ts_mono_ms() < deadline) {
@@ -858,18 +594,11 @@ void ts_publisher_free(struct ts_publisher *p, int timeout_ms)
         if (p->inflight)
             TS_LOG(TS_LOG_INFO, "mqtt: closing with %zu message(s) not acknowledged by the broker",
                    p->inflight);
-        was = p->connected;
-        p->stop = true;   /* before disconnecting: the thread must not reconnect */
-        pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
-        if (was)
-            mosquitto_disconnect(p->mosq);
-        pthread_join(p->thread, NULL);
+        ts_mqtt_link_stop(p->link);   /* DISCONNECT (no will), up to ~2 s more */
     }
-    if (p->mosq)
-        mosquitto_destroy(p->mosq);
+    ts_mqtt_link_free(p->link);
     pthread_mutex_destroy(&p->lock);
-    pthread_mutex_destroy(&p->errlock);
     pthread_cond_destroy(&p->cond);
     free(p->fl);
     free(p->status_json);

@@ -1,56 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* publisher.h - readings, status and state over MQTT (libmosquitto).
+/* publisher.h - the agent's readings, status and state over MQTT.
  *
- * QoS 1 with a persistent session (fixed client id, clean session off), MQTT
- * v3.1.1, TLS and username/password from config, keepalive, reconnect with
- * back-off. The network thread is the publisher's own, driving
- * mosquitto_loop (mosquitto_threaded_set): libmosquitto's
- * mosquitto_loop_start/loop_forever stops retrying for good after a TLS
- * error, a DNS failure or an auth error, and its reconnect delays are whole
- * seconds. Any failure is logged with its reason and retried:
- * reconnect_min_ms, then doubling up to reconnect_max_ms, reset by a
- * successful connection. Topics, with
- * P = "turnstile/v1/<station_id>/<agent_id>" (both ids: letters, digits,
- * '.', '_', '-'; see docs/mqtt.md for the payloads):
- *   P/readings  each reading's CSV line (reading.h), QoS 1, in sequence order
- *   P/status    retained JSON, QoS 1: birth on every connect (the latest
- *               ts_publisher_status body, else the birth_json), last will
- *               {"state":"offline",...,"reason":"lost"} set before connecting,
- *               {"state":"offline",...,"reason":"shutdown"} on ts_publisher_free
- *               (unless the caller's last status already said offline)
- *   P/state     retained JSON for dashboards (ts_publisher_state)
- *   P/ack       subscribed (QoS 1, end-to-end mode only): the highest sequence
- *               N such that every reading 1..N is durably in Kafka, published
- *               (retained) by the bridge as plain ASCII decimal digits, e.g.
- *               "1234". Anything else is logged, counted in bad_acks and
- *               ignored; so is a value not above the current one. An ack is
- *               believed only as far as this agent may have published
- *               (ack_bound.h): one above that is ignored, counted in
- *               acks_refused and logged at error level once per episode;
- *               one above the numbers of a store that never published is
- *               offered to the caller for renumbering
- *               (ts_publisher_renumber_ack).
+ * Built on one ts_mqtt_link (net/mqtt_link.h: connection, back-off, TLS);
+ * the publisher keeps the flight window and the acknowledgements. Topics
+ * (topics.h), with P = turnstile/v1/<station_id>/<agent_id>: P/readings
+ * (QoS 1, in sequence order), P/status (retained: the birth on every
+ * connect, the last will "lost", "shutdown" on ts_publisher_free), P/state
+ * (retained) and P/ack (subscribed in end-to-end mode). Payloads, which
+ * acks are believed (ack_bound.h), re-sending and the window: docs/mqtt.md.
  *
- * The caller (the agent's main loop) owns the store; the publisher never
- * touches it. It asks the caller for readings through ts_publisher_next_seq
- * / ts_publisher_send and reports acknowledgements through
- * ts_publisher_acked. In end-to-end mode the acknowledgement is the ack
- * topic; in puback mode it is the highest sequence such that every
- * published reading up to it got its PUBACK. If the acknowledgement does not
- * advance past what was sent within ack_timeout_ms, or after a reconnect,
- * sending restarts from acked + 1 (readings may arrive twice; the bridge
- * removes duplicates by ID). Readings leave in seq order; a re-send goes
- * through the backlog in order again. A reading accounts for every sequence
- * number after the previous reading sent (merged numbers, see reading.h).
- * The window: at most max_inflight QoS 1 messages (readings and status/state)
- * handed to libmosquitto and not yet PUBACKed; libmosquitto's own limit
- * (MOSQ_OPT_SEND_MAXIMUM) is set to the same value. Messages in flight when
- * the connection drops stay in libmosquitto and are re-sent by it after the
- * reconnect (they keep their window slots until PUBACKed).
+ * The caller owns the store; the publisher never touches it: it asks for
+ * readings through ts_publisher_next_seq / ts_publisher_send and reports
+ * the acknowledgement through ts_publisher_acked. If the acknowledgement
+ * does not advance within ack_timeout_ms (backed off), or after a
+ * reconnect, sending restarts after it (duplicates are possible).
  *
- * Threads: every ts_publisher_* call is made from one thread (the caller's);
- * libmosquitto's callbacks run on the publisher's network thread and only
- * touch state guarded by the publisher's lock. */
+ * Threads: every ts_publisher_* call from one thread (the caller's); the
+ * link's hooks run on its network thread and take the publisher's lock. */
 #ifndef TS_PUBLISHER_H
 #define TS_PUBLISHER_H
 
@@ -58,20 +24,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqtt_cfg.h"
 #include "reading.h"
 
 enum ts_ack_mode { TS_ACK_END_TO_END, TS_ACK_PUBACK };
 
+#define TS_PUBLISHER_INFLIGHT_MAX 65000   /* max_inflight's range is 1..this */
+
 struct ts_mqtt_cfg {
-    char host[256];
-    int port;
-    char client_id[128];      /* "" : "turnstile-agent-<agent_id>" */
-    char username[128], password[128];
-    char ca_file[256], cert_file[256], key_file[256]; /* TLS when ca_file is set */
-    bool tls_insecure;        /* do not check the server's host name (tests) */
-    int keepalive_s;
-    int reconnect_min_ms, reconnect_max_ms;
-    int max_inflight;         /* readings published and not yet PUBACKed */
+    struct ts_mqtt_link_cfg link; /* the connection (mqtt_cfg.h); client_id "":
+                                     "turnstile-agent-<agent_id>" */
+    int max_inflight;         /* QoS 1 messages handed over and not yet PUBACKed */
     int ack_timeout_ms;       /* re-publish from acked+1 if no progress */
     enum ts_ack_mode ack_mode;
     int state_interval_ms;    /* P/state at most this often */
@@ -100,11 +63,9 @@ struct ts_publisher;
 /* Creates the client (lent strings are copied). station_id and agent_id make
  * the topic prefix. Does not connect yet. TS_OK, or with a sentence in err:
  * TS_EINVAL (an id with other characters than ts_id_ok allows, NULL
- * argument), TS_ECONFIG (a cfg value out of range, an unreadable TLS file),
- * TS_ENOMEM. cfg ranges: port 1..65535, keepalive_s 5..65535,
- * 1 <= reconnect_min_ms <= reconnect_max_ms, max_inflight 1..65535,
- * ack_timeout_ms >= 1, state_interval_ms >= 0; cert_file and key_file
- * together and only with ca_file; password only with username. */
+ * argument), TS_ECONFIG (cfg->link refused by ts_mqtt_link_cfg_valid,
+ * max_inflight not in 1..TS_PUBLISHER_INFLIGHT_MAX, ack_timeout_ms < 1,
+ * state_interval_ms < 0), TS_ENOMEM. */
 int ts_publisher_new(const struct ts_mqtt_cfg *cfg, const char *station_id, const char *agent_id,
                      struct ts_publisher **out, char *err, size_t errsize);
 

@@ -317,8 +317,8 @@ static void windows(size_t g)
 
 static void acks_and_stations(size_t n)
 {
-    struct ts_bridge_mqtt_cfg mqtt = {.host = "127.0.0.1", .port = 1, .keepalive_s = 30,
-                                      .reconnect_min_ms = 100, .reconnect_max_ms = 400,
+    struct ts_bridge_mqtt_cfg mqtt = {.link = {.host = "127.0.0.1", .port = 1, .keepalive_s = 30,
+                                               .reconnect_min_ms = 100, .reconnect_max_ms = 400},
                                       .ack_interval_ms = 1000};
     struct ts_ack *ack;
     char why[256] = "", topic[160];

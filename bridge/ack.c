@@ -334,7 +334,8 @@ int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, str
     pthread_cond_init(&a->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    if (ts_mqtt_client_id(mqtt, bridge_id, "-ack", a->client_id, sizeof a->client_id)) {
+    if (ts_mqtt_client_id(&mqtt->link, TS_BRIDGE_CLIENT_PREFIX, bridge_id, "-ack", a->client_id,
+                          sizeof a->client_id)) {
         ts_ack_free(a, 0);
         return ts_fail(why, why_size, TS_ECONFIG, "%s", "ack: mqtt: client id too long");
     }
@@ -344,8 +345,8 @@ int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, str
         .published = ack_published,
         .tick = ack_tick,
     };
-    int rc = ts_mqtt_link_new(mqtt, "ack", a->client_id, true, LOOP_MS, &ops, a, &a->link, why,
-                              why_size);
+    int rc = ts_mqtt_link_new(&mqtt->link, "ack", a->client_id, true, LOOP_MS, &ops, a, &a->link,
+                              why, why_size);
     if (rc) {
         ts_ack_free(a, 0);
         return rc;

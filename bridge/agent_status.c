@@ -560,13 +560,14 @@ int ts_agent_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridg
         *out = s;
         return TS_OK;
     }
-    if (ts_mqtt_client_id(mqtt, bridge_id, "-metrics", s->client_id, sizeof s->client_id)) {
+    if (ts_mqtt_client_id(&mqtt->link, TS_BRIDGE_CLIENT_PREFIX, bridge_id, "-metrics", s->client_id,
+                          sizeof s->client_id)) {
         ts_agent_status_free(s);
         return ts_fail(why, why_size, TS_ECONFIG, "%s", "metrics: mqtt: client id too long");
     }
     static const struct ts_mqtt_link_ops ops = {.connected = on_connected, .message = on_message};
-    int rc = ts_mqtt_link_new(mqtt, "metrics", s->client_id, true, LOOP_MS, &ops, s, &s->link,
-                              why, why_size);
+    int rc = ts_mqtt_link_new(&mqtt->link, "metrics", s->client_id, true, LOOP_MS, &ops, s,
+                              &s->link, why, why_size);
     if (rc == TS_OK)
         rc = ts_mqtt_link_start(s->link);
     if (rc != TS_OK) {

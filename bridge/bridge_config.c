@@ -50,23 +50,9 @@ static const struct ts_cfg_key bridge_keys[] = {
 
 #define M ts_bridge_mqtt_cfg
 static const struct ts_cfg_key mqtt_keys[] = {
-    {"host", TS_CFG_STRING, OFF(M, host), .flags = TS_CFG_REQUIRED, .doc = "broker address"},
-    {"port", TS_CFG_INT, NOSIZE(M, port), 1, 65535, "1883", .doc = "broker port (8883 for TLS)"},
-    {"client_id", TS_CFG_ID, OFF(M, client_id),
-     .doc = "client id of the relay's persistent session (the acknowledger adds -ack); "
-            "default turnstile-bridge-<id>"},
-    {"username", TS_CFG_STRING, OFF(M, username), .doc = "user name"},
-    {"password", TS_CFG_STRING, OFF(M, password), .doc = "password (keep the file 0600)"},
-    {"ca_file", TS_CFG_STRING, OFF(M, ca_file), .doc = "CA certificate: setting it turns TLS on"},
-    {"cert_file", TS_CFG_STRING, OFF(M, cert_file), .doc = "client certificate (TLS client auth)"},
-    {"key_file", TS_CFG_STRING, OFF(M, key_file), .doc = "client key (TLS client auth)"},
-    {"tls_insecure", TS_CFG_BOOL, NOSIZE(M, tls_insecure), .def = "false",
-     .doc = "do not check the broker's host name against its certificate (never in production)"},
-    {"keepalive_s", TS_CFG_INT, NOSIZE(M, keepalive_s), 5, 3600, "30", .doc = "MQTT keepalive"},
-    {"reconnect_min_ms", TS_CFG_INT, NOSIZE(M, reconnect_min_ms), 100, 3600000, "1000",
-     .doc = "first reconnect delay; doubles up to reconnect_max_ms"},
-    {"reconnect_max_ms", TS_CFG_INT, NOSIZE(M, reconnect_max_ms), 100, 3600000, "30000",
-     .doc = "longest reconnect delay"},
+    TS_MQTT_LINK_KEYS(ts_bridge_mqtt_cfg, link,
+                      "client id of the relay's persistent session (the acknowledger adds -ack); "
+                      "default turnstile-bridge-<id>", "30000"),
     {"share_group", TS_CFG_ID, OFF(M, share_group),
      .doc = "subscribe as $share/<group>/... so that several relays split the readings; "
             "empty: every relay gets every reading"},
@@ -353,24 +339,6 @@ static void check_lake(struct ts_bridge_cfg *cfg)
         BAD(l, "lake", l->slide_s ? "slide_s" : "window_s", "%s", why);
 }
 
-static void check_mqtt(struct ts_bridge_cfg *cfg)
-{
-    struct ts_bridge_mqtt_cfg *m = &cfg->mqtt;
-
-    if (m->reconnect_max_ms < m->reconnect_min_ms && !bad(cfg, m, "reconnect_min_ms") &&
-        !bad(cfg, m, "reconnect_max_ms"))
-        BAD(m, "mqtt", "reconnect_max_ms", "must not be below reconnect_min_ms (%d)",
-            m->reconnect_min_ms);
-    if ((m->cert_file[0] != 0) != (m->key_file[0] != 0) && !bad(cfg, m, "cert_file") &&
-        !bad(cfg, m, "key_file"))
-        BAD(m, "mqtt", m->cert_file[0] ? "cert_file" : "key_file",
-            "cert_file and key_file go together");
-    if (m->cert_file[0] && !m->ca_file[0] && !bad(cfg, m, "ca_file"))
-        BAD(m, "mqtt", "cert_file", "needs ca_file (TLS)");
-    if (m->password[0] && !m->username[0] && !bad(cfg, m, "username"))
-        BAD(m, "mqtt", "password", "needs username");
-}
-
 /* The rdkafka.* keys, checked by librdkafka itself: each one set on a
  * configuration (an error names its line and key), then, if all are taken, a
  * client made and destroyed at once with them (files, SASL, combinations). */
@@ -483,7 +451,7 @@ int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, s
             ts_config_require(file, &sections[i], parts[i]);
     }
     if (ts_config_line(file, &cfg->mqtt, NULL))
-        check_mqtt(cfg);
+        ts_mqtt_link_cfg_check(file, &cfg->mqtt, &cfg->mqtt.link);
     if (ts_config_line(file, &cfg->kafka, NULL))
         check_kafka(cfg);
     if (cfg->has_lake) {

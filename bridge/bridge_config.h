@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "kafka_conf.h"
+#include "mqtt_cfg.h"
 
 enum ts_bridge_role { TS_ROLE_ALL = 0, TS_ROLE_RELAY = 1, TS_ROLE_AGGREGATE = 2 };
 
@@ -40,17 +41,12 @@ struct ts_bridge_settings {
     int ack_after;            /* enum ts_ack_after: when an agent's reading is acknowledged */
 };
 
-/* The broker, as seen by both the relay (subscriber) and the acknowledger. */
+/* The broker, as seen by the relay (subscriber), the acknowledger and the
+ * other links: each one's client id is ts_mqtt_client_id(&link,
+ * TS_BRIDGE_CLIENT_PREFIX, id, "" or "-ack", ...). */
+#define TS_BRIDGE_CLIENT_PREFIX "turnstile-bridge-"
 struct ts_bridge_mqtt_cfg {
-    char host[256];
-    int port;
-    char client_id[128];      /* "" : "turnstile-bridge-<id>"; the acknowledger
-                                 appends "-ack" */
-    char username[128], password[128];
-    char ca_file[256], cert_file[256], key_file[256]; /* TLS when ca_file is set */
-    bool tls_insecure;        /* do not check the server's host name (tests) */
-    int keepalive_s;
-    int reconnect_min_ms, reconnect_max_ms;
+    struct ts_mqtt_link_cfg link; /* the connection (mqtt_cfg.h) */
     char share_group[64];     /* "" : plain subscription; else $share/<group>/... */
     int ack_interval_ms;      /* an agent's ack is re-published at most this often */
 };

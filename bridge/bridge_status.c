@@ -102,7 +102,8 @@ int ts_bridge_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *brid
     pthread_cond_init(&st->cond, &ca);
     pthread_condattr_destroy(&ca);
     (void)ts_topic_bridge(st->topic, sizeof st->topic, bridge_id, TS_TOPIC_STATUS);
-    if (ts_mqtt_client_id(mqtt, bridge_id, "-status", st->client_id, sizeof st->client_id)) {
+    if (ts_mqtt_client_id(&mqtt->link, TS_BRIDGE_CLIENT_PREFIX, bridge_id, "-status", st->client_id,
+                          sizeof st->client_id)) {
         ts_bridge_status_free(st, NULL, 0);
         return ts_fail(why, why_size, TS_ECONFIG, "%s", "status: mqtt: client id too long");
     }
@@ -112,8 +113,8 @@ int ts_bridge_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *brid
         .published = on_published,
         .tick = on_tick,
     };
-    int rc = ts_mqtt_link_new(mqtt, "status", st->client_id, true, LOOP_MS, &ops, st, &st->link,
-                              why, why_size);
+    int rc = ts_mqtt_link_new(&mqtt->link, "status", st->client_id, true, LOOP_MS, &ops, st,
+                              &st->link, why, why_size);
     if (rc) {
         ts_bridge_status_free(st, NULL, 0);
         return rc;

@@ -698,7 +698,8 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
     else
         snprintf(r->filter, sizeof r->filter, "%s", FILTER);
 
-    int rc = ts_mqtt_client_id(mqtt, bridge->id, "", r->client_id, sizeof r->client_id);
+    int rc = ts_mqtt_client_id(&mqtt->link, TS_BRIDGE_CLIENT_PREFIX, bridge->id, "", r->client_id,
+                               sizeof r->client_id);
     if (rc) {
         ts_relay_free(r, 0);
         return ts_fail(why, why_size, TS_ECONFIG, "relay: mqtt: client id too long");
@@ -775,9 +776,8 @@ int ts_relay_new(const struct ts_bridge_mqtt_cfg *mqtt, const struct ts_bridge_k
      * (mosquitto 2.0 keeps giving an absent member with a persistent session
      * its share); what was in flight to a relay that died is re-sent by the
      * agents (no end-to-end ack covers it). */
-    rc = ts_mqtt_link_new(mqtt, "relay", r->client_id, mqtt->share_group[0] != 0, LOOP_MS, &ops,
-                          r, &r->link, why,
-                          why_size);
+    rc = ts_mqtt_link_new(&mqtt->link, "relay", r->client_id, mqtt->share_group[0] != 0, LOOP_MS,
+                          &ops, r, &r->link, why, why_size);
     if (rc) {
         ts_relay_free(r, 0);
         return rc;

@@ -195,12 +195,12 @@ static void check_accepted(const struct ts_agent_cfg *cfg, size_t lines)
     check_text(a->timezone, sizeof a->timezone, "timezone");
     if (cfg->has_mqtt) {
         const struct ts_mqtt_cfg *m = &cfg->mqtt;
-        if (m->port < 1 || m->port > 65535)
+        if (m->link.port < 1 || m->link.port > 65535)
             fail("mqtt port out of its range", NULL);
-        check_text(m->host, sizeof m->host, "mqtt host");
-        check_text(m->username, sizeof m->username, "mqtt username");
-        check_text(m->password, sizeof m->password, "mqtt password");
-        check_text(m->ca_file, sizeof m->ca_file, "mqtt ca_file");
+        check_text(m->link.host, sizeof m->link.host, "mqtt host");
+        check_text(m->link.username, sizeof m->link.username, "mqtt username");
+        check_text(m->link.password, sizeof m->link.password, "mqtt password");
+        check_text(m->link.ca_file, sizeof m->link.ca_file, "mqtt ca_file");
     }
     if (cfg->has_store)
         check_text(cfg->store.path, sizeof cfg->store.path, "store path");

@@ -28,88 +28,13 @@
 #include "err.h"
 #include "harness.h"
 #include "log.h"
+#include "mqtt_sub.h"
 
 #define WAIT_MS 20000         /* generous deadline of every wait: never a measure */
 
-/* ---- the test's subscriber ---- */
+/* ---- the test's subscriber (mqtt_sub.h): every ack ---- */
 
-struct msg {
-    char *topic, *payload;
-    bool retain;
-};
-
-struct sub {
-    struct mosquitto *m;
-    pthread_mutex_t lock;
-    bool subscribed;
-    struct msg *msgs;
-    size_t n, cap;
-};
-
-static void sub_on_connect(struct mosquitto *m, void *obj, int rc)
-{
-    if (rc == 0)
-        mosquitto_subscribe(m, NULL, "turnstile/v1/+/+/ack", 1);
-}
-
-static void sub_on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos)
-{
-    struct sub *s = obj;
-    pthread_mutex_lock(&s->lock);
-    s->subscribed = true;
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void sub_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
-{
-    struct sub *s = obj;
-    pthread_mutex_lock(&s->lock);
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 256;
-        s->msgs = realloc(s->msgs, s->cap * sizeof *s->msgs);
-        assert_non_null(s->msgs);
-    }
-    struct msg *d = &s->msgs[s->n++];
-    d->topic = strdup(msg->topic);
-    d->payload = calloc(1, (size_t)msg->payloadlen + 1);
-    memcpy(d->payload, msg->payload, (size_t)msg->payloadlen);
-    d->retain = msg->retain;
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void sub_start(struct sub *s, int port)
-{
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->lock, NULL);
-    s->m = mosquitto_new(NULL, true, s);
-    assert_non_null(s->m);
-    mosquitto_int_option(s->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    mosquitto_connect_callback_set(s->m, sub_on_connect);
-    mosquitto_subscribe_callback_set(s->m, sub_on_subscribe);
-    mosquitto_message_callback_set(s->m, sub_on_message);
-    assert_int_equal(mosquitto_connect(s->m, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
-    assert_int_equal(mosquitto_loop_start(s->m), MOSQ_ERR_SUCCESS);
-    long long deadline = mono_ms() + WAIT_MS;
-    for (bool ok = false; !ok; usleep(5000)) {
-        pthread_mutex_lock(&s->lock);
-        ok = s->subscribed;
-        pthread_mutex_unlock(&s->lock);
-        assert_true(ok || mono_ms() < deadline);
-    }
-}
-
-static void sub_stop(struct sub *s)
-{
-    mosquitto_disconnect(s->m);
-    mosquitto_loop_stop(s->m, false);
-    mosquitto_destroy(s->m);
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->msgs[i].topic);
-        free(s->msgs[i].payload);
-    }
-    free(s->msgs);
-    pthread_mutex_destroy(&s->lock);
-}
+#define ACKS "turnstile/v1/+/+/ack"
 
 /* Messages on topic so far; the last payload into last (if not NULL). */
 static size_t sub_on(struct sub *s, const char *topic, char *last, size_t size)
@@ -148,7 +73,7 @@ static bool sub_wait_value(struct sub *s, const char *topic, const char *want)
 static void wait_broker_has(int port, const char *topic, const char *want)
 {
     struct sub s;
-    sub_start(&s, port);
+    sub_start(&s, port, NULL, ACKS, true);
     assert_true(sub_wait_value(&s, topic, want));
     sub_stop(&s);
 }
@@ -158,7 +83,7 @@ static void wait_broker_has(int port, const char *topic, const char *want)
 static void retained_values(int port, size_t count, const char *topic, char *out, size_t size)
 {
     struct sub s;
-    sub_start(&s, port);
+    sub_start(&s, port, NULL, ACKS, true);
     long long deadline = mono_ms() + WAIT_MS;
     for (;;) {
         pthread_mutex_lock(&s.lock);
@@ -182,8 +107,9 @@ static void retained_values(int port, size_t count, const char *topic, char *out
 static struct ts_bridge_mqtt_cfg base_cfg(int port, int interval_ms)
 {
     struct ts_bridge_mqtt_cfg c = {
-        .host = "127.0.0.1", .port = port, .keepalive_s = 30, .reconnect_min_ms = 100,
-        .reconnect_max_ms = 400, .ack_interval_ms = interval_ms,
+        .link = {.host = "127.0.0.1", .port = port, .keepalive_s = 30, .reconnect_min_ms = 100,
+                 .reconnect_max_ms = 400},
+        .ack_interval_ms = interval_ms,
     };
     return c;
 }
@@ -230,9 +156,13 @@ static void rejects_bad_topics_and_config(void **state)
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
     assert_null(a);
     cfg = base_cfg(1883, 100);
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "/nonexistent/ca.crt");
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "/nonexistent/ca.crt");
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
     assert_non_null(strstr(why, "ca_file"));
+    cfg = base_cfg(1883, 100);
+    cfg.link.keepalive_s = 3601;   /* the table's range, as the agent's (issue 16) */
+    assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_ECONFIG);
+    assert_non_null(strstr(why, "ack: mqtt: keepalive_s"));
     cfg = base_cfg(1883, 100);
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
     static const char *const bad[] = {
@@ -280,7 +210,7 @@ static void retained_and_monotone(void **state)
 
     /* a live subscriber sees the next value */
     struct sub s;
-    sub_start(&s, b.port);
+    sub_start(&s, b.port, NULL, ACKS, true);
     assert_true(sub_wait_value(&s, A("S1", "a1"), "5"));   /* the retained one */
     assert_int_equal(ts_ack_set(a, R("S1", "a1"), 12), TS_OK);
     assert_true(sub_wait_value(&s, A("S1", "a1"), "12"));
@@ -314,7 +244,7 @@ static void rate_limit_coalesces(void **state)
     char last[64];
     assert_int_equal(broker_start(&b, NULL), 0);
     struct sub s;
-    sub_start(&s, b.port);
+    sub_start(&s, b.port, NULL, ACKS, true);
     /* an interval far longer than the test: the second value of an agent
      * waits for ts_ack_free */
     struct ts_ack *a = ack_start(b.port, 600000);
@@ -374,11 +304,11 @@ static void tls_and_password(void **state)
                             .password = "pw"};
     assert_int_equal(broker_start(&b, &o), 0);
     struct ts_bridge_mqtt_cfg cfg = base_cfg(b.tls_port, 10);
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.ca_file);
-    snprintf(cfg.cert_file, sizeof cfg.cert_file, "%s", b.client_cert);
-    snprintf(cfg.key_file, sizeof cfg.key_file, "%s", b.client_key);
-    snprintf(cfg.username, sizeof cfg.username, "bridge");
-    snprintf(cfg.password, sizeof cfg.password, "pw");
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s", b.ca_file);
+    snprintf(cfg.link.cert_file, sizeof cfg.link.cert_file, "%s", b.client_cert);
+    snprintf(cfg.link.key_file, sizeof cfg.link.key_file, "%s", b.client_key);
+    snprintf(cfg.link.username, sizeof cfg.link.username, "bridge");
+    snprintf(cfg.link.password, sizeof cfg.link.password, "pw");
     struct ts_ack *a = NULL;
     char why[256];
     assert_int_equal(ts_ack_new(&cfg, "b1", &a, why, sizeof why), TS_OK);
@@ -435,7 +365,7 @@ static void many_agents_from_threads(void **state)
     assert_int_equal(s.agents, AGENTS);
 
     struct sub sub;
-    sub_start(&sub, b.port);
+    sub_start(&sub, b.port, NULL, ACKS, true);
     char topic[96], last[64], want[32];
     snprintf(want, sizeof want, "%d", 200 + THREADS - 1);
     long long deadline = mono_ms() + WAIT_MS;
@@ -496,7 +426,7 @@ static void bounded_table_forgets_settled_agents(void **state)
     assert_int_equal(s.agents, 0);
     assert_int_equal(s.expired, 1);
     struct sub sub;
-    sub_start(&sub, b.port);
+    sub_start(&sub, b.port, NULL, ACKS, true);
     assert_true(sub_wait_value(&sub, A("S", "i1"), "7"));   /* retained */
     size_t before = sub_on(&sub, A("S", "i1"), NULL, 0);
     assert_int_equal(ts_ack_set(a, R("S", "i1"), 7), TS_OK);

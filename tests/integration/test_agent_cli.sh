@@ -75,6 +75,10 @@ bad "duplicate turnstile" "20: \[turnstile t2\] scp: duplicate turnstile" "$(pri
 bad "overlapping register map" "22: \[turnstile t2\] exits_address: overlaps" "$(printf '%s\n[turnstile t2]\ndevice = d\nscp = 02-00-01\nentries_address = 4\nexits_address = 5\n' "$good")"
 bad "port out of range" "12: \[device d\] port: 0 is out of range" "$(sed 's/^port = 1$/port = 0/' <<<"$good")"
 bad "comma in identifier" "6: \[agent\] station:" "$(sed 's/^station = 59 ST$/station = 59 ST, BKLYN/' <<<"$good")"
+# [mqtt]'s connection keys are checked as the bridge's (one check, net/mqtt_cfg.c; issue 16):
+# a password without username was an error of the agent only at start, without its line
+bad "password without username" "22: \[mqtt\] password: needs username" "$(printf '%s\n[store]\npath = %s/s.db\n[mqtt]\nhost = 127.0.0.1\npassword = x\n' "$good" "$work")"
+bad "keepalive out of the table's range" "22: \[mqtt\] keepalive_s: 3601 is out of range \[5, 3600\]" "$(printf '%s\n[store]\npath = %s/s.db\n[mqtt]\nhost = 127.0.0.1\nkeepalive_s = 3601\n' "$good" "$work")"
 "$bin" -c "$work/missing.conf" >"$work/out" 2>"$work/err"
 check "missing file: exit 78" test $? -eq 78
 check "missing file: named" grep -q "missing.conf: cannot open" "$work/err"

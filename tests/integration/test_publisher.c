@@ -24,6 +24,7 @@
 #include "err.h"
 #include "harness.h"
 #include "log.h"
+#include "mqtt_sub.h"
 #include "publisher.h"
 #include "reading.h"
 
@@ -32,101 +33,7 @@
 #define PREFIX "turnstile/v1/" STATION "/" AGENT
 #define NMAX 4000
 
-/* ---- the test's subscriber ---- */
-
-struct msg {
-    char *topic, *payload;
-};
-
-struct sub {
-    struct mosquitto *m;
-    pthread_mutex_t lock;
-    bool subscribed;
-    char filter[160];
-    struct msg *msgs;
-    size_t n, cap;
-};
-
-static void sub_on_connect(struct mosquitto *m, void *obj, int rc)
-{
-    struct sub *s = obj;
-    if (rc == 0)
-        mosquitto_subscribe(m, NULL, s->filter, 1);
-}
-
-static void sub_on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos)
-{
-    struct sub *s = obj;
-    pthread_mutex_lock(&s->lock);
-    s->subscribed = true;
-    pthread_mutex_unlock(&s->lock);
-}
-
-static void sub_on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
-{
-    struct sub *s = obj;
-    pthread_mutex_lock(&s->lock);
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->msgs = realloc(s->msgs, s->cap * sizeof *s->msgs);
-        assert_non_null(s->msgs);
-    }
-    struct msg *d = &s->msgs[s->n++];
-    d->topic = strdup(msg->topic);
-    d->payload = malloc((size_t)msg->payloadlen + 1);
-    memcpy(d->payload, msg->payload, (size_t)msg->payloadlen);
-    d->payload[msg->payloadlen] = '\0';
-    pthread_mutex_unlock(&s->lock);
-}
-
-/* Connects a subscriber with a persistent session (clean_session false)
- * and waits for its SUBACK. */
-static void sub_start(struct sub *s, int port, const char *id, const char *filter, bool clean)
-{
-    memset(s, 0, sizeof *s);
-    pthread_mutex_init(&s->lock, NULL);
-    snprintf(s->filter, sizeof s->filter, "%s", filter);
-    s->m = mosquitto_new(id, clean, s);
-    assert_non_null(s->m);
-    mosquitto_int_option(s->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    mosquitto_connect_callback_set(s->m, sub_on_connect);
-    mosquitto_subscribe_callback_set(s->m, sub_on_subscribe);
-    mosquitto_message_callback_set(s->m, sub_on_message);
-    mosquitto_reconnect_delay_set(s->m, 1, 1, false);
-    assert_int_equal(mosquitto_connect(s->m, "127.0.0.1", port, 30), MOSQ_ERR_SUCCESS);
-    assert_int_equal(mosquitto_loop_start(s->m), MOSQ_ERR_SUCCESS);
-    long long deadline = mono_ms() + 5000;
-    for (bool ok = false; !ok; usleep(5000)) {
-        pthread_mutex_lock(&s->lock);
-        ok = s->subscribed;
-        pthread_mutex_unlock(&s->lock);
-        assert_true(ok || mono_ms() < deadline);
-    }
-}
-
-static void sub_stop(struct sub *s)
-{
-    mosquitto_disconnect(s->m);
-    mosquitto_loop_stop(s->m, false);
-    mosquitto_destroy(s->m);
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->msgs[i].topic);
-        free(s->msgs[i].payload);
-    }
-    free(s->msgs);
-    pthread_mutex_destroy(&s->lock);
-}
-
-/* Publishes (QoS 1); waits up to 5 s for the client to reconnect first. */
-static void sub_publish(struct sub *s, const char *topic, const char *payload, bool retain)
-{
-    long long deadline = mono_ms() + 5000;
-    int rc;
-    while ((rc = mosquitto_publish(s->m, NULL, topic, (int)strlen(payload), payload, 1,
-                                   retain)) == MOSQ_ERR_NO_CONN && mono_ms() < deadline)
-        usleep(20000);
-    assert_int_equal(rc, MOSQ_ERR_SUCCESS);
-}
+/* ---- the test's subscriber (mqtt_sub.h) ---- */
 
 /* The seqs of the readings received so far, in order of arrival (each line
  * must parse); returns how many. */
@@ -270,11 +177,11 @@ static struct ts_mqtt_cfg base_cfg(int port, enum ts_ack_mode mode)
 {
     struct ts_mqtt_cfg c;
     memset(&c, 0, sizeof c);
-    snprintf(c.host, sizeof c.host, "127.0.0.1");
-    c.port = port;
-    c.keepalive_s = 5;
-    c.reconnect_min_ms = 100;
-    c.reconnect_max_ms = 800;
+    snprintf(c.link.host, sizeof c.link.host, "127.0.0.1");
+    c.link.port = port;
+    c.link.keepalive_s = 5;
+    c.link.reconnect_min_ms = 100;
+    c.link.reconnect_max_ms = 800;
     c.max_inflight = 50;
     c.ack_timeout_ms = 30000;
     c.ack_mode = mode;
@@ -762,9 +669,9 @@ static void tls_client_cert_and_untrusted_ca(void **state)
     struct broker_opts o = {.tls = true, .require_cert = true};
     assert_int_equal(broker_start(&b, &o), 0);
     struct ts_mqtt_cfg cfg = base_cfg(b.tls_port, TS_ACK_PUBACK);
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.ca_file);
-    snprintf(cfg.cert_file, sizeof cfg.cert_file, "%s", b.client_cert);
-    snprintf(cfg.key_file, sizeof cfg.key_file, "%s", b.client_key);
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s", b.ca_file);
+    snprintf(cfg.link.cert_file, sizeof cfg.link.cert_file, "%s", b.client_cert);
+    snprintf(cfg.link.key_file, sizeof cfg.link.key_file, "%s", b.client_key);
     struct caller c = {.p = start_publisher(&cfg), .n = 5, .batch = 5};
     make_readings(5);
     UNTIL(&c, c.deleted == 5, 5000);
@@ -775,7 +682,7 @@ static void tls_client_cert_and_untrusted_ca(void **state)
     ts_publisher_free(c.p, 2000);
 
     /* The server's certificate is not signed by the CA we trust. */
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s", b.other_ca_file);
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s", b.other_ca_file);
     struct capture cap;
     capture_start(&cap);
     c.p = start_publisher(&cfg);
@@ -796,7 +703,7 @@ static void tls_client_cert_and_untrusted_ca(void **state)
     /* A missing CA file is a config error at once. */
     struct ts_publisher *p = NULL;
     char err[512];
-    snprintf(cfg.ca_file, sizeof cfg.ca_file, "%s/nope.crt", b.dir);
+    snprintf(cfg.link.ca_file, sizeof cfg.link.ca_file, "%s/nope.crt", b.dir);
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
     assert_null(p);
     assert_non_null(strstr(err, "nope.crt"));
@@ -811,8 +718,8 @@ static void wrong_password_is_retried(void **state)
     struct broker_opts o = {.username = "agent", .password = "s3cret"};
     assert_int_equal(broker_start(&b, &o), 0);
     struct ts_mqtt_cfg cfg = base_cfg(b.port, TS_ACK_PUBACK);
-    snprintf(cfg.username, sizeof cfg.username, "agent");
-    snprintf(cfg.password, sizeof cfg.password, "wrong");
+    snprintf(cfg.link.username, sizeof cfg.link.username, "agent");
+    snprintf(cfg.link.password, sizeof cfg.link.password, "wrong");
 
     struct capture cap;
     capture_start(&cap);
@@ -829,7 +736,7 @@ static void wrong_password_is_retried(void **state)
     assert_non_null(strstr(log, "check username and password"));
     free(log);
 
-    snprintf(cfg.password, sizeof cfg.password, "s3cret");
+    snprintf(cfg.link.password, sizeof cfg.link.password, "s3cret");
     struct caller c = {.p = start_publisher(&cfg), .n = 3, .batch = 3};
     make_readings(3);
     EXPECT(&c, c.deleted == 3, 5000);
@@ -935,7 +842,21 @@ static void rejects_bad_ids_and_config(void **state)
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
     assert_non_null(strstr(err, "max_inflight"));
     cfg = base_cfg(1883, TS_ACK_PUBACK);
-    snprintf(cfg.cert_file, sizeof cfg.cert_file, "/etc/hostname");
+    snprintf(cfg.link.cert_file, sizeof cfg.link.cert_file, "/etc/hostname");
+    assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
+    /* one range for keepalive_s, the config table's (5..3600): the publisher
+     * used to take up to 65535 (issue 16) */
+    cfg = base_cfg(1883, TS_ACK_PUBACK);
+    cfg.link.keepalive_s = TS_MQTT_KEEPALIVE_MAX + 1;
+    assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
+    assert_non_null(strstr(err, "mqtt: keepalive_s: not in 5..3600"));
+    assert_null(p);
+    cfg.link.keepalive_s = TS_MQTT_KEEPALIVE_MAX;
+    assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_OK);
+    ts_publisher_free(p, 0);
+    p = NULL;
+    cfg = base_cfg(1883, TS_ACK_PUBACK);
+    cfg.max_inflight = TS_PUBLISHER_INFLIGHT_MAX + 1;   /* the table's 65000, not 65535 */
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_ECONFIG);
     cfg = base_cfg(1883, TS_ACK_PUBACK);
     assert_int_equal(ts_publisher_new(&cfg, STATION, AGENT, &p, err, sizeof err), TS_OK);

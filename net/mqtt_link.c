@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* mqtt_link.c - one libmosquitto client and the thread that keeps it
- * connected (see mqtt_link.h).
+ * connected (see mqtt_link.h); the agent's publisher and the bridge's relay,
+ * acknowledger, status and metrics readers each own one.
  *
  * l->lock guards the state the network thread and the owner's thread share
  * (stop, connected, ...); libmosquitto's callbacks take it, and no hook is
@@ -29,8 +30,8 @@
 #define CLIENT_ID_MAX 160
 
 struct ts_mqtt_link {
-    struct ts_bridge_mqtt_cfg cfg;
-    char name[16];
+    struct ts_mqtt_link_cfg cfg;
+    char name[24];                /* log prefix: "relay: mqtt", or "mqtt" */
     char client_id[CLIENT_ID_MAX];
     int loop_ms;
     struct ts_mqtt_link_ops ops;
@@ -49,6 +50,7 @@ struct ts_mqtt_link {
     bool session_present;
     int refused;                  /* CONNACK code of this attempt's refusal, 0: none */
     uint64_t connects;
+    uint64_t connect_failures;
 
     pthread_mutex_t errlock;
     char lib_error[256];
@@ -61,7 +63,6 @@ static void lib_init(void)
 {
     lib_rc = mosquitto_lib_init();
 }
-
 
 /* ---- libmosquitto callbacks (network thread) ---- */
 
@@ -82,7 +83,7 @@ static void on_log(struct mosquitto *m, void *obj, int level, const char *str)
         snprintf(l->lib_error, sizeof l->lib_error, "%s", str);
         pthread_mutex_unlock(&l->errlock);
     }
-    TS_LOG(lv, "%s: mqtt: libmosquitto: %s", l->name, str);
+    TS_LOG(lv, "%s: libmosquitto: %s", l->name, str);
 }
 
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
@@ -101,7 +102,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags)
     l->session_present = flags & 1;
     l->connects++;
     pthread_mutex_unlock(&l->lock);
-    TS_LOG(TS_LOG_NOTICE, "%s: mqtt: connected to %s:%d as %s (%s)", l->name, l->cfg.host,
+    TS_LOG(TS_LOG_NOTICE, "%s: connected to %s:%d as %s (%s)", l->name, l->cfg.host,
            l->cfg.port, l->client_id, (flags & 1) ? "session resumed" : "new session");
 }
 
@@ -116,10 +117,10 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc)
     if (!was)
         return;
     if (rc == MOSQ_ERR_SUCCESS)
-        TS_LOG(TS_LOG_INFO, "%s: mqtt: disconnected from %s:%d", l->name, l->cfg.host,
+        TS_LOG(TS_LOG_INFO, "%s: disconnected from %s:%d", l->name, l->cfg.host,
                l->cfg.port);
     else
-        TS_LOG(TS_LOG_WARNING, "%s: mqtt: connection to %s:%d lost: %s; reconnecting", l->name,
+        TS_LOG(TS_LOG_WARNING, "%s: connection to %s:%d lost: %s; reconnecting", l->name,
                l->cfg.host, l->cfg.port, mosquitto_strerror(rc));
 }
 
@@ -164,6 +165,7 @@ static void connect_failed(struct ts_mqtt_link *l, int rc, int err, unsigned att
     pthread_mutex_unlock(&l->errlock);
     pthread_mutex_lock(&l->lock);
     int refused = l->refused;
+    l->connect_failures++;
     pthread_mutex_unlock(&l->lock);
 
     if (refused)
@@ -179,7 +181,7 @@ static void connect_failed(struct ts_mqtt_link *l, int rc, int err, unsigned att
     else
         snprintf(why, sizeof why, "%s%s%s", mosquitto_strerror(rc), lib[0] ? ": " : "", lib);
     TS_LOG(attempt == 1 ? TS_LOG_ERR : TS_LOG_WARNING,
-           "%s: mqtt: cannot connect to %s:%d (attempt %u): %s; retrying in %d ms", l->name,
+           "%s: cannot connect to %s:%d (attempt %u): %s; retrying in %d ms", l->name,
            l->cfg.host, l->cfg.port, attempt, why, wait_ms);
 }
 
@@ -269,7 +271,7 @@ static void *net_main(void *arg)
         if (!up)
             connect_failed(l, rc, err, ++attempt, wait);
         else if (was)   /* on_disconnect did not say it */
-            TS_LOG(TS_LOG_WARNING, "%s: mqtt: connection to %s:%d lost: %s; reconnecting",
+            TS_LOG(TS_LOG_WARNING, "%s: connection to %s:%d lost: %s; reconnecting",
                    l->name, l->cfg.host, l->cfg.port,
                    rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc));
     }
@@ -289,7 +291,7 @@ static void *net_main(void *arg)
                 break;
         }
     } else if (c) {
-        TS_LOG(TS_LOG_INFO, "%s: mqtt: closing the connection without DISCONNECT", l->name);
+        TS_LOG(TS_LOG_INFO, "%s: closing the connection without DISCONNECT", l->name);
     }
     pthread_mutex_lock(&l->lock);
     l->connected = false;
@@ -301,59 +303,32 @@ static void *net_main(void *arg)
 
 /* ---- public ---- */
 
-int ts_mqtt_client_id(const struct ts_bridge_mqtt_cfg *cfg, const char *bridge_id,
-                      const char *suffix, char *buf, size_t size)
-{
-    int n = cfg->client_id[0] ? snprintf(buf, size, "%s%s", cfg->client_id, suffix)
-                              : snprintf(buf, size, "turnstile-bridge-%s%s", bridge_id, suffix);
-    return n < 0 || (size_t)n >= size ? TS_EINVAL : TS_OK;
-}
-
-int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, const char *client_id,
+int ts_mqtt_link_new(const struct ts_mqtt_link_cfg *cfg, const char *name, const char *client_id,
                      bool clean_session, int loop_ms, const struct ts_mqtt_link_ops *ops,
                      void *ctx, struct ts_mqtt_link **out, char *why, size_t why_size)
 {
+    char pfx[24], bad[400];
+
     if (out)
         *out = NULL;
     if (!cfg || !name || !client_id || !out)
         return ts_fail(why, why_size, TS_EINVAL, "%s", "mqtt: missing argument");
-
-    const char *bad = NULL;
-    if (!cfg->host[0])
-        bad = "host: empty";
-    else if (cfg->port < 1 || cfg->port > 65535)
-        bad = "port: not in 1..65535";
-    else if (cfg->keepalive_s < 5 || cfg->keepalive_s > 65535)
-        bad = "keepalive_s: not in 5..65535";
-    else if (cfg->reconnect_min_ms < 1 || cfg->reconnect_max_ms < cfg->reconnect_min_ms)
-        bad = "reconnect_min_ms/reconnect_max_ms: want 1 <= min <= max";
-    else if (!client_id[0] || strlen(client_id) >= CLIENT_ID_MAX)
-        bad = "client_id: empty or too long";
-    else if (!cfg->username[0] && cfg->password[0])
-        bad = "password: set without username";
-    else if (!cfg->ca_file[0] && (cfg->cert_file[0] || cfg->key_file[0]))
-        bad = "cert_file/key_file: TLS needs ca_file too";
-    else if (!cfg->cert_file[0] != !cfg->key_file[0])
-        bad = "cert_file/key_file: set both or neither";
-    if (bad)
-        return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: %s", name, bad);
-    const char *files[] = {cfg->ca_file, cfg->cert_file, cfg->key_file};
-    for (int i = 0; i < 3; i++)
-        if (files[i][0] && access(files[i], R_OK) != 0)
-            return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: %s '%s': %s", name,
-                        i == 0 ? "ca_file" : i == 1 ? "cert_file" : "key_file", files[i],
-                        strerror(errno));
+    snprintf(pfx, sizeof pfx, "%s%smqtt", name, name[0] ? ": " : "");
+    if (ts_mqtt_link_cfg_valid(cfg, bad, sizeof bad) != TS_OK)
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: %s", pfx, bad);
+    if (!client_id[0] || strlen(client_id) >= CLIENT_ID_MAX)
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: client_id: empty or too long", pfx);
 
     pthread_once(&lib_once, lib_init);
     if (lib_rc != MOSQ_ERR_SUCCESS)
-        return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: mosquitto_lib_init: %s", name,
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: mosquitto_lib_init: %s", pfx,
                     mosquitto_strerror(lib_rc));
 
     struct ts_mqtt_link *l = calloc(1, sizeof *l);
     if (!l)
-        return ts_fail(why, why_size, TS_ENOMEM, "%s: mqtt: out of memory", name);
+        return ts_fail(why, why_size, TS_ENOMEM, "%s: out of memory", pfx);
     l->cfg = *cfg;
-    snprintf(l->name, sizeof l->name, "%s", name);
+    snprintf(l->name, sizeof l->name, "%s", pfx);
     snprintf(l->client_id, sizeof l->client_id, "%s", client_id);
     l->loop_ms = loop_ms > 0 ? loop_ms : 1000;
     if (ops)
@@ -374,7 +349,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
         int e = errno;
         ts_mqtt_link_free(l);
         return ts_fail(why, why_size, e == ENOMEM ? TS_ENOMEM : TS_ECONFIG,
-                    "%s: mqtt: cannot create the client: %s", name,
+                    "%s: cannot create the client: %s", pfx,
                     e == ENOMEM ? "out of memory" : "invalid client id");
     }
     mosquitto_threaded_set(l->mosq, true);
@@ -384,7 +359,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
         (rc = mosquitto_username_pw_set(l->mosq, cfg->username,
                                         cfg->password[0] ? cfg->password : NULL))) {
         ts_mqtt_link_free(l);
-        return ts_fail(why, why_size, TS_ECONFIG, "%s: mqtt: username/password: %s", name,
+        return ts_fail(why, why_size, TS_ECONFIG, "%s: username/password: %s", pfx,
                     mosquitto_strerror(rc));
     }
     if (cfg->ca_file[0]) {
@@ -398,7 +373,7 @@ int ts_mqtt_link_new(const struct ts_bridge_mqtt_cfg *cfg, const char *name, con
         if (rc) {
             ts_mqtt_link_free(l);
             return ts_fail(why, why_size, TS_ECONFIG,
-                        "%s: mqtt: TLS settings refused by libmosquitto: %s", name,
+                        "%s: TLS settings refused by libmosquitto: %s", pfx,
                         mosquitto_strerror(rc));
         }
     }
@@ -430,11 +405,11 @@ int ts_mqtt_link_start(struct ts_mqtt_link *l)
     int rc = pthread_create(&l->thread, NULL, net_main, l);
     if (rc) {
         errno = rc;
-        TS_LOG(TS_LOG_ERR, "%s: mqtt: cannot start the network thread: %s", l->name, strerror(rc));
+        TS_LOG(TS_LOG_ERR, "%s: cannot start the network thread: %s", l->name, strerror(rc));
         return TS_ESYS;
     }
     l->started = true;
-    TS_LOG(TS_LOG_INFO, "%s: mqtt: connecting to %s:%d%s as %s", l->name, l->cfg.host,
+    TS_LOG(TS_LOG_INFO, "%s: connecting to %s:%d%s as %s", l->name, l->cfg.host,
            l->cfg.port, l->cfg.ca_file[0] ? " (TLS)" : "", l->client_id);
     return TS_OK;
 }
@@ -456,6 +431,14 @@ uint64_t ts_mqtt_link_connects(struct ts_mqtt_link *l)
 {
     pthread_mutex_lock(&l->lock);
     uint64_t n = l->connects;
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+uint64_t ts_mqtt_link_connect_failures(struct ts_mqtt_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    uint64_t n = l->connect_failures;
     pthread_mutex_unlock(&l->lock);
     return n;
 }
