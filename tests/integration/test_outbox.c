@@ -39,11 +39,11 @@ static void make_cfg(struct ts_agent_cfg *cfg, bool store, int port, enum ts_ack
     snprintf(cfg->store.path, sizeof cfg->store.path, "%s/outbox-%d.db", temp_dir(), ++n_store);
     cfg->has_mqtt = port != 0;
     struct ts_mqtt_cfg *m = &cfg->mqtt;
-    snprintf(m->host, sizeof m->host, "127.0.0.1");
-    m->port = port;
-    m->keepalive_s = 5;
-    m->reconnect_min_ms = 100;
-    m->reconnect_max_ms = 800;
+    snprintf(m->link.host, sizeof m->link.host, "127.0.0.1");
+    m->link.port = port;
+    m->link.keepalive_s = 5;
+    m->link.reconnect_min_ms = 100;
+    m->link.reconnect_max_ms = 800;
     m->max_inflight = 20;
     m->ack_timeout_ms = 30000;
     m->ack_mode = mode;
