@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "agent_table.h"
@@ -98,10 +99,11 @@ struct batch_ack {
     uint64_t acked;
 };
 
-/* A record of the batch and its verdict. The judging thread and the
- * aggregating thread both judge: whoever moves state from SLOT_FREE to
- * SLOT_CLAIMED judges the record and stores SLOT_JUDGED (release); the
- * aggregating thread takes the records in order, each once it is judged. */
+/* A record of the batch and its verdict. The judging thread (from the
+ * batch's end down) and the aggregating thread (from the front up) both
+ * judge: whoever moves state from SLOT_FREE to SLOT_CLAIMED judges the
+ * record and stores SLOT_JUDGED (release); the aggregating thread takes the
+ * records in order, each once it is judged. */
 enum { SLOT_FREE, SLOT_CLAIMED, SLOT_JUDGED };
 
 struct slot {
@@ -1111,6 +1113,7 @@ static void *judge_main(void *arg)
     struct ts_aggregator *agg = arg;
     struct judge *j = agg->judge;
 
+    prctl(PR_SET_NAME, "ts:judge", 0, 0, 0); /* the thread's name, for top -H and perf */
     pthread_mutex_lock(&j->mu);
     for (;;) {
         while (!j->job && !j->stop)
@@ -1122,15 +1125,19 @@ static void *judge_main(void *arg)
         size_t from = j->from, n = j->n;
         int64_t now = agg->batch_now;
         pthread_mutex_unlock(&j->mu);
-        for (size_t i = from; i < n; i++) {
+        /* from the batch's end down, while the aggregating thread judges
+         * what it finds free from the front up: they meet once, wherever
+         * their speeds make them meet, and neither waits for the other
+         * record after record when one of them loses its core */
+        for (size_t i = n; i-- > from;) {
             struct slot *sl = &agg->batch[i];
             int expected = SLOT_FREE;
-            if (atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
-                                                        memory_order_acquire,
-                                                        memory_order_relaxed)) {
-                judge_slot(agg, sl, now);
-                atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_release);
-            }
+            if (!atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed))
+                break; /* the aggregating thread got here: the rest below is its */
+            judge_slot(agg, sl, now);
+            atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_release);
         }
         pthread_mutex_lock(&j->mu);
         j->busy = false;
@@ -1181,7 +1188,8 @@ static void slot_ready(struct ts_aggregator *agg, struct slot *sl)
         atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_relaxed);
         return;
     }
-    /* the judging thread has it: about a microsecond, unless it lost its core */
+    /* the judging thread has it (where the two meet, once a batch): about
+     * a microsecond, unless it lost its core */
     for (unsigned spins = 0; atomic_load_explicit(&sl->state, memory_order_acquire) != SLOT_JUDGED;
          spins++)
         if (spins >= 100)
