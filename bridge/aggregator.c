@@ -1577,6 +1577,7 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: acks handed over one reading at a time");
     agg->batch_max = cfg->lake.batch_records > 0 ? (size_t)cfg->lake.batch_records : 1;
     if (!(agg->batch = calloc(agg->batch_max, sizeof *agg->batch))) {
+        snprintf(why, why_size, "out of memory for a batch of %zu records", agg->batch_max);
         ts_aggregator_free(agg);
         return TS_ENOMEM;
     }
