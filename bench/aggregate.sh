@@ -11,7 +11,9 @@
 #              files, checkpoints every 5 s, config defaults otherwise); timed from the
 #              process start to its exit: it gets SIGTERM once its status line
 #              (status_interval_ms = 100) counts N readings, and its final checkpoint is
-#              part of the time
+#              part of the time; by default (judge_thread = true) and again with
+#              judge_thread = false ("1thread"; TS_AGG_ONE_THREAD=0 leaves it out), each in
+#              its own group and lake; the two lakes must hold the same rows
 #   library    bench-aggregate run: the aggregator library alone (no acks, no station
 #              windows), for comparison (TS_AGG_LIBRARY=0 leaves it out)
 # Prints one line each (rate, CPU s, peak RSS), and the bridge/consumer ratio.
@@ -49,9 +51,12 @@ consumer_line=$("$bin/bench-aggregate" consume "$KAFKA_BOOTSTRAP" bench.readings
 echo "$consumer_line"
 consumer_rate=$(sed -n 's/.*: \([0-9]*\)\/s;.*/\1/p' <<<"$consumer_line")
 
-cat >"$work/bridge.conf" <<EOF
+# run_bridge NAME JUDGE_THREAD: one run of the bridge, its own group and lake
+run_bridge() {
+  local name=$1 judge=$2
+  cat >"$work/$name.conf" <<EOF
 [bridge]
-id = bench-agg
+id = bench-agg-$name
 status_interval_ms = 100
 max_event_age_s = 0
 [mqtt]
@@ -60,34 +65,62 @@ port = $BROKER_PORT
 [kafka]
 brokers = $KAFKA_BOOTSTRAP
 readings_topic = bench.readings
-group_id = bench-bridge
+group_id = bench-bridge-$name
 [lake]
-path = $work/bridge-lake
+path = $work/$name-lake
+judge_thread = $judge
 EOF
-start=$(date +%s%N)
-"$bin/turnstile-bridge" -c "$work/bridge.conf" --role aggregate >"$work/bridge.out" 2>"$work/bridge.err" &
-bridge_pid=$!; bp=$bridge_pid
-readings=0
-while sample "$bridge_pid"; do
-  readings=$(sed -n 's/.* \([0-9]*\) readings, .*/\1/p' "$work/bridge.err" | tail -n 1)
-  [ "${readings:-0}" -lt "$n" ] || break
-  tick
-done
-[ "${readings:-0}" -ge "$n" ] || { tail -n 20 "$work/bridge.err" >&2; echo "aggregate.sh: the bridge stopped before $n readings" >&2; exit 1; }
-kill -TERM "$bridge_pid"
-while sample "$bridge_pid"; do tick; done
-wait "$bridge_pid" || { tail -n 20 "$work/bridge.err" >&2; echo "aggregate.sh: the bridge failed" >&2; exit 1; }
-end=$(date +%s%N)
-bridge_cpu=${ticks[$bridge_pid]}
-bridge_pid=
-awk -v n="$n" -v ns=$((end - start)) -v cpu="$(ticks_s "$bridge_cpu")" -v kb="${hwm[$bp]:-0}" \
-    -v c="${consumer_rate:-0}" 'BEGIN {
-  s = ns / 1e9; r = n / s
-  printf "bridge    %d readings in %.2f s (process start to exit): %.0f/s; CPU %.2f s (%.0f readings per CPU second); peak RSS %.1f MiB\n", n, s, r, cpu, n / cpu, kb / 1024
-  if (c > 0) printf "ratio     bridge / bare consumer: %.2f\n", r / c
-}'
-grep -o 'aggregate: [^;]*' "$work/bridge.err" | tail -n 1 | sed 's/^/          /'
-echo "          bridge lake: $(find "$work/bridge-lake" -name '*.csv.gz' ! -name '.*' | wc -l) files, $(du -sh "$work/bridge-lake" | cut -f1)"
+  local start end readings=0 bp
+  start=$(date +%s%N)
+  "$bin/turnstile-bridge" -c "$work/$name.conf" --role aggregate >"$work/$name.out" 2>"$work/$name.err" &
+  bridge_pid=$!; bp=$bridge_pid
+  while sample "$bridge_pid"; do
+    readings=$(sed -n 's/.* \([0-9]*\) readings, .*/\1/p' "$work/$name.err" | tail -n 1)
+    [ "${readings:-0}" -lt "$n" ] || break
+    tick
+  done
+  [ "${readings:-0}" -ge "$n" ] || { tail -n 20 "$work/$name.err" >&2; echo "aggregate.sh: the bridge stopped before $n readings" >&2; exit 1; }
+  kill -TERM "$bridge_pid"
+  while sample "$bridge_pid"; do tick; done
+  wait "$bridge_pid" || { tail -n 20 "$work/$name.err" >&2; echo "aggregate.sh: the bridge failed" >&2; exit 1; }
+  end=$(date +%s%N)
+  local cpu=${ticks[$bridge_pid]}
+  bridge_pid=
+  awk -v n="$n" -v ns=$((end - start)) -v cpu="$(ticks_s "$cpu")" -v kb="${hwm[$bp]:-0}" \
+      -v c="${consumer_rate:-0}" -v name="$name" 'BEGIN {
+    s = ns / 1e9; r = n / s
+    printf "%-9s %d readings in %.2f s (process start to exit): %.0f/s; CPU %.2f s (%.0f readings per CPU second); peak RSS %.1f MiB\n", name, n, s, r, cpu, n / cpu, kb / 1024
+    if (c > 0) printf "ratio     %s / bare consumer: %.2f\n", name, r / c
+  }'
+  grep -o 'aggregate: [^;]*' "$work/$name.err" | tail -n 1 | sed 's/^/          /'
+  echo "          $name lake: $(find "$work/$name-lake" -name '*.csv.gz' ! -name '.*' | wc -l) files, $(du -sh "$work/$name-lake" | cut -f1)"
+}
+
+# lake_rows DIR: every row of the visible data files, sorted, each after its folder and its
+# file's kind (part or late), without its row number (which counts within a file: where a
+# file ends depends on when the checkpoints came, on the clock)
+lake_rows() {
+  (cd "$1" && find . -name '*.csv.gz' ! -name '.*' | while read -r f; do
+     gzip -dc "$f" | awk -v d="${f%/*}" -v k="${f##*/}" 'NR > 1 { sub(/^[^,]*,/, ""); print d, substr(k, 1, 4), $0 }'
+   done | LC_ALL=C sort)
+}
+
+# the bridge as configured by default (judge_thread = true: two threads) and, unless
+# TS_AGG_ONE_THREAD=0, with judge_thread = false (one thread) in the same run: their
+# lakes must hold the same rows (test_bridge_lake_expected checks the bytes of a fixed
+# input, cut into files the same way)
+# (TS_AGG_ONE_THREAD=first runs it first: on a shared machine, alternate the order)
+[ "${TS_AGG_ONE_THREAD:-1}" != first ] || run_bridge 1thread false
+run_bridge bridge true
+if [ "${TS_AGG_ONE_THREAD:-1}" != 0 ]; then
+  [ "${TS_AGG_ONE_THREAD:-1}" = first ] || run_bridge 1thread false
+  if cmp -s <(lake_rows "$work/bridge-lake") <(lake_rows "$work/1thread-lake"); then
+    echo "          the two lakes hold the same rows ($(lake_rows "$work/bridge-lake" | wc -l))"
+  else
+    echo "aggregate.sh: the lakes of judge_thread = true and false hold different rows" >&2
+    exit 1
+  fi
+fi
 if [ "${TS_AGG_LIBRARY:-1}" != 0 ]; then
   "$bin/bench-aggregate" run "$KAFKA_BOOTSTRAP" bench.readings "$n" "$work/lake"
   echo "          library lake: $(find "$work/lake" -name '*.csv.gz' ! -name '.*' | wc -l) files, $(du -sh "$work/lake" | cut -f1)"

@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "agent_table.h"
@@ -27,7 +31,7 @@
 #include "verdict.h"
 #include "window.h"
 
-#define BATCH_MAX 10000          /* messages between two window advances */
+#define JUDGE_THREAD_MIN 64      /* a smaller batch is judged by the aggregating thread alone */
 #define TIMER_MS 1000            /* windows advance at least this often */
 #define PAUSE_AFTER_FAILURE_MS 5000  /* the first pause after a failed checkpoint, */
 #define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
@@ -95,6 +99,38 @@ struct batch_ack {
     uint64_t acked;
 };
 
+/* A record of the batch and its verdict. The judging thread (from the
+ * batch's end down) and the aggregating thread (from the front up) both
+ * judge: whoever moves state from SLOT_FREE to SLOT_CLAIMED judges the
+ * record and stores SLOT_JUDGED (release); the aggregating thread takes the
+ * records in order, each once it is judged. */
+enum { SLOT_FREE, SLOT_CLAIMED, SLOT_JUDGED };
+
+struct slot {
+    rd_kafka_message_t *m;       /* owned until taken (or dropped) */
+    atomic_int state;
+    /* the verdict (what take needs, judged without any of the partition's state) */
+    rd_kafka_headers_t *hdrs;    /* m's, parsed; NULL: none */
+    const char *topic;           /* the mqtt_topic header (in hdrs); NULL: absent */
+    size_t topic_len;
+    int32_t want;                /* the partition of the key's agent in the layout */
+    bool marker;                 /* no value, a refused_id header */
+    bool judged;                 /* v holds the verdict (not misplaced, not a marker) */
+    struct ts_verdict v;
+};
+
+/* The second thread: judges the batch's records ahead of the aggregating
+ * thread (docs/bridge.md, "Threads"). Everything under mu. */
+struct judge {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t wake, idle;
+    bool job;                    /* a batch is posted, not yet started */
+    bool busy;                   /* the thread is judging a batch */
+    bool stop;
+    size_t from, n;              /* the posted batch's slots */
+};
+
 /* An agent whose acknowledgement waits for the next checkpoint. */
 struct pending_ack {
     char station[TS_ID_MAX], agent[TS_ID_MAX];
@@ -136,6 +172,10 @@ struct ts_aggregator {
     struct batch_ack *acks;      /* ACK_BATCH_MAX: noted in this batch (ack_note) */
     size_t n_acks;
     uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
+    struct slot *batch;          /* batch_max records polled, taken in order */
+    size_t batch_max, n_batch, batch_pos; /* polled; the next to take */
+    int64_t batch_now;           /* the wall clock when the batch's first record came */
+    struct judge *judge;         /* NULL: the aggregating thread judges alone */
 };
 
 /* --- partition life ------------------------------------------------------ */
@@ -519,12 +559,14 @@ static bool check_layout(struct ts_aggregator *agg, rd_kafka_t *rk)
 
 static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *list);
+static void batch_drain(struct ts_aggregator *agg);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct ts_aggregator *agg = opaque;
 
+    batch_drain(agg); /* what was polled before the rebalance, first */
     agg->in_rebalance = true;
     rebalance(agg, rk, err, list);
     agg->in_rebalance = false;
@@ -733,12 +775,11 @@ static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct part *p, co
 /* Its place in the layout (layout.h): a record in another partition than its
  * key's was produced around the relay, and would be counted a second time
  * by another partition's duplicate removal. NULL, or the reason. */
-static const char *misplaced(struct ts_aggregator *agg, const rd_kafka_message_t *m, char *why,
+static const char *misplaced(struct ts_aggregator *agg, const struct slot *s, char *why,
                              size_t size)
 {
-    if (agg->layout <= 0 || !m->key)
-        return NULL;
-    int32_t want = ts_layout_partition(m->key, m->key_len, agg->layout);
+    const rd_kafka_message_t *m = s->m;
+    int32_t want = s->want;
     if (want == m->partition)
         return NULL;
     snprintf(why, size, "record in partition %" PRId32 ", but its key's agent belongs to partition "
@@ -860,12 +901,50 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
     after_seen(agg, p, t, NULL, agent, set, NULL);
 }
 
-static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t now)
+/* The reference time a record is judged against: the time the relay judged
+ * it (the record's timestamp), so that a reading that waited in Kafka is not
+ * refused for its wait; never later than this clock, nor earlier than its
+ * age bound allows. */
+static int64_t judge_time(const struct ts_aggregator *agg, const rd_kafka_message_t *m,
+                          int64_t now)
 {
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ref = rd_kafka_message_timestamp(m, &tstype);
+    if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 || ref > now)
+        ref = now;
+    if (agg->bounds.max_age_ms > 0 && ref < now - agg->bounds.max_age_ms)
+        ref = now - agg->bounds.max_age_ms;
+    return ref;
+}
+
+/* Judges s->m: its headers, its place in the layout, marker or reading and
+ * the verdict. Reads only s, agg->layout and agg->bounds (which change only
+ * while no batch is being judged): either thread may call it. */
+static void judge_slot(const struct ts_aggregator *agg, struct slot *s, int64_t now)
+{
+    const rd_kafka_message_t *m = s->m;
+    size_t id_len;
+
+    if (rd_kafka_message_headers(m, &s->hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        s->hdrs = NULL;
+    s->topic = header(s->hdrs, TS_HEADER_MQTT_TOPIC, &s->topic_len);
+    s->want = agg->layout > 0 && m->key ? ts_layout_partition(m->key, m->key_len, agg->layout)
+                                        : m->partition;
+    s->marker = (!m->payload || m->len == 0) && header(s->hdrs, TS_MARKER_HEADER_ID, &id_len);
+    s->judged = s->want == m->partition && !s->marker;
+    if (!s->judged)
+        return;
+    struct ts_verdict_msg vm = {
+        .topic = s->topic, .topic_len = s->topic_len, .payload = m->payload, .len = m->len,
+        .key = m->key ? m->key : "", .key_len = m->key ? m->key_len : 0,
+        .now_ms = judge_time(agg, m, now)};
+    ts_verdict_judge(&vm, &agg->bounds, &s->v);
+}
+
+static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
+{
+    const rd_kafka_message_t *m = s->m;
     struct part *p = part_get(agg, m->partition, false);
-    rd_kafka_headers_t *hdrs = NULL;
-    struct ts_verdict v;
-    size_t topic_len = 0, id_len;
 
     agg->st.consumed++;
     if (!p || !p->assigned || p->lost || !p->lake)
@@ -885,38 +964,26 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     int64_t ref = rd_kafka_message_timestamp(m, &tstype);
     if (p->backlog_since_ms == INT64_MIN)
         p->backlog_since_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 ? now : ref;
-    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        hdrs = NULL;
-    const char *topic = header(hdrs, TS_HEADER_MQTT_TOPIC, &topic_len);
+    const char *topic = s->topic;
+    size_t topic_len = s->topic_len;
     char where[TS_VERDICT_REASON_MAX];
-    const char *why_misplaced = misplaced(agg, m, where, sizeof where);
+    const char *why_misplaced = misplaced(agg, s, where, sizeof where);
     if (why_misplaced) {
         refuse(agg, p, m, topic, topic_len, why_misplaced);
         return;
     }
-    if ((!m->payload || m->len == 0) && header(hdrs, TS_MARKER_HEADER_ID, &id_len)) {
-        take_marker(agg, p, m, hdrs, topic, topic_len);
+    if (s->marker) {
+        take_marker(agg, p, m, s->hdrs, topic, topic_len);
         return;
     }
-
-    /* judged against the time the relay judged it (the record's timestamp),
-     * so that a reading that waited in Kafka is not refused for its wait;
-     * never later than this clock, nor earlier than its age bound allows */
-    if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ref < 0 || ref > now)
-        ref = now;
-    if (agg->bounds.max_age_ms > 0 && ref < now - agg->bounds.max_age_ms)
-        ref = now - agg->bounds.max_age_ms;
-    struct ts_verdict_msg vm = {
-        .topic = topic, .topic_len = topic_len, .payload = m->payload, .len = m->len,
-        .key = m->key ? m->key : "", .key_len = m->key ? m->key_len : 0, .now_ms = ref};
-    if (ts_verdict_judge(&vm, &agg->bounds, &v) != TS_VERDICT_READING) {
+    if (s->v.cls != TS_VERDICT_READING) {
         /* POLICY too: only the relay's marker, after its dead letter, passes
          * the agent's numbers (a record produced around the relay is never
          * acknowledged) */
-        refuse(agg, p, m, topic, topic_len, v.reason);
+        refuse(agg, p, m, topic, topic_len, s->v.reason);
         return;
     }
-    const struct ts_reading *r = &v.r;
+    const struct ts_reading *r = &s->v.r;
     bool dup = false;
     char t[2 * TS_ID_MAX + 32];
     memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
@@ -947,10 +1014,10 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
     }
     if (dup) {
         agg->st.duplicates++;
-        after_seen(agg, p, t, v.station, r->agent_id, set, NULL);
+        after_seen(agg, p, t, s->v.station, r->agent_id, set, NULL);
         return;
     }
-    rc = ts_window_add(p->win, r, v.utc_offset_s, now);
+    rc = ts_window_add(p->win, r, s->v.utc_offset_s, now);
     if (rc != TS_OK) {
         /* only TS_ENOMEM is possible here (inputs were checked): the set
          * already holds the reading, so the partition must be reloaded */
@@ -959,7 +1026,7 @@ static void take(struct ts_aggregator *agg, const rd_kafka_message_t *m, int64_t
         return;
     }
     agg->st.readings++;
-    after_seen(agg, p, t, v.station, r->agent_id, set, r);
+    after_seen(agg, p, t, s->v.station, r->agent_id, set, r);
 }
 
 /* Kafka deletes records older than the topic's retention.ms: a partition
@@ -1039,38 +1106,210 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
     agg->last_advance_ms = now;
 }
 
+/* --- the batch and the judging thread ---------------------------------- */
+
+static void *judge_main(void *arg)
+{
+    struct ts_aggregator *agg = arg;
+    struct judge *j = agg->judge;
+
+    prctl(PR_SET_NAME, "ts:judge", 0, 0, 0); /* the thread's name, for top -H and perf */
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        while (!j->job && !j->stop)
+            pthread_cond_wait(&j->wake, &j->mu);
+        if (j->stop)
+            break;
+        j->job = false;
+        j->busy = true;
+        size_t from = j->from, n = j->n;
+        int64_t now = agg->batch_now;
+        pthread_mutex_unlock(&j->mu);
+        /* from the batch's end down, while the aggregating thread judges
+         * what it finds free from the front up: they meet once, wherever
+         * their speeds make them meet, and neither waits for the other
+         * record after record when one of them loses its core */
+        for (size_t i = n; i-- > from;) {
+            struct slot *sl = &agg->batch[i];
+            int expected = SLOT_FREE;
+            if (!atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed))
+                break; /* the aggregating thread got here: the rest below is its */
+            judge_slot(agg, sl, now);
+            atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_release);
+        }
+        pthread_mutex_lock(&j->mu);
+        j->busy = false;
+        pthread_cond_signal(&j->idle);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* The judging thread starts on the batch's slots from batch_pos. */
+static void judge_post(struct ts_aggregator *agg)
+{
+    struct judge *j = agg->judge;
+    pthread_mutex_lock(&j->mu);
+    j->from = agg->batch_pos;
+    j->n = agg->n_batch;
+    j->job = true;
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Returns once the judging thread no longer touches the batch (a batch it
+ * has not started is withdrawn). */
+static void judge_wait(struct ts_aggregator *agg)
+{
+    struct judge *j = agg->judge;
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->job = false;
+    while (j->busy)
+        pthread_cond_wait(&j->idle, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* The slot's verdict: judged here if the judging thread has not claimed it,
+ * else waited for. */
+static void slot_ready(struct ts_aggregator *agg, struct slot *sl)
+{
+    int st = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (st == SLOT_JUDGED)
+        return;
+    int expected = SLOT_FREE;
+    if (st == SLOT_FREE &&
+        atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
+                                                memory_order_acquire, memory_order_relaxed)) {
+        judge_slot(agg, sl, agg->batch_now);
+        atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_relaxed);
+        return;
+    }
+    /* the judging thread has it (where the two meet, once a batch): about
+     * a microsecond, unless it lost its core */
+    for (unsigned spins = 0; atomic_load_explicit(&sl->state, memory_order_acquire) != SLOT_JUDGED;
+         spins++)
+        if (spins >= 100)
+            sched_yield();
+}
+
+/* Takes the batch's records in order from batch_pos, until the batch ends,
+ * the bridge must stop (fatal) or a partition passed max_agents
+ * (agents_over: the rest waits for the next call). Returns how many it took. */
+static size_t batch_take(struct ts_aggregator *agg)
+{
+    size_t taken = 0;
+    while (agg->batch_pos < agg->n_batch && !agg->fatal && !agg->agents_over) {
+        struct slot *sl = &agg->batch[agg->batch_pos];
+        slot_ready(agg, sl);
+        take(agg, sl, agg->batch_now);
+        taken++;
+        agg->batch_pos++;
+    }
+    return taken;
+}
+
+/* Frees the records taken (and, with drop, those not taken: the bridge
+ * stops, or their consumer is gone); the judging thread must be idle. */
+static void batch_release(struct ts_aggregator *agg, bool drop)
+{
+    size_t keep_from = drop ? agg->n_batch : agg->batch_pos;
+    for (size_t i = 0; i < agg->n_batch; i++) {
+        if (i == keep_from)
+            break;
+        rd_kafka_message_destroy(agg->batch[i].m);
+        agg->batch[i].m = NULL;
+    }
+    if (keep_from >= agg->n_batch) {
+        agg->n_batch = agg->batch_pos = 0;
+        return;
+    }
+    /* the rest moves to the front, verdicts and all */
+    size_t rest = agg->n_batch - keep_from;
+    for (size_t i = 0; i < rest; i++) {
+        struct slot *to = &agg->batch[i], *from = &agg->batch[keep_from + i];
+        int st = atomic_load_explicit(&from->state, memory_order_relaxed);
+        to->m = from->m;
+        to->hdrs = from->hdrs;
+        to->topic = from->topic;
+        to->topic_len = from->topic_len;
+        to->want = from->want;
+        to->marker = from->marker;
+        to->judged = from->judged;
+        if (st == SLOT_JUDGED && from->judged)
+            to->v = from->v;
+        atomic_store_explicit(&to->state, st, memory_order_relaxed);
+        from->m = NULL;
+    }
+    agg->n_batch = rest;
+    agg->batch_pos = 0;
+}
+
+/* Before a rebalance (and when the consumer closes): the records polled
+ * before it are taken first, in order, as if each had been taken when it
+ * came (unless the bridge stops: dropped). */
+static void batch_drain(struct ts_aggregator *agg)
+{
+    judge_wait(agg);
+    bool over = agg->agents_over;
+    while (agg->batch_pos < agg->n_batch && !agg->fatal) {
+        agg->agents_over = false;
+        batch_take(agg);
+    }
+    agg->agents_over = over || agg->agents_over;
+    batch_release(agg, true);
+}
+
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 {
-    int64_t start = ts_wall_ms(), now = start;
-    int n = 0;
+    int64_t now;
+    size_t taken = 0;
+    bool fatal_error = false;
 
     if (!agg->rk && !consumer_replace(agg, timeout_ms))
         return TS_OK; /* waited for the next consumer */
     agg->agents_over = false;
-    while (n < BATCH_MAX && !agg->fatal && !agg->consumer_failed && !agg->agents_over) {
-        int wait = n == 0 ? timeout_ms : 0;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
-        if (!m)
-            break;
-        if (m->err) {
-            if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-                consumer_fatal(agg);
-            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                TS_LOG(TS_LOG_WARNING, "aggregate: Kafka: %s", rd_kafka_message_errstr(m));
-        } else {
-            if (n == 0)
-                now = ts_wall_ms();
-            take(agg, m, now);
-            n++;
+    if (agg->n_batch == 0) {
+        /* poll a batch: a rebalance inside rd_kafka_consumer_poll takes
+         * what was polled before it first (batch_drain) */
+        while (agg->n_batch < agg->batch_max && !agg->fatal && !agg->consumer_failed) {
+            int wait = agg->n_batch == 0 ? timeout_ms : 0;
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
+            if (!m)
+                break;
+            if (m->err) {
+                if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+                    fatal_error = true; /* after the records before it */
+                else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    TS_LOG(TS_LOG_WARNING, "aggregate: Kafka: %s", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                if (fatal_error)
+                    break;
+                continue;
+            }
+            if (agg->n_batch == 0)
+                agg->batch_now = ts_wall_ms();
+            struct slot *sl = &agg->batch[agg->n_batch++];
+            sl->m = m;
+            atomic_store_explicit(&sl->state, SLOT_FREE, memory_order_relaxed);
         }
-        rd_kafka_message_destroy(m);
+        if (agg->judge && agg->n_batch - agg->batch_pos >= JUDGE_THREAD_MIN)
+            judge_post(agg);
     }
+    taken = batch_take(agg);
+    judge_wait(agg);
+    batch_release(agg, agg->fatal);
+    if (fatal_error)
+        consumer_fatal(agg);
     acks_flush(agg);
     if (agg->consumer_failed)
         consumer_drop(agg);
     ts_deadletter_poll(agg->dl);
     now = ts_wall_ms();
-    if (n > 0 || now - agg->last_advance_ms >= TIMER_MS)
+    if (taken > 0 || now - agg->last_advance_ms >= TIMER_MS)
         advance_all(agg, now, false);
     return agg->fatal ? TS_EIO : TS_OK;
 }
@@ -1188,6 +1427,8 @@ static void consumer_fatal(struct ts_aggregator *agg)
  * needed to resume, exactly as after a crash. */
 static void consumer_drop(struct ts_aggregator *agg)
 {
+    judge_wait(agg);
+    batch_release(agg, true); /* its records go before it does */
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
         if (!p || !p->assigned)
@@ -1230,6 +1471,44 @@ static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     return false;
+}
+
+/* Starts the judging thread (agg->judge). TS_OK, TS_ENOMEM or TS_ESYS. */
+static int judge_start(struct ts_aggregator *agg)
+{
+    struct judge *j = calloc(1, sizeof *j);
+    if (!j)
+        return TS_ENOMEM;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->wake, NULL);
+    pthread_cond_init(&j->idle, NULL);
+    agg->judge = j;
+    if (pthread_create(&j->tid, NULL, judge_main, agg) != 0) {
+        agg->judge = NULL;
+        pthread_cond_destroy(&j->idle);
+        pthread_cond_destroy(&j->wake);
+        pthread_mutex_destroy(&j->mu);
+        free(j);
+        return TS_ESYS;
+    }
+    return TS_OK;
+}
+
+static void judge_stop(struct ts_aggregator *agg)
+{
+    struct judge *j = agg->judge;
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->stop = true;
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->tid, NULL);
+    pthread_cond_destroy(&j->idle);
+    pthread_cond_destroy(&j->wake);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+    agg->judge = NULL;
 }
 
 int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
@@ -1296,6 +1575,15 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: the topic's retention is not watched");
     if (ack && !(agg->acks = malloc(ACK_BATCH_MAX * sizeof *agg->acks)))
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: acks handed over one reading at a time");
+    agg->batch_max = cfg->lake.batch_records > 0 ? (size_t)cfg->lake.batch_records : 1;
+    if (!(agg->batch = calloc(agg->batch_max, sizeof *agg->batch))) {
+        snprintf(why, why_size, "out of memory for a batch of %zu records", agg->batch_max);
+        ts_aggregator_free(agg);
+        return TS_ENOMEM;
+    }
+    if (cfg->lake.judge_thread && judge_start(agg) != TS_OK)
+        TS_LOG(TS_LOG_WARNING, "aggregate: cannot start the judging thread: one thread judges "
+               "and aggregates");
     agg->last_advance_ms = ts_wall_ms();
     *out = agg;
     return TS_OK;
@@ -1371,9 +1659,15 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     if (!agg->fatal) /* a final checkpoint: windows stay open in the state */
         advance_all(agg, ts_wall_ms(), true);
     if (agg->rk) {
-        rd_kafka_consumer_close(agg->rk); /* the revoke callback clears the partitions */
+        /* the revoke callback takes what is left of the batch, then
+         * checkpoints and clears the partitions */
+        rd_kafka_consumer_close(agg->rk);
+        judge_wait(agg);
+        batch_release(agg, true);
         rd_kafka_destroy(agg->rk);
     }
+    judge_stop(agg);
+    free(agg->batch);
     ts_retention_free(agg->retention);
     for (size_t i = 0; i < agg->n_parts; i++) {
         if (agg->parts[i]) {

@@ -42,7 +42,12 @@
  * are counted once (records_expired; with kafka also records_lost, and the
  * agents' numbers in them up to their published acks are passed:
  * numbers_lost). One whose checkpoint generation was taken by another
- * bridge (TS_ECONFLICT) is dropped until the group takes it away. */
+ * bridge (TS_ECONFLICT) is dropped until the group takes it away.
+ * Threads: records are polled in batches of cfg lake.batch_records; with
+ * lake.judge_thread a thread of the aggregator's own judges them (headers,
+ * layout, verdict: no partition state) ahead of the caller's thread, which
+ * takes them in order and does everything above (docs/bridge.md,
+ * "Threads"). The functions below are for the one thread that polls. */
 #ifndef TS_AGGREGATOR_H
 #define TS_AGGREGATOR_H
 

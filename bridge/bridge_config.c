@@ -125,6 +125,14 @@ static const struct ts_cfg_key lake_keys[] = {
     {"agent_idle_s", TS_CFG_INT64, NOSIZE(L, agent_idle_s), 0, 3153600000.0, "86400",
      .doc = "an agent not seen for this long moves to its partition's archive on disk (its "
             "position is kept; it comes back when seen again); 0: only max_agents moves them"},
+    {"batch_records", TS_CFG_INT, NOSIZE(L, batch_records), 1, 100000, "10000",
+     .doc = "Kafka records the aggregator takes from its consumer per batch (the windows "
+            "advance between batches); held with their verdicts, about 1.3 KiB each "
+            "(docs/bridge.md, \"Memory\")"},
+    {"judge_thread", TS_CFG_BOOL, NOSIZE(L, judge_thread), .def = "true",
+     .doc = "a second thread judges each batch's records (headers, verdict) while the "
+            "aggregating thread takes them in order: both cores work (docs/bridge.md, "
+            "\"Threads\"); false: one thread does both"},
 };
 #undef L
 

@@ -82,6 +82,8 @@ struct ts_bridge_lake_cfg {
     int max_checkpoint_files; /* a partition checkpoints early from this many pending files */
     int max_agents;           /* agents' sets kept in memory per partition; beyond, archived */
     int64_t agent_idle_s;     /* an agent not seen for this long is archived */
+    int batch_records;        /* Kafka records taken per batch (aggregator.c) */
+    bool judge_thread;        /* a second thread judges a batch's records ahead */
 };
 
 /* [http]: the monitoring listener (http_listener.h, metrics.h, docs/monitoring.md). */
