@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* lake_s3.h - the S3 API client of the object lake (docs/lake.md, "Object
  * storage"): PUT (conditional with If-None-Match: *, multipart for large
- * files), GET, HEAD-free existence through GET, server-side copy, DELETE and
- * ListObjectsV2 of one bucket under one prefix, signed with AWS Signature V4
- * by libcurl (CURLOPT_AWS_SIGV4; no SDK). AWS S3, Google Cloud Storage's XML
- * API with HMAC keys, S3Proxy and MinIO speak it.
+ * files), GET, server-side copy, DELETE and ListObjectsV2 of one bucket under
+ * one prefix, signed with AWS Signature V4 by libcurl (CURLOPT_AWS_SIGV4;
+ * no SDK). AWS S3, Google Cloud Storage's XML API with HMAC keys, S3Proxy
+ * and MinIO speak it.
  *
  * Every request is retried on a transport error (refused, reset, timed out)
  * and on HTTP 500, 502, 503, 504 and 429, at most cfg->max_attempts times,
@@ -16,9 +16,10 @@
  * Errors: TS_OK; TS_EINVAL (bad arguments); TS_ENOTFOUND (404: no such key);
  * TS_ECONFLICT (412: an If-None-Match put found the key there, written by
  * someone else); TS_EFULL (an answer over the bounds); TS_ECONNECT (no
- * server answered, after every attempt); TS_EIO (any other HTTP error: why
- * has the status and S3's error code); TS_ESHORT (an answer that is not what
- * S3 sends); TS_ENOMEM. why (may be NULL) never holds the secret.
+ * answer in time, after every attempt); TS_EIO (any other HTTP error, or
+ * 5xx on every attempt: why has the status and S3's error code); TS_ESHORT
+ * (an answer that is not what S3 sends); TS_ESYS (reading the file of
+ * ts_s3_put_file); TS_ENOMEM. why (may be NULL) never holds the secret.
  *
  * One struct ts_s3 is one connection (a curl easy handle kept alive) for one
  * thread; several may exist at once, in any threads. Keys are relative to the
