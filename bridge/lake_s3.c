@@ -39,6 +39,8 @@ struct ts_s3 {
     char *base;                /* http[s]://host[:port][/bucket] : keys follow with '/' */
     char sigv4[96];
     char userpwd[SECRET_MAX * 2 + 2];
+    char *token_header;        /* "x-amz-security-token: ..." or NULL */
+    bool goog;                 /* conditional puts as GCS wants them */
     long timeout_ms, connect_timeout_ms, backoff_ms, backoff_max_ms;
     int max_attempts;
     size_t part_size, max_object, max_list;
@@ -300,9 +302,12 @@ static void build_url(const struct ts_s3 *s3, char *url, const char *key, const 
     snprintf(url, URL_MAX, "%s/%s%s%s", s3->base, enc, query ? "?" : "", query ? query : "");
 }
 
-static struct curl_slist *headers(const char *extra1, const char *extra2)
+static struct curl_slist *headers(const struct ts_s3 *s3, const char *extra1, const char *extra2)
 {
     struct curl_slist *h = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD"), *t;
+    /* libcurl signs every header it is given: the token is part of the signature */
+    if (h && s3->token_header && (t = curl_slist_append(h, s3->token_header)))
+        h = t;
     /* no "Expect: 100-continue" round trip before each upload */
     if (h && (t = curl_slist_append(h, "Expect:")))
         h = t;
@@ -397,6 +402,9 @@ static int check_cfg(const struct ts_s3_cfg *c, char *why, size_t why_size)
     else if (!c->key_id || !*c->key_id || strlen(c->key_id) >= SECRET_MAX || !c->secret ||
              !*c->secret || strlen(c->secret) >= SECRET_MAX)
         bad = "credentials: key id and secret required (at most 255 bytes each)";
+    else if (c->session_token && (strlen(c->session_token) > 4096 ||
+                                  strpbrk(c->session_token, "\r\n")))
+        bad = "session token: at most 4096 bytes, one line";
     else if (c->timeout_ms < 100 || c->connect_timeout_ms < 100)
         bad = "timeouts: at least 100 ms";
     else if (c->max_attempts < 1 || c->max_attempts > 100)
@@ -473,10 +481,17 @@ int ts_s3_open(const struct ts_s3_cfg *cfg, struct ts_s3 **out, char *why, size_
     s3->max_list = cfg->max_list;
     if (cfg->ca_file)
         s3->ca_file = strdup(cfg->ca_file);
+    s3->goog = cfg->goog_preconditions;
+    if (cfg->session_token && *cfg->session_token) {
+        size_t tl = strlen(cfg->session_token) + 32;
+        if ((s3->token_header = malloc(tl)))
+            snprintf(s3->token_header, tl, "x-amz-security-token: %s", cfg->session_token);
+    }
     if (getrandom(&s3->seed, sizeof s3->seed, GRND_NONBLOCK) != (ssize_t)sizeof s3->seed)
         s3->seed = (unsigned)(uintptr_t)s3 ^ (unsigned)time(NULL);
     s3->curl = curl_easy_init();
-    if (!s3->bucket || !s3->prefix || !s3->base || !s3->curl || (cfg->ca_file && !s3->ca_file)) {
+    if (!s3->bucket || !s3->prefix || !s3->base || !s3->curl || (cfg->ca_file && !s3->ca_file) ||
+        (cfg->session_token && *cfg->session_token && !s3->token_header)) {
         ts_s3_close(s3);
         return TS_ENOMEM;
     }
@@ -492,7 +507,7 @@ static int put_bytes(struct ts_s3 *s3, const char *key, const char *query, const
     char url[URL_MAX];
     struct answer a = {.max = ERR_BODY_MAX};
     long status;
-    struct curl_slist *h = headers(h1, NULL);
+    struct curl_slist *h = headers(s3, h1, NULL);
     if (!h)
         return TS_ENOMEM;
     build_url(s3, url, key, query);
@@ -513,8 +528,9 @@ int ts_s3_put(struct ts_s3 *s3, const char *key, const void *data, size_t len,
     if (!s3 || !key_ok(key) || (len && !data))
         return ts_fail(why, why_size, TS_EINVAL, "s3 put: bad key or data");
     uint64_t before = s3->requests;
-    int err = put_bytes(s3, key, NULL, data, len, if_none_match ? "If-None-Match: *" : NULL, NULL,
-                        0, why, why_size);
+    const char *cond = s3->goog ? "x-goog-if-generation-match: 0" : "If-None-Match: *";
+    int err = put_bytes(s3, key, NULL, data, len, if_none_match ? cond : NULL, NULL, 0, why,
+                        why_size);
     if (err == TS_ECONFLICT && s3->requests - before > 1) {
         /* an earlier attempt may have written it and lost the answer: ours if the bytes are */
         char *got = NULL;
@@ -585,7 +601,7 @@ static int abort_upload(struct ts_s3 *s3, const char *key, const char *upload)
     char url[URL_MAX], q[600], enc[512];
     struct answer a = {.max = ERR_BODY_MAX};
     long status;
-    struct curl_slist *h = headers(NULL, NULL);
+    struct curl_slist *h = headers(s3, NULL, NULL);
     encode(enc, sizeof enc, upload, false);
     snprintf(q, sizeof q, "uploadId=%s", enc);
     build_url(s3, url, key, q);
@@ -609,7 +625,7 @@ static int multipart(struct ts_s3 *s3, const char *key, int fd, off_t size, char
 
     if (parts > PARTS_MAX)
         return ts_fail(why, why_size, TS_EFULL, "s3 put %s: more than %d parts", key, PARTS_MAX);
-    struct curl_slist *h = headers(NULL, NULL);
+    struct curl_slist *h = headers(s3, NULL, NULL);
     if (!h)
         return TS_ENOMEM;
     build_url(s3, url, key, "uploads=");
@@ -707,7 +723,7 @@ int ts_s3_get(struct ts_s3 *s3, const char *key, char **out, size_t *len, char *
     *out = NULL;
     *len = 0;
     struct answer a = {.max = s3->max_object};
-    struct curl_slist *h = headers(NULL, NULL);
+    struct curl_slist *h = headers(s3, NULL, NULL);
     if (!h)
         return TS_ENOMEM;
     build_url(s3, url, key, NULL);
@@ -737,7 +753,7 @@ int ts_s3_copy(struct ts_s3 *s3, const char *from, const char *to, char *why, si
     snprintf(full, sizeof full, "/%s/%s%s", s3->bucket, s3->prefix, from);
     encode(src, sizeof src, full, true);
     snprintf(hdr, sizeof hdr, "x-amz-copy-source: %s", src);
-    struct curl_slist *h = headers(hdr, NULL);
+    struct curl_slist *h = headers(s3, hdr, NULL);
     if (!h)
         return TS_ENOMEM;
     build_url(s3, url, to, NULL);
@@ -760,7 +776,7 @@ int ts_s3_delete(struct ts_s3 *s3, const char *key, char *why, size_t why_size)
     long status;
     if (!s3 || !key_ok(key))
         return ts_fail(why, why_size, TS_EINVAL, "s3 delete: bad key");
-    struct curl_slist *h = headers(NULL, NULL);
+    struct curl_slist *h = headers(s3, NULL, NULL);
     if (!h)
         return TS_ENOMEM;
     build_url(s3, url, key, NULL);
@@ -786,7 +802,7 @@ int ts_s3_list(struct ts_s3 *s3, const char *prefix,
 
     if (!s3 || !each || (prefix && *prefix && !key_ok(prefix)))
         return ts_fail(why, why_size, TS_EINVAL, "s3 list: bad prefix");
-    struct curl_slist *h = headers(NULL, NULL);
+    struct curl_slist *h = headers(s3, NULL, NULL);
     if (!h)
         return TS_ENOMEM;
     snprintf(full, sizeof full, "%s%s", s3->prefix, prefix ? prefix : "");
@@ -855,6 +871,10 @@ void ts_s3_close(struct ts_s3 *s3)
     if (!s3)
         return;
     explicit_bzero(s3->userpwd, sizeof s3->userpwd);
+    if (s3->token_header) {
+        explicit_bzero(s3->token_header, strlen(s3->token_header));
+        free(s3->token_header);
+    }
     if (s3->curl)
         curl_easy_cleanup(s3->curl);
     free(s3->bucket);

@@ -38,6 +38,9 @@ struct ts_s3_cfg {
     bool path_style;        /* ENDPOINT/BUCKET/KEY, else BUCKET.HOST/KEY */
     const char *key_id;     /* the access key id and its secret (ts_s3_credentials) */
     const char *secret;
+    const char *session_token; /* NULL, or temporary credentials' token (x-amz-security-token) */
+    bool goog_preconditions; /* Google Cloud Storage: a conditional put sends
+                                x-goog-if-generation-match: 0, not If-None-Match: * */
     long timeout_ms;        /* one request, start to end (>= 100) */
     long connect_timeout_ms; /* >= 100 */
     int max_attempts;       /* >= 1 */
@@ -53,7 +56,8 @@ struct ts_s3;
 
 /* The credentials: key_id_file and secret_file (the first line of each, line
  * break removed) if given, else the environment's AWS_ACCESS_KEY_ID and
- * AWS_SECRET_ACCESS_KEY. Copied into key_id and secret. TS_OK, TS_ECONFIG
+ * AWS_SECRET_ACCESS_KEY (a session token, AWS_SESSION_TOKEN, is the
+ * caller's to read). Copied into key_id and secret. TS_OK, TS_ECONFIG
  * (missing, empty, too long, unreadable: why says which, never the secret). */
 int ts_s3_credentials(const char *key_id_file, const char *secret_file, char *key_id,
                       size_t key_id_size, char *secret, size_t secret_size, char *why,

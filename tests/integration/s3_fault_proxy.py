@@ -12,12 +12,15 @@ each request it takes the first word of PLAN_FILE (and rewrites the file
 without it) and does what it says:
   fwd       forward (also what an empty plan does)
   503, 500, 412, ...   answer that status with an S3 error body, forward nothing
+  200       answer 200 with an empty body, forward nothing
   fwd503    forward, then answer 503 to the client (a write that happened
             but whose answer was lost)
   reset     close the connection without answering
   big       answer 200 with a body of 8 MiB (an answer over the client's bound)
   trunc     answer a ListObjectsV2 page that is truncated with the same token forever
-Every request is appended to PLAN_FILE.log as "METHOD PATH ACTION"."""
+Every request is appended to PLAN_FILE.log as "METHOD PATH ACTION", then
+" If-None-Match=V", " x-goog-if-generation-match=V" and " x-amz-security-token"
+for those headers it carried."""
 import http.client
 import http.server
 import os
@@ -59,8 +62,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         action = take()
+        # the headers a test checks were sent, by name (values only where not secret)
+        seen = "".join(f" {h}={self.headers[h]}" for h in ("If-None-Match",
+                       "x-goog-if-generation-match") if h in self.headers)
+        if "x-amz-security-token" in self.headers:
+            seen += " x-amz-security-token"
         with open(PLAN + ".log", "a") as f:
-            f.write(f"{self.command} {self.path} {action}\n")
+            f.write(f"{self.command} {self.path} {action}{seen}\n")
         if action == "reset":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -72,6 +80,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(200, b"<?xml version='1.0'?><ListBucketResult><IsTruncated>true"
                         b"</IsTruncated><NextContinuationToken>same</NextContinuationToken>"
                         b"<ContinuationToken>same</ContinuationToken></ListBucketResult>")
+            return
+        if action == "200":
+            self.answer(200, b"")
             return
         if action.isdigit():
             code = {"412": "PreconditionFailed", "503": "SlowDown"}.get(action, "InternalError")
