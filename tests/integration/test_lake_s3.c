@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -462,7 +463,30 @@ static void test_credentials(void **state)
     assert_int_equal(ts_s3_open(&cfg, &s3, why, sizeof why), TS_ECONFIG);
 }
 
-int main(void)
+/* "outage KEY TEXT": one put through a server that is down when it starts
+ * (test_lake_s3.sh restarts it meanwhile), retried for up to 100 to 200 s;
+ * prints the attempts. */
+static int outage(const char *key, const char *text)
+{
+    struct ts_s3_cfg cfg = cfg_for(env("TS_S3_ENDPOINT"), "s3://lake/outage");
+    struct ts_s3 *s3 = NULL;
+    char why[512] = "";
+    uint64_t req, ret;
+    cfg.max_attempts = 100; /* 100 to 200 s: longer than a slow JVM start */
+    cfg.backoff_ms = 200;
+    cfg.backoff_max_ms = 2000;
+    cfg.connect_timeout_ms = 1000;
+    if (ts_s3_open(&cfg, &s3, why, sizeof why))
+        return fprintf(stderr, "open: %s\n", why), 1;
+    int err = ts_s3_put(s3, key, text, strlen(text), false, why, sizeof why);
+    ts_s3_counts(s3, &req, &ret);
+    printf("outage: %s after %" PRIu64 " attempts%s%s\n", err ? "failed" : "written", req,
+           err ? ": " : "", err ? why : "");
+    ts_s3_close(s3);
+    return err ? 1 : 0;
+}
+
+int main(int argc, char **argv)
 {
     char why[256];
     if (ts_s3_credentials(env("TS_S3_KEY_ID_FILE"), env("TS_S3_SECRET_FILE"), key_id,
@@ -470,6 +494,8 @@ int main(void)
         fprintf(stderr, "%s\n", why);
         return 2;
     }
+    if (argc == 4 && !strcmp(argv[1], "outage"))
+        return outage(argv[2], argv[3]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_virtual_host),
         cmocka_unit_test(test_multipart),
