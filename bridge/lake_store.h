@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* lake_store.h - where the lake writer's files live: a backend table, private
  * to lake.c and its backends (lake_posix.c; the object lake's, docs/lake.md,
- * "Object storage", is to follow the same table).
+ * "Object storage", follows the same table).
  *
  * lake.c decides what is written when (the commit protocol, recovery); a
  * backend only does one operation on one path. Paths are relative to the
@@ -71,6 +71,16 @@ extern const struct ts_lake_store ts_lake_posix;
  * table's calls; TS_OK, TS_ESYS (why says which path), TS_ENOMEM. */
 int ts_lake_posix_open(const char *root, const char *table, const char *mdir, void **sd,
                        char *why, size_t why_size);
+
+/* The object store (lake_s3store.c, library tslakes3, which needs libcurl):
+ * keys under the client's url prefix, pending files spooled in the local
+ * directory spool (created if missing; one spool file per pending file
+ * until it is uploaded). Takes over s3 (lake_s3.h) in every case; *sd for
+ * ts_lake_open_store. TS_OK, TS_EINVAL, TS_ESYS, TS_ENOMEM. */
+struct ts_s3;
+extern const struct ts_lake_store ts_lake_s3store;
+int ts_lake_s3store_open(struct ts_s3 *s3, const char *spool, void **sd, char *why,
+                         size_t why_size);
 
 /* ts_lake_open (lake.h) on the store st with its data sd (from the store's
  * own open), which the lake takes over in every case (freed by
