@@ -11,6 +11,8 @@
  * operation again (during recovery when K is small), then one that finishes.
  * Then every visible data object is read and gunzipped: each row exactly
  * once, nothing hidden left, the last checkpoint's state "rows ROWS".
+ * "outage DIR": a commit while S3Proxy is down, then reopened once it is
+ * back (driven by test_lake_s3store.sh through files in DIR).
  * Run by test_lake_s3store.sh, which starts S3Proxy and passes:
  *   TS_S3_ENDPOINT (bucket "lake" exists), TS_S3_KEY_ID_FILE, TS_S3_SECRET_FILE,
  *   TS_SPOOL (a scratch directory). */
@@ -382,7 +384,64 @@ static void crash_after_each_operation(void **unused)
     assert_true(crashes > 20);
 }
 
-int main(void)
+static bool wait_for(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    for (int i = 0; i < 2400; i++) { /* 120 s */
+        if (access(path, F_OK) == 0)
+            return true;
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "outage: %s did not come\n", path);
+    return false;
+}
+
+static void touch(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fclose(f);
+}
+
+/* "outage DIR": a commit while the server is down (test_lake_s3store.sh
+ * kills it once DIR/ready exists and creates DIR/down) fails; the lake is
+ * closed, and once the server is back (DIR/up) a writer reopens it and
+ * goes to the end: every row once, nothing hidden left. 0 if so. */
+static int outage(const char *dir)
+{
+    struct ts_lake *lake = NULL;
+    struct ts_lake_resume resume;
+    if (open_lake("o1", &ts_lake_s3store, &lake, &resume))
+        return 1;
+    free(resume.state);
+    for (int i = 0; i < 2 * COMMIT_EVERY; i++) {
+        struct ts_window_row r = row_of(i);
+        if (ts_lake_write_row(lake, &r))
+            return 1;
+        if (i + 1 == COMMIT_EVERY &&
+            ts_lake_commit(lake, COMMIT_EVERY, "rows 12", 7, NULL) != TS_OK)
+            return 1;
+    }
+    touch(dir, "ready");
+    if (!wait_for(dir, "down"))
+        return 1;
+    int err = ts_lake_commit(lake, 2 * COMMIT_EVERY, "rows 24", 7, NULL);
+    printf("outage: the commit with the server down: %s\n", ts_strerror(err));
+    ts_lake_close(lake);
+    touch(dir, "failed");
+    if (err == TS_OK || !wait_for(dir, "up"))
+        return 1;
+    if (writer("o1", 0) != 0)
+        return 1;
+    check_bucket("o1");
+    printf("outage: reopened once the server was back: every row once\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     char why[256];
     if (ts_s3_credentials(env("TS_S3_KEY_ID_FILE"), env("TS_S3_SECRET_FILE"), key_id,
@@ -390,6 +449,8 @@ int main(void)
         fprintf(stderr, "credentials: %s\n", why);
         return 2;
     }
+    if (argc == 3 && !strcmp(argv[1], "outage"))
+        return outage(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(without_a_crash),
         cmocka_unit_test(crash_after_each_operation),
