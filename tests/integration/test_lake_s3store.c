@@ -357,6 +357,46 @@ static void without_a_crash(void **unused)
            (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
 }
 
+/* A checkpoint damaged on the store (one byte: only its crc tells): open
+ * fails with TS_EPARSE and deletes nothing, not even a stray temporary. */
+static void a_damaged_checkpoint_stops_open(void **unused)
+{
+    (void)unused;
+    const char *ckpt = "d1/_manifest/readings-0/000000000004.ckpt";
+    const char *stray = "d1/event_date=2023-06-01/.part-readings-0-000000000002.csv.gz."
+                        "bridge-b-1-00000000.tmp";
+    struct keys before = {0}, after = {0};
+    char *text = NULL, why[256] = "";
+    size_t len = 0;
+
+    assert_int_equal(writer("d1", 0), 0);
+    struct ts_s3 *s3 = s3_open();
+    assert_int_equal(ts_s3_get(s3, ckpt, &text, &len, why, sizeof why), TS_OK);
+    char *owner = strstr(text, "\nowner bridge-a\n");
+    assert_non_null(owner);
+    owner[14] = 'b';
+    assert_int_equal(ts_s3_put(s3, ckpt, text, len, false, why, sizeof why), TS_OK);
+    assert_int_equal(ts_s3_put(s3, stray, "x", 1, false, why, sizeof why), TS_OK);
+    assert_int_equal(ts_s3_list(s3, "d1/", add_key, &before, why, sizeof why), TS_OK);
+
+    struct ts_lake *lake = NULL;
+    struct ts_lake_resume resume;
+    assert_int_equal(open_lake("d1", &ts_lake_s3store, &lake, &resume), TS_EPARSE);
+    assert_null(lake);
+    assert_null(resume.state);
+    assert_int_equal(ts_s3_list(s3, "d1/", add_key, &after, why, sizeof why), TS_OK);
+    assert_int_equal(after.n, before.n);
+    for (size_t i = 0; i < before.n; i++) {
+        assert_string_equal(after.v[i], before.v[i]);
+        free(before.v[i]);
+        free(after.v[i]);
+    }
+    free(before.v);
+    free(after.v);
+    free(text);
+    ts_s3_close(s3);
+}
+
 /* A crash after every store operation K of a whole run (K = 1, 2, ...
  * until a run ends before it), twice, then a run to the end. */
 static void crash_after_each_operation(void **unused)
@@ -453,6 +493,7 @@ int main(int argc, char **argv)
         return outage(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(without_a_crash),
+        cmocka_unit_test(a_damaged_checkpoint_stops_open),
         cmocka_unit_test(crash_after_each_operation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
