@@ -9,6 +9,7 @@
  * listing is of the keys under "<path>/", each name once. */
 #include "lake_store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "log.h"
 
 #define SPOOL_MAX 512
+#define SPOOL_PREFIX ".lake-spool-"
 
 struct spooled { /* a pending file not sealed yet */
     char *path;
@@ -167,7 +169,7 @@ static int s3_create(void *sd, const char *path, int *fd)
         s->cap = cap;
     }
     f = &s->files[s->n];
-    snprintf(f->file, sizeof f->file, "%s/.lake-spool-XXXXXX", s->spool);
+    snprintf(f->file, sizeof f->file, "%s/" SPOOL_PREFIX "XXXXXX", s->spool);
     if (!(f->path = strdup(path)))
         return TS_ENOMEM;
     if ((*fd = mkstemp(f->file)) < 0) {
@@ -280,6 +282,20 @@ int ts_lake_s3store_open(struct ts_s3 *s3, const char *spool, void **sd, char *w
         errno = saved;
         return TS_ESYS;
     }
+    /* spool files a crashed process left: a live writer's too, which is
+     * fine, since a spool file is only ever read and written through its fd
+     * once created (its space is freed when that fd is closed) */
+    DIR *d = opendir(spool);
+    struct dirent *e;
+    char path[SPOOL_MAX + 300];
+    while (d && (e = readdir(d))) {
+        if (!strncmp(e->d_name, SPOOL_PREFIX, sizeof SPOOL_PREFIX - 1)) {
+            snprintf(path, sizeof path, "%s/%s", spool, e->d_name);
+            unlink(path);
+        }
+    }
+    if (d)
+        closedir(d);
     if (!(s = calloc(1, sizeof *s))) {
         ts_s3_close(s3);
         return TS_ENOMEM;

@@ -75,7 +75,8 @@ int ts_lake_posix_open(const char *root, const char *table, const char *mdir, vo
 /* The object store (lake_s3store.c, library tslakes3, which needs libcurl):
  * keys under the client's url prefix, pending files spooled in the local
  * directory spool (created if missing; one spool file per pending file
- * until it is uploaded). Takes over s3 (lake_s3.h) in every case; *sd for
+ * until it is uploaded; those that a crashed process left are deleted
+ * here). Takes over s3 (lake_s3.h) in every case; *sd for
  * ts_lake_open_store. TS_OK, TS_EINVAL, TS_ESYS, TS_ENOMEM. */
 struct ts_s3;
 extern const struct ts_lake_store ts_lake_s3store;

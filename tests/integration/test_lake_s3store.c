@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -419,6 +420,16 @@ static void crash_after_each_operation(void **unused)
         assert_int_equal(writer(table, 0), 0);
         check_bucket(table);
     }
+    /* the crashed writers' spool files went at the next open */
+    DIR *d = opendir(env("TS_SPOOL"));
+    struct dirent *e;
+    int left = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            left++;
+    closedir(d);
+    assert_int_equal(left, 0);
     printf("crashes: %ld runs crashed after one of their first %ld store operations, each "
            "recovered: every row once\n", crashes, k - 1);
     assert_true(crashes > 20);
