@@ -378,6 +378,10 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
             if (l->st->exists(l->sd, fin))
                 continue;
             if (pass == 0 && !l->st->exists(l->sd, tmp)) {
+                if (errno != ENOENT && errno != ENOTDIR) { /* could not tell: no damage */
+                    ts_why(why, why_size, "checking %s: %s", tmp, strerror(errno));
+                    return TS_ESYS;
+                }
                 ts_why(why, why_size, "checkpoint %012" PRIu64 " names %s, which is missing", gen,
                        fin);
                 return TS_EPARSE;

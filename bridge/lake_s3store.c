@@ -143,9 +143,13 @@ static bool s3_exists(void *sd, const char *path)
     struct s3store *s = sd;
     const char *want[2] = {path, NULL};
     int err = ts_s3_list(s->s3, path, is_it, want, s->why, sizeof s->why);
-    if (err)
-        s3_err(s, err, "list", path);
-    return !err && want[1];
+    if (err) {
+        s3_err(s, err == TS_ENOTFOUND ? TS_EIO : err, "list", path); /* errno: could not tell */
+        return false;
+    }
+    if (!want[1])
+        errno = ENOENT;
+    return want[1] != NULL;
 }
 
 static int s3_read(void *sd, const char *path, char **out, size_t *len)

@@ -36,6 +36,8 @@ struct ts_lake_store {
      * returns (with errno as each left it). TS_ESYS with ENOENT or ENOTDIR
      * if path is not a directory. */
     int (*list)(void *sd, const char *path, int (*each)(void *arg, const char *name), void *arg);
+    /* False with errno ENOENT (or ENOTDIR) if path does not exist, with
+     * another errno if it could not tell (a store out of reach). */
     bool (*exists)(void *sd, const char *path);
     /* The whole file in *out (malloc'ed, the caller frees; one spare byte
      * after *len). */

@@ -73,6 +73,8 @@ static struct ts_s3 *s3_open(void)
 /* ---- a store that crashes the process after its Kth operation ---- */
 
 static long ops, crash_after; /* this process's: the writer is a child */
+static bool crash_after_checkpoint; /* _exit right after the first checkpoint's put */
+static int fail_exists;             /* exists answers "could not tell" (EIO) this many times */
 
 static void step(void)
 {
@@ -89,7 +91,17 @@ static int c_list(void *sd, const char *p, int (*each)(void *, const char *), vo
     step();
     return e;
 }
-static bool c_exists(void *sd, const char *p) { bool e = S.exists(sd, p); step(); return e; }
+static bool c_exists(void *sd, const char *p)
+{
+    if (fail_exists > 0) {
+        fail_exists--;
+        errno = EIO;
+        return false;
+    }
+    bool e = S.exists(sd, p);
+    step();
+    return e;
+}
 static int c_read(void *sd, const char *p, char **o, size_t *l)
 {
     int e = S.read(sd, p, o, l);
@@ -101,6 +113,8 @@ static int c_seal(void *sd, const char *p, int fd) { int e = S.seal(sd, p, fd); 
 static int c_put_new(void *sd, const char *t, const char *p, const char *d, size_t l)
 {
     int e = S.put_new(sd, t, p, d, l);
+    if (crash_after_checkpoint)
+        _exit(3);
     step();
     return e;
 }
@@ -398,6 +412,26 @@ static void a_damaged_checkpoint_stops_open(void **unused)
     ts_s3_close(s3);
 }
 
+/* The store out of reach while open checks the files the latest checkpoint
+ * names (a crash left them to roll forward): TS_ESYS, not TS_EPARSE (which
+ * would stop the partition for an operator), and the next open goes on. */
+static void a_store_out_of_reach_at_open_is_no_damage(void **unused)
+{
+    (void)unused;
+    struct ts_lake *lake = NULL;
+    struct ts_lake_resume resume;
+
+    crash_after_checkpoint = true; /* inherited by the writer */
+    assert_int_equal(writer("u1", 0), 3);
+    crash_after_checkpoint = false;
+    fail_exists = 1000;
+    assert_int_equal(open_lake("u1", &crashing, &lake, &resume), TS_ESYS);
+    fail_exists = 0;
+    assert_null(lake);
+    assert_int_equal(writer("u1", 0), 0);
+    check_bucket("u1");
+}
+
 /* A crash after every store operation K of a whole run (K = 1, 2, ...
  * until a run ends before it), twice, then a run to the end. */
 static void crash_after_each_operation(void **unused)
@@ -505,6 +539,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(without_a_crash),
         cmocka_unit_test(a_damaged_checkpoint_stops_open),
+        cmocka_unit_test(a_store_out_of_reach_at_open_is_no_damage),
         cmocka_unit_test(crash_after_each_operation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
