@@ -2,7 +2,9 @@
 /* lake.c - the data lake writer (see lake.h; docs/lake.md has the protocol
  * and why each step comes where it does).
  *
- * Every path is relative to a directory fd on the root (the *at calls).
+ * Every file operation goes through a store (lake_store.h: the POSIX one,
+ * lake_posix.c, does each with the *at calls on a directory fd on the root),
+ * on paths relative to the root; this file decides what is done when.
  * Temporaries carry this writer's tag (<owner>-<pid>-<random>), so two
  * writers of one partition (a bridge that lost it and one that took it)
  * never write the same file; the checkpoint records the tag, so recovery
@@ -22,7 +24,6 @@
  * committed that generation itself. */
 #include "lake.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -32,20 +33,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "err.h"
 #include "log.h"
+#include "lake_store.h"
 #include "reading.h"
 
 #define MAGIC "ts-lake-checkpoint 1"
 #define GEN_MAX 999999999999ULL /* 12 digits */
 #define TOPIC_MAX 249           /* Kafka's limit */
 #define NAME_MAX_LEN 64         /* table, owner */
-#define PATH_LEN 640            /* every relative path built here fits (bounds above) */
+#define PATH_LEN LAKE_PATH_LEN  /* every relative path built here fits (bounds above) */
 #define CRC_LINE 15             /* "crc32 xxxxxxxx\n" */
 #define SEQ_MAX 999999999U      /* files of one (date, late) in one generation: at most 9
                                    digits, so a name's last 12-digit group is its generation */
@@ -63,8 +64,7 @@ struct pending { /* one data file of the next generation */
 
 struct stray { /* a temporary of a later generation, found at open */
     uint64_t gen;
-    int at;         /* the root's or the manifest's fd */
-    char *path;     /* relative to at */
+    char *path;     /* relative to the root */
 };
 
 struct ts_lake {
@@ -73,8 +73,9 @@ struct ts_lake {
     bool row_number;
     int level, keep;
     char tag[NAME_MAX_LEN + 32]; /* this writer's part of temporary names */
-    char mdir[PATH_LEN];         /* <table>/_manifest/<topic>-<partition> */
-    int rootfd, mfd;
+    char mdir[NAME_MAX_LEN + TOPIC_MAX + 24]; /* <table>/_manifest/<topic>-<partition> */
+    const struct ts_lake_store *st; /* where the files live (lake_store.h) */
+    void *sd;                    /* its data, this lake's alone; NULL until open */
     uint64_t generation;         /* of the last checkpoint */
     int64_t offset_next;
     bool dead;                   /* a commit failed or lost: only close is left */
@@ -174,100 +175,6 @@ static bool data_temp_name(const struct ts_lake *l, const char *name, uint64_t *
         return false;
     const char *rest = seq_part(name + 12, &seq);
     return rest && strncmp(rest, ".csv.gz.", 8) == 0 && ends_with(rest, ".tmp");
-}
-
-/* ---- files and directories ---- */
-
-static int fsync_dir(int at, const char *path)
-{
-    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return TS_ESYS;
-    int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return rc ? TS_ESYS : TS_OK;
-}
-
-/* mkdirat, then fsync of the parent if the directory was created, so that
- * its entry is as durable as what goes in it. */
-static int make_dir(int at, const char *path)
-{
-    char parent[PATH_MAX];
-    if (mkdirat(at, path, 0755) != 0)
-        return errno == EEXIST ? TS_OK : TS_ESYS;
-    snprintf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    if (!slash)
-        return fsync_dir(at, ".");
-    if (slash == parent)
-        slash++;
-    *slash = '\0';
-    return fsync_dir(at, parent);
-}
-
-static DIR *open_dir(int at, const char *path)
-{
-    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-    }
-    return d;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return TS_ESYS;
-        p += w;
-        n -= (size_t)w;
-    }
-    return TS_OK;
-}
-
-/* The whole file in *out (malloc'ed, with one spare byte after *len). */
-static int read_all(int at, const char *path, char **out, size_t *len)
-{
-    struct stat st;
-    int err = TS_OK, fd = openat(at, path, O_RDONLY | O_CLOEXEC);
-    char *buf = NULL;
-    size_t got = 0;
-
-    if (fd < 0)
-        return TS_ESYS;
-    if (fstat(fd, &st) != 0)
-        err = TS_ESYS;
-    else if (!(buf = malloc((size_t)st.st_size + 1)))
-        err = TS_ENOMEM;
-    while (!err && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno != EINTR)
-            err = TS_ESYS;
-        else if (r == 0)
-            break; /* shorter than fstat said: parsed as it is */
-        else if (r > 0)
-            got += (size_t)r;
-    }
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    if (err) {
-        free(buf);
-        return err;
-    }
-    *out = buf;
-    *len = got;
-    return TS_OK;
 }
 
 /* ---- the checkpoint record ---- */
@@ -431,22 +338,25 @@ static int parse_checkpoint(const struct ts_lake *l, uint64_t gen, char *text, s
 
 /* ---- recovery ---- */
 
+/* A checkpoint's name: <12 digits>.ckpt */
+static bool ckpt_name(const char *name, uint64_t *g)
+{
+    return strlen(name) == 17 && gen12(name, g) && !strcmp(name + 12, ".ckpt");
+}
+
+static int highest(void *arg, const char *name)
+{
+    uint64_t g, *latest = arg;
+    if (ckpt_name(name, &g) && g > *latest)
+        *latest = g;
+    return TS_OK;
+}
+
 /* The highest generation with a checkpoint in the manifest, 0 if none. */
 static int latest_generation(const struct ts_lake *l, uint64_t *latest)
 {
-    DIR *d = open_dir(l->mfd, ".");
-    struct dirent *e;
-    uint64_t g;
-
-    if (!d)
-        return TS_ESYS;
     *latest = 0;
-    while ((e = readdir(d)))
-        if (strlen(e->d_name) == 17 && gen12(e->d_name, &g) && !strcmp(e->d_name + 12, ".ckpt") &&
-            g > *latest)
-            *latest = g;
-    closedir(d);
-    return TS_OK;
+    return l->st->list(l->sd, l->mdir, highest, latest);
 }
 
 /* Renames the temporaries the checkpoint names to their final names; TS_EPARSE
@@ -461,28 +371,32 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
             /* an older bridge's file may since have been moved to PART_KEY= (docs/lake.md,
              * "Upgrading from date= directories"); its temporary is where it wrote it */
             data_path(l, fin, f->date, f->late, gen, f->seq, NULL);
-            if (f->legacy && faccessat(l->rootfd, fin, F_OK, 0) == 0)
+            if (f->legacy && l->st->exists(l->sd, fin))
                 continue;
             data_path_key(l, fin, f->legacy, f->date, f->late, gen, f->seq, NULL);
             data_path_key(l, tmp, f->legacy, f->date, f->late, gen, f->seq, c->writer);
-            if (faccessat(l->rootfd, fin, F_OK, 0) == 0)
+            if (l->st->exists(l->sd, fin))
                 continue;
-            if (pass == 0 && faccessat(l->rootfd, tmp, F_OK, 0) != 0) {
+            if (pass == 0 && !l->st->exists(l->sd, tmp)) {
+                if (errno != ENOENT && errno != ENOTDIR) { /* could not tell: no damage */
+                    ts_why(why, why_size, "checking %s: %s", tmp, strerror(errno));
+                    return TS_ESYS;
+                }
                 ts_why(why, why_size, "checkpoint %012" PRIu64 " names %s, which is missing", gen,
                        fin);
                 return TS_EPARSE;
             }
             if (pass == 1) {
                 /* ENOENT with the final name there: its writer renamed it meanwhile */
-                if (renameat(l->rootfd, tmp, l->rootfd, fin) != 0 &&
-                    (errno != ENOENT || faccessat(l->rootfd, fin, F_OK, 0) != 0)) {
+                if (l->st->rename(l->sd, tmp, fin) &&
+                    (errno != ENOENT || !l->st->exists(l->sd, fin))) {
                     ts_why(why, why_size, "rename %s: %s", tmp, strerror(errno));
                     return TS_ESYS;
                 }
                 (*renamed)++;
                 snprintf(tmp, sizeof tmp, "%s/%s=%s", l->table,
                          f->legacy ? LEGACY_KEY : PART_KEY, f->date);
-                if (fsync_dir(l->rootfd, tmp)) {
+                if (l->st->sync_dir(l->sd, tmp)) {
                     ts_why(why, why_size, "fsync %s: %s", tmp, strerror(errno));
                     return TS_ESYS;
                 }
@@ -493,13 +407,13 @@ static int roll_forward(struct ts_lake *l, uint64_t gen, const struct checkpoint
 }
 
 /* Deletes (gen <= latest) or remembers (later) one stray temporary. */
-static int stray(struct ts_lake *l, int at, const char *dir, const char *name, uint64_t gen,
+static int stray(struct ts_lake *l, const char *dir, const char *name, uint64_t gen,
                  uint64_t latest, unsigned *removed)
 {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (gen <= latest) {
-        if (unlinkat(at, path, 0) != 0 && errno != ENOENT)
+        if (l->st->remove(l->sd, path) && errno != ENOENT)
             return TS_ESYS;
         (*removed)++;
         return TS_OK;
@@ -512,60 +426,54 @@ static int stray(struct ts_lake *l, int at, const char *dir, const char *name, u
     if (!(s->path = strdup(path)))
         return TS_ENOMEM;
     s->gen = gen;
-    s->at = at;
     l->nstrays++;
     return TS_OK;
 }
 
-/* This partition's temporaries in one directory: checkpoint ones
- * (.tmp-<gen>-<tag>) in the manifest, data ones in a date directory. */
-static int sweep_dir(struct ts_lake *l, int at, const char *dir, bool manifest, uint64_t latest,
-                     unsigned *removed)
-{
-    struct dirent *e;
-    uint64_t gen;
-    int err = TS_OK;
+struct sweeping {
+    struct ts_lake *l;
+    const char *dir;
+    bool manifest;
+    uint64_t latest;
+    unsigned *removed;
+};
 
-    DIR *d = open_dir(at, dir);
-    if (!d)
-        return !manifest && (errno == ENOENT || errno == ENOTDIR) ? TS_OK : TS_ESYS;
-    while (!err && (e = readdir(d))) {
-        bool match = manifest ? !strncmp(e->d_name, ".tmp-", 5) && gen12(e->d_name + 5, &gen) &&
-                                    e->d_name[17] == '-'
-                              : data_temp_name(l, e->d_name, &gen);
-        if (match)
-            err = stray(l, at, dir, e->d_name, gen, latest, removed);
-    }
-    int saved = errno;
-    closedir(d);
-    errno = saved;
-    return err;
+/* One name of a directory being swept: this partition's checkpoint
+ * temporary (.tmp-<gen>-<tag>) in the manifest, data temporary in a date
+ * directory. */
+static int sweep_name(void *arg, const char *name)
+{
+    struct sweeping *w = arg;
+    uint64_t gen;
+    bool match = w->manifest ? !strncmp(name, ".tmp-", 5) && gen12(name + 5, &gen) &&
+                                   name[17] == '-'
+                             : data_temp_name(w->l, name, &gen);
+    return match ? stray(w->l, w->dir, name, gen, w->latest, w->removed) : TS_OK;
+}
+
+/* A name of the table's directory: a date directory is swept (an older
+ * bridge's temporaries are in LEGACY_KEY= directories). */
+static int sweep_date_dir(void *arg, const char *name)
+{
+    const struct sweeping *w = arg;
+    char dir[PATH_LEN];
+    if ((strncmp(name, PART_KEY "=", sizeof PART_KEY) || strlen(name) != sizeof PART_KEY + 10) &&
+        (strncmp(name, LEGACY_KEY "=", sizeof LEGACY_KEY) ||
+         strlen(name) != sizeof LEGACY_KEY + 10))
+        return TS_OK;
+    snprintf(dir, sizeof dir, "%s/%s", w->l->table, name);
+    struct sweeping in = {w->l, dir, false, w->latest, w->removed};
+    int err = w->l->st->list(w->l->sd, dir, sweep_name, &in);
+    return err == TS_ESYS && (errno == ENOENT || errno == ENOTDIR) ? TS_OK : err;
 }
 
 static int sweep(struct ts_lake *l, uint64_t latest, unsigned *removed, char *why,
                  size_t why_size)
 {
-    char dir[PATH_LEN];
-    struct dirent *e;
-    DIR *d = NULL;
-
-    int err = sweep_dir(l, l->mfd, ".", true, latest, removed);
-    if (!err && !(d = open_dir(l->rootfd, l->table)))
-        err = TS_ESYS;
-    while (!err && (e = readdir(d))) {
-        /* an older bridge's temporaries are in LEGACY_KEY= directories */
-        if ((!strncmp(e->d_name, PART_KEY "=", sizeof PART_KEY) &&
-             strlen(e->d_name) == sizeof PART_KEY + 10) ||
-            (!strncmp(e->d_name, LEGACY_KEY "=", sizeof LEGACY_KEY) &&
-             strlen(e->d_name) == sizeof LEGACY_KEY + 10)) {
-            snprintf(dir, sizeof dir, "%s/%s", l->table, e->d_name);
-            err = sweep_dir(l, l->rootfd, dir, false, latest, removed);
-        }
-    }
-    int saved = errno;
-    if (d)
-        closedir(d);
-    errno = saved;
+    struct sweeping w = {l, l->mdir, true, latest, removed};
+    int err = l->st->list(l->sd, l->mdir, sweep_name, &w);
+    if (!err)
+        err = l->st->list(l->sd, l->table, sweep_date_dir, &w);
     if (err == TS_ESYS)
         ts_why(why, why_size, "removing temporaries under %s: %s", l->table, strerror(errno));
     return err;
@@ -574,7 +482,7 @@ static int sweep(struct ts_lake *l, uint64_t latest, unsigned *removed, char *wh
 static int recover(struct ts_lake *l, struct ts_lake_resume *resume, char *why, size_t why_size)
 {
     uint64_t latest = 0;
-    char name[32];
+    char name[32], path[PATH_LEN];
     char *text = NULL;
     size_t len = 0;
     int err = TS_OK;
@@ -588,7 +496,8 @@ static int recover(struct ts_lake *l, struct ts_lake_resume *resume, char *why, 
         if (latest == 0)
             break;
         snprintf(name, sizeof name, "%012" PRIu64 ".ckpt", latest);
-        err = read_all(l->mfd, name, &text, &len);
+        snprintf(path, sizeof path, "%s/%s", l->mdir, name);
+        err = l->st->read(l->sd, path, &text, &len);
         if (err != TS_ESYS || errno != ENOENT)
             break;
     }
@@ -668,58 +577,29 @@ static int check_cfg(const struct ts_lake_cfg *cfg, const char *topic, int32_t p
     return TS_EINVAL;
 }
 
-/* mkdir -p of the root, then <table>/_manifest/<topic>-<partition>. */
-static int make_dirs(struct ts_lake *l, const char *root, char *why, size_t why_size)
-{
-    char path[PATH_MAX];
-    int err = TS_OK;
-
-    snprintf(path, sizeof path, "%s", root);
-    for (char *p = path + 1; !err && *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            err = make_dir(AT_FDCWD, path);
-            *p = '/';
-        }
-    }
-    if (!err)
-        err = make_dir(AT_FDCWD, path);
-    if (err) {
-        ts_why(why, why_size, "creating %s: %s", path, strerror(errno));
-        return err;
-    }
-    if ((l->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        ts_why(why, why_size, "opening %s: %s", root, strerror(errno));
-        return TS_ESYS;
-    }
-    snprintf(path, sizeof path, "%s/_manifest", l->table);
-    if (make_dir(l->rootfd, l->table) || make_dir(l->rootfd, path) ||
-        make_dir(l->rootfd, l->mdir) ||
-        (l->mfd = openat(l->rootfd, l->mdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        ts_why(why, why_size, "creating %s/%s: %s", root, l->mdir, strerror(errno));
-        return TS_ESYS;
-    }
-    return TS_OK;
-}
-
-int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
-                 struct ts_lake **out, struct ts_lake_resume *resume, char *why, size_t why_size)
+/* st NULL: the POSIX store on cfg->root. Else sd is st's, taken over in
+ * every case. */
+static int lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
+                     const struct ts_lake_store *st, void *sd, struct ts_lake **out,
+                     struct ts_lake_resume *resume, char *why, size_t why_size)
 {
     uint32_t rnd;
 
     if (resume)
         *resume = (struct ts_lake_resume){.offset_next = -1};
-    if (!out || !resume) {
+    if (out)
+        *out = NULL;
+    int err = TS_EINVAL;
+    if (!out || !resume)
         ts_why(why, why_size, "lake: out and resume are required");
-        return TS_EINVAL;
+    else
+        err = check_cfg(cfg, topic, partition, why, why_size);
+    struct ts_lake *l = err ? NULL : calloc(1, sizeof *l);
+    if (!l) {
+        if (st)
+            st->close(sd);
+        return err ? err : TS_ENOMEM;
     }
-    *out = NULL;
-    int err = check_cfg(cfg, topic, partition, why, why_size);
-    if (err)
-        return err;
-    struct ts_lake *l = calloc(1, sizeof *l);
-    if (!l)
-        return TS_ENOMEM;
     strcpy(l->table, cfg->table);
     strcpy(l->owner, cfg->owner);
     strcpy(l->topic, topic);
@@ -729,11 +609,14 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
     l->keep = cfg->keep_checkpoints;
     l->max_open = (size_t)cfg->max_open_files;
     l->max_files = (size_t)cfg->max_checkpoint_files;
+    if (st) {
+        l->st = st;
+        l->sd = sd;
+    }
     if (!(l->open = calloc(l->max_open, sizeof *l->open))) {
-        free(l);
+        ts_lake_close(l);
         return TS_ENOMEM;
     }
-    l->rootfd = l->mfd = -1;
     l->offset_next = -1;
     if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != (ssize_t)sizeof rnd) {
         struct timespec ts;
@@ -743,7 +626,10 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
     snprintf(l->tag, sizeof l->tag, "%s-%ld-%08" PRIx32, l->owner, (long)getpid(), rnd);
     snprintf(l->mdir, sizeof l->mdir, "%s/_manifest/%s-%" PRId32, l->table, topic, partition);
 
-    err = make_dirs(l, cfg->root, why, why_size);
+    if (!st) {
+        l->st = &ts_lake_posix;
+        err = ts_lake_posix_open(cfg->root, l->table, l->mdir, &l->sd, why, why_size);
+    }
     if (!err)
         err = recover(l, resume, why, why_size);
     if (err) {
@@ -758,6 +644,27 @@ int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t parti
     }
     *out = l;
     return TS_OK;
+}
+
+int ts_lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
+                 struct ts_lake **out, struct ts_lake_resume *resume, char *why, size_t why_size)
+{
+    return lake_open(cfg, topic, partition, NULL, NULL, out, resume, why, why_size);
+}
+
+int ts_lake_open_store(const struct ts_lake_cfg *cfg, const char *topic, int32_t partition,
+                       const struct ts_lake_store *st, void *sd, struct ts_lake **out,
+                       struct ts_lake_resume *resume, char *why, size_t why_size)
+{
+    if (!st) {
+        ts_why(why, why_size, "lake: no store");
+        if (resume)
+            *resume = (struct ts_lake_resume){.offset_next = -1};
+        if (out)
+            *out = NULL;
+        return TS_EINVAL;
+    }
+    return lake_open(cfg, topic, partition, st, sd, out, resume, why, why_size);
 }
 
 static bool us_date(const char *d, char iso[11])
@@ -800,11 +707,13 @@ static int gz_put(gzFile gz, const char *s, size_t n)
 }
 
 /* Step 1 for one file, also done early to keep within max_open_files:
- * the gzip stream completed, the data fsynced, the fd closed. The gzFile
- * owns the fd, so a dup of it outlives gzclose for the fsync. The file
- * stays pending (its rows are counted); only ts_lake_commit publishes it. */
+ * the gzip stream completed, the data made durable (the store's seal: an
+ * fsync on POSIX), the fd closed. The gzFile owns the fd, so a dup of it
+ * outlives gzclose for the seal. The file stays pending (its rows are
+ * counted); only ts_lake_commit publishes it. */
 static int finish_file(struct ts_lake *l, size_t slot)
 {
+    char tmp[PATH_LEN];
     struct pending *f = &l->files[l->open[slot]];
     int err = TS_OK, fd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0), dup_errno = errno;
     int zrc = gzclose(f->gz);
@@ -818,8 +727,10 @@ static int finish_file(struct ts_lake *l, size_t slot)
     } else if (fd < 0) {
         errno = dup_errno;
         err = TS_ESYS;
-    } else if (fsync(fd) != 0) {
-        err = TS_ESYS;
+    } else {
+        data_path(l, tmp, f->date, f->late, l->generation + 1, f->seq, l->tag);
+        err = l->st->seal(l->sd, tmp, fd);
+        fd = -1; /* closed by seal */
     }
     int saved = errno;
     if (fd >= 0)
@@ -862,19 +773,18 @@ static int add_pending(struct ts_lake *l, const char *date, bool late, struct pe
             return err;
     }
     snprintf(dir, sizeof dir, "%s/" PART_KEY "=%s", l->table, date);
-    int err = make_dir(l->rootfd, dir);
+    int fd, err = l->st->make_dir(l->sd, dir);
     if (err)
         return err;
     data_path(l, tmp, date, late, l->generation + 1, seq, l->tag);
-    int fd = openat(l->rootfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return TS_ESYS;
+    if ((err = l->st->create(l->sd, tmp, &fd)))
+        return err;
     snprintf(mode, sizeof mode, "wb%d", l->level);
     gzFile gz = gzdopen(fd, mode);
     if (!gz) {
         int saved = errno;
         close(fd);
-        unlinkat(l->rootfd, tmp, 0);
+        l->st->remove(l->sd, tmp);
         errno = saved;
         return TS_ENOMEM;
     }
@@ -977,7 +887,7 @@ bool ts_lake_commit_due(const struct ts_lake *l)
 
 int ts_lake_manifest_fd(const struct ts_lake *l)
 {
-    return l->mfd;
+    return l->st->manifest_fd(l->sd);
 }
 
 const char *ts_lake_writer_tag(const struct ts_lake *l)
@@ -1001,7 +911,7 @@ static void drop_pending(struct ts_lake *l, bool unlink)
             gzclose(f->gz);
         if (unlink) {
             data_path(l, tmp, f->date, f->late, l->generation + 1, f->seq, l->tag);
-            unlinkat(l->rootfd, tmp, 0);
+            l->st->remove(l->sd, tmp);
         }
     }
     l->nfiles = 0;
@@ -1040,7 +950,7 @@ static int sync_dirs(const struct ts_lake *l)
         if (i && !strcmp(dates[i], dates[i - 1]))
             continue;
         snprintf(dir, sizeof dir, "%s/" PART_KEY "=%s", l->table, dates[i]);
-        if (fsync_dir(l->rootfd, dir))
+        if (l->st->sync_dir(l->sd, dir))
             err = TS_ESYS;
     }
     int saved = errno;
@@ -1061,13 +971,6 @@ static int finish_files(struct ts_lake *l)
     return sync_dirs(l);
 }
 
-static bool same_file(int at, const char *a, const char *b)
-{
-    struct stat x, y;
-    return fstatat(at, a, &x, 0) == 0 && fstatat(at, b, &y, 0) == 0 && x.st_dev == y.st_dev &&
-           x.st_ino == y.st_ino;
-}
-
 /* Step 2: the checkpoint, written aside, fsynced and linked to its final
  * name, then the manifest directory fsynced. *linked tells whether the link
  * was made (from then on the commit can only be rolled forward).
@@ -1077,40 +980,21 @@ static bool same_file(int at, const char *a, const char *b)
  * see), and ours is taken back before anything is renamed. */
 static int publish(struct ts_lake *l, uint64_t gen, const char *text, size_t len, bool *linked)
 {
-    char tmp[NAME_MAX_LEN + 64], fin[32];
-    int err = TS_OK;
+    char tmp[PATH_LEN], fin[PATH_LEN];
 
-    snprintf(tmp, sizeof tmp, ".tmp-%012" PRIu64 "-%s", gen, l->tag);
-    snprintf(fin, sizeof fin, "%012" PRIu64 ".ckpt", gen);
-    int fd = openat(l->mfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return TS_ESYS;
-    if (write_all(fd, text, len) || fsync(fd))
-        err = TS_ESYS;
-    int saved = errno;
-    if (close(fd) && !err) {
-        err = TS_ESYS;
-        saved = errno;
-    }
-    if (!err && linkat(l->mfd, tmp, l->mfd, fin, 0) != 0) {
-        saved = errno;
-        if (saved != EEXIST)
-            err = TS_ESYS;
-        else if (!same_file(l->mfd, tmp, fin)) /* else NFS retransmitted a LINK that worked */
-            err = TS_ECONFLICT;
-    }
-    unlinkat(l->mfd, tmp, 0);
-    errno = saved;
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%012" PRIu64 "-%s", l->mdir, gen, l->tag);
+    snprintf(fin, sizeof fin, "%s/%012" PRIu64 ".ckpt", l->mdir, gen);
+    int err = l->st->put_new(l->sd, tmp, fin, text, len);
     if (err)
         return err;
     uint64_t latest;
     int rc = latest_generation(l, &latest);
     if (!rc && latest > gen) {
-        unlinkat(l->mfd, fin, 0);
+        l->st->remove(l->sd, fin);
         return TS_ECONFLICT;
     }
     *linked = true;
-    return rc || fsync(l->mfd) ? TS_ESYS : TS_OK;
+    return rc || l->st->sync_dir(l->sd, l->mdir) ? TS_ESYS : TS_OK;
 }
 
 /* Step 3: the data files under their final names, durably. */
@@ -1122,34 +1006,43 @@ static int make_visible(struct ts_lake *l, uint64_t gen)
         data_path(l, tmp, f->date, f->late, gen, f->seq, l->tag);
         data_path(l, fin, f->date, f->late, gen, f->seq, NULL);
         /* ENOENT with the final name there: a recovering ts_lake_open was faster */
-        if (renameat(l->rootfd, tmp, l->rootfd, fin) != 0 &&
-            (errno != ENOENT || faccessat(l->rootfd, fin, F_OK, 0) != 0))
+        if (l->st->rename(l->sd, tmp, fin) && (errno != ENOENT || !l->st->exists(l->sd, fin)))
             return TS_ESYS;
     }
     return sync_dirs(l);
+}
+
+struct pruning {
+    struct ts_lake *l;
+    uint64_t upto;
+};
+
+static int prune_name(void *arg, const char *name)
+{
+    const struct pruning *p = arg;
+    char path[PATH_LEN];
+    uint64_t g;
+    if (ckpt_name(name, &g) && g <= p->upto) {
+        snprintf(path, sizeof path, "%s/%s", p->l->mdir, name);
+        p->l->st->remove(p->l->sd, path);
+    }
+    return TS_OK;
 }
 
 /* Step 4: checkpoints older than the last keep, and the strays found at
  * open whose generation is now committed. Failures only leave garbage. */
 static void prune(struct ts_lake *l, uint64_t gen)
 {
-    struct dirent *e;
-    uint64_t g;
     size_t kept = 0;
 
     if (gen > (uint64_t)l->keep) {
-        DIR *d = open_dir(l->mfd, ".");
-        while (d && (e = readdir(d)))
-            if (strlen(e->d_name) == 17 && gen12(e->d_name, &g) &&
-                !strcmp(e->d_name + 12, ".ckpt") && g <= gen - (uint64_t)l->keep)
-                unlinkat(l->mfd, e->d_name, 0);
-        if (d)
-            closedir(d);
+        struct pruning p = {l, gen - (uint64_t)l->keep};
+        l->st->list(l->sd, l->mdir, prune_name, &p);
     }
     for (size_t i = 0; i < l->nstrays; i++) {
         struct stray *s = &l->strays[i];
         if (s->gen <= gen) {
-            unlinkat(s->at, s->path, 0);
+            l->st->remove(l->sd, s->path);
             free(s->path);
         } else {
             l->strays[kept++] = *s;
@@ -1212,17 +1105,15 @@ void ts_lake_close(struct ts_lake *l)
     if (!l)
         return;
     int saved = errno;
-    if (l->rootfd >= 0)
+    if (l->sd)
         drop_pending(l, true);
     for (size_t i = 0; i < l->nstrays; i++)
         free(l->strays[i].path);
     free(l->strays);
     free(l->files);
     free(l->open);
-    if (l->mfd >= 0)
-        close(l->mfd);
-    if (l->rootfd >= 0)
-        close(l->rootfd);
+    if (l->sd)
+        l->st->close(l->sd);
     free(l);
     errno = saved;
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""s3_fault_proxy.py - an HTTP proxy in front of S3Proxy that answers as a
+failing object store would, for the S3 client's hostile tests.
+
+  s3_fault_proxy.py UPSTREAM_PORT PLAN_FILE PORT_FILE
+
+Listens on a free 127.0.0.1 port (written to PORT_FILE once it listens) and
+forwards each request, bytes and headers as they came (the SigV4 signature
+covers the Host header, which is kept), to 127.0.0.1:UPSTREAM_PORT. Before
+each request it takes the first word of PLAN_FILE (and rewrites the file
+without it) and does what it says:
+  fwd       forward (also what an empty plan does)
+  503, 500, 412, ...   answer that status with an S3 error body, forward nothing
+  200       answer 200 with an empty body, forward nothing
+  fwd503    forward, then answer 503 to the client (a write that happened
+            but whose answer was lost)
+  reset     close the connection without answering
+  big       answer 200 with a body of 8 MiB (an answer over the client's bound)
+  trunc     answer a ListObjectsV2 page that is truncated with the same token forever
+Every request is appended to PLAN_FILE.log as "METHOD PATH ACTION", then
+" If-None-Match=V", " x-goog-if-generation-match=V" and " x-amz-security-token"
+for those headers it carried."""
+import http.client
+import http.server
+import os
+import socket
+import sys
+
+UPSTREAM = int(sys.argv[1])
+PLAN, PORT_FILE = sys.argv[2], sys.argv[3]
+
+
+def take():
+    try:
+        with open(PLAN) as f:
+            words = f.read().split()
+    except FileNotFoundError:
+        words = []
+    if not words:
+        return "fwd"
+    with open(PLAN + ".new", "w") as f:
+        f.write(" ".join(words[1:]))
+    os.replace(PLAN + ".new", PLAN)
+    return words[0]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body, ctype="application/xml"):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        action = take()
+        # the headers a test checks were sent, by name (values only where not secret)
+        seen = "".join(f" {h}={self.headers[h]}" for h in ("If-None-Match",
+                       "x-goog-if-generation-match") if h in self.headers)
+        if "x-amz-security-token" in self.headers:
+            seen += " x-amz-security-token"
+        with open(PLAN + ".log", "a") as f:
+            f.write(f"{self.command} {self.path} {action}{seen}\n")
+        if action == "reset":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if action == "big":
+            self.answer(200, b"x" * (8 << 20), "application/octet-stream")
+            return
+        if action == "trunc":
+            self.answer(200, b"<?xml version='1.0'?><ListBucketResult><IsTruncated>true"
+                        b"</IsTruncated><NextContinuationToken>same</NextContinuationToken>"
+                        b"<ContinuationToken>same</ContinuationToken></ListBucketResult>")
+            return
+        if action == "200":
+            self.answer(200, b"")
+            return
+        if action.isdigit():
+            code = {"412": "PreconditionFailed", "503": "SlowDown"}.get(action, "InternalError")
+            self.answer(int(action), f"<?xml version='1.0'?><Error><Code>{code}</Code>"
+                        f"<Message>injected</Message></Error>".encode())
+            return
+        up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=30)
+        up.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for k, v in self.headers.items():
+            up.putheader(k, v)
+        up.endheaders(body)
+        r = up.getresponse()
+        data = r.read()
+        if action == "fwd503":
+            up.close()
+            self.answer(503, b"<Error><Code>SlowDown</Code></Error>")
+            return
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        up.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+with open(PORT_FILE + ".new", "w") as f:
+    f.write(str(server.server_address[1]))
+os.replace(PORT_FILE + ".new", PORT_FILE)
+server.serve_forever()
