@@ -7,9 +7,7 @@
  * crash the state and the readings agree and the next delta counts every
  * person the lost cycle would have counted. The store hands out the sequence
  * numbers: persistent, from 1, never reused, also after a crash, never above
- * TS_SEQ_MAX (2^53 - 1, exact as a JavaScript number; at a million readings
- * a second an agent needs 285 years to get there: only a renumbering past a
- * forged acknowledgement could, and ts_store_renumber refuses that).
+ * TS_SEQ_MAX (2^53 - 1; ts_store_renumber refuses to go past it).
  *
  * A row leaves the store only through ts_store_ack (the acknowledgement
  * covers it) or a merge (retention full): when the store holds more than

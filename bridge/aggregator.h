@@ -19,6 +19,9 @@
  *   the reference time), or a merged range    offset once Kafka confirmed
  *   over numbers already seen                 the dead letter
  *   duplicate (its seq was seen)          -> dropped, counted
+ *   a new range past the set's bound      -> dropped, counted (held); the
+ *   (TS_EFULL, seqset.h)                     ack stays below it, the agent
+ *                                            re-sends it
  *   a marker (NULL value, verdict.h)      -> its numbers recorded in the
  *                                            agent's set (not counted), the
  *                                            agent's ack handed to ack.h

@@ -11,48 +11,13 @@
  * (signalled by delivery reports and by the stop). No lock is held while
  * calling librdkafka or logging.
  *
- * Back-pressure. When librdkafka's queue holds queue_max_messages,
- * rd_kafka_producev fails with RD_KAFKA_RESP_ERR__QUEUE_FULL; the callback
- * then waits on r->cond (100 ms at a time) and tries again, until a
- * delivery report made room, or the relay stops. While it waits, the
- * network thread reads nothing more: the broker keeps what follows in the
- * relay's persistent session (up to its max_queued_messages, see
- * docs/bridge.md). Waits are counted (backpressure_waits: messages that found
- * the queue full) and logged once per episode, at most every 10 s.
- *
- * When the PUBACK goes out (libmosquitto 2.0.11). For a QoS 1 PUBLISH,
- * lib/handle_publish.c calls send__puback() *before* the on_message callback
- * (later libmosquitto versions reversed this: "Application callbacks are
- * called before PUBACK is sent"). send__puback only queues the packet,
- * though: packet__queue() writes at once only when the client is neither
- * threaded nor in a callback, and the link's client is threaded
- * (mosquitto_threaded_set). The PUBACK is therefore written by the write
- * phase of the network loop, in the same thread, after on_message returned,
- * i.e. after rd_kafka_producev accepted the reading into librdkafka's
- * in-memory queue, and before Kafka confirmed it. So:
- *   - the relay dies (or is stopped without DISCONNECT) inside on_message,
- *     e.g. waiting for queue room: no PUBACK, the broker re-delivers the
- *     message to the session: nothing lost, a duplicate at most;
- *   - the relay dies after the PUBACK and before Kafka confirmed the
- *     reading (it sat in librdkafka's queue: Kafka slow or away, linger):
- *     the broker has forgotten it and the relay lost it. This is the loss
- *     window of the MQTT-to-Kafka hop: at most the queue (queue_max_messages)
- *     and whatever libmosquitto had already read off the socket.
- *     No reading is lost end to end: the aggregator never sees it, so the
- *     agent's acknowledgement (ack.h) never passes it, the agent keeps the
- *     row and re-sends it after its ack_timeout_ms;
- *   - a wait for room longer than 1.5 x keepalive_s makes the broker drop
- *     the connection (the network thread sends no PINGREQ while it waits):
- *     the PUBACKs still queued are never written, the broker re-delivers
- *     those messages on the next connection (duplicates, removed by ID
- *     downstream).
- * ts_relay_free stops the link before flushing Kafka; a message abandoned
- * in a wait at stop makes the link close the socket without DISCONNECT, so
- * its queued PUBACK is not written either (clean_stop).
- *
- * Dead letters are produced with the same wait (they share the queue, so a
- * flood of invalid messages slows the valid ones by its volume only, it
- * never stops them); their value is capped at DEAD_LETTER_MAX bytes. */
+ * On RD_KAFKA_RESP_ERR__QUEUE_FULL on_message waits on r->cond (100 ms at a
+ * time) and retries, so the network thread reads nothing meanwhile; dead
+ * letters take the same path (capped at DEAD_LETTER_MAX bytes). That the
+ * PUBACK of libmosquitto 2.0.11's threaded client is written only after
+ * on_message returned, what a crash at each point loses, and why a message
+ * abandoned at stop must not be PUBACKed (clean_stop): docs/bridge.md,
+ * "Back-pressure" and "When the PUBACK goes out". */
 #include "relay.h"
 
 #include <inttypes.h>

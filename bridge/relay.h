@@ -4,8 +4,7 @@
  * The relay subscribes (QoS 1) to turnstile/v1/+/+/readings with a persistent
  * session (clean_session false), or, when mqtt->share_group is set so that
  * several bridges split the stream, to $share/<group>/turnstile/v1/+/+/readings
- * with a clean session (docs/bridge.md says why). For
- * each message:
+ * with a clean session (docs/bridge.md says why). For each message:
  *   - ts_verdict_judge (verdict.h) decides, with the retain flag and the
  *     wall clock as reference time;
  *   - a valid reading is produced to kafka->readings_topic, key = agent id
@@ -25,13 +24,10 @@
  *     once Kafka confirmed its dead letter, a marker in the readings topic
  *     (same key, NULL value, headers mqtt_topic, reason, refused_id,
  *     refused_from) so that the agent's ack passes its numbers.
- * Back-pressure: when librdkafka's queue is full (queue_max_messages), the
- * relay stops taking messages from MQTT (the message callback waits until
- * a delivery report made room, or the relay stops) and the broker queues for
- * the persistent session (docs/bridge.md lists the mosquitto settings this
- * needs). Nothing taken from MQTT is dropped while the process lives; what a
- * crash loses between MQTT and Kafka, the agents re-send (they keep every
- * reading until the end-to-end ack, see ack.h).
+ * When librdkafka's queue is full (queue_max_messages) the relay takes no
+ * more MQTT messages until it has room; nothing taken is dropped while the
+ * process lives (back-pressure, the broker settings it needs and what a
+ * crash loses: docs/bridge.md).
  *
  * Threads: libmosquitto's network loop runs in a thread the relay owns (the
  * message callback runs there); delivery reports are served by a second

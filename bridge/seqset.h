@@ -1,56 +1,30 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* seqset.h - which sequence numbers of each agent the bridge has seen.
  *
- * Every reading names its agent and a range of that agent's numbers: the ID
- * "<agent_id>:<seq>" and MERGED_FROM m <= seq (docs/reading-format.md). The
- * reading stands for m..seq: m == seq for an ordinary reading; m < seq when
- * the agent's store was full and merged never-published readings into this
- * one. Readings reach the bridge possibly twice (re-sends) and, across Kafka
- * partitions or after restarts, out of order. Per agent the bridge needs
- *   - duplicate removal: a reading whose seq was already seen must not
- *     count again, and
- *   - the end-to-end acknowledgement: the highest N such that every number
- *     1..N was seen (published on P/ack; the agent then deletes rows <= N).
+ * A reading "<agent_id>:<seq>" with MERGED_FROM m stands for the numbers
+ * m..seq (docs/reading-format.md). Per agent the set gives duplicate removal
+ * (a reading whose seq was seen is a duplicate) and the acknowledgement
+ * (ts_seqset_contiguous: every number 1..N seen). Why and how the bridge
+ * uses them: docs/bridge.md.
  *
- * struct ts_seqset holds one agent's numbers: everything <= contiguous (that
- * N), plus a sorted array of disjoint, non-adjacent ranges above
- * contiguous + 1. An in-order add (lo = contiguous + 1) is O(1) and never
- * allocates; an out-of-order add is an O(log n) search plus at most one
- * memmove. Gaps filled from below leave the array in O(1) (the array keeps
- * a moving start).
+ * A set holds contiguous plus at most max_ranges disjoint ranges above it
+ * (16 bytes each). An add that would need one more range returns TS_EFULL
+ * and records nothing; the aggregator then counts the reading as held and
+ * drops it (no dead letter, no retry of its own): the ack stays below it, so
+ * the agent keeps the row and re-sends it later (docs/mqtt.md).
  *
- * Memory bound: a set holds at most max_ranges ranges (TS_SEQSET_MAX_RANGES
- * unless set), i.e. 16 bytes each. An add that would need one more returns
- * TS_EFULL and changes nothing; adds that extend or join existing ranges, or
- * advance contiguous, always succeed. On TS_EFULL the caller logs and routes
- * the reading to a holding (dead-letter) path, and retries it once the set
- * has room again (contiguous advanced): the reading was not recorded, so the
- * acknowledgement never passes it and the agent keeps the row meanwhile.
+ * A reading whose seq is new but whose merged range covers a number already
+ * seen is refused (TS_ECONFLICT, nothing changes): an agent merges only
+ * readings it never published, so first come wins (docs/bridge.md,
+ * "MERGED_FROM"). ts_seqset_add takes any range.
  *
- * Duplicates and merged ranges: a reading is a duplicate iff its seq is
- * already in the set. A merged range can only cover numbers the agent could
- * have merged: the agent merges only rows it never published (above its
- * publish mark, which is persisted before publishing), so none of
- * merged_from..seq-1 can have been seen. ts_seqset_accept therefore refuses
- * (TS_ECONFLICT, nothing changes) a reading whose seq is new but whose range
- * overlaps numbers already seen: first come wins, and the refused one is
- * never counted nor acknowledged (docs/bridge.md, "MERGED_FROM"). A number
- * covered by a merged range that arrives later as a reading of its own (a
- * store recreated from 1, a bug) is a duplicate: counting it would count its
- * people twice. ts_seqset_add itself takes any range and adds only the new
- * numbers (`added` tells how many).
- *
- * Text form (the bridge's manifest), canonical and strict:
+ * Text form (the manifest, docs/lake.md), canonical and strict:
  *   set    = number [ ";" range *( "," range ) ]
  *   range  = number | number "-" number        lo alone when lo == hi, else lo < hi
  *   number = "0" | [1-9][0-9]*                 fits in 64 bits
  * the first number is contiguous, the ranges ascend, each starts above
- * contiguous + 1 and above the previous range's hi + 1. Examples: "0",
- * "1200", "1200;1205-1290,1300". Only the canonical form is accepted, so
- * encode(decode(t)) == t for every accepted t.
- *
- * struct ts_seqsets is the table of sets by agent id; ts_seqset_accept is
- * the one call the bridge makes per reading.
+ * contiguous + 1 and above the previous range's hi + 1 ("0", "1200",
+ * "1200;1205-1290,1300"); encode(decode(t)) == t for every accepted t.
  *
  * Not thread-safe: one thread uses a set or a table. */
 #ifndef TS_SEQSET_H
@@ -197,7 +171,7 @@ bool ts_seqsets_take(struct ts_seqsets *t, const char *agent, struct ts_seqset *
  * merged_from == 0, merged_from > seq or a bad agent id (nothing created);
  * TS_ECONFLICT if seq is new but a number of merged_from..seq-1 was seen
  * (nothing changes: refuse the reading, see above); TS_EFULL (the reading
- * was not recorded: hold it and retry later, see above); TS_ENOMEM.
+ * was not recorded, see above); TS_ENOMEM.
  * *duplicate is false on every error. */
 int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_from, uint64_t seq,
                      bool *duplicate);
