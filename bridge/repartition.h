@@ -3,34 +3,14 @@
  * position to the partition a larger layout gives it, offline.
  *
  * An agent's duplicate-removal set and acknowledgement live in the partition
- * the lake's layout (layout.h) names for it, so partitions added to the
- * readings topic stay unused until this tool has moved the agents there
- * (docs/bridge.md, "Adding partitions", has the procedure and the reasons).
- * With n the layout in force and m the topic's partitions (m > n):
- *   A. every partition's open windows are flushed into the lake (windows are
- *      keyed by turnstile, not agent: they cannot follow an agent);
- *   B. every partition q that gains agents (or holds copies that are not its
- *      own under n) is rewritten to hold its own agents under n plus a copy
- *      of every agent whose partition under m is q, taken from its partition
- *      under n (memory and archive); its closed-window record becomes the
- *      union of its sources', so later readings of a flushed window are late;
- *   C. the layout becomes m (the point where the copies become the truth);
- *   D. every partition is rewritten without the agents that are not its own
- *      under m.
- * The copy of an agent that counts is always the one in the partition the
- * layout in force names; aggregators never look at the others. So the tool
- * may be killed anywhere and run again: before C a run makes the copies
- * again from the partitions under n; after C (n == m, a marker file
- * <topic>.repartition in the manifest says a run is unfinished) a run only
- * does D. Every step is an ordinary checkpoint (ts_lake_commit) with
- * offset_next the partition's end, which the drain check has found equal to
- * its checkpoint's offset (or its beginning, for a partition no aggregator
- * has taken: it is empty).
+ * the lake's layout (layout.h) names for it; this tool flushes every
+ * partition's open windows, copies the agents to their partitions under the
+ * topic's new count, switches the layout, then drops the old copies, each
+ * step an ordinary checkpoint (ts_lake_commit). It may be killed anywhere
+ * and run again: the next run finishes the job. Steps, the refusals before
+ * it starts (consumers, undrained partitions) and its memory: docs/bridge.md,
+ * "Adding partitions".
  *
- * Memory: every partition's latest checkpoint state (the agents it has in
- * memory and its windows, as in the checkpoint file) plus one partition's
- * agents in memory being built; archives are streamed, two lines at a time.
- * Files: one partition's lake, two archives and their directories at a time.
  * Not thread-safe; one run at a time per lake (a lock file in the manifest). */
 #ifndef TS_REPARTITION_H
 #define TS_REPARTITION_H
