@@ -5,12 +5,11 @@
  * Each agent's duplicate-removal set (seqset.h) is what keeps its re-sent
  * readings from counting twice and what its acknowledgement is computed
  * from, so an agent's position must survive however long it stays away.
- * The table holds the sets of active agents in memory (about 135 bytes
- * each, 16 more a gap range: bench-memory); at each checkpoint the agents
- * not seen for idle_ms, and beyond max_agents the least recently seen, move
- * to the partition's archive (agent_archive.h: on disk, 19 bytes an agent of
- * a 16-character id, found through a sparse index) and come back from it
- * when they are seen again. A table past max_agents asks for a checkpoint at
+ * The table holds the sets of active agents in memory; at each checkpoint
+ * the agents not seen for idle_ms, and beyond max_agents the least recently
+ * seen, move to the partition's archive (agent_archive.h: on disk, found
+ * through a sparse index) and come back from it when they are seen again
+ * (bytes per agent in memory and on disk: docs/bridge.md, bench-memory). A table past max_agents asks for a checkpoint at
  * once (ts_agent_table_over), so memory is bounded by max_agents (plus the
  * agents of one batch of consumed records while a checkpoint is put off),
  * whatever the number of agent ids the input names; the checkpoint's state
