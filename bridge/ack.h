@@ -52,8 +52,8 @@ int ts_ack_set(struct ts_ack *ack, const char *readings_topic, uint64_t acked);
 uint64_t ts_ack_get(struct ts_ack *ack, const char *readings_topic);
 
 /* Publishes payload on topic, retained, QoS 1, now, through the same
- * connection (the stations' window summaries for dashboards, see
- * aggregator.h). Best effort: TS_ECONNECT while disconnected (nothing is
+ * connection (the stations' window summaries for dashboards,
+ * station_windows.h). Best effort: TS_ECONNECT while disconnected (nothing is
  * queued), TS_EINVAL. Thread-safe. */
 int ts_ack_publish_retained(struct ts_ack *ack, const char *topic, const char *payload, size_t len);
 
