@@ -50,32 +50,39 @@ rc=0
 add S1 kiosk-2 pw-x || rc=$?
 check "mosquitto-add-agent refuses an id that has a dashboard account" \
   bash -c "[ $rc = 1 ] && ! grep -q '^kiosk-2:' '$work/passwd' && ! grep -q 'user kiosk-2' '$work/turnstile.acl'"
-port=$(free_port)
-wsport=$(free_port)
-pageport=$(free_port)
 mkdir "$work/www"
 echo '<!doctype html><title>turnstile dashboard test page</title>' >"$work/www/index.html"
-sed -e "s|^listener 8883$|listener $port 127.0.0.1|" \
-    -e "s|^listener 8443$|listener $wsport 127.0.0.1|" \
-    -e "s|^listener 8080$|listener $pageport 127.0.0.1|" \
-    -e "s|^http_dir /usr/share/turnstile/dashboard$|http_dir $work/www|" \
-    -e "s|/etc/mosquitto/turnstile.passwd|$work/passwd|" \
-    -e "s|/etc/mosquitto/turnstile.acl|$work/turnstile.acl|" \
-    -e "s|/etc/mosquitto/turnstile-dashboard.passwd|$work/dashboard.passwd|" \
-    -e "s|/etc/mosquitto/turnstile-dashboard.acl|$work/turnstile-dashboard.acl|" \
-    -e "s|/etc/mosquitto/ca/turnstile-ca.crt|$work/ca.crt|" \
-    -e "s|/etc/mosquitto/certs/broker.crt|$work/server.crt|" \
-    -e "s|/etc/mosquitto/certs/broker.key|$work/server.key|" \
-    "$src/config/mosquitto/turnstile.conf" >"$work/mosquitto.conf"
-printf 'user root\npersistence_location %s/\nlog_dest file %s/mosquitto.log\n' "$work" "$work" \
-  >>"$work/mosquitto.conf"
+# a port found free may be taken by another process before mosquitto binds it
+# (the ephemeral range overlaps free_port's): three tries with new ports
+for try in 1 2 3; do
+  port=$(free_port)
+  wsport=$(free_port)
+  pageport=$(free_port)
+  sed -e "s|^listener 8883$|listener $port 127.0.0.1|" \
+      -e "s|^listener 8443$|listener $wsport 127.0.0.1|" \
+      -e "s|^listener 8080$|listener $pageport 127.0.0.1|" \
+      -e "s|^http_dir /usr/share/turnstile/dashboard$|http_dir $work/www|" \
+      -e "s|/etc/mosquitto/turnstile.passwd|$work/passwd|" \
+      -e "s|/etc/mosquitto/turnstile.acl|$work/turnstile.acl|" \
+      -e "s|/etc/mosquitto/turnstile-dashboard.passwd|$work/dashboard.passwd|" \
+      -e "s|/etc/mosquitto/turnstile-dashboard.acl|$work/turnstile-dashboard.acl|" \
+      -e "s|/etc/mosquitto/ca/turnstile-ca.crt|$work/ca.crt|" \
+      -e "s|/etc/mosquitto/certs/broker.crt|$work/server.crt|" \
+      -e "s|/etc/mosquitto/certs/broker.key|$work/server.key|" \
+      "$src/config/mosquitto/turnstile.conf" >"$work/mosquitto.conf"
+  printf 'user root\npersistence_location %s/\nlog_dest file %s/mosquitto.log\n' "$work" "$work" \
+    >>"$work/mosquitto.conf"
+  /usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.out" 2>&1 &
+  mpid=$!
+  up() { port_accepts "$port" && port_accepts "$wsport" && port_accepts "$pageport"; }
+  for _ in $(seq 500); do up && break; kill -0 "$mpid" || break; sleep 0.01; done
+  up && break
+  kill "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null || true
+  [ "$try" = 3 ] && { cat "$work/mosquitto.out" "$work/mosquitto.log"; exit 1; }
+  echo "mosquitto did not start on $port/$wsport/$pageport: again with other ports"
+done
 check "every /etc path of the production config was rewritten" \
   bash -c "! grep -q '^[^#]*/etc/mosquitto' '$work/mosquitto.conf'"
-/usr/sbin/mosquitto -c "$work/mosquitto.conf" >"$work/mosquitto.out" 2>&1 &
-mpid=$!
-up() { port_accepts "$port" && port_accepts "$wsport" && port_accepts "$pageport"; }
-for _ in $(seq 500); do up && break; kill -0 "$mpid" || break; sleep 0.01; done
-up || { cat "$work/mosquitto.out" "$work/mosquitto.log"; exit 1; }
 check "the production config starts (TLS on $port, dashboard: wss on $wsport, page on $pageport)" kill -0 "$mpid"
 check "the page listener serves the dashboard (http_dir)" bash -c "{ exec 3<>/dev/tcp/127.0.0.1/$pageport; \
   printf 'GET / HTTP/1.0\r\n\r\n' >&3; timeout 3 cat <&3; } 2>/dev/null | grep -q 'turnstile dashboard test page'"
