@@ -137,7 +137,7 @@ static const struct ts_cfg_key lake_keys[] = {
     {"url", TS_CFG_STRING, OFF(L, url),
      .doc = "empty: the lake is the POSIX directory path; s3://BUCKET[/PREFIX]: the lake is "
             "on an S3-compatible bucket and path is the local spool of the files being written "
-            "(not yet opened by the aggregator: refused until it is)"},
+            "(docs/lake.md, \"Object storage\"; needs agent_idle_s = 0)"},
     {"endpoint", TS_CFG_STRING, OFF(L, endpoint),
      .doc = "http[s]://HOST[:PORT] of the S3 API; empty: AWS, https://s3.<region>.amazonaws.com; "
             "Google Cloud Storage: https://storage.googleapis.com"},
@@ -151,8 +151,6 @@ static const struct ts_cfg_key lake_keys[] = {
     {"secret_file", TS_CFG_STRING, OFF(L, secret_file),
      .doc = "file whose first line is the secret access key (GCS: the HMAC key's secret); "
             "empty: AWS_SECRET_ACCESS_KEY from the environment"},
-    {"session_token_file", TS_CFG_STRING, OFF(L, session_token_file),
-     .doc = "temporary credentials: file whose first line is the session token; empty: none"},
     {"goog_preconditions", TS_CFG_BOOL, NOSIZE(L, goog_preconditions), .def = "false",
      .doc = "Google Cloud Storage: a conditional write sends x-goog-if-generation-match: 0 "
             "instead of If-None-Match: *"},
@@ -398,13 +396,16 @@ static void check_lake_s3(struct ts_bridge_cfg *cfg)
         BAD(l, "lake", "s3_backoff_max_ms", "must not be below s3_backoff_ms (%d)", l->s3_backoff_ms);
     if (!l->url[0]) {
         static const char *const s3_only[] = {"endpoint", "key_id_file", "secret_file",
-                                              "session_token_file", "ca_file", NULL};
+                                              "ca_file", NULL};
         for (const char *const *k = s3_only; *k; k++)
             if (ts_config_line(&cfg->file, l, *k))
                 BAD(l, "lake", *k, "only with url = s3://... (the object lake)");
-    } else if (!bad(cfg, l, "url")) {
-        BAD(l, "lake", "url", "the object lake is not yet opened by the aggregator "
-                              "(docs/lake.md, \"Object storage\"): leave url out");
+    } else if (!bad(cfg, l, "agent_idle_s") && l->agent_idle_s != 0) {
+        /* the agents' archive is a local file beside the manifest: not on
+         * the object store yet (docs/lake.md, "Object storage") */
+        BAD(l, "lake", ts_config_line(&cfg->file, l, "agent_idle_s") ? "agent_idle_s" : "url",
+            "the object lake has no agents' archive yet: set agent_idle_s = 0 (agents stay in "
+            "memory; past max_agents a partition's checkpoint stops)");
     }
 }
 

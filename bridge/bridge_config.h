@@ -90,7 +90,6 @@ struct ts_bridge_lake_cfg {
     char region[64];
     bool path_style;
     char key_id_file[256], secret_file[256]; /* both or neither ("": environment) */
-    char session_token_file[256];
     bool goog_preconditions;
     char ca_file[256];
     int s3_timeout_ms, s3_connect_timeout_ms, s3_max_attempts, s3_backoff_ms, s3_backoff_max_ms;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The object lake's [lake] keys (bridge/bridge_config.c): url, endpoint,
  * credentials only as files or the environment, the client's retry
- * settings; each bad value named with its file, line and key, and a url
- * refused as long as the aggregator does not open the object lake. */
+ * settings; each bad value named with its file, line and key; the object
+ * lake only with agent_idle_s = 0 (no agents' archive on the store). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,25 +109,39 @@ static void s3_keys_checked(void **state)
     ts_bridge_cfg_free(&cfg);
 }
 
-/* a good object lake's keys all taken, and the url then refused as not yet
- * opened by the aggregator: no bridge runs believing its lake is on S3 */
-static void s3_url_not_yet_opened(void **state)
+/* a good object lake's keys all taken; agent_idle_s must be 0 (the agents'
+ * archive is not on the object store): named on its line if set, else on url */
+static void s3_lake_taken(void **state)
 {
     (void)state;
     struct ts_bridge_cfg cfg;
     char err[512];
+    static const char good[] = "url = s3://turnstile-lake.eu/lake/v1\n"
+                               "endpoint = http://127.0.0.1:9000\nregion = auto\n"
+                               "path_style = true\nkey_id_file = /etc/k\nsecret_file = /etc/s\n"
+                               "goog_preconditions = true\n";
+    char text[512];
 
-    assert_int_equal(load("url = s3://turnstile-lake.eu/lake/v1\nendpoint = http://127.0.0.1:9000\n"
-                          "region = auto\npath_style = true\nkey_id_file = /etc/k\n"
-                          "secret_file = /etc/s\ngoog_preconditions = true\n",
-                          &cfg, err, sizeof err),
-                     TS_ECONFIG);
-    assert_int_equal(cfg.file.n_errors, 1);
-    assert_true(has_error(&cfg, "bridge.conf:9: [lake] url: the object lake is not yet opened"));
+    snprintf(text, sizeof text, "%sagent_idle_s = 0\n", good);
+    assert_int_equal(load(text, &cfg, err, sizeof err), TS_OK);
     assert_string_equal(cfg.lake.url, "s3://turnstile-lake.eu/lake/v1");
+    assert_string_equal(cfg.lake.endpoint, "http://127.0.0.1:9000");
+    assert_string_equal(cfg.lake.region, "auto");
     assert_true(cfg.lake.path_style);
     assert_true(cfg.lake.goog_preconditions);
     assert_string_equal(cfg.lake.key_id_file, "/etc/k");
+    assert_string_equal(cfg.lake.secret_file, "/etc/s");
+    ts_bridge_cfg_free(&cfg);
+
+    assert_int_equal(load(good, &cfg, err, sizeof err), TS_ECONFIG);
+    assert_int_equal(cfg.file.n_errors, 1);
+    assert_true(has_error(&cfg, "bridge.conf:9: [lake] url: the object lake has no agents' archive"));
+    ts_bridge_cfg_free(&cfg);
+
+    snprintf(text, sizeof text, "%sagent_idle_s = 60\n", good);
+    assert_int_equal(load(text, &cfg, err, sizeof err), TS_ECONFIG);
+    assert_int_equal(cfg.file.n_errors, 1);
+    assert_true(has_error(&cfg, "bridge.conf:16: [lake] agent_idle_s: the object lake has no"));
     ts_bridge_cfg_free(&cfg);
 }
 
@@ -136,7 +150,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(posix_lake_defaults),
         cmocka_unit_test(s3_keys_checked),
-        cmocka_unit_test(s3_url_not_yet_opened),
+        cmocka_unit_test(s3_lake_taken),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
