@@ -20,6 +20,8 @@
 #include "layout.h"
 #include "now.h"
 #include "lake.h"
+#include "lake_s3.h"
+#include "lake_store.h"
 #include "partition_state.h"
 #include "log.h"
 #include "mqtt_link.h"
@@ -150,6 +152,7 @@ struct ts_aggregator {
     char owner[64];
     struct ts_lake_cfg lake_cfg;
     struct ts_bridge_lake_cfg lake;
+    char s3_key_id[256], s3_secret[256]; /* [lake] url set: the credentials (wiped at free) */
     struct ts_window_cfg wcfg;
     struct ts_verdict_bounds bounds;
     struct ts_deadletter *dl;    /* refused records go there */
@@ -190,6 +193,35 @@ static void part_clear(struct part *p)
     p->n_pending = 0;
 }
 
+
+/* The partition's lake: the POSIX directory [lake] path, or with url set the
+ * object lake on the bucket (one S3 connection per partition's lake, its
+ * spool in path). Errors as ts_lake_open's. */
+static int lake_open(struct ts_aggregator *agg, int32_t partition, struct ts_lake **lake,
+                     struct ts_lake_resume *res, char *why, size_t why_size)
+{
+    const struct ts_bridge_lake_cfg *l = &agg->lake;
+    if (!l->url[0])
+        return ts_lake_open(&agg->lake_cfg, agg->topic, partition, lake, res, why, why_size);
+    struct ts_s3_cfg c = {.url = l->url, .endpoint = l->endpoint, .region = l->region,
+                          .path_style = l->path_style, .key_id = agg->s3_key_id,
+                          .secret = agg->s3_secret, .goog_preconditions = l->goog_preconditions,
+                          .timeout_ms = l->s3_timeout_ms,
+                          .connect_timeout_ms = l->s3_connect_timeout_ms,
+                          .max_attempts = l->s3_max_attempts, .backoff_ms = l->s3_backoff_ms,
+                          .backoff_max_ms = l->s3_backoff_max_ms, .part_size = 8u << 20,
+                          .max_object = 64u << 20, .max_list = 1000000,
+                          .ca_file = l->ca_file[0] ? l->ca_file : NULL};
+    struct ts_s3 *s3 = NULL;
+    void *sd = NULL;
+    int rc = ts_s3_open(&c, &s3, why, why_size);
+    if (rc == TS_OK)
+        rc = ts_lake_s3store_open(s3, l->path, &sd, why, why_size);
+    if (rc == TS_OK)
+        rc = ts_lake_open_store(&agg->lake_cfg, agg->topic, partition, &ts_lake_s3store, sd, lake,
+                                res, why, why_size);
+    return rc;
+}
 /* (Re)loads the partition from the lake's latest checkpoint: *offset is where
  * to consume from. TS_OK, or an error that stops the bridge (a checkpoint it
  * cannot read: resuming without it would count twice or lose). */
@@ -206,7 +238,7 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
     ts_seqsets_init(&sets, 0);
     rc = ts_window_new(&agg->wcfg, &p->win, why, sizeof why);
     if (rc == TS_OK)
-        rc = ts_lake_open(&agg->lake_cfg, agg->topic, p->partition, &p->lake, &res, why, sizeof why);
+        rc = lake_open(agg, p->partition, &p->lake, &res, why, sizeof why);
     if (rc == TS_OK && res.state)
         rc = ts_partition_state_decode(res.state, res.state_len, &sets, p->win, ts_wall_ms(),
                                        &archive, why, sizeof why);
@@ -1541,6 +1573,14 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     agg->bounds = (struct ts_verdict_bounds){.max_age_ms = cfg->bridge.max_event_age_s * 1000,
                                              .max_ahead_ms = cfg->bridge.max_event_ahead_s * 1000};
     agg->ack_after = cfg->bridge.ack_after;
+    if (agg->lake.url[0] &&
+        (rc = ts_s3_credentials(agg->lake.key_id_file[0] ? agg->lake.key_id_file : NULL,
+                                agg->lake.secret_file[0] ? agg->lake.secret_file : NULL,
+                                agg->s3_key_id, sizeof agg->s3_key_id, agg->s3_secret,
+                                sizeof agg->s3_secret, why, why_size)) != TS_OK) {
+        free(agg);
+        return rc;
+    }
     if (ts_layout_read(agg->lake.path, agg->lake.table, agg->topic, &agg->layout, why,
                        why_size) == TS_EPARSE) {
         free(agg);
@@ -1681,5 +1721,6 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     /* what is not confirmed now was not passed by any checkpoint */
     ts_deadletter_free(agg->dl, DL_CONFIRM_FINAL_MS);
     free(agg->acks);
+    explicit_bzero(agg->s3_secret, sizeof agg->s3_secret);
     free(agg);
 }

@@ -133,6 +133,39 @@ static const struct ts_cfg_key lake_keys[] = {
      .doc = "a second thread judges each batch's records (headers, verdict) while the "
             "aggregating thread takes them in order: both cores work (docs/bridge.md, "
             "\"Threads\"); false: one thread does both"},
+    /* the object lake (docs/lake.md, "Object storage") */
+    {"url", TS_CFG_STRING, OFF(L, url),
+     .doc = "empty: the lake is the POSIX directory path; s3://BUCKET[/PREFIX]: the lake is "
+            "on an S3-compatible bucket and path is the local spool of the files being written "
+            "(docs/lake.md, \"Object storage\"; needs agent_idle_s = 0)"},
+    {"endpoint", TS_CFG_STRING, OFF(L, endpoint),
+     .doc = "http[s]://HOST[:PORT] of the S3 API; empty: AWS, https://s3.<region>.amazonaws.com; "
+            "Google Cloud Storage: https://storage.googleapis.com"},
+    {"region", TS_CFG_STRING, OFF(L, region), .def = "us-east-1",
+     .doc = "the bucket's region, signed into each request (GCS: auto)"},
+    {"path_style", TS_CFG_BOOL, NOSIZE(L, path_style), .def = "false",
+     .doc = "ENDPOINT/BUCKET/KEY addressing (S3Proxy, MinIO); false: BUCKET.HOST/KEY"},
+    {"key_id_file", TS_CFG_STRING, OFF(L, key_id_file),
+     .doc = "file whose first line is the access key id (with secret_file); empty: "
+            "AWS_ACCESS_KEY_ID from the environment. Never the key itself"},
+    {"secret_file", TS_CFG_STRING, OFF(L, secret_file),
+     .doc = "file whose first line is the secret access key (GCS: the HMAC key's secret); "
+            "empty: AWS_SECRET_ACCESS_KEY from the environment"},
+    {"goog_preconditions", TS_CFG_BOOL, NOSIZE(L, goog_preconditions), .def = "false",
+     .doc = "Google Cloud Storage: a conditional write sends x-goog-if-generation-match: 0 "
+            "instead of If-None-Match: *"},
+    {"ca_file", TS_CFG_STRING, OFF(L, ca_file),
+     .doc = "CA certificates to trust for an https endpoint; empty: the system's"},
+    {"s3_timeout_ms", TS_CFG_INT, NOSIZE(L, s3_timeout_ms), 100, 3600000, "60000",
+     .doc = "one S3 request, start to end"},
+    {"s3_connect_timeout_ms", TS_CFG_INT, NOSIZE(L, s3_connect_timeout_ms), 100, 600000, "10000",
+     .doc = "connecting to the endpoint"},
+    {"s3_max_attempts", TS_CFG_INT, NOSIZE(L, s3_max_attempts), 1, 100, "6",
+     .doc = "attempts of one request on a transport error or HTTP 429/500/502/503/504"},
+    {"s3_backoff_ms", TS_CFG_INT, NOSIZE(L, s3_backoff_ms), 1, 600000, "200",
+     .doc = "first back-off between attempts (doubled each time, a random half to whole)"},
+    {"s3_backoff_max_ms", TS_CFG_INT, NOSIZE(L, s3_backoff_max_ms), 1, 3600000, "10000",
+     .doc = "longest back-off between attempts (at least s3_backoff_ms)"},
 };
 #undef L
 
@@ -318,6 +351,64 @@ static int topic_ok(const char *t)
     return ts_id_ok(t) && strlen(t) <= 249 && strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
 }
 
+/* s3://BUCKET[/PREFIX]: bucket 3..63 of [a-z0-9.-], the prefix's characters
+ * those the S3 client takes in keys, no empty, "." or ".." segment. */
+static bool s3_url_ok(const char *u)
+{
+    if (strncmp(u, "s3://", 5) != 0)
+        return false;
+    u += 5;
+    size_t b = strcspn(u, "/");
+    if (b < 3 || b > 63 || strspn(u, "abcdefghijklmnopqrstuvwxyz0123456789.-") < b)
+        return false;
+    for (const char *seg = u + b; *seg == '/';) {
+        seg++;
+        size_t n = strcspn(seg, "/");
+        if ((n == 0 && seg[0] != '\0') || (n == 1 && seg[0] == '.') ||
+            (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return false;
+        if (strspn(seg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._=-") < n)
+            return false;
+        seg += n;
+    }
+    return true;
+}
+
+/* The object lake's keys: values, pairs, and no secret in the file itself. */
+static void check_lake_s3(struct ts_bridge_cfg *cfg)
+{
+    struct ts_bridge_lake_cfg *l = &cfg->lake;
+
+    if (l->url[0] && !bad(cfg, l, "url") && !s3_url_ok(l->url))
+        BAD(l, "lake", "url",
+            "must be s3://BUCKET[/PREFIX] (bucket: 3 to 63 of a-z 0-9 . -; prefix: A-Z a-z 0-9 "
+            ". _ = - in segments, no empty, '.' or '..' one)");
+    if (l->endpoint[0] && !bad(cfg, l, "endpoint") && strncmp(l->endpoint, "http://", 7) != 0 &&
+        strncmp(l->endpoint, "https://", 8) != 0)
+        BAD(l, "lake", "endpoint", "must start with http:// or https://");
+    if (!bad(cfg, l, "key_id_file") && !bad(cfg, l, "secret_file") &&
+        !l->key_id_file[0] != !l->secret_file[0])
+        BAD(l, "lake", l->key_id_file[0] ? "secret_file" : "key_id_file",
+            "key_id_file and secret_file go together (neither: the environment's "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+    if (!bad(cfg, l, "s3_backoff_ms") && !bad(cfg, l, "s3_backoff_max_ms") &&
+        l->s3_backoff_max_ms < l->s3_backoff_ms)
+        BAD(l, "lake", "s3_backoff_max_ms", "must not be below s3_backoff_ms (%d)", l->s3_backoff_ms);
+    if (!l->url[0]) {
+        static const char *const s3_only[] = {"endpoint", "key_id_file", "secret_file",
+                                              "ca_file", NULL};
+        for (const char *const *k = s3_only; *k; k++)
+            if (ts_config_line(&cfg->file, l, *k))
+                BAD(l, "lake", *k, "only with url = s3://... (the object lake)");
+    } else if (!bad(cfg, l, "agent_idle_s") && l->agent_idle_s != 0) {
+        /* the agents' archive is a local file beside the manifest: not on
+         * the object store yet (docs/lake.md, "Object storage") */
+        BAD(l, "lake", ts_config_line(&cfg->file, l, "agent_idle_s") ? "agent_idle_s" : "url",
+            "the object lake has no agents' archive yet: set agent_idle_s = 0 (agents stay in "
+            "memory; past max_agents a partition's checkpoint stops)");
+    }
+}
+
 static void check_lake(struct ts_bridge_cfg *cfg)
 {
     static const char *const window_keys[] = {"window_s", "slide_s", "lateness_s", "idle_s",
@@ -330,6 +421,7 @@ static void check_lake(struct ts_bridge_cfg *cfg)
         BAD(l, "lake", "path", "must be an absolute path");
     if ((l->table[0] == '.' || l->table[0] == '_') && !bad(cfg, l, "table"))
         BAD(l, "lake", "table", "must not start with '.' or '_' (readers skip such names)");
+    check_lake_s3(cfg);
     for (const char *const *k = window_keys; *k; k++)
         if (bad(cfg, l, *k))
             return;

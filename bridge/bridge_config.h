@@ -84,6 +84,15 @@ struct ts_bridge_lake_cfg {
     int64_t agent_idle_s;     /* an agent not seen for this long is archived */
     int batch_records;        /* Kafka records taken per batch (aggregator.c) */
     bool judge_thread;        /* a second thread judges a batch's records ahead */
+    /* the object lake (docs/lake.md, "Object storage"): url set, path is the local spool */
+    char url[256];            /* "" (POSIX lake at path) or s3://BUCKET[/PREFIX] */
+    char endpoint[256];       /* "": AWS (https://s3.REGION.amazonaws.com) */
+    char region[64];
+    bool path_style;
+    char key_id_file[256], secret_file[256]; /* both or neither ("": environment) */
+    bool goog_preconditions;
+    char ca_file[256];
+    int s3_timeout_ms, s3_connect_timeout_ms, s3_max_attempts, s3_backoff_ms, s3_backoff_max_ms;
 };
 
 /* [http]: the monitoring listener (http_listener.h, metrics.h, docs/monitoring.md). */

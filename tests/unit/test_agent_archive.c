@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "agent_archive.h"
+#include "agent_table.h"
 #include "err.h"
 #include "partition_state.h"
 #include "reading.h"
@@ -448,6 +449,37 @@ static void prune_keeps_the_named_and_later_ones(void **state)
     assert_int_equal(ts_archive_name(12, "a/b", name, sizeof name), TS_EINVAL);
 }
 
+/* No archive directory (the object lake, dirfd -1): nobody leaves memory,
+ * idle or not, and past max_agents prepare refuses (TS_EFULL) rather than
+ * drop an agent's state; nothing is written anywhere. */
+static void no_archive_directory_keeps_everyone(void **state)
+{
+    (void)state;
+    struct ts_agent_table t = {0};
+    struct ts_archive_ref ref = {0}, out;
+    struct ts_seqset *set;
+    bool found;
+    char why[160] = "", id[16];
+
+    assert_int_equal(ts_agent_table_open(&t, -1, &ref, 4, 1000, why, sizeof why), TS_OK);
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof id, "a%d", i);
+        assert_int_equal(ts_agent_table_get(&t, id, &set, &found), TS_OK);
+        set->touched_ms = 0; /* idle for long at now = 1e9 */
+    }
+    assert_int_equal(ts_agent_table_prepare(&t, 1000000000, 2, "w", &out), TS_OK);
+    assert_int_equal(out.name[0], '\0');
+    ts_agent_table_finish(&t, true, 2);
+    assert_int_equal(ts_seqsets_count(&t.hot), 4);
+    assert_int_equal(ts_agent_table_get(&t, "a4", &set, &found), TS_OK);
+    set->touched_ms = 0;
+    assert_true(ts_agent_table_over(&t));
+    assert_int_equal(ts_agent_table_prepare(&t, 1000000000, 3, "w", &out), TS_EFULL);
+    ts_agent_table_finish(&t, false, 3);
+    assert_int_equal(ts_seqsets_count(&t.hot), 5);
+    ts_agent_table_close(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +490,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(state_names_the_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(damaged_files_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(prune_keeps_the_named_and_later_ones, setup, teardown),
+        cmocka_unit_test(no_archive_directory_keeps_everyone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
