@@ -141,7 +141,7 @@ read -r lost_n twice_n <<<"$(awk -v gen="$generated" -v pending="$work/pending" 
   FILENAME == pending { for (k = $2; k <= $1; k++) held[k] = 1; next }
   NF == 18 { split($12, id, ":"); for (k = $18; k <= id[2]; k++) { if (!(id[2] in seen)) cov[k]++ } seen[id[2]] = 1 }
   END { for (k = 1; k <= gen; k++) { if (!(k in cov) && !(k in held)) lost++; if (cov[k] > 1) twice++ }
-        print lost + 0, twice + 0 }' FS=, "$work/pending" FS=, "$work/received.csv")"
+        print lost + 0, twice + 0 }' FS=' ' "$work/pending" FS=, "$work/received.csv")"
 people=$(join <(awk '{print $1 "/" $2 "/" $3, $4, $5}' "$work/truth" | sort) \
               <(awk '$1 == "turnstile" {print "A002/R051/" $2, $3, $4}' "$work/account" | sort) |
          awk '{ te += $2; tx += $3; le += $4; lx += $5
