@@ -125,9 +125,10 @@ int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t ge
     *ref = *ts_archive_ref(t->archive);
     ts_seqsets_free(&t->leaving);
     ts_seqsets_init(&t->leaving, 0);
-    /* no archive directory (the object lake: docs/lake.md): nobody leaves
-     * memory, and past max_agents the checkpoint stops (never an agent's
-     * state lost, which would count its readings twice) */
+    /* no archive directory (a store with no manifest fd; the object lake
+     * has one now, in its spool): nobody leaves memory, and past max_agents
+     * the checkpoint stops (never an agent's state lost, which would count
+     * its readings twice) */
     if (t->dirfd < 0)
         return n > t->max_agents ? TS_EFULL : TS_OK;
     if (!n)
