@@ -702,13 +702,18 @@ uint64_t ts_archive_generation(const struct ts_archive *a)
     return a && a->ref.name[0] && archive_gen(a->ref.name, &gen) ? gen : 0;
 }
 
+bool ts_archive_prunable(const char *name, uint64_t upto, const char *keep)
+{
+    uint64_t gen;
+    return archive_gen(name, &gen) && gen <= upto && !(keep && keep[0] && !strcmp(name, keep));
+}
+
 unsigned ts_archive_prune(int dirfd, uint64_t upto, const char *keep)
 {
     unsigned removed = 0;
     int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     struct dirent *e;
-    uint64_t gen;
 
     if (!d) {
         if (fd >= 0)
@@ -717,9 +722,7 @@ unsigned ts_archive_prune(int dirfd, uint64_t upto, const char *keep)
     }
     rewinddir(d);
     while ((e = readdir(d))) {
-        if (!archive_gen(e->d_name, &gen) || gen > upto)
-            continue;
-        if (keep && keep[0] && !strcmp(e->d_name, keep))
+        if (!ts_archive_prunable(e->d_name, upto, keep))
             continue;
         if (unlinkat(dirfd, e->d_name, 0) == 0)
             removed++;

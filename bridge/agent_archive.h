@@ -9,7 +9,10 @@
  * named after the checkpoint generation that first names it:
  *     agents-<generation, 12 digits>-<writer tag>.txt
  * A checkpoint names its archive with its size and crc32 (aggregator state),
- * so an archive is only trusted once ts_archive_open has checked both.
+ * so an archive is only trusted once ts_archive_open has checked both. On
+ * the object lake the directory holds local copies of the bucket's objects
+ * (agent_table.c carries them, lake.h's ts_lake_side_*); this module only
+ * ever sees a local directory.
  *
  * A lookup reads one stretch of about 4 KiB of the file with pread(2),
  * found through a sparse index held in memory (the first id of every 4 KiB:
@@ -123,6 +126,10 @@ uint64_t ts_archive_generation(const struct ts_archive *a);
  * committed yet: they are left. Failures only leave garbage. Returns how
  * many files were deleted. */
 unsigned ts_archive_prune(int dirfd, uint64_t upto, const char *keep);
+
+/* Whether ts_archive_prune(.., upto, keep) deletes a file of this name (the
+ * object lake's store is pruned by the same rule). */
+bool ts_archive_prunable(const char *name, uint64_t upto, const char *keep);
 
 /* Closes; NULL-safe. */
 void ts_archive_close(struct ts_archive *a);

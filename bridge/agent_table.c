@@ -2,10 +2,14 @@
 /* agent_table.c - a partition's agents in memory and in the archive (see agent_table.h). */
 #include "agent_table.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
+#include "lake.h"
 
 static size_t max_line(void)
 {
@@ -22,6 +26,27 @@ int ts_agent_table_open(struct ts_agent_table *t, int dirfd, const struct ts_arc
     t->max_agents = max_agents ? max_agents : 1;
     t->idle_ms = idle_ms > 0 ? idle_ms : 0;
     return ts_archive_open(dirfd, ref, max_line(), &t->archive, why, why_size);
+}
+
+int ts_agent_table_open_lake(struct ts_agent_table *t, struct ts_lake *lake,
+                             const struct ts_archive_ref *ref, size_t max_agents, int64_t idle_ms,
+                             char *why, size_t why_size)
+{
+    int rc = ref->name[0] ? ts_lake_side_fetch(lake, ref->name) : TS_OK;
+    if (rc != TS_OK) {
+        int saved = errno;
+        memset(t, 0, sizeof *t);
+        ts_seqsets_init(&t->hot, 0);
+        ts_seqsets_init(&t->leaving, 0);
+        ts_why(why, why_size, "archive %s: fetching it from the lake: %s", ref->name,
+               rc == TS_ESYS ? strerror(saved) : ts_strerror(rc));
+        errno = saved;
+        return rc;
+    }
+    rc = ts_agent_table_open(t, ts_lake_manifest_fd(lake), ref, max_agents, idle_ms, why,
+                             why_size);
+    t->lake = lake;
+    return rc;
 }
 
 void ts_agent_table_close(struct ts_agent_table *t)
@@ -100,9 +125,10 @@ int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t ge
     *ref = *ts_archive_ref(t->archive);
     ts_seqsets_free(&t->leaving);
     ts_seqsets_init(&t->leaving, 0);
-    /* no archive directory (the object lake: docs/lake.md): nobody leaves
-     * memory, and past max_agents the checkpoint stops (never an agent's
-     * state lost, which would count its readings twice) */
+    /* no archive directory (a store with no manifest fd; the object lake
+     * has one now, in its spool): nobody leaves memory, and past max_agents
+     * the checkpoint stops (never an agent's state lost, which would count
+     * its readings twice) */
     if (t->dirfd < 0)
         return n > t->max_agents ? TS_EFULL : TS_OK;
     if (!n)
@@ -148,6 +174,13 @@ int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t ge
     if (rc == TS_OK)
         rc = ts_archive_write(t->archive, t->dirfd, name, add, add_len, in_memory, &staying, ref);
     free(add);
+    /* in the store before any checkpoint can name it (the object lake) */
+    if (rc == TS_OK && t->lake && ref->name[0] &&
+        (rc = ts_lake_side_publish(t->lake, ref->name)) != TS_OK) {
+        int saved = errno;
+        unlinkat(t->dirfd, ref->name, 0);
+        errno = saved;
+    }
     if (rc == TS_OK)
         rc = ts_archive_adopt(t->dirfd, ref, max_line(), &t->next);
     if (rc != TS_OK) {
@@ -167,6 +200,17 @@ int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t ge
     return TS_OK;
 }
 
+struct prune {
+    uint64_t upto;
+    const char *keep;
+};
+
+static bool prunable(const char *name, void *ctx)
+{
+    const struct prune *pr = ctx;
+    return ts_archive_prunable(name, pr->upto, pr->keep);
+}
+
 void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t gen)
 {
     ts_seqsets_free(&t->leaving);
@@ -179,7 +223,13 @@ void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t ge
         ts_archive_close(t->archive);
         t->archive = t->next;
         t->next = NULL;
-        ts_archive_prune(t->dirfd, prev ? prev - 1 : gen, ts_archive_ref(t->archive)->name);
+        uint64_t upto = prev ? prev - 1 : gen;
+        const char *keep = ts_archive_ref(t->archive)->name;
+        ts_archive_prune(t->dirfd, upto, keep);
+        if (t->lake) {
+            struct prune pr = {upto, keep};
+            ts_lake_side_prune(t->lake, prunable, &pr);
+        }
     }
     ts_archive_close(t->next);
     t->next = NULL;

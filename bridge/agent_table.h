@@ -40,6 +40,7 @@ struct ts_agent_table {
     struct ts_seqsets hot;    /* the agents in memory (their touched_ms: last seen) */
     /* the rest is private */
     int dirfd;                /* the partition's manifest directory (lent) */
+    struct ts_lake *lake;     /* lent, or NULL: dirfd is all there is */
     size_t max_agents;
     int64_t idle_ms;
     struct ts_archive *archive;   /* the current archive (maybe empty) */
@@ -54,6 +55,18 @@ struct ts_agent_table {
  * no idle bound. TS_OK, or an error of ts_archive_open with why. */
 int ts_agent_table_open(struct ts_agent_table *t, int dirfd, const struct ts_archive_ref *ref,
                         size_t max_agents, int64_t idle_ms, char *why, size_t why_size);
+
+/* The same on the lake's manifest directory (ts_lake_manifest_fd; lake
+ * lent, it must stay open): on the object lake that directory holds local
+ * copies, so the archive ref names is fetched from the store first, each
+ * new archive is published to the store before prepare returns, and finish
+ * prunes the store too (lake.h, ts_lake_side_*; on the POSIX lake the same
+ * as ts_agent_table_open). Errors as ts_agent_table_open's; a missing
+ * archive is TS_ESYS with ENOENT. */
+struct ts_lake;
+int ts_agent_table_open_lake(struct ts_agent_table *t, struct ts_lake *lake,
+                             const struct ts_archive_ref *ref, size_t max_agents, int64_t idle_ms,
+                             char *why, size_t why_size);
 
 /* Frees everything; t may be opened again. Safe on a zeroed struct. */
 void ts_agent_table_close(struct ts_agent_table *t);
@@ -79,8 +92,9 @@ bool ts_agent_table_over(const struct ts_agent_table *t);
 /* Takes out of memory the agents not seen since now_ms - idle_ms and, past
  * max_agents, the least recently seen down to 3/4 of it, and writes the
  * archive the next checkpoint (generation gen, writer tag tag) names into
- * *ref (the current one when nobody leaves). TS_OK; TS_ESYS, TS_ENOMEM,
- * TS_EPARSE (nothing changed: the checkpoint must not be made). */
+ * *ref (the current one when nobody leaves), published to the lake's store
+ * if opened on a lake. TS_OK; TS_ESYS, TS_ENOMEM, TS_EPARSE, and the
+ * store's errors (nothing changed: the checkpoint must not be made). */
 int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t gen,
                            const char *tag, struct ts_archive_ref *ref);
 

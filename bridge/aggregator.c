@@ -243,9 +243,9 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
         rc = ts_partition_state_decode(res.state, res.state_len, &sets, p->win, ts_wall_ms(),
                                        &archive, why, sizeof why);
     if (rc == TS_OK)
-        rc = ts_agent_table_open(&p->agents, ts_lake_manifest_fd(p->lake), &archive,
-                                 (size_t)agg->lake.max_agents, agg->lake.agent_idle_s * 1000, why,
-                                 sizeof why);
+        rc = ts_agent_table_open_lake(&p->agents, p->lake, &archive,
+                                      (size_t)agg->lake.max_agents,
+                                      agg->lake.agent_idle_s * 1000, why, sizeof why);
     if (rc == TS_OK) {
         /* the sets of the checkpoint are the agents in memory, last seen now */
         ts_seqsets_free(&p->agents.hot);

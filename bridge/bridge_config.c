@@ -121,9 +121,10 @@ static const struct ts_cfg_key lake_keys[] = {
             "waiting for checkpoint_interval_ms"},
     {"max_agents", TS_CFG_INT, NOSIZE(L, max_agents), 1, 100000000, "20000",
      .doc = "agents whose duplicate-removal state a partition keeps in memory (about 250 bytes "
-            "each); beyond, the least recently seen move to its archive on disk"},
+            "each); beyond, the least recently seen move to its archive (beside the "
+            "checkpoints, on disk or in the bucket)"},
     {"agent_idle_s", TS_CFG_INT64, NOSIZE(L, agent_idle_s), 0, 3153600000.0, "86400",
-     .doc = "an agent not seen for this long moves to its partition's archive on disk (its "
+     .doc = "an agent not seen for this long moves to its partition's archive (its "
             "position is kept; it comes back when seen again); 0: only max_agents moves them"},
     {"batch_records", TS_CFG_INT, NOSIZE(L, batch_records), 1, 100000, "10000",
      .doc = "Kafka records the aggregator takes from its consumer per batch (the windows "
@@ -137,7 +138,8 @@ static const struct ts_cfg_key lake_keys[] = {
     {"url", TS_CFG_STRING, OFF(L, url),
      .doc = "empty: the lake is the POSIX directory path; s3://BUCKET[/PREFIX]: the lake is "
             "on an S3-compatible bucket and path is the local spool of the files being written "
-            "(docs/lake.md, \"Object storage\"; needs agent_idle_s = 0)"},
+            "and of the local copies of the agents' archives (docs/lake.md, \"Object "
+            "storage\")"},
     {"endpoint", TS_CFG_STRING, OFF(L, endpoint),
      .doc = "http[s]://HOST[:PORT] of the S3 API; empty: AWS, https://s3.<region>.amazonaws.com; "
             "Google Cloud Storage: https://storage.googleapis.com"},
@@ -400,12 +402,6 @@ static void check_lake_s3(struct ts_bridge_cfg *cfg)
         for (const char *const *k = s3_only; *k; k++)
             if (ts_config_line(&cfg->file, l, *k))
                 BAD(l, "lake", *k, "only with url = s3://... (the object lake)");
-    } else if (!bad(cfg, l, "agent_idle_s") && l->agent_idle_s != 0) {
-        /* the agents' archive is a local file beside the manifest: not on
-         * the object store yet (docs/lake.md, "Object storage") */
-        BAD(l, "lake", ts_config_line(&cfg->file, l, "agent_idle_s") ? "agent_idle_s" : "url",
-            "the object lake has no agents' archive yet: set agent_idle_s = 0 (agents stay in "
-            "memory; past max_agents a partition's checkpoint stops)");
     }
 }
 

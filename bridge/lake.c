@@ -630,6 +630,9 @@ static int lake_open(const struct ts_lake_cfg *cfg, const char *topic, int32_t p
         l->st = &ts_lake_posix;
         err = ts_lake_posix_open(cfg->root, l->table, l->mdir, &l->sd, why, why_size);
     }
+    if (!err && l->st->side_open && (err = l->st->side_open(l->sd, l->mdir)) != TS_OK)
+        ts_why(why, why_size, "lake: the local directory of %s's side files: %s", l->mdir,
+               strerror(errno));
     if (!err)
         err = recover(l, resume, why, why_size);
     if (err) {
@@ -888,6 +891,60 @@ bool ts_lake_commit_due(const struct ts_lake *l)
 int ts_lake_manifest_fd(const struct ts_lake *l)
 {
     return l->st->manifest_fd(l->sd);
+}
+
+/* "<mdir>/<name>" for a side file's name (one segment, not "." or ".."). */
+static int side_path(const struct ts_lake *l, const char *name, char *path, size_t size)
+{
+    if (!name[0] || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+        return TS_EINVAL;
+    int n = snprintf(path, size, "%s/%s", l->mdir, name);
+    return n > 0 && (size_t)n < size ? TS_OK : TS_EINVAL;
+}
+
+int ts_lake_side_fetch(struct ts_lake *l, const char *name)
+{
+    char path[LAKE_PATH_LEN];
+    if (!l->st->side_fetch)
+        return TS_OK;
+    int err = side_path(l, name, path, sizeof path);
+    return err ? err : l->st->side_fetch(l->sd, path);
+}
+
+int ts_lake_side_publish(struct ts_lake *l, const char *name)
+{
+    char path[LAKE_PATH_LEN];
+    if (!l->st->side_publish)
+        return TS_OK;
+    int err = side_path(l, name, path, sizeof path);
+    return err ? err : l->st->side_publish(l->sd, path);
+}
+
+struct side_pruning {
+    struct ts_lake *l;
+    bool (*drop)(const char *name, void *ctx);
+    void *ctx;
+    unsigned removed;
+};
+
+static int side_prune_name(void *arg, const char *name)
+{
+    struct side_pruning *p = arg;
+    char path[LAKE_PATH_LEN];
+    if (p->drop(name, p->ctx) && side_path(p->l, name, path, sizeof path) == TS_OK &&
+        p->l->st->remove(p->l->sd, path) == TS_OK)
+        p->removed++;
+    return 0;
+}
+
+unsigned ts_lake_side_prune(struct ts_lake *l, bool (*drop)(const char *name, void *ctx),
+                            void *ctx)
+{
+    struct side_pruning p = {l, drop, ctx, 0};
+    if (!l->st->side_fetch)
+        return 0;
+    l->st->list(l->sd, l->mdir, side_prune_name, &p);
+    return p.removed;
 }
 
 const char *ts_lake_writer_tag(const struct ts_lake *l)

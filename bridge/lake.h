@@ -167,12 +167,29 @@ uint64_t ts_lake_pending_rows(const struct ts_lake *lake);
 bool ts_lake_commit_due(const struct ts_lake *lake);
 
 /* The partition's manifest directory, open for the lake's life (side files
- * of its checkpoints live there: agent_archive.h); the writer's tag in the
+ * of its checkpoints are read and written there as local files:
+ * agent_archive.h; on the object lake it is a local copy in the spool, and
+ * the ts_lake_side_* calls below carry them to and from the store); the
+ * writer's tag in the
  * names of its temporaries (letters, digits, '.', '_', '-'); the generation
  * of the last checkpoint (0: none), so the next commit writes this + 1. */
 int ts_lake_manifest_fd(const struct ts_lake *lake);
 const char *ts_lake_writer_tag(const struct ts_lake *lake);
 uint64_t ts_lake_generation(const struct ts_lake *lake);
+
+/* Side files of the checkpoints (the agents' archive), name a file name
+ * (no '/') in ts_lake_manifest_fd's directory. On the POSIX lake that
+ * directory is the manifest itself and these do nothing (TS_OK, 0).
+ * fetch: the store's name into the directory (TS_ESYS with ENOENT if the
+ * store has none). publish: the complete file name in the directory into
+ * the store, durable on TS_OK: before a checkpoint names it. prune: deletes
+ * from the store the side files drop(name, ctx) accepts (the directory's
+ * are the caller's to delete); failures only leave garbage; returns how
+ * many. TS_EINVAL (a bad name), TS_ESYS (errno kept), TS_EFULL, TS_ENOMEM. */
+int ts_lake_side_fetch(struct ts_lake *lake, const char *name);
+int ts_lake_side_publish(struct ts_lake *lake, const char *name);
+unsigned ts_lake_side_prune(struct ts_lake *lake, bool (*drop)(const char *name, void *ctx),
+                            void *ctx);
 
 /* Commits (steps 1 to 4 above) with offset_next (>= -1) and the caller's
  * state (state_len bytes, copied; state may be NULL if state_len is 0).

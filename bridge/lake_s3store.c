@@ -35,6 +35,7 @@ struct s3store {
     char spool[SPOOL_MAX];
     struct spooled *files;
     size_t n, cap;
+    int side_fd;             /* <spool>/<mdir>: the side files' local copies, or -1 */
     char why[256];
 };
 
@@ -235,8 +236,119 @@ static int s3_remove(void *sd, const char *path)
 
 static int s3_manifest_fd(void *sd)
 {
-    (void)sd;
-    return -1;
+    return ((struct s3store *)sd)->side_fd;
+}
+
+/* mkdir -p <spool>/<mdir>, opened. */
+static int s3_side_open(void *sd, const char *mdir)
+{
+    struct s3store *s = sd;
+    char dir[SPOOL_MAX + LAKE_PATH_LEN + 2];
+    int n = snprintf(dir, sizeof dir, "%s/%s", s->spool, mdir);
+    if (n < 0 || (size_t)n >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return TS_ESYS;
+    }
+    for (char *p = dir + strlen(s->spool) + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return TS_ESYS;
+        *p = c;
+        if (!c)
+            break;
+    }
+    if (s->side_fd >= 0)
+        close(s->side_fd);
+    s->side_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return s->side_fd < 0 ? TS_ESYS : TS_OK;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* GET (bounded by the client's max_object) into ".<name>.<pid>-<n>.fetch"
+ * (this lake's own: two lakes of a partition in one spool never write one
+ * file), renamed to name: a local copy, checked by whoever opens it (the
+ * archive's size and crc), fetched again at every open, so not fsynced. */
+static int s3_side_fetch(void *sd, const char *path)
+{
+    struct s3store *s = sd;
+    const char *name = base_name(path);
+    char tmp[LAKE_PATH_LEN + 64], *data = NULL;
+    size_t len = 0;
+    if (s->side_fd < 0) {
+        errno = EBADF;
+        return TS_ESYS;
+    }
+    int err = s3_err(s, ts_s3_get(s->s3, path, &data, &len, s->why, sizeof s->why), "get", path);
+    if (err)
+        return err;
+    static unsigned fetches; /* lakes may live in several threads: only a name's part */
+    snprintf(tmp, sizeof tmp, ".%s.%ld-%u-%p.fetch", name, (long)getpid(),
+             __atomic_add_fetch(&fetches, 1, __ATOMIC_RELAXED), (void *)s);
+    int fd = openat(s->side_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    size_t done = 0;
+    while (fd >= 0 && done < len) {
+        ssize_t k = write(fd, data + done, len - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        done += (size_t)k;
+    }
+    err = fd < 0 || done < len ? TS_ESYS : TS_OK;
+    int saved = errno;
+    free(data);
+    if (fd >= 0 && close(fd) != 0 && !err) {
+        saved = errno;
+        err = TS_ESYS;
+    }
+    if (!err && renameat(s->side_fd, tmp, s->side_fd, name) != 0) {
+        saved = errno;
+        err = TS_ESYS;
+    }
+    if (err)
+        unlinkat(s->side_fd, tmp, 0);
+    errno = saved;
+    return err;
+}
+
+/* The local file, uploaded as it is (multipart when large). Not above
+ * SIDE_MAX: the store could not give it back (the client's GET is bounded
+ * by the aggregator's max_object, the same 64 MiB). */
+#define SIDE_MAX (64u << 20)
+static int s3_side_publish(void *sd, const char *path)
+{
+    struct s3store *s = sd;
+    struct stat st;
+    if (s->side_fd < 0) {
+        errno = EBADF;
+        return TS_ESYS;
+    }
+    int fd = openat(s->side_fd, base_name(path), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int saved = errno;
+        if (fd >= 0)
+            close(fd);
+        errno = saved;
+        return TS_ESYS;
+    }
+    if ((uint64_t)st.st_size > SIDE_MAX) {
+        close(fd);
+        TS_LOG(TS_LOG_ERR, "lake s3: %s: %lld bytes, over the %u a side file may have",
+               path, (long long)st.st_size, SIDE_MAX);
+        errno = EFBIG;
+        return TS_EFULL;
+    }
+    int err = ts_s3_put_file(s->s3, path, fd, s->why, sizeof s->why);
+    close(fd);
+    return s3_err(s, err, "put", path);
 }
 
 static void s3_close(void *sd)
@@ -248,6 +360,8 @@ static void s3_close(void *sd)
     while (s->n)
         unspool(s, &s->files[0]);
     free(s->files);
+    if (s->side_fd >= 0)
+        close(s->side_fd);
     ts_s3_close(s->s3);
     free(s);
     errno = saved;
@@ -266,6 +380,9 @@ const struct ts_lake_store ts_lake_s3store = {
     .rename = s3_rename,
     .remove = s3_remove,
     .manifest_fd = s3_manifest_fd,
+    .side_open = s3_side_open,
+    .side_fetch = s3_side_fetch,
+    .side_publish = s3_side_publish,
     .close = s3_close,
 };
 
@@ -305,6 +422,7 @@ int ts_lake_s3store_open(struct ts_s3 *s3, const char *spool, void **sd, char *w
         return TS_ENOMEM;
     }
     s->s3 = s3;
+    s->side_fd = -1;
     snprintf(s->spool, sizeof s->spool, "%s", spool);
     *sd = s;
     return TS_OK;

@@ -59,8 +59,22 @@ struct ts_lake_store {
     int (*rename)(void *sd, const char *from, const char *to);
     /* TS_ESYS with ENOENT if it does not exist. */
     int (*remove)(void *sd, const char *path);
-    /* The manifest directory's fd, open for the lake's life, or -1. */
+    /* The manifest directory's fd, open for the lake's life, or -1: where
+     * its side files (the agents' archive) are read and written as local
+     * files. */
     int (*manifest_fd)(void *sd);
+    /* The side files of a store whose manifest is not a local directory
+     * (NULL on POSIX, where it is: the three below then do nothing).
+     * side_open: a local directory for mdir's side files is made (its
+     * parents too) and kept open; manifest_fd gives it from then on.
+     * side_fetch: the object at path (<mdir>/<name>) into that directory as
+     * name, replacing a copy there (TS_ESYS with ENOENT if the store has
+     * none). side_publish: the complete file name in that directory to the
+     * object path, durable on TS_OK; the name is one writer's, so nothing
+     * else writes it. */
+    int (*side_open)(void *sd, const char *mdir);
+    int (*side_fetch)(void *sd, const char *path);
+    int (*side_publish)(void *sd, const char *path);
     /* Frees sd; NULL-safe. */
     void (*close)(void *sd);
 };

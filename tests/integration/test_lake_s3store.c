@@ -24,6 +24,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "agent_archive.h"
 #include "err.h"
 #include "lake.h"
 #include "lake_s3.h"
@@ -432,6 +434,89 @@ static void a_store_out_of_reach_at_open_is_no_damage(void **unused)
     check_bucket("u1");
 }
 
+/* ts_archive_prune's rule, as the agents' table prunes the store */
+static bool gen_upto_1(const char *name, void *ctx)
+{
+    (void)ctx;
+    return ts_archive_prunable(name, 1, NULL);
+}
+
+static void write_local(int dirfd, const char *name, const char *text)
+{
+    FILE *f = fdopen(openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The side files of the checkpoints (the agents' archive, agent_table.c):
+ * worked on in a local directory of the spool, published to and fetched
+ * from the bucket beside the checkpoints, pruned there; a missing one is
+ * ENOENT; names that leave the manifest and files the client could not
+ * read back (over 64 MiB) are refused, nothing uploaded. */
+static void side_files_go_through_the_store(void **unused)
+{
+    (void)unused;
+    static const char a1[] = "agents-000000000001-w.txt", a2[] = "agents-000000000002-w.txt";
+    struct ts_lake *lake = NULL;
+    struct ts_lake_resume resume;
+    char *text = NULL, why[256] = "";
+    size_t len = 0;
+
+    assert_int_equal(open_lake("s1", &ts_lake_s3store, &lake, &resume), TS_OK);
+    free(resume.state);
+    int dirfd = ts_lake_manifest_fd(lake);
+    assert_true(dirfd >= 0);
+    write_local(dirfd, a1, "r051-ctrl-01\t1200;1205-1290\n");
+    write_local(dirfd, a2, "r051-ctrl-02\t7\n");
+    assert_int_equal(ts_lake_side_publish(lake, a1), TS_OK);
+    assert_int_equal(ts_lake_side_publish(lake, a2), TS_OK);
+    struct ts_s3 *s3 = s3_open();
+    assert_int_equal(ts_s3_get(s3, "s1/_manifest/readings-0/agents-000000000001-w.txt", &text,
+                               &len, why, sizeof why), TS_OK);
+    assert_string_equal(text, "r051-ctrl-01\t1200;1205-1290\n");
+    free(text);
+
+    /* fetched into an empty directory, as on another machine */
+    assert_int_equal(unlinkat(dirfd, a1, 0), 0);
+    assert_int_equal(ts_lake_side_fetch(lake, a1), TS_OK);
+    char buf[64] = "";
+    int fd = openat(dirfd, a1, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, buf, sizeof buf - 1), 28);
+    close(fd);
+    assert_string_equal(buf, "r051-ctrl-01\t1200;1205-1290\n");
+    errno = 0;
+    assert_int_equal(ts_lake_side_fetch(lake, "agents-000000000009-w.txt"), TS_ESYS);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(ts_lake_side_fetch(lake, "../../x"), TS_EINVAL);
+    assert_int_equal(ts_lake_side_publish(lake, ".."), TS_EINVAL);
+
+    /* over what the client reads back: refused, not uploaded */
+    static const char big[] = "agents-000000000003-w.txt";
+    fd = openat(dirfd, big, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (64 << 20) + 1), 0);
+    close(fd);
+    assert_int_equal(ts_lake_side_publish(lake, big), TS_EFULL);
+    assert_int_equal(ts_s3_get(s3, "s1/_manifest/readings-0/agents-000000000003-w.txt", &text,
+                               &len, why, sizeof why), TS_ENOTFOUND);
+
+    /* pruned in the store by the archive's rule; the checkpoint stays */
+    assert_int_equal(ts_lake_commit(lake, 0, "rows 0", 6, NULL), TS_OK);
+    assert_int_equal(ts_lake_side_prune(lake, gen_upto_1, NULL), 1);
+    assert_int_equal(ts_s3_get(s3, "s1/_manifest/readings-0/agents-000000000001-w.txt", &text,
+                               &len, why, sizeof why), TS_ENOTFOUND);
+    assert_int_equal(ts_s3_get(s3, "s1/_manifest/readings-0/agents-000000000002-w.txt", &text,
+                               &len, why, sizeof why), TS_OK);
+    free(text);
+    assert_int_equal(ts_s3_get(s3, "s1/_manifest/readings-0/000000000001.ckpt", &text, &len, why,
+                               sizeof why), TS_OK);
+    free(text);
+    ts_s3_close(s3);
+    ts_lake_close(lake);
+}
+
 /* A crash after every store operation K of a whole run (K = 1, 2, ...
  * until a run ends before it), twice, then a run to the end. */
 static void crash_after_each_operation(void **unused)
@@ -454,13 +539,14 @@ static void crash_after_each_operation(void **unused)
         assert_int_equal(writer(table, 0), 0);
         check_bucket(table);
     }
-    /* the crashed writers' spool files went at the next open */
+    /* the crashed writers' spool files went at the next open (the side
+     * files' directories, <table>/_manifest/..., stay) */
     DIR *d = opendir(env("TS_SPOOL"));
     struct dirent *e;
     int left = 0;
     assert_non_null(d);
     while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+        if (!strncmp(e->d_name, ".lake-spool-", 12))
             left++;
     closedir(d);
     assert_int_equal(left, 0);
@@ -540,6 +626,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(without_a_crash),
         cmocka_unit_test(a_damaged_checkpoint_stops_open),
         cmocka_unit_test(a_store_out_of_reach_at_open_is_no_damage),
+        cmocka_unit_test(side_files_go_through_the_store),
         cmocka_unit_test(crash_after_each_operation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

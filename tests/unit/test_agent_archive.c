@@ -449,7 +449,8 @@ static void prune_keeps_the_named_and_later_ones(void **state)
     assert_int_equal(ts_archive_name(12, "a/b", name, sizeof name), TS_EINVAL);
 }
 
-/* No archive directory (the object lake, dirfd -1): nobody leaves memory,
+/* No archive directory (dirfd -1: a store with no manifest fd; the object
+ * lake had none before its archive went to the bucket): nobody leaves memory,
  * idle or not, and past max_agents prepare refuses (TS_EFULL) rather than
  * drop an agent's state; nothing is written anywhere. */
 static void no_archive_directory_keeps_everyone(void **state)

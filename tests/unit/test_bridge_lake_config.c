@@ -2,7 +2,8 @@
 /* The object lake's [lake] keys (bridge/bridge_config.c): url, endpoint,
  * credentials only as files or the environment, the client's retry
  * settings; each bad value named with its file, line and key; the object
- * lake only with agent_idle_s = 0 (no agents' archive on the store). */
+ * lake with agents idle past agent_idle_s archived (on the store), as the
+ * POSIX lake. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -109,8 +110,9 @@ static void s3_keys_checked(void **state)
     ts_bridge_cfg_free(&cfg);
 }
 
-/* a good object lake's keys all taken; agent_idle_s must be 0 (the agents'
- * archive is not on the object store): named on its line if set, else on url */
+/* a good object lake's keys all taken, with agent_idle_s at its default or
+ * set: the agents' archive is on the object store too (it used to be
+ * refused unless agent_idle_s = 0) */
 static void s3_lake_taken(void **state)
 {
     (void)state;
@@ -133,15 +135,13 @@ static void s3_lake_taken(void **state)
     assert_string_equal(cfg.lake.secret_file, "/etc/s");
     ts_bridge_cfg_free(&cfg);
 
-    assert_int_equal(load(good, &cfg, err, sizeof err), TS_ECONFIG);
-    assert_int_equal(cfg.file.n_errors, 1);
-    assert_true(has_error(&cfg, "bridge.conf:9: [lake] url: the object lake has no agents' archive"));
+    assert_int_equal(load(good, &cfg, err, sizeof err), TS_OK);
+    assert_int_equal(cfg.lake.agent_idle_s, 86400);
     ts_bridge_cfg_free(&cfg);
 
     snprintf(text, sizeof text, "%sagent_idle_s = 60\n", good);
-    assert_int_equal(load(text, &cfg, err, sizeof err), TS_ECONFIG);
-    assert_int_equal(cfg.file.n_errors, 1);
-    assert_true(has_error(&cfg, "bridge.conf:16: [lake] agent_idle_s: the object lake has no"));
+    assert_int_equal(load(text, &cfg, err, sizeof err), TS_OK);
+    assert_int_equal(cfg.lake.agent_idle_s, 60);
     ts_bridge_cfg_free(&cfg);
 }
 
