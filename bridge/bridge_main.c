@@ -135,8 +135,10 @@ static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
         ts_bridge_status_set(bs, json);
     free(json);
     /* each webhook source's retained status and state, as an agent's (webhook.h) */
-    if (webhook && bs && ts_webhook_source_docs(webhook, ts_wall_ms(), put_doc, bs) != TS_OK)
-        TS_LOG(TS_LOG_WARNING, "webhook: a source's status cannot be published (out of memory)");
+    int wrc = webhook && bs ? ts_webhook_source_docs(webhook, ts_wall_ms(), put_doc, bs) : TS_OK;
+    if (wrc != TS_OK)
+        TS_LOG(TS_LOG_WARNING, "webhook: a source's status cannot be published: %s",
+               ts_strerror(wrc));
     if (problems[0]) {
         TS_LOG(TS_LOG_WARNING, "DEGRADED: %s", problems);
         sd_notifyf(0, "STATUS=DEGRADED: %s; %s", problems, line);

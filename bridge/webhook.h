@@ -72,7 +72,7 @@ void ts_webhook_stats(struct ts_webhook *w, struct ts_webhook_stats *st);
 int ts_webhook_metrics(struct ts_webhook *w, char **text, size_t *len);
 
 /* The retained documents a source would publish if it were an agent
- * (docs/bridge.md, "Where it shows"), for every source that made an
+ * (docs/bridge.md, "A webhook source as a controller"), for every source that made an
  * authorized request since the bridge started: put_doc(ctx, topic, json)
  * with turnstile/v1/<station>/<NAME>/status ("online" while its last
  * request is at most [webhook] online_s before now_ms, wall ms; else

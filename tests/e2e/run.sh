@@ -396,7 +396,7 @@ check "people: per turnstile the lake equals the truth (nobody lost, nobody twic
 check "dead letters: exactly the malformed messages injected" test "$dead" = "$E2E_DEADLETTERS"
 check "the webhook source made readings and got every batch answered 200" \
   bash -c "[ \"\$(awk '{print \$2}' '$work/wh/head')\" -gt 0 ] && [ ! -s '$work/wh/pending' ]"
-if grep -qwE 'kafka_outage|bridge_kill' "$work/faults.done" 2>/dev/null; then
+if grep -qwE 'kafka_outage|bridge_kill|kafka_quorum_loss' "$work/faults.done" 2>/dev/null; then
   check "the webhook source retried requests that timed out (Kafka or the bridge away)" test "$(wh_stat timeouts)" -gt 0
 fi
 if grep -qw partition_one "$work/faults.done" 2>/dev/null; then
