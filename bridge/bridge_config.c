@@ -211,6 +211,9 @@ static const struct ts_cfg_key webhook_keys[] = {
      .doc = "a request's body must arrive, and Kafka confirm its readings, within this: a slower "
             "body gets its connection closed, a slower Kafka a 503 (send again: readings are "
             "counted once by ID)"},
+    {"online_s", TS_CFG_INT, NOSIZE(W, online_s), 1, 86400, "300",
+     .doc = "a source shows online (its retained status, turnstile_agent_online, the dashboard) "
+            "while its last authorized request is at most this old; then offline, reason idle"},
 };
 #undef W
 

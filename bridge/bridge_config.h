@@ -115,6 +115,7 @@ struct ts_bridge_webhook_cfg {
     int max_requests;         /* webhook requests served at once; beyond: 503 */
     int request_timeout_ms;   /* the body in and Kafka's confirmation within this; else the
                                  connection is closed (body) or 503 (Kafka) */
+    int online_s;             /* a source is "online" while its last request is this recent */
 };
 
 /* [webhook_source NAME]: one system that POSTs readings. NAME is its agent id in

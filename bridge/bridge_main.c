@@ -87,9 +87,14 @@ static void gather(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
     }
 }
 
+static int put_doc(void *ctx, const char *topic, const char *json)
+{
+    return ts_bridge_status_put(ctx, topic, json);
+}
+
 static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_relay *relay,
                    struct ts_aggregator *agg, struct ts_ack *ack, struct ts_bridge_status *bs,
-                   struct ts_metrics *metrics)
+                   struct ts_metrics *metrics, struct ts_webhook *webhook)
 {
     char line[768] = "", problems[1024];
     size_t n = 0;
@@ -129,6 +134,11 @@ static void status(const struct ts_bridge_cfg *cfg, const char *role, struct ts_
     if (json && bs)
         ts_bridge_status_set(bs, json);
     free(json);
+    /* each webhook source's retained status and state, as an agent's (webhook.h) */
+    int wrc = webhook && bs ? ts_webhook_source_docs(webhook, ts_wall_ms(), put_doc, bs) : TS_OK;
+    if (wrc != TS_OK)
+        TS_LOG(TS_LOG_WARNING, "webhook: a source's status cannot be published: %s",
+               ts_strerror(wrc));
     if (problems[0]) {
         TS_LOG(TS_LOG_WARNING, "DEGRADED: %s", problems);
         sd_notifyf(0, "STATUS=DEGRADED: %s; %s", problems, line);
@@ -253,7 +263,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
             last_watchdog = now;
         }
         if (now - last_status >= cfg->bridge.status_interval_ms) {
-            status(cfg, role_name, relay, agg, ack, bs, metrics);
+            status(cfg, role_name, relay, agg, ack, bs, metrics, webhook);
             last_status = last_metrics = now;
         } else if (metrics && now - last_metrics >= TS_METRICS_REFRESH_MS) {
             /* the figures for /metrics and /healthz, between polls: nothing per reading */
@@ -275,7 +285,7 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
     ts_relay_free(relay, FLUSH_MS);   /* nothing new enters Kafka */
     ts_webhook_free(webhook);         /* after the relay's last delivery reports */
     ts_aggregator_free(agg);          /* final checkpoints */
-    status(cfg, role_name, NULL, NULL, ack, NULL, NULL);
+    status(cfg, role_name, NULL, NULL, ack, NULL, NULL, NULL);
     ts_ack_free(ack, FLUSH_MS);       /* last: the acks of the final checkpoints */
     char offline[200];
     snprintf(offline, sizeof offline, "{\"state\":\"offline\",\"bridge\":\"%s\",\"reason\":\"%s\"}",

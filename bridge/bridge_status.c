@@ -22,6 +22,14 @@
 
 #define LOOP_MS 200
 #define TOPIC_MAX 160
+#define EXTRA_MAX 1024        /* other documents (two per webhook source) */
+
+/* Another retained document (ts_bridge_status_put). */
+struct extra {
+    char topic[TOPIC_MAX];
+    char *json;
+    bool dirty;
+};
 
 struct ts_bridge_status {
     struct ts_mqtt_link *link;
@@ -32,21 +40,33 @@ struct ts_bridge_status {
     /* guarded by lock: */
     char *json;               /* the newest document */
     bool dirty;               /* not published since it changed */
+    struct extra *extras;     /* n_extras of them, in the order first put */
+    size_t n_extras;
     bool up;
     int inflight;
 };
 
-/* lock held */
+/* lock held: json on topic, retained; true once libmosquitto took it */
+static bool publish_one(struct ts_bridge_status *st, const char *topic, const char *json)
+{
+    int rc = mosquitto_publish(ts_mqtt_link_client(st->link), NULL, topic, (int)strlen(json),
+                               json, 1, true);
+    if (rc != MOSQ_ERR_SUCCESS)
+        return false;
+    st->inflight++;
+    return true;
+}
+
+/* lock held: the status if dirty, then the other documents that are */
 static void publish(struct ts_bridge_status *st)
 {
-    if (!st->json || !st->up)
+    if (!st->up)
         return;
-    int rc = mosquitto_publish(ts_mqtt_link_client(st->link), NULL, st->topic,
-                               (int)strlen(st->json), st->json, 1, true);
-    if (rc == MOSQ_ERR_SUCCESS) {
+    if (st->json && st->dirty && publish_one(st, st->topic, st->json))
         st->dirty = false;
-        st->inflight++;
-    }
+    for (size_t i = 0; i < st->n_extras; i++)
+        if (st->extras[i].dirty && publish_one(st, st->extras[i].topic, st->extras[i].json))
+            st->extras[i].dirty = false;
 }
 
 static void on_connected(void *ctx, bool session_present)
@@ -55,6 +75,9 @@ static void on_connected(void *ctx, bool session_present)
     pthread_mutex_lock(&st->lock);
     st->up = true;
     st->inflight = 0;
+    st->dirty = true;   /* everything again: the broker may have lost its retained ones */
+    for (size_t i = 0; i < st->n_extras; i++)
+        st->extras[i].dirty = true;
     publish(st);
     pthread_mutex_unlock(&st->lock);
 }
@@ -83,8 +106,7 @@ static void on_tick(void *ctx)
 {
     struct ts_bridge_status *st = ctx;
     pthread_mutex_lock(&st->lock);
-    if (st->dirty)
-        publish(st);
+    publish(st);
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -154,6 +176,50 @@ void ts_bridge_status_set(struct ts_bridge_status *st, const char *json)
     pthread_mutex_unlock(&st->lock);
 }
 
+int ts_bridge_status_put(struct ts_bridge_status *st, const char *topic, const char *json)
+{
+    if (strlen(topic) >= TOPIC_MAX)
+        return TS_EINVAL;
+    int rc = TS_OK;
+    pthread_mutex_lock(&st->lock);
+    struct extra *e = NULL;
+    for (size_t i = 0; i < st->n_extras && !e; i++)
+        if (!strcmp(st->extras[i].topic, topic))
+            e = &st->extras[i];
+    if (!e) {
+        struct extra *n = st->n_extras < EXTRA_MAX
+                              ? realloc(st->extras, (st->n_extras + 1) * sizeof *n) : NULL;
+        if (!n) {
+            rc = st->n_extras < EXTRA_MAX ? TS_ENOMEM : TS_EFULL;
+        } else {
+            st->extras = n;
+            e = &n[st->n_extras++];
+            memset(e, 0, sizeof *e);
+            snprintf(e->topic, sizeof e->topic, "%s", topic);
+        }
+    }
+    if (e && (!e->json || strcmp(e->json, json) != 0)) {
+        char *copy = strdup(json);
+        if (copy) {
+            free(e->json);
+            e->json = copy;
+            e->dirty = true;
+        } else {
+            rc = TS_ENOMEM;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+static bool any_dirty(const struct ts_bridge_status *st)
+{
+    bool d = st->dirty;
+    for (size_t i = 0; i < st->n_extras && !d; i++)
+        d = st->extras[i].dirty;
+    return d;
+}
+
 void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, int flush_ms)
 {
     if (!st)
@@ -164,7 +230,7 @@ void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, i
         pthread_mutex_lock(&st->lock);
         publish(st);
         long long deadline = ts_mono_ms() + flush_ms;
-        while (st->up && (st->inflight > 0 || st->dirty)) {
+        while (st->up && (st->inflight > 0 || any_dirty(st))) {
             long long left = deadline - ts_mono_ms();
             if (left <= 0)
                 break;
@@ -175,6 +241,9 @@ void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, i
         ts_mqtt_link_free(st->link);
     }
     free(st->json);
+    for (size_t i = 0; i < st->n_extras; i++)
+        free(st->extras[i].json);
+    free(st->extras);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->cond);
     free(st);

@@ -34,6 +34,13 @@ const char *ts_bridge_status_topic(const struct ts_bridge_status *st);
  * published, or after a reconnect. Thread-safe. */
 void ts_bridge_status_set(struct ts_bridge_status *st, const char *json);
 
+/* Another retained document of the bridge on topic (the webhook sources'
+ * status and state, webhook.h): json copied, published on this connection
+ * when it differs from the last one put there, and again after every
+ * reconnect. At most 1024 topics. TS_OK; TS_EINVAL (topic too long),
+ * TS_EFULL (too many topics), TS_ENOMEM. Thread-safe. */
+int ts_bridge_status_put(struct ts_bridge_status *st, const char *topic, const char *json);
+
 /* Publishes last_json (NULL: none), waits up to flush_ms for it to be
  * confirmed, disconnects and frees; NULL-safe. */
 void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, int flush_ms);

@@ -49,6 +49,7 @@ struct source {
 
 struct ts_webhook {
     struct ts_bridge_webhook_cfg cfg;
+    char bridge_id[TS_ID_MAX];
     struct ts_relay *relay;
     struct ts_http_post route;
     struct ts_verdict_bounds bounds;
@@ -494,6 +495,7 @@ int ts_webhook_new(const struct ts_bridge_cfg *cfg, struct ts_relay *relay,
         return ts_fail(why, why_size, TS_ENOMEM, "webhook: out of memory");
     }
     w->cfg = cfg->webhook;
+    snprintf(w->bridge_id, sizeof w->bridge_id, "%s", cfg->bridge.id);
     w->relay = relay;
     w->bounds = (struct ts_verdict_bounds){.max_age_ms = cfg->bridge.max_event_age_s * 1000,
                                            .max_ahead_ms = cfg->bridge.max_event_ahead_s * 1000};
@@ -580,6 +582,53 @@ int ts_webhook_metrics(struct ts_webhook *w, char **text, size_t *len)
                     "%.3f\n", w->src[i].station, w->src[i].name, (double)w->src[i].last_ms / 1000.0);
     pthread_mutex_unlock(&w->lock);
     return ts_strbuf_take(&b, text, len);
+}
+
+static void iso_time(int64_t ms, char *out, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int ts_webhook_source_docs(struct ts_webhook *w, int64_t now_ms,
+                           int (*put_doc)(void *ctx, const char *topic, const char *json),
+                           void *ctx)
+{
+    int rc = TS_OK;
+    for (size_t i = 0; i < w->n_src; i++) {
+        const struct source *s = &w->src[i];
+        pthread_mutex_lock(&w->lock);
+        int64_t last = s->last_ms;
+        uint64_t requests = s->requests, readings = s->readings, invalid = s->invalid;
+        pthread_mutex_unlock(&w->lock);
+        if (!last)
+            continue;   /* not heard from since this bridge started: nothing to say */
+        char when[32], topic[TS_TOPIC_AGENT_MAX], status[400], state[400];
+        iso_time(last, when, sizeof when);
+        bool online = now_ms - last <= (int64_t)w->cfg.online_s * 1000;
+        /* names: ids (letters, digits, . _ -), nothing to escape */
+        snprintf(status, sizeof status, "{\"state\":\"%s\",%s\"agent\":\"%s\",\"station\":\"%s\","
+                 "\"source\":\"webhook\",\"bridge\":\"%s\",\"last_request\":\"%s\","
+                 "\"online_s\":%d}", online ? "online" : "offline",
+                 online ? "" : "\"reason\":\"idle\",", s->name, s->station, w->bridge_id, when,
+                 w->cfg.online_s);
+        snprintf(state, sizeof state, "{\"agent\":\"%s\",\"station\":\"%s\",\"time\":\"%s\","
+                 "\"source\":\"webhook\",\"requests\":%" PRIu64 ",\"sent\":%" PRIu64
+                 ",\"refused\":%" PRIu64 "}", s->name, s->station, when, requests, readings,
+                 invalid);
+        int r = ts_topic_agent(topic, sizeof topic, s->station, s->name, TS_TOPIC_STATUS);
+        if (r == TS_OK)
+            r = put_doc(ctx, topic, status);
+        if (r == TS_OK)
+            r = ts_topic_agent(topic, sizeof topic, s->station, s->name, TS_TOPIC_STATE);
+        if (r == TS_OK)
+            r = put_doc(ctx, topic, state);
+        if (r != TS_OK && rc == TS_OK)
+            rc = r;
+    }
+    return rc;
 }
 
 void ts_webhook_stop(struct ts_webhook *w)

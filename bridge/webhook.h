@@ -71,6 +71,17 @@ void ts_webhook_stats(struct ts_webhook *w, struct ts_webhook_stats *st);
  * *text, *len bytes). TS_OK or TS_ENOMEM. */
 int ts_webhook_metrics(struct ts_webhook *w, char **text, size_t *len);
 
+/* The retained documents a source would publish if it were an agent
+ * (docs/bridge.md, "A webhook source as a controller"), for every source that made an
+ * authorized request since the bridge started: put_doc(ctx, topic, json)
+ * with turnstile/v1/<station>/<NAME>/status ("online" while its last
+ * request is at most [webhook] online_s before now_ms, wall ms; else
+ * "offline", reason "idle") and .../state (its figures). Lent strings.
+ * Returns the first put_doc failure, TS_OK if none. */
+int ts_webhook_source_docs(struct ts_webhook *w, int64_t now_ms,
+                           int (*put_doc)(void *ctx, const char *topic, const char *json),
+                           void *ctx);
+
 /* Stops taking requests: the waiting ones are answered 503 at once, new ones
  * 503. Call it before the listener stops (it waits for its handlers). */
 void ts_webhook_stop(struct ts_webhook *w);

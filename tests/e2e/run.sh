@@ -3,7 +3,9 @@
 # The end-to-end proof (docs/e2e.md): three station controllers, each in its own
 # network namespace with its gate simulator (the real MTA week) and its agent;
 # mosquitto, Kafka and turnstile-bridge on the central side. Faults are applied,
-# then every reading and every person is accounted for.
+# then every reading and every person is accounted for. A webhook source
+# (webhook_client.py) POSTs readings to the bridge throughout, retrying each
+# request that got no 200, and is accounted for as an agent.
 #
 #   tests/e2e/run.sh [--faults all|LIST]          each fault once, in turn (ctest)
 #   tests/e2e/run.sh --soak 30m [--seed N]        faults mixed at random for 30 min
@@ -71,6 +73,7 @@ cleanup() {
   for n in 1 2 3; do [ -n "${ST_SIM_PID[$n]:-}" ] && kill -9 "${ST_SIM_PID[$n]}" 2>/dev/null; done
   [ -n "$capture_pid" ] && kill "$capture_pid" 2>/dev/null
   [ -n "${bg_pid:-}" ] && kill "$bg_pid" 2>/dev/null
+  [ -n "${wh_pid:-}" ] && kill "$wh_pid" 2>/dev/null
   for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
   wait 2>/dev/null
   broker_cleanup 2>/dev/null
@@ -116,7 +119,19 @@ else
 fi
 kafka_create_topic turnstile.readings 4
 kafka_create_topic turnstile.deadletter 1
-bridge_conf "$work/bridge.conf" b1 "keep_checkpoints = 100000"
+# the webhook source e2e-wh (station E2E-WH): POSTs to the bridge's listener
+mkdir -p "$work/wh"
+printf 'e2e-webhook-token-%s\n' "$RANDOM$RANDOM" >"$work/wh/token"
+wh_port=$(free_port)
+bridge_conf "$work/bridge.conf" b1 "keep_checkpoints = 100000
+[http]
+listen = 127.0.0.1:$wh_port
+[webhook]
+max_readings = 100
+request_timeout_ms = 5000
+[webhook_source e2e-wh]
+station = E2E-WH
+token_file = $work/wh/token"
 if [ "$cluster" = 1 ]; then
   # a producer queue that the quorum loss fills: the relay must back-pressure;
   # checkpoints at the production default (5 s, not 0.5 s): state changed
@@ -129,6 +144,9 @@ for n in 1 2 3; do sim_up "$n"; station_setup "$n"; done
 for n in 1 2 3; do sim_registers "$n" >"$work/st$n/regs.start"; done
 t0=$(sim_time 1)
 for n in 1 2 3; do agent_start "$n"; done
+/usr/bin/python3 "$src/tests/e2e/webhook_client.py" "http://127.0.0.1:$wh_port/v1/readings" \
+  "$(cat "$work/wh/token")" e2e-wh "$work/wh" 2>"$work/wh/client.err" &
+wh_pid=$!
 sleep 5   # every agent has its baseline (the registers above) before the clocks run
 sim_all resume
 log "set up in $((SECONDS - t_begin)) s: 3 stations ($(cat "$work"/st?/regs.start | wc -l) turnstiles), mosquitto :$BROKER_PORT/:$E2E_MQTT_PORT, Kafka $KAFKA_BOOTSTRAP ($KAFKA_NODES node(s))"
@@ -185,6 +203,9 @@ t1=$(sim_time 1)
 for n in 1 2 3; do sim_registers "$n" >"$work/st$n/regs.end"; done
 sleep 3
 for n in 1 2 3; do ssim "$n" silent 1 on; ssim "$n" silent 2 on; done   # no more readings
+touch "$work/wh/stop"   # the webhook client: its batch in hand answered 200, then no more
+wait "$wh_pid" || true
+wh_pid=
 log "traffic stopped after $((SECONDS - t_begin)) s; simulated $(( (t1 - t0) / 3600000 )) h"
 
 # Kafka's readings topic, as "PARTITION OFFSET PAYLOAD"
@@ -199,6 +220,7 @@ store_heads() {
     [ "$n" = 3 ] && db=$work/st3/disk/agent.db
     echo "e2e-st$n $(sqlite3 "file:$db?mode=ro" 'select next_seq - 1 from meta' 2>/dev/null || echo -1)"
   done
+  cat "$work/wh/head" 2>/dev/null || echo "e2e-wh -1"   # the webhook client's numbers made
 }
 # per-agent highest number covered from 1 without a gap, in Kafka
 kafka_contiguous() {
@@ -229,7 +251,7 @@ for _ in $(seq 120); do
   kafka_contiguous "$work/kafka.txt" >"$work/contig"
   kafka_sums "$work/kafka.txt" >"$work/kafka.sums"
   lake_sums_listed >"$work/lake.sums"
-  if [ "$(join <(sort "$work/heads") <(sort "$work/contig") | awk '$2 >= 0 && $3 >= $2' | wc -l)" = 3 ] &&
+  if [ "$(join <(sort "$work/heads") <(sort "$work/contig") | awk '$2 >= 0 && $3 >= $2' | wc -l)" = 4 ] &&
      cmp -s "$work/kafka.sums" "$work/lake.sums"; then converged=1; break; fi
   sleep 2
 done
@@ -249,6 +271,7 @@ for n in 1 2 3; do   # rows still in the stores (not acknowledged): "SEQ MERGED_
   sqlite3 -separator ' ' "file:$db?mode=ro" 'select seq, merged_from, entries, exits from readings' \
     2>/dev/null | sed "s/^/e2e-st$n /"
 done >"$work/pending"
+cat "$work/wh/pending" >>"$work/pending" 2>/dev/null || true   # a batch that never got its 200
 
 # the truth, from the MTA file and the simulator's registers
 for n in 1 2 3; do
@@ -256,7 +279,10 @@ for n in 1 2 3; do
   zcat "$mta" | awk -v t0="$t0" -v t1="$t1" -v lpoll="$(lpoll "$n")" -v lwin="$((240 * speed))" -f "$src/tests/e2e/truth.awk" \
     "$work/st$n/keys" - >"$work/st$n/truth"
 done
-cat "$work"/st?/truth | awk '{print $1, $2, $3, $4, $5}' | sort >"$work/truth.sums"
+# the webhook source's truth: what it made (sent.csv), per SCP
+{ cat "$work"/st?/truth | awk '{print $1, $2, $3, $4, $5}'
+  awk -F, '{ k = $1 " " $2 " " $3; e[k] += $10; x[k] += $11 } END { for (k in e) print k, e[k], x[k] }' "$work/wh/sent.csv"
+} | sort >"$work/truth.sums"
 
 # readings: generated (numbers handed out), published (seen on MQTT), in Kafka, lost, twice
 awk -v heads="$work/heads" -v pending="$work/pending" -v capture="$work/capture.txt" '
@@ -347,6 +373,9 @@ row "lake files: listed / unlisted / missing" "$(wc -l <"$work/listed") / $unlis
 row "lake files whose sums differ from the manifest" "$bad_sums"
 row "late rows" "$late_rows"
 row "dead-lettered (injected)" "$dead ($E2E_DEADLETTERS)"
+wh_stat() { awk -v k="$1" '{ for (i = 1; i < NF; i += 2) if ($i == k) print $(i + 1) }' "$work/wh/stats" 2>/dev/null; }
+row "webhook: readings POSTed (e2e-wh)" "$(awk '{print $2}' "$work/wh/head" 2>/dev/null)"
+row "webhook: requests / retried (timeout or 503)" "$(wh_stat requests) / $(wh_stat timeouts)"
 row "people in (truth / lake)" "$(get true_entries) / $(get lake_entries)"
 row "people out (truth / lake)" "$(get true_exits) / $(get lake_exits)"
 row "people lost" "$(get people_lost)"
@@ -365,6 +394,11 @@ check "every visible lake file is listed in a checkpoint, and every listed one e
 check "lake files' sums equal their checkpoint records" test "$bad_sums" = 0
 check "people: per turnstile the lake equals the truth (nobody lost, nobody twice)" test "$(get turnstiles_differing)" = 0
 check "dead letters: exactly the malformed messages injected" test "$dead" = "$E2E_DEADLETTERS"
+check "the webhook source made readings and got every batch answered 200" \
+  bash -c "[ \"\$(awk '{print \$2}' '$work/wh/head')\" -gt 0 ] && [ ! -s '$work/wh/pending' ]"
+if grep -qwE 'kafka_outage|bridge_kill|kafka_quorum_loss' "$work/faults.done" 2>/dev/null; then
+  check "the webhook source retried requests that timed out (Kafka or the bridge away)" test "$(wh_stat timeouts)" -gt 0
+fi
 if grep -qw partition_one "$work/faults.done" 2>/dev/null; then
   check "late rows written (a partition longer than the window)" test "$late_rows" -gt 0
 fi

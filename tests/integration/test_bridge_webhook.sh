@@ -22,7 +22,13 @@
 #      same readings: 200; the readings topic holds them twice, the lake once;
 #   6. the lake's sums per SCP equal the valid readings POSTed, exactly; the
 #      webhook's counters in /metrics; a request waiting for Kafka when the
-#      bridge stops is answered 503; no sanitizer report.
+#      bridge stops is answered 503; no sanitizer report;
+#   7. a source shows as a controller: after its first POST the bridge
+#      publishes its retained status (online) and state on the topics an
+#      agent would use, read back into turnstile_agent_online and
+#      turnstile_agent_readings_sent_total (= its valid readings confirmed);
+#      past [webhook] online_s without a request it is offline (reason idle);
+#      a source that never POSTed publishes nothing.
 # Waits poll with generous deadlines; nothing asserts on a duration.
 set -euo pipefail
 src=${TS_SRC_DIR:?}
@@ -46,6 +52,7 @@ TOKB=tokB-fedcba9876543210-longer
 printf '%s\n' "$TOKA" >"$work/tokA"
 chmod 600 "$work/tokA"
 export TS_TEST_TOKB=$TOKB
+export TS_TEST_TOKC=tokC-never-used-0123456789
 
 # --- 0. the config is checked ----------------------------------------------------------------
 base='[bridge]\nid = b\nrole = relay\n[mqtt]\nhost = h\n[kafka]\nbrokers = k:1\n'
@@ -88,9 +95,10 @@ kafka_create_topic turnstile.deadletter 1
 http=127.0.0.1:$(free_port)
 url=http://$http/v1/readings
 bridge_conf "$work/bridge.conf" b1 "$(printf '[http]\nlisten = %s\nmax_connections = 6\ntimeout_s = 5
-[webhook]\nmax_body_bytes = 65536\nmax_readings = 100\nmax_requests = 2\nrequest_timeout_ms = 3000
+[webhook]\nmax_body_bytes = 65536\nmax_readings = 100\nmax_requests = 2\nrequest_timeout_ms = 3000\nonline_s = 20
 [webhook_source hookA]\nstation = ST-H\ntoken_file = %s/tokA
-[webhook_source hookB]\nstation = ST-H\ntoken_env = TS_TEST_TOKB' "$http" "$work")"
+[webhook_source hookB]\nstation = ST-H\ntoken_env = TS_TEST_TOKB
+[webhook_source hookC]\nstation = ST-H\ntoken_env = TS_TEST_TOKC' "$http" "$work")"
 bridge_start b1 "$work/bridge.conf"
 for _ in $(seq 200); do curl -sf "http://$http/metrics" >/dev/null && break; sleep 0.1; done
 
@@ -110,6 +118,24 @@ check "30 readings as JSON (token from the environment): 200" \
   test "$(post $TOKB "$work/b1.json" application/json)" = 200
 check "  the answer says accepted 30" grep -q '"accepted":30' "$work/answer"
 wh gen hookB 1 30 | cat >>"$work/valid.csv"   # the same readings as the JSON (IDs, deltas)
+
+# --- 7a. a source shows as a controller ------------------------------------------------------
+retained() { # TOPIC: its retained message, or nothing
+  timeout 20 mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t "$1" -C 1 -W 3 2>/dev/null || true
+}
+metric() { # NAME AGENT: the value of NAME{station="ST-H",agent="AGENT"} in /metrics, or nothing
+  curl -s "http://$http/metrics" | awk -v k="$1{station=\"ST-H\",agent=\"$2\"}" '$1 == k {print $2}'
+}
+wait_metric() { # NAME AGENT VALUE: polls /metrics (status_interval_ms 1000) up to 60 s
+  for _ in $(seq 120); do [ "$(metric "$1" "$2")" = "$3" ] && return 0; sleep 0.5; done
+  return 1
+}
+check "hookA shows online in /metrics (turnstile_agent_online 1)" wait_metric turnstile_agent_online hookA 1
+doc=$(retained turnstile/v1/ST-H/hookA/status)
+echo "hookA status: $doc"
+check "  its retained status: online, source webhook, bridge b1" \
+  grep -q '^{"state":"online","agent":"hookA","station":"ST-H","source":"webhook","bridge":"b1","last_request":"20[0-9-]*T[0-9:]*Z","online_s":20}$' <<<"$doc"
+check "  its retained state names its readings" grep -q '"source":"webhook".*"sent":' <<<"$(retained turnstile/v1/ST-H/hookA/state)"
 
 # --- 2. authentication ------------------------------------------------------------------------
 wh gen hookA 51 5 >"$work/a2.csv"
@@ -216,6 +242,19 @@ check "/metrics: valid readings confirmed >= the $n_valid POSTed ($got: retries 
 check "/metrics: unauthorized requests counted" grep -q '^turnstile_bridge_webhook_requests_total{outcome="unauthorized"} 5$' "$work/metrics"
 check "/metrics: when hookA last POSTed" grep -q '^turnstile_bridge_webhook_last_request_seconds{station="ST-H",agent="hookA"} 1[0-9]*\.[0-9]*$' "$work/metrics"
 check "/metrics: a timeout counted" grep -q '^turnstile_bridge_webhook_requests_total{outcome="timeout"} [1-9]' "$work/metrics"
+# --- 7b. the figures of a source, its going offline; a source that never POSTed ---------------
+validA=$(awk '/^turnstile_bridge_webhook_readings_total\{station="ST-H",agent="hookA",verdict="valid"\}/ {print $2}' "$work/metrics")
+check "turnstile_agent_readings_sent_total of hookA = its valid readings confirmed ($validA)" \
+  wait_metric turnstile_agent_readings_sent_total hookA "$validA"
+check "hookB offline past online_s 20 without a request (turnstile_agent_online 0)" \
+  wait_metric turnstile_agent_online hookB 0
+check "  its retained status says offline, reason idle" \
+  grep -q '^{"state":"offline","reason":"idle","agent":"hookB",' <<<"$(retained turnstile/v1/ST-H/hookB/status)"
+check "hookC (never POSTed): no retained status" test -z "$(retained turnstile/v1/ST-H/hookC/status)"
+check "  and not in turnstile_agent_online" test -z "$(metric turnstile_agent_online hookC)"
+check "/metrics with the sources among the agents parses (prometheus_client)" \
+  /usr/bin/python3 "$src/tests/integration/prom.py" scrape "$http" "$work/parsed"
+
 # a request waiting for Kafka when the bridge stops: answered 503, the bridge exits cleanly
 kafka_stop
 wh gen hookA 81 5 >"$work/last.csv"

@@ -16,6 +16,8 @@
 # clients cannot tell), so "refused" over TLS is checked by a subscriber allowed to see the
 # topic receiving nothing. The WebSocket side is reached with MQTT.js from the dashboard's
 # node_modules (tests/integration/mqtt_ws.js; mosquitto 2.0.11's own clients cannot).
+# A webhook source (hook1 of S1, the ACL's commented template filled in): the bridge writes its
+# status and the dashboard reads it, and the bridge still cannot write an agent's status.
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-acl.XXXXXX)
@@ -34,6 +36,8 @@ trap cleanup EXIT
 BROKER_DIR=$work
 _broker_certs   # ca.crt, server.crt/key (127.0.0.1), client.crt/key, other-ca.crt
 cp "$src/config/mosquitto/turnstile.acl" "$src/config/mosquitto/turnstile-dashboard.acl" "$work/"
+# a webhook source, as docs/bridge.md says to add one: the template's lines, uncommented
+sed -i 's|^#topic write turnstile/v1/STATION/NAME/|topic write turnstile/v1/S1/hook1/|' "$work/turnstile.acl"
 # the dashboard listeners' own password file: read-only accounts only
 mosquitto_passwd -c -b "$work/dashboard.passwd" turnstile-dashboard pw-dash
 mosquitto_passwd -b "$work/dashboard.passwd" kiosk-2 pw-kiosk
@@ -144,6 +148,9 @@ pub turnstile-bridge pw-bridge turnstile/v1/S2/window '{"station_id":"S2"}' -r  
 pub a1 pw-a1 turnstile/v1/S1/window a1-forged-window                          # agents: no
 pub turnstile-bridge pw-bridge turnstile/bridge/b1/status '{"bridge":"b1"}' -r   # its own status
 pub a1 pw-a1 turnstile/bridge/b1/status a1-forged-bridge-status -r             # agents: no
+pub turnstile-bridge pw-bridge turnstile/v1/S1/hook1/status '{"source":"webhook"}' -r  # a webhook source's
+pub turnstile-bridge pw-bridge turnstile/v1/S1/hook1/state '{"source":"webhook"}' -r
+pub turnstile-bridge pw-bridge turnstile/v1/S1/a1/status bridge-as-a1-status -r       # an agent's: no
 # the dashboard, over wss, retained: reads only
 ws "$wss" turnstile-dashboard pw-dash --retain --pub turnstile/v1/S1/window dash-forged-window \
   --pub turnstile/v1/S1/a1/status dash-forged-status --pub turnstile/v1/S1/a1/ack 777777 \
@@ -175,6 +182,10 @@ check "an agent cannot write a window summary" bash -c "! grep -q a1-forged-wind
 check "bridge writes its status and the dashboard reads it (wss)" \
   grep -qx 'message turnstile/bridge/b1/status {"bridge":"b1"}' "$work/dash.txt"
 check "an agent cannot write the bridge's status" bash -c "! grep -q a1-forged-bridge-status '$work/dash.txt'"
+check "bridge writes a webhook source's status and the dashboard reads it (wss)" \
+  grep -qx 'message turnstile/v1/S1/hook1/status {"source":"webhook"}' "$work/dash.txt"
+check "  and its state" grep -qx 'message turnstile/v1/S1/hook1/state {"source":"webhook"}' "$work/dash.txt"
+check "bridge cannot write an agent's status" bash -c "! grep -q bridge-as-a1-status '$work/dash.txt' '$work/bridge.txt'"
 check "every publish of the dashboard over wss is refused (PUBACK 135)" \
   bash -c "[ \$(grep -c '^puback turnstile/v1/.* 135$' '$work/dash-pub.txt') -eq 4 ]"
 check "dashboard cannot write a window summary" bash -c "! grep -q dash-forged-window '$work/dash.txt'"

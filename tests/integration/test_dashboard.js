@@ -9,6 +9,8 @@
 //   DASH_USER, DASH_PASSWORD            the dashboard account
 //   DASH_AGENT, DASH_STATION            the agent's ids; DASH_AGENT_PID: SIGTERMed here
 //   DASH_ARTIFACTS                      where the screenshots go
+//   DASH_WEBHOOK                        a webhook source of station ST-hook (it POSTed):
+//                                       shown as a controller there, online
 //   DASH_PROD_PAGE, DASH_PROD_WSS       the production config's page listener (http://) and
 //                                       TLS WebSocket listener (wss://, test CA): agent p1 of
 //                                       station S1 and a window are retained there
@@ -31,6 +33,7 @@ const agent = env('DASH_AGENT');
 const station = env('DASH_STATION');
 const agentPid = Number(env('DASH_AGENT_PID'));
 const artifacts = env('DASH_ARTIFACTS');
+const webhook = env('DASH_WEBHOOK');
 const prodPage = env('DASH_PROD_PAGE');
 const prodWss = env('DASH_PROD_WSS');
 const executablePath = process.env.DASH_CHROMIUM || '/usr/bin/chromium';
@@ -120,6 +123,11 @@ async function main() {
       const b = await live.$eval(agentSel, (tr) => tr.dataset.backlog);
       if (b === '' || !Number.isFinite(Number(b))) throw new Error(`backlog '${b}'`);
       return `backlog ${b}`;
+    });
+    await step(`the webhook source ${webhook} is shown as a controller of ST-hook, online`, async () => {
+      const sel = 'section.station[data-station="ST-hook"]';
+      await live.waitForSelector(`${sel} tr.agent[data-agent="${webhook}"][data-status="online"]`, { timeout: 30000 });
+      return (await live.$eval(sel, (s) => `${s.dataset.online} of ${s.dataset.agents} controllers online`));
     });
     await step('the window chart gets data from the bridge', async () => {
       await waitWindows(live, 1, 45000);

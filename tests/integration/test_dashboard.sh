@@ -10,7 +10,8 @@
 # and turnstile-bridge (2 s windows) feed it. The browser loads the page, sees the agent
 # online, counts appear and then change, the device and backlog shown, the window chart fill
 # and grow; the password listener asks for a login, refuses a wrong password, takes the form
-# and a kiosk URL (?username=&password=); SIGTERM to the agent marks it offline (its retained
+# and a kiosk URL (?username=&password=); a webhook source (hookD of station ST-hook, readings
+# POSTed to the bridge) is shown as a controller, online; SIGTERM to the agent marks it offline (its retained
 # shutdown status) on both pages. Then the production broker config (config/mosquitto/,
 # rewritten to loopback ports and test certificates as test_broker_acl.sh does): the page from
 # its plain-HTTP page listener, MQTT over its TLS WebSocket listener, signed in as the
@@ -174,14 +175,28 @@ agent_pid=$!
 kafka_start
 kafka_create_topic turnstile.readings 2
 kafka_create_topic turnstile.deadletter 1
-bridge_conf "$work/bridge.conf" dash
+# a webhook source, station ST-hook (its own: the agent's station must go down when the agent
+# stops, below): the bridge publishes its status and state, and the page shows it as a
+# controller (docs/bridge.md, "A webhook source as a controller")
+export TS_TEST_TOKD=tokD-dashboard-0123456789
+wh_http=127.0.0.1:$(free_port)
+bridge_conf "$work/bridge.conf" dash "$(printf '[http]\nlisten = %s\n[webhook]\n[webhook_source hookD]\nstation = ST-hook\ntoken_env = TS_TEST_TOKD' "$wh_http")"
 bridge_start b1 "$work/bridge.conf"
+/usr/bin/python3 "$src/tests/integration/webhook.py" gen hookD 1 3 >"$work/hookD.csv"
+code=
+for _ in $(seq 60); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $TS_TEST_TOKD" \
+    -H 'Content-Type: text/csv' --data-binary @"$work/hookD.csv" "http://$wh_http/v1/readings" || true)
+  [ "$code" = 200 ] && break
+  sleep 1
+done
+check "the webhook source hookD POSTed 3 readings (200)" test "$code" = 200
 echo "stack up after $((SECONDS - t0)) s"
 
 # --- the browser ---------------------------------------------------------------------------
 rc=0
 DASH_ANON=http://127.0.0.1:$ws_anon/ DASH_AUTH=http://127.0.0.1:$ws_auth/ \
-DASH_USER=$user DASH_PASSWORD=$password DASH_AGENT=a1 DASH_STATION=ST-a1 \
+DASH_USER=$user DASH_PASSWORD=$password DASH_AGENT=a1 DASH_STATION=ST-a1 DASH_WEBHOOK=hookD \
 DASH_AGENT_PID=$agent_pid DASH_ARTIFACTS=$artifacts DASH_CHROMIUM=$chromium \
 DASH_PROD_PAGE=http://127.0.0.1:$ppage/ DASH_PROD_WSS=wss://127.0.0.1:$pwss/mqtt \
 NODE_PATH=$modules nice node "$src/tests/integration/test_dashboard.js" >"$work/browser.out" 2>&1 || rc=$?
