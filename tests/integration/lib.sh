@@ -9,6 +9,8 @@
 #                          the agent sections to $work/devices.conf
 #   sim CMD...             sends a control command and waits for its ok
 #   sim_get S K            prints "ENTRIES EXITS" served now by slave S turnstile K
+#   wait_until SECS CMD... runs CMD every 0.1 s until it succeeds (returns 0) or SECS
+#                          have passed (returns 1): for what takes longer under qemu or load
 
 passes=0 fails=0
 check() {
@@ -18,6 +20,13 @@ check() {
 finish() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
+}
+wait_until() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS < end)) || return 1
+    sleep 0.1
+  done
 }
 
 sim_start() {

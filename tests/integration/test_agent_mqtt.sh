@@ -56,7 +56,9 @@ start_agent() {
   agent_pid=$!
 }
 start_agent
-sleep 1
+# resumed once the agent has read every turnstile's frozen registers (its first readings)
+scps_seen() { test "$(awk -F, 'NF >= 13 { s[$3] = 1 } END { print length(s) }' "$work/received.csv")" -ge 4; }
+wait_until 30 scps_seen || true   # "first reading is the registers at start" below tells
 sim resume
 sleep 3
 

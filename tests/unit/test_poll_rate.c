@@ -271,8 +271,8 @@ static void test_real_week(void **state)
     uint64_t total[2][2];
 
     /* TS_POLL_RATE_TURNSTILES=N: only the file's first N turnstiles (at least
-     * 39, so that A011/R080/01-03-00 is among them): scripts/test-cross sets it
-     * for armhf, where qemu runs the whole week for minutes */
+     * 39, so that A011/R080/01-03-00 is among them): scripts/test-cross sets it,
+     * where qemu runs the whole week for minutes */
     struct ts_mta_filter filter = {0};
     const char *n = getenv("TS_POLL_RATE_TURNSTILES");
     if (n && *n)
@@ -387,7 +387,16 @@ static void test_synthetic_week(void **state)
     struct ts_mta_data *d = NULL;
     int64_t start = ts_mta_ny_to_ms(2023, 5, 27, 0, 0, 0);
 
-    assert_int_equal(ts_mta_generate(8 * 24, 7, start, 7, &d), 0);
+    /* TS_POLL_RATE_SYNTHETIC=N: N turnstiles (a multiple of 8: each anomaly N/8 times)
+     * instead of 192; scripts/test-cross sets it, as TS_POLL_RATE_TURNSTILES above */
+    size_t n_synthetic = 8 * 24;
+    const char *ns = getenv("TS_POLL_RATE_SYNTHETIC");
+    if (ns && *ns) {
+        n_synthetic = (size_t)strtoul(ns, NULL, 10);
+        if (n_synthetic < N_ANOMALIES || n_synthetic % N_ANOMALIES)
+            fail_msg("TS_POLL_RATE_SYNTHETIC=%s: a multiple of %d", ns, N_ANOMALIES);
+    }
+    assert_int_equal(ts_mta_generate(n_synthetic, 7, start, 7, &d), 0);
     for (size_t i = 0; i < d->n_turnstiles; i++)
         add_anomaly(&d->turnstiles[i], (enum anomaly)(i % N_ANOMALIES), i);
     ts_replay_prepare(d);
