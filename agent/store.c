@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "hashtab.h"
 #include "flags.h"
 #include "log.h"
 #include "now.h"
@@ -103,10 +104,14 @@ struct tkey {
     char ca[16], unit[16], scp[16], station[64], linename[32], division[16];
 };
 
-struct tid_slot {
+struct tid_entry {
     struct tkey key;
-    int64_t tid; /* 0: slot empty */
+    int64_t tid;
 };
+
+/* The tid cache's bound: past it the database answers (an agent's turnstiles
+ * are configured: tens, not thousands). */
+#define TID_CACHE_MAX 65536
 
 struct ts_store {
     sqlite3 *db;
@@ -120,9 +125,10 @@ struct ts_store {
     uint64_t next_seq, publish_mark, acked, merges, merged_rows;
     uint64_t rows;
 
-    /* turnstile -> tid cache (open addressing, power-of-two capacity) */
-    struct tid_slot *tids;
+    /* turnstile -> tid cache: entries found through common/hashtab */
+    struct tid_entry *tids;
     size_t tid_cap, tid_n;
+    struct ts_hashtab tid_index; /* key -> its number in tids */
 
     /* readings held in memory while writing fails, oldest first, unnumbered */
     struct ts_reading *held;
@@ -159,14 +165,7 @@ static void key_of(const struct ts_reading *r, struct tkey *k)
     COPY(k->division, r->division);
 }
 
-static uint64_t key_hash(const struct tkey *k)
-{
-    const unsigned char *p = (const unsigned char *)k;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < sizeof *k; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
+static uint64_t key_hash(const struct tkey *k) { return ts_hash_bytes(TS_HASH_INIT, k, sizeof *k); }
 
 static int64_t u2i(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
 
@@ -224,38 +223,44 @@ static uint64_t used_bytes(struct ts_store *s)
 
 static void tid_cache_clear(struct ts_store *s)
 {
-    if (s->tids)
-        memset(s->tids, 0, s->tid_cap * sizeof *s->tids);
+    ts_hashtab_free(&s->tid_index);
     s->tid_n = 0;
 }
 
-static struct tid_slot *tid_slot_for(struct tid_slot *tab, size_t cap, const struct tkey *k)
+struct tid_key {
+    const struct tid_entry *tids;
+    const struct tkey *k;
+};
+
+static bool same_key(uintptr_t i, const void *key)
 {
-    size_t i = (size_t)key_hash(k) & (cap - 1);
-    while (tab[i].tid && memcmp(&tab[i].key, k, sizeof *k) != 0)
-        i = (i + 1) & (cap - 1);
-    return &tab[i];
+    const struct tid_key *q = key;
+    return memcmp(&q->tids[i].key, q->k, sizeof *q->k) == 0;
 }
 
-static void tid_cache_put(struct ts_store *s, const struct tkey *k, int64_t tid)
+/* The cached tid of k, or 0. */
+static int64_t tid_cache_get(const struct ts_store *s, const struct tkey *k, uint64_t h)
 {
-    if ((s->tid_n + 1) * 2 > s->tid_cap) {
+    uintptr_t i;
+    return ts_hashtab_find(&s->tid_index, h, same_key, &(struct tid_key){s->tids, k}, &i)
+               ? s->tids[i].tid
+               : 0;
+}
+
+/* k is not cached (tid_cache_get). */
+static void tid_cache_put(struct ts_store *s, const struct tkey *k, uint64_t h, int64_t tid)
+{
+    if (s->tid_n == s->tid_cap) {
         size_t cap = s->tid_cap ? s->tid_cap * 2 : 64;
-        struct tid_slot *tab = calloc(cap, sizeof *tab);
-        if (!tab)
+        struct tid_entry *tids = realloc(s->tids, cap * sizeof *tids);
+        if (!tids)
             return; /* a cache: the database still answers */
-        for (size_t i = 0; i < s->tid_cap; i++)
-            if (s->tids[i].tid)
-                *tid_slot_for(tab, cap, &s->tids[i].key) = s->tids[i];
-        free(s->tids);
-        s->tids = tab;
+        s->tids = tids;
         s->tid_cap = cap;
     }
-    struct tid_slot *slot = tid_slot_for(s->tids, s->tid_cap, k);
-    if (!slot->tid)
-        s->tid_n++;
-    slot->key = *k;
-    slot->tid = tid;
+    if (ts_hashtab_add(&s->tid_index, h, s->tid_n) != TS_OK)
+        return; /* TS_EFULL, TS_ENOMEM: likewise */
+    s->tids[s->tid_n++] = (struct tid_entry){*k, tid};
 }
 
 static void bind_key(sqlite3_stmt *st, const struct tkey *k)
@@ -275,13 +280,9 @@ static int tid_for(struct ts_store *s, const struct ts_reading *r, int64_t *tid)
 {
     struct tkey k;
     key_of(r, &k);
-    if (s->tid_cap) {
-        struct tid_slot *slot = tid_slot_for(s->tids, s->tid_cap, &k);
-        if (slot->tid) {
-            *tid = slot->tid;
-            return SQLITE_OK;
-        }
-    }
+    uint64_t h = key_hash(&k);
+    if ((*tid = tid_cache_get(s, &k, h)))
+        return SQLITE_OK;
     sqlite3_stmt *st = s->st[ST_TID_GET];
     bind_key(st, &k);
     int rc = sqlite3_step(st);
@@ -296,7 +297,7 @@ static int tid_for(struct ts_store *s, const struct ts_reading *r, int64_t *tid)
             return rc;
         *tid = sqlite3_last_insert_rowid(s->db);
     }
-    tid_cache_put(s, &k, *tid);
+    tid_cache_put(s, &k, h, *tid);
     return SQLITE_OK;
 }
 
@@ -934,6 +935,7 @@ int ts_store_open(const struct ts_store_cfg *cfg, const char *agent_id, struct t
         ts_why(err, errsize, "store %s: out of memory", cfg->path);
         return TS_ENOMEM;
     }
+    ts_hashtab_init(&s->tid_index, TID_CACHE_MAX);
     s->cfg = *cfg;
     s->cfg.path[sizeof s->cfg.path - 1] = '\0';
     COPY(s->agent_id, agent_id);
@@ -1019,6 +1021,7 @@ void ts_store_close(struct ts_store *s)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     free(s->tids);
+    ts_hashtab_free(&s->tid_index);
     free(s->held);
     free(s->held_state);
     free(s);

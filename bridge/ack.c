@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "hashtab.h"
 #include "now.h"
 #include "topics.h"
 #include "log.h"
@@ -45,7 +46,6 @@ struct entry {
     uint64_t published;       /* value last handed to libmosquitto (0: none) */
     long long pub_ms;         /* when (0: never) */
     bool gone;                /* sweep: to be forgotten */
-    struct entry *next;       /* hash chain */
 };
 
 struct ts_ack {
@@ -56,8 +56,7 @@ struct ts_ack {
     pthread_mutex_t lock;
     pthread_cond_t cond;      /* flushing: pending or inflight went down */
     /* guarded by lock: */
-    struct entry **buckets;   /* nbuckets, a power of two */
-    size_t nbuckets;
+    struct ts_hashtab index;  /* topic -> struct entry * */
     struct entry **all;       /* every entry, in order of arrival */
     size_t n, cap;
     size_t npending;          /* entries with latest != published */
@@ -75,43 +74,35 @@ struct ts_ack {
 
 /* ---- the table (lock held) ---- */
 
-static uint64_t hash(const char *s)
+static uint64_t hash(const char *topic) { return ts_hash_str(TS_HASH_INIT, topic); }
+
+static bool same_topic(uintptr_t e, const void *topic)
 {
-    uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    return !strcmp(((const struct entry *)e)->topic, topic);
 }
 
-static struct entry *find(struct ts_ack *a, const char *topic)
+static struct entry *find(struct ts_ack *a, const char *topic, uint64_t h)
 {
-    if (!a->nbuckets)
-        return NULL;
-    for (struct entry *e = a->buckets[hash(topic) & (a->nbuckets - 1)]; e; e = e->next)
-        if (!strcmp(e->topic, topic))
-            return e;
-    return NULL;
+    uintptr_t e;
+    return ts_hashtab_find(&a->index, h, same_topic, topic, &e) ? (struct entry *)e : NULL;
 }
 
-static int grow(struct ts_ack *a)
+/* The index of every entry of a->all, made again (after a sweep: what a
+ * flood of agents made it grow to is given back); lock held. */
+static void reindex(struct ts_ack *a)
 {
-    size_t nb = a->nbuckets ? a->nbuckets * 2 : 64;
-    struct entry **b = calloc(nb, sizeof *b);
-    if (!b)
-        return -1;
-    for (size_t i = 0; i < a->n; i++) {
-        struct entry *e = a->all[i];
-        size_t k = hash(e->topic) & (nb - 1);
-        e->next = b[k];
-        b[k] = e;
-    }
-    free(a->buckets);
-    a->buckets = b;
-    a->nbuckets = nb;
-    return 0;
+    struct ts_hashtab fresh;
+    ts_hashtab_init(&fresh, TS_HASHTAB_MAX);
+    for (size_t i = 0; i < a->n; i++)
+        if (ts_hashtab_add(&fresh, hash(a->all[i]->topic), (uintptr_t)a->all[i]) != TS_OK) {
+            ts_hashtab_free(&fresh); /* out of memory: the old index stays */
+            return;
+        }
+    ts_hashtab_free(&a->index);
+    a->index = fresh;
 }
 
-static struct entry *add(struct ts_ack *a, const char *topic)
+static struct entry *add(struct ts_ack *a, const char *topic, uint64_t h)
 {
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 64;
@@ -121,15 +112,14 @@ static struct entry *add(struct ts_ack *a, const char *topic)
         a->all = all;
         a->cap = cap;
     }
-    if (a->n >= a->nbuckets && grow(a))
-        return NULL;
     struct entry *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    if (ts_hashtab_add(&a->index, h, (uintptr_t)e) != TS_OK) {
+        free(e);
+        return NULL;
+    }
     snprintf(e->topic, sizeof e->topic, "%s", topic);
-    size_t k = hash(topic) & (a->nbuckets - 1);
-    e->next = a->buckets[k];
-    a->buckets[k] = e;
     a->all[a->n++] = e;
     return e;
 }
@@ -147,13 +137,14 @@ static bool settled(const struct ts_ack *a, const struct entry *e)
     return a->up && e->pub_ms && e->pub_ms >= a->up_ms && e->published == e->latest;
 }
 
-/* Frees the entries marked gone, in one pass, and rebuilds the hash chains
- * (and shrinks the arrays when they are mostly empty); lock held. */
+/* Frees the entries marked gone, in one pass, and makes the index again
+ * (and shrinks the array when it is mostly empty); lock held. */
 static void forget_marked(struct ts_ack *a)
 {
     size_t k = 0;
     for (size_t i = 0; i < a->n; i++) {
         if (a->all[i]->gone) {
+            ts_hashtab_remove(&a->index, hash(a->all[i]->topic), (uintptr_t)a->all[i]);
             free(a->all[i]);
             a->expired++;
         } else {
@@ -169,24 +160,7 @@ static void forget_marked(struct ts_ack *a)
             a->cap = cap;
         }
     }
-    size_t nb = a->nbuckets;
-    while (nb > 64 && a->n < nb / 4)
-        nb /= 2;
-    if (nb != a->nbuckets) {
-        struct entry **b = calloc(nb, sizeof *b);
-        if (b) {
-            free(a->buckets);
-            a->buckets = b;
-            a->nbuckets = nb;
-        }
-    }
-    memset(a->buckets, 0, a->nbuckets * sizeof *a->buckets);
-    for (size_t i = 0; i < a->n; i++) {
-        struct entry *e = a->all[i];
-        size_t h = hash(e->topic) & (a->nbuckets - 1);
-        e->next = a->buckets[h];
-        a->buckets[h] = e;
-    }
+    reindex(a);
 }
 
 /* Applies the bounds of ts_ack_limits; lock held, network thread. Marks
@@ -330,6 +304,7 @@ int ts_ack_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridge_id, str
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    ts_hashtab_init(&a->index, TS_HASHTAB_MAX); /* bounded by the sweeps (ts_ack_limits) */
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, &ca);
     pthread_condattr_destroy(&ca);
@@ -371,9 +346,10 @@ int ts_ack_set(struct ts_ack *a, const char *readings_topic, uint64_t acked)
     if (!acked)
         return TS_OK;   /* nothing acknowledged yet */
     (void)ts_topic_agent(topic, sizeof topic, station, agent, TS_TOPIC_ACK);
+    uint64_t h = hash(topic);
     pthread_mutex_lock(&a->lock);
-    struct entry *e = find(a, topic);
-    if (!e && !(e = add(a, topic))) {
+    struct entry *e = find(a, topic, h);
+    if (!e && !(e = add(a, topic, h))) {
         pthread_mutex_unlock(&a->lock);
         return TS_ENOMEM;
     }
@@ -398,7 +374,7 @@ uint64_t ts_ack_get(struct ts_ack *a, const char *readings_topic)
         return 0;
     (void)ts_topic_agent(topic, sizeof topic, station, agent, TS_TOPIC_ACK);
     pthread_mutex_lock(&a->lock);
-    struct entry *e = find(a, topic);
+    struct entry *e = find(a, topic, hash(topic));
     if (e)
         v = e->latest;
     pthread_mutex_unlock(&a->lock);
@@ -470,7 +446,7 @@ void ts_ack_free(struct ts_ack *a, int flush_ms)
     for (size_t i = 0; i < a->n; i++)
         free(a->all[i]);
     free(a->all);
-    free(a->buckets);
+    ts_hashtab_free(&a->index);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cond);
     free(a);

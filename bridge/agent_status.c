@@ -3,8 +3,8 @@
  *
  * s->lock guards the table; the link's network thread writes it, the
  * listener's thread renders it. The table: records in an array (insertion
- * order, the order of the scrape), found through an open-addressing index
- * of twice max_agents slots. */
+ * order, the order of the scrape), found through common/hashtab.h's index
+ * of at most max_agents entries. */
 #include "agent_status.h"
 
 #include <inttypes.h>
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hashtab.h"
 #include "log.h"
 #include "mqtt_link.h"
 #include "now.h"
@@ -51,8 +52,7 @@ struct ts_agent_status {
     /* guarded by lock: */
     struct rec *recs;
     size_t n, cap;
-    uint32_t *index;          /* rec number + 1; 0: empty */
-    size_t slots;
+    struct ts_hashtab index;  /* (station, agent) -> rec number */
     uint64_t left_out, bad_payloads, messages;
 };
 
@@ -60,28 +60,29 @@ struct ts_agent_status {
 
 static uint64_t hash(const char *station, const char *agent)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = station; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ '/') * 1099511628211ull;
-    for (const char *p = agent; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h;
+    return ts_hash_str(ts_hash_bytes(ts_hash_str(TS_HASH_INIT, station), "/", 1), agent);
+}
+
+struct key {
+    const struct ts_agent_status *s;
+    const char *station, *agent;
+};
+
+static bool same(uintptr_t rec, const void *key)
+{
+    const struct key *k = key;
+    const struct rec *r = &k->s->recs[rec];
+    return !strcmp(r->station, k->station) && !strcmp(r->agent, k->agent);
 }
 
 /* lock held; NULL: not there and (create false, or no room) */
 static struct rec *find(struct ts_agent_status *s, const char *station, const char *agent,
                         bool create)
 {
-    size_t i = (size_t)hash(station, agent) & (s->slots - 1);
-    for (;; i = (i + 1) & (s->slots - 1)) {
-        uint32_t k = s->index[i];
-        if (!k)
-            break;
-        struct rec *r = &s->recs[k - 1];
-        if (!strcmp(r->station, station) && !strcmp(r->agent, agent))
-            return r;
-    }
+    uint64_t h = hash(station, agent);
+    uintptr_t k;
+    if (ts_hashtab_find(&s->index, h, same, &(struct key){s, station, agent}, &k))
+        return &s->recs[k];
     if (!create)
         return NULL;
     if (s->n >= s->max) {
@@ -104,7 +105,9 @@ static struct rec *find(struct ts_agent_status *s, const char *station, const ch
     snprintf(r->agent, sizeof r->agent, "%s", agent);
     for (int f = 0; f < F_N; f++)
         r->f[f] = NAN;
-    s->index[i] = (uint32_t)++s->n;
+    if (ts_hashtab_add(&s->index, h, s->n) != TS_OK)
+        return NULL;
+    s->n++;
     return r;
 }
 
@@ -549,13 +552,7 @@ int ts_agent_status_new(const struct ts_bridge_mqtt_cfg *mqtt, const char *bridg
         return ts_fail(why, why_size, TS_ENOMEM, "%s", "metrics: out of memory");
     pthread_mutex_init(&s->lock, NULL);
     s->max = max_agents > 0 ? (size_t)max_agents : 1;
-    for (s->slots = 16; s->slots < 2 * s->max; s->slots *= 2)
-        ;
-    s->index = calloc(s->slots, sizeof *s->index);
-    if (!s->index) {
-        ts_agent_status_free(s);
-        return ts_fail(why, why_size, TS_ENOMEM, "%s", "metrics: out of memory");
-    }
+    ts_hashtab_init(&s->index, s->max);
     if (!mqtt) { /* tests: no link */
         *out = s;
         return TS_OK;
@@ -585,6 +582,6 @@ void ts_agent_status_free(struct ts_agent_status *s)
     ts_mqtt_link_free(s->link);
     pthread_mutex_destroy(&s->lock);
     free(s->recs);
-    free(s->index);
+    ts_hashtab_free(&s->index);
     free(s);
 }

@@ -386,18 +386,21 @@ int ts_seqset_decode(struct ts_seqset *s, const char *text, size_t len)
 
 struct ts_seqsets_entry {
     struct ts_seqset set;
-    uint64_t hash;
     char agent[]; /* NUL-terminated copy of the id */
 };
 
-static uint64_t hash_id(const char *s)
+static uint64_t hash_id(const char *s) { return ts_hash_str(TS_HASH_INIT, s); }
+
+static bool same_id(uintptr_t entry, const void *agent)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return strcmp(((const struct ts_seqsets_entry *)entry)->agent, agent) == 0;
+}
+
+static struct ts_seqsets_entry *lookup(const struct ts_seqsets *t, const char *agent, uint64_t h)
+{
+    uintptr_t e;
+    return ts_hashtab_find(&t->index, h, same_id, agent, &e) ? (struct ts_seqsets_entry *)e
+                                                             : NULL;
 }
 
 static bool id_ok(const char *agent)
@@ -408,66 +411,34 @@ static bool id_ok(const char *agent)
 void ts_seqsets_init(struct ts_seqsets *t, size_t max_ranges)
 {
     *t = (struct ts_seqsets){.max_ranges = max_ranges ? max_ranges : TS_SEQSET_MAX_RANGES};
+    ts_hashtab_init(&t->index, TS_HASHTAB_MAX);
 }
 
 void ts_seqsets_free(struct ts_seqsets *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i]) {
-            ts_seqset_free(&t->slots[i]->set);
-            free(t->slots[i]);
-        }
+    size_t cursor = 0;
+    uintptr_t v;
+    while (ts_hashtab_next(&t->index, &cursor, &v)) {
+        struct ts_seqsets_entry *e = (struct ts_seqsets_entry *)v;
+        ts_seqset_free(&e->set);
+        free(e);
     }
-    free(t->slots);
-    t->slots = NULL;
-    t->cap = t->count = 0;
+    ts_hashtab_free(&t->index);
 }
 
 size_t ts_seqsets_count(const struct ts_seqsets *t)
 {
-    return t->count;
-}
-
-/* The slot holding agent, or the empty slot where it would go (cap > 0). */
-static size_t probe(const struct ts_seqsets *t, const char *agent, uint64_t h)
-{
-    size_t mask = t->cap - 1, i = (size_t)h & mask;
-    while (t->slots[i] && (t->slots[i]->hash != h || strcmp(t->slots[i]->agent, agent) != 0))
-        i = (i + 1) & mask;
-    return i;
+    return ts_hashtab_count(&t->index);
 }
 
 struct ts_seqset *ts_seqsets_find(const struct ts_seqsets *t, const char *agent)
 {
-    if (t->cap == 0 || !agent)
+    if (!agent)
         return NULL;
-    struct ts_seqsets_entry *e = t->slots[probe(t, agent, hash_id(agent))];
+    struct ts_seqsets_entry *e = lookup(t, agent, hash_id(agent));
     return e ? &e->set : NULL;
-}
-
-static int grow(struct ts_seqsets *t)
-{
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    if (cap > SIZE_MAX / sizeof *t->slots)
-        return TS_ENOMEM;
-    struct ts_seqsets_entry **slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return TS_ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        struct ts_seqsets_entry *e = t->slots[i];
-        if (!e)
-            continue;
-        size_t k = (size_t)e->hash & (cap - 1);
-        while (slots[k])
-            k = (k + 1) & (cap - 1);
-        slots[k] = e;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->cap = cap;
-    return TS_OK;
 }
 
 static int get(struct ts_seqsets *t, const char *agent, struct ts_seqset **set, bool *created)
@@ -477,28 +448,23 @@ static int get(struct ts_seqsets *t, const char *agent, struct ts_seqset **set, 
     if (!id_ok(agent))
         return TS_EINVAL;
     uint64_t h = hash_id(agent);
-    if (t->cap) {
-        struct ts_seqsets_entry *e = t->slots[probe(t, agent, h)];
-        if (e) {
-            *set = &e->set;
-            return TS_OK;
-        }
-    }
-    if ((t->count + 1) * 2 > t->cap) { /* load factor at most 1/2 */
-        int err = grow(t);
-        if (err)
-            return err;
+    struct ts_seqsets_entry *e = lookup(t, agent, h);
+    if (e) {
+        *set = &e->set;
+        return TS_OK;
     }
     size_t len = strlen(agent);
-    struct ts_seqsets_entry *e = malloc(sizeof *e + len + 1);
+    e = malloc(sizeof *e + len + 1);
     if (!e)
         return TS_ENOMEM;
+    int err = ts_hashtab_add(&t->index, h, (uintptr_t)e);
+    if (err) {
+        free(e);
+        return err == TS_EFULL ? TS_ENOMEM : err; /* TS_HASHTAB_MAX agents: memory ran out first */
+    }
     ts_seqset_init(&e->set, 0);
     e->set.max_ranges = t->max_ranges;
-    e->hash = h;
     memcpy(e->agent, agent, len + 1);
-    t->slots[probe(t, agent, h)] = e;
-    t->count++;
     *set = &e->set;
     *created = true;
     return TS_OK;
@@ -513,16 +479,13 @@ int ts_seqsets_get(struct ts_seqsets *t, const char *agent, struct ts_seqset **s
 bool ts_seqsets_next(const struct ts_seqsets *t, size_t *cursor, const char **agent,
                      struct ts_seqset **set)
 {
-    for (; *cursor < t->cap; (*cursor)++) {
-        struct ts_seqsets_entry *e = t->slots[*cursor];
-        if (e) {
-            (*cursor)++;
-            *agent = e->agent;
-            *set = &e->set;
-            return true;
-        }
-    }
-    return false;
+    uintptr_t v;
+    if (!ts_hashtab_next(&t->index, cursor, &v))
+        return false;
+    struct ts_seqsets_entry *e = (struct ts_seqsets_entry *)v;
+    *agent = e->agent;
+    *set = &e->set;
+    return true;
 }
 
 static int by_agent(const void *a, const void *b)
@@ -540,17 +503,17 @@ int ts_seqsets_encode(const struct ts_seqsets *t, char **text, size_t *len)
     *text = NULL;
     if (len)
         *len = 0;
-    if (t->count) {
-        sorted = malloc(t->count * sizeof *sorted);
+    size_t count = ts_hashtab_count(&t->index), cursor = 0;
+    uintptr_t v;
+    if (count) {
+        sorted = malloc(count * sizeof *sorted);
         if (!sorted)
             return TS_ENOMEM;
     }
-    for (size_t i = 0; i < t->cap; i++) {
-        struct ts_seqsets_entry *e = t->slots[i];
-        if (e) {
-            sorted[n++] = e;
-            size += strlen(e->agent) + 1 + ts_seqset_encode_size(&e->set) + 1;
-        }
+    while (ts_hashtab_next(&t->index, &cursor, &v)) {
+        struct ts_seqsets_entry *e = (struct ts_seqsets_entry *)v;
+        sorted[n++] = e;
+        size += strlen(e->agent) + 1 + ts_seqset_encode_size(&e->set) + 1;
     }
     if (n)
         qsort(sorted, n, sizeof *sorted, by_agent);
@@ -657,26 +620,14 @@ int ts_seqset_accept(struct ts_seqsets *t, const char *agent, uint64_t merged_fr
 
 bool ts_seqsets_take(struct ts_seqsets *t, const char *agent, struct ts_seqset *out)
 {
-    if (!t->cap || !id_ok(agent))
+    if (!id_ok(agent))
         return false;
-    size_t mask = t->cap - 1, i = probe(t, agent, hash_id(agent));
-    struct ts_seqsets_entry *e = t->slots[i];
+    uint64_t h = hash_id(agent);
+    struct ts_seqsets_entry *e = lookup(t, agent, h);
     if (!e)
         return false;
+    ts_hashtab_remove(&t->index, h, (uintptr_t)e);
     *out = e->set;
     free(e);
-    t->slots[i] = NULL;
-    t->count--;
-    /* linear probing: shift back the entries that probed past slot i */
-    for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
-        size_t home = (size_t)t->slots[j]->hash & mask;
-        /* move j into the hole at i unless its home lies cyclically in (i, j] */
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!stays) {
-            t->slots[i] = t->slots[j];
-            t->slots[j] = NULL;
-            i = j;
-        }
-    }
     return true;
 }

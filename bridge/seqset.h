@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hashtab.h"
+
 #define TS_SEQSET_MAX_RANGES 4096 /* default bound on ranges per set (64 KiB) */
 
 struct ts_seqrange {
@@ -107,8 +109,7 @@ int ts_seqset_decode(struct ts_seqset *s, const char *text, size_t len);
  * pointer that ts_seqsets_get returned. */
 struct ts_seqsets_entry;
 struct ts_seqsets {
-    struct ts_seqsets_entry **slots; /* open addressing, linear probing */
-    size_t cap, count;               /* cap: 0 or a power of two */
+    struct ts_hashtab index;         /* id -> struct ts_seqsets_entry * */
     size_t max_ranges;               /* given to every new set */
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hashtab.h"
 #include "topics.h"
 
 /* A turnstile: CA, UNIT, SCP (each < 16 bytes) -> its station's index. */
@@ -27,8 +28,9 @@ struct station {
 };
 
 struct ts_station_windows {
-    struct turnstile *slots;       /* open addressing; ca[0] == 0: empty */
-    size_t cap, count;             /* cap: a power of two */
+    struct turnstile *ts;          /* the turnstiles learnt, at most max_turnstiles */
+    size_t n_ts, cap_ts;
+    struct ts_hashtab index;       /* (ca, unit, scp) -> its number in ts */
     size_t max_turnstiles, max_stations;
     size_t rows_held;              /* rows over all stations (bounded by max_turnstiles) */
     uint64_t resets;
@@ -40,62 +42,55 @@ struct ts_station_windows {
 
 static uint64_t hash3(const char *a, const char *b, const char *c)
 {
-    const char *parts[] = {a, b, c};
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 3; i++) {
-        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
-            h = (h ^ *p) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
-    }
-    return h;
+    uint64_t h = ts_hash_bytes(ts_hash_str(TS_HASH_INIT, a), "\xff", 1);
+    h = ts_hash_bytes(ts_hash_str(h, b), "\xff", 1);
+    return ts_hash_bytes(ts_hash_str(h, c), "\xff", 1);
 }
 
-static struct turnstile *slot_for(struct turnstile *slots, size_t cap, const char *ca,
-                                  const char *unit, const char *scp)
+struct key {
+    const struct turnstile *ts;
+    const char *ca, *unit, *scp;
+};
+
+static bool same(uintptr_t i, const void *key)
 {
-    size_t i = (size_t)hash3(ca, unit, scp) & (cap - 1);
-    while (slots[i].ca[0] &&
-           (strcmp(slots[i].ca, ca) || strcmp(slots[i].unit, unit) || strcmp(slots[i].scp, scp)))
-        i = (i + 1) & (cap - 1);
-    return &slots[i];
+    const struct key *k = key;
+    const struct turnstile *t = &k->ts[i];
+    return !strcmp(t->ca, k->ca) && !strcmp(t->unit, k->unit) && !strcmp(t->scp, k->scp);
 }
 
-#define INITIAL_CAP 1024
-
-static int grow(struct ts_station_windows *sw)
+static struct turnstile *lookup(const struct ts_station_windows *sw, uint64_t h, const char *ca,
+                                const char *unit, const char *scp)
 {
-    size_t cap = sw->cap ? sw->cap * 2 : INITIAL_CAP;
-    struct turnstile *slots = calloc(cap, sizeof *slots);
-    if (!slots)
-        return TS_ENOMEM;
-    for (size_t i = 0; i < sw->cap; i++)
-        if (sw->slots[i].ca[0])
-            *slot_for(slots, cap, sw->slots[i].ca, sw->slots[i].unit, sw->slots[i].scp) =
-                sw->slots[i];
-    free(sw->slots);
-    sw->slots = slots;
-    sw->cap = cap;
-    return TS_OK;
+    uintptr_t i;
+    return ts_hashtab_find(&sw->index, h, same, &(struct key){sw->ts, ca, unit, scp}, &i)
+               ? &sw->ts[i]
+               : NULL;
 }
+
+#define INITIAL_CAP 512
 
 int ts_station_windows_new(struct ts_station_windows **out)
 {
     struct ts_station_windows *sw = calloc(1, sizeof *sw);
-    if (!sw || grow(sw) != TS_OK) {
-        free(sw);
+    if (!sw)
         return TS_ENOMEM;
-    }
     sw->max_turnstiles = TS_STATION_WINDOWS_MAX_TURNSTILES;
     sw->max_stations = TS_STATION_WINDOWS_MAX_STATIONS;
+    ts_hashtab_init(&sw->index, sw->max_turnstiles);
     *out = sw;
     return TS_OK;
 }
+
+static void reset(struct ts_station_windows *sw);
 
 void ts_station_windows_set_limits(struct ts_station_windows *sw, size_t max_turnstiles,
                                    size_t max_stations)
 {
     sw->max_turnstiles = max_turnstiles ? max_turnstiles : 1;
     sw->max_stations = max_stations ? max_stations : 1;
+    reset(sw);   /* the index is bounded by max_turnstiles: made again */
+    sw->resets = 0;
 }
 
 uint64_t ts_station_windows_resets(const struct ts_station_windows *sw)
@@ -111,17 +106,16 @@ static void reset(struct ts_station_windows *sw)
         free(sw->stations[i].rows);
     sw->n_stations = 0;
     sw->rows_held = 0;
-    /* the table shrinks back to its first size: what input made it grow to
-     * is given back, not kept for ever */
-    struct turnstile *slots = sw->cap > INITIAL_CAP ? calloc(INITIAL_CAP, sizeof *slots) : NULL;
-    if (slots) {
-        free(sw->slots);
-        sw->slots = slots;
-        sw->cap = INITIAL_CAP;
-    } else {
-        memset(sw->slots, 0, sw->cap * sizeof *sw->slots);
+    /* the table shrinks back to nothing: what input made it grow to is
+     * given back, not kept for ever */
+    if (sw->cap_ts > INITIAL_CAP) {
+        free(sw->ts);
+        sw->ts = NULL;
+        sw->cap_ts = 0;
     }
-    sw->count = 0;
+    sw->n_ts = 0;
+    ts_hashtab_free(&sw->index);
+    ts_hashtab_init(&sw->index, sw->max_turnstiles);
     sw->resets++;
 }
 
@@ -132,7 +126,8 @@ void ts_station_windows_free(struct ts_station_windows *sw)
     for (size_t i = 0; i < sw->n_stations; i++)
         free(sw->stations[i].rows);
     free(sw->stations);
-    free(sw->slots);
+    free(sw->ts);
+    ts_hashtab_free(&sw->index);
     free(sw->json);
     free(sw);
 }
@@ -170,27 +165,35 @@ int ts_station_windows_learn(struct ts_station_windows *sw, const struct ts_read
 {
     if (!ts_id_ok(station_id) || strlen(station_id) >= TS_ID_MAX || !r->ca[0])
         return TS_EINVAL;
-    struct turnstile *t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
-    if (t->ca[0] && strcmp(sw->stations[t->station].id, station_id) == 0)
+    uint64_t h = hash3(r->ca, r->unit, r->scp);
+    struct turnstile *t = lookup(sw, h, r->ca, r->unit, r->scp);
+    if (t && strcmp(sw->stations[t->station].id, station_id) == 0)
         return TS_OK; /* the common case: known, same station */
-    if ((!t->ca[0] && sw->count >= sw->max_turnstiles) ||
+    if ((!t && sw->n_ts >= sw->max_turnstiles) ||
         (sw->n_stations >= sw->max_stations && !station_known(sw, station_id))) {
         reset(sw);
-        t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
+        t = NULL;
     }
     long st = station_index(sw, station_id);
     if (st < 0)
         return TS_ENOMEM;
-    if (!t->ca[0]) {
-        if ((sw->count + 1) * 2 > sw->cap) {
-            if (grow(sw) != TS_OK)
+    if (!t) {
+        if (sw->n_ts == sw->cap_ts) {
+            size_t cap = sw->cap_ts ? sw->cap_ts * 2 : 64;
+            if (cap > sw->max_turnstiles)
+                cap = sw->max_turnstiles;
+            struct turnstile *ts = realloc(sw->ts, cap * sizeof *ts);
+            if (!ts)
                 return TS_ENOMEM;
-            t = slot_for(sw->slots, sw->cap, r->ca, r->unit, r->scp);
+            sw->ts = ts;
+            sw->cap_ts = cap;
         }
+        if (ts_hashtab_add(&sw->index, h, sw->n_ts) != TS_OK)
+            return TS_ENOMEM; /* not TS_EFULL: n_ts < max_turnstiles */
+        t = &sw->ts[sw->n_ts++];
         memcpy(t->ca, r->ca, sizeof t->ca);
         memcpy(t->unit, r->unit, sizeof t->unit);
         memcpy(t->scp, r->scp, sizeof t->scp);
-        sw->count++;
     }
     t->station = (uint32_t)st; /* a turnstile moved to another controller */
     return TS_OK;
@@ -200,8 +203,9 @@ void ts_station_windows_row(struct ts_station_windows *sw, const struct ts_windo
 {
     if (row->late)
         return;
-    struct turnstile *t = slot_for(sw->slots, sw->cap, row->ca, row->unit, row->scp);
-    if (!t->ca[0])
+    const struct turnstile *t =
+        lookup(sw, hash3(row->ca, row->unit, row->scp), row->ca, row->unit, row->scp);
+    if (!t)
         return;
     struct station *s = &sw->stations[t->station];
     if (row->window_start_ms < s->start_ms)

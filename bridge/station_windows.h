@@ -17,13 +17,14 @@
  *
  * Rows of a window older than the one held are ignored, late rows too (the
  * lake has them; a dashboard shows the newest window). Memory: one entry per
- * turnstile (52 bytes, up to 104 with the table's slack), plus the rows of
+ * turnstile (52 bytes, up to 104 with the array's slack, and 32 to 64 bytes
+ * of common/hashtab index), plus the rows of
  * one window per station (about 230 bytes a row), bounded: a turnstile or a
  * station beyond the limits (ts_station_windows_set_limits) makes the module
  * forget everything it learnt (and give back its memory), and learn it again
  * from the next readings; rows beyond max_turnstiles in all are left out of
  * the summaries (which are best effort). At the default limits: at most
- * about 7 MiB of table and 15 MiB of rows.
+ * about 6 MiB of table and 15 MiB of rows.
  *
  * Not thread-safe: it belongs to the aggregator's thread. */
 #ifndef TS_STATION_WINDOWS_H
@@ -45,7 +46,8 @@ int ts_station_windows_new(struct ts_station_windows **out);
 void ts_station_windows_free(struct ts_station_windows *sw);
 
 /* The bounds on turnstiles and stations remembered (>= 1; a station lookup
- * is a scan: keep max_stations to thousands). */
+ * is a scan: keep max_stations to thousands). Forgets what was learnt: call
+ * it before the first reading. */
 void ts_station_windows_set_limits(struct ts_station_windows *sw, size_t max_turnstiles,
                                    size_t max_stations);
 

@@ -163,15 +163,23 @@ static void skip_section(struct parse_state *st)
     st->skip = true;
 }
 
-/* Section headers by instance: an open-addressing hash of origin indexes
- * (+1; 0: empty) with room for TS_CFG_SECTIONS_MAX headers at half load, so
- * that a lookup costs a few probes and a walk over one section's keys. */
-#define HEADS_SIZE (2 * TS_CFG_SECTIONS_MAX)
-
-static size_t head_slot(const void *instance)
+/* Section headers by instance: file->heads indexes them (common/hashtab,
+ * at most TS_CFG_SECTIONS_MAX) so that a lookup costs a hash and a walk
+ * over one section's keys. */
+static uint64_t head_hash(const void *instance)
 {
-    return (size_t)(((uintptr_t)instance >> 3) * UINT64_C(0x9E3779B97F4A7C15) >> 20) &
-           (HEADS_SIZE - 1);
+    return ts_hash_bytes(TS_HASH_INIT, &instance, sizeof instance);
+}
+
+struct head_key {
+    const struct ts_cfg_file *file;
+    const void *instance;
+};
+
+static bool same_instance(uintptr_t origin, const void *key)
+{
+    const struct head_key *k = key;
+    return k->file->origins[origin].instance == k->instance;
 }
 
 static int add_origin(struct ts_cfg_file *file, const void *instance, const char *key, int line,
@@ -186,14 +194,9 @@ static int add_origin(struct ts_cfg_file *file, const void *instance, const char
         file->cap_origins = cap;
     }
     if (!key) { /* a header: index it (at most TS_CFG_SECTIONS_MAX of them) */
-        if (!file->heads && !(file->heads = calloc(HEADS_SIZE, sizeof *file->heads)))
-            return TS_ENOMEM;
-        size_t h = head_slot(instance), probes = 0;
-        while (file->heads[h] && ++probes < HEADS_SIZE)
-            h = (h + 1) & (HEADS_SIZE - 1);
-        if (file->heads[h])
-            return TS_ENOMEM; /* cannot happen: the sections are bounded */
-        file->heads[h] = file->n_origins + 1;
+        int err = ts_hashtab_add(&file->heads, head_hash(instance), file->n_origins);
+        if (err)
+            return err; /* TS_EFULL cannot happen: the sections are bounded */
     }
     file->origins[file->n_origins++] = (struct ts_cfg_origin){instance, key, line, bad};
     return TS_OK;
@@ -203,13 +206,11 @@ static int add_origin(struct ts_cfg_file *file, const void *instance, const char
  * keys follow it (no section is opened twice). */
 static size_t find_head(const struct ts_cfg_file *file, const void *instance)
 {
-    if (!file->heads)
-        return file->n_origins;
-    for (size_t h = head_slot(instance), probes = 0; file->heads[h] && probes < HEADS_SIZE;
-         h = (h + 1) & (HEADS_SIZE - 1), probes++)
-        if (file->origins[file->heads[h] - 1].instance == instance)
-            return file->heads[h] - 1;
-    return file->n_origins;
+    uintptr_t i;
+    return ts_hashtab_find(&file->heads, head_hash(instance), same_instance,
+                           &(struct head_key){file, instance}, &i)
+               ? i
+               : file->n_origins;
 }
 
 static const struct ts_cfg_origin *find_origin(const struct ts_cfg_file *file,
@@ -269,10 +270,9 @@ void ts_config_file_free(struct ts_cfg_file *file)
     for (size_t i = 0; i < file->n_errors; i++)
         free(file->errors[i].text);
     free(file->errors);
-    free(file->heads);
+    ts_hashtab_free(&file->heads);
     file->origins = NULL;
     file->errors = NULL;
-    file->heads = NULL;
     file->n_origins = file->cap_origins = file->n_errors = file->n_more = 0;
 }
 
@@ -909,6 +909,7 @@ int ts_config_load(const char *path, const struct ts_cfg_schema *schema, void *u
     char *data;
 
     memset(file, 0, sizeof *file);
+    ts_hashtab_init(&file->heads, TS_CFG_SECTIONS_MAX);
     snprintf(file->path, sizeof file->path, "%s", path);
     if (schema->n_sections > 16) {
         file_error(file, path, "too many section kinds (a bug in the table)");

@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "hashtab.h"
+
 enum ts_cfg_type {
     TS_CFG_STRING, /* char[size]: text without control characters (UTF-8 passes) */
     TS_CFG_FIELD,  /* char[size]: a CSV-safe field (no comma, quote, line break) */
@@ -119,7 +121,7 @@ struct ts_cfg_file {
     char path[256];
     struct ts_cfg_origin *origins; /* owned; freed by ts_config_file_free */
     size_t n_origins, cap_origins;
-    size_t *heads;                 /* owned: an index of the section headers in origins */
+    struct ts_hashtab heads;       /* owned: an index of the section headers in origins */
     struct ts_cfg_error *errors;   /* owned: the first TS_CFG_ERRORS_MAX errors found */
     size_t n_errors;
     size_t n_more;                 /* errors found beyond those (or not stored: no memory) */
