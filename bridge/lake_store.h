@@ -100,6 +100,14 @@ extern const struct ts_lake_store ts_lake_s3store;
 int ts_lake_s3store_open(struct ts_s3 *s3, const char *spool, void **sd, char *why,
                          size_t why_size);
 
+/* Whether the store behind s3 honours conditional writes (the fence between
+ * two owners of a partition rests on it: docs/lake.md): puts a hidden
+ * object under <table>/_manifest/ twice with If-None-Match (or GCS's
+ * header), then deletes it. TS_OK if the second put was refused;
+ * TS_ECONFIG if it was accepted (why says so); the client's errors
+ * otherwise (a store out of reach). s3 is lent. */
+int ts_lake_s3store_probe(struct ts_s3 *s3, const char *table, char *why, size_t why_size);
+
 /* ts_lake_open (lake.h) on the store st with its data sd (from the store's
  * own open), which the lake takes over in every case (freed by
  * ts_lake_close, or here on failure). cfg->root must still be a path: what

@@ -17,8 +17,11 @@
  * Then a writer stalled at a generation that the other has committed past
  * and pruned (keep_checkpoints 1): its PUT finds the key free, and the
  * listing after it must make it lose.
+ * And the check of [lake] conditional_writes (ts_lake_s3store_probe) on
+ * S3Proxy itself and through the proxy.
  * Run by test_lake_s3fence.sh: TS_S3_ENDPOINT (the proxy; bucket "lake"
- * exists), TS_S3_KEY_ID_FILE, TS_S3_SECRET_FILE, TS_SPOOL. */
+ * exists), TS_S3_DIRECT (S3Proxy itself), TS_S3_KEY_ID_FILE,
+ * TS_S3_SECRET_FILE, TS_SPOOL. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,10 +58,10 @@ static const char *env(const char *name)
     return v;
 }
 
-static struct ts_s3 *s3_open(bool goog)
+static struct ts_s3 *s3_at(const char *endpoint, bool goog)
 {
     struct ts_s3_cfg cfg = {
-        .url = "s3://lake/f", .endpoint = env("TS_S3_ENDPOINT"), .region = "us-east-1",
+        .url = "s3://lake/f", .endpoint = endpoint, .region = "us-east-1",
         .path_style = true, .key_id = key_id, .secret = secret, .timeout_ms = 30000,
         .connect_timeout_ms = 2000, .max_attempts = 4, .backoff_ms = 10, .backoff_max_ms = 80,
         .part_size = 5u << 20, .max_object = 16u << 20, .max_list = 100000,
@@ -71,6 +74,8 @@ static struct ts_s3 *s3_open(bool goog)
     }
     return s3;
 }
+
+static struct ts_s3 *s3_open(bool goog) { return s3_at(env("TS_S3_ENDPOINT"), goog); }
 
 static int open_lake(const char *table, const char *owner, bool goog, int keep,
                      struct ts_lake **lake, struct ts_lake_resume *resume)
@@ -319,6 +324,37 @@ static void a_stalled_writer_loses_to_a_pruned_generation(void **unused)
     check_bucket("f2", 4 * BLOCK, winner);
 }
 
+/* The bridge's check at a partition's open ([lake] conditional_writes):
+ * S3Proxy itself accepts a second conditional put (TS_ECONFIG), the proxy
+ * refuses it (TS_OK, with either header); no probe object is left. */
+static void the_probe_tells_a_store_without_conditional_writes(void **unused)
+{
+    (void)unused;
+    char why[512] = "";
+    struct ts_s3 *s3 = s3_at(env("TS_S3_DIRECT"), false);
+    assert_int_equal(ts_lake_s3store_probe(s3, "f3", why, sizeof why), TS_ECONFIG);
+    printf("S3Proxy itself: %s\n", why);
+    assert_non_null(strstr(why, "conditional_writes = no"));
+    ts_s3_close(s3);
+    for (int goog = 0; goog < 2; goog++) {
+        s3 = s3_open(goog);
+        why[0] = '\0';
+        if (ts_lake_s3store_probe(s3, "f3", why, sizeof why) != TS_OK)
+            fail_msg("the conditional proxy%s: %s", goog ? " (GCS's header)" : "", why);
+        ts_s3_close(s3);
+    }
+    struct keys k = {0};
+    s3 = s3_open(false);
+    assert_int_equal(ts_s3_list(s3, "f3/", add_key, &k, why, sizeof why), TS_OK);
+    for (size_t i = 0; i < k.n; i++) {
+        fprintf(stderr, "left: %s\n", k.v[i]);
+        free(k.v[i]);
+    }
+    free(k.v);
+    assert_int_equal(k.n, 0);
+    ts_s3_close(s3);
+}
+
 int main(void)
 {
     char why[256];
@@ -330,6 +366,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_writers_race_for_a_generation),
         cmocka_unit_test(a_stalled_writer_loses_to_a_pruned_generation),
+        cmocka_unit_test(the_probe_tells_a_store_without_conditional_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,7 @@ for _ in $(seq 100); do [ -s "$work/fault.port" ] && break; sleep 0.1; done
 [ -s "$work/fault.port" ] || { echo "the fault proxy did not start"; cat "$work/fault.err"; exit 1; }
 mkdir -p "$work/spool"
 rc=0
-TS_S3_ENDPOINT=http://localhost:$(cat "$work/fault.port") TS_SPOOL=$work/spool \
+TS_S3_ENDPOINT=http://localhost:$(cat "$work/fault.port") TS_SPOOL=$work/spool TS_S3_DIRECT=$S3PROXY_ENDPOINT \
 TS_S3_KEY_ID_FILE=$S3PROXY_KEY_ID_FILE TS_S3_SECRET_FILE=$S3PROXY_SECRET_FILE \
   "${TS_BIN_DIR:?}/test_lake_s3fence" || rc=$?
 refused=$(grep -c ' cond412$' "$work/plan.log" || true)
