@@ -12,7 +12,8 @@
  * visible data file is always named by a committed checkpoint, and a row
  * is in one visible file only. Two writers of one partition (two bridges
  * that both believe they own it) cannot both commit a generation: the loser
- * gets TS_ECONFLICT and nothing of its becomes visible. ts_lake_open
+ * gets TS_ECONFLICT and nothing of its becomes visible (on an object store,
+ * only if it honours conditional writes: lake_store.h). ts_lake_open
  * recovers after a crash and says where to resume; the checkpoint, not
  * Kafka's committed offset, is the truth.
  *
