@@ -215,6 +215,9 @@ static int lake_open(struct ts_aggregator *agg, int32_t partition, struct ts_lak
     struct ts_s3 *s3 = NULL;
     void *sd = NULL;
     int rc = ts_s3_open(&c, &s3, why, why_size);
+    if (rc == TS_OK && l->conditional_writes &&
+        (rc = ts_lake_s3store_probe(s3, l->table, why, why_size)) != TS_OK)
+        ts_s3_close(s3);
     if (rc == TS_OK)
         rc = ts_lake_s3store_open(s3, l->path, &sd, why, why_size);
     if (rc == TS_OK)

@@ -156,6 +156,11 @@ static const struct ts_cfg_key lake_keys[] = {
     {"goog_preconditions", TS_CFG_BOOL, NOSIZE(L, goog_preconditions), .def = "false",
      .doc = "Google Cloud Storage: a conditional write sends x-goog-if-generation-match: 0 "
             "instead of If-None-Match: *"},
+    {"conditional_writes", TS_CFG_BOOL, NOSIZE(L, conditional_writes), .def = "true",
+     .doc = "the store refuses a conditional write of an existing key (AWS S3, GCS, MinIO): "
+            "checked when a partition is opened, which fails if it does not; two bridges that "
+            "both believe they own a partition cannot both commit. false: run on a store "
+            "without them (S3Proxy 2.6.0), leaving a window where both can (docs/lake.md)"},
     {"ca_file", TS_CFG_STRING, OFF(L, ca_file),
      .doc = "CA certificates to trust for an https endpoint; empty: the system's"},
     {"s3_timeout_ms", TS_CFG_INT, NOSIZE(L, s3_timeout_ms), 100, 3600000, "60000",
@@ -401,7 +406,7 @@ static void check_lake_s3(struct ts_bridge_cfg *cfg)
         BAD(l, "lake", "s3_backoff_max_ms", "must not be below s3_backoff_ms (%d)", l->s3_backoff_ms);
     if (!l->url[0]) {
         static const char *const s3_only[] = {"endpoint", "key_id_file", "secret_file",
-                                              "ca_file", NULL};
+                                              "ca_file", "conditional_writes", NULL};
         for (const char *const *k = s3_only; *k; k++)
             if (ts_config_line(&cfg->file, l, *k))
                 BAD(l, "lake", *k, "only with url = s3://... (the object lake)");

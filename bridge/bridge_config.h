@@ -91,6 +91,7 @@ struct ts_bridge_lake_cfg {
     bool path_style;
     char key_id_file[256], secret_file[256]; /* both or neither ("": environment) */
     bool goog_preconditions;
+    bool conditional_writes;  /* checked at each partition's open (ts_lake_s3store_probe) */
     char ca_file[256];
     int s3_timeout_ms, s3_connect_timeout_ms, s3_max_attempts, s3_backoff_ms, s3_backoff_max_ms;
 };

@@ -1,27 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* lake.c - the data lake writer (see lake.h; docs/lake.md has the protocol
- * and why each step comes where it does).
- *
- * Every file operation goes through a store (lake_store.h: the POSIX one,
- * lake_posix.c, does each with the *at calls on a directory fd on the root),
- * on paths relative to the root; this file decides what is done when.
- * Temporaries carry this writer's tag (<owner>-<pid>-<random>), so two
- * writers of one partition (a bridge that lost it and one that took it)
- * never write the same file; the checkpoint records the tag, so recovery
- * knows which temporaries it names.
- *
- * At most max_open_files data files are open (one fd each: the gzFile's).
- * A row for a (date, late) whose file is not open, with the bound reached,
- * finishes the least recently used open file (gzip trailer, fsync, close;
- * it stays pending) and starts another; a later row for a finished file's
- * (date, late) starts the next file of that pair in this generation, named
- * with "-<seq>" after the generation.
- *
- * Recovery deletes only temporaries of generations up to the latest
- * checkpoint: those can never be committed any more (a later link of their
- * generation fails). Temporaries of the next generation may belong to a
- * writer still alive; they are remembered and deleted once this lake has
- * committed that generation itself. */
+/* lake.c - the data lake writer (lake.h; docs/lake.md has the protocol and
+ * why each step comes where it does). This file decides what is done when;
+ * every file operation goes through a store (lake_store.h) on paths
+ * relative to the root. Temporaries carry this writer's tag
+ * (<owner>-<pid>-<random>), so two writers of one partition never write the
+ * same file, and the checkpoint records the tag, so recovery knows which
+ * temporaries it names. */
 #include "lake.h"
 
 #include <errno.h>
@@ -1028,13 +1012,12 @@ static int finish_files(struct ts_lake *l)
     return sync_dirs(l);
 }
 
-/* Step 2: the checkpoint, written aside, fsynced and linked to its final
- * name, then the manifest directory fsynced. *linked tells whether the link
- * was made (from then on the commit can only be rolled forward).
- * link(2) fails on a generation that exists, but not on one another owner
- * has committed and already pruned: so a checkpoint with a newer generation
- * also means we lost (the latest is never pruned, so it is always there to
- * see), and ours is taken back before anything is renamed. */
+/* Step 2: the checkpoint published if its name is free (put_new), then the
+ * manifest made durable. *linked tells whether it was published (from then
+ * on the commit can only be rolled forward). put_new refuses a generation
+ * that exists, but not one another owner has committed and already pruned:
+ * so a newer generation also means we lost (the latest is never pruned),
+ * and ours is taken back before anything is made visible. */
 static int publish(struct ts_lake *l, uint64_t gen, const char *text, size_t len, bool *linked)
 {
     char tmp[PATH_LEN], fin[PATH_LEN];
@@ -1136,8 +1119,8 @@ int ts_lake_commit(struct ts_lake *l, int64_t offset_next, const char *state, si
     int saved = errno;
     if (err == TS_ECONFLICT) {
         drop_pending(l, true);
-        TS_LOG(TS_LOG_WARNING, "lake %s: checkpoint %012" PRIu64 " exists: the partition has "
-               "another owner", l->mdir, gen);
+        TS_LOG(TS_LOG_WARNING, "lake %s: checkpoint %012" PRIu64 " or a newer one exists: the "
+               "partition has another owner", l->mdir, gen);
     } else if (err) {
         TS_LOG(TS_LOG_ERR, "lake %s: commit of %012" PRIu64 " failed %s the checkpoint: %s",
                l->mdir, gen, linked ? "after" : "before", strerror(errno));

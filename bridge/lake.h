@@ -1,94 +1,32 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* lake.h - the data lake writer: gzip CSV files, made exactly-once by a manifest.
+/* lake.h - the data lake writer: one Kafka partition's aggregated rows as
+ * gzip CSV files, made visible exactly once by a manifest of checkpoints.
+ * docs/lake.md has the layout, the file and checkpoint formats, the commit
+ * protocol and why each step comes where it does, recovery, the object lake
+ * and which guarantee rests on what.
  *
- * One struct ts_lake serves one Kafka partition of the readings topic (the
- * unit of work that moves between bridges). The aggregator of that partition
- * hands it the rows its windows emit (ts_lake_write_row) and, at a commit
- * point, the Kafka offset to resume from and its own state (duplicate-removal
- * sets and open windows, opaque bytes here); ts_lake_commit makes all of it
- * durable and visible at once:
+ * Contract: rows written (ts_lake_write_row) stay pending under hidden
+ * names until ts_lake_commit makes them, the caller's Kafka offset and its
+ * state (opaque bytes) durable and visible at once; a commit that fails
+ * makes nothing new visible (or is rolled forward by the next open). A
+ * visible data file is always named by a committed checkpoint, and a row
+ * is in one visible file only. Two writers of one partition (two bridges
+ * that both believe they own it) cannot both commit a generation: the loser
+ * gets TS_ECONFLICT and nothing of its becomes visible (on an object store,
+ * only if it honours conditional writes: lake_store.h). ts_lake_open
+ * recovers after a crash and says where to resume; the checkpoint, not
+ * Kafka's committed offset, is the truth.
  *
- *   1. each pending data file (written to a hidden temporary name
- *      ".<final name>.<writer>.tmp" in its date directory, writer being
- *      "<owner>-<pid>-<8 random hex digits>", unique to this struct ts_lake)
- *      is finished and fsynced, and so are the date directories;
- *   2. a checkpoint record naming those files, the offsets they cover and the
- *      state is written to a temporary file, fsynced, and published under its
- *      final name with link(2), which fails if the name exists (another
- *      bridge took the partition and committed this generation first); if
- *      a newer checkpoint exists once it is linked (the other bridge went
- *      past this generation and pruned it), it is taken back. Either way the
- *      commit fails with TS_ECONFLICT and nothing becomes visible;
- *   3. the data files are renamed to their final names and the directories
- *      fsynced (before any later checkpoint can exist: recovery rolls
- *      forward the latest checkpoint only);
- *   4. old checkpoint records beyond keep_checkpoints are deleted.
- * A data file is therefore visible under its final name only if a durable
- * checkpoint names it; a crash between 2 and 3 is rolled forward by the next
- * ts_lake_open (it renames what the latest checkpoint names), and a crash
- * before 2 leaves only hidden temporaries. ts_lake_open deletes those of
- * generations up to the latest checkpoint at once (nobody can commit them
- * any more); those of the next generation may be a live writer's (a bridge
- * that lost the partition without knowing yet), so they are deleted only
- * once this lake has committed that generation itself.
- * The caller commits its Kafka offsets after ts_lake_commit (informative only:
- * the checkpoint is the truth it resumes from).
- *
- * Layout under cfg->root:
- *   <table>/event_date=YYYY-MM-DD/part-<topic>-<partition>-<generation>[-<seq>].csv.gz
- *   <table>/event_date=YYYY-MM-DD/late-<topic>-<partition>-<generation>[-<seq>].csv.gz
- *   <table>/_manifest/<topic>-<partition>/<generation>.ckpt
- * generation is 12 decimal digits, from 000000000001; event_date is the
- * row's DATE (station-local, from MM/DD/YYYY). Late rows (row->late) go to
- * the late- files. Checkpoints of older bridges name date=YYYY-MM-DD/ files:
- * open still rolls them forward and sweeps those directories.
- *
- * Bounded resources: at most cfg->max_open_files data files are open (one
- * fd each; plus the root's and the manifest's directory fds for the lake's
- * life, and one more fd for a moment within a call). A row for a (date,
- * late) whose file is not open, with the bound reached, finishes the open
- * file that got a row least recently (complete, fsynced, closed: it stays
- * pending until the commit); a later row of that (date, late) starts
- * another file. The first file of a (date, late) in a generation has no
- * seq; the next ones get -1, -2, ... (1 to 999999999, so the last 12-digit
- * group of a name is always its generation).
- * Directories starting with '_' and files starting with '.' are ignored by
- * Hive, Spark and Trino, so neither the manifest nor temporaries are ever
- * read as data.
- *
- * A data file is gzip CSV with a header:
- *   ,CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS
- * every row "N,<fields>" with N counting from 0 in each file (the reference
- * files' unnamed pandas index) when cfg->row_number, else without the leading
- * column (and without the leading comma in the header). DATE is MM/DD/YYYY,
- * TIME HH:MM:SS (the window's end).
- *
- * A checkpoint record is text (docs/lake.md has it in full):
- *   ts-lake-checkpoint 1
- *   topic <topic>
- *   partition <n>
- *   generation <g>                        (plain decimal)
- *   owner <cfg->owner>
- *   writer <the tag in its data temporaries' names>
- *   created_ms <wall clock>
- *   offset_from <offset_next of the previous checkpoint, or -1>
- *   offset_next <the offset to resume from>
- *   file <path relative to root> rows <r> entries <e> exits <x> late <0|1>   (zero or more)
- *   state <byte count>
- *   <state bytes>                         (any bytes, then a newline)
- *   crc32 <8 lower-case hex digits, zlib crc32 of everything before this line>
- * Writers of before the -<seq> names wrote the same format; their
- * checkpoints are read unchanged.
- *
+ * ts_lake_open's lake is the directory cfg->root on a POSIX filesystem
+ * (atomic link(2) and rename(2), fsync of a directory makes its entries
+ * durable); lake_store.h opens one on an object store. At most
+ * cfg->max_open_files data files are open per lake (max_open_files + 3 fds
+ * on POSIX).
  * Names: table and owner are 1 to 64 of [A-Za-z0-9._-] (table not starting
  * with '.' or '_'), topic 1 to 249 of them (Kafka's own rule).
  *
- * The lake must be a local POSIX filesystem where rename(2) and link(2) are
- * atomic and fsync of a directory makes its entries durable (docs/lake.md
- * has the NFS and object-store caveats).
- *
- * Not thread-safe: one partition's lake belongs to one thread. Several
- * struct ts_lake (partitions) may share a root, in one process or several. */
+ * Not thread-safe: one partition's lake belongs to one thread. Lakes of
+ * different partitions may share a root, in one process or several. */
 #ifndef TS_LAKE_H
 #define TS_LAKE_H
 
@@ -105,7 +43,9 @@ struct ts_lake_cfg {
     bool row_number;          /* leading row-number column */
     int compression_level;    /* gzip 1..9 */
     int keep_checkpoints;     /* >= 1 */
-    int max_open_files;       /* >= 1: data files open at once (above) */
+    int max_open_files;       /* >= 1: data files open at once; with the bound reached,
+                                 a row of another (date, late) finishes the least recently
+                                 used file (it stays pending) */
     int max_checkpoint_files; /* >= 1: ts_lake_commit_due from this many pending files */
 };
 
@@ -118,7 +58,7 @@ struct ts_lake_resume {
     size_t state_len;
     unsigned rolled_forward;  /* data files renamed during recovery */
     unsigned removed_temporaries; /* hidden temporaries of this partition deleted (those
-                                     of the next generation are deleted later, above) */
+                                     of the next generation are deleted later: ts_lake_open) */
 };
 
 struct ts_lake_commit_info {
@@ -130,10 +70,11 @@ struct ts_lake_commit_info {
 struct ts_lake;
 
 /* Opens the partition's lake and recovers: finds the latest checkpoint,
- * renames the data files it names that are still temporaries, deletes the
- * partition's other temporaries (data and checkpoint; see above for those of
- * the next generation), and reports where to resume in *resume. It reads
- * every date directory of the table once. TS_OK; TS_EINVAL (bad cfg, a
+ * makes visible the data files it names that are still temporaries, deletes
+ * the partition's temporaries that nobody can commit any more (those of the
+ * next generation only once this lake has committed it: they may be a live
+ * writer's), and reports where to resume in *resume. It reads every date
+ * directory of the table once. TS_OK; TS_EINVAL (bad cfg, a
  * name out of the rules above, partition < 0); TS_EPARSE (the latest
  * checkpoint is unreadable, fails its crc, is not this partition's, or a
  * file it names is missing under both names: nothing is renamed or deleted,
@@ -191,7 +132,7 @@ int ts_lake_side_publish(struct ts_lake *lake, const char *name);
 unsigned ts_lake_side_prune(struct ts_lake *lake, bool (*drop)(const char *name, void *ctx),
                             void *ctx);
 
-/* Commits (steps 1 to 4 above) with offset_next (>= -1) and the caller's
+/* Commits (docs/lake.md, "Commit") the pending rows with offset_next (>= -1) and the caller's
  * state (state_len bytes, copied; state may be NULL if state_len is 0).
  * May be called with no pending rows (a checkpoint of offsets and state
  * only). TS_OK and *info (may be NULL; zeroed on failure); TS_EINVAL (bad

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -426,4 +427,31 @@ int ts_lake_s3store_open(struct ts_s3 *s3, const char *spool, void **sd, char *w
     snprintf(s->spool, sizeof s->spool, "%s", spool);
     *sd = s;
     return TS_OK;
+}
+
+int ts_lake_s3store_probe(struct ts_s3 *s3, const char *table, char *why, size_t why_size)
+{
+    unsigned char r[8];
+    char key[128];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return ts_fail(why, why_size, TS_ESYS, "conditional write probe: getrandom: %s",
+                       strerror(errno));
+    snprintf(key, sizeof key, "%s/_manifest/.probe-%02x%02x%02x%02x%02x%02x%02x%02x", table,
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+    /* the second put's bytes differ, so a 412 after a retry is not taken for its own */
+    static const char one[] = "a probe of conditional writes: 1\n", two[] = "2\n";
+    int err = ts_s3_put(s3, key, one, sizeof one - 1, true, why, why_size);
+    if (!err) {
+        err = ts_s3_put(s3, key, two, sizeof two - 1, true, why, why_size);
+        if (err == TS_ECONFLICT)
+            err = TS_OK; /* refused: the store honours it */
+        else if (!err)
+            err = ts_fail(why, why_size, TS_ECONFIG, "the store ignores conditional writes "
+                          "(a second put of %s with %s was accepted): set [lake] "
+                          "conditional_writes = no to run without the fence (docs/lake.md)",
+                          key, "If-None-Match: * or x-goog-if-generation-match: 0");
+        char ignored[64];
+        ts_s3_delete(s3, key, ignored, sizeof ignored);
+    }
+    return err;
 }

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* lake_store.h - where the lake writer's files live: a backend table, private
- * to lake.c and its backends (lake_posix.c; the object lake's, docs/lake.md,
- * "Object storage", follows the same table).
+ * to lake.c and its backends (lake_posix.c, lake_s3store.c).
  *
  * lake.c decides what is written when (the commit protocol, recovery); a
  * backend only does one operation on one path. Paths are relative to the
@@ -24,7 +23,7 @@
 #define LAKE_PATH_LEN 640
 
 struct ts_lake_store {
-    const char *name; /* "posix" */
+    const char *name; /* "posix", "s3" */
     /* A directory (its parent exists); TS_OK if it exists already. Once
      * created, its entry is durable. */
     int (*make_dir)(void *sd, const char *path);
@@ -49,11 +48,13 @@ struct ts_lake_store {
      * one it wrote through, closed here in every case) is positioned
      * anywhere. Makes its content durable under path (still hidden). */
     int (*seal)(void *sd, const char *path, int fd);
-    /* Publishes len bytes at path only if nothing is there: TS_ECONFLICT
-     * if something else is (a retried attempt that had in fact worked is
-     * TS_OK). tmp is a name of this writer's own beside it, which the
-     * backend may use on the way and removes. Durable on TS_OK (the
-     * directory's entry aside: sync_dir). */
+    /* Publishes len bytes at path only if nothing is there, atomically
+     * against another writer of path: TS_ECONFLICT if something else is (a
+     * retried attempt that had in fact worked is TS_OK). The fence between
+     * two owners of a partition rests on this (POSIX: link(2); S3: a
+     * conditional PUT, as good as the store's If-None-Match). tmp is a name
+     * of this writer's own beside it, which the backend may use on the way
+     * and removes. Durable on TS_OK (the directory's entry aside: sync_dir). */
     int (*put_new)(void *sd, const char *tmp, const char *path, const char *data, size_t len);
     /* from's content under the name to (replacing it), from gone. */
     int (*rename)(void *sd, const char *from, const char *to);
@@ -98,6 +99,14 @@ struct ts_s3;
 extern const struct ts_lake_store ts_lake_s3store;
 int ts_lake_s3store_open(struct ts_s3 *s3, const char *spool, void **sd, char *why,
                          size_t why_size);
+
+/* Whether the store behind s3 honours conditional writes (the fence between
+ * two owners of a partition rests on it: docs/lake.md): puts a hidden
+ * object under <table>/_manifest/ twice with If-None-Match (or GCS's
+ * header), then deletes it. TS_OK if the second put was refused;
+ * TS_ECONFIG if it was accepted (why says so); the client's errors
+ * otherwise (a store out of reach). s3 is lent. */
+int ts_lake_s3store_probe(struct ts_s3 *s3, const char *table, char *why, size_t why_size);
 
 /* ts_lake_open (lake.h) on the store st with its data sd (from the store's
  * own open), which the lake takes over in every case (freed by

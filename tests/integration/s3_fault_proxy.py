@@ -3,7 +3,7 @@
 """s3_fault_proxy.py - an HTTP proxy in front of S3Proxy that answers as a
 failing object store would, for the S3 client's hostile tests.
 
-  s3_fault_proxy.py UPSTREAM_PORT PLAN_FILE PORT_FILE
+  s3_fault_proxy.py UPSTREAM_PORT PLAN_FILE PORT_FILE [--conditional KEY_ID_FILE SECRET_FILE]
 
 Listens on a free 127.0.0.1 port (written to PORT_FILE once it listens) and
 forwards each request, bytes and headers as they came (the SigV4 signature
@@ -20,15 +20,45 @@ without it) and does what it says:
   trunc     answer a ListObjectsV2 page that is truncated with the same token forever
 Every request is appended to PLAN_FILE.log as "METHOD PATH ACTION", then
 " If-None-Match=V", " x-goog-if-generation-match=V" and " x-amz-security-token"
-for those headers it carried."""
+for those headers it carried.
+
+--conditional: conditional writes as AWS S3 documents them, which S3Proxy
+2.6.0 ignores. A PUT or POST with If-None-Match: * (or GCS's
+x-goog-if-generation-match: 0) on a key that exists is answered 412
+PreconditionFailed and not forwarded; the check (a HEAD to S3Proxy, signed
+with the credentials in the two files) and the forward are done under one
+lock that every PUT, POST and DELETE takes, so two writers racing for a key
+cannot both pass it. Such a refusal is logged as action "cond412"; a HEAD
+that answers neither 200 nor 404 is answered 503 (the client retries)."""
 import http.client
 import http.server
 import os
 import socket
+import subprocess
 import sys
+import threading
 
 UPSTREAM = int(sys.argv[1])
 PLAN, PORT_FILE = sys.argv[2], sys.argv[3]
+CREDS = None
+if len(sys.argv) == 7 and sys.argv[4] == "--conditional":
+    with open(sys.argv[5]) as f1, open(sys.argv[6]) as f2:
+        CREDS = (f1.readline().strip(), f2.readline().strip())
+elif len(sys.argv) != 4:
+    sys.exit("usage: s3_fault_proxy.py UPSTREAM_PORT PLAN_FILE PORT_FILE "
+             "[--conditional KEY_ID_FILE SECRET_FILE]")
+WRITE_LOCK = threading.Lock()
+
+
+def head_status(host, path):
+    """The status S3Proxy answers a signed HEAD of the key in path."""
+    name = host.rsplit(":", 1)[0]
+    url = f"http://{name}:{UPSTREAM}{path.split('?', 1)[0]}"
+    conf = (f'user = "{CREDS[0]}:{CREDS[1]}"\naws-sigv4 = "aws:amz:us-east-1:s3"\n'
+            f'header = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n')
+    r = subprocess.run(["curl", "-sS", "-K", "-", "-I", "-o", "/dev/null", "-w", "%{http_code}",
+                        "--max-time", "30", url], input=conf, capture_output=True, text=True)
+    return r.stdout.strip()
 
 
 def take():
@@ -89,6 +119,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(int(action), f"<?xml version='1.0'?><Error><Code>{code}</Code>"
                         f"<Message>injected</Message></Error>".encode())
             return
+        conditional = (self.headers.get("If-None-Match") == "*" or
+                       self.headers.get("x-goog-if-generation-match") == "0")
+        if CREDS and self.command in ("PUT", "POST", "DELETE"):
+            with WRITE_LOCK:
+                if conditional and self.command != "DELETE":
+                    st = head_status(self.headers.get("Host", "localhost"), self.path)
+                    if st != "404":
+                        code, status = ("PreconditionFailed", 412) if st == "200" else \
+                                       ("SlowDown", 503)
+                        with open(PLAN + ".log", "a") as f:
+                            f.write(f"{self.command} {self.path} cond{status}\n")
+                        self.answer(status, f"<?xml version='1.0'?><Error><Code>{code}</Code>"
+                                    f"<Message>conditional write: HEAD {st}</Message>"
+                                    f"</Error>".encode())
+                        return
+                self.forward(action, body)
+            return
+        self.forward(action, body)
+
+    def forward(self, action, body):
         up = http.client.HTTPConnection("127.0.0.1", UPSTREAM, timeout=30)
         up.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
         for k, v in self.headers.items():

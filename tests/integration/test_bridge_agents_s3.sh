@@ -60,6 +60,7 @@ url = s3://agents/t
 endpoint = $S3PROXY_ENDPOINT
 region = $S3PROXY_REGION
 path_style = true
+conditional_writes = no
 key_id_file = $S3PROXY_KEY_ID_FILE
 secret_file = $S3PROXY_SECRET_FILE
 max_agents = 4
