@@ -199,6 +199,14 @@ static const struct ts_cfg_key http_keys[] = {
     {"max_agents", TS_CFG_INT, NOSIZE(H, max_agents), 1, 1000000, "10000",
      .doc = "agents whose figures /metrics serves (about 350 bytes each, the first seen); the "
             "documents of others are counted in turnstile_bridge_agent_documents_left_out_total"},
+    {"tls_cert_file", TS_CFG_STRING, OFF(H, tls_cert_file),
+     .doc = "PEM certificate (its chain after it) of the listener: it speaks HTTPS only "
+            "(/metrics too); empty: plain HTTP"},
+    {"tls_key_file", TS_CFG_STRING, OFF(H, tls_key_file),
+     .doc = "PEM private key of tls_cert_file, unencrypted (keep it 0600); read at start"},
+    {"tls_client_ca_file", TS_CFG_STRING, OFF(H, tls_client_ca_file),
+     .doc = "PEM CA certificates that verify client certificates: a client may present one, "
+            "and a [webhook_source] with cert_cn is authenticated by it; empty: none asked"},
 };
 #undef H
 
@@ -231,8 +239,11 @@ static const struct ts_cfg_key source_keys[] = {
      .doc = "file whose first line is the source's bearer token (16 to 256 printable "
             "characters; keep it 0600)"},
     {"token_env", TS_CFG_ID, OFF(S, token_env),
-     .doc = "or: environment variable that holds the token (exactly one of token_file, "
+     .doc = "or: environment variable that holds the token (at most one of token_file, "
             "token_env)"},
+    {"cert_cn", TS_CFG_STRING, OFF(S, cert_cn),
+     .doc = "or/and: the common name (CN) of the client certificate that authenticates the "
+            "source, verified by [http] tls_client_ca_file; a token or cert_cn is needed"},
 };
 #undef S
 
@@ -502,6 +513,13 @@ static void check_http(struct ts_bridge_cfg *cfg)
     char why[160];
     if (!bad(cfg, h, "listen") && ts_http_parse_listen(h->listen, NULL, why, sizeof why) != TS_OK)
         BAD(h, "http", "listen", "%s", why);
+    if (h->tls_key_file[0] && !h->tls_cert_file[0] && !bad(cfg, h, "tls_key_file"))
+        BAD(h, "http", "tls_key_file", "needs tls_cert_file");
+    if (h->tls_cert_file[0] && !h->tls_key_file[0] && !bad(cfg, h, "tls_cert_file"))
+        BAD(h, "http", "tls_cert_file", "needs tls_key_file (its private key)");
+    if (h->tls_client_ca_file[0] && !h->tls_cert_file[0] && !bad(cfg, h, "tls_client_ca_file"))
+        BAD(h, "http", "tls_client_ca_file", "client certificates need TLS: set tls_cert_file "
+            "and tls_key_file");
 }
 
 static void check_webhook(struct ts_bridge_cfg *cfg)
@@ -531,10 +549,21 @@ static void check_webhook(struct ts_bridge_cfg *cfg)
         for (size_t j = 0; j < i; j++)
             if (!strcmp(cfg->sources[j]->name, s->name))
                 BAD(s, sec, NULL, "a second source of this name");
-        if ((s->token_file[0] != 0) == (s->token_env[0] != 0) && !bad(cfg, s, "token_file") &&
+        if (s->token_file[0] && s->token_env[0] && !bad(cfg, s, "token_file") &&
             !bad(cfg, s, "token_env"))
-            BAD(s, sec, s->token_file[0] ? "token_env" : NULL,
-                "exactly one of token_file and token_env");
+            BAD(s, sec, "token_env", "at most one of token_file and token_env");
+        if (!s->token_file[0] && !s->token_env[0] && !s->cert_cn[0] &&
+            !bad(cfg, s, "token_file") && !bad(cfg, s, "token_env") && !bad(cfg, s, "cert_cn"))
+            BAD(s, sec, NULL, "needs token_file, token_env or cert_cn: nobody could POST as it");
+        if (s->cert_cn[0] && !bad(cfg, s, "cert_cn")) {
+            if (!cfg->http.tls_client_ca_file[0])
+                BAD(s, sec, "cert_cn", "needs [http] tls_client_ca_file (the CAs that verify "
+                    "client certificates)");
+            for (size_t j = 0; j < i; j++)
+                if (!strcmp(cfg->sources[j]->cert_cn, s->cert_cn))
+                    BAD(s, sec, "cert_cn", "'%s' is also [webhook_source %s]'s", s->cert_cn,
+                        cfg->sources[j]->name);
+        }
         ts_config_require(&cfg->file, &sections[SEC_SOURCE], s);
     }
 }

@@ -106,6 +106,9 @@ struct ts_bridge_http_cfg {
     int stall_s;              /* /healthz: no progress for this long while work waits */
     bool agents;              /* read the agents' retained status and state */
     int max_agents;           /* agents whose figures are kept (beyond: counted, left out) */
+    char tls_cert_file[256];  /* PEM certificate (chain): the listener speaks HTTPS ("": HTTP) */
+    char tls_key_file[256];   /* its PEM private key (with tls_cert_file) */
+    char tls_client_ca_file[256]; /* PEM CAs verifying client certificates ("": none asked) */
 };
 
 /* [webhook]: POST /v1/readings on the [http] listener (webhook.h, docs/bridge.md,
@@ -126,7 +129,8 @@ struct ts_bridge_webhook_source {
     char name[64];
     char station[64];
     char token_file[256];     /* the bearer token, from this file (first line) ... */
-    char token_env[128];      /* ... or from this environment variable: exactly one */
+    char token_env[128];      /* ... or from this environment variable: at most one */
+    char cert_cn[64];         /* or/and: the CN of its client certificate (CA-verified) */
 };
 
 #define TS_WEBHOOK_SOURCES_MAX 256

@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -26,7 +28,11 @@ struct ts_http {
     pthread_mutex_t lock;
     const struct ts_http_post *post;  /* guarded by lock */
     int answering;            /* guarded by lock: resumed requests whose answer is not sent */
+    bool client_certs;        /* TLS with tls_client_ca_file: client certificates verified */
+    char *tls_key, *tls_cert, *tls_trust; /* PEM texts, kept while the daemon runs */
 };
+
+#define PEM_MAX (1024 * 1024) /* a certificate, key or CA file at most */
 
 #define DRAIN_MS 2000         /* ts_http_free waits this long at most for resumed answers */
 
@@ -150,6 +156,33 @@ static enum MHD_Result answer(struct MHD_Connection *c, struct upload *u, int st
                       status == 401 ? "Bearer" : "1");
 }
 
+/* The CN of the client certificate of c's TLS session into cn, if the client
+ * presented one and it verifies against tls_client_ca_file (signature chain,
+ * validity dates); else false. Nothing a client sends is trusted before that. */
+static bool client_cn(struct MHD_Connection *c, char *cn, size_t size)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session)
+        return false;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned status = 0, n = 0;
+    if (gnutls_certificate_verify_peers2(s, &status) != GNUTLS_E_SUCCESS || status != 0)
+        return false;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (!peers || n == 0)
+        return false;
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) != GNUTLS_E_SUCCESS)
+        return false;
+    size_t len = size;
+    bool ok = gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS &&
+              gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) ==
+                  GNUTLS_E_SUCCESS &&
+              len < size && strlen(cn) == len;   /* no NUL inside the name */
+    gnutls_x509_crt_deinit(crt);
+    return ok;
+}
+
 /* The POST route: headers (first call), body chunks, end of body. */
 static enum MHD_Result on_post(struct ts_http *h, struct MHD_Connection *c,
                                const struct ts_http_post *post, const char *upload_data,
@@ -180,7 +213,10 @@ static enum MHD_Result on_post(struct ts_http *h, struct MHD_Connection *c,
             if (errno || *end || end == cl || clen < 0)
                 clen = (long long)post->max_body + 1;   /* libmicrohttpd refuses it anyway */
         }
-        int status = post->begin(post->ctx, auth, type, clen, &u->req, &body, &len);
+        char cn[256];
+        bool have_cn = h->client_certs && client_cn(c, cn, sizeof cn);
+        int status = post->begin(post->ctx, auth, have_cn ? cn : NULL, type, clen, &u->req, &body,
+                                 &len);
         if (status)
             return answer(c, u, status, body, len);
         u->begun = true;
@@ -297,6 +333,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return text(c, MHD_HTTP_NOT_FOUND, "not found\n", false);
 }
 
+/* The whole of a PEM file, NUL-terminated, into *out (malloc'ed). */
+static int read_pem(const char *key, const char *path, char **out, char *why, size_t why_size)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return ts_fail(why, why_size, TS_ECONFIG, "http: %s %s: %s", key, path, strerror(errno));
+    char *b = malloc(PEM_MAX + 1);
+    size_t n = b ? fread(b, 1, PEM_MAX + 1, f) : 0;
+    bool err = ferror(f);
+    fclose(f);
+    if (!b)
+        return ts_fail(why, why_size, TS_ENOMEM, "%s", "http: out of memory");
+    if (err || n == 0 || n > PEM_MAX || !strstr(b, "-----BEGIN ")) {
+        free(b);
+        return ts_fail(why, why_size, TS_ECONFIG, "http: %s %s: %s", key, path,
+                       err ? "cannot be read" : n > PEM_MAX ? "larger than 1 MiB"
+                                                            : "not a PEM file");
+    }
+    b[n] = 0;
+    *out = b;
+    return TS_OK;
+}
+
+static void free_pems(struct ts_http *h)
+{
+    if (h->tls_key)   /* the private key does not stay in freed memory */
+        memset(h->tls_key, 0, strlen(h->tls_key));
+    free(h->tls_key);
+    free(h->tls_cert);
+    free(h->tls_trust);
+}
+
 int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route *routes,
                 size_t n, void *ctx, struct ts_http **out, char *why, size_t why_size)
 {
@@ -315,9 +383,34 @@ int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* TLS: the options come first in the list, MHD_OPTION_ARRAY ends the
+     * TLS part (nothing when plain) */
+    struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (cfg->tls_cert_file[0]) {
+        int rc = read_pem("tls_cert_file", cfg->tls_cert_file, &h->tls_cert, why, why_size);
+        if (rc == TS_OK)
+            rc = read_pem("tls_key_file", cfg->tls_key_file, &h->tls_key, why, why_size);
+        if (rc == TS_OK && cfg->tls_client_ca_file[0])
+            rc = read_pem("tls_client_ca_file", cfg->tls_client_ca_file, &h->tls_trust, why,
+                          why_size);
+        if (rc != TS_OK) {
+            free_pems(h);
+            pthread_mutex_destroy(&h->lock);
+            free(h);
+            return rc;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        if (h->tls_trust) {
+            tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->tls_trust};
+            h->client_certs = true;
+        }
+    }
     errno = 0;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->timeout_s,
@@ -327,11 +420,15 @@ int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route
         MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
+        bool tls_on = h->tls_cert != NULL;
+        free_pems(h);
         pthread_mutex_destroy(&h->lock);
         free(h);
         errno = e;
         return ts_fail(why, why_size, TS_ESYS, "http: cannot listen on %s: %s", cfg->listen,
-                       e ? strerror(e) : "libmicrohttpd refused to start");
+                       e ? strerror(e) : tls_on ? "libmicrohttpd refused to start (TLS: is "
+                       "tls_key_file the key of tls_cert_file, are they PEM?)"
+                                                : "libmicrohttpd refused to start");
     }
     *out = h;
     return TS_OK;
@@ -373,6 +470,7 @@ void ts_http_free(struct ts_http *h)
     }
     if (h->d)
         MHD_stop_daemon(h->d);
+    free_pems(h);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }

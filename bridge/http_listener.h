@@ -2,7 +2,9 @@
 /* http_listener.h - the bridge's HTTP listener: a small HTTP/1.1 server
  * (libmicrohttpd) that answers GET and HEAD of a few fixed paths (the
  * monitoring: docs/monitoring.md) and, once a POST route is set, POST of one
- * path (the webhook: webhook.h).
+ * path (the webhook: webhook.h). HTTPS instead with [http] tls_cert_file
+ * (GnuTLS, libmicrohttpd's), client certificates asked for with
+ * tls_client_ca_file.
  *
  * Bounds ([http], bridge_config.h): max_connections at once (more wait in
  * the kernel's listen queue), timeout_s per idle or slow connection,
@@ -38,7 +40,9 @@ struct ts_http_pending;
 /* The POST route (one per listener). Its callbacks run on the listener's
  * thread and must not block.
  *   begin: the request line and headers are in (authorization: the
- *     Authorization header or NULL; content_length: -1 if not given).
+ *     Authorization header or NULL; client_cn: the common name of the client
+ *     certificate the TLS handshake presented and [http] tls_client_ca_file
+ *     verified, or NULL; content_length: -1 if not given).
  *     Returns 0 to read the body (*req: the route's state for this request,
  *     handed to the calls below), or an HTTP status with *body (malloc'ed,
  *     the listener frees it; may be NULL) as the answer: the body is not read.
@@ -59,8 +63,9 @@ struct ts_http_post {
     size_t max_body;
     long long max_ms;
     void *ctx;
-    int (*begin)(void *ctx, const char *authorization, const char *content_type,
-                 long long content_length, void **req, char **body, size_t *len);
+    int (*begin)(void *ctx, const char *authorization, const char *client_cn,
+                 const char *content_type, long long content_length, void **req, char **body,
+                 size_t *len);
     int (*finish)(void *ctx, void *req, const char *data, size_t n,
                   struct ts_http_pending *pending, char **body, size_t *len);
     void (*end)(void *ctx, void *req);
@@ -73,7 +78,10 @@ int ts_http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *
 
 /* Binds cfg->listen and starts serving routes (n of them; the array and ctx
  * are lent and must outlive the listener). TS_OK; TS_ECONFIG (bad address),
- * TS_ESYS (cannot bind: errno) with a sentence in why. */
+ * TS_ESYS (cannot bind: errno) with a sentence in why. With cfg->tls_cert_file
+ * it speaks HTTPS only (the files are read here: TS_ECONFIG if one cannot be
+ * read), and with tls_client_ca_file it asks every client for a certificate
+ * (optional: one without is served, its client_cn is NULL). */
 int ts_http_new(const struct ts_bridge_http_cfg *cfg, const struct ts_http_route *routes,
                 size_t n, void *ctx, struct ts_http **out, char *why, size_t why_size);
 

@@ -41,7 +41,8 @@ struct source {
     char station[TS_ID_MAX];
     char topic[TS_TOPIC_AGENT_MAX];
     unsigned char token[TOKEN_MAX]; /* zero-padded */
-    size_t token_len;
+    size_t token_len;                  /* 0: no token (cert_cn only) */
+    char cert_cn[64];         /* "": no client certificate names it */
     /* guarded by w->lock: */
     uint64_t readings, invalid, requests;
     int64_t last_ms;          /* wall clock of its last authorized request (0: none) */
@@ -227,18 +228,32 @@ static bool type_is(const char *type, const char *want)
            (type[n] == 0 || type[n] == ';' || type[n] == ' ');
 }
 
-static int wh_begin(void *ctx, const char *authorization, const char *content_type,
-                    long long content_length, void **req, char **body, size_t *len)
+/* The source whose cert_cn is cn (verified by the listener), or NULL. */
+static struct source *find_source_by_cn(struct ts_webhook *w, const char *cn)
+{
+    for (size_t i = 0; cn && i < w->n_src; i++)
+        if (w->src[i].cert_cn[0] && !strcmp(w->src[i].cert_cn, cn))
+            return &w->src[i];
+    return NULL;
+}
+
+static int wh_begin(void *ctx, const char *authorization, const char *client_cn,
+                    const char *content_type, long long content_length, void **req, char **body,
+                    size_t *len)
 {
     struct ts_webhook *w = ctx;
     (void)content_length;   /* the listener bounds it */
-    struct source *src = find_source(w, authorization);
+    /* a token, when given, decides; without one, a verified client certificate */
+    struct source *src = authorization ? find_source(w, authorization)
+                                       : find_source_by_cn(w, client_cn);
     pthread_mutex_lock(&w->lock);
     if (!src) {
         w->st.unauthorized++;
         pthread_mutex_unlock(&w->lock);
         return fail(401, body, len, "%s", authorization ? "the token is not a source's"
-                                                         : "Authorization: Bearer TOKEN is needed");
+                                          : client_cn ? "the client certificate is not a source's"
+                                                      : "Authorization: Bearer TOKEN or a "
+                                                        "source's client certificate is needed");
     }
     if (w->stop || w->busy >= w->cfg.max_requests) {
         bool stop = w->stop;
@@ -454,6 +469,8 @@ static int load_token(const struct ts_bridge_webhook_source *c, struct source *s
                       size_t why_size)
 {
     char text[TOKEN_MAX + 2] = "";
+    if (!c->token_file[0] && !c->token_env[0])
+        return TS_OK;   /* authenticated by its client certificate only */
     if (c->token_file[0]) {
         FILE *f = fopen(c->token_file, "re");
         if (!f)
@@ -505,6 +522,7 @@ int ts_webhook_new(const struct ts_bridge_cfg *cfg, struct ts_relay *relay,
         struct source *s = &w->src[i];
         snprintf(s->name, sizeof s->name, "%s", c->name);
         snprintf(s->station, sizeof s->station, "%s", c->station);
+        snprintf(s->cert_cn, sizeof s->cert_cn, "%s", c->cert_cn);
         int rc = ts_topic_agent(s->topic, sizeof s->topic, c->station, c->name, TS_TOPIC_READINGS);
         if (rc == TS_OK)
             rc = load_token(c, s, why, why_size);

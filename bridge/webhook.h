@@ -4,7 +4,9 @@
  *
  * POST /v1/readings on the [http] listener (http_listener.h), with
  * "Authorization: Bearer <token>" of one [webhook_source NAME] (compared in
- * constant time with every source's; none matches: 401). The body is one
+ * constant time with every source's; none matches: 401), or, without that
+ * header, a client certificate (TLS, verified by [http] tls_client_ca_file)
+ * whose CN is a source's cert_cn (none: 401). The body is one
  * reading per line in the reading format (docs/reading-format.md; the
  * 18-field line an agent publishes; Content-Type text/csv, text/plain or
  * none), or JSON (application/json): {"readings": ["<line>", ...]} or a
@@ -17,7 +19,7 @@
  *   422  some were refused (their index and reason in the answer), the
  *        others are in Kafka;
  *   400  the body is not readings (bad JSON, no reading): nothing taken;
- *   401  no or a wrong token; 413 body or readings beyond the bounds;
+ *   401  no or a wrong token, no or a wrong certificate; 413 body or readings beyond the bounds;
  *   415  another Content-Type;
  *   503  too many requests at once, the producer queue full, Kafka did not
  *        confirm within request_timeout_ms, or the bridge stops: send the

@@ -126,6 +126,7 @@ agent_config() { # N
     printf 'reconnect_min_ms = 100\nreconnect_max_ms = 1000\nmax_inflight = 100\n'
     printf 'ack_timeout_ms = 10000\nack = end-to-end\n'
     sed 's/^slave_id = .*/&\nresponse_timeout_ms = 300\nbackoff_min_ms = 200\nbackoff_max_ms = 1000/' "$d/devices.conf"
+    [ "$n" != "$E2E_GATE_ST" ] || http_gate_config   # its HTTP gate controller (below)
   } >"$d/agent.conf"
 }
 
@@ -346,6 +347,113 @@ fault_inject() { # duplicates and malformed messages published on the central br
   FAULT_NOTE="$n readings published again, 5 malformed messages"
 }
 
+# --- the HTTP gate controller (kind = http, docs/http.md) -------------------------
+# Station E2E_GATE_ST's agent also polls a gate controller that serves its
+# counters as JSON (tests/integration/http_gate.py, on the station's loopback,
+# two turnstiles, the bearer token from a file). http_gate_people moves its
+# counters while the simulators run; http_gate_down kills it (fault_http_gate)
+# and people keep passing; it comes back on the same port. The truth of its
+# turnstiles is what its counters moved between the agent's baseline and the
+# end; the accounting treats them as any Modbus turnstile's.
+E2E_GATE_ST=2
+E2E_GATE_CA=B025 E2E_GATE_UNIT=R150 E2E_GATE_SCPS="09-00-00 09-00-01"
+E2E_GATE_PID= E2E_GATE_PEOPLE_PID= E2E_GATE_PORT=0
+E2E_GATE_OUTAGES=0 E2E_GATE_BACK=0
+
+http_gate_counters() { # E0 X0 E1 X1: what the gate serves from now on
+  local g=$work/gate
+  printf '{"gates":[{"in":%s,"out":%s},{"in":%s,"out":%s}],"model":"e2e"}\n' "$@" >"$g/counters.json.tmp"
+  mv "$g/counters.json.tmp" "$g/counters.json"
+}
+# prints "CA UNIT SCP ENTRIES EXITS" of the gate's turnstiles, as it serves them
+http_gate_registers() {
+  python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+for scp, g in zip(sys.argv[4:], d["gates"]):
+    print(sys.argv[2], sys.argv[3], scp, g["in"], g["out"])' \
+    "$work/gate/counters.json" "$E2E_GATE_CA" "$E2E_GATE_UNIT" $E2E_GATE_SCPS
+}
+http_gate_up() { # starts the gate in station E2E_GATE_ST's namespace (on its former port, if any)
+  local g=$work/gate
+  rm -f "$g/port"
+  ip netns exec "${ST_NS[$E2E_GATE_ST]}" env GATE_TOKEN="$(cat "$g/token")" \
+    python3 "$src/tests/integration/http_gate.py" "$g" "$E2E_GATE_PORT" >/dev/null 2>>"$g/err" &
+  E2E_GATE_PID=$!
+  for _ in $(seq 200); do [ -f "$g/port" ] && break; sleep 0.05; done
+  [ -f "$g/port" ] || { echo "http_gate.py did not start: $(cat "$g/err")" >&2; return 1; }
+  E2E_GATE_PORT=$(cat "$g/port")
+}
+http_gate_down() { # SIGKILL: the controller is gone, its port refuses
+  [ -n "$E2E_GATE_PID" ] || return 0
+  kill -9 "$E2E_GATE_PID" 2>/dev/null || true
+  wait "$E2E_GATE_PID" 2>/dev/null || true
+  E2E_GATE_PID=
+}
+http_gate_setup() { # before station E2E_GATE_ST's agent_config
+  local g=$work/gate
+  mkdir -p "$g"
+  printf 'e2e-gate-token-%s\n' "$RANDOM$RANDOM" >"$g/token"
+  echo normal >"$g/mode"
+  http_gate_counters 52000 31000 7000 90000
+  http_gate_up
+}
+http_gate_config() { # the agent's [device] and [turnstile] sections for the gate
+  local scp k=0
+  printf '\n[device e2e-gate]\nkind = http\nurl = http://127.0.0.1:%s/counters\n' "$E2E_GATE_PORT"
+  printf 'token_file = %s\ntimeout_ms = 1000\nconnect_timeout_ms = 500\n' "$work/gate/token"
+  printf 'backoff_min_ms = 200\nbackoff_max_ms = 1000\n'
+  for scp in $E2E_GATE_SCPS; do
+    printf '\n[turnstile gate-%s]\ndevice = e2e-gate\nca = %s\nunit = %s\nscp = %s\n' \
+      "$k" "$E2E_GATE_CA" "$E2E_GATE_UNIT" "$scp"
+    printf 'station = %s\nlinename = BQ\ndivision = BMT\n' "${ST_NAME[$E2E_GATE_ST]}"
+    printf 'entries_path = /gates/%s/in\nexits_path = /gates/%s/out\n' "$k" "$k"
+    k=$((k + 1))
+  done
+}
+# People pass the gate's turnstiles (0 to 3 in, 0 to 2 out each, every 0.2 s)
+# until $work/gate/stop exists, whether the gate is up or not.
+http_gate_people() {
+  ( local e0 x0 e1 x1
+    read -r _ _ _ e0 x0 < <(http_gate_registers | sed -n 1p)
+    read -r _ _ _ e1 x1 < <(http_gate_registers | sed -n 2p)
+    while [ ! -e "$work/gate/stop" ]; do
+      e0=$((e0 + RANDOM % 4)) x0=$((x0 + RANDOM % 3)) e1=$((e1 + RANDOM % 4)) x1=$((x1 + RANDOM % 3))
+      http_gate_counters "$e0" "$x0" "$e1" "$x1"
+      sleep 0.2
+    done ) &
+  E2E_GATE_PEOPLE_PID=$!
+}
+http_gate_people_stop() {
+  [ -n "$E2E_GATE_PEOPLE_PID" ] || return 0
+  touch "$work/gate/stop"
+  wait "$E2E_GATE_PEOPLE_PID" 2>/dev/null || true
+  E2E_GATE_PEOPLE_PID=
+}
+http_gate_cleanup() {
+  [ -z "$E2E_GATE_PEOPLE_PID" ] || kill "$E2E_GATE_PEOPLE_PID" 2>/dev/null
+  http_gate_down
+}
+# The gate controller is SIGKILLed for 6 s while people pass, and comes back on
+# the same port: the agent must log the device's fault, read it again ("link
+# up"), and count the people of the outage once (its reading after is RECOVR AUD).
+fault_http_gate() {
+  local log=$work/st$E2E_GATE_ST/agent.err fails0 ups0 fails ups reqs
+  fails0=$(grep -c 'device e2e-gate .*connection failed' "$log" || true)
+  ups0=$(grep -c 'device e2e-gate .*link up' "$log" || true)
+  http_gate_down
+  sleep 6
+  http_gate_up
+  reqs=$(wc -l <"$work/gate/requests")
+  sleep 4
+  fails=$(( $(grep -c 'device e2e-gate .*connection failed' "$log" || true) - fails0 ))
+  ups=$(( $(grep -c 'device e2e-gate .*link up' "$log" || true) - ups0 ))
+  reqs=$(( $(wc -l <"$work/gate/requests") - reqs ))
+  E2E_GATE_OUTAGES=$((E2E_GATE_OUTAGES + 1))
+  [ "$fails" -gt 0 ] && [ "$ups" -gt 0 ] && [ "$reqs" -gt 0 ] && E2E_GATE_BACK=$((E2E_GATE_BACK + 1))
+  FAULT_NOTE="the HTTP gate controller of station $E2E_GATE_ST SIGKILLed 6 s, back on port $E2E_GATE_PORT: $fails connection failures logged, link up $ups time(s), $reqs requests since"
+  return 0
+}
+
 # --- faults of a Kafka cluster (run.sh --cluster: 3 nodes, docs/e2e.md) -----------
 E2E_TOPICS="turnstile.readings turnstile.deadletter __consumer_offsets"
 E2E_BRIDGE_EXITS=0   # times the bridge was found dead after a Kafka fault (it must never exit)
@@ -485,6 +593,6 @@ fault_kafka_add_partitions() {
 }
 E2E_REPARTITIONED=0
 
-ALL_FAULTS="clock partition_one partition_all broker_restart broker_kill kafka_outage bridge_kill agent_kill power_cut disk_full slave inject"
+ALL_FAULTS="clock partition_one partition_all broker_restart broker_kill kafka_outage bridge_kill agent_kill power_cut disk_full slave inject http_gate"
 CLUSTER_FAULTS="kafka_leader_kill kafka_quorum_loss kafka_rolling_restart kafka_add_partitions"   # run.sh --cluster
 BACKGROUND_FAULTS="partition_one partition_all slave clock"   # they change no process id

@@ -74,6 +74,7 @@ cleanup() {
   [ -n "$capture_pid" ] && kill "$capture_pid" 2>/dev/null
   [ -n "${bg_pid:-}" ] && kill "$bg_pid" 2>/dev/null
   [ -n "${wh_pid:-}" ] && kill "$wh_pid" 2>/dev/null
+  http_gate_cleanup
   for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
   wait 2>/dev/null
   broker_cleanup 2>/dev/null
@@ -97,6 +98,8 @@ for f in ${faults//,/ }; do
     *) list+=" $f" ;;
   esac
 done
+# the HTTP gate controller goes away and comes back in every run
+case " $list " in *" http_gate "*) ;; *) list+=" http_gate" ;; esac
 for f in $list; do
   declare -F "fault_$f" >/dev/null ||
     { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS)" >&2; exit 2; }
@@ -140,6 +143,8 @@ if [ "$cluster" = 1 ]; then
 fi
 capture_start
 bridge_up
+http_gate_setup   # station 2's HTTP gate controller: its port goes into the agent's config
+http_gate_registers >"$work/gate/regs.start"
 for n in 1 2 3; do sim_up "$n"; station_setup "$n"; done
 for n in 1 2 3; do sim_registers "$n" >"$work/st$n/regs.start"; done
 t0=$(sim_time 1)
@@ -149,6 +154,7 @@ for n in 1 2 3; do agent_start "$n"; done
 wh_pid=$!
 sleep 5   # every agent has its baseline (the registers above) before the clocks run
 sim_all resume
+http_gate_people   # people pass the HTTP gate controller from now on
 log "set up in $((SECONDS - t_begin)) s: 3 stations ($(cat "$work"/st?/regs.start | wc -l) turnstiles), mosquitto :$BROKER_PORT/:$E2E_MQTT_PORT, Kafka $KAFKA_BOOTSTRAP ($KAFKA_NODES node(s))"
 bridge_pid0=${BRIDGE_PID[b1]}
 
@@ -199,10 +205,13 @@ echo "1 0" >"$work/st1/clock"
 
 # --- quiesce: freeze the registers, let the agents read them, stop the readings -----
 sim_all pause
+http_gate_people_stop
 t1=$(sim_time 1)
 for n in 1 2 3; do sim_registers "$n" >"$work/st$n/regs.end"; done
+http_gate_registers >"$work/gate/regs.end"
 sleep 3
 for n in 1 2 3; do ssim "$n" silent 1 on; ssim "$n" silent 2 on; done   # no more readings
+http_gate_down   # nor from the HTTP gate (a reading every poll, even of nobody)
 touch "$work/wh/stop"   # the webhook client: its batch in hand answered 200, then no more
 wait "$wh_pid" || true
 wh_pid=
@@ -282,6 +291,8 @@ done
 # the webhook source's truth: what it made (sent.csv), per SCP
 { cat "$work"/st?/truth | awk '{print $1, $2, $3, $4, $5}'
   awk -F, '{ k = $1 " " $2 " " $3; e[k] += $10; x[k] += $11 } END { for (k in e) print k, e[k], x[k] }' "$work/wh/sent.csv"
+  # the HTTP gate controller's: what its counters moved from the agent's baseline to the end
+  paste -d' ' "$work/gate/regs.start" <(cut -d' ' -f4,5 "$work/gate/regs.end") | awk '{print $1, $2, $3, $6 - $4, $7 - $5}'
 } | sort >"$work/truth.sums"
 
 # readings: generated (numbers handed out), published (seen on MQTT), in Kafka, lost, twice
@@ -376,6 +387,16 @@ row "dead-lettered (injected)" "$dead ($E2E_DEADLETTERS)"
 wh_stat() { awk -v k="$1" '{ for (i = 1; i < NF; i += 2) if ($i == k) print $(i + 1) }' "$work/wh/stats" 2>/dev/null; }
 row "webhook: readings POSTed (e2e-wh)" "$(awk '{print $2}' "$work/wh/head" 2>/dev/null)"
 row "webhook: requests / retried (timeout or 503)" "$(wh_stat requests) / $(wh_stat timeouts)"
+gate_people() { # the HTTP gate's turnstiles in $work/people: "TRUTH_IN/OUT LAKE_IN/OUT"
+  awk -v ca="$E2E_GATE_CA" -v unit="$E2E_GATE_UNIT" -v scps=" $E2E_GATE_SCPS " '
+    { split($1, k, "/") } k[1] == ca && k[2] == unit && index(scps, " " k[3] " ") {
+      te += $2; tx += $3; le += $4; lx += $5; n++ }
+    END { printf "%d %d/%d %d/%d\n", n, te, tx, le, lx }' "$work/people"
+}
+gate_recovered=$(awk -F, -v ca="$E2E_GATE_CA" -v unit="$E2E_GATE_UNIT" '$1 ~ ca && $2 == unit && $3 ~ /^09-/ && $9 == "RECOVR AUD"' \
+  "$work/capture.txt" | wc -l)
+row "http gate: outages / people in, out (truth)" "$E2E_GATE_OUTAGES / $(gate_people | cut -d' ' -f2)"
+row "http gate: people in, out (lake)" "$(gate_people | cut -d' ' -f3)"
 row "people in (truth / lake)" "$(get true_entries) / $(get lake_entries)"
 row "people out (truth / lake)" "$(get true_exits) / $(get lake_exits)"
 row "people lost" "$(get people_lost)"
@@ -399,6 +420,13 @@ check "the webhook source made readings and got every batch answered 200" \
 if grep -qwE 'kafka_outage|bridge_kill|kafka_quorum_loss' "$work/faults.done" 2>/dev/null; then
   check "the webhook source retried requests that timed out (Kafka or the bridge away)" test "$(wh_stat timeouts)" -gt 0
 fi
+if grep -qw http_gate "$work/faults.done" 2>/dev/null; then
+  check "the HTTP gate controller went away and came back: the agent logged its faults and read it again ($E2E_GATE_BACK of $E2E_GATE_OUTAGES)" \
+    test "$E2E_GATE_BACK" = "$E2E_GATE_OUTAGES" -a "$E2E_GATE_OUTAGES" -gt 0
+  check "the HTTP gate's first reading after an outage is RECOVR AUD ($gate_recovered)" test "$gate_recovered" -gt 0
+fi
+check "the HTTP gate's people are in the truth and the lake has them, once ($(gate_people))" \
+  bash -c "set -- $(gate_people); [ \$1 = 2 ] && [ \$2 = \$3 ] && [ \${2%%/*} -gt 0 ]"
 if grep -qw partition_one "$work/faults.done" 2>/dev/null; then
   check "late rows written (a partition longer than the window)" test "$late_rows" -gt 0
 fi

@@ -66,9 +66,9 @@ conf_fails() { # NAME LINE-PATTERN BODY: --check-config refuses it (78) naming L
 src_a="[webhook_source hookA]\nstation = ST-H\ntoken_file = $work/tokA\n"
 conf_fails "[webhook] without [http]" 'bad.conf:8: \[webhook\] needs an \[http\]' "[webhook]\n$src_a"
 conf_fails "[webhook] without a source" 'no \[webhook_source' "[http]\n[webhook]\n"
-conf_fails "a source without a token" 'exactly one of token_file and token_env' \
+conf_fails "a source without a token" 'needs token_file, token_env or cert_cn' \
   "[http]\n[webhook]\n[webhook_source s1]\nstation = ST\n"
-conf_fails "a source with both" 'exactly one of token_file and token_env' \
+conf_fails "a source with both" 'token_env: at most one of token_file and token_env' \
   "[http]\n[webhook]\n$src_a""token_env = X\n"
 conf_fails "a source without [webhook]" 'needs a \[webhook\] section' "[http]\n$src_a"
 conf_fails "max_requests >= max_connections" 'max_requests: must be below \[http\] max_connections' \
