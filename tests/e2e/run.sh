@@ -98,8 +98,6 @@ for f in ${faults//,/ }; do
     *) list+=" $f" ;;
   esac
 done
-# the HTTP gate controller goes away and comes back in every run
-case " $list " in *" http_gate "*) ;; *) list+=" http_gate" ;; esac
 for f in $list; do
   declare -F "fault_$f" >/dev/null ||
     { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS)" >&2; exit 2; }
