@@ -136,18 +136,28 @@ static int index_line(struct ts_archive *a, uint64_t off, const char *id, size_t
 
 /* ---- open: check size, crc and form ---- */
 
-int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
-                    struct ts_archive **out, char *why, size_t why_size)
+/* A new archive of ref with no file yet (fd -1) and its line buffer; NULL:
+ * out of memory. */
+static struct ts_archive *archive_new(const struct ts_archive_ref *ref, size_t max_line)
 {
-    *out = NULL;
     struct ts_archive *a = calloc(1, sizeof *a);
     if (!a || !(a->line = malloc(max_line + 1))) {
         free(a);
-        return TS_ENOMEM;
+        return NULL;
     }
     a->fd = -1;
     a->ref = *ref;
     a->max_line = max_line;
+    return a;
+}
+
+int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
+                    struct ts_archive **out, char *why, size_t why_size)
+{
+    *out = NULL;
+    struct ts_archive *a = archive_new(ref, max_line);
+    if (!a)
+        return TS_ENOMEM;
     if (!ref->name[0]) {
         a->ref.size = a->ref.agents = 0;
         a->ref.crc = 0;
@@ -297,14 +307,9 @@ int ts_archive_adopt(int dirfd, const struct ts_archive_ref *ref, size_t max_lin
                      struct ts_archive **out)
 {
     *out = NULL;
-    struct ts_archive *a = calloc(1, sizeof *a);
-    if (!a || !(a->line = malloc(max_line + 1))) {
-        free(a);
+    struct ts_archive *a = archive_new(ref, max_line);
+    if (!a)
         return TS_ENOMEM;
-    }
-    a->fd = -1;
-    a->ref = *ref;
-    a->max_line = max_line;
     if (ref->name[0]) {
         struct stat st;
         a->fd = openat(dirfd, ref->name, O_RDONLY | O_CLOEXEC);
