@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "broker.h"
 
+#include "now.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +22,6 @@
 #define MOSQUITTO "/usr/sbin/mosquitto"
 #define MOSQUITTO_PASSWD "/usr/bin/mosquitto_passwd"
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -256,10 +252,10 @@ static int accepts(int port)
 /* 0 ready, -1 timeout, -2 the broker exited (e.g. could not bind). */
 static int wait_ready(struct broker *b, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = ts_mono_ms() + timeout_ms;
     int status;
 
-    while (now_ms() < deadline) {
+    while (ts_mono_ms() < deadline) {
         if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
             b->pid = 0;
             return -2;
