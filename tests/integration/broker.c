@@ -22,6 +22,18 @@
 #define MOSQUITTO "/usr/sbin/mosquitto"
 #define MOSQUITTO_PASSWD "/usr/bin/mosquitto_passwd"
 
+/* In a forked child: stdout and stderr appended to path, stdin /dev/null. */
+static void child_stdio(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int null = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    if (null >= 0)
+        dup2(null, 0);
+}
 
 static void sleep_ms(int ms)
 {
@@ -42,14 +54,7 @@ static int run(const char *dir, char *const argv[])
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        int null = open("/dev/null", O_RDONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (null >= 0)
-            dup2(null, 0);
+        child_stdio(logpath);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -202,14 +207,7 @@ static int spawn(struct broker *b)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
-        int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        int null = open("/dev/null", O_RDONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (null >= 0)
-            dup2(null, 0);
+        child_stdio(out);
         execl(MOSQUITTO, "mosquitto", "-c", b->conf, (char *)NULL);
         _exit(127);
     }
