@@ -23,23 +23,11 @@ src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 work=$(mktemp -d /tmp/ts-relay-test.XXXXXX)
 relay_pid=
-cleanup() {
-  [ -z "$relay_pid" ] || kill -9 "$relay_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap 'bridge_test_cleanup $relay_pid' EXIT
+. "$src/tests/integration/bridge.sh"
 
 t0=$SECONDS
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 4
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 4
 echo "broker and Kafka ready in $((SECONDS - t0)) s"
 
 cat >"$work/bridge.conf" <<EOF
