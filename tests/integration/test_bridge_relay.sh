@@ -52,14 +52,6 @@ EOF
 log=$work/relay.log
 : >"$log"
 
-# WAIT SECONDS CMD...: until CMD succeeds, at most SECONDS
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.2
-  done
-}
 subscribed_times() { grep -c 'relay: mqtt: subscribed to turnstile/v1/+/+/readings' "$log" || true; }
 relay_start() {
   local before
