@@ -86,11 +86,11 @@ struct ts_publisher {
 static int fl_reserve(struct ts_publisher *p)
 {
     if (p->fl_len < p->fl_cap)
-        return 0;
+        return TS_OK;
     size_t cap = p->fl_cap ? p->fl_cap * 2 : 64;
     struct flight *n = malloc(cap * sizeof *n);
     if (!n)
-        return -1;
+        return TS_ENOMEM;
     for (size_t i = 0; i < p->fl_len; i++)
         n[i] = p->fl[(p->fl_head + i) % p->fl_cap];
     free(p->fl);
@@ -585,12 +585,9 @@ void ts_publisher_free(struct ts_publisher *p, int timeout_ms)
         bool said = p->status_json && strstr(p->status_json, "\"state\":\"offline\"");
         if (p->connected && !said)
             publish_control(p, p->t_status, p->offline_json);
-        long long deadline = ts_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-        while (p->connected && p->inflight > 0 && ts_mono_ms() < deadline) {
-            long long left = deadline - ts_mono_ms();
-            struct timespec ts = ts_mono_deadline(left);
-            pthread_cond_timedwait(&p->cond, &p->lock, &ts);
-        }
+        int64_t deadline = ts_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+        while (p->connected && p->inflight > 0 && ts_cond_wait_until(&p->cond, &p->lock, deadline))
+            ;
         if (p->inflight)
             TS_LOG(TS_LOG_INFO, "mqtt: closing with %zu message(s) not acknowledged by the broker",
                    p->inflight);

@@ -428,14 +428,10 @@ void ts_ack_free(struct ts_ack *a, int flush_ms)
     if (a->link) {
         pthread_mutex_lock(&a->lock);
         a->flush = true;
-        long long deadline = ts_mono_ms() + (flush_ms > 0 ? flush_ms : 0);
-        while (a->up && (a->npending || a->inflight)) {
-            long long left = deadline - ts_mono_ms();
-            if (left <= 0)
-                break;
-            struct timespec ts = ts_mono_deadline(left);
-            pthread_cond_timedwait(&a->cond, &a->lock, &ts);
-        }
+        int64_t deadline = ts_mono_ms() + (flush_ms > 0 ? flush_ms : 0);
+        while (a->up && (a->npending || a->inflight) &&
+               ts_cond_wait_until(&a->cond, &a->lock, deadline))
+            ;
         if (a->npending || a->inflight)
             TS_LOG(TS_LOG_INFO, "ack: closing with %zu acknowledgement(s) not published and %zu "
                    "not confirmed by the broker (the agents keep those readings a little longer)",

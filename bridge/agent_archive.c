@@ -136,18 +136,28 @@ static int index_line(struct ts_archive *a, uint64_t off, const char *id, size_t
 
 /* ---- open: check size, crc and form ---- */
 
-int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
-                    struct ts_archive **out, char *why, size_t why_size)
+/* A new archive of ref with no file yet (fd -1) and its line buffer; NULL:
+ * out of memory. */
+static struct ts_archive *archive_new(const struct ts_archive_ref *ref, size_t max_line)
 {
-    *out = NULL;
     struct ts_archive *a = calloc(1, sizeof *a);
     if (!a || !(a->line = malloc(max_line + 1))) {
         free(a);
-        return TS_ENOMEM;
+        return NULL;
     }
     a->fd = -1;
     a->ref = *ref;
     a->max_line = max_line;
+    return a;
+}
+
+int ts_archive_open(int dirfd, const struct ts_archive_ref *ref, size_t max_line,
+                    struct ts_archive **out, char *why, size_t why_size)
+{
+    *out = NULL;
+    struct ts_archive *a = archive_new(ref, max_line);
+    if (!a)
+        return TS_ENOMEM;
     if (!ref->name[0]) {
         a->ref.size = a->ref.agents = 0;
         a->ref.crc = 0;
@@ -297,14 +307,9 @@ int ts_archive_adopt(int dirfd, const struct ts_archive_ref *ref, size_t max_lin
                      struct ts_archive **out)
 {
     *out = NULL;
-    struct ts_archive *a = calloc(1, sizeof *a);
-    if (!a || !(a->line = malloc(max_line + 1))) {
-        free(a);
+    struct ts_archive *a = archive_new(ref, max_line);
+    if (!a)
         return TS_ENOMEM;
-    }
-    a->fd = -1;
-    a->ref = *ref;
-    a->max_line = max_line;
     if (ref->name[0]) {
         struct stat st;
         a->fd = openat(dirfd, ref->name, O_RDONLY | O_CLOEXEC);
@@ -462,6 +467,28 @@ static int put(struct out *o, const char *line, size_t len)
     return TS_OK;
 }
 
+/* Flushes, syncs (when it holds a line) and closes o's file: rc, or TS_ESYS
+ * if rc was TS_OK and one of them failed. The caller renames or removes. */
+static int out_close(struct out *o, int rc)
+{
+    if (fflush(o->f) != 0 || (o->lines && fsync(fileno(o->f)) != 0))
+        rc = rc ? rc : TS_ESYS;
+    if (fclose(o->f) != 0)
+        rc = rc ? rc : TS_ESYS;
+    return rc;
+}
+
+/* The reference of the file o wrote under name (none when it is empty). */
+static void out_ref(const struct out *o, const char *name, struct ts_archive_ref *ref)
+{
+    if (o->lines) {
+        snprintf(ref->name, sizeof ref->name, "%s", name);
+        ref->size = o->size;
+        ref->crc = (uint32_t)o->crc;
+        ref->agents = o->lines;
+    }
+}
+
 int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, const char *add,
                      size_t add_len, bool (*keep_out)(const char *agent, void *ctx), void *ctx,
                      struct ts_archive_ref *ref)
@@ -533,10 +560,7 @@ int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, 
     }
     free(r.buf);
     int saved = errno;
-    if (fflush(o.f) != 0 || (o.lines && fsync(fileno(o.f)) != 0))
-        rc = rc ? rc : TS_ESYS;
-    if (fclose(o.f) != 0)
-        rc = rc ? rc : TS_ESYS;
+    rc = out_close(&o, rc);
     if (rc == TS_OK && o.lines) {
         if (renameat(dirfd, tmp, dirfd, name) != 0 || fsync(dirfd) != 0)
             rc = TS_ESYS;
@@ -548,15 +572,9 @@ int ts_archive_write(const struct ts_archive *old, int dirfd, const char *name, 
             unlinkat(dirfd, name, 0);
         errno = saved;
     }
-    if (rc != TS_OK)
-        return rc;
-    if (o.lines) {
-        snprintf(ref->name, sizeof ref->name, "%s", name);
-        ref->size = o.size;
-        ref->crc = (uint32_t)o.crc;
-        ref->agents = o.lines;
-    }
-    return TS_OK;
+    if (rc == TS_OK)
+        out_ref(&o, name, ref);
+    return rc;
 }
 
 /* ---- streaming: scan and merge (the repartition tool, repartition.h) ---- */
@@ -645,10 +663,7 @@ int ts_archive_merge(const struct ts_archive *a, bool (*keep_a)(const char *agen
     }
     free(ra.buf);
     free(rb.buf);
-    if (fflush(o.f) != 0 || (o.lines && fsync(fileno(o.f)) != 0))
-        rc = rc ? rc : TS_ESYS;
-    if (fclose(o.f) != 0)
-        rc = rc ? rc : TS_ESYS;
+    rc = out_close(&o, rc);
     if (rc == TS_OK && o.lines) {
         if (renameat(dirfd, tmp, dirfd, name) != 0) {
             rc = TS_ESYS;
@@ -665,15 +680,9 @@ int ts_archive_merge(const struct ts_archive *a, bool (*keep_a)(const char *agen
             unlinkat(dirfd, name, 0);
         errno = saved;
     }
-    if (rc != TS_OK)
-        return rc;
-    if (o.lines) {
-        snprintf(ref->name, sizeof ref->name, "%s", name);
-        ref->size = o.size;
-        ref->crc = (uint32_t)o.crc;
-        ref->agents = o.lines;
-    }
-    return TS_OK;
+    if (rc == TS_OK)
+        out_ref(&o, name, ref);
+    return rc;
 }
 
 /* "agents-<12 digits>-..." (a final name, or a temporary "." + it): the

@@ -229,14 +229,10 @@ void ts_bridge_status_free(struct ts_bridge_status *st, const char *last_json, i
             ts_bridge_status_set(st, last_json);
         pthread_mutex_lock(&st->lock);
         publish(st);
-        long long deadline = ts_mono_ms() + flush_ms;
-        while (st->up && (st->inflight > 0 || any_dirty(st))) {
-            long long left = deadline - ts_mono_ms();
-            if (left <= 0)
-                break;
-            struct timespec ts = ts_mono_deadline(left);
-            pthread_cond_timedwait(&st->cond, &st->lock, &ts);
-        }
+        int64_t deadline = ts_mono_ms() + flush_ms;
+        while (st->up && (st->inflight > 0 || any_dirty(st)) &&
+               ts_cond_wait_until(&st->cond, &st->lock, deadline))
+            ;
         pthread_mutex_unlock(&st->lock);
         ts_mqtt_link_free(st->link);
     }

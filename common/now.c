@@ -48,3 +48,13 @@ struct timespec ts_mono_deadline(int64_t ms)
     ts.tv_nsec = (long)nsec;
     return ts;
 }
+
+bool ts_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t deadline_ms)
+{
+    int64_t left = deadline_ms - ts_mono_ms();
+    if (left <= 0)
+        return false;
+    struct timespec ts = ts_mono_deadline(left);
+    pthread_cond_timedwait(cond, lock, &ts);
+    return true;
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "civil.h"
 #include "decimal.h"
 #include "err.h"
 #include "flags.h"
@@ -180,13 +181,7 @@ static struct tm timestamp_tm(const char *ts)
  * carry over the same way): timegm costs a hundred times more. */
 static int64_t utc_seconds(const struct tm *tm)
 {
-    int64_t y = (int64_t)tm->tm_year + 1900, m = tm->tm_mon + 1;
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + tm->tm_mday - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = era * 146097 + doe - 719468;
+    int64_t days = ts_days_from_civil((int64_t)tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday);
     return days * 86400 + (int64_t)tm->tm_hour * 3600 + (int64_t)tm->tm_min * 60 + tm->tm_sec;
 }
 

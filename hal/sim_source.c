@@ -10,13 +10,14 @@
 #include "hal_private.h"
 #include "log.h"
 #include "mta_file.h"
+#include "now.h"
 #include "replay.h"
 
 struct sim_state {
     struct ts_mta_data *data;
     const struct ts_mta_turnstile **map; /* per src->turnstiles[i], borrowed from data */
     int64_t start_ms;         /* simulated time at t0 */
-    struct timespec t0;       /* real (monotonic) time of the first open */
+    int64_t t0_ns;            /* real (monotonic) time of the first open */
     int started;
 };
 
@@ -93,7 +94,7 @@ static int sim_create(struct ts_source *src)
 static void start_clock(struct sim_state *st)
 {
     if (!st->started) {
-        clock_gettime(CLOCK_MONOTONIC, &st->t0);
+        st->t0_ns = ts_mono_ns();
         st->started = 1;
     }
 }
@@ -108,15 +109,12 @@ static int sim_read(struct ts_source *src, size_t i, uint64_t *entries, uint64_t
 {
     struct sim_state *st = src->data;
     unsigned width = src->turnstiles[i]->width;
-    struct timespec now;
     double real_ms;
 
     if (i >= src->n_turnstiles)
         return TS_EINVAL;
     start_clock(st);
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    real_ms = (double)(now.tv_sec - st->t0.tv_sec) * 1e3 +
-              (double)(now.tv_nsec - st->t0.tv_nsec) / 1e6;
+    real_ms = (double)(ts_mono_ns() - st->t0_ns) / 1e6;
     ts_replay_at(st->map[i], st->start_ms + (int64_t)(real_ms * src->cfg->speed), NULL, entries,
                  exits);
     if (width == 16 || width == 32) { /* what a register of that width would hold */

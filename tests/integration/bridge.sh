@@ -1,12 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 # bridge.sh - turnstile-bridge and agents for bash tests, and reading the
-# lake. Source it after lib.sh, broker.sh and kafka.sh, with `work` set and
-# the broker and Kafka started:
+# lake. Source it with `work` set (it sources lib.sh, broker.sh and kafka.sh
+# if they are not yet); the functions below want the broker and Kafka started:
 #
+#   bridge_test_servers PARTS [ARGS]
+#                                 starts the broker (broker_start ARGS) and
+#                                 Kafka, creates turnstile.readings with PARTS
+#                                 partitions and turnstile.deadletter
 #   bridge_conf FILE ID [LINES]   writes a bridge config for this broker,
 #                                 Kafka and the lake $work/lake; LINES are
 #                                 appended (e.g. "[lake]" overrides go last);
 #                                 $BRIDGE_EXTRA, if set, goes in [bridge]
+#   bridge_agg_conf FILE ID LAKE  writes a config for an aggregator fed by
+#                                 bench-aggregate fill: status every 0.1 s,
+#                                 no processing-time closing, this broker and
+#                                 Kafka; LAKE: the [lake] section's lines
 #   bridge_start NAME FILE [ARGS] starts turnstile-bridge -c FILE ARGS in the
 #                                 background, log $work/NAME.err; sets
 #                                 BRIDGE_PID[NAME]
@@ -19,22 +27,31 @@
 #   lake_sums [DIR]               prints "SCP ENTRIES EXITS" summed over the
 #                                 visible lake files (default $work/lake)
 #   lake_rows [DIR]               prints every visible data row (no header)
-#   bridge_test_cleanup           an EXIT trap (set it before broker_start and
-#                                 kafka_start): kills the agents (the test's
-#                                 agent_pid array), the simulator and the
-#                                 bridges, stops the broker and Kafka, removes
-#                                 $work unless TS_KEEP is set
+#   bridge_test_cleanup [PID...]  an EXIT trap (set it before broker_start and
+#                                 kafka_start): SIGKILLs the PIDs and the
+#                                 agents (the test's agent_pid array), kills
+#                                 the bridges, then test_cleanup (lib.sh)
+
+_bridge_sh_dir=$(dirname "${BASH_SOURCE[0]}")
+declare -F test_cleanup >/dev/null || . "$_bridge_sh_dir/lib.sh"
+declare -F broker_start >/dev/null || . "$_bridge_sh_dir/broker.sh"
+declare -F kafka_start >/dev/null || . "$_bridge_sh_dir/kafka.sh"
 
 declare -A BRIDGE_PID=()
 
 bridge_test_cleanup() {
   local p n
-  for p in ${agent_pid[@]+"${agent_pid[@]}"} ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "$@" ${agent_pid[@]+"${agent_pid[@]}"}; do kill -9 "$p" 2>/dev/null || true; done
   for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+  test_cleanup "$@" ${agent_pid[@]+"${agent_pid[@]}"}
+}
+
+bridge_test_servers() {
+  local parts=$1; shift
+  broker_start "$@"
+  kafka_start
+  kafka_create_topic turnstile.readings "$parts"
+  kafka_create_topic turnstile.deadletter 1
 }
 
 bridge_conf() {
@@ -49,6 +66,15 @@ bridge_conf() {
     printf 'checkpoint_interval_ms = 500\n'
     [ -z "${3:-}" ] || printf '%s\n' "$3"
   } >"$file"
+}
+
+bridge_agg_conf() {
+  {
+    printf '[bridge]\nid = %s\nstatus_interval_ms = 100\nmax_event_age_s = 0\n' "$2"
+    printf '[mqtt]\nhost = 127.0.0.1\nport = %s\n' "$BROKER_PORT"
+    printf '[kafka]\nbrokers = %s\nsession_timeout_ms = 6000\n' "$KAFKA_BOOTSTRAP"
+    printf '[lake]\n%s\n' "$3"
+  } >"$1"
 }
 
 bridge_start() {

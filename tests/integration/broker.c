@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "broker.h"
 
+#include "now.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,11 +22,17 @@
 #define MOSQUITTO "/usr/sbin/mosquitto"
 #define MOSQUITTO_PASSWD "/usr/bin/mosquitto_passwd"
 
-static long long now_ms(void)
+/* In a forked child: stdout and stderr appended to path, stdin /dev/null. */
+static void child_stdio(const char *path)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    int null = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+    if (null >= 0)
+        dup2(null, 0);
 }
 
 static void sleep_ms(int ms)
@@ -46,14 +54,7 @@ static int run(const char *dir, char *const argv[])
     if (pid < 0)
         return -1;
     if (pid == 0) {
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        int null = open("/dev/null", O_RDONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (null >= 0)
-            dup2(null, 0);
+        child_stdio(logpath);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -206,14 +207,7 @@ static int spawn(struct broker *b)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(1);
-        int fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        int null = open("/dev/null", O_RDONLY);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (null >= 0)
-            dup2(null, 0);
+        child_stdio(out);
         execl(MOSQUITTO, "mosquitto", "-c", b->conf, (char *)NULL);
         _exit(127);
     }
@@ -256,10 +250,10 @@ static int accepts(int port)
 /* 0 ready, -1 timeout, -2 the broker exited (e.g. could not bind). */
 static int wait_ready(struct broker *b, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = ts_mono_ms() + timeout_ms;
     int status;
 
-    while (now_ms() < deadline) {
+    while (ts_mono_ms() < deadline) {
         if (waitpid(b->pid, &status, WNOHANG) == b->pid) {
             b->pid = 0;
             return -2;

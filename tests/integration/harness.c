@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "harness.h"
 
+#include "now.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -43,9 +45,7 @@ int proc_start(struct proc *p, char *const argv[])
 
 long long mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return ts_mono_ms();
 }
 
 int proc_read_line(struct proc *p, char *line, size_t size, int timeout_ms)

@@ -34,7 +34,7 @@ int proc_command(struct proc *p, const char *fmt, ...) __attribute__((format(pri
 /* SIGTERM, then SIGKILL after a second; reaps. Returns the exit status or -1. */
 int proc_stop(struct proc *p);
 
-/* Monotonic clock in milliseconds. */
+/* Monotonic clock in milliseconds (ts_mono_ms, common/now.h). */
 long long mono_ms(void);
 
 /* Path of a built program: $TS_BIN_DIR/name. */

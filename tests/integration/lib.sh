@@ -9,24 +9,42 @@
 #                          the agent sections to $work/devices.conf
 #   sim CMD...             sends a control command and waits for its ok
 #   sim_get S K            prints "ENTRIES EXITS" served now by slave S turnstile K
-#   wait_until SECS CMD... runs CMD every 0.1 s until it succeeds (returns 0) or SECS
-#                          have passed (returns 1): for what takes longer under qemu or load
+#   wait_for SECONDS CMD...
+#                          runs CMD every 0.3 s until it succeeds; false if it has
+#                          not within SECONDS (a test may define its own wait_for)
+#   test_cleanup [PID...]  an EXIT trap (set it before the servers start; in single
+#                          quotes, so that the PIDs are read at exit): SIGKILLs the
+#                          PIDs and the simulator, reaps them (no other child: one
+#                          left running cannot hang the exit), stops the broker and
+#                          Kafka (if started), unmounts a file system the test
+#                          mounted below $work, removes $work unless TS_KEEP is set
 
 passes=0 fails=0
 check() {
   local name=$1; shift
   if "$@"; then echo "ok: $name"; passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
 }
+test_cleanup() {
+  local p m pids=("$@" ${SIM_PID:-})
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  [ ${#pids[@]} = 0 ] || wait "${pids[@]}" 2>/dev/null || true
+  broker_cleanup 2>/dev/null || true
+  kafka_cleanup 2>/dev/null || true
+  for m in $([ -z "${work:-}" ] || awk -v w="$work/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || true
+  done
+  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+}
+wait_for() {
+  local end=$((SECONDS + $1)); shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || return 1
+    sleep 0.3
+  done
+}
 finish() {
   echo "$passes passed, $fails failed"
   [ "$fails" -eq 0 ]
-}
-wait_until() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do
-    ((SECONDS < end)) || return 1
-    sleep 0.1
-  done
 }
 
 sim_start() {

@@ -21,13 +21,7 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-acks.XXXXXX)
 agent_pid= sub_pid= acker_pid=
-cleanup() {
-  for p in $agent_pid $sub_pid $acker_pid ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'test_cleanup $agent_pid $sub_pid $acker_pid' EXIT
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 

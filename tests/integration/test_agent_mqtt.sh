@@ -9,13 +9,7 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-mqtt.XXXXXX)
 agent_pid= sub_pid= acker_pid=
-cleanup() {
-  for p in $agent_pid $sub_pid $acker_pid ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'test_cleanup $agent_pid $sub_pid $acker_pid' EXIT
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 
@@ -58,7 +52,7 @@ start_agent() {
 start_agent
 # resumed once the agent has read every turnstile's frozen registers (its first readings)
 scps_seen() { test "$(awk -F, 'NF >= 13 { s[$3] = 1 } END { print length(s) }' "$work/received.csv")" -ge 4; }
-wait_until 30 scps_seen || true   # "first reading is the registers at start" below tells
+wait_for 30 scps_seen || true   # "first reading is the registers at start" below tells
 sim resume
 sleep 3
 

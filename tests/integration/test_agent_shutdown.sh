@@ -10,13 +10,7 @@ set -euo pipefail
 src=${TS_SRC_DIR:?} bin=${TS_BIN_DIR:?}/turnstile-agent
 work=$(mktemp -d /tmp/ts-status.XXXXXX)
 agent_pid=
-cleanup() {
-  for p in $agent_pid ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'test_cleanup $agent_pid' EXIT
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 

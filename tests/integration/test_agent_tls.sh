@@ -7,13 +7,7 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-tls.XXXXXX)
 agent_pid= sub_pid=
-cleanup() {
-  for p in $agent_pid $sub_pid ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'test_cleanup $agent_pid $sub_pid' EXIT
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 
@@ -33,7 +27,7 @@ run_agent() { # NAME CA PASSWORD CMD...: runs the agent with these settings unti
   agent_pid=$!
   local name=$1; shift 3
   sleep 3
-  wait_until 27 "$@" || true   # the checks below tell
+  wait_for 27 "$@" || true   # the checks below tell
   set -- "$name"
   check "$1: still running" kill -0 "$agent_pid"
   kill -TERM "$agent_pid"; wait "$agent_pid"; local rc=$?; agent_pid=

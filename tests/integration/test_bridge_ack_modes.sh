@@ -35,19 +35,10 @@ work=$(mktemp -d /tmp/ts-ackmodes.XXXXXX)
 declare -A agent_pid=()
 notify_pid= mq2_pid=
 cleanup() {
-  for p in "${agent_pid[@]}" ${SIM_PID:-} $notify_pid $mq2_pid; do kill -9 "$p" 2>/dev/null || true; done
   [ -z "${KAFKA_PID:-}" ] || kill -CONT "$KAFKA_PID" 2>/dev/null || true
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  umount "$work/lakeK/turnstile/_manifest/tk-0" "$work/lakeL/turnstile/_manifest/tl-0" 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+  bridge_test_cleanup $notify_pid $mq2_pid   # and the tmpfs mounted on the tk-0, tl-0 manifests
 }
 trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
 . "$src/tests/integration/bridge.sh"
 
 # --- helpers --------------------------------------------------------------

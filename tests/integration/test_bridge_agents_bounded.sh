@@ -31,16 +31,9 @@ work=$(mktemp -d /tmp/ts-agents-bounded.XXXXXX)
 subs=()
 cleanup() {
   for p in "${subs[@]}"; do kill "$p" 2>/dev/null || true; done
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+  bridge_test_cleanup
 }
 trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
 . "$src/tests/integration/bridge.sh"
 
 # TS_AGENTS_N=300000 runs the by-hand case (not in CI); the RSS is compared at N/5 and N.
@@ -59,10 +52,7 @@ PARTS=2 STATIONS=200 FIRST=$((N / 5))
 # the most measured of the one and half the other.
 RSS_LIMIT_KB=${TS_RSS_LIMIT_KB:-20480}
 t0=$SECONDS
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings $PARTS
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers $PARTS
 echo "broker and Kafka ready in $((SECONDS - t0)) s"
 
 # pub.py FIRST LAST [PASS]: agents a<FIRST>..a<LAST-1>, one reading each (seq 1), over one
@@ -130,13 +120,6 @@ start_bridge $PARTS
 status() { grep 'aggregate: [0-9]* partitions' "$work/b1.err" | tail -1; }
 stat_of() { status | sed -n "s/.* \([0-9]*\) $1.*/\1/p"; }   # readings, duplicates, archived ...
 in_memory() { status | sed -n 's/.*partitions, \([0-9]*\) agents.*/\1/p'; }
-wait_for() { # SECONDS CMD...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.3
-  done
-}
 stat_is() { [ "$(stat_of "$1")" = "$2" ]; }
 ckpt() { # PARTITION: its latest checkpoint file
   find "$work/lake/turnstile/_manifest/turnstile.readings-$1" -name '*.ckpt' | sort | tail -1

@@ -22,40 +22,16 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 work=$(mktemp -d /tmp/ts-agents-s3.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap 'bridge_test_cleanup ${fill_pid:-}' EXIT
 . "$src/tests/integration/bridge.sh"
 . "$src/tests/integration/s3proxy.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 AGENTS=60 BASE=1685245200000 # 2023-05-28 03:40Z
 s3proxy_start agents || fail "S3Proxy did not start"
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 2
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 2
 
-cat >"$work/bridge.conf" <<EOF
-[bridge]
-id = agents-s3
-status_interval_ms = 100
-max_event_age_s = 0
-[mqtt]
-host = 127.0.0.1
-port = $BROKER_PORT
-[kafka]
-brokers = $KAFKA_BOOTSTRAP
-session_timeout_ms = 6000
-[lake]
-path = $work/spool
+bridge_agg_conf "$work/bridge.conf" agents-s3 "path = $work/spool
 url = s3://agents/t
 endpoint = $S3PROXY_ENDPOINT
 region = $S3PROXY_REGION
@@ -67,8 +43,7 @@ max_agents = 4
 agent_idle_s = 1
 window_s = 300
 idle_s = 1
-checkpoint_interval_ms = 300
-EOF
+checkpoint_interval_ms = 300"
 "$bin/turnstile-bridge" --check-config -c "$work/bridge.conf" || fail "--check-config refused it"
 
 # fill N SEQ_FROM START_MS: readings SEQ_FROM.. of every agent, one a minute from START_MS

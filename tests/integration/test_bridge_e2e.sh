@@ -18,24 +18,13 @@ work=$(mktemp -d /tmp/ts-bridge-e2e.XXXXXX)
 declare -A agent_pid=()
 proxy_pid=
 cleanup() {
-  for p in "${agent_pid[@]}" ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
   [ -z "$proxy_pid" ] || kill -- -"$proxy_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+  bridge_test_cleanup
 }
 trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
 . "$src/tests/integration/bridge.sh"
 
-broker_start --conf 'max_queued_messages 1000000'
-kafka_start
-kafka_create_topic turnstile.readings 4
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 4 --conf 'max_queued_messages 1000000'
 sim_start --generate --slaves 1,2,3 --turnstiles 4 --speed 600 --fault pause
 split_devices
 

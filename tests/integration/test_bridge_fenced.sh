@@ -15,24 +15,10 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-fenced.XXXXXX)
 declare -A agent_pid=()
-cleanup() {
-  for p in "${agent_pid[@]}" ${SIM_PID:-} ${intruder:-}; do kill -9 "$p" 2>/dev/null || true; done
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap 'bridge_test_cleanup ${intruder:-}' EXIT
 . "$src/tests/integration/bridge.sh"
 
-broker_start --conf 'max_queued_messages 1000000'
-kafka_start
-kafka_create_topic turnstile.readings 4
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 4 --conf 'max_queued_messages 1000000'
 sim_start --generate --slaves 1,2 --turnstiles 4 --speed 600 --fault pause
 split_devices
 registers_first 1 2

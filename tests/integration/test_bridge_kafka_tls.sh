@@ -29,17 +29,7 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 work=$(mktemp -d /tmp/ts-kafka-tls-test.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap bridge_test_cleanup EXIT
 . "$src/tests/integration/bridge.sh"
 
 pw=scram-pw-$RANDOM$RANDOM-x7
@@ -67,13 +57,6 @@ secure_conf() {
     printf '[lake]\npath = %s/lake\nwindow_s = 2\nlateness_s = 1\nidle_s = 3\n' "$work"
     printf 'checkpoint_interval_ms = 500\n'
   } >"$1"
-}
-wait_for() { # SECONDS CMD...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.3
-  done
 }
 now_ms() { date +%s%3N; }
 # one 18-field reading AGENT SEQ EPOCH_MS: SCP from the agent, 1 entry, merges only itself

@@ -23,41 +23,16 @@ src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 expected=$src/tests/integration/lake_expected.txt
 work=$(mktemp -d /tmp/ts-lake-expected.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap bridge_test_cleanup EXIT
 . "$src/tests/integration/bridge.sh"
 
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 2
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 2
 
 # status every 0.1 s; one checkpoint, at the end; no processing-time closing
-cat >"$work/bridge.conf" <<EOF
-[bridge]
-id = lake-expected
-status_interval_ms = 100
-max_event_age_s = 0
-[mqtt]
-host = 127.0.0.1
-port = $BROKER_PORT
-[kafka]
-brokers = $KAFKA_BOOTSTRAP
-session_timeout_ms = 6000
-[lake]
-path = $work/lake
+bridge_agg_conf "$work/bridge.conf" lake-expected "path = $work/lake
 window_s = 300
 idle_s = 0
-checkpoint_interval_ms = 3600000
-EOF
+checkpoint_interval_ms = 3600000"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }

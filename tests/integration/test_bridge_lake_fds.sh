@@ -19,25 +19,12 @@
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-fds.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap bridge_test_cleanup EXIT
 . "$src/tests/integration/bridge.sh"
 
 FAR=2000 NEAR=100 NOFILE=1024
 t0=$SECONDS
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 1
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 1
 
 # readings AGENT STATION SCP FIRST COUNT MODE: 18-field lines, seq FIRST..FIRST+COUNT-1
 # (MODE far: one a date, years 1971..9990, in a scrambled order; near: one a minute from

@@ -24,19 +24,7 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-metrics.XXXXXX)
 declare -A agent_pid=()
-cleanup() {
-  for p in "${agent_pid[@]}" ${SIM_PID:-}; do kill -9 "$p" 2>/dev/null || true; done
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  umount "$work/lake" 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap bridge_test_cleanup EXIT
 . "$src/tests/integration/bridge.sh"
 prom() { /usr/bin/python3 "$src/tests/integration/prom.py" "$@"; }
 

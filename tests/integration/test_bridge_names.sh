@@ -18,11 +18,8 @@ src=${TS_SRC_DIR:?}
 mta=${TS_MTA_FILE:?}
 work=$(mktemp -d /tmp/ts-bridge-names.XXXXXX)
 declare -A agent_pid=()
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
-. "$src/tests/integration/bridge.sh"
 trap bridge_test_cleanup EXIT
+. "$src/tests/integration/bridge.sh"
 
 # the stations of the week whose names hold an apostrophe (index column first)
 mapfile -t stations < <(zcat -f "$mta" | awk -F, 'NR > 1 && $5 ~ /'"'"'/ {print $5}' | sort -u)

@@ -23,23 +23,11 @@ src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 work=$(mktemp -d /tmp/ts-relay-test.XXXXXX)
 relay_pid=
-cleanup() {
-  [ -z "$relay_pid" ] || kill -9 "$relay_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
+trap 'bridge_test_cleanup $relay_pid' EXIT
+. "$src/tests/integration/bridge.sh"
 
 t0=$SECONDS
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 4
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 4
 echo "broker and Kafka ready in $((SECONDS - t0)) s"
 
 cat >"$work/bridge.conf" <<EOF
@@ -64,14 +52,6 @@ EOF
 log=$work/relay.log
 : >"$log"
 
-# WAIT SECONDS CMD...: until CMD succeeds, at most SECONDS
-wait_for() {
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.2
-  done
-}
 subscribed_times() { grep -c 'relay: mqtt: subscribed to turnstile/v1/+/+/readings' "$log" || true; }
 relay_start() {
   local before

@@ -22,17 +22,11 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-repartition.XXXXXX)
 declare -A agent_pid=()
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
-. "$src/tests/integration/bridge.sh"
 trap bridge_test_cleanup EXIT
+. "$src/tests/integration/bridge.sh"
 . "$src/tests/integration/repartition.sh"
 
-broker_start --conf 'max_queued_messages 1000000'
-kafka_start
-kafka_create_topic turnstile.readings 4
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 4 --conf 'max_queued_messages 1000000'
 sim_start --generate --slaves 1,2,3,4,5,6 --turnstiles 2 --speed 600 --fault pause
 split_devices
 registers_first 1 2 3 4 5 6

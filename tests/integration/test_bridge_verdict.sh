@@ -32,23 +32,13 @@ work=$(mktemp -d /tmp/ts-verdict-test.XXXXXX)
 acks_pid=
 cleanup() {
   [ -z "$acks_pid" ] || kill "$acks_pid" 2>/dev/null || true
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
+  bridge_test_cleanup
 }
 trap cleanup EXIT
-. "$src/tests/integration/lib.sh"
-. "$src/tests/integration/broker.sh"
-. "$src/tests/integration/kafka.sh"
 . "$src/tests/integration/bridge.sh"
 
 t0=$SECONDS
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 4
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 4
 echo "broker and Kafka ready in $((SECONDS - t0)) s"
 
 now_ms() { echo $(($(date +%s%3N))); }
@@ -76,13 +66,6 @@ pub() { # AGENT PAYLOAD [mosquitto_pub options]
 produce_around() {
   printf '%s\n' "$3" | kcat -P -b "$KAFKA_BOOTSTRAP" -t turnstile.readings -k "$1" \
     -H "mqtt_topic=$(topic "$2")" 2>>"$work/kcat.err"
-}
-wait_for() { # SECONDS CMD...
-  local end=$((SECONDS + $1)); shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$end" ] || return 1
-    sleep 0.3
-  done
 }
 dead() { # the dead-letter topic as "KEY|HEADERS"
   kcat -b "$KAFKA_BOOTSTRAP" -C -t turnstile.deadletter -o beginning -e -q -f '%k|%h\n' \

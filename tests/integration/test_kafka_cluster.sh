@@ -12,11 +12,7 @@
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-kafka-cluster.XXXXXX)
-cleanup() {
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap test_cleanup EXIT
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/kafka.sh"
 

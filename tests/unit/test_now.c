@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* common/now: the deadline of a timed wait, normalised, on either side of now. */
+/* common/now: the deadline of a timed wait, normalised, on either side of now;
+ * the timed wait on a condition variable that ends at a deadline. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "now.h"
@@ -47,11 +49,38 @@ static void the_units_agree(void **state)
     assert_true(ts_wall_ms() > 1600000000000LL);   /* after 2020 */
 }
 
+/* A deadline already past: false at once. One ahead: the loop that waits
+ * while it is true (nobody signals) ends, and only once the deadline is
+ * reached (what the callers' flush loops rely on to stop). */
+static void cond_wait_until_stops_at_the_deadline(void **state)
+{
+    (void)state;
+    pthread_condattr_t attr;
+    pthread_cond_t cond;
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    assert_int_equal(pthread_condattr_init(&attr), 0);
+    assert_int_equal(pthread_condattr_setclock(&attr, CLOCK_MONOTONIC), 0);
+    assert_int_equal(pthread_cond_init(&cond, &attr), 0);
+    pthread_mutex_lock(&lock);
+    assert_false(ts_cond_wait_until(&cond, &lock, ts_mono_ms()));
+    assert_false(ts_cond_wait_until(&cond, &lock, ts_mono_ms() - 1000));
+    int64_t deadline = ts_mono_ms() + 30;
+    int waits = 0;
+    while (ts_cond_wait_until(&cond, &lock, deadline))
+        waits++;
+    assert_true(waits >= 1);
+    assert_true(ts_mono_ms() >= deadline);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&cond);
+    pthread_condattr_destroy(&attr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(deadline_is_now_plus_ms),
         cmocka_unit_test(the_units_agree),
+        cmocka_unit_test(cond_wait_until_stops_at_the_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
