@@ -65,6 +65,9 @@ struct part {
     int64_t ckpt_offset;         /* offset_next of the last checkpoint */
     int64_t ckpt_ms;             /* when it was written */
     int64_t paused_until_ms;     /* 0: not paused */
+    int64_t reload_due_ms;       /* the object store was out of reach at a reload: the
+                                    partition, paused and without a lake, is loaded
+                                    again at this time (0: none) */
     int64_t seek_to;             /* after a reload: messages are ignored until this offset
                                     comes (what was fetched before the seek); -1: none */
     bool dirty;                  /* state changed since the last checkpoint */
@@ -344,7 +347,26 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
     /* the same checkpoint: its oldest record not in the lake stays the same
      * (the backlog's age must not drop to nothing during the pause) */
     int64_t backlog_since = p->backlog_since_ms;
-    if (part_load(agg, p, &offset) != TS_OK) {
+    int rc = part_load(agg, p, &offset);
+    if (rc == TS_ESYS && agg->lake.url[0]) {
+        /* the object store out of reach (the listing of a reopen failed after the
+         * client's attempts): no lake to resume from, so the partition stays
+         * paused and is loaded again after a pause that doubles; nothing since its
+         * last checkpoint was acknowledged from the lake, and Kafka keeps it */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
+        rd_kafka_pause_partitions(agg->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (p->pause_ms < PAUSE_AFTER_FAILURE_MS)
+            p->pause_ms = PAUSE_AFTER_FAILURE_MS;
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": the object store is out of reach; "
+               "loading the partition again in %d s", p->partition, p->pause_ms / 1000);
+        p->reload_due_ms = ts_wall_ms() + p->pause_ms;
+        p->pause_ms = p->pause_ms > PAUSE_MAX_MS / 2 ? PAUSE_MAX_MS : p->pause_ms * 2;
+        p->backlog_since_ms = backlog_since;
+        return;
+    }
+    if (rc != TS_OK) {
         agg->fatal = true;
         return;
     }
@@ -626,6 +648,7 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
             }
             p->assigned = true;
             p->paused_until_ms = 0;
+            p->reload_due_ms = 0;
             p->failures_in_row = 0;
             p->pause_ms = 0;
             p->retrying = false;
@@ -1124,6 +1147,13 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
         ts_retention_poll(agg->retention, ts_mono_ms());
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
+        if (p && p->assigned && !p->lost && !p->lake && p->reload_due_ms && now >= p->reload_due_ms) {
+            p->reload_due_ms = 0;
+            part_reload(agg, p); /* the object store was out of reach: try again */
+            if (p->lake)
+                p->paused_until_ms = now; /* reached it: read again at once, the pause
+                                             was served while it was away */
+        }
         if (!p || !p->assigned || p->lost || !p->lake)
             continue;
         watch_backlog(agg, p, now);

@@ -457,23 +457,27 @@ fault_http_gate() {
 # --- faults of a Kafka cluster (run.sh --cluster: 3 nodes, docs/e2e.md) -----------
 E2E_TOPICS="turnstile.readings turnstile.deadletter __consumer_offsets"
 E2E_BRIDGE_EXITS=0   # times the bridge was found dead after a Kafka fault (it must never exit)
-E2E_CONSUMER_FAILURES=0   # fatal consumer errors the bridge logged so far
 
 # the bridge must live through every Kafka fault: note it if it did not, and
-# start it again so that the run can still account for everything
+# start it again so that the run can still account for everything (every
+# bridge of E2E_BRIDGES: b1, and with --lake s3 the aggregator b2 too)
+E2E_BRIDGES=b1
+declare -A E2E_FENCED=()
 kafka_fault_bridge_check() { # FAULT
-  local fenced
-  fenced=$(grep -c 'aggregate: consumer failed for good' "$work/b1.err" || true)
-  if [ "$fenced" -gt "$E2E_CONSUMER_FAILURES" ]; then
-    log "$1: the aggregator's consumer failed for good $((fenced - E2E_CONSUMER_FAILURES)) time(s) and was replaced"
-    E2E_CONSUMER_FAILURES=$fenced
-  fi
-  if ! kill -0 "${BRIDGE_PID[b1]:-0}" 2>/dev/null; then
-    E2E_BRIDGE_EXITS=$((E2E_BRIDGE_EXITS + 1))
-    echo "$1: the bridge exited: $(grep -E 'error|stopping' "$work/b1.err" | tail -3 | tr '\n' ' ')" >>"$work/bridge_exits"
-    log "$1: THE BRIDGE EXITED; restarted"
-    bridge_up
-  fi
+  local fenced b
+  for b in $E2E_BRIDGES; do
+    fenced=$(grep -c 'aggregate: consumer failed for good' "$work/$b.err" || true)
+    if [ "$fenced" -gt "${E2E_FENCED[$b]:-0}" ]; then
+      log "$1: $b's aggregator's consumer failed for good $((fenced - ${E2E_FENCED[$b]:-0})) time(s) and was replaced"
+      E2E_FENCED[$b]=$fenced
+    fi
+    if ! kill -0 "${BRIDGE_PID[$b]:-0}" 2>/dev/null; then
+      E2E_BRIDGE_EXITS=$((E2E_BRIDGE_EXITS + 1))
+      echo "$1: bridge $b exited: $(grep -E 'error|stopping' "$work/$b.err" | tail -3 | tr '\n' ' ')" >>"$work/bridge_exits"
+      log "$1: BRIDGE $b EXITED; restarted"
+      if [ "$b" = b1 ]; then bridge_up; else bridge2_up; fi
+    fi
+  done
 }
 
 # the group's coordinator: the node that leads the __consumer_offsets

@@ -11,7 +11,10 @@
 #   tests/e2e/run.sh --soak 30m [--seed N]        faults mixed at random for 30 min
 #   tests/e2e/run.sh --cluster [--faults ...]     Kafka as a 3-node cluster; by default
 #                                                 its faults only (leader kill, quorum
-#                                                 loss, rolling restart; ctest)
+#                                                 loss, rolling restart, partitions added)
+#   tests/e2e/run.sh --cluster --lake s3          the lake on S3Proxy, written by two bridges
+#                                                 in one group; adds the object store's faults
+#                                                 (tests/e2e/s3lake.sh; ctest e2e_cluster)
 #   options: --keep (keep the work directory), --speed X (simulated s per real s)
 #
 # Needs root (ip netns, veth, tmpfs). Exit 0: nothing lost, nothing counted twice.
@@ -21,11 +24,13 @@ bin=${TS_BIN_DIR:-$src/build/bin}
 mta=${TS_MTA_FILE:-$src/../shared/data/mta/turnstile_230603.csv.gz}
 export TS_BIN_DIR=$bin TS_SRC_DIR=$src
 
-faults= soak_s=0 seed= keep=${TS_KEEP:-} speed= cluster=0
+faults= soak_s=0 seed= keep=${TS_KEEP:-} speed= cluster=0 lake=posix
 while [ $# -gt 0 ]; do
   case $1 in
     --faults) faults=$2; shift ;;
     --cluster) cluster=1 ;;
+    --lake) lake=$2; shift
+      case $lake in posix|s3) ;; *) echo "run.sh: --lake posix or s3" >&2; exit 2 ;; esac ;;
     --soak)
       case $2 in
         *h) soak_s=$((${2%h} * 3600)) ;; *m) soak_s=$((${2%m} * 60)) ;;
@@ -35,7 +40,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift ;;
     --speed) speed=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -65,6 +70,8 @@ work=$(mktemp -d /tmp/ts-e2e.XXXXXX)
 . "$src/tests/integration/kafka.sh"
 . "$src/tests/integration/bridge.sh"
 . "$src/tests/e2e/lib.sh"
+. "$src/tests/e2e/s3lake.sh"
+lake_dir=$work/lake   # the lake the accounting reads (--lake s3: the bucket's objects)
 
 cleanup() {
   set +e
@@ -98,9 +105,10 @@ for f in ${faults//,/ }; do
     *) list+=" $f" ;;
   esac
 done
+s3lake_faults   # --lake s3: adjusts $list; s3_* faults need it (s3lake.sh)
 for f in $list; do
   declare -F "fault_$f" >/dev/null ||
-    { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS)" >&2; exit 2; }
+    { echo "e2e: no fault '$f' (faults: $ALL_FAULTS; with --cluster: $CLUSTER_FAULTS; with --lake s3: $S3_FAULTS)" >&2; exit 2; }
   case $f in kafka_*) [ "$f" = kafka_outage ] || [ "$cluster" = 1 ] ||
     { echo "e2e: fault '$f' needs --cluster" >&2; exit 2; } ;;
   esac
@@ -139,10 +147,12 @@ if [ "$cluster" = 1 ]; then
   # since the last one is what a revocation checkpoints
   sed -i 's/^\[kafka\]$/[kafka]\nqueue_max_messages = 1500/; s/^checkpoint_interval_ms = .*/checkpoint_interval_ms = 5000/' "$work/bridge.conf"
 fi
+[ "$lake" = posix ] || s3lake_setup   # S3Proxy, [lake] url in bridge.conf, the second bridge's config
 capture_start
 bridge_up
 http_gate_setup   # station 2's HTTP gate controller: its port goes into the agent's config
 http_gate_registers >"$work/gate/regs.start"
+[ "$lake" = posix ] || bridge2_up
 for n in 1 2 3; do sim_up "$n"; station_setup "$n"; done
 for n in 1 2 3; do sim_registers "$n" >"$work/st$n/regs.start"; done
 t0=$(sim_time 1)
@@ -153,7 +163,7 @@ wh_pid=$!
 sleep 5   # every agent has its baseline (the registers above) before the clocks run
 sim_all resume
 http_gate_people   # people pass the HTTP gate controller from now on
-log "set up in $((SECONDS - t_begin)) s: 3 stations ($(cat "$work"/st?/regs.start | wc -l) turnstiles), mosquitto :$BROKER_PORT/:$E2E_MQTT_PORT, Kafka $KAFKA_BOOTSTRAP ($KAFKA_NODES node(s))"
+log "set up in $((SECONDS - t_begin)) s: 3 stations ($(cat "$work"/st?/regs.start | wc -l) turnstiles), mosquitto :$BROKER_PORT/:$E2E_MQTT_PORT, Kafka $KAFKA_BOOTSTRAP ($KAFKA_NODES node(s))$([ "$lake" = posix ] || echo ", lake s3://lake/e2e on S3Proxy $S3PROXY_ENDPOINT, bridges b1 b2")"
 bridge_pid0=${BRIDGE_PID[b1]}
 
 # --- faults -------------------------------------------------------------------------
@@ -190,6 +200,7 @@ if [ "$soak_s" -gt 0 ]; then
       kill -0 "${ST_AGENT_PID[$n]}" 2>/dev/null || { log "agent $n had died: restarted"; agent_start "$n"; }
     done
     kill -0 "${BRIDGE_PID[b1]:-0}" 2>/dev/null || { log "the bridge had died: restarted"; bridge_up; }
+    [ "$lake" = posix ] || kill -0 "${BRIDGE_PID[b2]:-0}" 2>/dev/null || { log "bridge b2 had died: restarted"; bridge2_up; }
   done
 else
   for f in $list; do
@@ -237,11 +248,11 @@ kafka_contiguous() {
 }
 # the lake: files listed in the checkpoints, summed per turnstile
 lake_listed() {
-  cat "$work"/lake/turnstile/_manifest/*/*.ckpt 2>/dev/null | awk '$1 == "file" {print $2, $10}' | sort -u
+  cat "$lake_dir"/turnstile/_manifest/*/*.ckpt 2>/dev/null | awk '$1 == "file" {print $2, $10}' | sort -u
 }
 lake_sums_listed() { # "CA UNIT SCP ENTRIES EXITS"
   local f late
-  lake_listed | while read -r f late; do if [ -f "$work/lake/$f" ]; then zcat "$work/lake/$f" | tail -n +2; fi; done |
+  lake_listed | while read -r f late; do if [ -f "$lake_dir/$f" ]; then zcat "$lake_dir/$f" | tail -n +2; fi; done |
     awk -F, '{ k = $2 " " $3 " " $4; e[k] += $11; x[k] += $12 } END { for (k in e) print k, e[k], x[k] }' | sort
 }
 kafka_sums() { # unique readings per turnstile: "CA UNIT SCP ENTRIES EXITS"
@@ -266,6 +277,7 @@ log "converged: $converged ($((SECONDS - t_begin)) s)"
 for n in 1 2 3; do agent_kill "$n" TERM; done
 bridge_pid_end=${BRIDGE_PID[b1]:-}
 bridge_kill b1 TERM
+[ "$lake" = posix ] || bridge_kill b2 TERM
 kill "$capture_pid" 2>/dev/null || true; wait "$capture_pid" 2>/dev/null || true; capture_pid=
 
 # --- accounting -----------------------------------------------------------------------
@@ -323,16 +335,16 @@ get() { awk -v k="$1" '$1 == k {print $2}' "$work/account"; }
 
 # the lake: every visible file listed by a checkpoint, every listed file there, sums as recorded
 lake_listed >"$work/listed"
-find "$work/lake" -name '*.csv.gz' ! -name '.*' -path '*/event_date=*' | sed "s|^$work/lake/||" | sort >"$work/visible"
+find "$lake_dir" -name '*.csv.gz' ! -name '.*' -path '*/event_date=*' | sed "s|^$lake_dir/||" | sort >"$work/visible"
 unlisted=$(comm -13 <(cut -d' ' -f1 "$work/listed" | sort) "$work/visible" | wc -l)
 missing=$(comm -23 <(cut -d' ' -f1 "$work/listed" | sort) "$work/visible" | wc -l)
 late_rows=0
 while read -r f late; do
-  if [ "$late" = 1 ] && [ -f "$work/lake/$f" ]; then
-    late_rows=$((late_rows + $(zcat "$work/lake/$f" | tail -n +2 | wc -l)))
+  if [ "$late" = 1 ] && [ -f "$lake_dir/$f" ]; then
+    late_rows=$((late_rows + $(zcat "$lake_dir/$f" | tail -n +2 | wc -l)))
   fi
 done <"$work/listed"
-bad_sums=$(cat "$work"/lake/turnstile/_manifest/*/*.ckpt | awk -v root="$work/lake" '$1 == "file" {
+bad_sums=$(cat "$lake_dir"/turnstile/_manifest/*/*.ckpt | awk -v root="$lake_dir" '$1 == "file" {
     cmd = "zcat \"" root "/" $2 "\" | tail -n +2"; e = 0; x = 0; r = 0
     while ((cmd | getline l) > 0) { split(l, c, ","); e += c[11]; x += c[12]; r++ }
     close(cmd); if (e != $6 || x != $8 || r != $4) bad++ } END { print bad + 0 }')
@@ -341,7 +353,7 @@ dead=$(kcat -b "$KAFKA_BOOTSTRAP" -C -t turnstile.deadletter -o beginning -e -q 
 uncovered=0
 for p in $(seq 0 $(($(_kafka_partitions turnstile.readings | wc -l) - 1))); do
   hi=$(awk -v p="$p" '$1 == p { if ($2 + 1 > m) m = $2 + 1 } END { print m + 0 }' "$work/kafka.txt")
-  ck=$(find "$work/lake/turnstile/_manifest/turnstile.readings-$p" -name '*.ckpt' 2>/dev/null | sort | tail -1 || true)
+  ck=$(find "$lake_dir/turnstile/_manifest/turnstile.readings-$p" -name '*.ckpt' 2>/dev/null | sort | tail -1 || true)
   next_off=0
   [ -z "$ck" ] || next_off=$(awk '$1 == "offset_next" {print $2}' "$ck")
   [ "$next_off" -ge "$hi" ] || { uncovered=$((uncovered + hi - next_off)); echo "partition $p: lake resumes at $next_off, Kafka has $hi"; }
@@ -381,6 +393,7 @@ row "Kafka offsets not covered by the lake" "$uncovered"
 row "lake files: listed / unlisted / missing" "$(wc -l <"$work/listed") / $unlisted / $missing"
 row "lake files whose sums differ from the manifest" "$bad_sums"
 row "late rows" "$late_rows"
+[ "$lake" = posix ] || s3lake_rows   # the object store's rows of the table (s3lake.sh)
 row "dead-lettered (injected)" "$dead ($E2E_DEADLETTERS)"
 wh_stat() { awk -v k="$1" '{ for (i = 1; i < NF; i += 2) if ($i == k) print $(i + 1) }' "$work/wh/stats" 2>/dev/null; }
 row "webhook: readings POSTed (e2e-wh)" "$(awk '{print $2}' "$work/wh/head" 2>/dev/null)"
@@ -459,7 +472,8 @@ if [ "$cluster" = 1 ]; then
   fi
   log "aggregator: $(grep -c 'aggregate: consumer failed for good' "$work/b1.err" || true) consumer failure(s) (fenced), $(grep -c 'aggregate: new Kafka consumer' "$work/b1.err" || true) new consumer(s)"
 fi
-check "no sanitizer report" bash -c "! cat '$work'/st?/agent.err '$work'/b1.err | grep -q 'Sanitizer'"
+[ "$lake" = posix ] || s3lake_checks   # the object store's faults and the bucket (s3lake.sh)
+check "no sanitizer report" bash -c "! cat '$work'/st?/agent.err '$work'/b?.err | grep -q 'Sanitizer'"
 log "total $((SECONDS - t_begin)) s"
 if [ "$fails" -gt 0 ]; then
   keep=1

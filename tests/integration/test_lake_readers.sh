@@ -14,12 +14,24 @@
 # (MM/DD/YYYY), a partition column event_date equal to each row's DATE, two partitions, and per
 # turnstile the sums that were sent. The same checks on a copy of the lake with its folders
 # renamed to the old date=YYYY-MM-DD must fail in both engines (the collision this test pins).
+#
+# The object lake (issue 17): a second bridge (its own consumer group, [lake] url = s3://lake/t)
+# writes the same input to a bucket of S3Proxy (tests/integration/s3proxy.sh), and pyarrow reads
+# it back through the S3 API as a data engineer would (pyarrow.fs.S3FileSystem with
+# endpoint_override, scheme http; pyarrow.dataset with hive partitioning, which skips the
+# hidden '.' temporaries and '_manifest'): the same checks, and the same rows (as a multiset) as
+# pyarrow reading the POSIX lake. pyarrow's AWS SDK asks for checksums by default (a GET with
+# x-amz-checksum-mode: ENABLED), which S3Proxy 2.6.0 answers with 501: the SDK's
+# AWS_RESPONSE_CHECKSUM_VALIDATION / AWS_REQUEST_CHECKSUM_CALCULATION = when_required turn that
+# off, as they would for any S3 API server without flexible checksums. DuckDB's httpfs extension cannot be installed here (no
+# extension server; docs/lake.md, "Object storage"), so DuckDB reads only the POSIX lake.
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-lake-readers.XXXXXX)
 cleanup() {
   for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
   wait 2>/dev/null || true
+  s3proxy_cleanup 2>/dev/null || true
   broker_cleanup 2>/dev/null || true
   kafka_cleanup 2>/dev/null || true
   [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
@@ -29,6 +41,7 @@ trap cleanup EXIT
 . "$src/tests/integration/broker.sh"
 . "$src/tests/integration/kafka.sh"
 . "$src/tests/integration/bridge.sh"
+. "$src/tests/integration/s3proxy.sh"
 passes=0 fails=0
 
 python=$("$src/scripts/venv-fetch" --python)   # instant when scripts/test made it
@@ -37,6 +50,7 @@ broker_start
 kafka_start
 kafka_create_topic turnstile.readings 2
 kafka_create_topic turnstile.deadletter 1
+s3proxy_start lake
 
 # readings AGENT SCP: 20 lines, one a minute from 2023-06-03 23:50 (UTC, the station's time),
 # seq 1..20; "SCP ENTRIES EXITS" sent go to $work/sent
@@ -62,22 +76,36 @@ sent_entries=$(awk '{ e += $2 } END { print e }' "$work/sent")
 
 BRIDGE_EXTRA=$'max_event_age_s = 0\nmax_event_ahead_s = 0' bridge_conf "$work/bridge.conf" b1
 bridge_start b1 "$work/bridge.conf" --role aggregate
+# the same input to the object lake: its own group, so it reads every reading too
+BRIDGE_EXTRA=$'max_event_age_s = 0\nmax_event_ahead_s = 0' bridge_conf "$work/bridge-s3.conf" b2 "url = s3://lake/t
+endpoint = $S3PROXY_ENDPOINT
+region = $S3PROXY_REGION
+path_style = true
+key_id_file = $S3PROXY_KEY_ID_FILE
+secret_file = $S3PROXY_SECRET_FILE
+conditional_writes = no"   # S3Proxy 2.6.0 has none (docs/lake.md)
+sed -i -e 's/^\[kafka\]$/[kafka]\ngroup_id = readers-s3/' -e "s|^path = .*|path = $work/spool|" "$work/bridge-s3.conf"
+bridge_start b2 "$work/bridge-s3.conf" --role aggregate
 for k in 0 1 2; do
   kcat -b "$KAFKA_BOOTSTRAP" -P -t turnstile.readings -k "a-$k" \
     -H "mqtt_topic=turnstile/v1/S1/a-$k/readings" <"$work/a-$k.csv" 2>>"$work/kcat.err"
 done
-committed_entries() { # what the checkpoints of both partitions name
-  cat "$work"/lake/turnstile/_manifest/turnstile.readings-*/*.ckpt 2>/dev/null |
+committed_entries() { # [ROOT]: what the checkpoints of both partitions name
+  cat "${1:-$work/lake}"/turnstile/_manifest/turnstile.readings-*/*.ckpt 2>/dev/null |
     awk '$1 == "file" { e += $6 } END { print e + 0 }'
 }
+bucket=$S3PROXY_DATA/lake/t   # S3Proxy's filesystem store: only to wait for the commit
 for ((i = 0; i < 900; i++)); do   # at most about 90 s; stops as soon as all is committed
-  [ "$(committed_entries)" = "$sent_entries" ] && break
-  kill -0 "${BRIDGE_PID[b1]}" 2>/dev/null || break
+  [ "$(committed_entries)" = "$sent_entries" ] && [ "$(committed_entries "$bucket")" = "$sent_entries" ] && break
+  kill -0 "${BRIDGE_PID[b1]}" 2>/dev/null && kill -0 "${BRIDGE_PID[b2]}" 2>/dev/null || break
   sleep 0.1
 done
 bridge_kill b1 TERM
+bridge_kill b2 TERM
 check "the bridge committed every reading ($sent_entries entries)" \
   test "$(committed_entries)" = "$sent_entries"
+check "the bridge on the object lake committed every reading ($sent_entries entries)" \
+  test "$(committed_entries "$bucket")" = "$sent_entries"
 check "the lake's sums per turnstile are those sent" diff "$work/sent" <(lake_sums)
 rows=$(lake_rows | wc -l)
 check "the lake has $total rows, under event_date=2023-06-03 and event_date=2023-06-04" \
@@ -96,7 +124,7 @@ cat >"$work/read.py" <<'EOF'
 """read.py EXPECTED_ROWS SENT KEY:TABLE...: for each lake table folder (partitioned by KEY),
 one line per engine:
 "<engine> <folder>: ok" or "<engine> <folder>: FAIL <why>"."""
-import sys, traceback
+import os, sys, traceback
 import duckdb
 from pyspark.sql import SparkSession
 
@@ -157,11 +185,47 @@ for arg in sys.argv[3:]:
             why = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
         print(f"{engine} {table}: " + ("ok" if why is None else "FAIL " + why), flush=True)
 spark.stop()
+
+# The object lake through the S3 API (pyarrow's own S3 client): TS_S3_* from the test, the POSIX
+# table of the same input to compare with. pyarrow.dataset skips names starting with '.' or '_'
+# (the hidden temporaries, _manifest), as Spark and DuckDB skip '.' names.
+if os.environ.get("TS_S3_TABLE"):
+    from collections import Counter
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    def arrow(table, fs):
+        t = ds.dataset(table, filesystem=fs, format="csv", partitioning="hive").to_table()
+        return t.to_pylist(), t.column_names
+
+    s3 = pafs.S3FileSystem(access_key=os.environ["TS_S3_KEY_ID"], secret_key=os.environ["TS_S3_SECRET"],
+                           endpoint_override=os.environ["TS_S3_ENDPOINT"], scheme="http",
+                           region="us-east-1")
+    s3_table, posix_table = os.environ["TS_S3_TABLE"], os.environ["TS_S3_POSIX_TABLE"]
+    got = {}
+    for name, table, fs in (("pyarrow-s3", s3_table, s3), ("pyarrow", posix_table, pafs.LocalFileSystem())):
+        try:
+            got[name] = arrow(table, fs)
+            why = check(*got[name], "event_date")
+        except Exception as e:
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        print(f"{name} {table}: " + ("ok" if why is None else "FAIL " + why), flush=True)
+    if len(got) == 2:
+        rows = {k: Counter(tuple(sorted((c, str(v)) for c, v in r.items())) for r in v[0]) for k, v in got.items()}
+        only_s3 = rows["pyarrow-s3"] - rows["pyarrow"]
+        only_posix = rows["pyarrow"] - rows["pyarrow-s3"]
+        print("same rows in the object lake and the POSIX lake: " +
+              ("ok" if not only_s3 and not only_posix else
+               f"FAIL {sum(only_s3.values())} row(s) only in the bucket, {sum(only_posix.values())} only on POSIX"
+               f" (e.g. {next(iter(only_s3 or only_posix))})"), flush=True)
 EOF
+TS_S3_TABLE=lake/t/turnstile TS_S3_POSIX_TABLE="$work/lake/turnstile" TS_S3_ENDPOINT=${S3PROXY_ENDPOINT#http://} \
+TS_S3_KEY_ID=$S3PROXY_KEY_ID TS_S3_SECRET=$S3PROXY_SECRET AWS_EC2_METADATA_DISABLED=true \
+AWS_RESPONSE_CHECKSUM_VALIDATION=when_required AWS_REQUEST_CHECKSUM_CALCULATION=when_required \
 "$python" "$work/read.py" "$total" "$work/sent" "event_date:$work/lake/turnstile" "date:$work/old/turnstile" \
   >"$work/read.out" 2>"$work/read.err" || { echo "read.py failed:"; tail -n 30 "$work/read.err"; }
 cat "$work/read.out"
-echo "DuckDB and Spark done after $((SECONDS - t0)) s"
+echo "DuckDB, Spark and pyarrow done after $((SECONDS - t0)) s"
 check "DuckDB (hive_partitioning) reads the lake: rows, DATE, event_date, sums" \
   grep -qx "duckdb $work/lake/turnstile: ok" "$work/read.out"
 check "Spark (partition discovery) reads the lake: rows, DATE, event_date, sums" \
@@ -170,4 +234,10 @@ check "the old date= layout fails the same checks in DuckDB (the key lost to the
   grep -q "^duckdb $work/old/turnstile: FAIL " "$work/read.out"
 check "the old date= layout fails the same checks in Spark (the files' DATE lost to the key)" \
   grep -q "^spark $work/old/turnstile: FAIL " "$work/read.out"
+check "pyarrow's S3 filesystem reads the object lake from S3Proxy: rows, DATE, event_date, sums" \
+  grep -qx "pyarrow-s3 lake/t/turnstile: ok" "$work/read.out"
+check "pyarrow reads the POSIX lake: rows, DATE, event_date, sums" \
+  grep -qx "pyarrow $work/lake/turnstile: ok" "$work/read.out"
+check "the object lake holds the same rows as the POSIX lake of the same input" \
+  grep -qx "same rows in the object lake and the POSIX lake: ok" "$work/read.out"
 finish
