@@ -21,13 +21,7 @@ src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 expected=$src/tests/integration/lake_expected.txt
 work=$(mktemp -d /tmp/ts-lake-s3.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  kafka_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'bridge_test_cleanup' EXIT   # bridge.sh: bridges, broker, Kafka, $work (S3Proxy: its own trap)
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 . "$src/tests/integration/kafka.sh"
@@ -36,10 +30,7 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 s3proxy_start lake crash || fail "S3Proxy did not start"
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 2
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 2
 kafka_create_topic crash.readings 2
 
 cat >"$work/bridge.conf" <<EOF

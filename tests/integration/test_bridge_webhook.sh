@@ -33,14 +33,7 @@
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-webhook.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'bridge_test_cleanup' EXIT   # bridge.sh: bridges, broker, Kafka, $work (S3Proxy: its own trap)
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 . "$src/tests/integration/kafka.sh"
@@ -88,10 +81,7 @@ rc=0; timeout 60 "$TS_BIN_DIR/turnstile-bridge" -c "$work/notoken.conf" 2>"$work
 check "a token of 5 characters: the bridge does not start ($rc)" \
   bash -c "[ $rc = 1 ] && grep -q 'webhook_source s1\] the token must be 16 to 256' '$work/notoken.err'"
 
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 2
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 2
 http=127.0.0.1:$(free_port)
 url=http://$http/v1/readings
 bridge_conf "$work/bridge.conf" b1 "$(printf '[http]\nlisten = %s\nmax_connections = 6\ntimeout_s = 5

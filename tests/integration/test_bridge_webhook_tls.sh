@@ -18,14 +18,7 @@
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-webhook-tls.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'bridge_test_cleanup' EXIT   # bridge.sh: bridges, broker, Kafka, $work (S3Proxy: its own trap)
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 . "$src/tests/integration/kafka.sh"
@@ -96,10 +89,7 @@ check "a tls_key_file that is not PEM: the bridge does not start ($rc), naming i
   bash -c "[ $rc != 0 ] && grep -q 'tls_key_file $work/nokey: not a PEM file' '$work/nokey.err'"
 
 # --- the bridge over TLS -------------------------------------------------------------------------
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 2
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 2
 port=$(free_port)
 url=https://127.0.0.1:$port/v1/readings
 bridge_conf "$work/bridge.conf" b1 "$(printf '[http]\nlisten = 127.0.0.1:%s

@@ -28,15 +28,7 @@
 set -euo pipefail
 src=${TS_SRC_DIR:?}
 work=$(mktemp -d /tmp/ts-lake-readers.XXXXXX)
-cleanup() {
-  for n in "${!BRIDGE_PID[@]}"; do bridge_kill "$n"; done
-  wait 2>/dev/null || true
-  s3proxy_cleanup 2>/dev/null || true
-  broker_cleanup 2>/dev/null || true
-  kafka_cleanup 2>/dev/null || true
-  [ -n "${TS_KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+trap 'bridge_test_cleanup' EXIT   # bridge.sh: bridges, broker, Kafka, $work (S3Proxy: its own trap)
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/broker.sh"
 . "$src/tests/integration/kafka.sh"
@@ -46,10 +38,7 @@ passes=0 fails=0
 
 python=$("$src/scripts/venv-fetch" --python)   # instant when scripts/test made it
 t0=$SECONDS
-broker_start
-kafka_start
-kafka_create_topic turnstile.readings 2
-kafka_create_topic turnstile.deadletter 1
+bridge_test_servers 2
 s3proxy_start lake
 
 # readings AGENT SCP: 20 lines, one a minute from 2023-06-03 23:50 (UTC, the station's time),
