@@ -662,7 +662,13 @@ static bool us_date(const char *d, char iso[11])
     int month = (d[0] - '0') * 10 + d[1] - '0', day = (d[3] - '0') * 10 + d[4] - '0';
     if (d[10] || month < 1 || month > 12 || day < 1 || day > 31)
         return false;
-    snprintf(iso, 11, "%.4s-%.2s-%.2s", d + 6, d, d + 3);
+    /* YYYY-MM-DD by hand: once a row, and snprintf cost a row's line */
+    memcpy(iso, d + 6, 4);
+    iso[4] = '-';
+    memcpy(iso + 5, d, 2);
+    iso[7] = '-';
+    memcpy(iso + 8, d + 3, 2);
+    iso[10] = '\0';
     return true;
 }
 
