@@ -916,6 +916,64 @@ bool ts_repartition_unfinished(const char *root, const char *table, const char *
     return n > 0 && (size_t)n < sizeof path && access(path, F_OK) == 0;
 }
 
+/* ---- the object lake: the layout's copy in the bucket ---- */
+
+/* On the object lake the layout in force stays this host's file in path,
+ * where the bridges of this host read it; each bridge host keeps its own
+ * (docs/lake.md). So that a run on another host, whose file still says the
+ * old count, cannot take the moved agents for an interrupted run's copies
+ * and drop them, the tool puts a copy of its file in the bucket as
+ * <table>/_manifest/<topic>.layout when it replaces it, and refuses to start
+ * where the bucket's copy counts more partitions than this host's file.
+ * sync: put this host's file; else: check. */
+static int bucket_layout(struct run *r, bool sync)
+{
+    char key[600], path[PATH_MAX], local[512], *text = NULL;
+    size_t len = 0;
+    struct ts_s3 *s3 = NULL;
+    struct ts_s3_cfg c = s3_cfg(r);
+    int rc = ts_s3_open(&c, &s3, r->why, r->why_size);
+    snprintf(key, sizeof key, "%s/_manifest/%s.layout", r->table, r->topic);
+    if (rc == TS_OK && sync) {
+        snprintf(path, sizeof path, "%s/%s/_manifest/%s.layout", r->root, r->table, r->topic);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read(fd, local, sizeof local) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got <= 0 || (size_t)got == sizeof local)
+            rc = ts_fail(r->why, r->why_size, TS_ESYS, "%s: %s", path,
+                         got < 0 ? strerror(errno) : "not a layout");
+        else
+            rc = ts_s3_put(s3, key, local, (size_t)got, false, r->why, r->why_size);
+        if (rc != TS_OK)
+            ts_fail(r->why, r->why_size, rc, "putting the layout's copy %s in the bucket: %s",
+                    key, r->why);
+    } else if (rc == TS_OK) {
+        rc = ts_s3_get(s3, key, &text, &len, r->why, r->why_size);
+        const char *at = rc == TS_OK ? strstr(text, "\npartitions ") : NULL;
+        long copy = at ? strtol(at + 12, NULL, 10) : 0;
+        if (rc == TS_ENOTFOUND) {
+            rc = TS_OK; /* no run on this lake put one: this host's file is the layout */
+        } else if (rc != TS_OK) {
+            ts_fail(r->why, r->why_size, rc, "reading the layout's copy %s in the bucket: %s",
+                    key, r->why);
+        } else if (copy < 1 || copy > TS_LAYOUT_MAX_PARTITIONS) {
+            rc = ts_fail(r->why, r->why_size, TS_EPARSE, "the layout's copy %s in the bucket "
+                         "is not a layout", key);
+        } else if (copy > r->n) {
+            rc = ts_fail(r->why, r->why_size, TS_EBUSY, "the bucket's copy of the layout (%s) "
+                         "spreads the agents over %ld partitions, this host's file (%s/%s/"
+                         "_manifest/%s.layout) over %" PRId32 ": --repartition ran on another "
+                         "host. Copy that host's layout file here (and to every bridge host) "
+                         "before starting the bridges; nothing done", key, copy, r->root,
+                         r->table, r->topic, r->n);
+        }
+    }
+    free(text);
+    ts_s3_close(s3);
+    return rc;
+}
+
 /* ---- the run ---- */
 
 static int run_lake(struct run *r)
@@ -960,6 +1018,10 @@ static int run_lake(struct run *r)
     if (r->rep->unfinished)
         TS_LOG(TS_LOG_NOTICE, "repartition: a run was interrupted: finishing it (layout %" PRId32
                ", %s has %" PRId32 " partitions)", n, r->topic, r->m);
+    if (r->s3 && (rc = bucket_layout(r, false)) != TS_OK) {
+        close(lock);
+        return rc;
+    }
 
     if ((rc = read_all(r)) == TS_OK && (rc = check_drained(r)) == TS_OK)
         rc = plan(r);
@@ -980,6 +1042,8 @@ static int run_lake(struct run *r)
         }
         if (rc == TS_OK) {
             rc = ts_layout_replace(r->root, r->table, r->topic, r->m, r->why, r->why_size);
+            if (rc == TS_OK && r->s3)
+                rc = bucket_layout(r, true);
             if (rc == TS_OK) {
                 TS_LOG(TS_LOG_NOTICE, "repartition: the lake's layout of %s is now %" PRId32
                        " partitions (was %" PRId32 ")", r->topic, r->m, n);
@@ -987,6 +1051,9 @@ static int run_lake(struct run *r)
             }
         }
     }
+    /* an interrupted run may have stopped between the layout and its copy */
+    if (rc == TS_OK && n == r->m && r->s3)
+        rc = bucket_layout(r, true);
     /* D: each partition keeps only its own agents under m */
     for (int32_t p = 0; rc == TS_OK && p < r->m; p++) {
         bool needed = n < r->m ? r->parts[p].loses : r->parts[p].stale;

@@ -14,7 +14,8 @@
  * `test_repartition s3` runs the stopped and killed runs on an object lake
  * ([lake] url) on a real S3 API server instead: TS_S3_ENDPOINT,
  * TS_S3_KEY_ID_FILE and TS_S3_SECRET_FILE name it and its bucket "lake"
- * (tests/integration/test_repartition_s3.sh starts S3Proxy). */
+ * (tests/integration/test_repartition_s3.sh starts S3Proxy), and a run on
+ * another host, whose own layout file still says the old count, is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -804,6 +805,41 @@ static void killed_at_random_moments(void **state)
     fixture_free(&fx);
 }
 
+/* The object lake: bridges on several hosts each keep the layout in their own
+ * path. A run on a host whose file still says 4 after another host moved the
+ * agents to 8 would take the moved agents for copies an interrupted run left
+ * and drop them: it is refused (the bucket's copy of the layout says 8), and
+ * nothing changes. Once the file is copied, there is nothing to do. */
+static void another_host_is_refused(void **state)
+{
+    struct fixture fx;
+    struct ts_repartition_report rep;
+    struct stopper s = {0};
+    char why[1024] = "";
+    build(&fx, "hosts", 4, 8, 300);
+    run_ok(&fx, &rep);
+    verify(&fx);
+    /* the bucket's copy */
+    struct ts_s3 *s3 = s3_client(cfg.lake.url);
+    char *text;
+    size_t len;
+    assert_int_equal(ts_s3_get(s3, "turnstile/_manifest/" TOPIC ".layout", &text, &len, why,
+                               sizeof why), TS_OK);
+    assert_non_null(strstr(text, "\npartitions 8\n"));
+    free(text);
+    ts_s3_close(s3);
+    /* another host: the same bucket, its own path with the old layout */
+    assert_int_equal(ts_layout_replace(cfg.lake.path, cfg.lake.table, TOPIC, 4, NULL, 0), TS_OK);
+    assert_int_equal(run(&fx, 8, &s, &rep, why, sizeof why), TS_EBUSY);
+    assert_non_null(strstr(why, "ran on another host"));
+    assert_int_equal(s.steps, 0);
+    assert_int_equal(ts_layout_replace(cfg.lake.path, cfg.lake.table, TOPIC, 8, NULL, 0), TS_OK);
+    verify(&fx); /* nothing was dropped */
+    run_ok(&fx, &rep);
+    assert_true(rep.nothing);
+    fixture_free(&fx);
+}
+
 /* The generations of the partitions' checkpoints. */
 static void generations(int32_t m, uint64_t *gen)
 {
@@ -931,6 +967,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest s3[] = {
             cmocka_unit_test_setup_teardown(four_to_eight_stopped_anywhere, setup, teardown),
             cmocka_unit_test_setup_teardown(killed_at_random_moments, setup, teardown),
+            cmocka_unit_test_setup_teardown(another_host_is_refused, setup, teardown),
         };
         return cmocka_run_group_tests_name("test_repartition s3", s3, NULL, NULL);
     }
