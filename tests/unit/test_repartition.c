@@ -774,7 +774,7 @@ static void killed_at_random_moments(void **state)
 {
     struct fixture fx;
     struct ts_repartition_report rep;
-    int runs = s3_mode ? 5 : 12;
+    int runs = s3_mode ? 3 : 12;
     build(&fx, "template", 4, 8, s3_mode ? 600 : 3000);
     copy_lake("template", "timed");
     struct timespec t0, t1;
