@@ -320,10 +320,7 @@ static int copy_set(struct ts_seqsets *dst, const char *agent, const struct ts_s
     return rc;
 }
 
-/* Partition p's lake: the POSIX directory [lake] path, or with url set the
- * object lake on the bucket through the store the aggregator opens it on
- * (aggregator.c's lake_open: one S3 connection per lake, its spool and side
- * files in path). Errors as ts_lake_open's. */
+/* The S3 client of the object lake, as the aggregator makes it. */
 static struct ts_s3_cfg s3_cfg(const struct run *r)
 {
     const struct ts_bridge_lake_cfg *l = &r->a->cfg->lake;
@@ -338,6 +335,10 @@ static struct ts_s3_cfg s3_cfg(const struct run *r)
                               .ca_file = l->ca_file[0] ? l->ca_file : NULL};
 }
 
+/* Partition p's lake: the POSIX directory [lake] path, or with url set the
+ * object lake on the bucket through the store the aggregator opens it on
+ * (aggregator.c's lake_open: one S3 connection per lake, its spool and side
+ * files in path). Errors as ts_lake_open's. */
 static int lake_open(struct run *r, int32_t p, struct ts_lake **lake, struct ts_lake_resume *res)
 {
     if (!r->s3)
