@@ -19,6 +19,8 @@
 #include "err.h"
 #include "kafka_conf.h"
 #include "lake.h"
+#include "lake_s3.h"
+#include "lake_store.h"
 #include "layout.h"
 #include "log.h"
 #include "now.h"
@@ -223,6 +225,8 @@ struct run {
     int32_t n, m;
     struct part *parts;
     int mfd;                  /* <root>/<table>/_manifest */
+    bool s3;                  /* [lake] url: the partitions' lakes are on the bucket */
+    char key_id[256], secret[256]; /* its credentials (the secret wiped at the end) */
     struct ts_repartition_report *rep;
     char *why;
     size_t why_size;
@@ -234,8 +238,12 @@ struct image {
     struct ts_window_agg *win;
     struct ts_archive_ref ref;
     int dirfd;                /* its manifest directory, if this image opened it (else -1) */
+    struct ts_lake *lake;     /* the object lake: its lake, if this image opened it, to
+                                 fetch the archive into its directory (else NULL) */
     struct ts_archive *arch;  /* its archive (NULL if not asked for) */
 };
+
+static int lake_begin(struct run *r, int32_t p, struct ts_lake **lake);
 
 static void image_free(struct image *im)
 {
@@ -244,15 +252,21 @@ static void image_free(struct image *im)
     ts_archive_close(im->arch);
     if (im->dirfd >= 0)
         close(im->dirfd);
+    ts_lake_close(im->lake);
     im->win = NULL;
     im->arch = NULL;
     im->dirfd = -1;
+    im->lake = NULL;
 }
 
 /* Decodes partition p's cached state; with archive, opens its archive too,
- * in dirfd (-1: the image opens the partition's manifest directory). */
-static int image_load(struct run *r, int32_t p, bool archive, int dirfd, struct image *im)
+ * in lake's manifest directory, fetched from the store first on the object
+ * lake (lake NULL: the image opens the partition's manifest directory, or on
+ * the object lake the partition's lake, checked as lake_begin checks it). */
+static int image_load(struct run *r, int32_t p, bool archive, struct ts_lake *lake,
+                      struct image *im)
 {
+    int dirfd = lake ? ts_lake_manifest_fd(lake) : -1;
     const struct part *pt = &r->parts[p];
     memset(im, 0, sizeof *im);
     im->dirfd = -1;
@@ -262,7 +276,15 @@ static int image_load(struct run *r, int32_t p, bool archive, int dirfd, struct 
         rc = ts_partition_state_decode(pt->state, pt->state_len, &im->hot, im->win, ts_wall_ms(),
                                        &im->ref, r->why, r->why_size);
     if (rc == TS_OK && archive) {
-        if (dirfd < 0 && im->ref.name[0]) {
+        if (!lake && r->s3 && im->ref.name[0] && (rc = lake_begin(r, p, &im->lake)) == TS_OK) {
+            lake = im->lake;
+            dirfd = ts_lake_manifest_fd(lake);
+        }
+        if (rc == TS_OK && lake && im->ref.name[0] &&
+            (rc = ts_lake_side_fetch(lake, im->ref.name)) != TS_OK)
+            rc = ts_fail(r->why, r->why_size, rc, "archive %s: fetching it from the lake: %s",
+                         im->ref.name, rc == TS_ESYS ? strerror(errno) : ts_strerror(rc));
+        if (rc == TS_OK && dirfd < 0 && im->ref.name[0]) {
             char dir[300];
             snprintf(dir, sizeof dir, "%s-%" PRId32, r->topic, p);
             if ((im->dirfd = openat(r->mfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
@@ -298,12 +320,49 @@ static int copy_set(struct ts_seqsets *dst, const char *agent, const struct ts_s
     return rc;
 }
 
+/* The S3 client of the object lake, as the aggregator makes it. */
+static struct ts_s3_cfg s3_cfg(const struct run *r)
+{
+    const struct ts_bridge_lake_cfg *l = &r->a->cfg->lake;
+    return (struct ts_s3_cfg){.url = l->url, .endpoint = l->endpoint, .region = l->region,
+                              .path_style = l->path_style, .key_id = r->key_id,
+                              .secret = r->secret, .goog_preconditions = l->goog_preconditions,
+                              .timeout_ms = l->s3_timeout_ms,
+                              .connect_timeout_ms = l->s3_connect_timeout_ms,
+                              .max_attempts = l->s3_max_attempts, .backoff_ms = l->s3_backoff_ms,
+                              .backoff_max_ms = l->s3_backoff_max_ms, .part_size = 8u << 20,
+                              .max_object = 64u << 20, .max_list = 1000000,
+                              .ca_file = l->ca_file[0] ? l->ca_file : NULL};
+}
+
+/* Partition p's lake: the POSIX directory [lake] path, or with url set the
+ * object lake on the bucket through the store the aggregator opens it on
+ * (aggregator.c's lake_open: one S3 connection per lake, its spool and side
+ * files in path). Errors as ts_lake_open's. */
+static int lake_open(struct run *r, int32_t p, struct ts_lake **lake, struct ts_lake_resume *res)
+{
+    if (!r->s3)
+        return ts_lake_open(&r->lcfg, r->topic, p, lake, res, r->why, r->why_size);
+    struct ts_s3_cfg c = s3_cfg(r);
+    struct ts_s3 *s3 = NULL;
+    void *sd = NULL;
+    memset(res, 0, sizeof *res);
+    *lake = NULL;
+    int rc = ts_s3_open(&c, &s3, r->why, r->why_size);
+    if (rc == TS_OK)
+        rc = ts_lake_s3store_open(s3, r->a->cfg->lake.path, &sd, r->why, r->why_size);
+    if (rc == TS_OK)
+        rc = ts_lake_open_store(&r->lcfg, r->topic, p, &ts_lake_s3store, sd, lake, res, r->why,
+                                r->why_size);
+    return rc;
+}
+
 /* Opens partition p's lake to write its next checkpoint; TS_ECONFLICT if
  * its checkpoint is not the one the tool read. */
 static int lake_begin(struct run *r, int32_t p, struct ts_lake **lake)
 {
     struct ts_lake_resume res;
-    int rc = ts_lake_open(&r->lcfg, r->topic, p, lake, &res, r->why, r->why_size);
+    int rc = lake_open(r, p, lake, &res);
     free(res.state);
     if (rc != TS_OK)
         return rc;
@@ -318,8 +377,20 @@ static int lake_begin(struct run *r, int32_t p, struct ts_lake **lake)
     return TS_OK;
 }
 
+struct prune {
+    uint64_t upto;
+    const char *keep;
+};
+
+static bool prunable(const char *name, void *ctx)
+{
+    const struct prune *pr = ctx;
+    return ts_archive_prunable(name, pr->upto, pr->keep);
+}
+
 /* Commits partition p's new state at the partition's end and closes the
- * lake; the tool's copy of the state follows. */
+ * lake; the tool's copy of the state follows. A new archive (ref) must be
+ * in the store already (ts_lake_side_publish). */
 static int lake_end(struct run *r, int32_t p, struct ts_lake *lake, const struct ts_seqsets *hot,
                     const struct ts_window_agg *win, const struct ts_archive_ref *ref)
 {
@@ -336,8 +407,11 @@ static int lake_end(struct run *r, int32_t p, struct ts_lake *lake, const struct
         r->parts[p].gen = info.generation;
         r->parts[p].offset = r->a->high[p];
         r->rep->checkpoints++;
-        /* the archives it replaces, and intermediates of the merges */
+        /* the archives it replaces, and intermediates of the merges (the
+         * object lake's: the store's too; on POSIX that does nothing) */
         ts_archive_prune(ts_lake_manifest_fd(lake), info.generation, ref->name);
+        struct prune pr = {info.generation, ref->name};
+        ts_lake_side_prune(lake, prunable, &pr);
     } else {
         int saved = errno;
         free(state);
@@ -371,7 +445,7 @@ static int read_all(struct run *r)
     for (int32_t p = 0; p < r->m; p++) {
         struct ts_lake *lake;
         struct ts_lake_resume res;
-        int rc = ts_lake_open(&r->lcfg, r->topic, p, &lake, &res, r->why, r->why_size);
+        int rc = lake_open(r, p, &lake, &res);
         if (rc != TS_OK)
             return rc;
         ts_lake_close(lake);
@@ -460,7 +534,7 @@ static int plan(struct run *r)
         struct image im;
         if (!r->parts[p].state)
             continue;
-        int rc = image_load(r, p, true, -1, &im);
+        int rc = image_load(r, p, true, NULL, &im);
         if (rc != TS_OK)
             return rc;
         struct ts_window_stats st;
@@ -505,7 +579,7 @@ static int flush_windows(struct run *r, int32_t p)
     int rc = lake_begin(r, p, &lake);
     if (rc != TS_OK)
         return rc;
-    if ((rc = image_load(r, p, false, -1, &im)) != TS_OK) {
+    if ((rc = image_load(r, p, false, NULL, &im)) != TS_OK) {
         ts_lake_close(lake);
         return rc;
     }
@@ -634,7 +708,7 @@ static int gain(struct run *r, int32_t q)
     const char *tag = ts_lake_writer_tag(lake);
     unsigned k = 0;
     ts_seqsets_init(&hot, 0);
-    if ((rc = image_load(r, q, true, dirfd, &own)) != TS_OK) {
+    if ((rc = image_load(r, q, true, lake, &own)) != TS_OK) {
         ts_lake_close(lake);
         return rc;
     }
@@ -665,7 +739,7 @@ static int gain(struct run *r, int32_t q)
         int32_t p = sources[i];
         if (!r->parts[p].state)
             continue;
-        if ((rc = image_load(r, p, true, -1, &src)) != TS_OK)
+        if ((rc = image_load(r, p, true, NULL, &src)) != TS_OK)
             break;
         uint64_t hot_in = 0;
         cursor = 0;
@@ -702,6 +776,11 @@ static int gain(struct run *r, int32_t q)
     if (rc == TS_OK)
         rc = rec_build(&rec, win, r->why, r->why_size);
     bool tried = rc == TS_OK; /* from here the archive may be named by a durable checkpoint */
+    if (rc == TS_OK && ts_archive_ref(cur)->name[0] &&
+        (rc = ts_lake_side_publish(lake, ts_archive_ref(cur)->name)) != TS_OK)
+        ts_fail(r->why, r->why_size, rc, "partition %" PRId32 ": putting the archive %s in the "
+                "lake: %s", q, ts_archive_ref(cur)->name,
+                rc == TS_ESYS ? strerror(errno) : ts_strerror(rc));
     if (rc == TS_OK) {
         struct ts_archive_ref ref = *ts_archive_ref(cur);
         rc = lake_end(r, q, lake, &hot, win, &ref);
@@ -747,7 +826,7 @@ static int drop(struct run *r, int32_t p)
         return rc;
     int dirfd = ts_lake_manifest_fd(lake);
     ts_seqsets_init(&hot, 0);
-    if ((rc = image_load(r, p, true, dirfd, &im)) != TS_OK) {
+    if ((rc = image_load(r, p, true, lake, &im)) != TS_OK) {
         ts_lake_close(lake);
         return rc;
     }
@@ -766,6 +845,11 @@ static int drop(struct run *r, int32_t p)
         rc = merge_step(r, dirfd, ts_lake_generation(lake) + 1, ts_lake_writer_tag(lake), 0, &cur,
                         &ours, keep_mine, &c, NULL, NULL, NULL);
     bool tried = rc == TS_OK; /* from here the archive may be named by a durable checkpoint */
+    if (rc == TS_OK && ts_archive_ref(cur)->name[0] &&
+        (rc = ts_lake_side_publish(lake, ts_archive_ref(cur)->name)) != TS_OK)
+        ts_fail(r->why, r->why_size, rc, "partition %" PRId32 ": putting the archive %s in the "
+                "lake: %s", p, ts_archive_ref(cur)->name,
+                rc == TS_ESYS ? strerror(errno) : ts_strerror(rc));
     if (rc == TS_OK) {
         struct ts_archive_ref ref = *ts_archive_ref(cur);
         rc = lake_end(r, p, lake, &hot, im.win, &ref);
@@ -833,6 +917,64 @@ bool ts_repartition_unfinished(const char *root, const char *table, const char *
     return n > 0 && (size_t)n < sizeof path && access(path, F_OK) == 0;
 }
 
+/* ---- the object lake: the layout's copy in the bucket ---- */
+
+/* On the object lake the layout in force stays this host's file in path,
+ * where the bridges of this host read it; each bridge host keeps its own
+ * (docs/lake.md). So that a run on another host, whose file still says the
+ * old count, cannot take the moved agents for an interrupted run's copies
+ * and drop them, the tool puts a copy of its file in the bucket as
+ * <table>/_manifest/<topic>.layout when it replaces it, and refuses to start
+ * where the bucket's copy counts more partitions than this host's file.
+ * sync: put this host's file; else: check. */
+static int bucket_layout(struct run *r, bool sync)
+{
+    char key[600], path[PATH_MAX], local[512], *text = NULL;
+    size_t len = 0;
+    struct ts_s3 *s3 = NULL;
+    struct ts_s3_cfg c = s3_cfg(r);
+    int rc = ts_s3_open(&c, &s3, r->why, r->why_size);
+    snprintf(key, sizeof key, "%s/_manifest/%s.layout", r->table, r->topic);
+    if (rc == TS_OK && sync) {
+        snprintf(path, sizeof path, "%s/%s/_manifest/%s.layout", r->root, r->table, r->topic);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read(fd, local, sizeof local) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (got <= 0 || (size_t)got == sizeof local)
+            rc = ts_fail(r->why, r->why_size, TS_ESYS, "%s: %s", path,
+                         got < 0 ? strerror(errno) : "not a layout");
+        else
+            rc = ts_s3_put(s3, key, local, (size_t)got, false, r->why, r->why_size);
+        if (rc != TS_OK)
+            ts_fail(r->why, r->why_size, rc, "putting the layout's copy %s in the bucket: %s",
+                    key, r->why);
+    } else if (rc == TS_OK) {
+        rc = ts_s3_get(s3, key, &text, &len, r->why, r->why_size);
+        const char *at = rc == TS_OK ? strstr(text, "\npartitions ") : NULL;
+        long copy = at ? strtol(at + 12, NULL, 10) : 0;
+        if (rc == TS_ENOTFOUND) {
+            rc = TS_OK; /* no run on this lake put one: this host's file is the layout */
+        } else if (rc != TS_OK) {
+            ts_fail(r->why, r->why_size, rc, "reading the layout's copy %s in the bucket: %s",
+                    key, r->why);
+        } else if (copy < 1 || copy > TS_LAYOUT_MAX_PARTITIONS) {
+            rc = ts_fail(r->why, r->why_size, TS_EPARSE, "the layout's copy %s in the bucket "
+                         "is not a layout", key);
+        } else if (copy > r->n) {
+            rc = ts_fail(r->why, r->why_size, TS_EBUSY, "the bucket's copy of the layout (%s) "
+                         "spreads the agents over %ld partitions, this host's file (%s/%s/"
+                         "_manifest/%s.layout) over %" PRId32 ": --repartition ran on another "
+                         "host. Copy that host's layout file here (and to every bridge host) "
+                         "before starting the bridges; nothing done", key, copy, r->root,
+                         r->table, r->topic, r->n);
+        }
+    }
+    free(text);
+    ts_s3_close(s3);
+    return rc;
+}
+
 /* ---- the run ---- */
 
 static int run_lake(struct run *r)
@@ -877,6 +1019,10 @@ static int run_lake(struct run *r)
     if (r->rep->unfinished)
         TS_LOG(TS_LOG_NOTICE, "repartition: a run was interrupted: finishing it (layout %" PRId32
                ", %s has %" PRId32 " partitions)", n, r->topic, r->m);
+    if (r->s3 && (rc = bucket_layout(r, false)) != TS_OK) {
+        close(lock);
+        return rc;
+    }
 
     if ((rc = read_all(r)) == TS_OK && (rc = check_drained(r)) == TS_OK)
         rc = plan(r);
@@ -897,6 +1043,8 @@ static int run_lake(struct run *r)
         }
         if (rc == TS_OK) {
             rc = ts_layout_replace(r->root, r->table, r->topic, r->m, r->why, r->why_size);
+            if (rc == TS_OK && r->s3)
+                rc = bucket_layout(r, true);
             if (rc == TS_OK) {
                 TS_LOG(TS_LOG_NOTICE, "repartition: the lake's layout of %s is now %" PRId32
                        " partitions (was %" PRId32 ")", r->topic, r->m, n);
@@ -904,6 +1052,9 @@ static int run_lake(struct run *r)
             }
         }
     }
+    /* an interrupted run may have stopped between the layout and its copy */
+    if (rc == TS_OK && n == r->m && r->s3)
+        rc = bucket_layout(r, true);
     /* D: each partition keeps only its own agents under m */
     for (int32_t p = 0; rc == TS_OK && p < r->m; p++) {
         bool needed = n < r->m ? r->parts[p].loses : r->parts[p].stale;
@@ -942,11 +1093,32 @@ int ts_repartition_lake(const struct ts_repartition_args *a, struct ts_repartiti
                                                   : (int64_t)cfg->lake.lateness_s * 1000;
     r.wcfg.idle_ms = (int64_t)cfg->lake.idle_s * 1000;
     r.wcfg.max_open = (size_t)cfg->lake.max_open_groups;
-    if (!(r.parts = calloc((size_t)a->m, sizeof *r.parts)))
-        return TS_ENOMEM;
-    for (int32_t p = 0; p < a->m; p++)
+    /* the object lake: its credentials, and whether the store fences two
+     * writers (as each aggregator's lake checks it) before anything is written */
+    int rc = TS_OK;
+    if (cfg->lake.url[0]) {
+        const struct ts_bridge_lake_cfg *l = &cfg->lake;
+        r.s3 = true;
+        rc = ts_s3_credentials(l->key_id_file[0] ? l->key_id_file : NULL,
+                               l->secret_file[0] ? l->secret_file : NULL, r.key_id,
+                               sizeof r.key_id, r.secret, sizeof r.secret, why, why_size);
+        if (rc == TS_OK && l->conditional_writes) {
+            struct ts_s3_cfg c = s3_cfg(&r);
+            struct ts_s3 *s3 = NULL;
+            if ((rc = ts_s3_open(&c, &s3, why, why_size)) == TS_OK)
+                rc = ts_lake_s3store_probe(s3, l->table, why, why_size);
+            ts_s3_close(s3);
+        }
+    }
+    if (rc == TS_OK && !(r.parts = calloc((size_t)a->m, sizeof *r.parts)))
+        rc = TS_ENOMEM;
+    for (int32_t p = 0; rc == TS_OK && p < a->m; p++)
         r.parts[p].offset = -1;
-    int rc = run_lake(&r);
+    if (rc == TS_OK)
+        rc = run_lake(&r);
+    explicit_bzero(r.secret, sizeof r.secret);
+    if (!r.parts)
+        return rc;
     for (int32_t p = 0; p < a->m; p++)
         free(r.parts[p].state);
     free(r.parts);

@@ -11,7 +11,13 @@
  * it starts (consumers, undrained partitions) and its memory: docs/bridge.md,
  * "Adding partitions".
  *
- * Not thread-safe; one run at a time per lake (a lock file in the manifest). */
+ * On the object lake ([lake] url) the partitions' lakes are opened on the
+ * bucket as the aggregator opens them (path their spool); the layout, the
+ * marker and the lock stay in path, and the layout's copy in the bucket
+ * refuses a run on a host whose layout is older (docs/bridge.md).
+ *
+ * Not thread-safe; one run at a time per lake (a lock file in the manifest;
+ * on the object lake in path's: per host). */
 #ifndef TS_REPARTITION_H
 #define TS_REPARTITION_H
 
@@ -88,6 +94,10 @@ struct ts_repartition_args {
  * changed, or only what a new run redoes); TS_ENOTFOUND (the lake has no
  * layout yet); TS_EINVAL (m < n, a checkpoint beyond its partition's end);
  * TS_ECONFLICT (a checkpoint changed under the tool: a bridge runs);
+ * TS_EBUSY also on the object lake when the bucket's copy of the layout
+ * counts more partitions than path's (the run was made on another host);
+ * TS_ECONFIG (the store ignores conditional writes and conditional_writes
+ * is not "no"), the S3 client's errors (TS_ECONNECT, TS_EIO, ...);
  * TS_EPARSE, TS_ESYS, TS_ENOMEM (a new run goes on from where it stopped). */
 int ts_repartition_lake(const struct ts_repartition_args *a, struct ts_repartition_report *rep,
                         char *why, size_t why_size);

@@ -3,13 +3,17 @@
 # Sourced by run.sh after lib.sh; uses its work, src, bin, list, faults, cluster, lake_dir.
 #
 #   s3lake_faults   adjusts run.sh's fault list: with --lake s3 the default lists get
-#                   s3_outage and lose kafka_add_partitions (--repartition works on a POSIX
-#                   lake's manifest only, docs/lake.md); s3_* faults need --lake s3
+#                   s3_outage; s3_* faults need --lake s3
 #   s3lake_setup    S3Proxy (tests/integration/s3proxy.sh, bucket "lake"), [lake] url =
 #                   s3://lake/e2e in bridge.conf, and bridge2.conf: a second bridge, aggregator
 #                   only, in the same consumer group, with its own id and spool; lake_dir
 #                   becomes the bucket's objects (S3Proxy's filesystem store)
 #   bridge2_up      starts the second bridge (b2)
+#   fault_kafka_add_partitions
+#                   with --lake s3, lib.sh's fault with b2 stopped (SIGTERM) for its length:
+#                   the procedure needs the consumer group empty and stops and starts b1
+#                   only; then b2's spool gets the new layout file from b1's (each bridge
+#                   keeps its own, docs/bridge.md, "Adding partitions") and b2 starts again
 #   fault_s3_outage S3Proxy SIGKILLed for E2E_S3_OUTAGE_S (60 s), started again on its port;
 #                   then b2 SIGKILLed while its uploads are in the bucket under their hidden
 #                   names (after the upload, before the copy to the final name), and restarted
@@ -29,12 +33,6 @@ s3lake_faults() {
   for f in $list; do
     case $f in
       s3_*) [ "$lake" = s3 ] || { echo "e2e: fault '$f' needs --lake s3" >&2; exit 2; } ;;
-      kafka_add_partitions)
-        [ "$lake" = s3 ] || { l+=" $f"; continue; }
-        case ",$faults," in *,kafka_add_partitions,*)
-          echo "e2e: kafka_add_partitions needs the POSIX lake (--repartition works on its manifest only)" >&2; exit 2 ;;
-        esac
-        continue ;;
     esac
     l+=" $f"
   done
@@ -70,6 +68,23 @@ s3lake_setup() {
 }
 
 bridge2_up() { bridge_start b2 "$work/bridge2.conf" --role aggregate; }
+
+# lib.sh's fault_kafka_add_partitions, with b2 out of the way on the object lake
+eval "_s3lake_lib_$(declare -f fault_kafka_add_partitions)"
+fault_kafka_add_partitions() {
+  [ "$lake" = s3 ] || { _s3lake_lib_fault_kafka_add_partitions; return; }
+  local bridges=$E2E_BRIDGES from to
+  bridge_kill b2 TERM   # its last checkpoint; the group must be empty for --repartition
+  E2E_BRIDGES=b1        # not an exit of b2 for kafka_fault_bridge_check
+  _s3lake_lib_fault_kafka_add_partitions
+  E2E_BRIDGES=$bridges
+  from=$(_rp_conf "$work/bridge.conf" lake path "")/$(_rp_conf "$work/bridge.conf" lake table turnstile)/_manifest/turnstile.readings.layout
+  to=$(_rp_conf "$work/bridge2.conf" lake path "")/$(_rp_conf "$work/bridge2.conf" lake table turnstile)/_manifest/turnstile.readings.layout
+  mkdir -p "$(dirname "$to")"
+  cp "$from" "$to.tmp" && mv "$to.tmp" "$to"
+  bridge2_up
+  FAULT_NOTE="$FAULT_NOTE; b2 stopped meanwhile, then started with b1's new layout ($(sed -n 's/^partitions //p' "$to") partitions)"
+}
 
 s3lake_count() { # PATTERN [BRIDGE...]: lines of the bridges' logs
   local b n=0

@@ -29,7 +29,11 @@
 #       aggregators, repartition_run, start the aggregators, then the relays.
 #
 # Uses TS_BIN_DIR (the built programs). The config is read for [kafka]
-# brokers and readings_topic, and [lake] path and table.
+# brokers and readings_topic, and [lake] path and table; on the object lake
+# ([lake] url = s3://BUCKET/PREFIX) also endpoint, region, path_style and
+# key_id_file/secret_file (else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY):
+# the checkpoints are read from the bucket with curl (AWS SigV4), the
+# credentials passed to curl on its standard input, not its command line.
 
 # _rp_conf CONF SECTION KEY DEFAULT: a key's value in the config (ini)
 _rp_conf() {
@@ -59,17 +63,56 @@ repartition_ends() { # CONF
   done
 }
 
-repartition_lag() { # CONF
-  local lake table topic p lo hi dir ckpt off ends
+# _rp_s3 CONF REQUEST: GET BUCKET-URL/REQUEST on the object lake ([lake] url),
+# signed with AWS SigV4 by curl; the answer's body on stdout
+_rp_s3() {
+  local url ep region ps kf sf kid sec bucket base
+  url=$(_rp_conf "$1" lake url "")
+  ep=$(_rp_conf "$1" lake endpoint "")
+  region=$(_rp_conf "$1" lake region us-east-1)
+  ps=$(_rp_conf "$1" lake path_style false)
+  kf=$(_rp_conf "$1" lake key_id_file "")
+  sf=$(_rp_conf "$1" lake secret_file "")
+  if [ -n "$kf" ]; then kid=$(head -n 1 "$kf") sec=$(head -n 1 "$sf")
+  else kid=${AWS_ACCESS_KEY_ID:-} sec=${AWS_SECRET_ACCESS_KEY:-}; fi
+  bucket=${url#s3://} bucket=${bucket%%/*}
+  [ -n "$ep" ] || ep=https://s3.$region.amazonaws.com
+  case $ps in true|yes|on|1) base=$ep/$bucket ;; *) base=${ep%%://*}://$bucket.${ep#*://} ;; esac
+  printf 'user = "%s:%s"\n' "$kid" "$sec" |
+    curl -sS -f --max-time 30 -K - --aws-sigv4 "aws:amz:$region:s3" \
+      -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$base/$2"
+}
+
+# _rp_latest_ckpt CONF P: the latest checkpoint of partition P, its text (nothing: none)
+_rp_latest_ckpt() {
+  local lake table topic url prefix dir list key
   lake=$(_rp_conf "$1" lake path "")
   table=$(_rp_conf "$1" lake table turnstile)
   topic=$(_rp_conf "$1" kafka readings_topic turnstile.readings)
+  url=$(_rp_conf "$1" lake url "")
+  if [ -z "$url" ]; then
+    dir=$lake/$table/_manifest/$topic-$2
+    key=$(ls "$dir"/*.ckpt 2>/dev/null | sort | tail -1) || true
+    [ -z "$key" ] || cat "$key"
+    return 0
+  fi
+  prefix=${url#s3://} prefix=${prefix#*/}
+  [ "$prefix" != "${url#s3://}" ] || prefix=   # s3://BUCKET: no prefix
+  dir=${prefix:+$prefix/}$table/_manifest/$topic-$2/
+  # ListObjectsV2 (keys in order: the last checkpoint is the latest); '/' and '=' escaped
+  list=$(_rp_s3 "$1" "?list-type=2&prefix=$(printf '%s' "$dir" | sed 's|/|%2F|g; s|=|%3D|g')") ||
+    { echo "repartition_lag: cannot list $url's $dir" >&2; return 1; }
+  key=$(grep -o '<Key>[^<]*/[0-9]\{12\}\.ckpt</Key>' <<<"$list" | tail -n 1 | sed 's|<Key>||; s|</Key>||') || true
+  [ -z "$key" ] || _rp_s3 "$1" "$key" || { echo "repartition_lag: cannot read $key" >&2; return 1; }
+}
+
+repartition_lag() { # CONF
+  local p lo hi ckpt off ends
   ends=$(repartition_ends "$1") || return 1
   while read -r p lo hi; do
-    dir=$lake/$table/_manifest/$topic-$p
-    ckpt=$(ls "$dir"/*.ckpt 2>/dev/null | sort | tail -1) || true
+    ckpt=$(_rp_latest_ckpt "$1" "$p") || return 1
     off=-1
-    [ -z "$ckpt" ] || off=$(awk '$1 == "offset_next" {print $2; exit}' "$ckpt")
+    [ -z "$ckpt" ] || off=$(awk '$1 == "offset_next" {print $2; exit}' <<<"$ckpt")
     [ "$off" -ge "$lo" ] 2>/dev/null || off=$lo   # none, or deleted by retention: from the first
     [ "$off" -ge "$hi" ] || echo "$p $((hi - off))"
   done <<<"$ends"

@@ -9,7 +9,13 @@
  * readings of a flushed window are late. The run is stopped after every
  * durable step (and killed with SIGKILL at random moments) and run again:
  * the result is the same. Refusals (not drained, a recheck that fails, fewer
- * partitions, no layout) change nothing that counts. */
+ * partitions, no layout) change nothing that counts.
+ *
+ * `test_repartition s3` runs the stopped and killed runs on an object lake
+ * ([lake] url) on a real S3 API server instead: TS_S3_ENDPOINT,
+ * TS_S3_KEY_ID_FILE and TS_S3_SECRET_FILE name it and its bucket "lake"
+ * (tests/integration/test_repartition_s3.sh starts S3Proxy), and a run on
+ * another host, whose own layout file still says the old count, is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +39,8 @@
 #include "bridge_config.h"
 #include "err.h"
 #include "lake.h"
+#include "lake_s3.h"
+#include "lake_store.h"
 #include "layout.h"
 #include "log.h"
 #include "partition_state.h"
@@ -58,6 +66,41 @@ static uint64_t rnd(void) /* splitmix64 */
 
 static char base[64];     /* removed by the teardown */
 static struct ts_bridge_cfg cfg;
+static bool s3_mode;      /* the lakes are on the bucket (argv[1] "s3") */
+static char key_id[256], secret[256];
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        fprintf(stderr, "%s is not set (run test_repartition_s3.sh)\n", name);
+        exit(2);
+    }
+    return v;
+}
+
+/* A client on url (s3://lake/...). */
+static struct ts_s3 *s3_client(const char *url)
+{
+    struct ts_s3_cfg c = {.url = url, .endpoint = env("TS_S3_ENDPOINT"), .region = "us-east-1",
+                          .path_style = true, .key_id = key_id, .secret = secret,
+                          .timeout_ms = 30000, .connect_timeout_ms = 2000, .max_attempts = 4,
+                          .backoff_ms = 10, .backoff_max_ms = 80, .part_size = 5u << 20,
+                          .max_object = 64u << 20, .max_list = 100000};
+    struct ts_s3 *s3 = NULL;
+    char why[256] = "";
+    if (ts_s3_open(&c, &s3, why, sizeof why) != TS_OK)
+        fail_msg("s3 open: %s", why);
+    return s3;
+}
+
+/* The bucket's prefix of the run's lakes: s3://lake/<base's name>. */
+static const char *run_url(void)
+{
+    static char url[128];
+    snprintf(url, sizeof url, "s3://lake/%s", strrchr(base, '/') + 1);
+    return url;
+}
 
 static int setup(void **state)
 {
@@ -71,6 +114,19 @@ static int setup(void **state)
     cfg.lake.slide_s = 0;
     cfg.lake.lateness_s = -1;
     cfg.lake.idle_s = 0;
+    if (s3_mode) {
+        snprintf(cfg.lake.endpoint, sizeof cfg.lake.endpoint, "%s", env("TS_S3_ENDPOINT"));
+        snprintf(cfg.lake.region, sizeof cfg.lake.region, "us-east-1");
+        cfg.lake.path_style = true;
+        snprintf(cfg.lake.key_id_file, sizeof cfg.lake.key_id_file, "%s",
+                 env("TS_S3_KEY_ID_FILE"));
+        snprintf(cfg.lake.secret_file, sizeof cfg.lake.secret_file, "%s",
+                 env("TS_S3_SECRET_FILE"));
+        cfg.lake.conditional_writes = false; /* S3Proxy 2.6.0 ignores If-None-Match */
+        cfg.lake.s3_max_attempts = 4;
+        cfg.lake.s3_backoff_ms = 10;
+        cfg.lake.s3_backoff_max_ms = 80;
+    }
     return 0;
 }
 
@@ -81,9 +137,13 @@ static int teardown(void **state)
     return system(cmd);
 }
 
+/* The lake called name: the directory base/name, or on the object lake
+ * the bucket's <run>/name with base/name as its spool (layout, marker). */
 static void use_lake(const char *name)
 {
     snprintf(cfg.lake.path, sizeof cfg.lake.path, "%s/%s", base, name);
+    if (s3_mode)
+        snprintf(cfg.lake.url, sizeof cfg.lake.url, "%s/%s", run_url(), name);
 }
 
 static struct ts_lake_cfg lake_cfg(void)
@@ -92,6 +152,21 @@ static struct ts_lake_cfg lake_cfg(void)
                                 .row_number = true, .compression_level = 1,
                                 .keep_checkpoints = 3, .max_open_files = 4,
                                 .max_checkpoint_files = 256};
+}
+
+/* Partition p's lake, as the tool opens it. */
+static int open_lake(int32_t p, struct ts_lake **lake, struct ts_lake_resume *res, char *why,
+                     size_t why_size)
+{
+    struct ts_lake_cfg lc = lake_cfg();
+    if (!s3_mode)
+        return ts_lake_open(&lc, TOPIC, p, lake, res, why, why_size);
+    void *sd;
+    struct ts_s3 *s3 = s3_client(cfg.lake.url);
+    int rc = ts_lake_s3store_open(s3, cfg.lake.path, &sd, why, why_size);
+    if (rc == TS_OK)
+        rc = ts_lake_open_store(&lc, TOPIC, p, &ts_lake_s3store, sd, lake, res, why, why_size);
+    return rc;
 }
 
 static struct ts_window_agg *new_win(void)
@@ -302,7 +377,6 @@ static void build(struct fixture *fx, const char *name, int32_t n, int32_t m, si
                 fx->entries += e;
             }
         }
-    struct ts_lake_cfg lc = lake_cfg();
     for (int32_t p = 0; p < m; p++) {
         if (ckpt[p]) {
             struct ts_lake *lake;
@@ -310,11 +384,13 @@ static void build(struct fixture *fx, const char *name, int32_t n, int32_t m, si
             struct ts_archive_ref ref = {.name = ""};
             char an[TS_ARCHIVE_NAME_MAX], *t, *state;
             size_t len;
-            assert_int_equal(ts_lake_open(&lc, TOPIC, p, &lake, &res, NULL, 0), TS_OK);
+            assert_int_equal(open_lake(p, &lake, &res, NULL, 0), TS_OK);
             assert_int_equal(ts_seqsets_encode(&arch[p], &t, &len), TS_OK);
             assert_int_equal(ts_archive_name(1, "fx", an, sizeof an), TS_OK);
             assert_int_equal(ts_archive_write(NULL, ts_lake_manifest_fd(lake), an, t, len, NULL,
                                               NULL, &ref), TS_OK);
+            if (ref.name[0]) /* in the store before the checkpoint names it */
+                assert_int_equal(ts_lake_side_publish(lake, ref.name), TS_OK);
             free(t);
             assert_int_equal(ts_partition_state_encode(&hot[p], win[p], &ref, &state, &len), TS_OK);
             assert_int_equal(ts_lake_commit(lake, fx->high[p], state, len, NULL), TS_OK);
@@ -336,7 +412,35 @@ static void fixture_free(struct fixture *fx)
     fx->agents = NULL;
 }
 
-/* A copy of lake from into to, and the config on it. */
+/* The keys under a prefix of the run's bucket prefix. */
+struct keys {
+    char (*v)[LAKE_PATH_LEN];
+    size_t n, cap;
+};
+
+static int add_key(void *arg, const char *key, uint64_t size)
+{
+    struct keys *k = arg;
+    (void)size;
+    if (k->n == k->cap) {
+        k->cap = k->cap ? k->cap * 2 : 64;
+        k->v = realloc(k->v, k->cap * sizeof *k->v);
+        assert_non_null(k->v);
+    }
+    snprintf(k->v[k->n++], sizeof *k->v, "%s", key);
+    return 0;
+}
+
+static void list_keys(struct ts_s3 *s3, const char *prefix, struct keys *k)
+{
+    char why[256] = "";
+    k->n = 0;
+    if (ts_s3_list(s3, prefix, add_key, k, why, sizeof why) != TS_OK)
+        fail_msg("listing %s: %s", prefix, why);
+}
+
+/* A copy of lake from into to, and the config on it (on the object lake,
+ * the bucket's objects too, server-side). */
 static void copy_lake(const char *from, const char *to)
 {
     char cmd[300];
@@ -344,6 +448,25 @@ static void copy_lake(const char *from, const char *to)
              base, to);
     assert_int_equal(system(cmd), 0);
     use_lake(to);
+    if (!s3_mode)
+        return;
+    struct ts_s3 *s3 = s3_client(run_url());
+    struct keys k = {0};
+    char prefix[80], dst[LAKE_PATH_LEN + 80], why[256] = "";
+    snprintf(prefix, sizeof prefix, "%s/", to);
+    list_keys(s3, prefix, &k);
+    for (size_t i = 0; i < k.n; i++)
+        if (ts_s3_delete(s3, k.v[i], why, sizeof why) != TS_OK)
+            fail_msg("deleting %s: %s", k.v[i], why);
+    snprintf(prefix, sizeof prefix, "%s/", from);
+    list_keys(s3, prefix, &k);
+    for (size_t i = 0; i < k.n; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", to, k.v[i] + strlen(prefix));
+        if (ts_s3_copy(s3, k.v[i], dst, why, sizeof why) != TS_OK)
+            fail_msg("copying %s: %s", k.v[i], why);
+    }
+    free(k.v);
+    ts_s3_close(s3);
 }
 
 /* ---- what the lake holds after a run ---- */
@@ -387,11 +510,59 @@ static int gather_line(const char *agent, const char *set, size_t set_len, void 
     return TS_OK;
 }
 
+static uint64_t gz_entries(const char *file)
+{
+    char line[512];
+    uint64_t sum = 0;
+    gzFile gz = gzopen(file, "rb");
+    assert_non_null(gz);
+    assert_non_null(gzgets(gz, line, sizeof line)); /* the header */
+    while (gzgets(gz, line, sizeof line)) {
+        char *field = line;
+        for (int k = 0; k < 10; k++) /* N,CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC */
+            field = strchr(field, ',') + 1;
+        sum += strtoull(field, NULL, 10);
+    }
+    gzclose(gz);
+    return sum;
+}
+
+/* The object lake's: its visible data files fetched one by one. */
+static uint64_t s3_lake_entries(void)
+{
+    struct ts_s3 *s3 = s3_client(cfg.lake.url);
+    struct keys k = {0};
+    uint64_t sum = 0;
+    char file[300], why[256] = "";
+    snprintf(file, sizeof file, "%s/fetched.csv.gz", base);
+    list_keys(s3, "turnstile/event_date=", &k);
+    for (size_t i = 0; i < k.n; i++) {
+        const char *name = strrchr(k.v[i], '/') + 1;
+        if (name[0] == '.' || !strstr(name, ".csv.gz")) /* hidden: as on POSIX */
+            continue;
+        char *data;
+        size_t len;
+        if (ts_s3_get(s3, k.v[i], &data, &len, why, sizeof why) != TS_OK)
+            fail_msg("getting %s: %s", k.v[i], why);
+        FILE *f = fopen(file, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(data, 1, len, f), len);
+        fclose(f);
+        free(data);
+        sum += gz_entries(file);
+    }
+    free(k.v);
+    ts_s3_close(s3);
+    return sum;
+}
+
 /* The sum of ENTRIES over the visible data files. */
 static uint64_t lake_entries(void)
 {
-    char path[1024], line[512];
+    char path[1024];
     uint64_t sum = 0;
+    if (s3_mode)
+        return s3_lake_entries();
     snprintf(path, sizeof path, "%s/turnstile", cfg.lake.path);
     DIR *d = opendir(path), *dd;
     struct dirent *e, *f;
@@ -405,16 +576,7 @@ static uint64_t lake_entries(void)
                 continue;
             char file[1400];
             snprintf(file, sizeof file, "%s/%s", path, f->d_name);
-            gzFile gz = gzopen(file, "rb");
-            assert_non_null(gz);
-            assert_non_null(gzgets(gz, line, sizeof line)); /* the header */
-            while (gzgets(gz, line, sizeof line)) {
-                char *field = line;
-                for (int k = 0; k < 10; k++) /* N,CA,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC */
-                    field = strchr(field, ',') + 1;
-                sum += strtoull(field, NULL, 10);
-            }
-            gzclose(gz);
+            sum += gz_entries(file);
         }
         if (dd)
             closedir(dd);
@@ -433,12 +595,11 @@ static void verify(const struct fixture *fx)
     assert_int_equal(n, fx->m);
     assert_false(ts_repartition_unfinished(cfg.lake.path, cfg.lake.table, TOPIC));
     struct gather g = {0};
-    struct ts_lake_cfg lc = lake_cfg();
     for (int32_t p = 0; p < fx->m; p++) {
         struct ts_lake *lake;
         struct ts_lake_resume res;
         char why[256] = "";
-        assert_int_equal(ts_lake_open(&lc, TOPIC, p, &lake, &res, why, sizeof why), TS_OK);
+        assert_int_equal(open_lake(p, &lake, &res, why, sizeof why), TS_OK);
         if (!res.state) {
             ts_lake_close(lake);
             continue;
@@ -453,6 +614,8 @@ static void verify(const struct fixture *fx)
                                            sizeof why);
         if (rc != TS_OK)
             fail_msg("partition %d: %s", (int)p, why);
+        if (ref.name[0]) /* the object lake: from the store (on POSIX: nothing) */
+            assert_int_equal(ts_lake_side_fetch(lake, ref.name), TS_OK);
         assert_int_equal(ts_archive_open(ts_lake_manifest_fd(lake), &ref,
                                          ts_archive_max_line(TS_SEQSET_MAX_RANGES), &arch, why,
                                          sizeof why), TS_OK);
@@ -599,7 +762,7 @@ static void stopped_anywhere(int32_t n, int32_t m, size_t agents)
 
 static void four_to_eight_stopped_anywhere(void **state)
 {
-    stopped_anywhere(4, 8, 1500);
+    stopped_anywhere(4, 8, s3_mode ? 400 : 1500);
 }
 
 static void four_to_six_stopped_anywhere(void **state)
@@ -611,7 +774,8 @@ static void killed_at_random_moments(void **state)
 {
     struct fixture fx;
     struct ts_repartition_report rep;
-    build(&fx, "template", 4, 8, 3000);
+    int runs = s3_mode ? 3 : 12;
+    build(&fx, "template", 4, 8, s3_mode ? 600 : 3000);
     copy_lake("template", "timed");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -619,7 +783,7 @@ static void killed_at_random_moments(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     long whole_us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
     unsigned killed = 0;
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < runs; i++) {
         copy_lake("template", "killed");
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -637,18 +801,52 @@ static void killed_at_random_moments(void **state)
         run_ok(&fx, &rep);
         verify(&fx);
     }
-    print_message("killed %u of 12 runs (a whole run: %ld ms)\n", killed, whole_us / 1000);
+    print_message("killed %u of %d runs (a whole run: %ld ms)\n", killed, runs, whole_us / 1000);
+    fixture_free(&fx);
+}
+
+/* The object lake: bridges on several hosts each keep the layout in their own
+ * path. A run on a host whose file still says 4 after another host moved the
+ * agents to 8 would take the moved agents for copies an interrupted run left
+ * and drop them: it is refused (the bucket's copy of the layout says 8), and
+ * nothing changes. Once the file is copied, there is nothing to do. */
+static void another_host_is_refused(void **state)
+{
+    struct fixture fx;
+    struct ts_repartition_report rep;
+    struct stopper s = {0};
+    char why[1024] = "";
+    build(&fx, "hosts", 4, 8, 300);
+    run_ok(&fx, &rep);
+    verify(&fx);
+    /* the bucket's copy */
+    struct ts_s3 *s3 = s3_client(cfg.lake.url);
+    char *text;
+    size_t len;
+    assert_int_equal(ts_s3_get(s3, "turnstile/_manifest/" TOPIC ".layout", &text, &len, why,
+                               sizeof why), TS_OK);
+    assert_non_null(strstr(text, "\npartitions 8\n"));
+    free(text);
+    ts_s3_close(s3);
+    /* another host: the same bucket, its own path with the old layout */
+    assert_int_equal(ts_layout_replace(cfg.lake.path, cfg.lake.table, TOPIC, 4, NULL, 0), TS_OK);
+    assert_int_equal(run(&fx, 8, &s, &rep, why, sizeof why), TS_EBUSY);
+    assert_non_null(strstr(why, "ran on another host"));
+    assert_int_equal(s.steps, 0);
+    assert_int_equal(ts_layout_replace(cfg.lake.path, cfg.lake.table, TOPIC, 8, NULL, 0), TS_OK);
+    verify(&fx); /* nothing was dropped */
+    run_ok(&fx, &rep);
+    assert_true(rep.nothing);
     fixture_free(&fx);
 }
 
 /* The generations of the partitions' checkpoints. */
 static void generations(int32_t m, uint64_t *gen)
 {
-    struct ts_lake_cfg lc = lake_cfg();
     for (int32_t p = 0; p < m; p++) {
         struct ts_lake *lake;
         struct ts_lake_resume res;
-        assert_int_equal(ts_lake_open(&lc, TOPIC, p, &lake, &res, NULL, 0), TS_OK);
+        assert_int_equal(open_lake(p, &lake, &res, NULL, 0), TS_OK);
         gen[p] = res.generation;
         free(res.state);
         ts_lake_close(lake);
@@ -727,11 +925,10 @@ static void later_readings_of_flushed_windows_are_late(void **state)
     struct ts_repartition_report rep;
     build(&fx, "late", 4, 8, 200);
     run_ok(&fx, &rep);
-    struct ts_lake_cfg lc = lake_cfg();
     for (int32_t q = 4; q < 8; q++) {
         struct ts_lake *lake;
         struct ts_lake_resume res;
-        assert_int_equal(ts_lake_open(&lc, TOPIC, q, &lake, &res, NULL, 0), TS_OK);
+        assert_int_equal(open_lake(q, &lake, &res, NULL, 0), TS_OK);
         struct ts_seqsets hot;
         struct ts_window_agg *win = new_win();
         struct ts_archive_ref ref;
@@ -755,9 +952,25 @@ static void later_readings_of_flushed_windows_are_late(void **state)
     fixture_free(&fx);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     ts_log_level = TS_LOG_WARNING; /* the tool's progress lines: not here */
+    if (argc > 1 && !strcmp(argv[1], "s3")) {
+        char why[256] = "";
+        s3_mode = true;
+        if (ts_s3_credentials(env("TS_S3_KEY_ID_FILE"), env("TS_S3_SECRET_FILE"), key_id,
+                              sizeof key_id, secret, sizeof secret, why, sizeof why) != TS_OK) {
+            fprintf(stderr, "credentials: %s\n", why);
+            return 2;
+        }
+        /* the object lake: stopped after every step, killed at random */
+        const struct CMUnitTest s3[] = {
+            cmocka_unit_test_setup_teardown(four_to_eight_stopped_anywhere, setup, teardown),
+            cmocka_unit_test_setup_teardown(killed_at_random_moments, setup, teardown),
+            cmocka_unit_test_setup_teardown(another_host_is_refused, setup, teardown),
+        };
+        return cmocka_run_group_tests_name("test_repartition s3", s3, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fate_and_sources),
         cmocka_unit_test(windows_union_closes_what_any_closed),
