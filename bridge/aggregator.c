@@ -109,9 +109,8 @@ struct batch_ack {
 
 /* A record of the batch and its verdict. */
 struct slot {
-    rd_kafka_message_t *m;       /* owned until released (batch_release) */
+    rd_kafka_message_t *m;       /* owned until taken (then destroyed: NULL) or dropped */
     int group;                   /* its partition's group when it was polled (part->group) */
-    bool taken;
     /* the verdict (what take needs, judged without any of the partition's state) */
     rd_kafka_headers_t *hdrs;    /* m's, parsed; NULL: none */
     const char *topic;           /* the mqtt_topic header (in hdrs); NULL: absent */
@@ -143,19 +142,14 @@ struct share {
     uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
 };
 
-/* The second thread: takes share[1] of a split batch, and destroys the
- * records of the batch before (while the aggregating thread advances and
- * polls: freeing them in both threads at once made them wait on malloc's
- * lock). Everything under mu. */
+/* The second thread: takes share[1] of a split batch. Everything under mu. */
 struct worker {
     pthread_t tid;
     pthread_mutex_t mu;
     pthread_cond_t wake, idle;
     bool job;                    /* a batch is posted, not yet started */
-    bool busy;                   /* the thread is taking its share or destroying */
+    bool busy;                   /* the thread is taking its share */
     bool stop;
-    rd_kafka_message_t **garbage; /* batch_max: records taken, to destroy */
-    size_t n_garbage;            /* > 0: posted (batch_release), not yet destroyed */
 };
 
 /* An agent whose acknowledgement waits for the next checkpoint. */
@@ -1244,12 +1238,15 @@ static void share_take(struct ts_aggregator *agg, struct share *sh)
             continue; /* the other share's: not a field of it is read here */
         }
         sh->pos++;
-        if (sl->taken)
+        if (!sl->m)
             continue; /* taken by an earlier call */
         judge_slot(agg, sl, agg->batch_now);
         take(agg, sh, sl, agg->batch_now);
         sh->taken++;
-        sl->taken = true;
+        rd_kafka_message_destroy(sl->m);
+        sl->m = NULL;
+        sl->hdrs = NULL;
+        sl->topic = NULL;
     }
     share_advance(agg, sh, ts_wall_ms());
 }
@@ -1262,24 +1259,15 @@ static void *worker_main(void *arg)
     prctl(PR_SET_NAME, "ts:aggregate2", 0, 0, 0); /* the thread's name, for top -H and perf */
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->job && !w->n_garbage && !w->stop)
+        while (!w->job && !w->stop)
             pthread_cond_wait(&w->wake, &w->mu);
-        if (w->stop && !w->n_garbage)
+        if (w->stop)
             break;
+        w->job = false;
         w->busy = true;
-        if (w->n_garbage) {
-            size_t n = w->n_garbage;
-            pthread_mutex_unlock(&w->mu);
-            for (size_t i = 0; i < n; i++)
-                rd_kafka_message_destroy(w->garbage[i]);
-            pthread_mutex_lock(&w->mu);
-            w->n_garbage = 0;
-        } else {
-            w->job = false;
-            pthread_mutex_unlock(&w->mu);
-            share_take(agg, &agg->share[1]);
-            pthread_mutex_lock(&w->mu);
-        }
+        pthread_mutex_unlock(&w->mu);
+        share_take(agg, &agg->share[1]);
+        pthread_mutex_lock(&w->mu);
         w->busy = false;
         pthread_cond_signal(&w->idle);
     }
@@ -1298,15 +1286,12 @@ static void worker_post(struct ts_aggregator *agg)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Returns once the worker no longer touches the batch nor any record
- * (none left to destroy). */
+/* Returns once the worker no longer touches the batch. */
 static void worker_wait(struct ts_aggregator *agg)
 {
     struct worker *w = agg->worker;
-    if (!w)
-        return;
     pthread_mutex_lock(&w->mu);
-    while (w->job || w->busy || w->n_garbage)
+    while (w->job || w->busy)
         pthread_cond_wait(&w->idle, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
@@ -1387,27 +1372,19 @@ static bool batch_left(const struct ts_aggregator *agg)
     return agg->share[0].pos < agg->n_batch || (agg->batch_split && agg->share[1].pos < agg->n_batch);
 }
 
-/* Frees the records taken, and those not taken if drop (the bridge stops,
- * or their consumer is gone), else moves these to the front in order for
- * the next call. With the worker they are destroyed there, while this
- * thread goes on (worker_wait before the consumer is destroyed). The worker
- * must be idle. */
+/* Frees the records not taken if drop (the bridge stops, or their consumer
+ * is gone), else moves them to the front in order for the next call; the
+ * worker must be idle. */
 static void batch_release(struct ts_aggregator *agg, bool drop)
 {
-    struct worker *w = agg->worker;
-    size_t rest = 0, n_garbage = 0;
-    worker_wait(agg); /* a batch taken in one share: the worker may still be destroying */
+    size_t rest = 0;
     for (size_t i = 0; i < agg->n_batch; i++) {
         struct slot *sl = &agg->batch[i];
         if (!sl->m)
             continue;
-        if (drop || sl->taken) {
-            if (w)
-                w->garbage[n_garbage++] = sl->m;
-            else
-                rd_kafka_message_destroy(sl->m);
+        if (drop) {
+            rd_kafka_message_destroy(sl->m);
             sl->m = NULL;
-            sl->taken = false;
             continue;
         }
         if (i != rest) {
@@ -1420,12 +1397,6 @@ static void batch_release(struct ts_aggregator *agg, bool drop)
     agg->share[0].pos = agg->share[1].pos = 0;
     agg->share[0].stop = agg->share[1].stop = false;
     agg->share[0].agents_over = agg->share[1].agents_over = false;
-    if (n_garbage) {
-        pthread_mutex_lock(&w->mu);
-        w->n_garbage = n_garbage;
-        pthread_cond_signal(&w->wake);
-        pthread_mutex_unlock(&w->mu);
-    }
 }
 
 /* Before a rebalance (and when the consumer closes): the records polled
@@ -1485,7 +1456,6 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
             struct slot *sl = &agg->batch[agg->n_batch++];
             sl->m = m;
             sl->group = p ? p->group : 0;
-            sl->taken = false;
         }
         batch_split(agg, agg->worker && agg->n_batch >= SPLIT_MIN);
     }
@@ -1618,7 +1588,6 @@ static void consumer_drop(struct ts_aggregator *agg)
 {
     batch_release(agg, true); /* its records go before it does (the worker is idle
                                  between batches) */
-    worker_wait(agg);
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
         if (!p || !p->assigned)
@@ -1667,10 +1636,8 @@ static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms)
 static int worker_start(struct ts_aggregator *agg)
 {
     struct worker *w = calloc(1, sizeof *w);
-    if (!w || !(w->garbage = calloc(agg->batch_max, sizeof *w->garbage))) {
-        free(w);
+    if (!w)
         return TS_ENOMEM;
-    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     pthread_cond_init(&w->idle, NULL);
@@ -1680,7 +1647,6 @@ static int worker_start(struct ts_aggregator *agg)
         pthread_cond_destroy(&w->idle);
         pthread_cond_destroy(&w->wake);
         pthread_mutex_destroy(&w->mu);
-        free(w->garbage);
         free(w);
         return TS_ESYS;
     }
@@ -1700,7 +1666,6 @@ static void worker_stop(struct ts_aggregator *agg)
     pthread_cond_destroy(&w->idle);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->mu);
-    free(w->garbage);
     free(w);
     agg->worker = NULL;
 }
@@ -1872,11 +1837,10 @@ void ts_aggregator_free(struct ts_aggregator *agg)
          * checkpoints and clears the partitions */
         rd_kafka_consumer_close(agg->rk);
         batch_release(agg, true);
-        worker_wait(agg);
         rd_kafka_destroy(agg->rk);
     }
     if (agg->worker)
-        TS_LOG(TS_LOG_INFO, "aggregator: its second thread took %" PRIu64 " of %" PRIu64
+        TS_LOG(TS_LOG_INFO, "aggregate: the second thread took %" PRIu64 " of %" PRIu64
                " records", agg->st.consumed_second, agg->st.consumed);
     worker_stop(agg);
     free(agg->batch);

@@ -60,7 +60,7 @@ wait_status ' 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (
 bridge_kill agg TERM
 # the batches were split between the two threads (judge_thread, the default):
 # the comparison below then covers the split
-second=$(sed -n 's/.*its second thread took \([0-9]*\) of [0-9]* records.*/\1/p' "$work/agg.err" | tail -n 1)
+second=$(sed -n 's/.*the second thread took \([0-9]*\) of [0-9]* records.*/\1/p' "$work/agg.err" | tail -n 1)
 [ "${second:-0}" -gt 0 ] || { tail -n 5 "$work/agg.err" >&2; fail "the second thread took no record: the batches were never split"; }
 echo "ok: the second thread took $second records"
 
