@@ -11,9 +11,8 @@
 #              files, checkpoints every 5 s, config defaults otherwise); timed from the
 #              process start to its exit: it gets SIGTERM once its status line
 #              (status_interval_ms = 100) counts N readings, and its final checkpoint is
-#              part of the time; by default (judge_thread = true: two threads take the
-#              batches, half the partitions each) and again with judge_thread = false
-#              ("1thread"; TS_AGG_ONE_THREAD=0 leaves it out), each in
+#              part of the time; by default (judge_thread = true) and again with
+#              judge_thread = false ("1thread"; TS_AGG_ONE_THREAD=0 leaves it out), each in
 #              its own group and lake; the two lakes must hold the same rows
 #   library    bench-aggregate run: the aggregator library alone (no acks, no station
 #              windows), for comparison (TS_AGG_LIBRARY=0 leaves it out)
@@ -106,8 +105,7 @@ lake_rows() {
    done | LC_ALL=C sort)
 }
 
-# the bridge as configured by default (judge_thread = true: two threads, half the
-# partitions each) and, unless
+# the bridge as configured by default (judge_thread = true: two threads) and, unless
 # TS_AGG_ONE_THREAD=0, with judge_thread = false (one thread) in the same run: their
 # lakes must hold the same rows (test_bridge_lake_expected checks the bytes of a fixed
 # input, cut into files the same way)

@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@
 #include "verdict.h"
 #include "window.h"
 
-#define SPLIT_MIN 64             /* a smaller batch is taken by the aggregating thread alone */
+#define JUDGE_THREAD_MIN 64      /* a smaller batch is judged by the aggregating thread alone */
 #define TIMER_MS 1000            /* windows advance at least this often */
 #define PAUSE_AFTER_FAILURE_MS 5000  /* the first pause after a failed checkpoint, */
 #define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
@@ -57,11 +59,6 @@ struct part {
     bool assigned;
     bool lost;                   /* another bridge committed its checkpoint */
     struct ts_lake *lake;
-    int group;                   /* its share of a batch (struct share): which thread takes
-                                    its records when the batch is split */
-    bool reload_wanted;          /* a dead letter could not be queued: reloaded from its
-                                    checkpoint after the batch; its records are not taken */
-    uint64_t rows, late_rows;    /* written since the aggregator last added them up */
     struct ts_agent_table agents; /* the agents' sets: in memory, and archived */
     struct ts_window_agg *win;
     int64_t next_offset;         /* offset after the last message taken */
@@ -107,10 +104,16 @@ struct batch_ack {
     uint64_t acked;
 };
 
-/* A record of the batch and its verdict. */
+/* A record of the batch and its verdict. The judging thread (from the
+ * batch's end down) and the aggregating thread (from the front up) both
+ * judge: whoever moves state from SLOT_FREE to SLOT_CLAIMED judges the
+ * record and stores SLOT_JUDGED (release); the aggregating thread takes the
+ * records in order, each once it is judged. */
+enum { SLOT_FREE, SLOT_CLAIMED, SLOT_JUDGED };
+
 struct slot {
-    rd_kafka_message_t *m;       /* owned until taken (then destroyed: NULL) or dropped */
-    int group;                   /* its partition's group when it was polled (part->group) */
+    rd_kafka_message_t *m;       /* owned until taken (or dropped) */
+    atomic_int state;
     /* the verdict (what take needs, judged without any of the partition's state) */
     rd_kafka_headers_t *hdrs;    /* m's, parsed; NULL: none */
     const char *topic;           /* the mqtt_topic header (in hdrs); NULL: absent */
@@ -121,35 +124,16 @@ struct slot {
     struct ts_verdict v;
 };
 
-/* One thread's share of a batch: the records of the partitions of its group,
- * judged and taken in the batch's order (docs/bridge.md, "Threads"). A
- * partition's records, its state and its lake belong to one share while the
- * batch is taken; what the shares have in common (counts, acks to hand
- * over, stations to learn, reloads) is kept per share and applied by the
- * aggregating thread after the batch (after_batch). */
-struct share {
-    int group;                   /* the partitions whose part->group is this; -1: all */
-    size_t pos;                  /* the next slot it looks at */
-    bool stop;                   /* a partition passed max_agents, or fatal: its
-                                    records from pos wait for the next call */
-    bool agents_over, fatal;
-    size_t taken;
-    size_t *learn, n_learn;      /* batch_max: slots whose turnstile the station windows do
-                                    not know at its station, learnt after the batch */
-    struct ts_aggregator_stats st; /* its counts, added to the aggregator's after the batch */
-    struct batch_ack *acks;      /* ACK_BATCH_MAX: noted in this batch (ack_note) */
-    size_t n_acks;
-    uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
-};
-
-/* The second thread: takes share[1] of a split batch. Everything under mu. */
-struct worker {
+/* The second thread: judges the batch's records ahead of the aggregating
+ * thread (docs/bridge.md, "Threads"). Everything under mu. */
+struct judge {
     pthread_t tid;
     pthread_mutex_t mu;
     pthread_cond_t wake, idle;
     bool job;                    /* a batch is posted, not yet started */
-    bool busy;                   /* the thread is taking its share */
+    bool busy;                   /* the thread is judging a batch */
     bool stop;
+    size_t from, n;              /* the posted batch's slots */
 };
 
 /* An agent whose acknowledgement waits for the next checkpoint. */
@@ -191,15 +175,13 @@ struct ts_aggregator {
                                     and it checkpoints (agent_table.h) */
     bool fatal;
     struct ts_aggregator_stats st;
+    struct batch_ack *acks;      /* ACK_BATCH_MAX: noted in this batch (ack_note) */
+    size_t n_acks;
+    uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
     struct slot *batch;          /* batch_max records polled, taken in order */
-    size_t batch_max, n_batch;   /* polled */
-    bool batch_split;            /* the batch is taken in two shares (by group), else one */
+    size_t batch_max, n_batch, batch_pos; /* polled; the next to take */
     int64_t batch_now;           /* the wall clock when the batch's first record came */
-    struct share share[2];       /* [0] the aggregating thread's, [1] the worker's */
-    struct worker *worker;       /* NULL: the aggregating thread takes every batch alone */
-    pthread_mutex_t refuse_mu;   /* the refusal log's rate and the dead-letter producer,
-                                  * shared by both shares */
-    pthread_mutex_t stations_mu; /* the shares' ts_station_windows_row */
+    struct judge *judge;         /* NULL: the aggregating thread judges alone */
 };
 
 /* --- partition life ------------------------------------------------------ */
@@ -343,13 +325,10 @@ static void emit_row(const struct ts_window_row *row, void *ctx)
     struct part *p = ctx;
     if (p->lost || !p->lake)
         return;
-    p->rows++;
-    p->late_rows += row->late;
-    if (p->agg->stations) {
-        pthread_mutex_lock(&p->agg->stations_mu);
+    p->agg->st.rows++;
+    p->agg->st.late_rows += row->late;
+    if (p->agg->stations)
         ts_station_windows_row(p->agg->stations, row);
-        pthread_mutex_unlock(&p->agg->stations_mu);
-    }
     if (ts_lake_write_row(p->lake, row) != TS_OK)
         p->dirty = true; /* the commit will fail and reload (the error is sticky) */
 }
@@ -668,8 +647,6 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
                 continue;
             }
             p->assigned = true;
-            p->group = i % 2; /* the batch's two shares: half the partitions each */
-            p->reload_wanted = false;
             p->paused_until_ms = 0;
             p->reload_due_ms = 0;
             p->failures_in_row = 0;
@@ -720,13 +697,11 @@ static const char *header(rd_kafka_headers_t *hdrs, const char *name, size_t *le
 /* A record the verdict refused: to the dead-letter topic, never counted,
  * never acknowledged; its offset is passed by the next checkpoint once Kafka
  * confirmed the dead letter. */
-static void refuse(struct ts_aggregator *agg, struct share *sh, struct part *p,
-                   const rd_kafka_message_t *m, const char *topic, size_t topic_len,
-                   const char *reason)
+static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_message_t *m,
+                   const char *topic, size_t topic_len, const char *reason)
 {
     int64_t now = ts_mono_ms();
-    sh->st.invalid++;
-    pthread_mutex_lock(&agg->refuse_mu);
+    agg->st.invalid++;
     if (now - agg->refused_log_start >= REFUSED_LOG_MS) {
         if (agg->refused_log_left_out)
             TS_LOG(TS_LOG_WARNING, "aggregate: %" PRIu64 " more refused record(s) in the last "
@@ -748,77 +723,75 @@ static void refuse(struct ts_aggregator *agg, struct share *sh, struct part *p,
         .reason = reason, .mqtt_topic = topic, .mqtt_topic_len = topic_len,
         .source_topic = agg->topic, .partition = m->partition, .offset = m->offset};
     int rc = ts_deadletter_send(agg->dl, &rec, DL_WAIT_MS);
-    pthread_mutex_unlock(&agg->refuse_mu);
     if (rc == TS_OK) {
         p->dl_pending = true;
         return;
     }
     /* cannot dead-letter it now (Kafka away and the queue full): read the
-     * partition again from its checkpoint, this record included (after the
-     * batch: its records are not taken until then) */
+     * partition again from its checkpoint, this record included */
     TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": a dead letter cannot be queued (%s): "
            "resuming from the last checkpoint in %d s", m->partition, ts_strerror(rc),
            PAUSE_AFTER_FAILURE_MS / 1000);
-    p->reload_wanted = true;
+    part_reload(agg, p);
 }
 
-/* Hands the acks the share noted in this batch to ack.h (which locks). */
-static void acks_flush(struct ts_aggregator *agg, struct share *sh)
+/* Hands the acks noted in this batch to ack.h. */
+static void acks_flush(struct ts_aggregator *agg)
 {
-    for (size_t i = 0; i < sh->n_acks; i++)
-        ts_ack_set(agg->ack, sh->acks[i].topic, sh->acks[i].acked);
-    sh->n_acks = 0;
-    sh->ack_batch++;
+    for (size_t i = 0; i < agg->n_acks; i++)
+        ts_ack_set(agg->ack, agg->acks[i].topic, agg->acks[i].acked);
+    agg->n_acks = 0;
+    agg->ack_batch++;
 }
 
 /* The agent of set (readings on topic) is acknowledged up to acked: noted
  * for the end of the batch (acks_flush); at once when it cannot be noted. */
-static void ack_note(struct ts_aggregator *agg, struct share *sh, struct ts_seqset *set,
-                     const char *topic, uint64_t acked)
+static void ack_note(struct ts_aggregator *agg, struct ts_seqset *set, const char *topic,
+                     uint64_t acked)
 {
-    if (set->batch == sh->ack_batch && set->batch_slot < sh->n_acks &&
-        strcmp(sh->acks[set->batch_slot].topic, topic) == 0) {
-        if (acked > sh->acks[set->batch_slot].acked)
-            sh->acks[set->batch_slot].acked = acked;
+    if (set->batch == agg->ack_batch && set->batch_slot < agg->n_acks &&
+        strcmp(agg->acks[set->batch_slot].topic, topic) == 0) {
+        if (acked > agg->acks[set->batch_slot].acked)
+            agg->acks[set->batch_slot].acked = acked;
         return;
     }
     size_t len = strlen(topic);
-    if (sh->n_acks == ACK_BATCH_MAX)
-        acks_flush(agg, sh);
-    if (!sh->acks || len >= TOPIC_MAX) {
+    if (agg->n_acks == ACK_BATCH_MAX)
+        acks_flush(agg);
+    if (!agg->acks || len >= TOPIC_MAX) {
         ts_ack_set(agg->ack, topic, acked);
         return;
     }
-    struct batch_ack *a = &sh->acks[sh->n_acks];
+    struct batch_ack *a = &agg->acks[agg->n_acks];
     memcpy(a->topic, topic, len + 1);
     a->acked = acked;
-    set->batch = sh->ack_batch;
-    set->batch_slot = (uint32_t)sh->n_acks++;
+    set->batch = agg->ack_batch;
+    set->batch_slot = (uint32_t)agg->n_acks++;
 }
 
 /* The agent's numbers are in its set (or were already: a duplicate): its
- * ack now (ack_after = kafka) or at the next checkpoint (lake). A duplicate
- * acknowledges too: an agent re-sending what was seen may have missed its
- * ack (ack.h forgets agents idle for long). true: a new reading's turnstile
- * is to be learnt by the station windows (after the batch: s->learn). */
-static bool after_seen(struct ts_aggregator *agg, struct share *sh, struct part *p,
-                       const char *topic, const char *station, const char *agent,
-                       struct ts_seqset *set, bool reading)
+ * ack now (ack_after = kafka) or at the next checkpoint (lake), and which
+ * station a turnstile belongs to (reading r, NULL for a marker or a
+ * duplicate). A duplicate acknowledges too: an agent re-sending what was
+ * seen may have missed its ack (ack.h forgets agents idle for long). */
+static void after_seen(struct ts_aggregator *agg, struct part *p, const char *topic,
+                       const char *station, const char *agent, struct ts_seqset *set,
+                       const struct ts_reading *r)
 {
     if (!agg->ack)
-        return false;
+        return;
     if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
-        ack_note(agg, sh, set, topic, ts_seqset_contiguous(set));
+        ack_note(agg, set, topic, ts_seqset_contiguous(set));
     } else if (set->epoch != p->epoch + 1) {
         /* first time since the last checkpoint: acknowledged by the next */
         char st[TS_ID_MAX];
         if (!station && !ts_topic_agent_parse(topic, TS_TOPIC_READINGS, st, NULL))
-            return false;
+            return;
         if (p->n_pending == p->cap_pending) {
             size_t cap = p->cap_pending ? p->cap_pending * 2 : 64;
             struct pending_ack *a = realloc(p->pending, cap * sizeof *a);
             if (!a)
-                return reading; /* acknowledged when it is seen again */
+                return; /* acknowledged when it is seen again */
             p->pending = a;
             p->cap_pending = cap;
         }
@@ -827,13 +800,14 @@ static bool after_seen(struct ts_aggregator *agg, struct share *sh, struct part 
         snprintf(a->agent, sizeof a->agent, "%s", agent);
         set->epoch = p->epoch + 1;
     }
-    return reading;
+    if (r)
+        ts_station_windows_learn(agg->stations, r, station);
 }
 
 /* The agent's set, from memory or its archive; NULL when the archive cannot
  * be read (the partition stops: agg->fatal) or memory is out. */
-static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct share *sh, struct part *p,
-                                   const char *agent, int64_t now)
+static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct part *p, const char *agent,
+                                   int64_t now)
 {
     struct ts_seqset *set;
     bool found;
@@ -845,13 +819,13 @@ static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct share *sh, 
          * checkpoints at once (advance_all), moving the least recently seen
          * out, so that a flood of new ids does not wait for the interval */
         if (before == max && ts_seqsets_count(&p->agents.hot) == max + 1)
-            sh->agents_over = sh->stop = true;
+            agg->agents_over = true;
         return set;
     }
     if (rc != TS_EINVAL) {
         TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": agent %s: its archived position "
                "cannot be read (%s): stopping", p->partition, agent, ts_strerror(rc));
-        sh->fatal = sh->stop = true;
+        agg->fatal = true;
     }
     return NULL;
 }
@@ -877,8 +851,7 @@ static const char *misplaced(struct ts_aggregator *agg, const struct slot *s, ch
  * however often the partition is reloaded from the same checkpoint. With
  * ack_after = kafka those readings are lost: the agents were told to delete
  * them. With lake they were never acknowledged: the agents send them again. */
-static void records_deleted(struct ts_aggregator *agg, struct share *sh, struct part *p,
-                            int64_t offset)
+static void records_deleted(struct ts_aggregator *agg, struct part *p, int64_t offset)
 {
     int64_t from = p->next_offset > p->expired_to ? p->next_offset : p->expired_to;
     p->backlog_since_ms = INT64_MIN; /* the oldest record Kafka still has is this one */
@@ -896,9 +869,9 @@ static void records_deleted(struct ts_aggregator *agg, struct share *sh, struct 
         return; /* counted before */
     uint64_t gone = (uint64_t)(offset - from);
     p->expired_to = offset;
-    sh->st.records_expired += gone;
+    agg->st.records_expired += gone;
     if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
-        sh->st.records_lost += gone;
+        agg->st.records_lost += gone;
         TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": %" PRIu64 " record(s), offsets %"
                PRId64 "..%" PRId64 ", were deleted by Kafka before a lake checkpoint held them: "
                "their readings are lost (ack_after = kafka: the agents no longer hold them; the "
@@ -919,19 +892,19 @@ static void records_deleted(struct ts_aggregator *agg, struct share *sh, struct 
  * good. Only for records written after the deletion was seen (fill_from):
  * by then the agent has had its ack for a while; and never at or above
  * merged_from, the lowest number the agent still sends in this record. */
-static void fill_lost(struct ts_aggregator *agg, struct share *sh, struct part *p,
-                      const rd_kafka_message_t *m, const char *topic, const char *agent,
-                      struct ts_seqset *set, uint64_t merged_from)
+static void fill_lost(struct ts_aggregator *agg, struct part *p, const rd_kafka_message_t *m,
+                      const char *topic, const char *agent, struct ts_seqset *set,
+                      uint64_t merged_from)
 {
     if (p->fill_from < 0 || m->offset < p->fill_from || !agg->ack || !merged_from)
         return;
-    acks_flush(agg, sh); /* what the agent was told includes this batch's acks */
+    acks_flush(agg); /* what the agent was told includes this batch's acks */
     uint64_t told = ts_ack_get(agg->ack, topic);
     uint64_t to = told < merged_from ? told : merged_from - 1;
     uint64_t from = ts_seqset_contiguous(set) + 1, added = 0;
     if (to < from || ts_seqset_add(set, from, to, &added) != TS_OK || !added)
         return;
-    sh->st.numbers_lost += added;
+    agg->st.numbers_lost += added;
     if (!p->fill_log_left)
         return; /* the status counts them all (numbers_lost) */
     p->fill_log_left--;
@@ -944,9 +917,8 @@ static void fill_lost(struct ts_aggregator *agg, struct share *sh, struct part *
 /* A marker (verdict.h): the agent's reading refused by policy at the relay,
  * whose dead letter Kafka has. Its numbers count as seen, its people as
  * nothing, so that the agent's ack passes them. */
-static void take_marker(struct ts_aggregator *agg, struct share *sh, struct part *p,
-                        const rd_kafka_message_t *m, rd_kafka_headers_t *hdrs, const char *topic,
-                        size_t topic_len)
+static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafka_message_t *m,
+                        rd_kafka_headers_t *hdrs, const char *topic, size_t topic_len)
 {
     char agent[TS_ID_MAX], reason[TS_VERDICT_REASON_MAX], t[2 * TS_ID_MAX + 32];
     uint64_t from, seq;
@@ -955,36 +927,36 @@ static void take_marker(struct ts_aggregator *agg, struct share *sh, struct part
     const char *fr = header(hdrs, TS_MARKER_HEADER_FROM, &from_len);
     if (!ts_verdict_marker(topic, topic_len, m->key ? m->key : "", m->key ? m->key_len : 0, id,
                            id_len, fr, from_len, agent, &from, &seq, reason)) {
-        refuse(agg, sh, p, m, topic, topic_len, reason);
+        refuse(agg, p, m, topic, topic_len, reason);
         return;
     }
     bool dup = false;
     memcpy(t, topic, topic_len); /* checked by ts_verdict_marker: it fits */
     t[topic_len] = '\0';
-    struct ts_seqset *set = agent_set(agg, sh, p, agent, ts_wall_ms());
+    struct ts_seqset *set = agent_set(agg, p, agent, ts_wall_ms());
     if (!set)
         return;
-    fill_lost(agg, sh, p, m, t, agent, set, from);
+    fill_lost(agg, p, m, t, agent, set, from);
     int rc = ts_seqset_accept_in(set, from, seq, &dup);
     if (rc == TS_EFULL) {
-        sh->st.held++;
+        agg->st.held++;
         return; /* the agent re-sends, the relay marks it again */
     }
     if (rc == TS_ECONFLICT) {
         snprintf(reason, sizeof reason, "marker: %s %" PRIu64 "..%" PRIu64 " covers numbers "
                  "already seen", agent, from, seq);
-        refuse(agg, sh, p, m, topic, topic_len, reason);
+        refuse(agg, p, m, topic, topic_len, reason);
         return;
     }
     if (rc != TS_OK) {
-        refuse(agg, sh, p, m, topic, topic_len, "marker: not accepted by the duplicate removal");
+        refuse(agg, p, m, topic, topic_len, "marker: not accepted by the duplicate removal");
         return;
     }
     if (dup)
-        sh->st.duplicates++;
+        agg->st.duplicates++;
     else
-        sh->st.passed++;
-    after_seen(agg, sh, p, t, NULL, agent, set, false);
+        agg->st.passed++;
+    after_seen(agg, p, t, NULL, agent, set, NULL);
 }
 
 /* The reference time a record is judged against: the time the relay judged
@@ -1027,13 +999,13 @@ static void judge_slot(const struct ts_aggregator *agg, struct slot *s, int64_t 
     ts_verdict_judge(&vm, &agg->bounds, &s->v);
 }
 
-static void take(struct ts_aggregator *agg, struct share *sh, struct slot *s, int64_t now)
+static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
 {
     const rd_kafka_message_t *m = s->m;
     struct part *p = part_get(agg, m->partition, false);
 
-    sh->st.consumed++;
-    if (!p || !p->assigned || p->lost || !p->lake || p->reload_wanted)
+    agg->st.consumed++;
+    if (!p || !p->assigned || p->lost || !p->lake)
         return;
     if (p->seek_to >= 0) {
         if (m->offset != p->seek_to)
@@ -1043,7 +1015,7 @@ static void take(struct ts_aggregator *agg, struct share *sh, struct slot *s, in
     if (m->offset < p->next_offset)
         return; /* already taken */
     if (p->next_offset >= 0 && m->offset > p->next_offset)
-        records_deleted(agg, sh, p, m->offset);
+        records_deleted(agg, p, m->offset);
     p->next_offset = m->offset + 1;
     p->dirty = true;
     rd_kafka_timestamp_type_t tstype;
@@ -1055,18 +1027,18 @@ static void take(struct ts_aggregator *agg, struct share *sh, struct slot *s, in
     char where[TS_VERDICT_REASON_MAX];
     const char *why_misplaced = misplaced(agg, s, where, sizeof where);
     if (why_misplaced) {
-        refuse(agg, sh, p, m, topic, topic_len, why_misplaced);
+        refuse(agg, p, m, topic, topic_len, why_misplaced);
         return;
     }
     if (s->marker) {
-        take_marker(agg, sh, p, m, s->hdrs, topic, topic_len);
+        take_marker(agg, p, m, s->hdrs, topic, topic_len);
         return;
     }
     if (s->v.cls != TS_VERDICT_READING) {
         /* POLICY too: only the relay's marker, after its dead letter, passes
          * the agent's numbers (a record produced around the relay is never
          * acknowledged) */
-        refuse(agg, sh, p, m, topic, topic_len, s->v.reason);
+        refuse(agg, p, m, topic, topic_len, s->v.reason);
         return;
     }
     const struct ts_reading *r = &s->v.r;
@@ -1074,13 +1046,13 @@ static void take(struct ts_aggregator *agg, struct share *sh, struct slot *s, in
     char t[2 * TS_ID_MAX + 32];
     memcpy(t, topic, topic_len); /* checked by the verdict: it fits */
     t[topic_len] = '\0';
-    struct ts_seqset *set = agent_set(agg, sh, p, r->agent_id, now);
+    struct ts_seqset *set = agent_set(agg, p, r->agent_id, now);
     if (!set)
         return;
-    fill_lost(agg, sh, p, m, t, r->agent_id, set, r->merged_from);
+    fill_lost(agg, p, m, t, r->agent_id, set, r->merged_from);
     int rc = ts_seqset_accept_in(set, r->merged_from, r->seq, &dup);
     if (rc == TS_EFULL) {
-        if (agg->st.held + sh->st.held++ < 10) /* agg->st changes only between batches */
+        if (agg->st.held++ < 10)
             TS_LOG(TS_LOG_WARNING, "aggregate: agent %s: too many gaps in its sequence; reading "
                    "%" PRIu64 " skipped until they fill (the agent re-sends it)", r->agent_id,
                    r->seq);
@@ -1091,16 +1063,16 @@ static void take(struct ts_aggregator *agg, struct share *sh, struct slot *s, in
         snprintf(reason, sizeof reason, "MERGED_FROM %" PRIu64 " of %s:%" PRIu64 " covers numbers "
                  "already seen (an agent merges only readings it never published)",
                  r->merged_from, r->agent_id, r->seq);
-        refuse(agg, sh, p, m, topic, topic_len, reason);
+        refuse(agg, p, m, topic, topic_len, reason);
         return;
     }
     if (rc != TS_OK) {
-        refuse(agg, sh, p, m, topic, topic_len, "not accepted by the duplicate removal");
+        refuse(agg, p, m, topic, topic_len, "not accepted by the duplicate removal");
         return;
     }
     if (dup) {
-        sh->st.duplicates++;
-        after_seen(agg, sh, p, t, s->v.station, r->agent_id, set, false);
+        agg->st.duplicates++;
+        after_seen(agg, p, t, s->v.station, r->agent_id, set, NULL);
         return;
     }
     rc = ts_window_add(p->win, r, s->v.utc_offset_s, now);
@@ -1108,13 +1080,11 @@ static void take(struct ts_aggregator *agg, struct share *sh, struct slot *s, in
         /* only TS_ENOMEM is possible here (inputs were checked): the set
          * already holds the reading, so the partition must be reloaded */
         TS_LOG(TS_LOG_ERR, "aggregate: cannot add a reading: %s", ts_strerror(rc));
-        sh->fatal = sh->stop = true;
+        agg->fatal = true;
         return;
     }
-    sh->st.readings++;
-    if (after_seen(agg, sh, p, t, s->v.station, r->agent_id, set, true) && agg->stations &&
-        !ts_station_windows_knows(agg->stations, r, s->v.station))
-        sh->learn[sh->n_learn++] = (size_t)(s - agg->batch);
+    agg->st.readings++;
+    after_seen(agg, p, t, s->v.station, r->agent_id, set, r);
 }
 
 /* Kafka deletes records older than the topic's retention.ms: a partition
@@ -1198,205 +1168,149 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
             (force_commit || ts_agent_table_over(&p->agents) || !catching_up(agg, p, now)))
             part_commit(agg, p, force_commit ? DL_CONFIRM_FINAL_MS : DL_CONFIRM_MS);
     }
-    for (size_t i = 0; i < agg->n_parts; i++) {
-        struct part *p = agg->parts[i];
-        if (p) {
-            agg->st.rows += p->rows;
-            agg->st.late_rows += p->late_rows;
-            p->rows = p->late_rows = 0;
-        }
-    }
     agg->last_advance_ms = now;
 }
 
-/* --- the batch and its two shares -------------------------------------- */
+/* --- the batch and the judging thread ---------------------------------- */
 
-/* The windows of the share's partitions that can close, closed: their rows
- * written to the partitions' lakes here, in parallel; what else advance_all
- * does (pauses, commits) stays in the aggregating thread, after the batch. */
-static void share_advance(struct ts_aggregator *agg, struct share *sh, int64_t now)
-{
-    for (size_t i = 0; i < agg->n_parts; i++) {
-        struct part *p = agg->parts[i];
-        if (!p || (sh->group >= 0 && p->group != sh->group) || !p->assigned || p->lost ||
-            !p->lake || p->reload_wanted || p->paused_until_ms)
-            continue;
-        if (ts_window_advance(p->win, now, emit_row, p) > 0)
-            p->dirty = true;
-    }
-}
-
-/* Judges and takes the share's records from sh->pos in the batch's order,
- * until the batch ends or the share stops (agents_over, fatal: the rest of
- * its records wait for the next call); each record is destroyed once taken. */
-static void share_take(struct ts_aggregator *agg, struct share *sh)
-{
-    while (sh->pos < agg->n_batch && !sh->stop) {
-        struct slot *sl = &agg->batch[sh->pos];
-        if (sh->group >= 0 && sl->group != sh->group) {
-            sh->pos++;
-            continue; /* the other share's: not a field of it is read here */
-        }
-        sh->pos++;
-        if (!sl->m)
-            continue; /* taken by an earlier call */
-        judge_slot(agg, sl, agg->batch_now);
-        take(agg, sh, sl, agg->batch_now);
-        sh->taken++;
-        rd_kafka_message_destroy(sl->m);
-        sl->m = NULL;
-        sl->hdrs = NULL;
-        sl->topic = NULL;
-    }
-    share_advance(agg, sh, ts_wall_ms());
-}
-
-static void *worker_main(void *arg)
+static void *judge_main(void *arg)
 {
     struct ts_aggregator *agg = arg;
-    struct worker *w = agg->worker;
+    struct judge *j = agg->judge;
 
-    prctl(PR_SET_NAME, "ts:aggregate2", 0, 0, 0); /* the thread's name, for top -H and perf */
-    pthread_mutex_lock(&w->mu);
+    prctl(PR_SET_NAME, "ts:judge", 0, 0, 0); /* the thread's name, for top -H and perf */
+    pthread_mutex_lock(&j->mu);
     for (;;) {
-        while (!w->job && !w->stop)
-            pthread_cond_wait(&w->wake, &w->mu);
-        if (w->stop)
+        while (!j->job && !j->stop)
+            pthread_cond_wait(&j->wake, &j->mu);
+        if (j->stop)
             break;
-        w->job = false;
-        w->busy = true;
-        pthread_mutex_unlock(&w->mu);
-        share_take(agg, &agg->share[1]);
-        pthread_mutex_lock(&w->mu);
-        w->busy = false;
-        pthread_cond_signal(&w->idle);
+        j->job = false;
+        j->busy = true;
+        size_t from = j->from, n = j->n;
+        int64_t now = agg->batch_now;
+        pthread_mutex_unlock(&j->mu);
+        /* from the batch's end down, while the aggregating thread judges
+         * what it finds free from the front up: they meet once, wherever
+         * their speeds make them meet, and neither waits for the other
+         * record after record when one of them loses its core */
+        for (size_t i = n; i-- > from;) {
+            struct slot *sl = &agg->batch[i];
+            int expected = SLOT_FREE;
+            if (!atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed))
+                break; /* the aggregating thread got here: the rest below is its */
+            judge_slot(agg, sl, now);
+            atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_release);
+        }
+        pthread_mutex_lock(&j->mu);
+        j->busy = false;
+        pthread_cond_signal(&j->idle);
     }
-    pthread_mutex_unlock(&w->mu);
+    pthread_mutex_unlock(&j->mu);
     return NULL;
 }
 
-/* The worker starts on share[1] (its mutex orders the batch's slots and the
- * partitions' state before its reads). */
-static void worker_post(struct ts_aggregator *agg)
+/* The judging thread starts on the batch's slots from batch_pos. */
+static void judge_post(struct ts_aggregator *agg)
 {
-    struct worker *w = agg->worker;
-    pthread_mutex_lock(&w->mu);
-    w->job = true;
-    pthread_cond_signal(&w->wake);
-    pthread_mutex_unlock(&w->mu);
+    struct judge *j = agg->judge;
+    pthread_mutex_lock(&j->mu);
+    j->from = agg->batch_pos;
+    j->n = agg->n_batch;
+    j->job = true;
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
 }
 
-/* Returns once the worker no longer touches the batch. */
-static void worker_wait(struct ts_aggregator *agg)
+/* Returns once the judging thread no longer touches the batch (a batch it
+ * has not started is withdrawn). */
+static void judge_wait(struct ts_aggregator *agg)
 {
-    struct worker *w = agg->worker;
-    pthread_mutex_lock(&w->mu);
-    while (w->job || w->busy)
-        pthread_cond_wait(&w->idle, &w->mu);
-    pthread_mutex_unlock(&w->mu);
+    struct judge *j = agg->judge;
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->job = false;
+    while (j->busy)
+        pthread_cond_wait(&j->idle, &j->mu);
+    pthread_mutex_unlock(&j->mu);
 }
 
-/* What the shares did that is the aggregator's, in the aggregating thread:
- * their counts and stops, the stations learnt (in the batch's order, as one
- * thread would), the partitions to reload. */
-static void after_batch(struct ts_aggregator *agg)
+/* The slot's verdict: judged here if the judging thread has not claimed it,
+ * else waited for. */
+static void slot_ready(struct ts_aggregator *agg, struct slot *sl)
 {
-    for (int i = 0; i < 2; i++) {
-        struct share *sh = &agg->share[i];
-        agg->st.consumed += sh->st.consumed;
-        if (i == 1)
-            agg->st.consumed_second += sh->st.consumed;
-        agg->st.invalid += sh->st.invalid;
-        agg->st.held += sh->st.held;
-        agg->st.duplicates += sh->st.duplicates;
-        agg->st.readings += sh->st.readings;
-        agg->st.passed += sh->st.passed;
-        agg->st.records_expired += sh->st.records_expired;
-        agg->st.records_lost += sh->st.records_lost;
-        agg->st.numbers_lost += sh->st.numbers_lost;
-        memset(&sh->st, 0, sizeof sh->st);
-        agg->fatal = agg->fatal || sh->fatal;
-        agg->agents_over = agg->agents_over || sh->agents_over;
+    int st = atomic_load_explicit(&sl->state, memory_order_acquire);
+    if (st == SLOT_JUDGED)
+        return;
+    int expected = SLOT_FREE;
+    if (st == SLOT_FREE &&
+        atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
+                                                memory_order_acquire, memory_order_relaxed)) {
+        judge_slot(agg, sl, agg->batch_now);
+        atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_relaxed);
+        return;
     }
-    /* both lists ascend: merged, the batch's order */
-    struct share *a = &agg->share[0], *b = &agg->share[1];
-    for (size_t i = 0, j = 0; i < a->n_learn || j < b->n_learn;) {
-        size_t k = j == b->n_learn || (i < a->n_learn && a->learn[i] < b->learn[j]) ? a->learn[i++]
-                                                                                : b->learn[j++];
-        ts_station_windows_learn(agg->stations, &agg->batch[k].v.r, agg->batch[k].v.station);
-    }
-    a->n_learn = b->n_learn = 0;
-    for (size_t i = 0; i < agg->n_parts; i++) {
-        struct part *p = agg->parts[i];
-        if (!p)
-            continue;
-        agg->st.rows += p->rows;
-        agg->st.late_rows += p->late_rows;
-        p->rows = p->late_rows = 0;
-        if (p->reload_wanted) {
-            p->reload_wanted = false;
-            if (p->assigned && !p->lost && p->lake)
-                part_reload(agg, p);
-        }
-    }
+    /* the judging thread has it (where the two meet, once a batch): about
+     * a microsecond, unless it lost its core */
+    for (unsigned spins = 0; atomic_load_explicit(&sl->state, memory_order_acquire) != SLOT_JUDGED;
+         spins++)
+        if (spins >= 100)
+            sched_yield();
 }
 
-/* Takes the batch's records: split, share[0] here and share[1] on the
- * worker at the same time; else share[0] (all groups) alone. Stops where
- * batch_take's shares stop (see share_take). Returns how many it took. */
+/* Takes the batch's records in order from batch_pos, until the batch ends,
+ * the bridge must stop (fatal) or a partition passed max_agents
+ * (agents_over: the rest waits for the next call). Returns how many it took. */
 static size_t batch_take(struct ts_aggregator *agg)
 {
-    agg->share[0].taken = agg->share[1].taken = 0;
-    if (agg->batch_split)
-        worker_post(agg);
-    share_take(agg, &agg->share[0]);
-    if (agg->batch_split)
-        worker_wait(agg);
-    after_batch(agg);
-    return agg->share[0].taken + agg->share[1].taken;
+    size_t taken = 0;
+    while (agg->batch_pos < agg->n_batch && !agg->fatal && !agg->agents_over) {
+        struct slot *sl = &agg->batch[agg->batch_pos];
+        slot_ready(agg, sl);
+        take(agg, sl, agg->batch_now);
+        taken++;
+        agg->batch_pos++;
+    }
+    return taken;
 }
 
-/* Sets how the next batch is taken: by two shares (split: by group) or by
- * share[0] alone (every group); the shares start at the batch's front. */
-static void batch_split(struct ts_aggregator *agg, bool split)
-{
-    agg->batch_split = split;
-    agg->share[0].group = split ? 0 : -1;
-    agg->share[1].group = 1;
-    agg->share[0].pos = agg->share[1].pos = 0;
-}
-
-/* Whether records of the batch wait to be taken (a share stopped early). */
-static bool batch_left(const struct ts_aggregator *agg)
-{
-    return agg->share[0].pos < agg->n_batch || (agg->batch_split && agg->share[1].pos < agg->n_batch);
-}
-
-/* Frees the records not taken if drop (the bridge stops, or their consumer
- * is gone), else moves them to the front in order for the next call; the
- * worker must be idle. */
+/* Frees the records taken (and, with drop, those not taken: the bridge
+ * stops, or their consumer is gone); the judging thread must be idle. */
 static void batch_release(struct ts_aggregator *agg, bool drop)
 {
-    size_t rest = 0;
+    size_t keep_from = drop ? agg->n_batch : agg->batch_pos;
     for (size_t i = 0; i < agg->n_batch; i++) {
-        struct slot *sl = &agg->batch[i];
-        if (!sl->m)
-            continue;
-        if (drop) {
-            rd_kafka_message_destroy(sl->m);
-            sl->m = NULL;
-            continue;
-        }
-        if (i != rest) {
-            agg->batch[rest] = *sl; /* not judged yet: only m and group matter */
-            sl->m = NULL;
-        }
-        rest++;
+        if (i == keep_from)
+            break;
+        rd_kafka_message_destroy(agg->batch[i].m);
+        agg->batch[i].m = NULL;
+    }
+    if (keep_from >= agg->n_batch) {
+        agg->n_batch = agg->batch_pos = 0;
+        return;
+    }
+    /* the rest moves to the front, verdicts and all */
+    size_t rest = agg->n_batch - keep_from;
+    for (size_t i = 0; i < rest; i++) {
+        struct slot *to = &agg->batch[i], *from = &agg->batch[keep_from + i];
+        int st = atomic_load_explicit(&from->state, memory_order_relaxed);
+        to->m = from->m;
+        to->hdrs = from->hdrs;
+        to->topic = from->topic;
+        to->topic_len = from->topic_len;
+        to->want = from->want;
+        to->marker = from->marker;
+        to->judged = from->judged;
+        if (st == SLOT_JUDGED && from->judged)
+            to->v = from->v;
+        atomic_store_explicit(&to->state, st, memory_order_relaxed);
+        from->m = NULL;
     }
     agg->n_batch = rest;
-    agg->share[0].pos = agg->share[1].pos = 0;
-    agg->share[0].stop = agg->share[1].stop = false;
-    agg->share[0].agents_over = agg->share[1].agents_over = false;
+    agg->batch_pos = 0;
 }
 
 /* Before a rebalance (and when the consumer closes): the records polled
@@ -1404,22 +1318,14 @@ static void batch_release(struct ts_aggregator *agg, bool drop)
  * came (unless the bridge stops: dropped). */
 static void batch_drain(struct ts_aggregator *agg)
 {
+    judge_wait(agg);
     bool over = agg->agents_over;
-    while (batch_left(agg) && !agg->fatal) {
-        agg->share[0].stop = agg->share[1].stop = false;
-        agg->share[0].agents_over = agg->share[1].agents_over = false;
+    while (agg->batch_pos < agg->n_batch && !agg->fatal) {
         agg->agents_over = false;
         batch_take(agg);
     }
     agg->agents_over = over || agg->agents_over;
     batch_release(agg, true);
-}
-
-/* Hands every share's noted acks to ack.h. */
-static void acks_flush_all(struct ts_aggregator *agg)
-{
-    acks_flush(agg, &agg->share[0]);
-    acks_flush(agg, &agg->share[1]);
 }
 
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
@@ -1433,8 +1339,7 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
     agg->agents_over = false;
     if (agg->n_batch == 0) {
         /* poll a batch: a rebalance inside rd_kafka_consumer_poll takes
-         * what was polled before it first (batch_drain, in this thread) */
-        batch_split(agg, false);
+         * what was polled before it first (batch_drain) */
         while (agg->n_batch < agg->batch_max && !agg->fatal && !agg->consumer_failed) {
             int wait = agg->n_batch == 0 ? timeout_ms : 0;
             rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
@@ -1452,18 +1357,19 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
             }
             if (agg->n_batch == 0)
                 agg->batch_now = ts_wall_ms();
-            struct part *p = part_get(agg, m->partition, false);
             struct slot *sl = &agg->batch[agg->n_batch++];
             sl->m = m;
-            sl->group = p ? p->group : 0;
+            atomic_store_explicit(&sl->state, SLOT_FREE, memory_order_relaxed);
         }
-        batch_split(agg, agg->worker && agg->n_batch >= SPLIT_MIN);
+        if (agg->judge && agg->n_batch - agg->batch_pos >= JUDGE_THREAD_MIN)
+            judge_post(agg);
     }
     taken = batch_take(agg);
+    judge_wait(agg);
     batch_release(agg, agg->fatal);
     if (fatal_error)
         consumer_fatal(agg);
-    acks_flush_all(agg);
+    acks_flush(agg);
     if (agg->consumer_failed)
         consumer_drop(agg);
     ts_deadletter_poll(agg->dl);
@@ -1586,8 +1492,8 @@ static void consumer_fatal(struct ts_aggregator *agg)
  * needed to resume, exactly as after a crash. */
 static void consumer_drop(struct ts_aggregator *agg)
 {
-    batch_release(agg, true); /* its records go before it does (the worker is idle
-                                 between batches) */
+    judge_wait(agg);
+    batch_release(agg, true); /* its records go before it does */
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
         if (!p || !p->assigned)
@@ -1632,42 +1538,42 @@ static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms)
     return false;
 }
 
-/* Starts the worker (agg->worker). TS_OK, TS_ENOMEM or TS_ESYS. */
-static int worker_start(struct ts_aggregator *agg)
+/* Starts the judging thread (agg->judge). TS_OK, TS_ENOMEM or TS_ESYS. */
+static int judge_start(struct ts_aggregator *agg)
 {
-    struct worker *w = calloc(1, sizeof *w);
-    if (!w)
+    struct judge *j = calloc(1, sizeof *j);
+    if (!j)
         return TS_ENOMEM;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->wake, NULL);
-    pthread_cond_init(&w->idle, NULL);
-    agg->worker = w;
-    if (pthread_create(&w->tid, NULL, worker_main, agg) != 0) {
-        agg->worker = NULL;
-        pthread_cond_destroy(&w->idle);
-        pthread_cond_destroy(&w->wake);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->wake, NULL);
+    pthread_cond_init(&j->idle, NULL);
+    agg->judge = j;
+    if (pthread_create(&j->tid, NULL, judge_main, agg) != 0) {
+        agg->judge = NULL;
+        pthread_cond_destroy(&j->idle);
+        pthread_cond_destroy(&j->wake);
+        pthread_mutex_destroy(&j->mu);
+        free(j);
         return TS_ESYS;
     }
     return TS_OK;
 }
 
-static void worker_stop(struct ts_aggregator *agg)
+static void judge_stop(struct ts_aggregator *agg)
 {
-    struct worker *w = agg->worker;
-    if (!w)
+    struct judge *j = agg->judge;
+    if (!j)
         return;
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    pthread_cond_signal(&w->wake);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->tid, NULL);
-    pthread_cond_destroy(&w->idle);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->mu);
-    free(w);
-    agg->worker = NULL;
+    pthread_mutex_lock(&j->mu);
+    j->stop = true;
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->tid, NULL);
+    pthread_cond_destroy(&j->idle);
+    pthread_cond_destroy(&j->wake);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+    agg->judge = NULL;
 }
 
 int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
@@ -1678,8 +1584,6 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
 
     if (!agg)
         return TS_ENOMEM;
-    pthread_mutex_init(&agg->refuse_mu, NULL);
-    pthread_mutex_init(&agg->stations_mu, NULL);
     agg->ack = ack;
     snprintf(agg->topic, sizeof agg->topic, "%s", cfg->kafka.readings_topic);
     snprintf(agg->owner, sizeof agg->owner, "%s", cfg->bridge.id);
@@ -1742,21 +1646,16 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     if (ts_retention_new(ts_deadletter_client(agg->dl), agg->topic, RETENTION_ASK_MS,
                          &agg->retention) != TS_OK)
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: the topic's retention is not watched");
-    for (int i = 0; i < 2; i++)
-        if (ack && !(agg->share[i].acks = malloc(ACK_BATCH_MAX * sizeof *agg->share[i].acks)))
-            TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: acks handed over one reading at a "
-                   "time");
+    if (ack && !(agg->acks = malloc(ACK_BATCH_MAX * sizeof *agg->acks)))
+        TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: acks handed over one reading at a time");
     agg->batch_max = cfg->lake.batch_records > 0 ? (size_t)cfg->lake.batch_records : 1;
-    if (!(agg->batch = calloc(agg->batch_max, sizeof *agg->batch)) ||
-        !(agg->share[0].learn = calloc(agg->batch_max, sizeof *agg->share[0].learn)) ||
-        !(agg->share[1].learn = calloc(agg->batch_max, sizeof *agg->share[1].learn))) {
+    if (!(agg->batch = calloc(agg->batch_max, sizeof *agg->batch))) {
         snprintf(why, why_size, "out of memory for a batch of %zu records", agg->batch_max);
         ts_aggregator_free(agg);
         return TS_ENOMEM;
     }
-    batch_split(agg, false);
-    if (cfg->lake.judge_thread && worker_start(agg) != TS_OK)
-        TS_LOG(TS_LOG_WARNING, "aggregate: cannot start the second thread: one thread judges "
+    if (cfg->lake.judge_thread && judge_start(agg) != TS_OK)
+        TS_LOG(TS_LOG_WARNING, "aggregate: cannot start the judging thread: one thread judges "
                "and aggregates");
     agg->last_advance_ms = ts_wall_ms();
     *out = agg;
@@ -1836,13 +1735,11 @@ void ts_aggregator_free(struct ts_aggregator *agg)
         /* the revoke callback takes what is left of the batch, then
          * checkpoints and clears the partitions */
         rd_kafka_consumer_close(agg->rk);
+        judge_wait(agg);
         batch_release(agg, true);
         rd_kafka_destroy(agg->rk);
     }
-    if (agg->worker)
-        TS_LOG(TS_LOG_INFO, "aggregate: the second thread took %" PRIu64 " of %" PRIu64
-               " records", agg->st.consumed_second, agg->st.consumed);
-    worker_stop(agg);
+    judge_stop(agg);
     free(agg->batch);
     ts_retention_free(agg->retention);
     for (size_t i = 0; i < agg->n_parts; i++) {
@@ -1856,12 +1753,7 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     ts_station_windows_free(agg->stations);
     /* what is not confirmed now was not passed by any checkpoint */
     ts_deadletter_free(agg->dl, DL_CONFIRM_FINAL_MS);
-    free(agg->share[0].acks);
-    free(agg->share[1].acks);
-    free(agg->share[0].learn);
-    free(agg->share[1].learn);
-    pthread_mutex_destroy(&agg->refuse_mu);
-    pthread_mutex_destroy(&agg->stations_mu);
+    free(agg->acks);
     explicit_bzero(agg->s3_secret, sizeof agg->s3_secret);
     free(agg);
 }

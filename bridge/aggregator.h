@@ -47,12 +47,10 @@
  * numbers_lost). One whose checkpoint generation was taken by another
  * bridge (TS_ECONFLICT) is dropped until the group takes it away.
  * Threads: records are polled in batches of cfg lake.batch_records; with
- * lake.judge_thread a thread of the aggregator's own takes the records of
- * half the assigned partitions (judged, deduplicated, windowed, rows
- * written) while the caller's thread takes the other half; checkpoints,
- * acks, rebalances and what the partitions share stay in the caller's
- * thread, between batches (docs/bridge.md, "Threads"). The functions below
- * are for the one thread that polls. */
+ * lake.judge_thread a thread of the aggregator's own judges them (headers,
+ * layout, verdict: no partition state) ahead of the caller's thread, which
+ * takes them in order and does everything above (docs/bridge.md,
+ * "Threads"). The functions below are for the one thread that polls. */
 #ifndef TS_AGGREGATOR_H
 #define TS_AGGREGATOR_H
 
@@ -63,7 +61,6 @@
 
 struct ts_aggregator_stats {
     uint64_t consumed;        /* Kafka messages */
-    uint64_t consumed_second; /* of which taken by the second thread ([lake] judge_thread) */
     uint64_t readings;        /* new readings added to the windows */
     uint64_t duplicates;      /* dropped: seq already seen */
     uint64_t invalid;         /* refused by the verdict (or a bad marker): dead-lettered */

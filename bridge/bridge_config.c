@@ -131,10 +131,9 @@ static const struct ts_cfg_key lake_keys[] = {
             "advance between batches); held with their verdicts, about 1.3 KiB each "
             "(docs/bridge.md, \"Memory\")"},
     {"judge_thread", TS_CFG_BOOL, NOSIZE(L, judge_thread), .def = "true",
-     .doc = "a second thread takes half the partitions' records of each batch (judges them, "
-            "removes duplicates, adds them to the windows, writes the rows) while the "
-            "aggregating thread takes the other half: both cores work (docs/bridge.md, "
-            "\"Threads\"); false: one thread takes them all"},
+     .doc = "a second thread judges each batch's records (headers, verdict) while the "
+            "aggregating thread takes them in order: both cores work (docs/bridge.md, "
+            "\"Threads\"); false: one thread does both"},
     /* the object lake (docs/lake.md, "Object storage") */
     {"url", TS_CFG_STRING, OFF(L, url),
      .doc = "empty: the lake is the POSIX directory path; s3://BUCKET[/PREFIX]: the lake is "

@@ -239,9 +239,6 @@ static void render_agg(struct ts_metrics *m, struct ts_strbuf *b, int64_t now)
 {
     const struct ts_aggregator_stats *s = &m->agg;
     u64(b, P "consumed_total", "counter", "Kafka records the aggregator took", s->consumed);
-    u64(b, P "consumed_second_thread_total", "counter",
-        "of which the second thread took (half the partitions, [lake] judge_thread)",
-        s->consumed_second);
     u64(b, P "readings_total", "counter", "new readings added to the windows", s->readings);
     u64(b, P "duplicates_total", "counter", "readings dropped: their number was seen before",
         s->duplicates);

@@ -199,15 +199,6 @@ int ts_station_windows_learn(struct ts_station_windows *sw, const struct ts_read
     return TS_OK;
 }
 
-bool ts_station_windows_knows(const struct ts_station_windows *sw, const struct ts_reading *r,
-                              const char *station_id)
-{
-    if (!r->ca[0])
-        return true; /* learn refuses it */
-    const struct turnstile *t = lookup(sw, hash3(r->ca, r->unit, r->scp), r->ca, r->unit, r->scp);
-    return t && strcmp(sw->stations[t->station].id, station_id) == 0;
-}
-
 void ts_station_windows_row(struct ts_station_windows *sw, const struct ts_window_row *row)
 {
     if (row->late)

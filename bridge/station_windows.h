@@ -26,15 +26,10 @@
  * the summaries (which are best effort). At the default limits: at most
  * about 6 MiB of table and 15 MiB of rows.
  *
- * Not thread-safe: it belongs to the aggregator's thread, which may let
- * several threads call ts_station_windows_knows at once, and at the same
- * time ts_station_windows_row (serialized among its callers), while no
- * thread calls any other function here: knows reads only the turnstiles
- * and the stations' ids, which only learn changes. */
+ * Not thread-safe: it belongs to the aggregator's thread. */
 #ifndef TS_STATION_WINDOWS_H
 #define TS_STATION_WINDOWS_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "reading.h"
@@ -63,11 +58,6 @@ uint64_t ts_station_windows_resets(const struct ts_station_windows *sw);
  * when already known. TS_OK, TS_EINVAL, TS_ENOMEM. */
 int ts_station_windows_learn(struct ts_station_windows *sw, const struct ts_reading *r,
                              const char *station_id);
-
-/* Whether learning r's turnstile at station_id would change nothing (it
- * is known there, or r names no turnstile). Only reads (see above). */
-bool ts_station_windows_knows(const struct ts_station_windows *sw, const struct ts_reading *r,
-                              const char *station_id);
 
 /* Takes one row the windows emitted (late rows and rows of unknown
  * turnstiles are ignored). */

@@ -202,27 +202,6 @@ static void rows_bounded(void **state)
     ts_station_windows_free(sw);
 }
 
-/* knows: what the aggregator's shares ask without writing (learnt after the
- * batch only when it says learning would change something). */
-static void knows(void **state)
-{
-    (void)state;
-    struct ts_station_windows *sw;
-    assert_int_equal(ts_station_windows_new(&sw), TS_OK);
-    struct ts_reading a = reading("A002", "02-00-00"), b = reading("A002", "02-00-01");
-    struct ts_reading none = reading("", "02-00-00");
-    assert_false(ts_station_windows_knows(sw, &a, "S1")); /* nothing learnt yet */
-    assert_true(ts_station_windows_knows(sw, &none, "S1")); /* learn refuses it: nothing to do */
-    assert_int_equal(ts_station_windows_learn(sw, &a, "S1"), TS_OK);
-    assert_true(ts_station_windows_knows(sw, &a, "S1"));
-    assert_false(ts_station_windows_knows(sw, &a, "S2")); /* moved: learning changes it */
-    assert_false(ts_station_windows_knows(sw, &b, "S1")); /* another SCP */
-    assert_int_equal(ts_station_windows_learn(sw, &a, "S2"), TS_OK);
-    assert_true(ts_station_windows_knows(sw, &a, "S2"));
-    assert_false(ts_station_windows_knows(sw, &a, "S1"));
-    ts_station_windows_free(sw);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,7 +209,6 @@ int main(void)
         cmocka_unit_test(many),
         cmocka_unit_test(bounded),
         cmocka_unit_test(rows_bounded),
-        cmocka_unit_test(knows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
