@@ -103,7 +103,7 @@ done
 end=$((SECONDS + 90))
 until sums | cmp -s - "$work/want"; do
   if [ $SECONDS -ge $end ]; then
-    { sums | diff "$work/want" - | head -n 10 >&2; } || true
+    { echo "want | got:"; sums | diff -y --suppress-common-lines "$work/want" - | head -n 10; } >&2 || true
     fail "the bucket's sums are not what was sent in 90 s"
   fi
   alive a; alive b
@@ -154,7 +154,7 @@ done
 
 # 4. after the last commits: the sums again, nothing hidden left
 sums >"$work/got"
-cmp -s "$work/want" "$work/got" || { diff "$work/want" "$work/got" | head -n 10 >&2 || true; fail "rows lost or twice after SIGTERM"; }
+cmp -s "$work/want" "$work/got" || { { echo "want | got:"; diff -y --suppress-common-lines "$work/want" "$work/got" | head -n 10; } >&2 || true; fail "rows lost or twice after SIGTERM"; }
 hidden=$(cd "$bucket" && find . -type f -name '.*' | wc -l)
 [ "$hidden" = 0 ] || { (cd "$bucket" && find . -type f -name '.*' | head -n 5) >&2; fail "$hidden hidden objects left in the bucket"; }
 echo "ok: after SIGTERM: every reading once in $(cd "$bucket" && find . -type f -name '*.csv.gz' | wc -l)" \

@@ -94,7 +94,7 @@ settle() { # STEPS WHAT: the sums equal want STEPS and nothing hidden is left
   local end=$((SECONDS + 90))
   until sums | cmp -s - "$work/want" && [ "$(hidden)" = 0 ]; do
     if [ $SECONDS -ge $end ]; then
-      { sums | diff "$work/want" - | head -n 10 >&2; } || true
+      { echo "want | got:"; sums | diff -y --suppress-common-lines "$work/want" - | head -n 10; } >&2 || true
       (cd "$bucket" && find . -type f -name '.*' | head -n 5) >&2 || true
       fail "$2: the bucket's sums are not what was sent, or hidden objects are left ($(hidden)), after 90 s"
     fi
@@ -144,7 +144,7 @@ done
 bridge_kill agg TERM
 want "$s" >"$work/want"
 sums >"$work/got"
-cmp -s "$work/want" "$work/got" || { diff "$work/want" "$work/got" | head -n 10 >&2 || true; fail "re-sent readings counted again"; }
+cmp -s "$work/want" "$work/got" || { { echo "want | got:"; diff -y --suppress-common-lines "$work/want" "$work/got" | head -n 10; } >&2 || true; fail "re-sent readings counted again"; }
 [ "$(hidden)" = 0 ] || fail "$(hidden) hidden objects left at the end"
 echo "ok: $((s * AGENTS)) readings sent again: all duplicates; every reading once," \
      "$(cd "$bucket" && find . -type f -name '*.csv.gz' | wc -l) visible objects, nothing hidden left"
