@@ -29,8 +29,9 @@ without it) and does what it says:
             e.g. hold:PUT:\.ckpt$ (a checkpoint's PUT) or
             hold:DELETE:/\.part- (a hidden data object's delete)
 Every request is appended to PLAN_FILE.log as "METHOD PATH ACTION", then
-" If-None-Match=V", " x-goog-if-generation-match=V" and " x-amz-security-token"
-for those headers it carried.
+" If-None-Match=V", " x-goog-if-generation-match=V", " x-amz-security-token"
+and " x-amz-copy-source=V" (a server-side copy: where from) for those headers
+it carried.
 
 --conditional: conditional writes as AWS S3 documents them, which S3Proxy
 2.6.0 ignores. A PUT or POST with If-None-Match: * (or GCS's
@@ -122,6 +123,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                        "x-goog-if-generation-match") if h in self.headers)
         if "x-amz-security-token" in self.headers:
             seen += " x-amz-security-token"
+        if "x-amz-copy-source" in self.headers:
+            seen += f" x-amz-copy-source={self.headers['x-amz-copy-source']}"
         with open(PLAN + ".log", "a") as f:
             f.write(f"{self.command} {self.path} {action}{seen}\n")
         if action == "reset":

@@ -13,7 +13,8 @@
 #      every commit;
 #   3. checks: every checkpoint (partition, generation) was committed by one
 #      bridge only (the bridges' debug lines, and the proxy's log: one PUT of
-#      each <generation>.ckpt key forwarded to the store); a loser logs that
+#      each <generation>.ckpt key forwarded to the store); every copy to a
+#      visible name is of the committer's temporary; a loser logs that
 #      another bridge committed, and commits nothing of that partition after;
 #      the visible objects' ENTRIES and EXITS summed per turnstile equal what
 #      was sent (each reading once); after SIGTERM (the winners' last commits)
@@ -35,7 +36,9 @@ fail() {
   exit 1
 }
 unfenced=${TS_S3FENCE_UNFENCED:-}
-AGENTS=40 STEP=40 STEPS=40 BASE=1685245200000 # 2023-05-28 03:40Z; a reading an agent a step, a minute apart
+AGENTS=40 BASE=1685245200000 # 2023-05-28 03:40Z; a reading an agent a minute
+FILLS=(15 $(seq 25 | sed 's/.*/1/')) # minutes a fill: 15 at once (windows close by event time: the
+                                     # first commits have files), then one at a time
 
 s3proxy_start lake || fail "S3Proxy did not start"
 cond=(--conditional "$S3PROXY_KEY_ID_FILE" "$S3PROXY_SECRET_FILE")
@@ -67,8 +70,9 @@ conf "$work/b.conf" fence-b
 
 # what was sent (bench-aggregate fill): reading i of a fill (0-based) is agent i mod AGENTS,
 # turnstile B<a>,R<a>,00-00-00, i mod 7 entries, i mod 5 exits; each fill restarts i at 0
-awk -v n=$STEP -v s=$STEPS -v a=$AGENTS 'BEGIN {
-  for (r = 0; r < s; r++) for (i = 0; i < n; i++) {
+awk -v m="${FILLS[*]}" -v a=$AGENTS 'BEGIN {
+  nf = split(m, f, " ")
+  for (r = 1; r <= nf; r++) for (i = 0; i < f[r] * a; i++) {
     k = sprintf("B%03d,R%03d,00-00-00", i % a, i % a); e[k] += i % 7; x[k] += i % 5 }
   for (k in e) print k","e[k]","x[k] }' | LC_ALL=C sort >"$work/want"
 bucket=$S3PROXY_DATA/lake/t
@@ -94,10 +98,11 @@ echo "ok: both bridges opened both partitions' lakes at the beginning" \
      "($(grep -c ' If-None-Match=\*' "$work/plan.log" || true) conditional PUTs so far: the probes)"
 
 # 2. the readings, in batches, while both commit every 300 ms
-for ((s = 0; s < STEPS; s++)); do
-  per=$((STEP / AGENTS))
-  "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings $STEP $AGENTS 1 \
-    $((BASE + s * per * 60000)) $((s * per + 1)) >>"$work/fill.out"
+minute=0
+for m in "${FILLS[@]}"; do
+  "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings $((m * AGENTS)) $AGENTS 1 \
+    $((BASE + minute * 60000)) $((minute + 1)) >>"$work/fill.out"
+  minute=$((minute + m))
   sleep 0.1
 done
 end=$((SECONDS + 90))
@@ -135,6 +140,15 @@ echo "ok: every checkpoint committed by one bridge: $(wc -l <"$work/committed") 
      "(a: $(grep -c ' a$' "$work/committed" || true), b: $(grep -c ' b$' "$work/committed" || true));" \
      "conditional PUTs refused by the proxy: $refused"
 
+# what became visible: every copy to a visible name is of a temporary of the bridge that
+# committed that partition's generation (the proxy's log names the copy's source)
+sed -n 's|^PUT /lake/t/turnstile/[^ ]*/[a-z]*-turnstile\.readings-\([0-9]*\)-0*\([0-9][0-9]*\)\(-[0-9]*\)\{0,1\}\.csv\.gz fwd.* x-amz-copy-source=[^ ]*\.fence-\([ab]\)-[0-9]*-[0-9a-f]*\.tmp.*|\1 \2 \4|p' \
+  "$work/plan.log" | LC_ALL=C sort -u >"$work/copied"
+[ -s "$work/copied" ] || fail "no copy to a visible name in the proxy's log"
+wrong=$(LC_ALL=C sort "$work/committed" | LC_ALL=C comm -23 "$work/copied" -)
+[ -z "$wrong" ] || fail "made visible from a bridge that did not commit that checkpoint (partition generation bridge): $(echo $wrong)"
+echo "ok: the $(wc -l <"$work/copied") copies to visible names, by (partition, generation, writer), are of the committers' temporaries"
+
 # the losers: each partition lost by exactly one bridge (both opened it at generation 0 and
 # both had readings to commit), which commits nothing of it afterwards
 for p in 0 1; do
@@ -147,9 +161,11 @@ for p in 0 1; do
   after=$(sed -n "/partition $p: another bridge committed/,\$p" "$work/$n.err" |
     grep -c "partition $p: checkpoint [0-9]* at offset" || true)
   [ "$after" = 0 ] || fail "bridge $n committed $after checkpoints of partition $p after losing it"
+  tmps=$(grep -Ec "^PUT [^ ]*/\.(part|late)-turnstile\.readings-$p-[0-9]{12}[^ ]*\.fence-$n-[0-9]+-[0-9a-f]+\.tmp fwd" \
+    "$work/plan.log" || true)
   echo "ok: partition $p: bridge $n lost it at checkpoint" \
        "$(grep -o "checkpoint [0-9]* or a newer one exists" "$work/$n.err" | head -n 1 | cut -d' ' -f2)" \
-       "and committed nothing of it after"
+       "($tmps hidden objects of it uploaded) and committed nothing of it after"
 done
 
 # 4. after the last commits: the sums again, nothing hidden left
