@@ -18,9 +18,20 @@ without it) and does what it says:
   reset     close the connection without answering
   big       answer 200 with a body of 8 MiB (an answer over the client's bound)
   trunc     answer a ListObjectsV2 page that is truncated with the same token forever
+  hold      hold the request: forward nothing, answer nothing, write
+            "METHOD PATH" to PLAN_FILE.held (a marker for the test, which
+            then SIGKILLs the client while the request is in flight), and
+            keep the connection until the client closes it (at most 300 s)
+  hold:METHOD:REGEX
+            the same, but the word stays first in the plan (and the request
+            is forwarded as with an empty plan) until a request with that
+            method whose path matches the Python regular expression comes,
+            e.g. hold:PUT:\.ckpt$ (a checkpoint's PUT) or
+            hold:DELETE:/\.part- (a hidden data object's delete)
 Every request is appended to PLAN_FILE.log as "METHOD PATH ACTION", then
-" If-None-Match=V", " x-goog-if-generation-match=V" and " x-amz-security-token"
-for those headers it carried.
+" If-None-Match=V", " x-goog-if-generation-match=V", " x-amz-security-token"
+and " x-amz-copy-source=V" (a server-side copy: where from) for those headers
+it carried.
 
 --conditional: conditional writes as AWS S3 documents them, which S3Proxy
 2.6.0 ignores. A PUT or POST with If-None-Match: * (or GCS's
@@ -33,6 +44,8 @@ that answers neither 200 nor 404 is answered 503 (the client retries)."""
 import http.client
 import http.server
 import os
+import re
+import select
 import socket
 import subprocess
 import sys
@@ -61,7 +74,15 @@ def head_status(host, path):
     return r.stdout.strip()
 
 
-def take():
+PLAN_LOCK = threading.Lock()
+
+
+def take(method="", path=""):
+    with PLAN_LOCK:
+        return take_locked(method, path)
+
+
+def take_locked(method, path):
     try:
         with open(PLAN) as f:
             words = f.read().split()
@@ -69,6 +90,11 @@ def take():
         words = []
     if not words:
         return "fwd"
+    if words[0].startswith("hold:"):
+        _, m, rx = words[0].split(":", 2)
+        if m != method or not re.search(rx, path):
+            return "fwd"
+        words[0] = "hold"
     with open(PLAN + ".new", "w") as f:
         f.write(" ".join(words[1:]))
     os.replace(PLAN + ".new", PLAN)
@@ -91,17 +117,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_any(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
-        action = take()
+        action = take(self.command, self.path)
         # the headers a test checks were sent, by name (values only where not secret)
         seen = "".join(f" {h}={self.headers[h]}" for h in ("If-None-Match",
                        "x-goog-if-generation-match") if h in self.headers)
         if "x-amz-security-token" in self.headers:
             seen += " x-amz-security-token"
+        if "x-amz-copy-source" in self.headers:
+            seen += f" x-amz-copy-source={self.headers['x-amz-copy-source']}"
         with open(PLAN + ".log", "a") as f:
             f.write(f"{self.command} {self.path} {action}{seen}\n")
         if action == "reset":
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if action == "hold":
+            with open(PLAN + ".held.new", "w") as f:
+                f.write(f"{self.command} {self.path}\n")
+            os.replace(PLAN + ".held.new", PLAN + ".held")
+            self.close_connection = True
+            for _ in range(3000):   # until the client goes away (at most 300 s)
+                r, _, _ = select.select([self.connection], [], [], 0.1)
+                if r and not self.connection.recv(65536):
+                    break
             return
         if action == "big":
             self.answer(200, b"x" * (8 << 20), "application/octet-stream")
