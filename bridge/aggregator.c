@@ -131,9 +131,12 @@ struct judge {
     pthread_mutex_t mu;
     pthread_cond_t wake, idle;
     bool job;                    /* a batch is posted, not yet started */
-    bool busy;                   /* the thread is judging a batch */
+    bool busy;                   /* the thread is judging a batch or destroying */
     bool stop;
     size_t from, n;              /* the posted batch's slots */
+    rd_kafka_message_t **garbage; /* batch_max: the records taken, to destroy here while
+                                    the aggregating thread advances and polls */
+    size_t n_garbage;            /* > 0: posted (batch_release), not yet destroyed */
 };
 
 /* An agent whose acknowledgement waits for the next checkpoint. */
@@ -1181,8 +1184,20 @@ static void *judge_main(void *arg)
     prctl(PR_SET_NAME, "ts:judge", 0, 0, 0); /* the thread's name, for top -H and perf */
     pthread_mutex_lock(&j->mu);
     for (;;) {
-        while (!j->job && !j->stop)
+        while (!j->job && !j->n_garbage && !j->stop)
             pthread_cond_wait(&j->wake, &j->mu);
+        if (j->n_garbage) { /* first: posted before any batch that follows it */
+            size_t n = j->n_garbage;
+            j->busy = true;
+            pthread_mutex_unlock(&j->mu);
+            for (size_t i = 0; i < n; i++)
+                rd_kafka_message_destroy(j->garbage[i]);
+            pthread_mutex_lock(&j->mu);
+            j->n_garbage = 0;
+            j->busy = false;
+            pthread_cond_signal(&j->idle);
+            continue;
+        }
         if (j->stop)
             break;
         j->job = false;
@@ -1224,8 +1239,9 @@ static void judge_post(struct ts_aggregator *agg)
     pthread_mutex_unlock(&j->mu);
 }
 
-/* Returns once the judging thread no longer touches the batch (a batch it
- * has not started is withdrawn). */
+/* Returns once the judging thread no longer touches the batch nor any
+ * record (a batch it has not started is withdrawn; records posted to
+ * destroy are destroyed first). */
 static void judge_wait(struct ts_aggregator *agg)
 {
     struct judge *j = agg->judge;
@@ -1233,7 +1249,7 @@ static void judge_wait(struct ts_aggregator *agg)
         return;
     pthread_mutex_lock(&j->mu);
     j->job = false;
-    while (j->busy)
+    while (j->busy || j->n_garbage)
         pthread_cond_wait(&j->idle, &j->mu);
     pthread_mutex_unlock(&j->mu);
 }
@@ -1281,12 +1297,23 @@ static size_t batch_take(struct ts_aggregator *agg)
  * stops, or their consumer is gone); the judging thread must be idle. */
 static void batch_release(struct ts_aggregator *agg, bool drop)
 {
-    size_t keep_from = drop ? agg->n_batch : agg->batch_pos;
+    struct judge *j = agg->judge;
+    size_t keep_from = drop ? agg->n_batch : agg->batch_pos, n_garbage = 0;
     for (size_t i = 0; i < agg->n_batch; i++) {
         if (i == keep_from)
             break;
-        rd_kafka_message_destroy(agg->batch[i].m);
+        if (j)
+            j->garbage[n_garbage++] = agg->batch[i].m;
+        else
+            rd_kafka_message_destroy(agg->batch[i].m);
         agg->batch[i].m = NULL;
+    }
+    if (n_garbage) { /* destroyed on the judging thread (judge_wait before the
+                        consumer is destroyed) */
+        pthread_mutex_lock(&j->mu);
+        j->n_garbage = n_garbage;
+        pthread_cond_signal(&j->wake);
+        pthread_mutex_unlock(&j->mu);
     }
     if (keep_from >= agg->n_batch) {
         agg->n_batch = agg->batch_pos = 0;
@@ -1494,6 +1521,7 @@ static void consumer_drop(struct ts_aggregator *agg)
 {
     judge_wait(agg);
     batch_release(agg, true); /* its records go before it does */
+    judge_wait(agg);
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
         if (!p || !p->assigned)
@@ -1542,8 +1570,10 @@ static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms)
 static int judge_start(struct ts_aggregator *agg)
 {
     struct judge *j = calloc(1, sizeof *j);
-    if (!j)
+    if (!j || !(j->garbage = calloc(agg->batch_max, sizeof *j->garbage))) {
+        free(j);
         return TS_ENOMEM;
+    }
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->wake, NULL);
     pthread_cond_init(&j->idle, NULL);
@@ -1553,6 +1583,7 @@ static int judge_start(struct ts_aggregator *agg)
         pthread_cond_destroy(&j->idle);
         pthread_cond_destroy(&j->wake);
         pthread_mutex_destroy(&j->mu);
+        free(j->garbage);
         free(j);
         return TS_ESYS;
     }
@@ -1572,6 +1603,7 @@ static void judge_stop(struct ts_aggregator *agg)
     pthread_cond_destroy(&j->idle);
     pthread_cond_destroy(&j->wake);
     pthread_mutex_destroy(&j->mu);
+    free(j->garbage);
     free(j);
     agg->judge = NULL;
 }
@@ -1737,6 +1769,7 @@ void ts_aggregator_free(struct ts_aggregator *agg)
         rd_kafka_consumer_close(agg->rk);
         judge_wait(agg);
         batch_release(agg, true);
+        judge_wait(agg); /* the records destroyed before their consumer */
         rd_kafka_destroy(agg->rk);
     }
     judge_stop(agg);
