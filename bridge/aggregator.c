@@ -209,15 +209,8 @@ static int lake_open(struct ts_aggregator *agg, int32_t partition, struct ts_lak
     const struct ts_bridge_lake_cfg *l = &agg->lake;
     if (!l->url[0])
         return ts_lake_open(&agg->lake_cfg, agg->topic, partition, lake, res, why, why_size);
-    struct ts_s3_cfg c = {.url = l->url, .endpoint = l->endpoint, .region = l->region,
-                          .path_style = l->path_style, .key_id = agg->s3_key_id,
-                          .secret = agg->s3_secret, .goog_preconditions = l->goog_preconditions,
-                          .timeout_ms = l->s3_timeout_ms,
-                          .connect_timeout_ms = l->s3_connect_timeout_ms,
-                          .max_attempts = l->s3_max_attempts, .backoff_ms = l->s3_backoff_ms,
-                          .backoff_max_ms = l->s3_backoff_max_ms, .part_size = 8u << 20,
-                          .max_object = 64u << 20, .max_list = 1000000,
-                          .ca_file = l->ca_file[0] ? l->ca_file : NULL};
+    struct ts_s3_cfg c;
+    ts_bridge_lake_s3_cfg(l, agg->s3_key_id, agg->s3_secret, &c);
     struct ts_s3 *s3 = NULL;
     void *sd = NULL;
     int rc = ts_s3_open(&c, &s3, why, why_size);

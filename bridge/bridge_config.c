@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "http_listener.h"
+#include "lake_s3.h"
 #include "log.h"
 #include "reading.h"
 #include "window.h"
@@ -601,4 +602,18 @@ int ts_bridge_cfg_load(const char *path, struct ts_bridge_cfg *cfg, char *err, s
         ts_config_defaults(&sections[SEC_WEBHOOK], &cfg->webhook);
     check_webhook(cfg);
     return ts_config_finish(file, err, errsize);
+}
+
+void ts_bridge_lake_s3_cfg(const struct ts_bridge_lake_cfg *l, const char *key_id,
+                           const char *secret, struct ts_s3_cfg *out)
+{
+    *out = (struct ts_s3_cfg){.url = l->url, .endpoint = l->endpoint, .region = l->region,
+                              .path_style = l->path_style, .key_id = key_id, .secret = secret,
+                              .goog_preconditions = l->goog_preconditions,
+                              .timeout_ms = l->s3_timeout_ms,
+                              .connect_timeout_ms = l->s3_connect_timeout_ms,
+                              .max_attempts = l->s3_max_attempts, .backoff_ms = l->s3_backoff_ms,
+                              .backoff_max_ms = l->s3_backoff_max_ms, .part_size = 8u << 20,
+                              .max_object = 64u << 20, .max_list = 1000000,
+                              .ca_file = l->ca_file[0] ? l->ca_file : NULL};
 }

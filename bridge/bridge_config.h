@@ -163,4 +163,12 @@ void ts_bridge_cfg_free(struct ts_bridge_cfg *cfg);
 /* Prints the documentation of every key (markdown). */
 void ts_bridge_cfg_doc(FILE *out);
 
+/* The object lake's S3 client settings (lake_s3.h) for [lake]'s keys and
+ * the credentials, with the client's bounds the lake relies on (64 MiB an
+ * object: the agents' archive; 8 MiB parts). l, key_id and secret are lent:
+ * they must outlive the client's open. For the aggregator and --repartition. */
+struct ts_s3_cfg;
+void ts_bridge_lake_s3_cfg(const struct ts_bridge_lake_cfg *l, const char *key_id,
+                           const char *secret, struct ts_s3_cfg *out);
+
 #endif

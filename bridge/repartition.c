@@ -323,16 +323,9 @@ static int copy_set(struct ts_seqsets *dst, const char *agent, const struct ts_s
 /* The S3 client of the object lake, as the aggregator makes it. */
 static struct ts_s3_cfg s3_cfg(const struct run *r)
 {
-    const struct ts_bridge_lake_cfg *l = &r->a->cfg->lake;
-    return (struct ts_s3_cfg){.url = l->url, .endpoint = l->endpoint, .region = l->region,
-                              .path_style = l->path_style, .key_id = r->key_id,
-                              .secret = r->secret, .goog_preconditions = l->goog_preconditions,
-                              .timeout_ms = l->s3_timeout_ms,
-                              .connect_timeout_ms = l->s3_connect_timeout_ms,
-                              .max_attempts = l->s3_max_attempts, .backoff_ms = l->s3_backoff_ms,
-                              .backoff_max_ms = l->s3_backoff_max_ms, .part_size = 8u << 20,
-                              .max_object = 64u << 20, .max_list = 1000000,
-                              .ca_file = l->ca_file[0] ? l->ca_file : NULL};
+    struct ts_s3_cfg c;
+    ts_bridge_lake_s3_cfg(&r->a->cfg->lake, r->key_id, r->secret, &c);
+    return c;
 }
 
 /* Partition p's lake: the POSIX directory [lake] path, or with url set the
