@@ -371,7 +371,7 @@ check "image build: the unit is enabled for the first boot" \
 check "image build: nothing started" bash -c "! nsenter --target $init --mount --pid -- pgrep -x turnstile-agent"
 
 # --- arm64: install, upgrade, purge in an arm64 system under qemu-user ---------------------------
-# the controller base root (scripts/rootfs's, cached in .cache/rootfs-arm64: made once, about 5
+# the controller base root (scripts/rootfs's, cached in .cache/rootfs-arm64: made once, about 3
 # minutes), a copy; the steps run in scripts/qemu-root's namespaces (packages_arm64.sh)
 t_arm=$SECONDS
 base64=$(./scripts/qemu-root arm64 base "$work/v1/turnstile-agent_${v1}_arm64.deb")
