@@ -337,6 +337,36 @@ static void publish_window(const char *topic, const char *json, size_t len, void
 /* Re-reads the partition from its last checkpoint (after a failed commit or
  * dead letters that could not be sent): its state is reloaded, Kafka seeks
  * back and the partition pauses for PAUSE_AFTER_FAILURE_MS. */
+/* part_load's rc: the object store out of reach or failing (its client's
+ * attempts spent: no answer, or 5xx answers), not a lake that cannot be
+ * resumed from (a damaged checkpoint stops the bridge). */
+static bool store_failed(const struct ts_aggregator *agg, int rc)
+{
+    return agg->lake.url[0] && (rc == TS_ESYS || rc == TS_EIO);
+}
+
+/* No lake to resume from while the store fails (store_failed): the
+ * partition, paused by the caller, is loaded again after a pause that doubles
+ * (advance_all); nothing since its last checkpoint was acknowledged from the
+ * lake, and Kafka keeps it. */
+static void part_await_store(struct part *p)
+{
+    if (p->pause_ms < PAUSE_AFTER_FAILURE_MS)
+        p->pause_ms = PAUSE_AFTER_FAILURE_MS;
+    TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": the object store is out of reach; "
+           "loading the partition again in %d s", p->partition, p->pause_ms / 1000);
+    p->reload_due_ms = ts_wall_ms() + p->pause_ms;
+    p->pause_ms = p->pause_ms > PAUSE_MAX_MS / 2 ? PAUSE_MAX_MS : p->pause_ms * 2;
+}
+
+static void part_pause(struct ts_aggregator *agg, int32_t partition)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, agg->topic, partition);
+    rd_kafka_pause_partitions(agg->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void part_reload(struct ts_aggregator *agg, struct part *p)
 {
     int64_t offset, high;
@@ -344,21 +374,9 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
      * (the backlog's age must not drop to nothing during the pause) */
     int64_t backlog_since = p->backlog_since_ms;
     int rc = part_load(agg, p, &offset);
-    if (rc == TS_ESYS && agg->lake.url[0]) {
-        /* the object store out of reach (the listing of a reopen failed after the
-         * client's attempts): no lake to resume from, so the partition stays
-         * paused and is loaded again after a pause that doubles; nothing since its
-         * last checkpoint was acknowledged from the lake, and Kafka keeps it */
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
-        rd_kafka_pause_partitions(agg->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        if (p->pause_ms < PAUSE_AFTER_FAILURE_MS)
-            p->pause_ms = PAUSE_AFTER_FAILURE_MS;
-        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": the object store is out of reach; "
-               "loading the partition again in %d s", p->partition, p->pause_ms / 1000);
-        p->reload_due_ms = ts_wall_ms() + p->pause_ms;
-        p->pause_ms = p->pause_ms > PAUSE_MAX_MS / 2 ? PAUSE_MAX_MS : p->pause_ms * 2;
+    if (store_failed(agg, rc)) {
+        part_pause(agg, p->partition);
+        part_await_store(p);
         p->backlog_since_ms = backlog_since;
         return;
     }
@@ -634,11 +652,13 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        bool awaiting = false;
         for (int i = 0; i < list->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &list->elems[i];
             struct part *p = part_get(agg, tp->partition, true);
             int64_t offset = RD_KAFKA_OFFSET_BEGINNING;
-            if (!p || part_load(agg, p, &offset) != TS_OK) {
+            int rc = p ? part_load(agg, p, &offset) : TS_ENOMEM;
+            if (rc != TS_OK && !store_failed(agg, rc)) {
                 agg->fatal = true;
                 continue;
             }
@@ -651,12 +671,21 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
             p->backlog_level = 0;
             p->expired_to = -1;
             tp->offset = offset;
+            if (rc != TS_OK) { /* the store fails: assigned, paused, loaded again later */
+                part_await_store(p);
+                awaiting = true;
+            }
             agg->st.partitions++;
         }
         if (agg->ack) /* the acknowledger's table: the agents these partitions may hold */
             ts_ack_limits(agg->ack, agg->lake.agent_idle_s * 1000,
                           (size_t)agg->lake.max_agents * (agg->st.partitions ? agg->st.partitions : 1));
         rd_kafka_assign(rk, list);
+        for (int i = 0; awaiting && i < list->cnt; i++) {
+            struct part *p = part_get(agg, list->elems[i].partition, false);
+            if (p && p->assigned && !p->lake)
+                part_pause(agg, p->partition);
+        }
         return;
     }
     /* revoked (or lost): checkpoint what we have so that the next owner

@@ -43,10 +43,31 @@ static int text_of(const char *topic, int32_t n, char *buf, size_t size)
     return len + more;
 }
 
+int ts_layout_parse(const char *text, size_t len, const char *topic, int32_t *n)
+{
+    char want[FILE_MAX];
+    int head = snprintf(want, sizeof want, "ts-lake-layout 1\ntopic %s\npartitions ", topic);
+    int32_t v = 0;
+
+    if (head < 0 || (size_t)head >= sizeof want || len <= (size_t)head || len >= FILE_MAX ||
+        memcmp(text, want, (size_t)head) != 0)
+        return TS_EPARSE;
+    /* at most 6 digits (TS_LAYOUT_MAX_PARTITIONS); then the whole text, crc32 line and all,
+     * must be the one written for topic and v, byte for byte */
+    for (size_t i = (size_t)head; i < len && text[i] >= '0' && text[i] <= '9' &&
+                                  v <= TS_LAYOUT_MAX_PARTITIONS; i++)
+        v = v * 10 + (text[i] - '0');
+    if (v < 1 || v > TS_LAYOUT_MAX_PARTITIONS ||
+        text_of(topic, v, want, sizeof want) != (int)len || memcmp(want, text, len) != 0)
+        return TS_EPARSE;
+    *n = v;
+    return TS_OK;
+}
+
 int ts_layout_read(const char *root, const char *table, const char *topic, int32_t *n, char *why,
                    size_t why_size)
 {
-    char path[PATH_MAX], buf[FILE_MAX + 1], want[FILE_MAX];
+    char path[PATH_MAX], buf[FILE_MAX];
     if (dir_path(root, table, path, sizeof path) ||
         strlen(path) + strlen(topic) + 9 >= sizeof path)
         return TS_EINVAL;
@@ -74,18 +95,11 @@ int ts_layout_read(const char *root, const char *table, const char *topic, int32
         ts_why(why, why_size, "%s: %s", path, strerror(errno));
         return TS_ESYS;
     }
-    buf[len] = '\0';
-    long long v = 0;
-    char *p = strstr(buf, "\npartitions ");
-    if (p)
-        v = strtoll(p + 12, NULL, 10);
-    if (v < 1 || v > TS_LAYOUT_MAX_PARTITIONS || text_of(topic, (int32_t)v, want, sizeof want) != len ||
-        memcmp(want, buf, (size_t)len) != 0) {
+    if (ts_layout_parse(buf, (size_t)len, topic, n) != TS_OK) {
         ts_why(why, why_size, "%s: not a layout of topic %s (damaged, or written by hand?)", path,
                topic);
         return TS_EPARSE;
     }
-    *n = (int32_t)v;
     return TS_OK;
 }
 

@@ -28,6 +28,12 @@
  * partitioner places its key. */
 int32_t ts_layout_partition(const char *agent, size_t agent_len, int32_t n);
 
+/* The layout text (len bytes, any content) of topic: TS_OK and *n if it is
+ * exactly what ts_layout_create writes for topic and n (its crc32 line
+ * included), TS_EPARSE otherwise. What ts_layout_read checks a file with, and
+ * --repartition the layout's copy in an object lake's bucket. */
+int ts_layout_parse(const char *text, size_t len, const char *topic, int32_t *n);
+
 /* Reads the layout: TS_OK and *n; TS_ENOTFOUND (none yet); TS_EPARSE (a
  * file that does not check out, or of another topic: why says which);
  * TS_ESYS. */

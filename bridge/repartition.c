@@ -943,20 +943,20 @@ static int bucket_layout(struct run *r, bool sync)
             ts_fail(r->why, r->why_size, rc, "putting the layout's copy %s in the bucket: %s",
                     key, r->why);
     } else if (rc == TS_OK) {
+        int32_t copy = 0;
         rc = ts_s3_get(s3, key, &text, &len, r->why, r->why_size);
-        const char *at = rc == TS_OK ? strstr(text, "\npartitions ") : NULL;
-        long copy = at ? strtol(at + 12, NULL, 10) : 0;
         if (rc == TS_ENOTFOUND) {
             rc = TS_OK; /* no run on this lake put one: this host's file is the layout */
         } else if (rc != TS_OK) {
             ts_fail(r->why, r->why_size, rc, "reading the layout's copy %s in the bucket: %s",
                     key, r->why);
-        } else if (copy < 1 || copy > TS_LAYOUT_MAX_PARTITIONS) {
+        } else if (ts_layout_parse(text, len, r->topic, &copy) != TS_OK) {
             rc = ts_fail(r->why, r->why_size, TS_EPARSE, "the layout's copy %s in the bucket "
-                         "is not a layout", key);
+                         "is not a layout of topic %s (damaged, or written by hand?)", key,
+                         r->topic);
         } else if (copy > r->n) {
             rc = ts_fail(r->why, r->why_size, TS_EBUSY, "the bucket's copy of the layout (%s) "
-                         "spreads the agents over %ld partitions, this host's file (%s/%s/"
+                         "spreads the agents over %" PRId32 " partitions, this host's file (%s/%s/"
                          "_manifest/%s.layout) over %" PRId32 ": --repartition ran on another "
                          "host. Copy that host's layout file here (and to every bridge host) "
                          "before starting the bridges; nothing done", key, copy, r->root,

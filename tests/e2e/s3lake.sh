@@ -44,12 +44,8 @@ s3lake_faults() {
 
 # FILE: the lake on the bucket; path stays, as the bridge's local spool
 s3lake_conf() {
-  awk -v ep="$S3PROXY_ENDPOINT" -v reg="$S3PROXY_REGION" -v kid="$S3PROXY_KEY_ID_FILE" \
-      -v sec="$S3PROXY_SECRET_FILE" '
-    { print }
-    $0 == "[lake]" { printf "url = s3://lake/e2e\nendpoint = %s\nregion = %s\npath_style = true\n", ep, reg
-                     printf "key_id_file = %s\nsecret_file = %s\n", kid, sec
-                     print "conditional_writes = no" }   # S3Proxy 2.6.0 has none (docs/lake.md)' "$1" >"$1.new"
+  S3LAKE_LINES=$(s3proxy_lake s3://lake/e2e) \
+    awk '{ print } $0 == "[lake]" { print ENVIRON["S3LAKE_LINES"] }' "$1" >"$1.new"
   mv "$1.new" "$1"
 }
 

@@ -19,6 +19,12 @@
 #                                 background, log $work/NAME.err; sets
 #                                 BRIDGE_PID[NAME]
 #   bridge_kill NAME [SIGNAL]     kills it (default SIGKILL) and reaps it
+#   agg_status [NAME]             the last "aggregate: " status line of bridge
+#                                 NAME (default agg)
+#   agg_wait_status PATTERN SECONDS [NAME]
+#                                 until that line matches PATTERN (grep); 1,
+#                                 the log's tail and why on stderr, if it does
+#                                 not within SECONDS or the bridge died
 #   agent_conf FILE ID DEVICES    writes an agent config (end-to-end acks)
 #                                 for this broker from a devices file
 #   split_devices                 splits $work/devices.conf (turnstile-sim
@@ -89,6 +95,25 @@ bridge_kill() {
   kill -"$sig" "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   BRIDGE_PID[$name]=
+}
+
+agg_status() { grep 'aggregate: ' "$work/${1:-agg}.err" 2>/dev/null | tail -n 1; }
+
+agg_wait_status() {
+  local name=${3:-agg} end=$((SECONDS + $2))
+  until agg_status "$name" | grep -q -- "$1"; do
+    if [ $SECONDS -ge $end ]; then
+      tail -n 5 "$work/$name.err" >&2
+      echo "no status line with '$1' in $2 s" >&2
+      return 1
+    fi
+    if ! kill -0 "${BRIDGE_PID[$name]:-0}" 2>/dev/null; then
+      tail -n 20 "$work/$name.err" >&2
+      echo "the bridge $name died" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
 }
 
 agent_conf() {

@@ -7,6 +7,17 @@
 #   s3proxy_kill                # SIGKILL (a crash)
 #   s3proxy_restart             # same port, same directory (objects kept)
 #   s3proxy_curl ARGS...        # curl signed with AWS SigV4 as the proxy's identity
+#   s3proxy_fault_start [--conditional]
+#                               # s3_fault_proxy.py in front of it: plan $work/plan, sets
+#                               # S3FAULT_ENDPOINT and S3FAULT_PID (the test stops it);
+#                               # --conditional: it refuses a conditional PUT of an existing
+#                               # key (412), and sets S3PROXY_CONDITIONAL
+#   s3proxy_fault_log N         # the last N requests the fault proxy logged, on stderr
+#   s3proxy_lake URL [ENDPOINT] # the [lake] lines of a bridge on it: url, endpoint (default
+#                               # S3PROXY_ENDPOINT, or a fault proxy's before it), region,
+#                               # path_style, the key files; conditional_writes = no unless
+#                               # S3PROXY_CONDITIONAL is set (S3Proxy 2.6.0 has none; a fault
+#                               # proxy with --conditional has them)
 #
 # S3Proxy is fetched from Maven Central by scripts/s3proxy-fetch (version
 # pinned in scripts/s3proxy/pom.xml; instant once cached in .cache/s3proxy).
@@ -34,6 +45,38 @@ _s3proxy_trap=0 _s3proxy_cp=
 _s3proxy_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 . "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+
+S3FAULT_ENDPOINT= S3FAULT_PID=
+s3proxy_fault_start() { # [--conditional]
+  local args=() i
+  if [ "${1:-}" = --conditional ]; then
+    args=(--conditional "$S3PROXY_KEY_ID_FILE" "$S3PROXY_SECRET_FILE")
+    S3PROXY_CONDITIONAL=1
+  fi
+  rm -f "$work/fault.port"
+  python3 "$_s3proxy_root/tests/integration/s3_fault_proxy.py" "$S3PROXY_PORT" "$work/plan" \
+    "$work/fault.port" ${args[@]+"${args[@]}"} 2>"$work/fault.err" &
+  S3FAULT_PID=$!
+  for i in $(seq 100); do [ -s "$work/fault.port" ] && break; sleep 0.1; done
+  if [ ! -s "$work/fault.port" ]; then
+    cat "$work/fault.err" >&2
+    echo "the fault proxy did not start" >&2
+    return 1
+  fi
+  S3FAULT_ENDPOINT=http://localhost:$(cat "$work/fault.port")
+}
+
+s3proxy_fault_log() { # N
+  echo "--- fault proxy log (last $1)" >&2
+  tail -n "$1" "$work/plan.log" >&2 2>/dev/null || true
+}
+
+s3proxy_lake() { # URL [ENDPOINT]
+  printf 'url = %s\nendpoint = %s\nregion = %s\npath_style = true\n' "$1" "${2:-$S3PROXY_ENDPOINT}" \
+    "$S3PROXY_REGION"
+  printf 'key_id_file = %s\nsecret_file = %s\n' "$S3PROXY_KEY_ID_FILE" "$S3PROXY_SECRET_FILE"
+  [ -n "${S3PROXY_CONDITIONAL:-}" ] || printf 'conditional_writes = no\n'
+}
 
 s3proxy_curl() {
   curl -sS --max-time 30 --aws-sigv4 "aws:amz:$S3PROXY_REGION:s3" \

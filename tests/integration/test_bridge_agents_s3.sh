@@ -11,9 +11,12 @@
 #   2. readings 6-10, the bridge SIGKILLed once it has taken some of them
 #      (agents coming back from the archive, checkpoints being written);
 #   3. restarted on an empty local spool (as on another machine: the archive
-#      must come from the bucket), it resumes from the checkpoints and their
-#      archives: ENTRIES and EXITS summed per turnstile over the bucket's
-#      visible files equal what was sent (nothing lost, nothing twice);
+#      must come from the bucket) while S3Proxy is down: the bridge stays up,
+#      its partitions assigned, paused and loaded again later (it exited
+#      before, when a listing failed at its start); S3Proxy back, it resumes
+#      from the checkpoints and their archives: ENTRIES and EXITS summed per
+#      turnstile over the bucket's visible files equal what was sent (nothing
+#      lost, nothing twice);
 #   4. readings 1-10 of every agent sent again: all 600 are duplicates (most
 #      agents' positions are in the archive), the sums do not change;
 #   5. no hidden object is left, and old archives are pruned from the bucket.
@@ -32,13 +35,7 @@ s3proxy_start agents || fail "S3Proxy did not start"
 bridge_test_servers 2
 
 bridge_agg_conf "$work/bridge.conf" agents-s3 "path = $work/spool
-url = s3://agents/t
-endpoint = $S3PROXY_ENDPOINT
-region = $S3PROXY_REGION
-path_style = true
-conditional_writes = no
-key_id_file = $S3PROXY_KEY_ID_FILE
-secret_file = $S3PROXY_SECRET_FILE
+$(s3proxy_lake s3://agents/t)
 max_agents = 4
 agent_idle_s = 1
 window_s = 300
@@ -48,15 +45,7 @@ checkpoint_interval_ms = 300"
 
 # fill N SEQ_FROM START_MS: readings SEQ_FROM.. of every agent, one a minute from START_MS
 fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings "$1" "$AGENTS" 1 "$3" "$2" >>"$work/fill.out"; }
-status() { grep 'aggregate: ' "$work/agg.err" 2>/dev/null | tail -n 1; }
-wait_status() { # PATTERN SECONDS
-  local end=$((SECONDS + $2))
-  until status | grep -q -- "$1"; do
-    [ $SECONDS -lt $end ] || { tail -n 5 "$work/agg.err" >&2; fail "no status line with '$1' in $2 s"; }
-    kill -0 "${BRIDGE_PID[agg]}" 2>/dev/null || { tail -n 20 "$work/agg.err" >&2; fail "the bridge died"; }
-    sleep 0.2
-  done
-}
+wait_status() { agg_wait_status "$1" "$2" || fail "waiting for the status line '$1'"; }
 bucket=$S3PROXY_DATA/agents/t
 manifest=$bucket/turnstile/_manifest
 archives() { find "$manifest" -type f -name 'agents-*.txt' 2>/dev/null | sort; }
@@ -79,32 +68,39 @@ fill $((AGENTS * 5)) 1 $BASE
 wait_status " $((AGENTS * 5)) readings, 0 duplicates" 120
 # each partition holds about 30 agents: past max_agents all but 3 leave at once (the idle
 # ones too, but only a checkpoint moves them, and one is made only when something changed)
-archived() { status | sed -n 's/.* with gaps, \([0-9]*\) archived).*/\1/p'; }
+archived() { agg_status | sed -n 's/.* with gaps, \([0-9]*\) archived).*/\1/p'; }
 end=$((SECONDS + 60))
 until [ "$(archived)" -ge $((AGENTS - 8)) ] 2>/dev/null; do
-  [ $SECONDS -lt $end ] || { status >&2; fail "the agents did not reach the archives in 60 s"; }
+  [ $SECONDS -lt $end ] || { agg_status >&2; fail "the agents did not reach the archives in 60 s"; }
   sleep 0.2
 done
 [ -n "$(archives)" ] || fail "no archive in the bucket under $manifest"
-echo "ok: step 1: $(status | grep -o '[0-9]* agents ([^)]*)'); in the bucket: $(archives | wc -l) archive(s)," \
+echo "ok: step 1: $(agg_status | grep -o '[0-9]* agents ([^)]*)'); in the bucket: $(archives | wc -l) archive(s)," \
      "$(cat $(archives) | wc -l) lines"
 
 # 2. readings 6-10, SIGKILL once the bridge has taken some of them
 fill $((AGENTS * 5)) 6 $((BASE + 5 * 60000)) &
 fill_pid=$!
-readings() { status | sed -n 's/.*), \([0-9]*\) readings,.*/\1/p'; }
+readings() { agg_status | sed -n 's/.*), \([0-9]*\) readings,.*/\1/p'; }
 end=$((SECONDS + 120))
 until [ "$(readings)" -gt $((AGENTS * 5)) ] 2>/dev/null; do
-  [ $SECONDS -lt $end ] || { status >&2; fail "the bridge took none of readings 6-10 in 120 s"; }
+  [ $SECONDS -lt $end ] || { agg_status >&2; fail "the bridge took none of readings 6-10 in 120 s"; }
   sleep 0.05
 done
 bridge_kill agg KILL
 wait $fill_pid || fail "bench-aggregate fill failed"
-echo "killed: $(status)"
+echo "killed: $(agg_status)"
 
-# 3. restart on an empty spool: the archives come from the bucket
+# 3. restart on an empty spool, the store down: the archives come from the bucket once it is back
 rm -rf "$work/spool"
+s3proxy_stop
 bridge_start agg "$work/bridge.conf" --role aggregate
+wait_for 60 grep -q 'the object store is out of reach; loading the partition again' "$work/agg.err" ||
+  { tail -n 20 "$work/agg.err" >&2; fail "the bridge did not wait for the object store at its start"; }
+kill -0 "${BRIDGE_PID[agg]}" 2>/dev/null || { tail -n 20 "$work/agg.err" >&2; fail "the bridge died"; }
+echo "ok: step 3: started with the store down: $(grep -c 'out of reach; loading the partition again' \
+  "$work/agg.err") partition load(s) put off"
+s3proxy_restart || fail "S3Proxy did not start again"
 end=$((SECONDS + 120))
 until sums | cmp -s - "$work/want"; do
   if [ $SECONDS -ge $end ]; then

@@ -36,17 +36,7 @@ checkpoint_interval_ms = 3600000"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }
-status_has() { # PATTERN: the bridge's last status line matches
-  grep 'aggregate: ' "$work/agg.err" 2>/dev/null | tail -n 1 | grep -q -- "$1"
-}
-wait_status() { # PATTERN SECONDS
-  local end=$((SECONDS + $2))
-  until status_has "$1"; do
-    [ $SECONDS -lt $end ] || { tail -n 5 "$work/agg.err" >&2; fail "no status line with '$1' in $2 s"; }
-    kill -0 "${BRIDGE_PID[agg]}" 2>/dev/null || { tail -n 20 "$work/agg.err" >&2; fail "the bridge died"; }
-    sleep 0.2
-  done
-}
+wait_status() { agg_wait_status "$1" "$2" || fail "waiting for the status line '$1'"; }
 
 bridge_start agg "$work/bridge.conf" --role aggregate
 fill 720 1685245200000 1

@@ -46,13 +46,7 @@ brokers = $KAFKA_BOOTSTRAP
 session_timeout_ms = 6000
 [lake]
 path = $work/spool
-url = s3://lake/t
-endpoint = $S3PROXY_ENDPOINT
-region = $S3PROXY_REGION
-path_style = true
-conditional_writes = no
-key_id_file = $S3PROXY_KEY_ID_FILE
-secret_file = $S3PROXY_SECRET_FILE
+$(s3proxy_lake s3://lake/t)
 agent_idle_s = 0
 window_s = 300
 idle_s = 0
@@ -62,15 +56,7 @@ EOF
 
 topic=turnstile.readings
 fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }
-status_has() { grep 'aggregate: ' "$work/agg.err" 2>/dev/null | tail -n 1 | grep -q -- "$1"; }
-wait_status() { # PATTERN SECONDS
-  local end=$((SECONDS + $2))
-  until status_has "$1"; do
-    [ $SECONDS -lt $end ] || { tail -n 5 "$work/agg.err" >&2; fail "no status line with '$1' in $2 s"; }
-    kill -0 "${BRIDGE_PID[agg]}" 2>/dev/null || { tail -n 20 "$work/agg.err" >&2; fail "the bridge died"; }
-    sleep 0.2
-  done
-}
+wait_status() { agg_wait_status "$1" "$2" || fail "waiting for the status line '$1'"; }
 
 bridge_start agg "$work/bridge.conf" --role aggregate
 fill 720 1685245200000 1

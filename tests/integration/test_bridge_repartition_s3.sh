@@ -33,13 +33,7 @@ s3proxy_start repart || fail "S3Proxy did not start"
 bridge_test_servers 2
 
 bridge_agg_conf "$work/bridge.conf" repart-s3 "path = $work/spool
-url = s3://repart/t
-endpoint = $S3PROXY_ENDPOINT
-region = $S3PROXY_REGION
-path_style = true
-conditional_writes = no
-key_id_file = $S3PROXY_KEY_ID_FILE
-secret_file = $S3PROXY_SECRET_FILE
+$(s3proxy_lake s3://repart/t)
 max_agents = 4
 agent_idle_s = 0
 window_s = 300
@@ -48,15 +42,7 @@ checkpoint_interval_ms = 300"
 "$bin/turnstile-bridge" --check-config -c "$work/bridge.conf" || fail "--check-config refused it"
 
 fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings "$1" "$AGENTS" 1 "$3" "$2" >>"$work/fill.out"; }
-status() { grep 'aggregate: ' "$work/agg.err" 2>/dev/null | tail -n 1; }
-wait_status() { # PATTERN SECONDS
-  local end=$((SECONDS + $2))
-  until status | grep -q -- "$1"; do
-    [ $SECONDS -lt $end ] || { tail -n 5 "$work/agg.err" >&2; fail "no status line with '$1' in $2 s"; }
-    kill -0 "${BRIDGE_PID[agg]}" 2>/dev/null || fail "the bridge died"
-    sleep 0.2
-  done
-}
+wait_status() { agg_wait_status "$1" "$2" || fail "waiting for the status line '$1'"; }
 agg_up() { bridge_start agg "$work/bridge.conf" --role aggregate; }
 bucket=$S3PROXY_DATA/repart/t
 layout=$work/spool/turnstile/_manifest/turnstile.readings.layout
@@ -77,14 +63,14 @@ awk -v n=$((AGENTS * 5)) -v a=$AGENTS 'BEGIN {
 agg_up
 fill $((AGENTS * 5)) 1 $BASE
 wait_status " $((AGENTS * 5)) readings, 0 duplicates" 120
-archived() { status | sed -n 's/.* with gaps, \([0-9]*\) archived).*/\1/p'; }
+archived() { agg_status | sed -n 's/.* with gaps, \([0-9]*\) archived).*/\1/p'; }
 end=$((SECONDS + 60))
 until [ "$(archived)" -ge $((AGENTS - 8)) ] 2>/dev/null; do
-  [ $SECONDS -lt $end ] || { status >&2; fail "the agents did not reach the archives in 60 s"; }
+  [ $SECONDS -lt $end ] || { agg_status >&2; fail "the agents did not reach the archives in 60 s"; }
   sleep 0.2
 done
 grep -q '^partitions 2$' "$layout" || fail "the layout is not 2: $(cat "$layout")"
-echo "ok: step 1: $(status | grep -o '[0-9]* agents ([^)]*)')"
+echo "ok: step 1: $(agg_status | grep -o '[0-9]* agents ([^)]*)')"
 
 # 2. 4 partitions, and the procedure
 kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BOOTSTRAP" \
@@ -121,7 +107,7 @@ bridge_kill agg TERM
 sums | cmp -s - "$work/want" || fail "the sums changed at the last checkpoint"
 ! tail -n +$((mark + 1)) "$work/agg.err" | grep -q 'lake.s layout' ||
   fail "the restarted aggregator reports a layout mismatch"
-status | grep -q ' 0 dead-lettered' || fail "records were dead-lettered (misplaced): $(status)"
+agg_status | grep -q ' 0 dead-lettered' || fail "records were dead-lettered (misplaced): $(agg_status)"
 echo "ok: step 3: $((AGENTS * 10)) re-sent readings all duplicates, the sums are what was sent once"
 hidden=$(cd "$bucket" && find . -type f -name '.*' | wc -l)
 [ "$hidden" = 0 ] || fail "$hidden hidden objects left in the bucket"

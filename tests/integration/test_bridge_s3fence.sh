@@ -26,38 +26,27 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-s3fence.XXXXXX)
-trap 'bridge_test_cleanup ${proxy_pid:-}' EXIT
+trap 'bridge_test_cleanup ${S3FAULT_PID:-}' EXIT
 . "$src/tests/integration/bridge.sh"
 . "$src/tests/integration/s3proxy.sh"
 
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- proxy log (last 10)" >&2; tail -n 10 "$work/plan.log" >&2 2>/dev/null || true
-  exit 1
-}
+fail() { echo "FAIL: $*" >&2; s3proxy_fault_log 10; exit 1; }
 unfenced=${TS_S3FENCE_UNFENCED:-}
 AGENTS=40 BASE=1685245200000 # 2023-05-28 03:40Z; a reading an agent a minute
 FILLS=(15 $(seq 25 | sed 's/.*/1/')) # minutes a fill: 15 at once (windows close by event time: the
                                      # first commits have files), then one at a time
 
 s3proxy_start lake || fail "S3Proxy did not start"
-cond=(--conditional "$S3PROXY_KEY_ID_FILE" "$S3PROXY_SECRET_FILE")
-[ -z "$unfenced" ] || cond=()
-python3 "$src/tests/integration/s3_fault_proxy.py" "$S3PROXY_PORT" "$work/plan" "$work/fault.port" \
-  ${cond[@]+"${cond[@]}"} 2>"$work/fault.err" &
-proxy_pid=$!
-wait_for 10 test -s "$work/fault.port" || { cat "$work/fault.err" >&2; fail "the fault proxy did not start"; }
+# fenced: the proxy refuses a conditional PUT of an existing key, the bridges' conditional_writes
+# stay on (the default); unfenced: neither
+fence=(--conditional)
+[ -z "$unfenced" ] || fence=()
+s3proxy_fault_start ${fence[@]+"${fence[@]}"} || fail "the fault proxy did not start"
 bridge_test_servers 2
 
 conf() { # FILE ID
   bridge_agg_conf "$1" "$2" "path = $work/spool-$2
-url = s3://lake/t
-endpoint = http://localhost:$(cat "$work/fault.port")
-region = $S3PROXY_REGION
-path_style = true
-key_id_file = $S3PROXY_KEY_ID_FILE
-secret_file = $S3PROXY_SECRET_FILE${unfenced:+
-conditional_writes = no}
+$(s3proxy_lake s3://lake/t "$S3FAULT_ENDPOINT")
 agent_idle_s = 0
 window_s = 300
 idle_s = 1

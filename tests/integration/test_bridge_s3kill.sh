@@ -25,15 +25,11 @@ set -euo pipefail
 src=${TS_SRC_DIR:?}
 bin=${TS_BIN_DIR:?}
 work=$(mktemp -d /tmp/ts-bridge-s3kill.XXXXXX)
-trap 'bridge_test_cleanup ${proxy_pid:-}' EXIT
+trap 'bridge_test_cleanup ${S3FAULT_PID:-}' EXIT
 . "$src/tests/integration/bridge.sh"
 . "$src/tests/integration/s3proxy.sh"
 
-fail() {
-  echo "FAIL: $*" >&2
-  echo "--- proxy log (last 10)" >&2; tail -n 10 "$work/plan.log" >&2 2>/dev/null || true
-  exit 1
-}
+fail() { echo "FAIL: $*" >&2; s3proxy_fault_log 10; exit 1; }
 AGENTS=40 BASE=1685245200000 # 2023-05-28 03:40Z; a reading an agent a minute
 KINDS=(upload ckpt copy delete archive)
 declare -A HOLD=(
@@ -45,20 +41,12 @@ declare -A HOLD=(
 )
 
 s3proxy_start kill || fail "S3Proxy did not start"
-python3 "$src/tests/integration/s3_fault_proxy.py" "$S3PROXY_PORT" "$work/plan" "$work/fault.port" \
-  --conditional "$S3PROXY_KEY_ID_FILE" "$S3PROXY_SECRET_FILE" 2>"$work/fault.err" &
-proxy_pid=$!
-wait_for 10 test -s "$work/fault.port" || { cat "$work/fault.err" >&2; fail "the fault proxy did not start"; }
+s3proxy_fault_start --conditional || fail "the fault proxy did not start"
 bridge_test_servers 2
 
 conf() { # GROUP
   bridge_agg_conf "$work/bridge.conf" s3kill "path = $work/spool
-url = s3://kill/t
-endpoint = http://localhost:$(cat "$work/fault.port")
-region = $S3PROXY_REGION
-path_style = true
-key_id_file = $S3PROXY_KEY_ID_FILE
-secret_file = $S3PROXY_SECRET_FILE
+$(s3proxy_lake s3://kill/t "$S3FAULT_ENDPOINT")
 max_agents = 4
 agent_idle_s = 1
 window_s = 300

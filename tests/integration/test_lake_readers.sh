@@ -66,13 +66,7 @@ sent_entries=$(awk '{ e += $2 } END { print e }' "$work/sent")
 BRIDGE_EXTRA=$'max_event_age_s = 0\nmax_event_ahead_s = 0' bridge_conf "$work/bridge.conf" b1
 bridge_start b1 "$work/bridge.conf" --role aggregate
 # the same input to the object lake: its own group, so it reads every reading too
-BRIDGE_EXTRA=$'max_event_age_s = 0\nmax_event_ahead_s = 0' bridge_conf "$work/bridge-s3.conf" b2 "url = s3://lake/t
-endpoint = $S3PROXY_ENDPOINT
-region = $S3PROXY_REGION
-path_style = true
-key_id_file = $S3PROXY_KEY_ID_FILE
-secret_file = $S3PROXY_SECRET_FILE
-conditional_writes = no"   # S3Proxy 2.6.0 has none (docs/lake.md)
+BRIDGE_EXTRA=$'max_event_age_s = 0\nmax_event_ahead_s = 0' bridge_conf "$work/bridge-s3.conf" b2 "$(s3proxy_lake s3://lake/t)"
 sed -i -e 's/^\[kafka\]$/[kafka]\ngroup_id = readers-s3/' -e "s|^path = .*|path = $work/spool|" "$work/bridge-s3.conf"
 bridge_start b2 "$work/bridge-s3.conf" --role aggregate
 for k in 0 1 2; do

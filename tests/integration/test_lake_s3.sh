@@ -8,17 +8,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/s3proxy.sh"
 work=$(mktemp -d)
-trap 'kill "${fault_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${S3FAULT_PID:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 s3proxy_start lake
-python3 "$here/s3_fault_proxy.py" "$S3PROXY_PORT" "$work/plan" "$work/fault.port" 2>"$work/fault.err" &
-fault_pid=$!
-for _ in $(seq 100); do [ -s "$work/fault.port" ] && break; sleep 0.1; done
-[ -s "$work/fault.port" ] || { echo "fault proxy did not start"; cat "$work/fault.err"; exit 1; }
+s3proxy_fault_start
 down=$(free_port)
 
 rc=0
-TS_S3_ENDPOINT=$S3PROXY_ENDPOINT TS_S3_FAULT_ENDPOINT=http://localhost:$(cat "$work/fault.port") \
+TS_S3_ENDPOINT=$S3PROXY_ENDPOINT TS_S3_FAULT_ENDPOINT=$S3FAULT_ENDPOINT \
 TS_S3_PLAN=$work/plan TS_S3_DOWN_ENDPOINT=http://127.0.0.1:$down \
 TS_S3_KEY_ID_FILE=$S3PROXY_KEY_ID_FILE TS_S3_SECRET_FILE=$S3PROXY_SECRET_FILE \
   "${TS_BIN_DIR:?}/test_lake_s3" || rc=$?

@@ -83,11 +83,66 @@ static void created_once_read_checked_replaced(void **state)
                      TS_EPARSE);
 }
 
+/* ts_layout_parse, on what a bucket or a hand may hold: only the exact text
+ * ts_layout_create writes for the topic is a layout. */
+static void parsed_exactly(void **state)
+{
+    (void)state;
+    char text[256], bad[300], why[256];
+    int32_t n = 0;
+
+    /* the text a created layout file holds */
+    assert_int_equal(ts_layout_create(root, "t", "turnstile.readings", 12, &n, why, sizeof why),
+                     TS_OK);
+    snprintf(bad, sizeof bad, "%s/t/_manifest/turnstile.readings.layout", root);
+    FILE *f = fopen(bad, "r");
+    assert_non_null(f);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = '\0';
+    n = 0;
+    assert_int_equal(ts_layout_parse(text, len, "turnstile.readings", &n), TS_OK);
+    assert_int_equal(n, 12);
+
+    /* each refused, *n untouched */
+    n = -1;
+    assert_int_equal(ts_layout_parse(text, len, "other.topic", &n), TS_EPARSE);
+    assert_int_equal(ts_layout_parse(text, len - 1, "turnstile.readings", &n), TS_EPARSE);
+    assert_int_equal(ts_layout_parse("", 0, "turnstile.readings", &n), TS_EPARSE);
+    /* another count under the old crc line */
+    memcpy(bad, text, len);
+    char *digits = strstr(bad, "partitions 12");
+    assert_non_null(digits);
+    digits[12] = '3';
+    assert_int_equal(ts_layout_parse(bad, len, "turnstile.readings", &n), TS_EPARSE);
+    /* trailing bytes, a NUL inside */
+    memcpy(bad, text, len);
+    memcpy(bad + len, "x", 1);
+    assert_int_equal(ts_layout_parse(bad, len + 1, "turnstile.readings", &n), TS_EPARSE);
+    memcpy(bad, text, len);
+    bad[3] = '\0';
+    assert_int_equal(ts_layout_parse(bad, len, "turnstile.readings", &n), TS_EPARSE);
+    /* counts out of range or of too many digits: no overflow, refused */
+    const char *counts[] = {"0", "100001", "99999999999999999999", "-4", "+4", " 4", "04"};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        int l = snprintf(bad, sizeof bad, "ts-lake-layout 1\ntopic turnstile.readings\n"
+                         "partitions %s\ncrc32 00000000\n", counts[i]);
+        assert_int_equal(ts_layout_parse(bad, (size_t)l, "turnstile.readings", &n), TS_EPARSE);
+    }
+    /* as long as a layout may be and longer */
+    char big[2048];
+    memset(big, '1', sizeof big);
+    memcpy(big, text, len);
+    assert_int_equal(ts_layout_parse(big, sizeof big, "turnstile.readings", &n), TS_EPARSE);
+    assert_int_equal(n, -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(same_partitions_as_librdkafka),
         cmocka_unit_test_setup_teardown(created_once_read_checked_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(parsed_exactly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
