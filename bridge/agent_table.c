@@ -211,6 +211,15 @@ static bool prunable(const char *name, void *ctx)
     return ts_archive_prunable(name, pr->upto, pr->keep);
 }
 
+void ts_agent_archives_prune(int dirfd, struct ts_lake *lake, uint64_t upto, const char *keep)
+{
+    ts_archive_prune(dirfd, upto, keep);
+    if (lake) {
+        struct prune pr = {upto, keep};
+        ts_lake_side_prune(lake, prunable, &pr);
+    }
+}
+
 void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t gen)
 {
     ts_seqsets_free(&t->leaving);
@@ -225,11 +234,7 @@ void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t ge
         t->next = NULL;
         uint64_t upto = prev ? prev - 1 : gen;
         const char *keep = ts_archive_ref(t->archive)->name;
-        ts_archive_prune(t->dirfd, upto, keep);
-        if (t->lake) {
-            struct prune pr = {upto, keep};
-            ts_lake_side_prune(t->lake, prunable, &pr);
-        }
+        ts_agent_archives_prune(t->dirfd, t->lake, upto, keep);
     }
     ts_archive_close(t->next);
     t->next = NULL;

@@ -106,6 +106,11 @@ int ts_agent_table_prepare(struct ts_agent_table *t, int64_t now_ms, uint64_t ge
  * the partition). The leaving agents' sets are freed either way. */
 void ts_agent_table_finish(struct ts_agent_table *t, bool committed, uint64_t gen);
 
+/* Deletes the archives ts_archive_prune(dirfd, upto, keep) deletes, and on
+ * lake (NULL: none) the same names in its store (ts_lake_side_prune): what
+ * finish does after a checkpoint, and --repartition after its own. */
+void ts_agent_archives_prune(int dirfd, struct ts_lake *lake, uint64_t upto, const char *keep);
+
 void ts_agent_table_stats(const struct ts_agent_table *t, struct ts_agent_table_stats *st);
 
 #endif

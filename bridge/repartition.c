@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent_archive.h"
+#include "agent_table.h"
 #include "err.h"
 #include "kafka_conf.h"
 #include "lake.h"
@@ -370,17 +371,6 @@ static int lake_begin(struct run *r, int32_t p, struct ts_lake **lake)
     return TS_OK;
 }
 
-struct prune {
-    uint64_t upto;
-    const char *keep;
-};
-
-static bool prunable(const char *name, void *ctx)
-{
-    const struct prune *pr = ctx;
-    return ts_archive_prunable(name, pr->upto, pr->keep);
-}
-
 /* Commits partition p's new state at the partition's end and closes the
  * lake; the tool's copy of the state follows. A new archive (ref) must be
  * in the store already (ts_lake_side_publish). */
@@ -402,9 +392,7 @@ static int lake_end(struct run *r, int32_t p, struct ts_lake *lake, const struct
         r->rep->checkpoints++;
         /* the archives it replaces, and intermediates of the merges (the
          * object lake's: the store's too; on POSIX that does nothing) */
-        ts_archive_prune(ts_lake_manifest_fd(lake), info.generation, ref->name);
-        struct prune pr = {info.generation, ref->name};
-        ts_lake_side_prune(lake, prunable, &pr);
+        ts_agent_archives_prune(ts_lake_manifest_fd(lake), lake, info.generation, ref->name);
     } else {
         int saved = errno;
         free(state);
