@@ -334,9 +334,6 @@ static void publish_window(const char *topic, const char *json, size_t len, void
     ts_ack_publish_retained(ctx, topic, json, len);
 }
 
-/* Re-reads the partition from its last checkpoint (after a failed commit or
- * dead letters that could not be sent): its state is reloaded, Kafka seeks
- * back and the partition pauses for PAUSE_AFTER_FAILURE_MS. */
 /* part_load's rc: the object store out of reach or failing (its client's
  * attempts spent: no answer, or 5xx answers), not a lake that cannot be
  * resumed from (a damaged checkpoint stops the bridge). */
@@ -367,6 +364,9 @@ static void part_pause(struct ts_aggregator *agg, int32_t partition)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Re-reads the partition from its last checkpoint (after a failed commit or
+ * dead letters that could not be sent): its state is reloaded, Kafka seeks
+ * back and the partition pauses for PAUSE_AFTER_FAILURE_MS. */
 static void part_reload(struct ts_aggregator *agg, struct part *p)
 {
     int64_t offset, high;
