@@ -11,8 +11,8 @@
 #              files, checkpoints every 5 s, config defaults otherwise); timed from the
 #              process start to its exit: it gets SIGTERM once its status line
 #              (status_interval_ms = 100) counts N readings, and its final checkpoint is
-#              part of the time; by default (judge_thread = true) and again with
-#              judge_thread = false ("1thread"; TS_AGG_ONE_THREAD=0 leaves it out), each in
+#              part of the time; by default ([lake] threads = 2) and again with
+#              threads = 1 ("1thread"; TS_AGG_ONE_THREAD=0 leaves it out), each in
 #              its own group and lake; the two lakes must hold the same rows
 #   library    bench-aggregate run: the aggregator library alone (no acks, no station
 #              windows), for comparison (TS_AGG_LIBRARY=0 leaves it out)
@@ -51,9 +51,9 @@ consumer_line=$("$bin/bench-aggregate" consume "$KAFKA_BOOTSTRAP" bench.readings
 echo "$consumer_line"
 consumer_rate=$(sed -n 's/.*: \([0-9]*\)\/s;.*/\1/p' <<<"$consumer_line")
 
-# run_bridge NAME JUDGE_THREAD: one run of the bridge, its own group and lake
+# run_bridge NAME THREADS: one run of the bridge, its own group and lake
 run_bridge() {
-  local name=$1 judge=$2
+  local name=$1 threads=$2
   cat >"$work/$name.conf" <<EOF
 [bridge]
 id = bench-agg-$name
@@ -68,7 +68,7 @@ readings_topic = bench.readings
 group_id = bench-bridge-$name
 [lake]
 path = $work/$name-lake
-judge_thread = $judge
+threads = $threads
 EOF
   local start end readings=0 bp
   start=$(date +%s%N)
@@ -105,19 +105,19 @@ lake_rows() {
    done | LC_ALL=C sort)
 }
 
-# the bridge as configured by default (judge_thread = true: two threads) and, unless
-# TS_AGG_ONE_THREAD=0, with judge_thread = false (one thread) in the same run: their
+# the bridge as configured by default (threads = 2: two aggregating threads) and, unless
+# TS_AGG_ONE_THREAD=0, with threads = 1 in the same run: their
 # lakes must hold the same rows (test_bridge_lake_expected checks the bytes of a fixed
 # input, cut into files the same way)
 # (TS_AGG_ONE_THREAD=first runs it first: on a shared machine, alternate the order)
-[ "${TS_AGG_ONE_THREAD:-1}" != first ] || run_bridge 1thread false
-run_bridge bridge true
+[ "${TS_AGG_ONE_THREAD:-1}" != first ] || run_bridge 1thread 1
+run_bridge bridge 2
 if [ "${TS_AGG_ONE_THREAD:-1}" != 0 ]; then
-  [ "${TS_AGG_ONE_THREAD:-1}" = first ] || run_bridge 1thread false
+  [ "${TS_AGG_ONE_THREAD:-1}" = first ] || run_bridge 1thread 1
   if cmp -s <(lake_rows "$work/bridge-lake") <(lake_rows "$work/1thread-lake"); then
     echo "          the two lakes hold the same rows ($(lake_rows "$work/bridge-lake" | wc -l))"
   else
-    echo "aggregate.sh: the lakes of judge_thread = true and false hold different rows" >&2
+    echo "aggregate.sh: the lakes of threads = 2 and 1 hold different rows" >&2
     exit 1
   fi
 fi

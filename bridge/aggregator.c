@@ -33,7 +33,8 @@
 #include "verdict.h"
 #include "window.h"
 
-#define JUDGE_THREAD_MIN 64      /* a smaller batch is judged by the aggregating thread alone */
+#define CHUNK 256                /* records an aggregating thread takes from its inbox at once */
+#define STAGE 256                /* records the polling thread gathers for one before handing */
 #define TIMER_MS 1000            /* windows advance at least this often */
 #define PAUSE_AFTER_FAILURE_MS 5000  /* the first pause after a failed checkpoint, */
 #define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
@@ -52,9 +53,13 @@
 #define ACK_BATCH_MAX 1024       /* agents whose ack a batch collects before handing them over */
 #define TOPIC_MAX (2 * TS_ID_MAX + 32) /* turnstile/v1/<station>/<agent>/readings */
 
-/* One assigned partition. */
+struct worker;
+
+/* One assigned partition: its state belongs to its worker (partition modulo
+ * the thread count), or to the polling thread while the workers are held. */
 struct part {
     struct ts_aggregator *agg;
+    struct worker *w;            /* the aggregating thread that takes its records */
     int32_t partition;
     bool assigned;
     bool lost;                   /* another bridge committed its checkpoint */
@@ -72,7 +77,9 @@ struct part {
                                     comes (what was fetched before the seek); -1: none */
     bool dirty;                  /* state changed since the last checkpoint */
     bool dl_pending;             /* dead letters sent since Kafka last confirmed them all:
-                                    no checkpoint before they are confirmed */
+                                    no checkpoint before they are confirmed (under dl_mu) */
+    atomic_bool reload_wanted;   /* a dead letter of it was lost (another thread's flush
+                                    found it): its worker reloads it */
     int64_t backlog_since_ms;    /* Kafka timestamp of the oldest record since the last
                                     checkpoint that Kafka still has; INT64_MIN: none */
     int64_t backlog_log_ms;      /* last "backlog nears the retention" line */
@@ -104,16 +111,11 @@ struct batch_ack {
     uint64_t acked;
 };
 
-/* A record of the batch and its verdict. The judging thread (from the
- * batch's end down) and the aggregating thread (from the front up) both
- * judge: whoever moves state from SLOT_FREE to SLOT_CLAIMED judges the
- * record and stores SLOT_JUDGED (release); the aggregating thread takes the
- * records in order, each once it is judged. */
-enum { SLOT_FREE, SLOT_CLAIMED, SLOT_JUDGED };
-
+/* A record a worker takes and its verdict. */
 struct slot {
     rd_kafka_message_t *m;       /* owned until taken (or dropped) */
-    atomic_int state;
+    bool learn;                  /* a new reading: its turnstile's station is learnt
+                                    (station windows) once the chunk is taken */
     /* the verdict (what take needs, judged without any of the partition's state) */
     rd_kafka_headers_t *hdrs;    /* m's, parsed; NULL: none */
     const char *topic;           /* the mqtt_topic header (in hdrs); NULL: absent */
@@ -124,19 +126,35 @@ struct slot {
     struct ts_verdict v;
 };
 
-/* The second thread: judges the batch's records ahead of the aggregating
- * thread (docs/bridge.md, "Threads"). Everything under mu. */
-struct judge {
+/* An aggregating thread (docs/bridge.md, "Threads"): it judges and takes
+ * the records of its partitions (partition modulo the thread count), in the
+ * order polled, advances their windows and checkpoints them. The polling
+ * thread hands it records through its inbox, and holds it (hold, held) to
+ * rebalance, to read the figures, or to stop. */
+struct worker {
+    struct ts_aggregator *agg;
+    size_t index;
     pthread_t tid;
-    pthread_mutex_t mu;
-    pthread_cond_t wake, idle;
-    bool job;                    /* a batch is posted, not yet started */
-    bool busy;                   /* the thread is judging a batch or destroying */
-    bool stop;
-    size_t from, n;              /* the posted batch's slots */
-    rd_kafka_message_t **garbage; /* batch_max: the records taken, to destroy here while
-                                    the aggregating thread advances and polls */
-    size_t n_garbage;            /* > 0: posted (batch_release), not yet destroyed */
+    bool started;
+    pthread_mutex_t mu;          /* guards the inbox and the flags below */
+    pthread_cond_t work;         /* to the worker: records, hold, release, stop */
+    pthread_cond_t done;         /* to the polling thread: room, idle, held */
+    rd_kafka_message_t **inbox;  /* a ring of cap records */
+    size_t cap, head, n_in;
+    bool busy;                   /* taking records (outside mu) */
+    bool hold, held, stop;
+    /* the polling thread's: records gathered for this worker, not yet handed */
+    rd_kafka_message_t *stage[STAGE];
+    size_t n_stage;
+    /* the worker's own (read by others only while it is held) */
+    struct slot *slots;          /* CHUNK */
+    struct ts_aggregator_stats st;
+    struct batch_ack *acks;      /* ACK_BATCH_MAX: noted in this chunk (ack_note) */
+    size_t n_acks;
+    uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
+    bool agents_over;            /* a partition just passed [lake] max_agents: it
+                                    checkpoints before the next record (agent_table.h) */
+    int64_t last_advance_ms;
 };
 
 /* An agent whose acknowledgement waits for the next checkpoint. */
@@ -148,12 +166,13 @@ struct ts_aggregator {
     rd_kafka_t *rk;              /* NULL between a failed consumer and its successor */
     struct ts_bridge_kafka_cfg kafka; /* what a new consumer is made from */
     bool in_rebalance;           /* inside on_rebalance: no group offset commits */
-    bool consumer_failed;        /* librdkafka raised a fatal error: replace rk */
+    atomic_bool consumer_failed; /* librdkafka raised a fatal error: replace rk */
     int64_t consumer_since_ms;   /* when rk was created */
     int64_t consumer_next_ms;    /* rk == NULL: when to create the next one */
     int consumer_backoff_ms;
     struct ts_ack *ack;
     struct ts_station_windows *stations; /* with ack: window summaries for dashboards */
+    pthread_mutex_t stations_mu; /* ... shared by the workers */
     char topic[128];
     char owner[64];
     struct ts_lake_cfg lake_cfg;
@@ -162,6 +181,7 @@ struct ts_aggregator {
     struct ts_window_cfg wcfg;
     struct ts_verdict_bounds bounds;
     struct ts_deadletter *dl;    /* refused records go there */
+    pthread_mutex_t dl_mu;       /* guards dl, the parts' dl_pending and the four below */
     int64_t refused_log_start;   /* rate limit of the refusal log lines */
     unsigned refused_log_lines;
     uint64_t refused_log_left_out;
@@ -172,19 +192,14 @@ struct ts_aggregator {
     int ack_after;               /* enum ts_ack_after */
     int32_t layout;              /* partitions the agents are spread over; 0: not known yet */
     int32_t topic_partitions;
-    struct ts_retention *retention;
-    int64_t last_advance_ms;
-    bool agents_over;            /* a partition just passed [lake] max_agents: the batch ends
-                                    and it checkpoints (agent_table.h) */
-    bool fatal;
-    struct ts_aggregator_stats st;
-    struct batch_ack *acks;      /* ACK_BATCH_MAX: noted in this batch (ack_note) */
-    size_t n_acks;
-    uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
-    struct slot *batch;          /* batch_max records polled, taken in order */
-    size_t batch_max, n_batch, batch_pos; /* polled; the next to take */
-    int64_t batch_now;           /* the wall clock when the batch's first record came */
-    struct judge *judge;         /* NULL: the aggregating thread judges alone */
+    struct ts_retention *retention; /* polled by the polling thread, */
+    _Atomic int64_t retention_ms;   /* ... which copies its answer here for the workers */
+    atomic_bool fatal;
+    struct ts_aggregator_stats st; /* the polling thread's figures (the workers' apart) */
+    size_t batch_max;            /* records polled per call, and each worker's inbox */
+    struct worker *workers;
+    size_t n_workers;
+    bool holding;                /* the workers are held (workers_hold) */
 };
 
 /* --- partition life ------------------------------------------------------ */
@@ -289,6 +304,12 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
     return TS_OK;
 }
 
+/* The aggregating thread of a partition. */
+static struct worker *worker_of(struct ts_aggregator *agg, int32_t partition)
+{
+    return &agg->workers[(size_t)partition % agg->n_workers];
+}
+
 static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool create)
 {
     if (partition < 0)
@@ -310,6 +331,7 @@ static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool 
         if (!p)
             return NULL;
         p->agg = agg;
+        p->w = worker_of(agg, partition);
         p->partition = partition;
         agg->parts[partition] = p;
     }
@@ -319,12 +341,16 @@ static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool 
 static void emit_row(const struct ts_window_row *row, void *ctx)
 {
     struct part *p = ctx;
+    struct ts_aggregator *agg = p->agg;
     if (p->lost || !p->lake)
         return;
-    p->agg->st.rows++;
-    p->agg->st.late_rows += row->late;
-    if (p->agg->stations)
-        ts_station_windows_row(p->agg->stations, row);
+    p->w->st.rows++;
+    p->w->st.late_rows += row->late;
+    if (agg->stations) {
+        pthread_mutex_lock(&agg->stations_mu);
+        ts_station_windows_row(agg->stations, row);
+        pthread_mutex_unlock(&agg->stations_mu);
+    }
     if (ts_lake_write_row(p->lake, row) != TS_OK)
         p->dirty = true; /* the commit will fail and reload (the error is sticky) */
 }
@@ -344,7 +370,7 @@ static bool store_failed(const struct ts_aggregator *agg, int rc)
 
 /* No lake to resume from while the store fails (store_failed): the
  * partition, paused by the caller, is loaded again after a pause that doubles
- * (advance_all); nothing since its last checkpoint was acknowledged from the
+ * (advance); nothing since its last checkpoint was acknowledged from the
  * lake, and Kafka keeps it. */
 static void part_await_store(struct part *p)
 {
@@ -386,7 +412,9 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
     }
     p->backlog_since_ms = backlog_since;
     p->retrying = true;
+    pthread_mutex_lock(&agg->dl_mu);
     p->dl_pending = false; /* what is sent again is counted anew */
+    pthread_mutex_unlock(&agg->dl_mu);
     /* no checkpoint yet: seek to the first offset there is, by number, so
      * that what was fetched before the seek can be told apart */
     if (offset < 0 && rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &offset,
@@ -414,8 +442,10 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
 }
 
 /* Before a checkpoint passes a dead-lettered record, Kafka must have its
- * dead letter. true: confirmed (or none pending), commit; false: not now. */
-static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, int confirm_ms)
+ * dead letter. true: confirmed (or none pending), commit; false: not now.
+ * Under dl_mu. */
+static bool dead_letters_confirmed_locked(struct ts_aggregator *agg, struct part *p,
+                                          int confirm_ms)
 {
     if (!p->dl_pending)
         return true;
@@ -443,17 +473,22 @@ static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, in
         return false;
     }
     /* a dead letter was lost: every partition that sent one since the last
-     * confirmation reads its records again from its checkpoint */
+     * confirmation reads its records again from its checkpoint (its worker
+     * reloads it: advance) */
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *q = agg->parts[i];
-        if (q && q->dl_pending && q->assigned && !q->lost && q->lake) {
-            TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": a dead letter was not "
-                   "delivered: resuming from the last checkpoint in %d s", q->partition,
-                   PAUSE_AFTER_FAILURE_MS / 1000);
-            part_reload(agg, q);
-        }
+        if (q && q->dl_pending)
+            atomic_store(&q->reload_wanted, true);
     }
     return false;
+}
+
+static bool dead_letters_confirmed(struct ts_aggregator *agg, struct part *p, int confirm_ms)
+{
+    pthread_mutex_lock(&agg->dl_mu);
+    bool ok = dead_letters_confirmed_locked(agg, p, confirm_ms);
+    pthread_mutex_unlock(&agg->dl_mu);
+    return ok;
 }
 
 /* Commits the checkpoint's offset to the group: progress (lag) for operators
@@ -495,7 +530,7 @@ static void ack_pending(struct ts_aggregator *agg, struct part *p)
 static void commit_failed(struct ts_aggregator *agg, struct part *p, const char *what)
 {
     int64_t now = ts_wall_ms();
-    agg->st.commit_failures++;
+    p->w->st.commit_failures++;
     if (!p->failures_in_row++)
         p->failing_since_ms = now;
     snprintf(p->last_error, sizeof p->last_error, "%s", what);
@@ -540,8 +575,8 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
             ack_pending(agg, p);
         ts_agent_table_finish(&p->agents, true, gen);
         p->epoch++;
-        agg->st.checkpoints++;
-        agg->st.files += info.files;
+        p->w->st.checkpoints++;
+        p->w->st.files += info.files;
         if (p->failures_in_row)
             TS_LOG(TS_LOG_NOTICE, "aggregate: partition %" PRId32 ": checkpoints work again after "
                    "%" PRIu64 " failures in %" PRId64 " s", p->partition, p->failures_in_row,
@@ -557,8 +592,11 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
         p->backlog_since_ms = INT64_MIN;
         p->dirty = false;
         monitoring_commit(agg, p);
-        if (agg->stations && info.rows)
+        if (agg->stations && info.rows) {
+            pthread_mutex_lock(&agg->stations_mu);
             ts_station_windows_flush(agg->stations, publish_window, agg->ack);
+            pthread_mutex_unlock(&agg->stations_mu);
+        }
         TS_LOG(TS_LOG_DEBUG, "aggregate: partition %" PRId32 ": checkpoint %" PRIu64
                " at offset %" PRId64 ", %u files, %" PRIu64 " rows",
                p->partition, info.generation, p->next_offset, info.files, info.rows);
@@ -568,7 +606,7 @@ static void part_commit(struct ts_aggregator *agg, struct part *p, int confirm_m
     if (rc == TS_ECONFLICT) {
         TS_LOG(TS_LOG_WARNING, "aggregate: partition %" PRId32 ": another bridge committed a "
                "checkpoint of it: dropping it until the group reassigns it", p->partition);
-        agg->st.conflicts++;
+        p->w->st.conflicts++;
         p->lost = true;
         part_clear(p);
         return;
@@ -630,17 +668,20 @@ static bool check_layout(struct ts_aggregator *agg, rd_kafka_t *rk)
 
 static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *list);
-static void batch_drain(struct ts_aggregator *agg);
+static bool workers_hold(struct ts_aggregator *agg, bool drain);
+static void workers_release(struct ts_aggregator *agg);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *list, void *opaque)
 {
     struct ts_aggregator *agg = opaque;
 
-    batch_drain(agg); /* what was polled before the rebalance, first */
+    bool held = workers_hold(agg, true); /* what was polled before the rebalance, first */
     agg->in_rebalance = true;
     rebalance(agg, rk, err, list);
     agg->in_rebalance = false;
+    if (held)
+        workers_release(agg);
 }
 
 static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -665,6 +706,7 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
             p->assigned = true;
             p->paused_until_ms = 0;
             p->reload_due_ms = 0;
+            atomic_store(&p->reload_wanted, false);
             p->failures_in_row = 0;
             p->pause_ms = 0;
             p->retrying = false;
@@ -726,7 +768,8 @@ static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_mes
                    const char *topic, size_t topic_len, const char *reason)
 {
     int64_t now = ts_mono_ms();
-    agg->st.invalid++;
+    p->w->st.invalid++;
+    pthread_mutex_lock(&agg->dl_mu);
     if (now - agg->refused_log_start >= REFUSED_LOG_MS) {
         if (agg->refused_log_left_out)
             TS_LOG(TS_LOG_WARNING, "aggregate: %" PRIu64 " more refused record(s) in the last "
@@ -748,10 +791,11 @@ static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_mes
         .reason = reason, .mqtt_topic = topic, .mqtt_topic_len = topic_len,
         .source_topic = agg->topic, .partition = m->partition, .offset = m->offset};
     int rc = ts_deadletter_send(agg->dl, &rec, DL_WAIT_MS);
-    if (rc == TS_OK) {
+    if (rc == TS_OK)
         p->dl_pending = true;
+    pthread_mutex_unlock(&agg->dl_mu);
+    if (rc == TS_OK)
         return;
-    }
     /* cannot dead-letter it now (Kafka away and the queue full): read the
      * partition again from its checkpoint, this record included */
     TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": a dead letter cannot be queued (%s): "
@@ -760,53 +804,50 @@ static void refuse(struct ts_aggregator *agg, struct part *p, const rd_kafka_mes
     part_reload(agg, p);
 }
 
-/* Hands the acks noted in this batch to ack.h. */
-static void acks_flush(struct ts_aggregator *agg)
+/* Hands the acks the worker noted in this chunk to ack.h. */
+static void acks_flush(struct worker *w)
 {
-    for (size_t i = 0; i < agg->n_acks; i++)
-        ts_ack_set(agg->ack, agg->acks[i].topic, agg->acks[i].acked);
-    agg->n_acks = 0;
-    agg->ack_batch++;
+    for (size_t i = 0; i < w->n_acks; i++)
+        ts_ack_set(w->agg->ack, w->acks[i].topic, w->acks[i].acked);
+    w->n_acks = 0;
+    w->ack_batch++;
 }
 
 /* The agent of set (readings on topic) is acknowledged up to acked: noted
  * for the end of the batch (acks_flush); at once when it cannot be noted. */
-static void ack_note(struct ts_aggregator *agg, struct ts_seqset *set, const char *topic,
-                     uint64_t acked)
+static void ack_note(struct worker *w, struct ts_seqset *set, const char *topic, uint64_t acked)
 {
-    if (set->batch == agg->ack_batch && set->batch_slot < agg->n_acks &&
-        strcmp(agg->acks[set->batch_slot].topic, topic) == 0) {
-        if (acked > agg->acks[set->batch_slot].acked)
-            agg->acks[set->batch_slot].acked = acked;
+    if (set->batch == w->ack_batch && set->batch_slot < w->n_acks &&
+        strcmp(w->acks[set->batch_slot].topic, topic) == 0) {
+        if (acked > w->acks[set->batch_slot].acked)
+            w->acks[set->batch_slot].acked = acked;
         return;
     }
     size_t len = strlen(topic);
-    if (agg->n_acks == ACK_BATCH_MAX)
-        acks_flush(agg);
-    if (!agg->acks || len >= TOPIC_MAX) {
-        ts_ack_set(agg->ack, topic, acked);
+    if (w->n_acks == ACK_BATCH_MAX)
+        acks_flush(w);
+    if (len >= TOPIC_MAX) {
+        ts_ack_set(w->agg->ack, topic, acked);
         return;
     }
-    struct batch_ack *a = &agg->acks[agg->n_acks];
+    struct batch_ack *a = &w->acks[w->n_acks];
     memcpy(a->topic, topic, len + 1);
     a->acked = acked;
-    set->batch = agg->ack_batch;
-    set->batch_slot = (uint32_t)agg->n_acks++;
+    set->batch = w->ack_batch;
+    set->batch_slot = (uint32_t)w->n_acks++;
 }
 
 /* The agent's numbers are in its set (or were already: a duplicate): its
- * ack now (ack_after = kafka) or at the next checkpoint (lake), and which
- * station a turnstile belongs to (reading r, NULL for a marker or a
- * duplicate). A duplicate acknowledges too: an agent re-sending what was
- * seen may have missed its ack (ack.h forgets agents idle for long). */
+ * ack now (ack_after = kafka) or at the next checkpoint (lake). A duplicate
+ * acknowledges too: an agent re-sending what was seen may have missed its
+ * ack (ack.h forgets agents idle for long). */
 static void after_seen(struct ts_aggregator *agg, struct part *p, const char *topic,
-                       const char *station, const char *agent, struct ts_seqset *set,
-                       const struct ts_reading *r)
+                       const char *station, const char *agent, struct ts_seqset *set)
 {
     if (!agg->ack)
         return;
     if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
-        ack_note(agg, set, topic, ts_seqset_contiguous(set));
+        ack_note(p->w, set, topic, ts_seqset_contiguous(set));
     } else if (set->epoch != p->epoch + 1) {
         /* first time since the last checkpoint: acknowledged by the next */
         char st[TS_ID_MAX];
@@ -825,8 +866,6 @@ static void after_seen(struct ts_aggregator *agg, struct part *p, const char *to
         snprintf(a->agent, sizeof a->agent, "%s", agent);
         set->epoch = p->epoch + 1;
     }
-    if (r)
-        ts_station_windows_learn(agg->stations, r, station);
 }
 
 /* The agent's set, from memory or its archive; NULL when the archive cannot
@@ -841,10 +880,10 @@ static struct ts_seqset *agent_set(struct ts_aggregator *agg, struct part *p, co
     if (rc == TS_OK) {
         set->touched_ms = now;
         /* the agent that passes max_agents ends the batch: the partition
-         * checkpoints at once (advance_all), moving the least recently seen
+         * checkpoints at once (worker_take), moving the least recently seen
          * out, so that a flood of new ids does not wait for the interval */
         if (before == max && ts_seqsets_count(&p->agents.hot) == max + 1)
-            agg->agents_over = true;
+            p->w->agents_over = true;
         return set;
     }
     if (rc != TS_EINVAL) {
@@ -894,9 +933,9 @@ static void records_deleted(struct ts_aggregator *agg, struct part *p, int64_t o
         return; /* counted before */
     uint64_t gone = (uint64_t)(offset - from);
     p->expired_to = offset;
-    agg->st.records_expired += gone;
+    p->w->st.records_expired += gone;
     if (agg->ack_after == TS_ACK_AFTER_KAFKA) {
-        agg->st.records_lost += gone;
+        p->w->st.records_lost += gone;
         TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": %" PRIu64 " record(s), offsets %"
                PRId64 "..%" PRId64 ", were deleted by Kafka before a lake checkpoint held them: "
                "their readings are lost (ack_after = kafka: the agents no longer hold them; the "
@@ -923,13 +962,13 @@ static void fill_lost(struct ts_aggregator *agg, struct part *p, const rd_kafka_
 {
     if (p->fill_from < 0 || m->offset < p->fill_from || !agg->ack || !merged_from)
         return;
-    acks_flush(agg); /* what the agent was told includes this batch's acks */
+    acks_flush(p->w); /* what the agent was told includes this chunk's acks */
     uint64_t told = ts_ack_get(agg->ack, topic);
     uint64_t to = told < merged_from ? told : merged_from - 1;
     uint64_t from = ts_seqset_contiguous(set) + 1, added = 0;
     if (to < from || ts_seqset_add(set, from, to, &added) != TS_OK || !added)
         return;
-    agg->st.numbers_lost += added;
+    p->w->st.numbers_lost += added;
     if (!p->fill_log_left)
         return; /* the status counts them all (numbers_lost) */
     p->fill_log_left--;
@@ -964,7 +1003,7 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
     fill_lost(agg, p, m, t, agent, set, from);
     int rc = ts_seqset_accept_in(set, from, seq, &dup);
     if (rc == TS_EFULL) {
-        agg->st.held++;
+        p->w->st.held++;
         return; /* the agent re-sends, the relay marks it again */
     }
     if (rc == TS_ECONFLICT) {
@@ -978,10 +1017,10 @@ static void take_marker(struct ts_aggregator *agg, struct part *p, const rd_kafk
         return;
     }
     if (dup)
-        agg->st.duplicates++;
+        p->w->st.duplicates++;
     else
-        agg->st.passed++;
-    after_seen(agg, p, t, NULL, agent, set, NULL);
+        p->w->st.passed++;
+    after_seen(agg, p, t, NULL, agent, set);
 }
 
 /* The reference time a record is judged against: the time the relay judged
@@ -1024,12 +1063,13 @@ static void judge_slot(const struct ts_aggregator *agg, struct slot *s, int64_t 
     ts_verdict_judge(&vm, &agg->bounds, &s->v);
 }
 
-static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
+static void take(struct worker *w, struct slot *s, int64_t now)
 {
+    struct ts_aggregator *agg = w->agg;
     const rd_kafka_message_t *m = s->m;
     struct part *p = part_get(agg, m->partition, false);
 
-    agg->st.consumed++;
+    w->st.consumed++;
     if (!p || !p->assigned || p->lost || !p->lake)
         return;
     if (p->seek_to >= 0) {
@@ -1077,7 +1117,7 @@ static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
     fill_lost(agg, p, m, t, r->agent_id, set, r->merged_from);
     int rc = ts_seqset_accept_in(set, r->merged_from, r->seq, &dup);
     if (rc == TS_EFULL) {
-        if (agg->st.held++ < 10)
+        if (w->st.held++ < 10)
             TS_LOG(TS_LOG_WARNING, "aggregate: agent %s: too many gaps in its sequence; reading "
                    "%" PRIu64 " skipped until they fill (the agent re-sends it)", r->agent_id,
                    r->seq);
@@ -1096,8 +1136,8 @@ static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
         return;
     }
     if (dup) {
-        agg->st.duplicates++;
-        after_seen(agg, p, t, s->v.station, r->agent_id, set, NULL);
+        w->st.duplicates++;
+        after_seen(agg, p, t, s->v.station, r->agent_id, set);
         return;
     }
     rc = ts_window_add(p->win, r, s->v.utc_offset_s, now);
@@ -1108,8 +1148,9 @@ static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
         agg->fatal = true;
         return;
     }
-    agg->st.readings++;
-    after_seen(agg, p, t, s->v.station, r->agent_id, set, r);
+    w->st.readings++;
+    s->learn = agg->stations != NULL;
+    after_seen(agg, p, t, s->v.station, r->agent_id, set);
 }
 
 /* Kafka deletes records older than the topic's retention.ms: a partition
@@ -1117,7 +1158,7 @@ static void take(struct ts_aggregator *agg, struct slot *s, int64_t now)
  * (ack_after = kafka: the agents no longer hold those readings). */
 static void watch_backlog(struct ts_aggregator *agg, struct part *p, int64_t now)
 {
-    int64_t keep = agg->retention ? ts_retention_ms(agg->retention) : TS_RETENTION_UNKNOWN;
+    int64_t keep = atomic_load_explicit(&agg->retention_ms, memory_order_relaxed);
     if (keep <= 0 || p->backlog_since_ms == INT64_MIN)
         return;
     int64_t age = now - p->backlog_since_ms;
@@ -1166,20 +1207,30 @@ static bool catching_up(struct ts_aggregator *agg, struct part *p, int64_t now)
            now - p->resumed_ms < CATCH_UP_MAX_MS && !ts_lake_commit_due(p->lake);
 }
 
-static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commit)
+/* Advances the windows of the worker's partitions, checkpoints those due
+ * (all with force_commit), reloads those whose dead letter was lost and
+ * those whose store was out of reach. */
+static void advance(struct worker *w, int64_t now, bool force_commit)
 {
-    if (agg->retention)
-        ts_retention_poll(agg->retention, ts_mono_ms());
-    for (size_t i = 0; i < agg->n_parts; i++) {
+    struct ts_aggregator *agg = w->agg;
+    for (size_t i = w->index; i < agg->n_parts; i += agg->n_workers) {
         struct part *p = agg->parts[i];
-        if (p && p->assigned && !p->lost && !p->lake && p->reload_due_ms && now >= p->reload_due_ms) {
+        if (!p || !p->assigned || p->lost)
+            continue;
+        if (p->lake && atomic_exchange(&p->reload_wanted, false)) {
+            TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": a dead letter was not "
+                   "delivered: resuming from the last checkpoint in %d s", p->partition,
+                   PAUSE_AFTER_FAILURE_MS / 1000);
+            part_reload(agg, p);
+        }
+        if (!p->lake && p->reload_due_ms && now >= p->reload_due_ms) {
             p->reload_due_ms = 0;
             part_reload(agg, p); /* the object store was out of reach: try again */
             if (p->lake)
                 p->paused_until_ms = now; /* reached it: read again at once, the pause
                                              was served while it was away */
         }
-        if (!p || !p->assigned || p->lost || !p->lake)
+        if (!p->lake)
             continue;
         watch_backlog(agg, p, now);
         if (p->paused_until_ms && now < p->paused_until_ms)
@@ -1193,238 +1244,215 @@ static void advance_all(struct ts_aggregator *agg, int64_t now, bool force_commi
             (force_commit || ts_agent_table_over(&p->agents) || !catching_up(agg, p, now)))
             part_commit(agg, p, force_commit ? DL_CONFIRM_FINAL_MS : DL_CONFIRM_MS);
     }
-    agg->last_advance_ms = now;
+    w->last_advance_ms = now;
 }
 
-/* --- the batch and the judging thread ---------------------------------- */
+/* --- the aggregating threads ------------------------------------------- */
 
-static void *judge_main(void *arg)
+/* The stations of the chunk's new readings (station windows), under one
+ * lock for the chunk. */
+static void learn_stations(struct worker *w, size_t n)
 {
-    struct ts_aggregator *agg = arg;
-    struct judge *j = agg->judge;
+    struct ts_aggregator *agg = w->agg;
+    size_t i = 0;
+    while (i < n && !w->slots[i].learn)
+        i++;
+    if (i == n)
+        return;
+    pthread_mutex_lock(&agg->stations_mu);
+    for (; i < n; i++)
+        if (w->slots[i].learn)
+            ts_station_windows_learn(agg->stations, &w->slots[i].v.r, w->slots[i].v.station);
+    pthread_mutex_unlock(&agg->stations_mu);
+}
 
-    prctl(PR_SET_NAME, "ts:judge", 0, 0, 0); /* the thread's name, for top -H and perf */
-    pthread_mutex_lock(&j->mu);
+/* Judges and takes the n records in w->slots, in order, then frees them;
+ * advances after them (and on the timer). Outside w->mu. */
+static void worker_take(struct worker *w, size_t n)
+{
+    struct ts_aggregator *agg = w->agg;
+    int64_t now = ts_wall_ms();
+    size_t taken = 0;
+    for (size_t i = 0; i < n && !agg->fatal; i++) {
+        struct slot *sl = &w->slots[i];
+        sl->learn = false;
+        judge_slot(agg, sl, now);
+        take(w, sl, now);
+        taken++;
+        if (w->agents_over) { /* the partition checkpoints before the next record,
+                                 moving the least recently seen agents out */
+            w->agents_over = false;
+            acks_flush(w);
+            advance(w, ts_wall_ms(), false);
+        }
+    }
+    if (agg->stations)
+        learn_stations(w, taken);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_destroy(w->slots[i].m); /* a fatal error drops the rest */
+        w->slots[i].m = NULL;
+    }
+    acks_flush(w);
+    now = ts_wall_ms();
+    if (!agg->fatal && (taken > 0 || now - w->last_advance_ms >= TIMER_MS))
+        advance(w, now, false);
+}
+
+/* Waits on cv for at most ms milliseconds (cv uses CLOCK_MONOTONIC). */
+static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+
+    snprintf(name, sizeof name, "ts:agg%zu", w->index % 100); /* for top -H and perf */
+    prctl(PR_SET_NAME, name, 0, 0, 0);
+    pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!j->job && !j->n_garbage && !j->stop)
-            pthread_cond_wait(&j->wake, &j->mu);
-        if (j->n_garbage) { /* first: posted before any batch that follows it */
-            size_t n = j->n_garbage;
-            j->busy = true;
-            pthread_mutex_unlock(&j->mu);
-            for (size_t i = 0; i < n; i++)
-                rd_kafka_message_destroy(j->garbage[i]);
-            pthread_mutex_lock(&j->mu);
-            j->n_garbage = 0;
-            j->busy = false;
-            pthread_cond_signal(&j->idle);
+        if (w->hold && !w->stop) {
+            w->held = true;
+            pthread_cond_broadcast(&w->done);
+            while (w->hold && !w->stop)
+                pthread_cond_wait(&w->work, &w->mu);
+            w->held = false;
             continue;
         }
-        if (j->stop)
+        if (w->stop)
             break;
-        j->job = false;
-        j->busy = true;
-        size_t from = j->from, n = j->n;
-        int64_t now = agg->batch_now;
-        pthread_mutex_unlock(&j->mu);
-        /* from the batch's end down, while the aggregating thread judges
-         * what it finds free from the front up: they meet once, wherever
-         * their speeds make them meet, and neither waits for the other
-         * record after record when one of them loses its core */
-        for (size_t i = n; i-- > from;) {
-            struct slot *sl = &agg->batch[i];
-            int expected = SLOT_FREE;
-            if (!atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
-                                                         memory_order_acquire,
-                                                         memory_order_relaxed))
-                break; /* the aggregating thread got here: the rest below is its */
-            judge_slot(agg, sl, now);
-            atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_release);
+        if (w->n_in == 0) {
+            int64_t left = w->last_advance_ms + TIMER_MS - ts_wall_ms();
+            if (left > 0) {
+                cond_wait_ms(&w->work, &w->mu, left < TIMER_MS ? left : TIMER_MS);
+                continue;
+            }
         }
-        pthread_mutex_lock(&j->mu);
-        j->busy = false;
-        pthread_cond_signal(&j->idle);
+        size_t n = w->n_in < CHUNK ? w->n_in : CHUNK;
+        for (size_t i = 0; i < n; i++)
+            w->slots[i].m = w->inbox[(w->head + i) % w->cap];
+        w->head = (w->head + n) % w->cap;
+        w->n_in -= n;
+        w->busy = true;
+        pthread_cond_broadcast(&w->done); /* room in the inbox */
+        pthread_mutex_unlock(&w->mu);
+        worker_take(w, n);
+        pthread_mutex_lock(&w->mu);
+        w->busy = false;
+        pthread_cond_broadcast(&w->done);
     }
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-/* The judging thread starts on the batch's slots from batch_pos. */
-static void judge_post(struct ts_aggregator *agg)
+/* Hands the records gathered for w to its inbox, waiting for room. */
+static void hand_over(struct worker *w)
 {
-    struct judge *j = agg->judge;
-    pthread_mutex_lock(&j->mu);
-    j->from = agg->batch_pos;
-    j->n = agg->n_batch;
-    j->job = true;
-    pthread_cond_signal(&j->wake);
-    pthread_mutex_unlock(&j->mu);
+    size_t i = 0;
+    pthread_mutex_lock(&w->mu);
+    while (i < w->n_stage) {
+        while (w->n_in == w->cap)
+            pthread_cond_wait(&w->done, &w->mu);
+        for (; i < w->n_stage && w->n_in < w->cap; i++)
+            w->inbox[(w->head + w->n_in++) % w->cap] = w->stage[i];
+        pthread_cond_signal(&w->work);
+    }
+    pthread_mutex_unlock(&w->mu);
+    w->n_stage = 0;
 }
 
-/* Returns once the judging thread no longer touches the batch nor any
- * record (a batch it has not started is withdrawn; records posted to
- * destroy are destroyed first). */
-static void judge_wait(struct ts_aggregator *agg)
+/* Holds every worker: each finishes its chunk and waits; with drain, each
+ * first takes every record handed to it. The polling thread then owns all
+ * state until workers_release. false if they were held already (by a caller
+ * up the stack: it releases them). */
+static bool workers_hold(struct ts_aggregator *agg, bool drain)
 {
-    struct judge *j = agg->judge;
-    if (!j)
-        return;
-    pthread_mutex_lock(&j->mu);
-    j->job = false;
-    while (j->busy || j->n_garbage)
-        pthread_cond_wait(&j->idle, &j->mu);
-    pthread_mutex_unlock(&j->mu);
+    if (agg->holding)
+        return false;
+    for (size_t i = 0; i < agg->n_workers; i++)
+        if (agg->workers[i].n_stage)
+            hand_over(&agg->workers[i]);
+    for (size_t i = 0; i < agg->n_workers; i++) {
+        struct worker *w = &agg->workers[i];
+        pthread_mutex_lock(&w->mu);
+        while (drain && (w->n_in || w->busy))
+            pthread_cond_wait(&w->done, &w->mu);
+        w->hold = true;
+        pthread_cond_signal(&w->work);
+        while (w->started && !w->held)
+            pthread_cond_wait(&w->done, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+    }
+    agg->holding = true;
+    return true;
 }
 
-/* The slot's verdict: judged here if the judging thread has not claimed it,
- * else waited for. */
-static void slot_ready(struct ts_aggregator *agg, struct slot *sl)
+static void workers_release(struct ts_aggregator *agg)
 {
-    int st = atomic_load_explicit(&sl->state, memory_order_acquire);
-    if (st == SLOT_JUDGED)
-        return;
-    int expected = SLOT_FREE;
-    if (st == SLOT_FREE &&
-        atomic_compare_exchange_strong_explicit(&sl->state, &expected, SLOT_CLAIMED,
-                                                memory_order_acquire, memory_order_relaxed)) {
-        judge_slot(agg, sl, agg->batch_now);
-        atomic_store_explicit(&sl->state, SLOT_JUDGED, memory_order_relaxed);
-        return;
+    for (size_t i = 0; i < agg->n_workers; i++) {
+        struct worker *w = &agg->workers[i];
+        pthread_mutex_lock(&w->mu);
+        w->hold = false;
+        pthread_cond_signal(&w->work);
+        pthread_mutex_unlock(&w->mu);
     }
-    /* the judging thread has it (where the two meet, once a batch): about
-     * a microsecond, unless it lost its core */
-    for (unsigned spins = 0; atomic_load_explicit(&sl->state, memory_order_acquire) != SLOT_JUDGED;
-         spins++)
-        if (spins >= 100)
-            sched_yield();
-}
-
-/* Takes the batch's records in order from batch_pos, until the batch ends,
- * the bridge must stop (fatal) or a partition passed max_agents
- * (agents_over: the rest waits for the next call). Returns how many it took. */
-static size_t batch_take(struct ts_aggregator *agg)
-{
-    size_t taken = 0;
-    while (agg->batch_pos < agg->n_batch && !agg->fatal && !agg->agents_over) {
-        struct slot *sl = &agg->batch[agg->batch_pos];
-        slot_ready(agg, sl);
-        take(agg, sl, agg->batch_now);
-        taken++;
-        agg->batch_pos++;
-    }
-    return taken;
-}
-
-/* Frees the records taken (and, with drop, those not taken: the bridge
- * stops, or their consumer is gone); the judging thread must be idle. */
-static void batch_release(struct ts_aggregator *agg, bool drop)
-{
-    struct judge *j = agg->judge;
-    size_t keep_from = drop ? agg->n_batch : agg->batch_pos, n_garbage = 0;
-    for (size_t i = 0; i < agg->n_batch; i++) {
-        if (i == keep_from)
-            break;
-        if (j)
-            j->garbage[n_garbage++] = agg->batch[i].m;
-        else
-            rd_kafka_message_destroy(agg->batch[i].m);
-        agg->batch[i].m = NULL;
-    }
-    if (n_garbage) { /* destroyed on the judging thread (judge_wait before the
-                        consumer is destroyed) */
-        pthread_mutex_lock(&j->mu);
-        j->n_garbage = n_garbage;
-        pthread_cond_signal(&j->wake);
-        pthread_mutex_unlock(&j->mu);
-    }
-    if (keep_from >= agg->n_batch) {
-        agg->n_batch = agg->batch_pos = 0;
-        return;
-    }
-    /* the rest moves to the front, verdicts and all */
-    size_t rest = agg->n_batch - keep_from;
-    for (size_t i = 0; i < rest; i++) {
-        struct slot *to = &agg->batch[i], *from = &agg->batch[keep_from + i];
-        int st = atomic_load_explicit(&from->state, memory_order_relaxed);
-        to->m = from->m;
-        to->hdrs = from->hdrs;
-        to->topic = from->topic;
-        to->topic_len = from->topic_len;
-        to->want = from->want;
-        to->marker = from->marker;
-        to->judged = from->judged;
-        if (st == SLOT_JUDGED && from->judged)
-            to->v = from->v;
-        atomic_store_explicit(&to->state, st, memory_order_relaxed);
-        from->m = NULL;
-    }
-    agg->n_batch = rest;
-    agg->batch_pos = 0;
-}
-
-/* Before a rebalance (and when the consumer closes): the records polled
- * before it are taken first, in order, as if each had been taken when it
- * came (unless the bridge stops: dropped). */
-static void batch_drain(struct ts_aggregator *agg)
-{
-    judge_wait(agg);
-    bool over = agg->agents_over;
-    while (agg->batch_pos < agg->n_batch && !agg->fatal) {
-        agg->agents_over = false;
-        batch_take(agg);
-    }
-    agg->agents_over = over || agg->agents_over;
-    batch_release(agg, true);
+    agg->holding = false;
 }
 
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 {
-    int64_t now;
-    size_t taken = 0;
+    size_t polled = 0;
     bool fatal_error = false;
 
     if (!agg->rk && !consumer_replace(agg, timeout_ms))
         return TS_OK; /* waited for the next consumer */
-    agg->agents_over = false;
-    if (agg->n_batch == 0) {
-        /* poll a batch: a rebalance inside rd_kafka_consumer_poll takes
-         * what was polled before it first (batch_drain) */
-        while (agg->n_batch < agg->batch_max && !agg->fatal && !agg->consumer_failed) {
-            int wait = agg->n_batch == 0 ? timeout_ms : 0;
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
-            if (!m)
+    /* a rebalance inside rd_kafka_consumer_poll has the workers take what
+     * was polled before it first (on_rebalance) */
+    while (polled < agg->batch_max && !agg->fatal && !agg->consumer_failed) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, polled == 0 ? timeout_ms : 0);
+        if (!m)
+            break;
+        if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR__FATAL)
+                fatal_error = true; /* after the records before it */
+            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                TS_LOG(TS_LOG_WARNING, "aggregate: Kafka: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            if (fatal_error)
                 break;
-            if (m->err) {
-                if (m->err == RD_KAFKA_RESP_ERR__FATAL)
-                    fatal_error = true; /* after the records before it */
-                else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    TS_LOG(TS_LOG_WARNING, "aggregate: Kafka: %s", rd_kafka_message_errstr(m));
-                rd_kafka_message_destroy(m);
-                if (fatal_error)
-                    break;
-                continue;
-            }
-            if (agg->n_batch == 0)
-                agg->batch_now = ts_wall_ms();
-            struct slot *sl = &agg->batch[agg->n_batch++];
-            sl->m = m;
-            atomic_store_explicit(&sl->state, SLOT_FREE, memory_order_relaxed);
+            continue;
         }
-        if (agg->judge && agg->n_batch - agg->batch_pos >= JUDGE_THREAD_MIN)
-            judge_post(agg);
+        struct worker *w = worker_of(agg, m->partition);
+        w->stage[w->n_stage++] = m;
+        if (w->n_stage == STAGE)
+            hand_over(w);
+        polled++;
     }
-    taken = batch_take(agg);
-    judge_wait(agg);
-    batch_release(agg, agg->fatal);
+    for (size_t i = 0; i < agg->n_workers; i++)
+        if (agg->workers[i].n_stage)
+            hand_over(&agg->workers[i]);
     if (fatal_error)
         consumer_fatal(agg);
-    acks_flush(agg);
     if (agg->consumer_failed)
         consumer_drop(agg);
+    pthread_mutex_lock(&agg->dl_mu);
     ts_deadletter_poll(agg->dl);
-    now = ts_wall_ms();
-    if (taken > 0 || now - agg->last_advance_ms >= TIMER_MS)
-        advance_all(agg, now, false);
+    pthread_mutex_unlock(&agg->dl_mu);
+    if (agg->retention) {
+        ts_retention_poll(agg->retention, ts_mono_ms());
+        atomic_store_explicit(&agg->retention_ms, ts_retention_ms(agg->retention),
+                              memory_order_relaxed);
+    }
     return agg->fatal ? TS_EIO : TS_OK;
 }
 
@@ -1541,9 +1569,7 @@ static void consumer_fatal(struct ts_aggregator *agg)
  * needed to resume, exactly as after a crash. */
 static void consumer_drop(struct ts_aggregator *agg)
 {
-    judge_wait(agg);
-    batch_release(agg, true); /* its records go before it does */
-    judge_wait(agg);
+    bool held = workers_hold(agg, true); /* its records go before it does */
     for (size_t i = 0; i < agg->n_parts; i++) {
         struct part *p = agg->parts[i];
         if (!p || !p->assigned)
@@ -1559,6 +1585,8 @@ static void consumer_drop(struct ts_aggregator *agg)
     agg->rk = NULL;
     agg->consumer_failed = false;
     agg->consumer_next_ms = ts_wall_ms() + agg->consumer_backoff_ms;
+    if (held)
+        workers_release(agg);
 }
 
 /* No consumer: makes the next one when its back-off is over, else sleeps
@@ -1588,46 +1616,70 @@ static bool consumer_replace(struct ts_aggregator *agg, int timeout_ms)
     return false;
 }
 
-/* Starts the judging thread (agg->judge). TS_OK, TS_ENOMEM or TS_ESYS. */
-static int judge_start(struct ts_aggregator *agg)
+/* Starts n aggregating threads (agg->workers), each with an inbox of cap
+ * records. TS_OK, TS_ENOMEM or TS_ESYS (those started are stopped by
+ * workers_stop). */
+static int workers_start(struct ts_aggregator *agg, size_t n, size_t cap)
 {
-    struct judge *j = calloc(1, sizeof *j);
-    if (!j || !(j->garbage = calloc(agg->batch_max, sizeof *j->garbage))) {
-        free(j);
+    pthread_condattr_t ca;
+    if (!(agg->workers = calloc(n, sizeof *agg->workers)))
         return TS_ENOMEM;
+    agg->n_workers = n;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    for (size_t i = 0; i < n; i++) {
+        struct worker *w = &agg->workers[i];
+        w->agg = agg;
+        w->index = i;
+        w->cap = cap;
+        w->last_advance_ms = ts_wall_ms();
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->work, &ca);
+        pthread_cond_init(&w->done, NULL);
     }
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->wake, NULL);
-    pthread_cond_init(&j->idle, NULL);
-    agg->judge = j;
-    if (pthread_create(&j->tid, NULL, judge_main, agg) != 0) {
-        agg->judge = NULL;
-        pthread_cond_destroy(&j->idle);
-        pthread_cond_destroy(&j->wake);
-        pthread_mutex_destroy(&j->mu);
-        free(j->garbage);
-        free(j);
-        return TS_ESYS;
+    pthread_condattr_destroy(&ca);
+    for (size_t i = 0; i < n; i++) {
+        struct worker *w = &agg->workers[i];
+        if (!(w->inbox = calloc(cap, sizeof *w->inbox)) ||
+            !(w->slots = calloc(CHUNK, sizeof *w->slots)) ||
+            !(w->acks = malloc(ACK_BATCH_MAX * sizeof *w->acks)))
+            return TS_ENOMEM;
+        w->st.watermark_ms = INT64_MIN;
+        if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
+            return TS_ESYS;
+        w->started = true;
     }
     return TS_OK;
 }
 
-static void judge_stop(struct ts_aggregator *agg)
+/* Stops the workers (after workers_hold with drain: their inboxes are
+ * empty) and frees them. */
+static void workers_stop(struct ts_aggregator *agg)
 {
-    struct judge *j = agg->judge;
-    if (!j)
-        return;
-    pthread_mutex_lock(&j->mu);
-    j->stop = true;
-    pthread_cond_signal(&j->wake);
-    pthread_mutex_unlock(&j->mu);
-    pthread_join(j->tid, NULL);
-    pthread_cond_destroy(&j->idle);
-    pthread_cond_destroy(&j->wake);
-    pthread_mutex_destroy(&j->mu);
-    free(j->garbage);
-    free(j);
-    agg->judge = NULL;
+    for (size_t i = 0; i < agg->n_workers; i++) {
+        struct worker *w = &agg->workers[i];
+        if (!w->started)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_signal(&w->work);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->tid, NULL);
+    }
+    for (size_t i = 0; i < agg->n_workers; i++) {
+        struct worker *w = &agg->workers[i];
+        for (size_t k = 0; k < w->n_in; k++) /* none after a drain */
+            rd_kafka_message_destroy(w->inbox[(w->head + k) % w->cap]);
+        pthread_cond_destroy(&w->done);
+        pthread_cond_destroy(&w->work);
+        pthread_mutex_destroy(&w->mu);
+        free(w->inbox);
+        free(w->slots);
+        free(w->acks);
+    }
+    free(agg->workers);
+    agg->workers = NULL;
+    agg->n_workers = 0;
 }
 
 int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
@@ -1638,6 +1690,9 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
 
     if (!agg)
         return TS_ENOMEM;
+    pthread_mutex_init(&agg->dl_mu, NULL);
+    pthread_mutex_init(&agg->stations_mu, NULL);
+    agg->retention_ms = TS_RETENTION_UNKNOWN;
     agg->ack = ack;
     snprintf(agg->topic, sizeof agg->topic, "%s", cfg->kafka.readings_topic);
     snprintf(agg->owner, sizeof agg->owner, "%s", cfg->bridge.id);
@@ -1700,30 +1755,50 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
     if (ts_retention_new(ts_deadletter_client(agg->dl), agg->topic, RETENTION_ASK_MS,
                          &agg->retention) != TS_OK)
         TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: the topic's retention is not watched");
-    if (ack && !(agg->acks = malloc(ACK_BATCH_MAX * sizeof *agg->acks)))
-        TS_LOG(TS_LOG_WARNING, "aggregate: out of memory: acks handed over one reading at a time");
     agg->batch_max = cfg->lake.batch_records > 0 ? (size_t)cfg->lake.batch_records : 1;
-    if (!(agg->batch = calloc(agg->batch_max, sizeof *agg->batch))) {
-        snprintf(why, why_size, "out of memory for a batch of %zu records", agg->batch_max);
+    size_t threads = cfg->lake.threads > 0 ? (size_t)cfg->lake.threads : 1;
+    if ((rc = workers_start(agg, threads, agg->batch_max)) != TS_OK) {
+        snprintf(why, why_size, "cannot start %zu aggregating threads with inboxes of %zu "
+                 "records: %s", threads, agg->batch_max, ts_strerror(rc));
+        agg->fatal = true; /* no final checkpoint: nothing was taken */
         ts_aggregator_free(agg);
-        return TS_ENOMEM;
+        return rc;
     }
-    if (cfg->lake.judge_thread && judge_start(agg) != TS_OK)
-        TS_LOG(TS_LOG_WARNING, "aggregate: cannot start the judging thread: one thread judges "
-               "and aggregates");
-    agg->last_advance_ms = ts_wall_ms();
     *out = agg;
     return TS_OK;
 }
 
-void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_stats *st)
+/* Adds the workers' counters to the polling thread's. */
+static void stats_add(struct ts_aggregator_stats *to, const struct ts_aggregator_stats *from)
 {
+    to->consumed += from->consumed;
+    to->readings += from->readings;
+    to->duplicates += from->duplicates;
+    to->invalid += from->invalid;
+    to->passed += from->passed;
+    to->held += from->held;
+    to->rows += from->rows;
+    to->late_rows += from->late_rows;
+    to->files += from->files;
+    to->checkpoints += from->checkpoints;
+    to->commit_failures += from->commit_failures;
+    to->conflicts += from->conflicts;
+    to->records_expired += from->records_expired;
+    to->records_lost += from->records_lost;
+    to->numbers_lost += from->numbers_lost;
+}
+
+void ts_aggregator_stats(struct ts_aggregator *agg, struct ts_aggregator_stats *st)
+{
+    bool held = workers_hold(agg, false);
     *st = agg->st;
+    for (size_t i = 0; i < agg->n_workers; i++)
+        stats_add(st, &agg->workers[i].st);
     st->watermark_ms = INT64_MIN;
     st->agents = st->agents_with_gaps = st->archived = 0;
     st->layout = agg->layout;
     st->topic_partitions = agg->topic_partitions;
-    st->retention_ms = agg->retention ? ts_retention_ms(agg->retention) : TS_RETENTION_UNKNOWN;
+    st->retention_ms = atomic_load_explicit(&agg->retention_ms, memory_order_relaxed);
     bool first = true;
     for (size_t i = 0; i < agg->n_parts; i++) {
         const struct part *p = agg->parts[i];
@@ -1744,13 +1819,16 @@ void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_s
             st->watermark_ms = w;
         first = false;
     }
+    if (held)
+        workers_release(agg);
 }
 
-size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
-                                struct ts_aggregator_partition *out, size_t max)
+size_t ts_aggregator_partitions(struct ts_aggregator *agg, struct ts_aggregator_partition *out,
+                                size_t max)
 {
     size_t n = 0;
     int64_t now = ts_wall_ms();
+    bool held = workers_hold(agg, false);
     for (size_t i = 0; i < agg->n_parts; i++) {
         const struct part *p = agg->parts[i];
         if (!p || !p->assigned)
@@ -1776,6 +1854,8 @@ size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
         }
         n++;
     }
+    if (held)
+        workers_release(agg);
     return n;
 }
 
@@ -1783,19 +1863,19 @@ void ts_aggregator_free(struct ts_aggregator *agg)
 {
     if (!agg)
         return;
-    if (!agg->fatal) /* a final checkpoint: windows stay open in the state */
-        advance_all(agg, ts_wall_ms(), true);
+    /* the workers take what they were handed (or drop it after a fatal
+     * error), then the polling thread owns everything */
+    workers_hold(agg, true);
+    int64_t now = ts_wall_ms();
+    for (size_t i = 0; i < agg->n_workers && !agg->fatal; i++)
+        advance(&agg->workers[i], now, true); /* a final checkpoint: windows stay open in
+                                                 the state */
     if (agg->rk) {
-        /* the revoke callback takes what is left of the batch, then
-         * checkpoints and clears the partitions */
+        /* the revoke callback checkpoints and clears the partitions */
         rd_kafka_consumer_close(agg->rk);
-        judge_wait(agg);
-        batch_release(agg, true);
-        judge_wait(agg); /* the records destroyed before their consumer */
         rd_kafka_destroy(agg->rk);
     }
-    judge_stop(agg);
-    free(agg->batch);
+    workers_stop(agg);
     ts_retention_free(agg->retention);
     for (size_t i = 0; i < agg->n_parts; i++) {
         if (agg->parts[i]) {
@@ -1808,7 +1888,8 @@ void ts_aggregator_free(struct ts_aggregator *agg)
     ts_station_windows_free(agg->stations);
     /* what is not confirmed now was not passed by any checkpoint */
     ts_deadletter_free(agg->dl, DL_CONFIRM_FINAL_MS);
-    free(agg->acks);
+    pthread_mutex_destroy(&agg->stations_mu);
+    pthread_mutex_destroy(&agg->dl_mu);
     explicit_bzero(agg->s3_secret, sizeof agg->s3_secret);
     free(agg);
 }

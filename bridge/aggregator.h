@@ -2,8 +2,8 @@
 /* aggregator.h - Kafka to the lake: duplicate removal, windows, checkpoints, acks.
  *
  * A Kafka consumer in the group kafka->group_id, subscribed to the readings
- * topic. Each assigned partition has its own state, owned by the thread that
- * calls ts_aggregator_poll:
+ * topic. Each assigned partition has its own state, owned by one of the
+ * aggregator's threads (Threads, below):
  *   - the duplicate-removal sets of the agents whose readings are in it
  *     (seqset.h; the topic is keyed by agent id, so an agent lives in one
  *     partition and its acknowledgement is computed here);
@@ -46,11 +46,15 @@
  * agents' numbers in them up to their published acks are passed:
  * numbers_lost). One whose checkpoint generation was taken by another
  * bridge (TS_ECONFLICT) is dropped until the group takes it away.
- * Threads: records are polled in batches of cfg lake.batch_records; with
- * lake.judge_thread a thread of the aggregator's own judges them (headers,
- * layout, verdict: no partition state) ahead of the caller's thread, which
- * takes them in order and does everything above (docs/bridge.md,
- * "Threads"). The functions below are for the one thread that polls. */
+ * Threads: the caller's thread polls the consumer (up to cfg
+ * lake.batch_records records a call) and hands each record to one of cfg
+ * lake.threads aggregating threads of the aggregator's own, the one of its
+ * partition (partition modulo threads), through a bounded inbox (batch_records
+ * each). Each judges and takes its partitions' records in the order polled
+ * and does everything above for them, the checkpoints included. Rebalances,
+ * the figures and the end hold the aggregating threads (a rebalance after
+ * they took every record handed to them) (docs/bridge.md, "Threads"). The
+ * functions below are for the one thread that polls. */
 #ifndef TS_AGGREGATOR_H
 #define TS_AGGREGATOR_H
 
@@ -124,11 +128,12 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
  * checkpoints). */
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms);
 
-void ts_aggregator_stats(const struct ts_aggregator *agg, struct ts_aggregator_stats *st);
+/* The figures (the workers are held while they are read). */
+void ts_aggregator_stats(struct ts_aggregator *agg, struct ts_aggregator_stats *st);
 
 /* The assigned partitions, ascending, into out (at most max); returns how
  * many are assigned. */
-size_t ts_aggregator_partitions(const struct ts_aggregator *agg,
+size_t ts_aggregator_partitions(struct ts_aggregator *agg,
                                 struct ts_aggregator_partition *out, size_t max);
 
 /* Checkpoints every partition, leaves the group (closing the consumer) and

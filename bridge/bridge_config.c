@@ -128,13 +128,14 @@ static const struct ts_cfg_key lake_keys[] = {
      .doc = "an agent not seen for this long moves to its partition's archive (its "
             "position is kept; it comes back when seen again); 0: only max_agents moves them"},
     {"batch_records", TS_CFG_INT, NOSIZE(L, batch_records), 1, 100000, "10000",
-     .doc = "Kafka records the aggregator takes from its consumer per batch (the windows "
-            "advance between batches); held with their verdicts, about 1.3 KiB each "
-            "(docs/bridge.md, \"Memory\")"},
-    {"judge_thread", TS_CFG_BOOL, NOSIZE(L, judge_thread), .def = "true",
-     .doc = "a second thread judges each batch's records (headers, verdict) while the "
-            "aggregating thread takes them in order: both cores work (docs/bridge.md, "
-            "\"Threads\"); false: one thread does both"},
+     .doc = "Kafka records the aggregator polls from its consumer at a time, and the records "
+            "each aggregating thread's inbox holds (about 550 bytes each, librdkafka's; "
+            "docs/bridge.md, \"Memory\")"},
+    {"threads", TS_CFG_INT, NOSIZE(L, threads), 1, 64, "2",
+     .doc = "aggregating threads: each judges and takes the records of its partitions "
+            "(partition modulo threads), advances their windows and checkpoints them, while "
+            "the main thread polls Kafka (docs/bridge.md, \"Threads\"); about the cores the "
+            "bridge may use, at most the partitions it is assigned"},
     /* the object lake (docs/lake.md, "Object storage") */
     {"url", TS_CFG_STRING, OFF(L, url),
      .doc = "empty: the lake is the POSIX directory path; s3://BUCKET[/PREFIX]: the lake is "

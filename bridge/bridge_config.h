@@ -83,7 +83,7 @@ struct ts_bridge_lake_cfg {
     int max_agents;           /* agents' sets kept in memory per partition; beyond, archived */
     int64_t agent_idle_s;     /* an agent not seen for this long is archived */
     int batch_records;        /* Kafka records taken per batch (aggregator.c) */
-    bool judge_thread;        /* a second thread judges a batch's records ahead */
+    int threads;              /* aggregating threads, each with its partitions (aggregator.h) */
     /* the object lake (docs/lake.md, "Object storage"): url set, path is the local spool */
     char url[256];            /* "" (POSIX lake at path) or s3://BUCKET[/PREFIX] */
     char endpoint[256];       /* "": AWS (https://s3.REGION.amazonaws.com) */

@@ -12,7 +12,8 @@
 #   2. 180 new readings (numbers 121..150 of each agent) from 03:50Z: late for
 #      two closed windows (36 late rows, late- files);
 #   3. 54 readings again with numbers 1..9: duplicates, not counted.
-# Then SIGTERM: the final checkpoint makes it all visible (one generation).
+# Then SIGTERM: the final checkpoint makes it all visible (one generation). Three times, each
+# on a topic of its own: with [lake] threads = 2 (the default), 1 and 3.
 # Compared: every visible file's name (relative to the lake) and its content
 # decompressed, exactly (the gzip bytes depend on zlib's version and level,
 # the CSV does not), against tests/integration/lake_expected.txt.
@@ -28,37 +29,52 @@ trap bridge_test_cleanup EXIT
 
 bridge_test_servers 2
 
-# status every 0.1 s; one checkpoint, at the end; no processing-time closing
-bridge_agg_conf "$work/bridge.conf" lake-expected "path = $work/lake
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# once THREADS: the three steps on a topic of their own, read by a bridge with [lake] threads
+# = THREADS (its own group and lake); the lake, decompressed, to $work/lake-THREADS.txt
+once() {
+  local threads=$1 topic=lake.expected.$1 name=agg$1
+  kafka_create_topic "$topic" 2
+  # status every 0.1 s; one checkpoint, at the end; no processing-time closing
+  bridge_agg_conf "$work/$name.conf" "lake-expected-$threads" "path = $work/lake-$threads
 window_s = 300
 idle_s = 0
-checkpoint_interval_ms = 3600000"
+checkpoint_interval_ms = 3600000
+threads = $threads"
+  sed -i "s/^\[kafka\]\$/[kafka]\nreadings_topic = $topic\ngroup_id = lake-expected-$threads/" "$work/$name.conf"
+  fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }
+  wait_status() { agg_wait_status "$1" "$2" "$name" || fail "threads = $threads: waiting for the status line '$1'"; }
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" turnstile.readings "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }
-wait_status() { agg_wait_status "$1" "$2" || fail "waiting for the status line '$1'"; }
+  bridge_start "$name" "$work/$name.conf" --role aggregate
+  fill 720 1685245200000 1
+  wait_status ' 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)' 120
+  fill 180 1685245800000 121
+  wait_status ' 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
+  fill 54 1685245200000 1
+  wait_status ' 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
+  bridge_kill "$name" TERM
 
-bridge_start agg "$work/bridge.conf" --role aggregate
-fill 720 1685245200000 1
-wait_status ' 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)' 120
-fill 180 1685245800000 121
-wait_status ' 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
-fill 54 1685245200000 1
-wait_status ' 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
-bridge_kill agg TERM
+  (cd "$work/lake-$threads" && find . -name '*.csv.gz' ! -name '.*' | sort | while read -r f; do
+    f=${f#./}
+    echo "== ${f//$topic-/turnstile.readings-}"   # the names as on the default topic
+    zcat "$f"
+  done) >"$work/lake-$threads.txt"
+}
 
-got=$work/lake.txt
-(cd "$work/lake" && find . -name '*.csv.gz' ! -name '.*' | sort | while read -r f; do
-  echo "== ${f#./}"
-  zcat "$f"
-done) >"$got"
-if [ -n "${TS_LAKE_EXPECTED_WRITE:-}" ]; then
-  cp "$got" "$expected"
-  echo "wrote $expected ($(grep -c '^== ' "$got") files, $(wc -l <"$got") lines)"
-  exit 0
-fi
-if ! diff -u "$expected" "$got" >"$work/diff"; then
-  head -n 40 "$work/diff" >&2
-  fail "the lake differs from $expected ($(grep -c '^[-+][^-+]' "$work/diff") lines)"
-fi
-echo "ok: the lake equals $expected: $(grep -c '^== ' "$got") files, $(grep -vc '^== ' "$got") lines"
+# the default (2 aggregating threads, one partition each), one thread for both partitions,
+# and more threads than partitions (one idle): the same lake
+for threads in 2 1 3; do
+  once "$threads"
+  got=$work/lake-$threads.txt
+  if [ -n "${TS_LAKE_EXPECTED_WRITE:-}" ]; then
+    cp "$got" "$expected"
+    echo "wrote $expected ($(grep -c '^== ' "$got") files, $(wc -l <"$got") lines)"
+    exit 0
+  fi
+  if ! diff -u "$expected" "$got" >"$work/diff"; then
+    head -n 40 "$work/diff" >&2
+    fail "threads = $threads: the lake differs from $expected ($(grep -c '^[-+][^-+]' "$work/diff") lines)"
+  fi
+  echo "ok: threads = $threads: the lake equals $expected: $(grep -c '^== ' "$got") files, $(grep -vc '^== ' "$got") lines"
+done
