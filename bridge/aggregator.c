@@ -447,6 +447,8 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
 static bool dead_letters_confirmed_locked(struct ts_aggregator *agg, struct part *p,
                                           int confirm_ms)
 {
+    if (atomic_load(&p->reload_wanted))
+        return false; /* one of its dead letters was lost: it reloads (advance) */
     if (!p->dl_pending)
         return true;
     if (confirm_ms == DL_CONFIRM_MS && ts_mono_ms() - agg->dl_busy_mono_ms < TIMER_MS)
