@@ -45,6 +45,10 @@
 #define CONSUMER_BACKOFF_MIN_MS 1000   /* a failed consumer is replaced after this, */
 #define CONSUMER_BACKOFF_MAX_MS 30000  /* doubling up to this while failures repeat */
 #define CONSUMER_STABLE_MS 60000       /* a consumer that lived this long resets it */
+#define POKE_WAIT_MS 5           /* a partition behind and nothing fetched for this long: */
+#define POKE_BACKOFF_MAX_MS 1000 /* the fetcher is woken (fetcher_poke), again after a pause
+                                    that doubles up to this while it brings nothing */
+#define POKE_ANSWER_MS 100       /* ... and the poke's answer waited for this long at most */
 #define DL_WAIT_MS 1000          /* a dead letter waits this long for room in the queue */
 #define DL_CONFIRM_MS 500        /* before a checkpoint: dead letters confirmed within this */
 #define DL_CONFIRM_FINAL_MS 10000 /* ... at revocation and shutdown */
@@ -200,6 +204,8 @@ struct ts_aggregator {
     struct worker *workers;
     size_t n_workers;
     bool holding;                /* the workers are held (workers_hold) */
+    int64_t poke_next_ms;        /* fetcher_poke: not before this (monotonic) */
+    int poke_backoff_ms;
 };
 
 /* --- partition life ------------------------------------------------------ */
@@ -1411,6 +1417,48 @@ static void workers_release(struct ts_aggregator *agg)
     agg->holding = false;
 }
 
+/* librdkafka 2.0.2 stops fetching the partitions whose local queue holds
+ * queued.min.messages (or queued.max.messages.kbytes), and decides again
+ * only when their broker's thread wakes: on its next response, an op, or a
+ * second later (confluentinc/librdkafka#2879; fetch.queue.backoff.ms came in
+ * 2.2.0). An aggregator that empties the queue faster than that waited for
+ * the rest of the second: in bench/aggregate.sh half of the run's time. So
+ * when the queue is empty and a partition is behind (the high watermark
+ * librdkafka last fetched is above what was polled), a request to that
+ * partition's leader (ListOffsets, answered from the broker's memory) wakes
+ * its broker thread, which fetches at once. Pokes that bring nothing back
+ * off (POKE_BACKOFF_MAX_MS): a paused partition stays behind for minutes. */
+static void fetcher_poke(struct ts_aggregator *agg)
+{
+    int64_t now = ts_mono_ms();
+    if (now < agg->poke_next_ms)
+        return;
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        const struct part *p = agg->parts[i];
+        int64_t lo, hi;
+        if (!p || !p->assigned ||
+            rd_kafka_get_watermark_offsets(agg->rk, agg->topic, p->partition, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+            continue;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, agg->topic, p->partition);
+        bool behind = rd_kafka_position(agg->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                      l->elems[0].offset >= 0 && l->elems[0].offset < hi;
+        rd_kafka_topic_partition_list_destroy(l);
+        if (behind) {
+            /* the request wakes the thread as it is queued: the answer is
+             * only waited for a little (a leader out of reach) */
+            (void)rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &lo, &hi,
+                                                   POKE_ANSWER_MS);
+            agg->poke_backoff_ms = agg->poke_backoff_ms ? agg->poke_backoff_ms * 2 : POKE_WAIT_MS;
+            if (agg->poke_backoff_ms > POKE_BACKOFF_MAX_MS)
+                agg->poke_backoff_ms = POKE_BACKOFF_MAX_MS;
+            agg->poke_next_ms = ts_mono_ms() + agg->poke_backoff_ms;
+            return; /* one a turn: a leader's thread fetches all its partitions */
+        }
+    }
+}
+
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 {
     size_t polled = 0;
@@ -1421,7 +1469,14 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
     /* a rebalance inside rd_kafka_consumer_poll has the workers take what
      * was polled before it first (on_rebalance) */
     while (polled < agg->batch_max && !agg->fatal && !agg->consumer_failed) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, polled == 0 ? timeout_ms : 0);
+        int wait = polled > 0 ? 0 : timeout_ms < POKE_WAIT_MS ? timeout_ms : POKE_WAIT_MS;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(agg->rk, wait);
+        if (!m && polled == 0 && timeout_ms > wait) {
+            fetcher_poke(agg); /* the queue ran dry: is the fetcher asleep? */
+            m = rd_kafka_consumer_poll(agg->rk, timeout_ms - wait);
+        }
+        if (m)
+            agg->poke_backoff_ms = 0;
         if (!m)
             break;
         if (m->err) {
@@ -1500,14 +1555,11 @@ static int consumer_new(struct ts_aggregator *agg, char *why, size_t why_size)
         (rc = set_prop(conf, "isolation.level", "read_committed", why, why_size)) ||
         /* partitions added to the topic are noticed (and reported) within a minute */
         (rc = set_prop(conf, "topic.metadata.refresh.interval.ms", "60000", why, why_size)) ||
-        /* librdkafka before 2.1 stops fetching a partition for up to a
-         * second once its local queue passes these bounds
-         * (confluentinc/librdkafka#2879): the bounds should hold what the
-         * aggregator takes in a second, but each queued message costs about
-         * 550 bytes of memory (measured; 1,000,000 held 600 MiB): 250,000
-         * (about 140 MiB) keeps the bridge under 256 MiB (docs/bridge.md,
-         * "Memory"); above 250,000 readings/s the aggregator may wait for
-         * the fetcher part of a second */
+        /* librdkafka before 2.2 stops fetching a partition once its local
+         * queue passes these bounds, for up to a second (fetcher_poke);
+         * each queued message costs about 550 bytes of memory (measured;
+         * 1,000,000 held 600 MiB): 250,000 (about 140 MiB) keeps the bridge
+         * under 256 MiB (docs/bridge.md, "Memory") */
         (rc = set_prop(conf, "queued.min.messages", "250000", why, why_size)) ||
         (rc = set_prop(conf, "queued.max.messages.kbytes", "131072", why, why_size)) ||
         (rc = ts_kafka_conf_apply(conf, &agg->kafka.props, why, why_size))) { /* rdkafka.* */
