@@ -25,6 +25,11 @@
 #                                 until that line matches PATTERN (grep); 1,
 #                                 the log's tail and why on stderr, if it does
 #                                 not within SECONDS or the bridge died
+#   lake_expected_input NAME TOPIC
+#                                 the fixed input of lake_expected.txt
+#                                 (test_bridge_lake_expected.sh) into TOPIC,
+#                                 in its three steps, each waited for in
+#                                 bridge NAME's status line, then SIGTERM
 #   agent_conf FILE ID DEVICES    writes an agent config (end-to-end acks)
 #                                 for this broker from a devices file
 #   split_devices                 splits $work/devices.conf (turnstile-sim
@@ -98,6 +103,22 @@ bridge_kill() {
 }
 
 agg_status() { grep 'aggregate: ' "$work/${1:-agg}.err" 2>/dev/null | tail -n 1; }
+
+lake_expected_input() {
+  local name=$1 topic=$2 step
+  local -a steps=(
+    '720 1685245200000 1| 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)'
+    '180 1685245800000 121| 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)'
+    '54 1685245200000 1| 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)')
+  for step in "${steps[@]}"; do
+    local n ms seq
+    read -r n ms seq <<<"${step%%|*}"
+    "${TS_BIN_DIR:?}/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$n" 6 3 "$ms" "$seq" \
+      >>"$work/fill.out" 2>&1 || { echo "bench-aggregate fill $n failed" >&2; return 1; }
+    agg_wait_status "${step#*|}" 120 "$name" || return 1
+  done
+  bridge_kill "$name" TERM
+}
 
 agg_wait_status() {
   local name=${3:-agg} end=$((SECONDS + $2))

@@ -43,17 +43,8 @@ idle_s = 0
 checkpoint_interval_ms = 3600000
 threads = $threads"
   sed -i "s/^\[kafka\]\$/[kafka]\nreadings_topic = $topic\ngroup_id = lake-expected-$threads/" "$work/$name.conf"
-  fill() { "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$1" 6 3 "$2" "$3" >>"$work/fill.out"; }
-  wait_status() { agg_wait_status "$1" "$2" "$name" || fail "threads = $threads: waiting for the status line '$1'"; }
-
   bridge_start "$name" "$work/$name.conf" --role aggregate
-  fill 720 1685245200000 1
-  wait_status ' 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)' 120
-  fill 180 1685245800000 121
-  wait_status ' 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
-  fill 54 1685245200000 1
-  wait_status ' 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)' 120
-  bridge_kill "$name" TERM
+  lake_expected_input "$name" "$topic" || fail "threads = $threads: the fixed input was not taken"
 
   (cd "$work/lake-$threads" && find . -name '*.csv.gz' ! -name '.*' | sort | while read -r f; do
     f=${f#./}
