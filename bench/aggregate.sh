@@ -16,7 +16,8 @@
 #              its own group and lake; the two lakes must hold the same rows
 #   library    bench-aggregate run: the aggregator library alone (no acks, no station
 #              windows), for comparison (TS_AGG_LIBRARY=0 leaves it out)
-# Prints one line each (rate, CPU s, peak RSS), and the bridge/consumer ratio.
+# Prints one line each (rate, CPU s, peak RSS), and the bridge/consumer ratio; for the bridge
+# also its rate while consuming, timed as the consumer is (without its start and its end).
 # CPU s and peak RSS of the bridge: /proc/PID/stat and VmHWM, sampled every 0.1 s up to
 # its exit (the last sample is at most 0.1 s before it).
 # Usage: bash bench/aggregate.sh [N]      (binaries from $TS_BIN_DIR, default build-release/bin)
@@ -93,6 +94,22 @@ EOF
     if (c > 0) printf "ratio     %s / bare consumer: %.2f\n", name, r / c
   }'
   grep -o 'aggregate: [^;]*' "$work/$name.err" | tail -n 1 | sed 's/^/          /'
+  # while consuming: from the first status line that counts readings to the first that counts
+  # N (every 0.1 s; their log timestamps), without the start (group join, lakes opened) and the
+  # end (SIGTERM, final checkpoint, leaving the group): how the bare consumer is timed
+  local line first last counted
+  line=$(grep -m1 -E 'aggregate: .* [1-9][0-9]* readings, ' "$work/$name.err" || true)
+  first=${line%% *}
+  counted=$(sed -n 's/.* \([0-9]*\) readings, .*/\1/p' <<<"$line")
+  last=$(grep -m1 -E "aggregate: .* $n readings, " "$work/$name.err" | cut -d' ' -f1)
+  if [ -n "$first" ] && [ -n "$last" ] && [ -n "$counted" ]; then
+    awk -v a="$(date -d "$first" +%s.%N)" -v b="$(date -d "$last" +%s.%N)" -v n="$((n - counted))" \
+        -v c="${consumer_rate:-0}" -v name="$name" 'BEGIN {
+      r = (b > a) ? n / (b - a) : 0
+      ratio = (c > 0) ? sprintf("; %.2f of the bare consumer", r / c) : ""
+      printf "          %s while consuming: %.0f/s (%.2f s between its first and last status lines%s)\n", name, r, b - a, ratio
+    }'
+  fi
   echo "          $name lake: $(find "$work/$name-lake" -name '*.csv.gz' ! -name '.*' | wc -l) files, $(du -sh "$work/$name-lake" | cut -f1)"
 }
 

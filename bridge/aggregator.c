@@ -77,8 +77,12 @@ struct part {
     int64_t reload_due_ms;       /* the object store was out of reach at a reload: the
                                     partition, paused and without a lake, is loaded
                                     again at this time (0: none) */
-    int64_t seek_to;             /* after a reload: messages are ignored until this offset
-                                    comes (what was fetched before the seek); -1: none */
+    _Atomic uint64_t gen;        /* the polling thread's: seeks it made of the partition;
+                                    each record handed over carries it */
+    uint64_t take_gen;           /* the worker's: records of an older gen were polled before
+                                    its last seek (a reload) and are not taken */
+    _Atomic int64_t seek_req;    /* a worker's reload: the offset the polling thread is to
+                                    seek the partition to (seek_requests); -1: none */
     bool dirty;                  /* state changed since the last checkpoint */
     bool dl_pending;             /* dead letters sent since Kafka last confirmed them all:
                                     no checkpoint before they are confirmed (under dl_mu) */
@@ -115,9 +119,16 @@ struct batch_ack {
     uint64_t acked;
 };
 
+/* A record handed to a worker: its partition's gen when it was polled. */
+struct handed {
+    rd_kafka_message_t *m;
+    uint64_t gen;
+};
+
 /* A record a worker takes and its verdict. */
 struct slot {
     rd_kafka_message_t *m;       /* owned until taken (or dropped) */
+    uint64_t gen;                /* its partition's gen when it was polled */
     bool learn;                  /* a new reading: its turnstile's station is learnt
                                     (station windows) once the chunk is taken */
     /* the verdict (what take needs, judged without any of the partition's state) */
@@ -143,12 +154,12 @@ struct worker {
     pthread_mutex_t mu;          /* guards the inbox and the flags below */
     pthread_cond_t work;         /* to the worker: records, hold, release, stop */
     pthread_cond_t done;         /* to the polling thread: room, idle, held */
-    rd_kafka_message_t **inbox;  /* a ring of cap records */
+    struct handed *inbox;        /* a ring of cap records */
     size_t cap, head, n_in;
     bool busy;                   /* taking records (outside mu) */
     bool hold, held, stop;
     /* the polling thread's: records gathered for this worker, not yet handed */
-    rd_kafka_message_t *stage[STAGE];
+    struct handed stage[STAGE];
     size_t n_stage;
     /* the worker's own (read by others only while it is held) */
     struct slot *slots;          /* CHUNK */
@@ -204,6 +215,7 @@ struct ts_aggregator {
     struct worker *workers;
     size_t n_workers;
     bool holding;                /* the workers are held (workers_hold) */
+    atomic_bool seeks_pending;   /* a part's seek_req is set */
     int64_t poke_next_ms;        /* fetcher_poke: not before this (monotonic) */
     int poke_backoff_ms;
 };
@@ -293,7 +305,6 @@ static int part_load(struct ts_aggregator *agg, struct part *p, int64_t *offset)
     p->backlog_since_ms = INT64_MIN;
     p->fill_from = -1;
     p->catch_up_to = -1;
-    p->seek_to = -1;
     p->ckpt_ms = ts_wall_ms();
     p->dirty = false;
     p->lost = false;
@@ -339,6 +350,7 @@ static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool 
         p->agg = agg;
         p->w = worker_of(agg, partition);
         p->partition = partition;
+        p->seek_req = -1;
         agg->parts[partition] = p;
     }
     return agg->parts[partition];
@@ -396,6 +408,25 @@ static void part_pause(struct ts_aggregator *agg, int32_t partition)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+static _Thread_local bool tl_worker; /* this thread is an aggregating thread */
+
+/* The polling thread's: Kafka seeks the partition to offset; the records
+ * polled from now on carry the next gen. */
+static void part_seek(struct ts_aggregator *agg, struct part *p, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 5000);
+    if (e) {
+        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": seek: %s", p->partition,
+               rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        agg->fatal = true;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    atomic_fetch_add(&p->gen, 1);
+}
+
 /* Re-reads the partition from its last checkpoint (after a failed commit or
  * dead letters that could not be sent): its state is reloaded, Kafka seeks
  * back and the partition pauses for PAUSE_AFTER_FAILURE_MS. */
@@ -430,17 +461,17 @@ static void part_reload(struct ts_aggregator *agg, struct part *p)
         agg->fatal = true;
         return;
     }
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = offset;
-    rd_kafka_pause_partitions(agg->rk, l);
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 5000);
-    if (e) {
-        TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": seek: %s", p->partition,
-               rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-        agg->fatal = true;
+    part_pause(agg, p->partition);
+    /* what the polling thread polled before the seek is not taken: a
+     * worker asks it to seek (at its next poll; it then counts the seek in
+     * gen); the polling thread itself (the workers held) seeks at once */
+    p->take_gen = atomic_load(&p->gen) + 1;
+    if (tl_worker) {
+        atomic_store(&p->seek_req, offset);
+        atomic_store(&agg->seeks_pending, true);
+    } else {
+        part_seek(agg, p, offset);
     }
-    rd_kafka_topic_partition_list_destroy(l);
     if (p->pause_ms < PAUSE_AFTER_FAILURE_MS)
         p->pause_ms = PAUSE_AFTER_FAILURE_MS;
     p->paused_until_ms = ts_wall_ms() + p->pause_ms;
@@ -715,6 +746,8 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
             p->paused_until_ms = 0;
             p->reload_due_ms = 0;
             atomic_store(&p->reload_wanted, false);
+            atomic_store(&p->seek_req, -1); /* what was asked of the last owner */
+            p->take_gen = atomic_load(&p->gen);
             p->failures_in_row = 0;
             p->pause_ms = 0;
             p->retrying = false;
@@ -1080,11 +1113,8 @@ static void take(struct worker *w, struct slot *s, int64_t now)
     w->st.consumed++;
     if (!p || !p->assigned || p->lost || !p->lake)
         return;
-    if (p->seek_to >= 0) {
-        if (m->offset != p->seek_to)
-            return; /* fetched before the seek back to the checkpoint */
-        p->seek_to = -1;
-    }
+    if (s->gen < p->take_gen)
+        return; /* polled before the seek back to the checkpoint */
     if (m->offset < p->next_offset)
         return; /* already taken */
     if (p->next_offset >= 0 && m->offset > p->next_offset)
@@ -1325,6 +1355,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     char name[16];
 
+    tl_worker = true;
     snprintf(name, sizeof name, "ts:agg%zu", w->index % 100); /* for top -H and perf */
     prctl(PR_SET_NAME, name, 0, 0, 0);
     pthread_mutex_lock(&w->mu);
@@ -1347,8 +1378,10 @@ static void *worker_main(void *arg)
             }
         }
         size_t n = w->n_in < CHUNK ? w->n_in : CHUNK;
-        for (size_t i = 0; i < n; i++)
-            w->slots[i].m = w->inbox[(w->head + i) % w->cap];
+        for (size_t i = 0; i < n; i++) {
+            w->slots[i].m = w->inbox[(w->head + i) % w->cap].m;
+            w->slots[i].gen = w->inbox[(w->head + i) % w->cap].gen;
+        }
         w->head = (w->head + n) % w->cap;
         w->n_in -= n;
         w->busy = true;
@@ -1459,6 +1492,18 @@ static void fetcher_poke(struct ts_aggregator *agg)
     }
 }
 
+/* The seeks the workers asked for (part_reload), in the polling thread:
+ * nothing polled after one is older than its gen. */
+static void seek_requests(struct ts_aggregator *agg)
+{
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        struct part *p = agg->parts[i];
+        int64_t offset = p ? atomic_exchange(&p->seek_req, -1) : -1;
+        if (offset >= 0 && p->assigned)
+            part_seek(agg, p, offset);
+    }
+}
+
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 {
     size_t polled = 0;
@@ -1466,6 +1511,8 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
 
     if (!agg->rk && !consumer_replace(agg, timeout_ms))
         return TS_OK; /* waited for the next consumer */
+    if (atomic_exchange(&agg->seeks_pending, false))
+        seek_requests(agg);
     /* a rebalance inside rd_kafka_consumer_poll has the workers take what
      * was polled before it first (on_rebalance) */
     while (polled < agg->batch_max && !agg->fatal && !agg->consumer_failed) {
@@ -1490,7 +1537,8 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
             continue;
         }
         struct worker *w = worker_of(agg, m->partition);
-        w->stage[w->n_stage++] = m;
+        const struct part *p = part_get(agg, m->partition, false);
+        w->stage[w->n_stage++] = (struct handed){m, p ? atomic_load(&p->gen) : 0};
         if (w->n_stage == STAGE)
             hand_over(w);
         polled++;
@@ -1723,7 +1771,7 @@ static void workers_stop(struct ts_aggregator *agg)
     for (size_t i = 0; i < agg->n_workers; i++) {
         struct worker *w = &agg->workers[i];
         for (size_t k = 0; k < w->n_in; k++) /* none after a drain */
-            rd_kafka_message_destroy(w->inbox[(w->head + k) % w->cap]);
+            rd_kafka_message_destroy(w->inbox[(w->head + k) % w->cap].m);
         pthread_cond_destroy(&w->done);
         pthread_cond_destroy(&w->work);
         pthread_mutex_destroy(&w->mu);

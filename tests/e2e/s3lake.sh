@@ -27,6 +27,7 @@
 S3_FAULTS="s3_outage"
 E2E_S3_OUTAGE_S=${E2E_S3_OUTAGE_S:-60}
 E2E_S3_PAUSED=0 E2E_S3_RODE_OUT=0 E2E_S3_MIDCOMMIT=0 E2E_S3_KILLS=0 E2E_S3_RESTARTED=0
+E2E_S3_B1_CKPTS=    # b1's checkpoints (its status line) when S3Proxy came back
 
 s3lake_faults() {
   local f l=
@@ -99,6 +100,7 @@ fault_s3_outage() {
     tail -n "$((f1 - f0))" | sort -n | uniq | tr '\n' ' ' || true)
   [ "$f1" -gt "$f0" ] && E2E_S3_PAUSED=$((E2E_S3_PAUSED + f1 - f0))
   s3proxy_restart && E2E_S3_RESTARTED=$((E2E_S3_RESTARTED + 1))
+  E2E_S3_B1_CKPTS=$(s3lake_checkpoints b1)
   [ -n "$p1" ] && [ "$p1" = "${BRIDGE_PID[b1]:-}" ] && kill -0 "$p1" 2>/dev/null &&
     E2E_S3_RODE_OUT=$((E2E_S3_RODE_OUT + 1))
   # b2 SIGKILLed mid-commit: as soon as one of its uploads is in the bucket under its
@@ -116,6 +118,20 @@ fault_s3_outage() {
   bridge2_up
   FAULT_NOTE="S3Proxy SIGKILLed for ${E2E_S3_OUTAGE_S} s: $((f1 - f0)) checkpoint(s) failed, partitions paused (${pauses% } s) and read again ($((r1 - r0)) reload(s) found the store out of reach); started again on its port; b1 the same process: $([ "$E2E_S3_RODE_OUT" -gt 0 ] && echo yes || echo no); then b2 SIGKILLed $((SECONDS - since)) s later with $hidden hidden object(s) in the bucket (mid-commit: $caught) and started again"
   kafka_fault_bridge_check s3_outage   # neither bridge may have exited (lib.sh)
+}
+
+s3lake_checkpoints() { # BRIDGE: the checkpoints its last status line counts (0: none yet)
+  local n
+  n=$(grep -o ' [0-9]* checkpoints,' "$work/$1.err" 2>/dev/null | tail -n 1 | tr -dc 0-9)
+  echo "${n:-0}"
+}
+
+# b1 checkpoints again after the outage: it says so ("checkpoints work again", from a partition
+# that failed), or, when a rebalance took that partition's failures away (b2's restart), its
+# checkpoints went on after S3Proxy came back (the same process)
+s3lake_b1_again() {
+  [ "$(s3lake_count 'checkpoints work again' b1)" -gt 0 ] ||
+    [ "$(s3lake_checkpoints b1)" -gt "${E2E_S3_B1_CKPTS:-0}" ]
 }
 
 s3lake_enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
@@ -155,7 +171,7 @@ s3lake_checks() {
     check "S3 outage: checkpoints failed and their partitions paused ($E2E_S3_PAUSED)" test "$E2E_S3_PAUSED" -gt 0
     check "S3 outage: S3Proxy started again on its port" test "$E2E_S3_RESTARTED" -gt 0
     check "S3 outage: b1 rode it out (the same process, no restart)" test "$E2E_S3_RODE_OUT" -gt 0
-    check "S3 outage: b1's checkpoints work again after it" test "$(s3lake_count 'checkpoints work again' b1)" -gt 0
+    check "S3 outage: b1's checkpoints work again after it ($(s3lake_count 'checkpoints work again' b1) said so; checkpoints ${E2E_S3_B1_CKPTS:-?} then, $(s3lake_checkpoints b1) at the end)" s3lake_b1_again
     check "a bridge (b2) was SIGKILLed with its uploads in the bucket not yet committed" test "$E2E_S3_MIDCOMMIT" -gt 0
   fi
   log "aggregator b2: $(s3lake_count 'aggregate: consumer failed for good' b2) consumer failure(s) (fenced), $(s3lake_count 'aggregate: new Kafka consumer' b2) new consumer(s); S3 commit failures b1 $(s3lake_count 'checkpoint failed' b1), b2 $(s3lake_count 'checkpoint failed' b2)"
