@@ -351,6 +351,7 @@ static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool 
         p->w = worker_of(agg, partition);
         p->partition = partition;
         p->seek_req = -1;
+        p->backlog_since_ms = INT64_MIN; /* none yet (part_reload keeps it across a load) */
         agg->parts[partition] = p;
     }
     return agg->parts[partition];
@@ -763,6 +764,10 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
         if (agg->ack) /* the acknowledger's table: the agents these partitions may hold */
             ts_ack_limits(agg->ack, agg->lake.agent_idle_s * 1000,
                           (size_t)agg->lake.max_agents * (agg->st.partitions ? agg->st.partitions : 1));
+        /* librdkafka keeps a partition paused by the application (a reload's
+         * pause) through its revocation and a later assignment: resumed here,
+         * before, or it would never be fetched again */
+        rd_kafka_resume_partitions(rk, list);
         rd_kafka_assign(rk, list);
         for (int i = 0; awaiting && i < list->cnt; i++) {
             struct part *p = part_get(agg, list->elems[i].partition, false);
