@@ -412,16 +412,23 @@ static void part_pause(struct ts_aggregator *agg, int32_t partition)
 static _Thread_local bool tl_worker; /* this thread is an aggregating thread */
 
 /* The polling thread's: Kafka seeks the partition to offset; the records
- * polled from now on carry the next gen. */
+ * polled from now on carry the next gen. Asynchronous: librdkafka moves the
+ * partition's version barrier in the call, so nothing fetched before it is
+ * polled after it. (2.0.2 waits for a synchronous seek a thousandth of the
+ * timeout asked, confluentinc/librdkafka#4230: 5 ms for 5 s, and a busy
+ * machine timed out.) */
 static void part_seek(struct ts_aggregator *agg, struct part *p, int64_t offset)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset = offset;
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 5000);
-    if (e) {
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, agg->topic,
+                                                                       p->partition);
+    tp->offset = offset;
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(agg->rk, l, 0);
+    if (e || (tp->err && tp->err != RD_KAFKA_RESP_ERR__IN_PROGRESS)) {
         TS_LOG(TS_LOG_ERR, "aggregate: partition %" PRId32 ": seek: %s", p->partition,
-               rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
+               e ? rd_kafka_error_string(e) : rd_kafka_err2str(tp->err));
+        if (e)
+            rd_kafka_error_destroy(e);
         agg->fatal = true;
     }
     rd_kafka_topic_partition_list_destroy(l);
