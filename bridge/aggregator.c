@@ -35,6 +35,7 @@
 
 #define CHUNK 256                /* records an aggregating thread takes from its inbox at once */
 #define STAGE 256                /* records the polling thread gathers for one before handing */
+#define STATION_ROWS 128         /* closed rows a worker gathers for the station windows */
 #define TIMER_MS 1000            /* windows advance at least this often */
 #define PAUSE_AFTER_FAILURE_MS 5000  /* the first pause after a failed checkpoint, */
 #define PAUSE_MAX_MS 300000          /* doubling up to this while failures repeat */
@@ -158,6 +159,8 @@ struct worker {
     size_t cap, head, n_in;
     bool busy;                   /* taking records (outside mu) */
     bool hold, held, stop;
+    bool room_wanted;            /* the polling thread waits for a half-empty inbox */
+    bool idle_wanted;            /* ... for an empty inbox and the worker not busy */
     /* the polling thread's: records gathered for this worker, not yet handed */
     struct handed stage[STAGE];
     size_t n_stage;
@@ -169,6 +172,9 @@ struct worker {
     uint64_t ack_batch;          /* a set's batch_slot is valid while its batch equals this */
     bool agents_over;            /* a partition just passed [lake] max_agents: it
                                     checkpoints before the next record (agent_table.h) */
+    struct ts_window_row *station_rows; /* STATION_ROWS: closed rows for the station
+                                    windows, handed over under one lock (rows_to_stations) */
+    size_t n_station_rows;
     int64_t last_advance_ms;
 };
 
@@ -357,6 +363,20 @@ static struct part *part_get(struct ts_aggregator *agg, int32_t partition, bool 
     return agg->parts[partition];
 }
 
+/* The closed rows the worker gathered, to the station windows (one lock for
+ * them all: two workers closing the same windows at once contended for it
+ * row by row). */
+static void rows_to_stations(struct worker *w)
+{
+    if (!w->n_station_rows)
+        return;
+    pthread_mutex_lock(&w->agg->stations_mu);
+    for (size_t i = 0; i < w->n_station_rows; i++)
+        ts_station_windows_row(w->agg->stations, &w->station_rows[i]);
+    pthread_mutex_unlock(&w->agg->stations_mu);
+    w->n_station_rows = 0;
+}
+
 static void emit_row(const struct ts_window_row *row, void *ctx)
 {
     struct part *p = ctx;
@@ -365,10 +385,10 @@ static void emit_row(const struct ts_window_row *row, void *ctx)
         return;
     p->w->st.rows++;
     p->w->st.late_rows += row->late;
-    if (agg->stations) {
-        pthread_mutex_lock(&agg->stations_mu);
-        ts_station_windows_row(agg->stations, row);
-        pthread_mutex_unlock(&agg->stations_mu);
+    if (agg->stations && !row->late) { /* (late rows are not summarised) */
+        if (p->w->n_station_rows == STATION_ROWS)
+            rows_to_stations(p->w);
+        p->w->station_rows[p->w->n_station_rows++] = *row;
     }
     if (ts_lake_write_row(p->lake, row) != TS_OK)
         p->dirty = true; /* the commit will fail and reload (the error is sticky) */
@@ -1289,6 +1309,7 @@ static void advance(struct worker *w, int64_t now, bool force_commit)
             part_resume(agg, p, now);
         if (ts_window_advance(p->win, now, emit_row, p) > 0)
             p->dirty = true;
+        rows_to_stations(w); /* before a checkpoint publishes the station windows */
         if (p->dirty && (force_commit || now - p->ckpt_ms >= agg->lake.checkpoint_interval_ms ||
                          ts_lake_commit_due(p->lake) || ts_agent_table_over(&p->agents)) &&
             (force_commit || ts_agent_table_over(&p->agents) || !catching_up(agg, p, now)))
@@ -1397,25 +1418,34 @@ static void *worker_main(void *arg)
         w->head = (w->head + n) % w->cap;
         w->n_in -= n;
         w->busy = true;
-        pthread_cond_broadcast(&w->done); /* room in the inbox */
+        if (w->room_wanted && w->n_in <= w->cap / 2) {
+            w->room_wanted = false; /* woken once half is free, not for each chunk */
+            pthread_cond_broadcast(&w->done);
+        }
         pthread_mutex_unlock(&w->mu);
         worker_take(w, n);
         pthread_mutex_lock(&w->mu);
         w->busy = false;
-        pthread_cond_broadcast(&w->done);
+        if (w->idle_wanted && w->n_in == 0)
+            pthread_cond_broadcast(&w->done);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-/* Hands the records gathered for w to its inbox, waiting for room. */
+/* Hands the records gathered for w to its inbox; a full inbox is waited on
+ * until half of it is free (a wake-up per chunk taken costs more than the
+ * chunk's hand-over on two cores). */
 static void hand_over(struct worker *w)
 {
     size_t i = 0;
     pthread_mutex_lock(&w->mu);
     while (i < w->n_stage) {
-        while (w->n_in == w->cap)
-            pthread_cond_wait(&w->done, &w->mu);
+        if (w->n_in == w->cap) {
+            w->room_wanted = true;
+            while (w->n_in > w->cap / 2)
+                pthread_cond_wait(&w->done, &w->mu);
+        }
         for (; i < w->n_stage && w->n_in < w->cap; i++)
             w->inbox[(w->head + w->n_in++) % w->cap] = w->stage[i];
         pthread_cond_signal(&w->work);
@@ -1438,8 +1468,10 @@ static bool workers_hold(struct ts_aggregator *agg, bool drain)
     for (size_t i = 0; i < agg->n_workers; i++) {
         struct worker *w = &agg->workers[i];
         pthread_mutex_lock(&w->mu);
+        w->idle_wanted = drain;
         while (drain && (w->n_in || w->busy))
             pthread_cond_wait(&w->done, &w->mu);
+        w->idle_wanted = false;
         w->hold = true;
         pthread_cond_signal(&w->work);
         while (w->started && !w->held)
@@ -1756,7 +1788,8 @@ static int workers_start(struct ts_aggregator *agg, size_t n, size_t cap)
         struct worker *w = &agg->workers[i];
         if (!(w->inbox = calloc(cap, sizeof *w->inbox)) ||
             !(w->slots = calloc(CHUNK, sizeof *w->slots)) ||
-            !(w->acks = malloc(ACK_BATCH_MAX * sizeof *w->acks)))
+            !(w->acks = malloc(ACK_BATCH_MAX * sizeof *w->acks)) ||
+            !(w->station_rows = malloc(STATION_ROWS * sizeof *w->station_rows)))
             return TS_ENOMEM;
         w->st.watermark_ms = INT64_MIN;
         if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
@@ -1790,6 +1823,7 @@ static void workers_stop(struct ts_aggregator *agg)
         free(w->inbox);
         free(w->slots);
         free(w->acks);
+        free(w->station_rows);
     }
     free(agg->workers);
     agg->workers = NULL;
