@@ -44,6 +44,7 @@ struct ts_mqtt_link {
     pthread_cond_t cond;          /* stop requested */
     /* guarded by lock: */
     bool stop;
+    bool disconnect_queued;       /* by ts_mqtt_link_stop: the thread does not send its own */
     bool connected;               /* CONNACK accepted, no disconnect since */
     bool session_up;              /* this attempt got a CONNACK 0 */
     bool fresh;                   /* a CONNACK the thread has not announced yet */
@@ -279,9 +280,9 @@ static void *net_main(void *arg)
     /* Stopping: no hook runs in libmosquitto any more unless we loop. */
     bool clean = l->ops.clean_stop ? l->ops.clean_stop(l->ctx) : true;
     pthread_mutex_lock(&l->lock);
-    bool c = l->connected;
+    bool c = l->connected, queued = l->disconnect_queued;
     pthread_mutex_unlock(&l->lock);
-    if (c && clean && mosquitto_disconnect(l->mosq) == MOSQ_ERR_SUCCESS) {
+    if (c && clean && (queued || mosquitto_disconnect(l->mosq) == MOSQ_ERR_SUCCESS)) {
         long long deadline = ts_mono_ms() + STOP_FLUSH_MS;
         while (ts_mono_ms() < deadline) {
             pthread_mutex_lock(&l->lock);
@@ -449,8 +450,18 @@ void ts_mqtt_link_stop(struct ts_mqtt_link *l)
         return;
     pthread_mutex_lock(&l->lock);
     l->stop = true;
+    bool wake = l->connected && !l->ops.clean_stop;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
+    /* The thread may wait in mosquitto_loop for up to loop_ms. Without a
+     * clean_stop hook it sends DISCONNECT: queued from here instead, it wakes
+     * the loop (threaded mode), and the stop takes a round trip. (Not under
+     * l->lock: libmosquitto takes its own locks, and its callbacks take ours.) */
+    if (wake && mosquitto_disconnect(l->mosq) == MOSQ_ERR_SUCCESS) {
+        pthread_mutex_lock(&l->lock);
+        l->disconnect_queued = true;
+        pthread_mutex_unlock(&l->lock);
+    }
     pthread_join(l->thread, NULL);
     l->joined = true;
 }
