@@ -35,6 +35,7 @@
 
 #define CHUNK 256                /* records an aggregating thread takes from its inbox at once */
 #define STAGE 256                /* records the polling thread gathers for one before handing */
+#define END_QUERY_MS 2000        /* ts_aggregator_at_end: a partition's end asked of Kafka */
 #define STATION_ROWS 128         /* closed rows a worker gathers for the station windows */
 #define TIMER_MS 1000            /* windows advance at least this often */
 #define PAUSE_AFTER_FAILURE_MS 5000  /* the first pause after a failed checkpoint, */
@@ -72,6 +73,10 @@ struct part {
     struct ts_agent_table agents; /* the agents' sets: in memory, and archived */
     struct ts_window_agg *win;
     int64_t next_offset;         /* offset after the last message taken */
+    int64_t start_offset;        /* the polling thread's: where its assignment started
+                                    (negative: the partition's beginning) */
+    int64_t end_offset;          /* ... its end when ts_aggregator_at_end first asked
+                                    after the assignment; -1: not asked yet */
     int64_t ckpt_offset;         /* offset_next of the last checkpoint */
     int64_t ckpt_ms;             /* when it was written */
     int64_t paused_until_ms;     /* 0: not paused */
@@ -223,6 +228,7 @@ struct ts_aggregator {
     bool holding;                /* the workers are held (workers_hold) */
     atomic_bool seeks_pending;   /* a part's seek_req is set */
     int64_t poke_next_ms;        /* fetcher_poke: not before this (monotonic) */
+    uint64_t assignments;        /* assignments the consumer received */
     int poke_backoff_ms;
 };
 
@@ -781,6 +787,8 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
             p->retrying = false;
             p->backlog_level = 0;
             p->expired_to = -1;
+            p->start_offset = offset;
+            p->end_offset = -1;
             tp->offset = offset;
             if (rc != TS_OK) { /* the store fails: assigned, paused, loaded again later */
                 part_await_store(p);
@@ -788,6 +796,7 @@ static void rebalance(struct ts_aggregator *agg, rd_kafka_t *rk, rd_kafka_resp_e
             }
             agg->st.partitions++;
         }
+        agg->assignments++;
         if (agg->ack) /* the acknowledger's table: the agents these partitions may hold */
             ts_ack_limits(agg->ack, agg->lake.agent_idle_s * 1000,
                           (size_t)agg->lake.max_agents * (agg->st.partitions ? agg->st.partitions : 1));
@@ -1603,6 +1612,47 @@ int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms)
                               memory_order_relaxed);
     }
     return agg->fatal ? TS_EIO : TS_OK;
+}
+
+bool ts_aggregator_at_end(struct ts_aggregator *agg)
+{
+    if (!agg->rk || agg->consumer_failed || !agg->assignments)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        struct part *p = agg->parts[i];
+        if (!p || !p->assigned)
+            continue;
+        if (p->end_offset < 0) {
+            int64_t lo, hi;
+            if (rd_kafka_query_watermark_offsets(agg->rk, agg->topic, p->partition, &lo, &hi,
+                                                 END_QUERY_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return false; /* asked again at the next call */
+            p->end_offset = hi;
+            if (p->start_offset < lo)
+                p->start_offset = lo; /* from the beginning, or past records Kafka deleted */
+        }
+        n += p->end_offset > p->start_offset;
+    }
+    if (n == 0)
+        return true;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < agg->n_parts; i++) {
+        const struct part *p = agg->parts[i];
+        if (p && p->assigned && p->end_offset > p->start_offset)
+            rd_kafka_topic_partition_list_add(l, agg->topic, p->partition)->offset =
+                p->end_offset;
+    }
+    /* rd_kafka_position overwrites each offset: the end is kept in a copy */
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(l);
+    bool at_end = rd_kafka_position(agg->rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; at_end && i < l->cnt; i++)
+        at_end = pos->elems[i].offset >= l->elems[i].offset; /* (invalid: nothing polled yet) */
+    rd_kafka_topic_partition_list_destroy(pos);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (at_end && workers_hold(agg, true)) /* what was polled is taken: in the figures */
+        workers_release(agg);
+    return at_end;
 }
 
 /* --- life ---------------------------------------------------------------- */

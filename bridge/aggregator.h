@@ -128,6 +128,16 @@ int ts_aggregator_new(const struct ts_bridge_cfg *cfg, struct ts_ack *ack,
  * checkpoints). */
 int ts_aggregator_poll(struct ts_aggregator *agg, int timeout_ms);
 
+/* For a run that stops at the topic's end (turnstile-bridge --until-end):
+ * true once the consumer has had an assignment and each partition assigned
+ * has been polled up to the end it had when first asked here after its
+ * assignment (its high watermark then; a partition with nothing past its
+ * checkpoint is at its end at once). Records polled are taken by the
+ * aggregating threads before ts_aggregator_free's final checkpoints. A
+ * partition sent back to its checkpoint (a reload) is behind again. Asks
+ * Kafka each partition's end once (up to 2 s). The polling thread's. */
+bool ts_aggregator_at_end(struct ts_aggregator *agg);
+
 /* The figures (the workers are held while they are read). */
 void ts_aggregator_stats(struct ts_aggregator *agg, struct ts_aggregator_stats *st);
 

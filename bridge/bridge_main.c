@@ -49,6 +49,9 @@ static void usage(FILE *out)
             "      --config-doc      print the documentation of every configuration key\n"
             "      --duration SEC    stop after SEC seconds, 0.001 to 31536000 (a year)\n"
             "                        (default: run until SIGTERM)\n"
+            "      --until-end       role aggregate: stop once the readings topic is read up\n"
+            "                        to the end each partition had when assigned, after its\n"
+            "                        final checkpoints (a catch-up run; Spark's availableNow)\n"
             "  -v, --verbose         log at debug level\n"
             "  -h, --help            this help\n"
             "      --version         print the version\n\n"
@@ -176,7 +179,7 @@ static int webhook_metrics(void *ctx, char **text, size_t *len)
     return ts_webhook_metrics(ctx, text, len);
 }
 
-static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
+static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s, bool until_end)
 {
     struct ts_relay *relay = NULL;
     struct ts_ack *ack = NULL;
@@ -277,6 +280,11 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
         }
         if (duration_s > 0 && now - start >= (int64_t)(duration_s * 1000))
             break;
+        if (until_end && ts_aggregator_at_end(agg)) {
+            TS_LOG(TS_LOG_NOTICE, "aggregate: every partition is read up to its end (--until-end)");
+            status(cfg, role_name, relay, agg, ack, bs, metrics, webhook);
+            break;
+        }
     }
     sd_notify(0, "STOPPING=1");
     TS_LOG(TS_LOG_NOTICE, "stopping%s", rc == TS_OK ? "" : " after a fatal error");
@@ -296,16 +304,18 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_ROLE, OPT_VERSION, OPT_REPARTITION };
+    enum { OPT_CHECK = 256, OPT_DOC, OPT_DURATION, OPT_ROLE, OPT_VERSION, OPT_REPARTITION,
+           OPT_UNTIL_END };
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"role", required_argument, NULL, OPT_ROLE},
         {"check-config", no_argument, NULL, OPT_CHECK}, {"config-doc", no_argument, NULL, OPT_DOC},
         {"duration", required_argument, NULL, OPT_DURATION},
+        {"until-end", no_argument, NULL, OPT_UNTIL_END},
         {"repartition", no_argument, NULL, OPT_REPARTITION},
         {"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
     const char *path = NULL, *role_name = NULL;
-    int check = 0, verbose = 0, repartition = 0, opt, role;
+    int check = 0, verbose = 0, repartition = 0, until_end = 0, opt, role;
     double duration_s = 0;
     char why[256];
 
@@ -315,6 +325,7 @@ int main(int argc, char **argv)
         case OPT_ROLE: role_name = optarg; break;
         case OPT_CHECK: check = 1; break;
         case OPT_REPARTITION: repartition = 1; break;
+        case OPT_UNTIL_END: until_end = 1; break;
         case OPT_DOC: ts_bridge_cfg_doc(stdout); return 0;
         case OPT_DURATION:
             if (ts_parse_double(optarg, 0.001, DURATION_MAX_S, &duration_s, why, sizeof why)) {
@@ -359,6 +370,12 @@ int main(int argc, char **argv)
         ts_bridge_cfg_free(&cfg);
         return EX_CONFIG_;
     }
+    if (until_end && (role != TS_ROLE_AGGREGATE || repartition)) {
+        fprintf(stderr, "turnstile-bridge: --until-end: only with the aggregate role%s\n",
+                repartition ? ", not with --repartition" : " (--role aggregate)");
+        ts_bridge_cfg_free(&cfg);
+        return EX_USAGE_;
+    }
     if (check) {
         printf("%s: ok (role %s)\n", path,
                role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate" : "all");
@@ -382,7 +399,7 @@ int main(int argc, char **argv)
         ts_bridge_cfg_free(&cfg);
         return rc == TS_OK ? 0 : rc == TS_EBUSY ? EX_TEMPFAIL_ : 1;
     }
-    int rc = run(&cfg, role, duration_s);
+    int rc = run(&cfg, role, duration_s, until_end);
     ts_bridge_cfg_free(&cfg);
     return rc == TS_OK ? 0 : 1;
 }
