@@ -6,12 +6,12 @@
 # the other, by:
 #   consumer   bench-aggregate consume: a bare librdkafka consumer (the ceiling of Kafka
 #              and librdkafka on this machine); timed from its first message
-#   bridge     the real `turnstile-bridge --role aggregate` (acks on, through a private
-#              mosquitto, so station windows are on too; dedup, 5-minute windows, gzip CSV
-#              files, checkpoints every 5 s, config defaults otherwise); timed from the
-#              process start to its exit: it gets SIGTERM once its status line
-#              (status_interval_ms = 100) counts N readings, and its final checkpoint is
-#              part of the time; by default ([lake] threads = 2) and again with
+#   bridge     the real `turnstile-bridge --role aggregate --until-end` (acks on, through a
+#              private mosquitto, so station windows are on too; dedup, 5-minute windows, gzip
+#              CSV files, checkpoints every 5 s, config defaults otherwise); timed from the
+#              process start to its exit: it reads the topic to its end and exits by itself
+#              after its final checkpoint, which is part of the time (its last status line
+#              must count N readings); by default ([lake] threads = 2) and again with
 #              threads = 1 ("1thread"; TS_AGG_ONE_THREAD=0 leaves it out), each in
 #              its own group and lake; the two lakes must hold the same rows
 #   library    bench-aggregate run: the aggregator library alone (no acks, no station
@@ -73,18 +73,18 @@ threads = $threads
 EOF
   local start end readings=0 bp
   start=$(date +%s%N)
-  "$bin/turnstile-bridge" -c "$work/$name.conf" --role aggregate >"$work/$name.out" 2>"$work/$name.err" &
+  "$bin/turnstile-bridge" -c "$work/$name.conf" --role aggregate --until-end \
+    >"$work/$name.out" 2>"$work/$name.err" &
   bridge_pid=$!; bp=$bridge_pid
+  local deadline=$((SECONDS + 120 + n / 5000)) # should it never get to the end
   while sample "$bridge_pid"; do
-    readings=$(sed -n 's/.* \([0-9]*\) readings, .*/\1/p' "$work/$name.err" | tail -n 1)
-    [ "${readings:-0}" -lt "$n" ] || break
+    ((SECONDS < deadline)) || { kill -TERM "$bridge_pid"; echo "aggregate.sh: the bridge did not stop at the end in time" >&2; }
     tick
   done
-  [ "${readings:-0}" -ge "$n" ] || { tail -n 20 "$work/$name.err" >&2; echo "aggregate.sh: the bridge stopped before $n readings" >&2; exit 1; }
-  kill -TERM "$bridge_pid"
-  while sample "$bridge_pid"; do tick; done
   wait "$bridge_pid" || { tail -n 20 "$work/$name.err" >&2; echo "aggregate.sh: the bridge failed" >&2; exit 1; }
   end=$(date +%s%N)
+  readings=$(sed -n 's/.* \([0-9]*\) readings, .*/\1/p' "$work/$name.err" | tail -n 1)
+  [ "${readings:-0}" = "$n" ] || { tail -n 20 "$work/$name.err" >&2; echo "aggregate.sh: the bridge counted ${readings:-0} readings, not $n" >&2; exit 1; }
   local cpu=${ticks[$bridge_pid]}
   bridge_pid=
   awk -v n="$n" -v ns=$((end - start)) -v cpu="$(ticks_s "$cpu")" -v kb="${hwm[$bp]:-0}" \

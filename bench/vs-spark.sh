@@ -4,12 +4,13 @@
 # (issue 14). N readings (default 2,000,000; 100 agents x 50 turnstiles, one reading per
 # turnstile and minute, `bench-aggregate fill`) go into a fresh 4-partition topic of the test
 # Kafka. Then, interleaved for ROUNDS rounds (default 2), each reads the whole topic into its own
-# output, from process start to exit:
+# output, from process start to exit, each on a quiet machine (settle, below):
 #   - the reference Spark job, ../shared/anchors/seed_spark.py (PySpark 4.0.0, local[2]), under
 #     spark-submit with Spark's Kafka source passed with --jars (../shared/anchors/README.md);
-#   - the real turnstile-bridge --role aggregate (acks and station windows on, as deployed,
-#     with a mosquitto broker for the acks), stopped with SIGTERM once its status line counts N
-#     readings: the final checkpoint is part of its time.
+#   - the real turnstile-bridge --role aggregate --until-end (acks and station windows on, as
+#     deployed, with a mosquitto broker for the acks): it reads the topic up to its end as it
+#     was when assigned and exits by itself after its final checkpoints, as Spark's
+#     availableNow does; its last status line must count N readings.
 # Prints readings/s (N / wall time from process start to exit), CPU seconds (user + system of
 # the process and every child it waited for) and peak RSS (of the largest process: Spark's JVM,
 # the bridge) of each run, the medians and the ratios. Then checks, for every round, that the
@@ -121,6 +122,23 @@ echo "vs-spark.sh: $n readings, 100 agents x 50 turnstiles, 4 partitions; $round
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
 "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$n"
 
+# settle: waits (up to 15 s) until the machine is quiet, below 0.3 busy cores over half a
+# second, so that a run does not share the cores with the end of the one before it (Spark's
+# JVM and Python workers take seconds to leave); before every run of either
+settle() {
+  local a b i
+  for ((i = 0; i < 30; i++)); do
+    read -r -a a < <(head -n 1 /proc/stat)
+    sleep 0.5
+    read -r -a b < <(head -n 1 /proc/stat)
+    # cpu user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+    awk -v u=$((b[1] + b[2] + b[3] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[6] - a[7] - a[8])) \
+        -v t=$((b[1] + b[2] + b[3] + b[4] + b[5] + b[6] + b[7] + b[8] - a[1] - a[2] - a[3] - a[4] - a[5] - a[6] - a[7] - a[8])) \
+        -v c="$(nproc)" 'BEGIN { exit !(t > 0 && u / t * c < 0.3) }' && return 0
+  done
+  echo "vs-spark.sh: the machine stayed busy for 15 s; running anyway" >&2
+}
+
 run_spark() { # R
   local r=$1 out=$work/spark-$1
   SPARK_KAFKA_JARS=$jars PYSPARK_PYTHON=$python \
@@ -147,20 +165,18 @@ run_bridge() { # R
   } >"$out.conf"
   rm -f "$out.pid"
   "$python" "$work/measure.py" "$out.m" "$out.pid" \
-    "$bin/turnstile-bridge" -c "$out.conf" --role aggregate >"$out.log" 2>&1 &
+    "$bin/turnstile-bridge" -c "$out.conf" --role aggregate --until-end >"$out.log" 2>&1 &
   local waiter=$!
   for _ in $(seq 100); do [ -s "$out.pid" ] && break; sleep 0.05; done
   bridge_pid=$(cat "$out.pid")
-  # its status line, every 200 ms: "... N readings, ..."; a bound, should it never get there
+  # it stops by itself at the topic's end; a bound, should it never get there
   local deadline=$((SECONDS + 120 + n / 5000))
-  while kill -0 "$waiter" 2>/dev/null && ((SECONDS < deadline)); do
-    got=$({ grep -o 'aggregate: [^;]*' "$out.log" || true; } | tail -n 1 |
-          sed -n 's/.* \([0-9]*\) readings,.*/\1/p')
-    [ "${got:-0}" -lt "$n" ] || break
-    sleep 0.05
-  done
-  kill -TERM "$bridge_pid" 2>/dev/null || true
+  while kill -0 "$waiter" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+  kill -0 "$waiter" 2>/dev/null && kill -TERM "$bridge_pid" 2>/dev/null &&
+    echo "vs-spark.sh: bridge round $r did not stop at the topic's end in time" >&2
   wait "$waiter" || die "bridge round $r: the measuring process failed: $(tail -n 20 "$out.log")"
+  got=$({ grep -o 'aggregate: [^;]*' "$out.log" || true; } | tail -n 1 |
+        sed -n 's/.* \([0-9]*\) readings,.*/\1/p')
   bridge_pid=
   read -r wall cpu rss rc <"$out.m"
   [ "$rc" = 0 ] || die "bridge round $r exited $rc: $(tail -n 20 "$out.log")"
@@ -176,7 +192,8 @@ result() { # WHO R WALL CPU RSS_KIB
 
 : >"$work/results"
 for ((r = 1; r <= rounds; r++)); do
-  if ((r % 2)); then run_spark "$r"; run_bridge "$r"; else run_bridge "$r"; run_spark "$r"; fi
+  if ((r % 2)); then settle; run_spark "$r"; settle; run_bridge "$r"
+  else settle; run_bridge "$r"; settle; run_spark "$r"; fi
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
 
