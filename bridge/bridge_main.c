@@ -8,6 +8,9 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+#ifdef TS_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "ack.h"
 #include "aggregator.h"
@@ -235,6 +238,12 @@ static int run(const struct ts_bridge_cfg *cfg, int role, double duration_s, boo
         ts_bridge_status_free(bs, NULL, 0);
         return rc;
     }
+#ifdef TS_JEMALLOC
+    const char *je_version = NULL;
+    size_t je_len = sizeof je_version;
+    if (mallctl("version", &je_version, &je_len, NULL, 0) == 0 && je_version)
+        TS_LOG(TS_LOG_INFO, "allocator: jemalloc %.20s", je_version);
+#endif
     TS_LOG(TS_LOG_NOTICE, "turnstile-bridge %s: %s started (readings %s, lake %s)", TS_VERSION,
            role == TS_ROLE_RELAY ? "relay" : role == TS_ROLE_AGGREGATE ? "aggregate" : "relay and aggregate",
            cfg->kafka.readings_topic, agg ? cfg->lake.path : "-");
