@@ -5,7 +5,8 @@
 # topic of a real Kafka 3.9.1 (KRaft, loopback), then read in the same run, one after
 # the other, by:
 #   consumer   bench-aggregate consume: a bare librdkafka consumer (the ceiling of Kafka
-#              and librdkafka on this machine); timed from its first message
+#              and librdkafka on this machine); timed from its first message; then again
+#              with jemalloc preloaded, the bridge's allocator (when libjemalloc2 is there)
 #   bridge     the real `turnstile-bridge --role aggregate --until-end` (acks on, through a
 #              private mosquitto, so station windows are on too; dedup, 5-minute windows, gzip
 #              CSV files, checkpoints every 5 s, config defaults otherwise); timed from the
@@ -51,6 +52,14 @@ echo "aggregate.sh: $n readings, 100 agents x 50 turnstiles, one reading per tur
 consumer_line=$("$bin/bench-aggregate" consume "$KAFKA_BOOTSTRAP" bench.readings "$n")
 echo "$consumer_line"
 consumer_rate=$(sed -n 's/.*: \([0-9]*\)\/s;.*/\1/p' <<<"$consumer_line")
+# the same bare consumer with the bridge's allocator (jemalloc, LD_PRELOAD): librdkafka's threads
+# contend for glibc's arena lock less, and the ceiling moves (docs/bridge.md, "Memory")
+je=$(pkg-config --variable=libdir jemalloc 2>/dev/null || true)/libjemalloc.so.2
+if [ -f "$je" ]; then
+  je_line=$(LD_PRELOAD=$je "$bin/bench-aggregate" consume "$KAFKA_BOOTSTRAP" bench.readings "$n")
+  echo "$je_line (jemalloc)"
+  je_rate=$(sed -n 's/.*: \([0-9]*\)\/s;.*/\1/p' <<<"$je_line")
+fi
 
 # run_bridge NAME THREADS: one run of the bridge, its own group and lake
 run_bridge() {
@@ -88,10 +97,11 @@ EOF
   local cpu=${ticks[$bridge_pid]}
   bridge_pid=
   awk -v n="$n" -v ns=$((end - start)) -v cpu="$(ticks_s "$cpu")" -v kb="${hwm[$bp]:-0}" \
-      -v c="${consumer_rate:-0}" -v name="$name" 'BEGIN {
+      -v c="${consumer_rate:-0}" -v jc="${je_rate:-0}" -v name="$name" 'BEGIN {
     s = ns / 1e9; r = n / s
     printf "%-9s %d readings in %.2f s (process start to exit): %.0f/s; CPU %.2f s (%.0f readings per CPU second); peak RSS %.1f MiB\n", name, n, s, r, cpu, n / cpu, kb / 1024
     if (c > 0) printf "ratio     %s / bare consumer: %.2f\n", name, r / c
+    if (jc > 0) printf "ratio     %s / bare consumer with jemalloc: %.2f\n", name, r / jc
   }'
   grep -o 'aggregate: [^;]*' "$work/$name.err" | tail -n 1 | sed 's/^/          /'
   # while consuming: from the first status line that counts readings to the first that counts
