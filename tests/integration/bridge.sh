@@ -25,6 +25,8 @@
 #                                 until that line matches PATTERN (grep); 1,
 #                                 the log's tail and why on stderr, if it does
 #                                 not within SECONDS or the bridge died
+#   lake_expected_fill TOPIC K    step K (1 to 3) of the fixed input of
+#                                 lake_expected.txt into TOPIC
 #   lake_expected_input NAME TOPIC
 #                                 the fixed input of lake_expected.txt
 #                                 (test_bridge_lake_expected.sh) into TOPIC,
@@ -104,18 +106,27 @@ bridge_kill() {
 
 agg_status() { grep 'aggregate: ' "$work/${1:-agg}.err" 2>/dev/null | tail -n 1; }
 
+# the fixed input's steps: readings, the first one's time (ms), its first number (bench-aggregate
+# fill, 6 agents x 3 turnstiles): 720 from 2023-05-28 03:40Z; 180 new ones from 03:50Z, late for
+# two closed windows; 54 again with numbers 1..9, duplicates
+LAKE_EXPECTED_STEPS=('720 1685245200000 1' '180 1685245800000 121' '54 1685245200000 1')
+
+lake_expected_fill() {
+  local n ms seq
+  read -r n ms seq <<<"${LAKE_EXPECTED_STEPS[$2 - 1]}"
+  "${TS_BIN_DIR:?}/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$1" "$n" 6 3 "$ms" "$seq" \
+    >>"$work/fill.out" 2>&1 || { echo "bench-aggregate fill $n failed" >&2; return 1; }
+}
+
 lake_expected_input() {
-  local name=$1 topic=$2 step
-  local -a steps=(
-    '720 1685245200000 1| 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)'
-    '180 1685245800000 121| 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)'
-    '54 1685245200000 1| 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)')
-  for step in "${steps[@]}"; do
-    local n ms seq
-    read -r n ms seq <<<"${step%%|*}"
-    "${TS_BIN_DIR:?}/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$n" 6 3 "$ms" "$seq" \
-      >>"$work/fill.out" 2>&1 || { echo "bench-aggregate fill $n failed" >&2; return 1; }
-    agg_wait_status "${step#*|}" 120 "$name" || return 1
+  local name=$1 topic=$2 k
+  local -a after=( # the status line after each step
+    ' 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)'
+    ' 900 readings, 0 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)'
+    ' 900 readings, 54 duplicates, 0 dead-lettered, 0 passed, 144 rows (36 late)')
+  for k in 1 2 3; do
+    lake_expected_fill "$topic" "$k" || return 1
+    agg_wait_status "${after[$k - 1]}" 120 "$name" || return 1
   done
   bridge_kill "$name" TERM
 }

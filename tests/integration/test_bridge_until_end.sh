@@ -62,20 +62,16 @@ run() {
 run empty ' 0 readings, 0 duplicates, 0 dead-lettered, 0 passed, 0 rows (0 late)'
 echo "ok: an empty topic: the run exits 0 at once"
 
-# the fixed input of lake_expected.txt (lake_expected_input), a run for each step; the
-# counts are each run's own
-steps=(
-  '720 1685245200000 1| 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)'
-  '180 1685245800000 121| 180 readings, 0 duplicates, 0 dead-lettered, 0 passed, 36 rows (36 late)'
-  '54 1685245200000 1| 0 readings, 54 duplicates, 0 dead-lettered, 0 passed, 0 rows (0 late)')
-k=0
-for step in "${steps[@]}"; do
-  k=$((k + 1))
-  read -r n ms seq <<<"${step%%|*}"
-  "$bin/bench-aggregate" fill "$KAFKA_BOOTSTRAP" "$topic" "$n" 6 3 "$ms" "$seq" \
-    >>"$work/fill.out" 2>&1 || fail "bench-aggregate fill $n failed"
-  run "step$k" "${step#*|}"
-  echo "ok: step $k: the run read $n records and exited 0: ${step#*|}"
+# the fixed input of lake_expected.txt (lake_expected_fill), a run for each step; the counts
+# are each run's own
+runs=(
+  ' 720 readings, 0 duplicates, 0 dead-lettered, 0 passed, 108 rows (0 late)'
+  ' 180 readings, 0 duplicates, 0 dead-lettered, 0 passed, 36 rows (36 late)'
+  ' 0 readings, 54 duplicates, 0 dead-lettered, 0 passed, 0 rows (0 late)')
+for k in 1 2 3; do
+  lake_expected_fill "$topic" "$k" || fail "step $k: bench-aggregate fill failed"
+  run "step$k" "${runs[$k - 1]}"
+  echo "ok: step $k: the run exited 0:${runs[$k - 1]}"
 done
 
 # the rows of each: "FOLDER KIND ROW" without the row number, sorted
